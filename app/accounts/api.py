@@ -1,0 +1,76 @@
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.accounts import schemas, services
+from app.accounts.auth import actor
+from app.common.events import commit
+from app.errors import Unauthorized
+
+blp = Blueprint("accounts_api", __name__, url_prefix="/api/v1", description="Accounts, tokens and organisations")
+
+
+def _require_actor():
+    user = actor()
+    if user is None:
+        raise Unauthorized("Log in or send a bearer token.")
+    return user
+
+
+@blp.route("/auth/tokens")
+class Tokens(MethodView):
+    @blp.arguments(schemas.TokenCreateSchema)
+    @blp.response(201, schemas.TokenIssuedSchema)
+    def post(self, data):
+        """Exchange email and password for a bearer token (shown once)."""
+        user = services.authenticate(data["email"], data["password"])
+        token, raw = services.issue_token(user, data["name"])
+        commit()
+        token.raw = raw
+        return token
+
+    @blp.response(200, schemas.TokenSchema(many=True))
+    def get(self):
+        """List my tokens (without their secret)."""
+        return services.list_tokens(_require_actor())
+
+
+@blp.route("/auth/tokens/<int:token_id>")
+class TokenById(MethodView):
+    @blp.response(204)
+    def delete(self, token_id):
+        """Revoke one of my tokens."""
+        services.revoke_token(_require_actor(), token_id)
+        commit()
+
+
+@blp.route("/me")
+@blp.response(200, schemas.UserSchema)
+def me():
+    """The authenticated user, with her roles."""
+    return _require_actor()
+
+
+@blp.route("/districts")
+@blp.response(200, schemas.DistrictSchema(many=True))
+def districts():
+    """All districts of the region."""
+    return services.list_districts()
+
+
+@blp.route("/districts/<int:district_id>")
+class DistrictById(MethodView):
+    @blp.arguments(schemas.DistrictUpdateSchema)
+    @blp.response(200, schemas.DistrictSchema)
+    def patch(self, data, district_id):
+        """Turn the district's review of publications on or off (district admins)."""
+        district = services.set_district_review(_require_actor(), district_id, data["requires_review"])
+        commit()
+        return district
+
+
+@blp.route("/schools")
+@blp.arguments(schemas.SchoolQuerySchema, location="query")
+@blp.response(200, schemas.SchoolSchema(many=True))
+def schools(args):
+    """Schools, optionally of one district."""
+    return services.list_schools(args.get("district"))

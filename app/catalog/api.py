@@ -1,0 +1,199 @@
+"""JSON API of the catalog: /api/v1/courses, /api/v1/resources and friends.
+
+Courses and resources share one workflow, so their endpoints are built by one factory.
+Content is addressed by its stable ``content_id``.
+"""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.accounts.auth import actor
+from app.catalog import schemas, services, vocab
+from app.catalog.models import Course, Resource
+from app.common.events import commit
+
+blp = Blueprint("catalog_api", __name__, url_prefix="/api/v1", description="Courses, resources, publishing and enrolment")
+
+
+def _filters(args: dict) -> services.CatalogFilters:
+    keys = services.CatalogFilters.__dataclass_fields__
+    return services.CatalogFilters(**{k: v for k, v in args.items() if k in keys})
+
+
+def _page(page) -> dict:
+    return {"items": page.items, "page": page.page, "per_page": page.per_page,
+            "total": page.total, "pages": page.pages}
+
+
+def _register(model, path: str, create_schema, update_schema, out_schema, page_schema):
+    noun = model.__name__.lower()
+
+    class Collection(MethodView):
+        @blp.arguments(schemas.CatalogQuerySchema, location="query")
+        @blp.response(200, page_schema)
+        def get(self, args):
+            page, per_page = args.pop("page"), args.pop("per_page")
+            return _page(services.list_published(actor(), model, _filters(args), page, per_page))
+
+        @blp.arguments(create_schema)
+        @blp.response(201, out_schema)
+        def post(self, data):
+            obj = services.create_content(actor(), model, data)
+            commit()
+            return obj
+
+    Collection.get.__doc__ = f"List published {noun}s the caller may see, with filters."
+    Collection.post.__doc__ = f"Create a {noun} (version 1, draft). Teachers and admins."
+
+    class Item(MethodView):
+        @blp.arguments(schemas.VersionArgsSchema, location="query")
+        @blp.response(200, out_schema)
+        def get(self, args, content_id):
+            return services.get_content(actor(), model, content_id, args.get("version"))
+
+        @blp.arguments(update_schema)
+        @blp.response(200, out_schema)
+        def patch(self, data, content_id):
+            obj = services.update_content(actor(), model, content_id, data)
+            commit()
+            return obj
+
+        @blp.response(204)
+        def delete(self, content_id):
+            services.delete_content(actor(), model, content_id)
+            commit()
+
+    Item.get.__doc__ = f"One {noun}: the published version, or ?version=latest|N."
+    Item.patch.__doc__ = f"Edit the draft of the next version of a {noun} (owner or her district admin)."
+    Item.delete.__doc__ = f"Delete a {noun} with all its versions."
+
+    blp.route(f"/{path}", endpoint=f"{path}_collection")(Collection)
+    blp.route(f"/{path}/<content_id>", endpoint=f"{path}_item")(Item)
+
+    def action(name, service, doc, with_note=False):
+        if with_note:
+            @blp.arguments(schemas.RejectSchema)
+            @blp.response(200, out_schema)
+            def view(data, content_id):
+                obj = service(actor(), model, content_id, data["note"])
+                commit()
+                return obj
+        else:
+            @blp.response(200, out_schema)
+            def view(content_id):
+                obj = service(actor(), model, content_id)
+                commit()
+                return obj
+        view.__doc__ = doc
+        view.__name__ = f"{path}_{name}"
+        blp.route(f"/{path}/<content_id>/{name}", methods=["POST"], endpoint=f"{path}_{name}")(view)
+
+    action("submit", services.submit_content,
+           f"Publish the {noun}'s draft, or send it to district review when the district requires it.")
+    action("approve", services.approve_content, f"Approve a {noun} waiting for review (district admins).")
+    action("reject", services.reject_content, f"Send a {noun} back to its author with a note.", with_note=True)
+    action("withdraw", services.withdraw_content, f"Take a {noun} back out of review.")
+    action("archive", services.archive_content, f"Archive a published {noun}.")
+    action("restore", services.restore_content, f"Publish an archived {noun} again.")
+
+    @blp.response(200, out_schema(many=True) if isinstance(out_schema, type) else out_schema.__class__(many=True))
+    def versions(content_id):
+        return services.list_versions(actor(), model, content_id)
+
+    versions.__doc__ = f"Every version of a {noun} the caller may see."
+    versions.__name__ = f"{path}_versions"
+    blp.route(f"/{path}/<content_id>/versions", endpoint=f"{path}_versions")(versions)
+
+    @blp.response(204)
+    def discard(content_id):
+        services.discard_draft(actor(), model, content_id)
+        commit()
+
+    discard.__doc__ = f"Throw away the unpublished draft of a {noun}."
+    discard.__name__ = f"{path}_discard"
+    blp.route(f"/{path}/<content_id>/draft", methods=["DELETE"], endpoint=f"{path}_discard")(discard)
+
+    @blp.arguments(schemas.MineQuerySchema, location="query")
+    @blp.response(200, page_schema)
+    def mine(args):
+        return _page(services.list_editable(actor(), model, args["page"], args["per_page"], args.get("state")))
+
+    mine.__doc__ = f"The {noun}s I can edit, newest version of each."
+    mine.__name__ = f"{path}_mine"
+    blp.route(f"/me/{path}", endpoint=f"{path}_mine")(mine)
+
+
+_register(Course, "courses", schemas.CourseCreateSchema, schemas.CourseUpdateSchema,
+          schemas.CourseSchema, schemas.CoursePageSchema)
+_register(Resource, "resources", schemas.ResourceCreateSchema, schemas.ResourceUpdateSchema,
+          schemas.ResourceSchema, schemas.ResourcePageSchema)
+
+
+def _enrolment_out(enrolment):
+    out = schemas.EnrolmentSchema().dump(enrolment)
+    out["waitlist_position"] = services.waitlist_position(enrolment)
+    return out
+
+
+@blp.route("/courses/<content_id>/enrolment")
+class MyEnrolment(MethodView):
+    @blp.response(200, schemas.EnrolmentSchema)
+    def get(self, content_id):
+        """My enrolment in a course (404 when none)."""
+        enrolment = services.enrolment_of(actor(), content_id)
+        if enrolment is None or enrolment.status == "left":
+            from app.errors import NotFound
+
+            raise NotFound("You are not enrolled in this course.")
+        return _enrolment_out(enrolment)
+
+    @blp.response(201, schemas.EnrolmentSchema)
+    def post(self, content_id):
+        """Enrol in an extended course; when it is full you join the waiting list."""
+        enrolment = services.enrol(actor(), content_id)
+        commit()
+        return _enrolment_out(enrolment)
+
+    @blp.response(200, schemas.EnrolmentSchema)
+    def delete(self, content_id):
+        """Leave the course or its waiting list; the first waitlisted student moves up."""
+        enrolment = services.leave(actor(), content_id)
+        commit()
+        return _enrolment_out(enrolment)
+
+
+@blp.route("/courses/<content_id>/enrolments")
+@blp.response(200, schemas.EnrolmentSchema(many=True))
+def course_enrolments(content_id):
+    """Enrolled and waitlisted students of a course (its owner and district admins)."""
+    return [_enrolment_out(e) for e in services.list_enrolments(actor(), content_id)]
+
+
+@blp.route("/courses/<content_id>/seats")
+@blp.response(200, schemas.SeatsSchema)
+def course_seats(content_id):
+    """Capacity and seats taken."""
+    services.get_content(actor(), Course, content_id)
+    seats = services.seats_of(content_id)
+    return seats or {"capacity": None, "taken": 0}
+
+
+@blp.route("/reviews")
+@blp.arguments(schemas.MineQuerySchema, location="query")
+@blp.response(200, schemas.ReviewQueueSchema)
+def review_queue(args):
+    """Content waiting for my review (district admins)."""
+    queue = services.list_review_queue(actor(), args["page"], args["per_page"])
+    return {name: _page(page) for name, page in queue.items()}
+
+
+@blp.route("/vocabularies")
+@blp.response(200)
+def vocabularies():
+    """Every controlled vocabulary with Chinese and English labels."""
+    return {
+        name: [{"code": code, "zh": zh, "en": en} for code, (zh, en) in entries.items()]
+        for name, entries in vocab.VOCABULARIES.items()
+    }

@@ -1,0 +1,242 @@
+"""Courses, resources and enrolments.
+
+Versioning: every version of a course or resource is its own row sharing one
+``content_id``.  At most one row per content is ``published`` (what readers see); the
+owner edits a ``draft`` row of the next version; publishing turns the old published row
+``superseded``, which keeps it immutable and still readable by its version number.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from app.common.models import JSONType, TimestampMixin, new_uuid, utcnow
+from app.extensions import db
+
+
+class State(enum.StrEnum):
+    DRAFT = "draft"
+    IN_REVIEW = "in_review"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+    SUPERSEDED = "superseded"
+
+
+class Visibility(enum.StrEnum):
+    PRIVATE = "private"
+    SCHOOL = "school"
+    DISTRICT = "district"
+    REGION = "region"
+
+
+class EnrolmentStatus(enum.StrEnum):
+    ENROLLED = "enrolled"
+    WAITLISTED = "waitlisted"
+    LEFT = "left"
+
+
+def _enum(enum_class):
+    return db.Enum(enum_class, native_enum=False, length=20,
+                   values_callable=lambda members: [m.value for m in members])
+
+
+class Tag(db.Model):
+    __tablename__ = "tags"
+
+    id = db.Column(db.Integer, primary_key=True)
+    name = db.Column(db.String(50), nullable=False, unique=True)
+
+
+resource_tags = db.Table(
+    "resource_tags",
+    db.Column("resource_id", db.Integer, db.ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("tag_id", db.Integer, db.ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+course_tags = db.Table(
+    "course_tags",
+    db.Column("course_id", db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True),
+    db.Column("tag_id", db.Integer, db.ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class VersionedContentMixin(TimestampMixin):
+    """Columns every publishable, versioned piece of content has."""
+
+    content_id = db.Column(db.String(36), nullable=False, default=new_uuid, index=True)
+    version = db.Column(db.Integer, nullable=False, default=1)
+    state = db.Column(_enum(State), nullable=False, default=State.DRAFT)
+    title = db.Column(db.String(200), nullable=False)
+    summary = db.Column(db.String(500), nullable=False, default="")
+    description_html = db.Column(db.Text, nullable=False, default="")
+    language = db.Column(db.String(10), nullable=False, default="zh")
+    licence = db.Column(db.String(20), nullable=False, default="CC-BY-4.0")
+    visibility = db.Column(_enum(Visibility), nullable=False, default=Visibility.SCHOOL)
+    subject = db.Column(db.String(32), index=True)
+    # {"en": {"title": ..., "summary": ..., "description_html": ...}}
+    translations = db.Column(JSONType, nullable=False, default=dict)
+    review_note = db.Column(db.String(1000))
+    published_at = db.Column(db.DateTime)
+    # The content this one was copied from, so copies stay linked to their origin.
+    source_content_id = db.Column(db.String(36), index=True)
+
+    def translated(self, field: str, locale: str | None) -> str:
+        if locale and not locale.startswith("zh"):
+            value = (self.translations or {}).get(locale[:2], {}).get(field)
+            if value:
+                return value
+        return getattr(self, field)
+
+
+class Resource(VersionedContentMixin, db.Model):
+    __tablename__ = "resources"
+    __table_args__ = (
+        db.UniqueConstraint("content_id", "version"),
+        db.Index("ix_resources_listing", "state", "visibility", "district_id"),
+        db.Index("ix_resources_state_kind", "state", "kind"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    kind = db.Column(db.String(20), nullable=False)
+    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
+    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
+    # A web link's address, or the address a player opens.
+    url = db.Column(db.String(2000))
+    # Kind-specific payload (exercise questions, media object references, player options).
+    data = db.Column(JSONType, nullable=False, default=dict)
+    usage_count = db.Column(db.Integer, nullable=False, default=0)
+
+    author = db.relationship("User")
+    school = db.relationship("School")
+    district = db.relationship("District")
+    tags = db.relationship("Tag", secondary=resource_tags, lazy="selectin", order_by="Tag.name")
+    grade_rows = db.relationship(
+        "ResourceGrade", cascade="all, delete-orphan", lazy="selectin", order_by="ResourceGrade.grade"
+    )
+
+    @property
+    def grades(self) -> list[str]:
+        return [row.grade for row in self.grade_rows]
+
+
+class ResourceGrade(db.Model):
+    """A resource may suit several grades."""
+
+    __tablename__ = "resource_grades"
+
+    resource_id = db.Column(db.Integer, db.ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True)
+    grade = db.Column(db.String(8), primary_key=True, index=True)
+
+
+class Course(VersionedContentMixin, db.Model):
+    __tablename__ = "courses"
+    __table_args__ = (
+        db.UniqueConstraint("content_id", "version"),
+        db.Index("ix_courses_listing", "state", "visibility", "district_id"),
+        db.Index("ix_courses_state_kind", "state", "kind", "published_at"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    kind = db.Column(db.String(20), nullable=False)
+    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
+    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
+    cover_url = db.Column(db.String(2000))
+    # Extended courses
+    category = db.Column(db.String(32), index=True)
+    capacity = db.Column(db.Integer)
+    enrolment_open = db.Column(db.Boolean, nullable=False, default=True)
+    # Curriculum courses
+    grade = db.Column(db.String(8), index=True)
+    edition = db.Column(db.String(32), index=True)
+
+    author = db.relationship("User")
+    school = db.relationship("School")
+    district = db.relationship("District")
+    tags = db.relationship("Tag", secondary=course_tags, lazy="selectin", order_by="Tag.name")
+    sessions = db.relationship(
+        "CourseSession", cascade="all, delete-orphan", order_by="CourseSession.position",
+        back_populates="course",
+    )
+    sections = db.relationship(
+        "CourseSection", cascade="all, delete-orphan", order_by="CourseSection.position",
+        back_populates="course",
+    )
+
+
+class CourseSession(db.Model):
+    """One meeting of an extended course."""
+
+    __tablename__ = "course_sessions"
+
+    id = db.Column(db.Integer, primary_key=True)
+    course_id = db.Column(db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True)
+    position = db.Column(db.Integer, nullable=False, default=0)
+    starts_at = db.Column(db.DateTime, nullable=False)
+    ends_at = db.Column(db.DateTime, nullable=False)
+    place = db.Column(db.String(200))
+    online_url = db.Column(db.String(2000))
+    note = db.Column(db.String(500))
+
+    course = db.relationship("Course", back_populates="sessions")
+
+
+class CourseSection(db.Model):
+    __tablename__ = "course_sections"
+
+    id = db.Column(db.Integer, primary_key=True)
+    course_id = db.Column(db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True)
+    position = db.Column(db.Integer, nullable=False, default=0)
+    title = db.Column(db.String(200), nullable=False)
+    summary = db.Column(db.String(1000))
+
+    course = db.relationship("Course", back_populates="sections")
+    items = db.relationship(
+        "SectionItem", cascade="all, delete-orphan", order_by="SectionItem.position",
+        back_populates="section",
+    )
+
+
+class SectionItem(db.Model):
+    """A slot in a section, pointing at a resource by its stable content id so that a
+    course shows the resource's newest published version."""
+
+    __tablename__ = "section_items"
+
+    id = db.Column(db.Integer, primary_key=True)
+    section_id = db.Column(db.Integer, db.ForeignKey("course_sections.id", ondelete="CASCADE"), nullable=False, index=True)
+    position = db.Column(db.Integer, nullable=False, default=0)
+    title = db.Column(db.String(200))
+    resource_content_id = db.Column(db.String(36), index=True)
+    # Stable across versions of the course, so alignment and progress can refer to it.
+    item_key = db.Column(db.String(36), nullable=False, default=new_uuid)
+
+    section = db.relationship("CourseSection", back_populates="items")
+
+
+class CourseSeats(db.Model):
+    """Seat counter per course content; enrolment races are settled by one conditional
+    UPDATE on this row, which both PostgreSQL and SQLite make atomic."""
+
+    __tablename__ = "course_seats"
+
+    course_content_id = db.Column(db.String(36), primary_key=True)
+    capacity = db.Column(db.Integer)
+    taken = db.Column(db.Integer, nullable=False, default=0)
+
+
+class Enrolment(TimestampMixin, db.Model):
+    __tablename__ = "enrolments"
+    __table_args__ = (
+        db.UniqueConstraint("course_content_id", "student_id"),
+        db.Index("ix_enrolments_queue", "course_content_id", "status", "queued_at"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    course_content_id = db.Column(db.String(36), nullable=False)
+    student_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    status = db.Column(_enum(EnrolmentStatus), nullable=False)
+    queued_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    student = db.relationship("User")

@@ -1,0 +1,27 @@
+"""Column helpers shared by feature models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class TimestampMixin:
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+
+# JSON everywhere, JSONB on PostgreSQL (indexable, compact, compares by value).
+from sqlalchemy.dialects.postgresql import JSONB  # noqa: E402
+
+JSONType = db.JSON().with_variant(JSONB(), "postgresql")

@@ -1,0 +1,116 @@
+"""Configuration, read from the environment here and nowhere else.
+
+Every setting has a default that gives a working single-machine site (SQLite, a local
+media folder and a Whoosh index under ``instance/``).  Production overrides them with
+environment variables; see README.md for the list.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+def _env_list(name: str, default: list[str] | None) -> list[str] | None:
+    value = _env(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def instance_path() -> Path:
+    return Path(_env("SHUYUAN_INSTANCE_PATH", str(PROJECT_ROOT / "instance")))
+
+
+def _load_or_create_secret_key(folder: Path) -> str:
+    """Keep one random key per installation so sessions survive restarts and are
+    shared by every worker, without ever putting a constant key in the code."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    # O_EXCL: when two workers start at once only one key wins and both read it back.
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return key_file.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def normalise_database_url(url: str) -> str:
+    # Hosted PostgreSQL often hands out postgres:// URLs; SQLAlchemy wants the driver named.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def load_config(overrides: dict | None = None) -> dict:
+    """Build the Flask config mapping from the environment, then apply ``overrides``."""
+    folder = Path((overrides or {}).get("INSTANCE_PATH") or instance_path())
+    folder.mkdir(parents=True, exist_ok=True)
+    database_url = normalise_database_url(
+        _env("DATABASE_URL", f"sqlite:///{folder / 'shuyuan.db'}")
+    )
+    secret_key = _env("SECRET_KEY") or (overrides or {}).get("SECRET_KEY")
+    if not secret_key:
+        secret_key = _load_or_create_secret_key(folder)
+
+    config = {
+        "INSTANCE_PATH": str(folder),
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "STORAGE_URL": _env("STORAGE_URL", f"file://{folder / 'media'}"),
+        "SEARCH_INDEX_DIR": _env("SEARCH_INDEX_DIR", str(folder / "search-index")),
+        "REDIS_URL": _env("REDIS_URL"),
+        "BABEL_DEFAULT_LOCALE": _env("SHUYUAN_DEFAULT_LOCALE", "zh_CN"),
+        "BABEL_DEFAULT_TIMEZONE": _env("SHUYUAN_TIMEZONE", "Asia/Shanghai"),
+        "LANGUAGES": ["zh_CN", "en"],
+        "PLATFORM_NAME": _env("SHUYUAN_PLATFORM_NAME", "书院 Shuyuan"),
+        # None means every plugin found; an empty list disables them all.
+        "PLUGINS": _env_list("SHUYUAN_PLUGINS", None),
+        "PLUGINS_FOLDER": _env("SHUYUAN_PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins")),
+        "MAX_CONTENT_LENGTH": _env_int("SHUYUAN_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
+        "API_TOKEN_TTL_DAYS": _env_int("SHUYUAN_API_TOKEN_TTL_DAYS", 90),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": _env("SHUYUAN_SESSION_SAMESITE", "Lax"),
+        "SESSION_COOKIE_SECURE": _env_bool("SHUYUAN_SECURE_COOKIES", False),
+        "REMEMBER_COOKIE_SECURE": _env_bool("SHUYUAN_SECURE_COOKIES", False),
+        "BEHIND_PROXY": _env_bool("SHUYUAN_BEHIND_PROXY", False),
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "API_TITLE": "Shuyuan API",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "DEMO_CONTENT_DIR": _env("SHUYUAN_CONTENT_DIR", str(PROJECT_ROOT / "content")),
+    }
+    if overrides:
+        config.update(overrides)
+    return config

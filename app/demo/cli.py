@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from tqdm import tqdm
+
+from app.common.events import commit
+from app.demo import services
+
+content_cli = click.Group("content", help="Demo and seed content.")
+
+
+@content_cli.command("load")
+@click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Content folder (default: the project's content/).")
+@click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no users yet.")
+@with_appcontext
+def load(folder, if_empty):
+    """Load organisations, demo users, courses and resources (idempotent)."""
+    folder = folder or Path(current_app.config["DEMO_CONTENT_DIR"])
+    if if_empty and not services.database_is_empty():
+        click.echo("database already has content; nothing loaded")
+        return
+    with tqdm(total=services.count_entries(folder), unit="item", desc="loading content") as bar:
+        report = services.load_content(folder, tick=lambda name: bar.update(1))
+    commit()
+    click.echo(report.summary())

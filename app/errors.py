@@ -1,0 +1,150 @@
+"""Errors raised by services, and the one envelope every error is returned in.
+
+Services raise :class:`AppError` subclasses; they never build HTTP responses.  JSON
+clients (anything under ``/api/``, or asking for JSON) get::
+
+    {"error": {"code": "validation_error", "message": "...", "fields": {...}}}
+
+and people get a page with the same message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str | None = None, fields: dict | None = None, code: str | None = None):
+        super().__init__(message or self.__class__.__doc__ or self.code)
+        self.message = message or (self.__class__.__doc__ or self.code).strip()
+        self.fields = fields or {}
+        if code:
+            self.code = code
+
+
+class BadRequest(AppError):
+    """The request is malformed."""
+
+
+class Unauthorized(AppError):
+    """Authentication is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AppError):
+    """You are not allowed to do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    """Not found."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    code = "conflict"
+
+
+class Invalid(AppError):
+    """The submitted data is not valid."""
+
+    status = 422
+    code = "validation_error"
+
+
+class PayloadTooLarge(AppError):
+    """The request is too large."""
+
+    status = 413
+    code = "too_large"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+}
+
+# Path prefixes whose clients are programs: they always get the JSON envelope.
+JSON_PREFIXES = ["/api/"]
+
+
+def wants_json() -> bool:
+    if any(request.path.startswith(prefix) for prefix in JSON_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None):
+    db.session.rollback()
+    if wants_json():
+        body = {"error": {"code": code, "message": message}}
+        if fields:
+            body["error"]["fields"] = fields
+        response = jsonify(body)
+        response.status_code = status
+        return response
+    if status == 401 and request.method == "GET":
+        from flask import redirect, url_for
+
+        return redirect(url_for("accounts.login", next=request.full_path))
+    return render_template("error.html", status=status, message=message, fields=fields or {}), status
+
+
+def _webargs_fields(exc: HTTPException) -> dict:
+    # flask-smorest/webargs put marshmallow messages under data["messages"][location].
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") or {}
+    fields: dict = {}
+    for location_messages in messages.values():
+        if isinstance(location_messages, dict):
+            fields.update(location_messages)
+    return fields
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def handle_app_error(exc: AppError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException):
+        status = exc.code or 500
+        fields = _webargs_fields(exc)
+        message = exc.description or exc.name
+        if status == 422 and fields:
+            message = "The submitted data is not valid."
+        return error_response(status, _HTTP_CODES.get(status, "error"), message, fields)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Internal server error.")

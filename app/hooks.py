@@ -1,0 +1,133 @@
+"""The only module a plugin may import.
+
+A plugin is a module (or package) exposing ``register(ctx: PluginContext)``; the loader
+calls it once per application.  Through ``ctx`` it can:
+
+- add a blueprint (mounted under ``/plugins/<name>`` unless it sets its own prefix);
+- listen to the signals documented in :mod:`app.signals` (re-exported here as ``signals``);
+- register a content type (how a resource kind is played and which media it accepts);
+- add HTML to named slots of the pages (``course_page_bottom``, ``resource_page_player``...);
+- read a few public, read-only services (``published_courses``).
+
+Plugins never import ``app.<feature>`` modules: those are free to change.  What is here
+is the stable contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, current_app
+from markupsafe import Markup
+
+from app import signals  # noqa: F401  (re-exported for plugins)
+from app.extensions import db  # noqa: F401  (re-exported: plugin tables use db.Model)
+
+__all__ = ["ContentType", "PluginContext", "signals", "db", "published_courses", "content_types",
+           "render_slot", "emit_learning_event"]
+
+
+@dataclass
+class ContentType:
+    """How one resource kind is stored and played.
+
+    ``kind`` is a resource kind code (video, audio, document, link, interactive...).
+    ``player`` renders the player HTML for a resource: ``player(resource, context) -> str``
+    where ``context`` has ``media_url`` and ``user``.  ``accepts`` lists media types an
+    upload of this kind may have (sniffed from the bytes, not the file name).
+    """
+
+    kind: str
+    label: str
+    player: Callable[..., str] | None = None
+    accepts: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Registry:
+    content_types: dict[str, ContentType] = field(default_factory=dict)
+    slots: dict[str, list[Callable[..., str]]] = field(default_factory=dict)
+    plugins: dict[str, Any] = field(default_factory=dict)
+
+
+def registry(app: Flask | None = None) -> _Registry:
+    app = app or current_app
+    return app.extensions.setdefault("shuyuan_hooks", _Registry())
+
+
+class PluginContext:
+    """What the loader hands a plugin's ``register`` function."""
+
+    def __init__(self, app: Flask, name: str):
+        self._app = app
+        self.name = name
+
+    @property
+    def config(self) -> dict:
+        """This plugin's settings: config keys ``PLUGIN_<NAME>_*`` without the prefix."""
+        prefix = f"PLUGIN_{self.name.upper()}_"
+        return {k[len(prefix):]: v for k, v in self._app.config.items() if k.startswith(prefix)}
+
+    def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
+        self._app.register_blueprint(blueprint, url_prefix=url_prefix or f"/plugins/{self.name}")
+
+    def connect(self, signal, receiver: Callable) -> None:
+        """Listen to a signal of :mod:`app.signals` for this application only."""
+        signal.connect(receiver, sender=self._app, weak=False)
+
+    def register_content_type(self, content_type: ContentType) -> None:
+        registry(self._app).content_types[content_type.kind] = content_type
+
+    def add_to_slot(self, slot: str, render: Callable[..., str]) -> None:
+        """``render(**context) -> str`` is called where a page shows ``slot``."""
+        registry(self._app).slots.setdefault(slot, []).append(render)
+
+    def add_template_folder(self, folder: str) -> None:
+        """Not needed with a blueprint's own ``template_folder``; kept for slot templates."""
+        from jinja2 import ChoiceLoader, FileSystemLoader
+
+        self._app.jinja_loader = ChoiceLoader([self._app.jinja_loader, FileSystemLoader(folder)])
+
+
+def content_types() -> dict[str, ContentType]:
+    return registry().content_types
+
+
+def render_slot(slot: str, **context) -> Markup:
+    parts = []
+    for render in registry().slots.get(slot, []):
+        parts.append(str(render(**context)))
+    return Markup("".join(parts))
+
+
+def published_courses(limit: int = 20, kind: str | None = None) -> list[dict]:
+    """The newest region-public published courses, as plain dicts (read-only)."""
+    from app.catalog import services
+    from app.catalog.models import Course
+
+    page = services.list_published(None, Course, services.CatalogFilters(kind=kind), 1, min(limit, 100))
+    return [
+        {
+            "id": course.content_id,
+            "title": course.title,
+            "summary": course.summary,
+            "kind": course.kind,
+            "category": course.category,
+            "published_at": course.published_at,
+            "translations": course.translations or {},
+            "district": course.district.name,
+        }
+        for course in page.items
+    ]
+
+
+def emit_learning_event(user, verb: str, *, resource=None, course=None, result: dict | None = None,
+                        context: dict | None = None) -> None:
+    """Report a learning action (from a player or launch); delivered after commit."""
+    from app.common.events import send_after_commit
+
+    send_after_commit(signals.learning_event, user=user, verb=verb, resource=resource, course=course,
+                      result=result, context=context or {})

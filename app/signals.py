@@ -1,0 +1,54 @@
+"""Cross-feature events.
+
+Publishing code sends these; search, xAPI, subscriptions and plugins listen.  The sender
+never imports its listeners.  Signals marked *after commit* are queued with
+:func:`app.common.events.send_after_commit` and delivered only once the database
+transaction that made the change has committed (and dropped if it rolls back), so a
+listener never sees data that is not stored.
+
+Every signal's sender is the Flask app; keyword arguments are listed with each signal.
+"""
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+course_published = _signals.signal("course-published")
+"""After commit. A course version became the published one.
+kwargs: ``course`` (the published :class:`app.catalog.models.Course` row), ``user``."""
+
+course_archived = _signals.signal("course-archived")
+"""After commit. kwargs: ``course`` (the archived row), ``user``."""
+
+course_deleted = _signals.signal("course-deleted")
+"""After commit. A course was deleted. kwargs: ``content_id``, ``user``."""
+
+course_submitted = _signals.signal("course-submitted")
+"""After commit. A course draft waits for district review. kwargs: ``course``, ``user``."""
+
+resource_published = _signals.signal("resource-published")
+"""After commit. kwargs: ``resource`` (the published row), ``user``."""
+
+resource_archived = _signals.signal("resource-archived")
+"""After commit. kwargs: ``resource``, ``user``."""
+
+resource_deleted = _signals.signal("resource-deleted")
+"""After commit. kwargs: ``content_id``, ``user``."""
+
+resource_submitted = _signals.signal("resource-submitted")
+"""After commit. kwargs: ``resource``, ``user``."""
+
+student_enrolled = _signals.signal("student-enrolled")
+"""After commit. kwargs: ``enrolment`` (status ``enrolled`` or ``waitlisted``), ``user``."""
+
+student_unenrolled = _signals.signal("student-unenrolled")
+"""After commit. kwargs: ``enrolment``, ``user``; ``promoted`` is the enrolment moved up
+from the waiting list, or None."""
+
+user_logged_in = _signals.signal("user-logged-in")
+"""Sent on a successful local login. kwargs: ``user``, ``method`` ("password" or "token")."""
+
+learning_event = _signals.signal("learning-event")
+"""After commit. A player or launch reported progress. kwargs: ``user``, ``verb``
+(experienced, progressed, completed, ...), ``resource`` or ``course``, ``result`` (dict or
+None), ``context`` (dict, e.g. class, lesson, platform)."""

@@ -1,0 +1,197 @@
+"""Test fixtures.
+
+Every test that uses ``app`` runs twice: on SQLite (a file in a temp folder) and on
+PostgreSQL (a throwaway database created on the server at ``TEST_DATABASE_URL``, default
+``postgresql://postgres@127.0.0.1:5432/test``, and dropped at the end).  When PostgreSQL
+is unreachable its half is skipped with the reason shown in the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.accounts import services as accounts
+from app.accounts.models import Role
+from app.extensions import db
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_admin_engine():
+    url = ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1) if ADMIN_URL.startswith("postgresql://") else ADMIN_URL
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+
+
+def create_postgres_database() -> tuple[str, callable]:
+    """Create a uniquely named database; returns its URL and a function dropping it."""
+    admin = _postgres_admin_engine()
+    name = f"shuyuan_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # unreachable server, no permission...
+        admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {type(exc).__name__}: {exc}".splitlines()[0])
+    url = make_url(admin.url).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def database_url(backend, tmp_path_factory) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        return
+    url, drop = create_postgres_database()
+    yield url
+    drop()
+
+
+def make_app(database_url: str, instance: str, **overrides):
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "INSTANCE_PATH": instance,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "STORAGE_URL": f"file://{instance}/media",
+        "SEARCH_INDEX_DIR": f"{instance}/search-index",
+        "REDIS_URL": None,
+        "PLUGINS": None,
+        "WTF_CSRF_ENABLED": True,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def app(database_url, tmp_path_factory):
+    instance = str(tmp_path_factory.mktemp("instance"))
+    application = make_app(database_url, instance)
+    with application.app_context():
+        db.create_all()
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _clear_tables() -> None:
+    db.session.rollback()
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(autouse=True)
+def _clean_database(request):
+    """Each test starts from empty tables, on whichever backend it runs."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application = request.getfixturevalue("app")
+    yield
+    with application.app_context():
+        _clear_tables()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Orgs:
+    """Region with two districts (Xihu without review, Shangcheng with) and schools."""
+
+    def __init__(self):
+        self.region = accounts.ensure_region("r", "测试市", "Test City")
+        self.district = accounts.ensure_district(self.region, "d1", "西湖区", "Xihu")
+        self.review_district = accounts.ensure_district(self.region, "d2", "上城区", "Shangcheng", requires_review=True)
+        self.school = accounts.ensure_school(self.district, "s1", "求是中学", "Qiushi")
+        self.other_school = accounts.ensure_school(self.district, "s2", "西湖小学", "Xihu Primary")
+        self.review_school = accounts.ensure_school(self.review_district, "s3", "凤起中学", "Fengqi")
+
+
+@pytest.fixture
+def orgs(ctx):
+    result = Orgs()
+    db.session.commit()
+    return result
+
+
+@pytest.fixture
+def make_user(ctx, orgs):
+    """``make_user("teacher", school=orgs.school)`` → a committed user with that role."""
+    counter = {"n": 0}
+
+    def make(role: str = "teacher", school=None, district=None, email=None, password="password123"):
+        counter["n"] += 1
+        school = school if school is not None else (orgs.school if role in ("teacher", "student") else None)
+        if role == "district_admin" and district is None:
+            district = orgs.district
+        user = accounts.create_user(email or f"{role}{counter['n']}@example.test", f"{role} {counter['n']}",
+                                    password, school=school, district=district)
+        scope = {}
+        if role in ("teacher", "student"):
+            scope = {"school": school}
+        elif role == "district_admin":
+            scope = {"district": district}
+        accounts.assign_role(user, Role(role), **scope)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def token_for(ctx):
+    def issue(user) -> dict:
+        _, raw = accounts.issue_token(user, "test")
+        db.session.commit()
+        return {"Authorization": f"Bearer {raw}"}
+
+    return issue
+
+
+@pytest.fixture
+def login(client):
+    """Log a user in through the real form (session cookie + CSRF token)."""
+    import re
+
+    def do(user, password="password123"):
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+        response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return client
+
+    return do
+
+
+def csrf_token_from(client, path="/login") -> str:
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
