@@ -18,6 +18,11 @@ FEATURES = [
     "app.core",
     "app.accounts",
     "app.catalog",
+    "app.curriculum",
+    "app.media",
+    "app.search",
+    "app.xapi",
+    "app.lti",
     "app.demo",
 ]
 

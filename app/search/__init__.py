@@ -1,0 +1,5 @@
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Registered in app.FEATURES; the search feature wires its blueprints, CLI and signal receivers here."""
