@@ -16,6 +16,7 @@ from app.extensions import api, babel, csrf, db, login_manager, migrate
 # signal receivers.  Order matters only for template and URL overrides (none today).
 FEATURES = [
     "app.core",
+    "app.jobs",
     "app.accounts",
     "app.catalog",
     "app.curriculum",

@@ -75,6 +75,7 @@ def make_app(database_url: str, instance: str, **overrides):
         "REDIS_URL": None,
         "PLUGINS": None,
         "WTF_CSRF_ENABLED": True,
+        "JOBS_EAGER": True,
     }
     config.update(overrides)
     return create_app(config)
