@@ -120,12 +120,10 @@ def _district_admins(district_id: int):
     ).scalars().all()
 
 
-def _load_items(folder: Path, filename: str, model, report: LoadReport, tick) -> None:
-    path = folder / filename
-    if not path.exists():
-        return
+def _load_items(folder: Path, pattern: str, model, report: LoadReport, tick) -> None:
     kind_name = model.__tablename__
-    for entry in read_yaml(path) or []:
+    entries = [entry for path in sorted(folder.glob(pattern)) for entry in (read_yaml(path) or [])]
+    for entry in entries:
         entry = dict(entry)
         content_id = entry.pop("content_id")
         publish = entry.pop("publish", True)
@@ -150,8 +148,9 @@ def _load_items(folder: Path, filename: str, model, report: LoadReport, tick) ->
 
 
 def _load_catalog(folder: Path, report: LoadReport, tick) -> None:
-    _load_items(folder, "resources.yaml", Resource, report, tick)
-    _load_items(folder, "courses.yaml", Course, report, tick)
+    # Every resources*.yaml before any courses*.yaml: course items refer to resources.
+    _load_items(folder, "resources*.yaml", Resource, report, tick)
+    _load_items(folder, "courses*.yaml", Course, report, tick)
 
 
 register_loader("organisations", _load_organisations)
@@ -171,9 +170,8 @@ def load_content(folder: Path, tick: Callable[[str], None] = lambda name: None) 
 def count_entries(folder: Path) -> int:
     """How many ticks a load makes, for the progress bar."""
     total = 0
-    for name in ("users.yaml", "resources.yaml", "courses.yaml"):
-        path = folder / name
-        if path.exists():
+    for pattern in ("users.yaml", "resources*.yaml", "courses*.yaml"):
+        for path in sorted(folder.glob(pattern)):
             total += len(read_yaml(path) or [])
     organisations = folder / "organisations.yaml"
     if organisations.exists():
