@@ -52,3 +52,9 @@ learning_event = _signals.signal("learning-event")
 """After commit. A player or launch reported progress. kwargs: ``user``, ``verb``
 (experienced, progressed, completed, ...), ``resource`` or ``course``, ``result`` (dict or
 None), ``context`` (dict, e.g. class, lesson, platform)."""
+
+alignment_changed = _signals.signal("alignment-changed")
+"""After commit. Curriculum alignments of a resource were added or removed, or the
+curriculum nodes it is aligned to changed (re-import). kwargs: ``resource_content_id``
+(str), ``user`` (or None for imports and the demo loader). Read the current alignments
+with :func:`app.curriculum.services.alignments_for_resource`."""

@@ -1,0 +1,301 @@
+"""Curriculum frameworks (CASE), alignments, school classes and teaching calendars.
+
+A *framework* is a CASE ``CFDocument``; its *nodes* are ``CFItem``s and its
+*associations* ``CFAssociation``s.  Nodes and associations refer to each other by CASE
+identifier (a UUID string), never by row id, so a whole package can be written in one
+bulk insert and re-imported in place.  Every imported object keeps the JSON it came in
+(``raw``), which makes export lossless; the columns beside it mirror what the
+application queries (level, tree parent, subject/grade/edition inherited from the tree).
+
+The textbook axis is the tree of ``isChildOf`` associations:
+subject → stage → grade → edition → volume → unit → lesson, with knowledge points as
+children of lessons (or of any other node).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from app.common.models import JSONType, TimestampMixin, utcnow
+from app.extensions import db
+
+
+class Level(enum.StrEnum):
+    SUBJECT = "subject"
+    STAGE = "stage"
+    GRADE = "grade"
+    EDITION = "edition"
+    VOLUME = "volume"
+    UNIT = "unit"
+    LESSON = "lesson"
+    KNOWLEDGE_POINT = "knowledge_point"
+    OTHER = "other"
+
+
+class AlignmentType(enum.StrEnum):
+    TEACHES = "teaches"
+    ASSESSES = "assesses"
+    REQUIRES = "requires"
+
+
+class TargetType(enum.StrEnum):
+    RESOURCE = "resource"
+    ITEM = "item"
+
+
+class ClassRole(enum.StrEnum):
+    STUDENT = "student"
+    TEACHER = "teacher"
+
+
+def _enum(enum_class, length=20):
+    return db.Enum(enum_class, native_enum=False, length=length,
+                   values_callable=lambda members: [m.value for m in members])
+
+
+class Framework(TimestampMixin, db.Model):
+    """A CASE CFDocument."""
+
+    __tablename__ = "curriculum_frameworks"
+
+    id = db.Column(db.Integer, primary_key=True)
+    identifier = db.Column(db.String(64), nullable=False, unique=True)
+    title = db.Column(db.String(500), nullable=False)
+    creator = db.Column(db.String(300), nullable=False, default="")
+    version = db.Column(db.String(100))
+    last_change = db.Column(db.String(40))
+    subject = db.Column(db.String(32), index=True)
+    # Owning district (its admins edit it); None: region-wide, edited by platform admins.
+    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
+    # The CFDocument as imported, and package-level extras (CFDefinitions, CFRubrics).
+    raw = db.Column(JSONType, nullable=False, default=dict)
+    extras = db.Column(JSONType, nullable=False, default=dict)
+    imported_at = db.Column(db.DateTime)
+
+    district = db.relationship("District")
+
+
+class Node(db.Model):
+    """A CASE CFItem: a textbook level, a lesson or a knowledge point."""
+
+    __tablename__ = "curriculum_nodes"
+    __table_args__ = (
+        db.Index("ix_curriculum_nodes_volume_order", "volume_identifier", "order_in_volume"),
+        db.Index("ix_curriculum_nodes_framework_seq", "framework_id", "seq"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    framework_id = db.Column(db.Integer, db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
+                             nullable=False, index=True)
+    identifier = db.Column(db.String(64), nullable=False, unique=True)
+    seq = db.Column(db.Integer, nullable=False, default=0)
+    level = db.Column(_enum(Level), nullable=False, default=Level.OTHER)
+    title = db.Column(db.Text, nullable=False)
+    title_en = db.Column(db.String(500))
+    code = db.Column(db.String(100))
+    # Tree (first isChildOf); None: top level of its framework.
+    parent_identifier = db.Column(db.String(64), index=True)
+    position = db.Column(db.Integer, nullable=False, default=0)
+    depth = db.Column(db.Integer, nullable=False, default=0)
+    # Inherited from the ancestors, for filtering.
+    subject = db.Column(db.String(32), index=True)
+    grade = db.Column(db.String(8), index=True)
+    edition = db.Column(db.String(32), index=True)
+    volume_identifier = db.Column(db.String(64))
+    unit_identifier = db.Column(db.String(64))
+    # Lessons of a volume in teaching order (1-based); None for other levels.
+    order_in_volume = db.Column(db.Integer)
+    raw = db.Column(JSONType, nullable=False, default=dict)
+
+    framework = db.relationship("Framework")
+
+    def display_title(self, locale: str | None) -> str:
+        if locale and locale.startswith("en") and self.title_en:
+            return self.title_en
+        return self.title
+
+
+class Association(db.Model):
+    """A CASE CFAssociation between two nodes (the destination may be a document)."""
+
+    __tablename__ = "curriculum_associations"
+    __table_args__ = (
+        db.Index("ix_curriculum_associations_origin", "association_type", "origin_identifier"),
+        db.Index("ix_curriculum_associations_destination", "association_type", "destination_identifier"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    framework_id = db.Column(db.Integer, db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
+                             nullable=False, index=True)
+    identifier = db.Column(db.String(64), nullable=False, unique=True)
+    seq = db.Column(db.Integer, nullable=False, default=0)
+    association_type = db.Column(db.String(32), nullable=False)
+    origin_identifier = db.Column(db.String(64), nullable=False)
+    destination_identifier = db.Column(db.String(64), nullable=False)
+    sequence_number = db.Column(db.Integer)
+    raw = db.Column(JSONType, nullable=False, default=dict)
+
+
+class Alignment(db.Model):
+    """A resource (by content id) or a course item (by item key) aligned to a node."""
+
+    __tablename__ = "curriculum_alignments"
+    __table_args__ = (
+        db.UniqueConstraint("node_id", "target_type", "target_key", "alignment_type"),
+        db.Index("ix_curriculum_alignments_target", "target_type", "target_key"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    node_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False,
+                        index=True)
+    target_type = db.Column(_enum(TargetType), nullable=False)
+    target_key = db.Column(db.String(36), nullable=False)
+    alignment_type = db.Column(_enum(AlignmentType), nullable=False, default=AlignmentType.TEACHES)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+    node = db.relationship("Node")
+
+
+class SchoolClass(TimestampMixin, db.Model):
+    """A teaching class (教学班) of a school."""
+
+    __tablename__ = "school_classes"
+
+    id = db.Column(db.Integer, primary_key=True)
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), nullable=False, index=True)
+    name = db.Column(db.String(200), nullable=False)
+    grade = db.Column(db.String(8))
+    # e.g. "lti:<issuer>:<context_id>" for a class mirrored from an LMS.
+    external_ref = db.Column(db.String(500), unique=True)
+
+    school = db.relationship("School")
+    members = db.relationship("ClassMember", cascade="all, delete-orphan", back_populates="school_class")
+    editions = db.relationship("ClassEdition", cascade="all, delete-orphan", lazy="selectin",
+                               order_by="ClassEdition.subject")
+
+    def edition_for(self, subject: str) -> str | None:
+        return next((e.edition for e in self.editions if e.subject == subject), None)
+
+
+class ClassMember(db.Model):
+    __tablename__ = "school_class_members"
+
+    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True)
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    role = db.Column(_enum(ClassRole), primary_key=True)
+
+    school_class = db.relationship("SchoolClass", back_populates="members")
+    user = db.relationship("User")
+
+
+class ClassEdition(db.Model):
+    """The textbook edition a class uses for one subject."""
+
+    __tablename__ = "school_class_editions"
+
+    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True)
+    subject = db.Column(db.String(32), primary_key=True)
+    edition = db.Column(db.String(32), nullable=False)
+
+
+class ClassProgress(db.Model):
+    """Where a class actually is in a subject ("we are at lesson X")."""
+
+    __tablename__ = "school_class_progress"
+
+    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True)
+    subject = db.Column(db.String(32), primary_key=True)
+    node_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False)
+    updated_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
+
+    node = db.relationship("Node")
+
+
+class TeachingCalendar(TimestampMixin, db.Model):
+    """A term plan for one subject, edition and volume, owned by a district, a school or
+    (a teacher's override) one class.  Every save is kept as a :class:`CalendarVersion`;
+    the current plan is also spread into :class:`CalendarEntry` rows for fast look-up."""
+
+    __tablename__ = "teaching_calendars"
+    __table_args__ = (
+        db.Index("ix_teaching_calendars_scope", "subject", "edition", "term_start", "term_end"),
+    )
+
+    id = db.Column(db.Integer, primary_key=True)
+    title = db.Column(db.String(200), nullable=False)
+    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
+    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), index=True)
+    based_on_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="SET NULL"))
+    term = db.Column(db.String(40), nullable=False)
+    subject = db.Column(db.String(32), nullable=False)
+    edition = db.Column(db.String(32), nullable=False)
+    grade = db.Column(db.String(8))
+    volume_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False,
+                          index=True)
+    term_start = db.Column(db.Date, nullable=False)
+    term_end = db.Column(db.Date, nullable=False)
+    lessons_per_week = db.Column(db.Integer, nullable=False, default=5)
+    holidays = db.Column(JSONType, nullable=False, default=list)
+    current_version = db.Column(db.Integer, nullable=False, default=1)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
+
+    volume = db.relationship("Node")
+    district = db.relationship("District")
+    school = db.relationship("School")
+    school_class = db.relationship("SchoolClass")
+    weeks = db.relationship("CalendarWeek", cascade="all, delete-orphan", order_by="CalendarWeek.week")
+
+    @property
+    def scope(self) -> str:
+        if self.class_id:
+            return "class"
+        return "school" if self.school_id else "district"
+
+
+class CalendarWeek(db.Model):
+    __tablename__ = "teaching_calendar_weeks"
+
+    calendar_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
+                            primary_key=True)
+    week = db.Column(db.Integer, primary_key=True)
+    starts_on = db.Column(db.Date, nullable=False)
+    ends_on = db.Column(db.Date, nullable=False)
+
+
+class CalendarEntry(db.Model):
+    """Lesson ``node_id`` is taught in ``week`` at ``position`` of the current version."""
+
+    __tablename__ = "teaching_calendar_entries"
+    __table_args__ = (db.UniqueConstraint("calendar_id", "node_id"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    calendar_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
+                            nullable=False)
+    week = db.Column(db.Integer, nullable=False)
+    position = db.Column(db.Integer, nullable=False, default=0)
+    node_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False)
+
+    node = db.relationship("Node")
+
+
+db.Index("ix_teaching_calendar_entries_week", CalendarEntry.calendar_id, CalendarEntry.week,
+         CalendarEntry.position)
+
+
+class CalendarVersion(db.Model):
+    """One saved state of a calendar (term dates, holidays, weeks and their lessons)."""
+
+    __tablename__ = "teaching_calendar_versions"
+    __table_args__ = (db.UniqueConstraint("calendar_id", "version"),)
+
+    id = db.Column(db.Integer, primary_key=True)
+    calendar_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
+                            nullable=False, index=True)
+    version = db.Column(db.Integer, nullable=False)
+    note = db.Column(db.String(500))
+    data = db.Column(JSONType, nullable=False, default=dict)
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
