@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request, send_from_directory, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
+from flask_babel import gettext
 from sqlalchemy import text
 from swagger_ui_bundle import swagger_ui_path
 
@@ -12,6 +24,96 @@ from app.hooks import render_slot
 from app.i18n import current_language
 
 bp = Blueprint("core", __name__)
+
+
+def N_(message: str) -> str:
+    """Mark a message for extraction; it is translated where it is shown."""
+    return message
+
+
+# Messages that services raise (in English) and pages show: listed here so the
+# translation catalogue has them, shown through ``translate_message``.
+KNOWN_MESSAGES = (
+    N_("Log in first."),
+    N_("Course not found."),
+    N_("Resource not found."),
+    N_("District not found."),
+    N_("Enrolment for this course is closed."),
+    N_("Invalid version."),
+    N_("Kind cannot change."),
+    N_("Create new content instead."),
+    N_("Kind is required."),
+    N_("Not ready to publish."),
+    N_("A title is required before publishing."),
+    N_("An extended course needs a category."),
+    N_("A web link needs its address."),
+    N_("Nothing archived to restore."),
+    N_("Nothing is waiting for review."),
+    N_("Only district admins review content."),
+    N_("Only extended courses take enrolments."),
+    N_("Only published content can be archived."),
+    N_("Only students can enrol."),
+    N_("Only teachers and administrators can create content."),
+    N_("Only the course's owner sees its enrolments."),
+    N_("Only the district's admins can change its review policy."),
+    N_("Only the district's admins can review."),
+    N_("Only the owner can discard the draft."),
+    N_("Only the owner can withdraw."),
+    N_("Only the owner or her district admin can restore this."),
+    N_("Only the owner or her district admin can edit this."),
+    N_("Only the owner or her district admin can edit this course."),
+    N_("Only the owner or her district admin can edit this resource."),
+    N_("Only the owner or her district admin can publish this course."),
+    N_("Only the owner or her district admin can publish this resource."),
+    N_("Only the owner or her district admin can archive this course."),
+    N_("Only the owner or her district admin can archive this resource."),
+    N_("Only the owner or her district admin can delete this course."),
+    N_("Only the owner or her district admin can delete this resource."),
+    N_("Password too short."),
+    N_("The submitted data is not valid."),
+    N_("There is no draft of a published version to discard."),
+    N_("There is no draft to publish."),
+    N_("This account is disabled."),
+    N_("This course does not take enrolments."),
+    N_("This version is waiting for review; withdraw it or wait for the decision."),
+    N_("Token not found."),
+    N_("Too many tags."),
+    N_("Unknown resource."),
+    N_("Wrong email or password."),
+    N_("You are already enrolled in this course."),
+    N_("You are already waitlisted in this course."),
+    N_("You are not enrolled in this course."),
+    N_("You cannot delete this user."),
+    N_("Your account belongs to no school or district, so it cannot own content."),
+    N_("Log in or send a bearer token."),
+    N_("Not found."),
+    N_("You are not allowed to do this."),
+    N_("The CSRF token is missing."),
+    N_("The CSRF token is invalid."),
+    N_("The CSRF session token is missing."),
+    N_("The CSRF tokens do not match."),
+    N_("Internal server error."),
+    # marshmallow's messages for form fields
+    N_("Missing data for required field."),
+    N_("Not a valid URL."),
+    N_("Not a valid integer."),
+    N_("Shorter than minimum length 1."),
+    N_("Longer than maximum length 200."),
+    N_("Longer than maximum length 500."),
+    N_("Longer than maximum length 100000."),
+    N_("Longer than maximum length 50."),
+    N_("Longer than maximum length 100."),
+    N_("Must be greater than or equal to 1 and less than or equal to 100000."),
+    N_("Must be one of: extended, curriculum."),
+    N_("Must be after starts_at."),
+)
+
+
+def translate_message(message: str | None) -> str:
+    """A service's English message in the reader's language when the catalogue has it."""
+    if not message:
+        return ""
+    return gettext(message)
 
 
 @bp.route("/healthz")
@@ -24,8 +126,13 @@ def healthz():
         db.session.rollback()
         database = f"unreachable: {type(exc).__name__}"
     status = 200 if database == "ok" else 503
-    return jsonify({"status": "ok" if status == 200 else "degraded", "database": database,
-                    "backend": db.engine.dialect.name}), status
+    return jsonify(
+        {
+            "status": "ok" if status == 200 else "degraded",
+            "database": database,
+            "backend": db.engine.dialect.name,
+        }
+    ), status
 
 
 @bp.route("/lang/<code>")
@@ -57,7 +164,9 @@ def register_template_helpers(app: Flask) -> None:
     @app.template_global()
     def vocabulary(name: str) -> list[tuple[str, str]]:
         english = current_language().startswith("en")
-        return [(code, en if english else zh) for code, (zh, en) in vocab.VOCABULARIES[name].items()]
+        return [
+            (code, en if english else zh) for code, (zh, en) in vocab.VOCABULARIES[name].items()
+        ]
 
     @app.template_global()
     def translated(obj, field: str) -> str:
@@ -81,3 +190,5 @@ def register_template_helpers(app: Flask) -> None:
         return url_for(request.endpoint, **(request.view_args or {}), **args)
 
     app.jinja_env.globals["render_slot"] = render_slot
+    app.jinja_env.globals["translate_message"] = translate_message
+    app.jinja_env.filters["translate_message"] = translate_message
