@@ -2,4 +2,4 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Registered in app.FEATURES; the curriculum feature wires its blueprints, CLI and signal receivers here."""
+    from app.curriculum import models  # noqa: F401

@@ -49,8 +49,12 @@ class ClassRole(enum.StrEnum):
 
 
 def _enum(enum_class, length=20):
-    return db.Enum(enum_class, native_enum=False, length=length,
-                   values_callable=lambda members: [m.value for m in members])
+    return db.Enum(
+        enum_class,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Framework(TimestampMixin, db.Model):
@@ -85,8 +89,12 @@ class Node(db.Model):
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    framework_id = db.Column(db.Integer, db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
-                             nullable=False, index=True)
+    framework_id = db.Column(
+        db.Integer,
+        db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
     identifier = db.Column(db.String(64), nullable=False, unique=True)
     seq = db.Column(db.Integer, nullable=False, default=0)
     level = db.Column(_enum(Level), nullable=False, default=Level.OTHER)
@@ -121,12 +129,18 @@ class Association(db.Model):
     __tablename__ = "curriculum_associations"
     __table_args__ = (
         db.Index("ix_curriculum_associations_origin", "association_type", "origin_identifier"),
-        db.Index("ix_curriculum_associations_destination", "association_type", "destination_identifier"),
+        db.Index(
+            "ix_curriculum_associations_destination", "association_type", "destination_identifier"
+        ),
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    framework_id = db.Column(db.Integer, db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
-                             nullable=False, index=True)
+    framework_id = db.Column(
+        db.Integer,
+        db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
     identifier = db.Column(db.String(64), nullable=False, unique=True)
     seq = db.Column(db.Integer, nullable=False, default=0)
     association_type = db.Column(db.String(32), nullable=False)
@@ -146,8 +160,12 @@ class Alignment(db.Model):
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    node_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False,
-                        index=True)
+    node_id = db.Column(
+        db.Integer,
+        db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
     target_type = db.Column(_enum(TargetType), nullable=False)
     target_key = db.Column(db.String(36), nullable=False)
     alignment_type = db.Column(_enum(AlignmentType), nullable=False, default=AlignmentType.TEACHES)
@@ -170,9 +188,15 @@ class SchoolClass(TimestampMixin, db.Model):
     external_ref = db.Column(db.String(500), unique=True)
 
     school = db.relationship("School")
-    members = db.relationship("ClassMember", cascade="all, delete-orphan", back_populates="school_class")
-    editions = db.relationship("ClassEdition", cascade="all, delete-orphan", lazy="selectin",
-                               order_by="ClassEdition.subject")
+    members = db.relationship(
+        "ClassMember", cascade="all, delete-orphan", back_populates="school_class"
+    )
+    editions = db.relationship(
+        "ClassEdition",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ClassEdition.subject",
+    )
 
     def edition_for(self, subject: str) -> str | None:
         return next((e.edition for e in self.editions if e.subject == subject), None)
@@ -181,8 +205,12 @@ class SchoolClass(TimestampMixin, db.Model):
 class ClassMember(db.Model):
     __tablename__ = "school_class_members"
 
-    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True)
-    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    class_id = db.Column(
+        db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id = db.Column(
+        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
     role = db.Column(_enum(ClassRole), primary_key=True)
 
     school_class = db.relationship("SchoolClass", back_populates="members")
@@ -194,7 +222,9 @@ class ClassEdition(db.Model):
 
     __tablename__ = "school_class_editions"
 
-    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True)
+    class_id = db.Column(
+        db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True
+    )
     subject = db.Column(db.String(32), primary_key=True)
     edition = db.Column(db.String(32), nullable=False)
 
@@ -204,9 +234,13 @@ class ClassProgress(db.Model):
 
     __tablename__ = "school_class_progress"
 
-    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True)
+    class_id = db.Column(
+        db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True
+    )
     subject = db.Column(db.String(32), primary_key=True)
-    node_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False)
+    node_id = db.Column(
+        db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False
+    )
     updated_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -227,14 +261,20 @@ class TeachingCalendar(TimestampMixin, db.Model):
     title = db.Column(db.String(200), nullable=False)
     district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
-    class_id = db.Column(db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), index=True)
+    class_id = db.Column(
+        db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), index=True
+    )
     based_on_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="SET NULL"))
     term = db.Column(db.String(40), nullable=False)
     subject = db.Column(db.String(32), nullable=False)
     edition = db.Column(db.String(32), nullable=False)
     grade = db.Column(db.String(8))
-    volume_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False,
-                          index=True)
+    volume_id = db.Column(
+        db.Integer,
+        db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
     term_start = db.Column(db.Date, nullable=False)
     term_end = db.Column(db.Date, nullable=False)
     lessons_per_week = db.Column(db.Integer, nullable=False, default=5)
@@ -246,7 +286,9 @@ class TeachingCalendar(TimestampMixin, db.Model):
     district = db.relationship("District")
     school = db.relationship("School")
     school_class = db.relationship("SchoolClass")
-    weeks = db.relationship("CalendarWeek", cascade="all, delete-orphan", order_by="CalendarWeek.week")
+    weeks = db.relationship(
+        "CalendarWeek", cascade="all, delete-orphan", order_by="CalendarWeek.week"
+    )
 
     @property
     def scope(self) -> str:
@@ -258,8 +300,9 @@ class TeachingCalendar(TimestampMixin, db.Model):
 class CalendarWeek(db.Model):
     __tablename__ = "teaching_calendar_weeks"
 
-    calendar_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
-                            primary_key=True)
+    calendar_id = db.Column(
+        db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"), primary_key=True
+    )
     week = db.Column(db.Integer, primary_key=True)
     starts_on = db.Column(db.Date, nullable=False)
     ends_on = db.Column(db.Date, nullable=False)
@@ -272,17 +315,24 @@ class CalendarEntry(db.Model):
     __table_args__ = (db.UniqueConstraint("calendar_id", "node_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    calendar_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
-                            nullable=False)
+    calendar_id = db.Column(
+        db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"), nullable=False
+    )
     week = db.Column(db.Integer, nullable=False)
     position = db.Column(db.Integer, nullable=False, default=0)
-    node_id = db.Column(db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False)
+    node_id = db.Column(
+        db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False
+    )
 
     node = db.relationship("Node")
 
 
-db.Index("ix_teaching_calendar_entries_week", CalendarEntry.calendar_id, CalendarEntry.week,
-         CalendarEntry.position)
+db.Index(
+    "ix_teaching_calendar_entries_week",
+    CalendarEntry.calendar_id,
+    CalendarEntry.week,
+    CalendarEntry.position,
+)
 
 
 class CalendarVersion(db.Model):
@@ -292,8 +342,12 @@ class CalendarVersion(db.Model):
     __table_args__ = (db.UniqueConstraint("calendar_id", "version"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    calendar_id = db.Column(db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
-                            nullable=False, index=True)
+    calendar_id = db.Column(
+        db.Integer,
+        db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
     version = db.Column(db.Integer, nullable=False)
     note = db.Column(db.String(500))
     data = db.Column(JSONType, nullable=False, default=dict)
