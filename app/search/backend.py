@@ -1,0 +1,157 @@
+"""The search backend interface.
+
+Callers (services, CLI, tests) talk to :class:`SearchBackend` with plain data: documents
+are dicts (see :data:`DOCUMENT_FIELDS`), queries are :class:`BackendQuery`.  Whoosh is the
+default implementation (:mod:`app.search.whoosh_backend`); another engine (PostgreSQL
+FTS, Meilisearch...) only has to implement this class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+# Every document handed to ``upsert``/``rebuild`` has these keys.
+DOCUMENT_FIELDS = {
+    "id": "'course:<content_id>' or 'resource:<content_id>' (unique key)",
+    "type": "course | resource",
+    "content_id": "stable content id",
+    "version": "published version number",
+    "kind": "resource or course kind code",
+    "subject": "subject code or ''",
+    "grade": "list of grade codes (a resource may have several)",
+    "edition": "edition code or ''",
+    "category": "extended-course category code or ''",
+    "language": "language code",
+    "licence": "licence code",
+    "district": "district id (string)",
+    "school": "school id (string) or ''",
+    "visibility": "private | school | district | region",
+    "author": "author's public id",
+    "published": "publication time, seconds since the epoch",
+    "usage": "usage count",
+    "title": "title as written (stored for display)",
+    "title_en": "English title or ''",
+    "summary": "summary as written",
+    "summary_en": "English summary or ''",
+    "body": "plain text of the description, section titles and aligned lessons",
+    "tags": "list of tag names",
+    "terms": "curriculum terms (lesson / knowledge point titles) aligned to the item",
+    "url": "where the item lives (path)",
+    "fingerprint": "hash of the indexed content, to find stale documents",
+}
+
+FACETS = (
+    "type",
+    "subject",
+    "grade",
+    "edition",
+    "kind",
+    "district",
+    "language",
+    "licence",
+    "category",
+)
+
+
+@dataclass
+class Scope:
+    """Who is searching, reduced to what visibility needs (mirrors
+    :func:`app.catalog.services.visibility_condition`)."""
+
+    everything: bool = False
+    school_ids: frozenset[str] = frozenset()
+    district_ids: frozenset[str] = frozenset()
+    admin_district_ids: frozenset[str] = frozenset()
+    author: str | None = None
+
+    def key(self) -> tuple:
+        return (
+            self.everything,
+            tuple(sorted(self.school_ids)),
+            tuple(sorted(self.district_ids)),
+            tuple(sorted(self.admin_district_ids)),
+            self.author,
+        )
+
+
+@dataclass
+class TermGroup:
+    """One query word: a document matches it when any alternative matches.
+
+    ``alternatives`` are ``(field, indexed text, boost)``; fields are ``title_zh``,
+    ``body_zh``, ``title_en``, ``body_en``, ``py`` (full pinyin), ``pyi`` (initials).
+    """
+
+    word: str
+    alternatives: list[tuple[str, str, float]]
+
+
+@dataclass
+class BackendQuery:
+    groups: list[TermGroup] = field(default_factory=list)
+    # False: every group must match (AND); True: any (OR), used as a fallback.
+    relaxed: bool = False
+    # facet -> accepted values (OR within a facet, AND across facets)
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    scope: Scope = field(default_factory=Scope)
+    sort: str = "relevance"  # relevance | newest | popular
+    offset: int = 0
+    limit: int = 20
+    facets: tuple[str, ...] = ()
+
+
+@dataclass
+class BackendHit:
+    fields: dict
+    score: float | None
+
+
+@dataclass
+class BackendResults:
+    hits: list[BackendHit]
+    total: int
+    facets: dict[str, dict[str, int]]
+
+
+class SearchBackend:
+    """What the search feature needs from an engine."""
+
+    def upsert(self, documents: list[dict]) -> None:
+        raise NotImplementedError
+
+    def delete(self, doc_ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def search(self, query: BackendQuery) -> BackendResults:
+        raise NotImplementedError
+
+    def rebuild(
+        self, documents: Iterable[dict], progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Build a complete new index from ``documents`` and swap it in atomically."""
+        raise NotImplementedError
+
+    def fingerprints(self) -> dict[str, str]:
+        """doc id -> fingerprint of every indexed document."""
+        raise NotImplementedError
+
+    def doc_frequency(self, field_name: str, text: str) -> int:
+        raise NotImplementedError
+
+    def suggest_english(self, word: str) -> str | None:
+        """The closest word of the index vocabulary (edit distance), or None."""
+        raise NotImplementedError
+
+    def chinese_vocabulary(self) -> dict[str, tuple[str, int]]:
+        """pinyin -> (most frequent Chinese title word with that pinyin, its frequency)."""
+        raise NotImplementedError
+
+    def count(self) -> int:
+        raise NotImplementedError
+
+    def size_bytes(self) -> int:
+        raise NotImplementedError
+
+    def clear(self) -> None:
+        raise NotImplementedError

@@ -1,0 +1,55 @@
+"""``flask search reindex`` and ``flask search check``."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+
+@click.group("search", help="Full-text search index.")
+def search_cli():
+    pass
+
+
+@search_cli.command("reindex")
+@click.option(
+    "--procs", default=1, show_default=True, help="Writer processes (Whoosh multiprocessing)."
+)
+@with_appcontext
+def reindex_command(procs):
+    """Rebuild the whole index into a new folder and swap it in atomically."""
+    from tqdm import tqdm
+
+    from app.search import services
+
+    total = services.count_documents()
+    with tqdm(total=total, unit="doc", desc="indexing") as bar:
+        count = services.reindex(progress=bar.update, procs=procs)
+    click.echo(f"Indexed {count} documents into {services.get_backend().root}.")
+
+
+@search_cli.command("check")
+@click.option("--repair", is_flag=True, help="Index missing and stale documents, drop extra ones.")
+@with_appcontext
+def check_command(repair):
+    """Compare the index with the database: missing, stale and extra documents."""
+    from tqdm import tqdm
+
+    from app.search import services
+
+    with tqdm(total=services.count_documents(), unit="doc", desc="checking") as bar:
+        report = services.check_index(repair=repair, progress=bar.update)
+    click.echo(f"published: {report.published}  indexed: {report.indexed}")
+    for name in ("missing", "stale", "extra"):
+        ids = getattr(report, name)
+        click.echo(
+            f"{name}: {len(ids)}"
+            + (f"  ({', '.join(ids[:10])}{' …' if len(ids) > 10 else ''})" if ids else "")
+        )
+    if report.ok:
+        click.echo("The index matches the database.")
+    elif report.repaired:
+        click.echo("Repaired.")
+    else:
+        click.echo("Run with --repair (or `flask search reindex`) to fix.")
+        raise SystemExit(1)
