@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 # Compiled catalogues are build output (not committed): one per feature folder.
 translations: install
 	@for dir in app/translations app/*/translations plugins/*/translations; do \
-	  [ -d $$dir ] && $(BIN)/pybabel compile -q -f -d $$dir || true; \
+	  [ -d $$dir ] && $(BIN)/pybabel -q compile -f -d $$dir || true; \
 	done
 
 # Browser tests drive Debian's Chromium; a CJK font keeps Chinese pages legible in screenshots.
