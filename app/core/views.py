@@ -105,6 +105,12 @@ KNOWN_MESSAGES = (
     N_("Longer than maximum length 100."),
     N_("Must be greater than or equal to 1 and less than or equal to 100000."),
     N_("Must be one of: extended, curriculum."),
+    N_("Length must be between 1 and 200."),
+    N_("Length must be between 1 and 50."),
+    N_("Must be one of: private, school, district, region."),
+    N_("Must be one of: zh, en, zh-en."),
+    N_("Not a valid boolean."),
+    N_("Not a valid list."),
     N_("Must be after starts_at."),
 )
 
