@@ -110,6 +110,17 @@ def load_config(overrides: dict | None = None) -> dict:
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "DEMO_CONTENT_DIR": _env("SHUYUAN_CONTENT_DIR", str(PROJECT_ROOT / "content")),
+        # LTI 1.3 (app/lti): public base URL when behind a proxy that rewrites hosts,
+        # auto-approval of dynamically registered platforms, key rotation schedule,
+        # grade passback retries, roster sync period, launch state in Redis.
+        "LTI_BASE_URL": _env("SHUYUAN_LTI_BASE_URL"),
+        "LTI_AUTO_APPROVE": _env_bool("SHUYUAN_LTI_AUTO_APPROVE", False),
+        "LTI_KEY_PUBLISH_SECONDS": _env_int("SHUYUAN_LTI_KEY_PUBLISH_SECONDS", 86400),
+        "LTI_KEY_GRACE_SECONDS": _env_int("SHUYUAN_LTI_KEY_GRACE_SECONDS", 7 * 86400),
+        "LTI_GRADE_MAX_ATTEMPTS": _env_int("SHUYUAN_LTI_GRADE_MAX_ATTEMPTS", 8),
+        "LTI_GRADE_RETRY_SECONDS": _env_int("SHUYUAN_LTI_GRADE_RETRY_SECONDS", 30),
+        "LTI_ROSTER_SYNC_SECONDS": _env_int("SHUYUAN_LTI_ROSTER_SYNC_SECONDS", 86400),
+        "LTI_REDIS_URL": _env("SHUYUAN_LTI_REDIS_URL"),  # default: REDIS_URL
     }
     if overrides:
         config.update(overrides)

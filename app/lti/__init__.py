@@ -1,5 +1,43 @@
-from flask import Flask
+"""LTI 1.3 / LTI Advantage tool (on pylti1p3): registrations, keys, launch, deep linking,
+grades (AGS) and rosters (NRPS).  See docs/lti.md."""
+
+from flask import Flask, request, session
 
 
 def init_app(app: Flask) -> None:
-    """Registered in app.FEATURES; the lti feature wires its blueprints, CLI and signal receivers here."""
+    """Blueprints, API, CLI, the learning_event receiver and the cross-site cookie fix."""
+    from app import signals
+    from app.extensions import api as rest_api
+    from app.lti import (
+        api,
+        cli,
+        models,  # noqa: F401  (tables)
+        receivers,
+        views,
+    )
+
+    app.register_blueprint(views.bp)
+    rest_api.register_blueprint(api.blp)
+    app.cli.add_command(cli.lti_cli)
+    signals.learning_event.connect(receivers.on_learning_event, sender=app, weak=False)
+
+    @app.after_request
+    def _lti_cookies(response):
+        # Inside the LMS frame every cookie of the launch flow (state, session) must be
+        # SameSite=None; Secure, which browsers accept only over HTTPS.
+        if request.is_secure and (request.path.startswith("/lti/") or session.get("lti")):
+            cookies = response.headers.getlist("Set-Cookie")
+            if cookies:
+                response.headers.remove("Set-Cookie")
+                for cookie in cookies:
+                    response.headers.add("Set-Cookie", _cross_site(cookie))
+        return response
+
+
+def _cross_site(cookie: str) -> str:
+    parts = [
+        p
+        for p in cookie.split("; ")
+        if not p.lower().startswith("samesite=") and p.lower() != "secure"
+    ]
+    return "; ".join(parts + ["Secure", "SameSite=None"])
