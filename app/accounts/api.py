@@ -4,9 +4,12 @@ from flask_smorest import Blueprint
 from app.accounts import schemas, services
 from app.accounts.auth import actor
 from app.common.events import commit
-from app.errors import Unauthorized
+from app.errors import Unauthorized, require_json_body
 
-blp = Blueprint("accounts_api", __name__, url_prefix="/api/v1", description="Accounts, tokens and organisations")
+blp = Blueprint(
+    "accounts_api", __name__, url_prefix="/api/v1", description="Accounts, tokens and organisations"
+)
+blp.before_request(require_json_body)
 
 
 def _require_actor():
@@ -63,7 +66,9 @@ class DistrictById(MethodView):
     @blp.response(200, schemas.DistrictSchema)
     def patch(self, data, district_id):
         """Turn the district's review of publications on or off (district admins)."""
-        district = services.set_district_review(_require_actor(), district_id, data["requires_review"])
+        district = services.set_district_review(
+            _require_actor(), district_id, data["requires_review"]
+        )
         commit()
         return district
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import request
+from flask import g, request
 from flask_login import current_user
 
 from app.accounts import services
 from app.accounts.models import User
-from app.extensions import login_manager
+from app.extensions import db, login_manager
 
 
 def actor() -> User | None:
@@ -25,10 +25,27 @@ def _load_user(public_id: str) -> User | None:
 
 @login_manager.request_loader
 def _load_user_from_token(req) -> User | None:
+    """A request that sends a bearer token is that token's user, or is refused.
+
+    A wrong, revoked or expired token, or the token of a deleted or disabled account,
+    gets 401 on every path, rather than being served as an anonymous reader: a client
+    must learn that its token stopped working.
+    """
     header = req.headers.get("Authorization", "")
-    if header[:7].lower() != "bearer ":
+    if header[:7].lower() != "bearer " or g.get("_shuyuan_bad_token"):
         return None
-    return services.user_for_token(header[7:].strip())
+    user = services.user_for_token(header[7:].strip())
+    if user is None:
+        from app.errors import Unauthorized
+
+        # Raised once; the error page rendered next sees an anonymous visitor.
+        g._shuyuan_bad_token = True
+        raise Unauthorized("The bearer token is invalid, expired or revoked.")
+    if db.session.dirty:
+        # user_for_token noted when the token was last used (at most once a minute);
+        # store it now, as a read-only request never commits.
+        db.session.commit()
+    return user
 
 
 def bearer_request() -> bool:

@@ -20,7 +20,9 @@ def create_user(email, name, password, role, school_code):
     """Create a local user."""
     school = None
     if school_code:
-        school = db.session.execute(db.select(School).filter_by(code=school_code)).scalar_one_or_none()
+        school = db.session.execute(
+            db.select(School).filter_by(code=school_code)
+        ).scalar_one_or_none()
         if school is None:
             raise click.BadParameter(f"no school with code {school_code}", param_hint="--school")
     user = services.create_user(email, name, password, school=school)

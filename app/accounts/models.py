@@ -103,7 +103,9 @@ class User(UserMixin, TimestampMixin, db.Model):
         return self.has_role(Role.STUDENT)
 
     def admin_district_ids(self) -> set[int]:
-        return {a.district_id for a in self.roles if a.role == Role.DISTRICT_ADMIN and a.district_id}
+        return {
+            a.district_id for a in self.roles if a.role == Role.DISTRICT_ADMIN and a.district_id
+        }
 
     def is_district_admin(self, district_id: int | None = None) -> bool:
         ids = self.admin_district_ids()
@@ -130,13 +132,16 @@ class RoleAssignment(db.Model):
     district.  A user may hold several."""
 
     __tablename__ = "role_assignments"
-    __table_args__ = (
-        db.UniqueConstraint("user_id", "role", "district_id", "school_id"),
-    )
+    __table_args__ = (db.UniqueConstraint("user_id", "role", "district_id", "school_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
-    role = db.Column(db.Enum(Role, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e]), nullable=False)
+    user_id = db.Column(
+        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    role = db.Column(
+        db.Enum(Role, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e]),
+        nullable=False,
+    )
     district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
 
@@ -149,7 +154,9 @@ class ApiToken(db.Model):
     __tablename__ = "api_tokens"
 
     id = db.Column(db.Integer, primary_key=True)
-    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    user_id = db.Column(
+        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     name = db.Column(db.String(100), nullable=False, default="api")
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
     prefix = db.Column(db.String(12), nullable=False)

@@ -1,10 +1,12 @@
 from marshmallow import Schema, fields, validate
 
+from app.common.schemas import Text
+
 
 class TokenCreateSchema(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(max=200))
-    name = fields.String(load_default="api", validate=validate.Length(min=1, max=100))
+    password = Text(required=True, load_only=True, validate=validate.Length(max=200))
+    name = Text(load_default="api", strip=True, validate=validate.Length(min=1, max=100))
 
 
 class TokenSchema(Schema):
@@ -18,7 +20,10 @@ class TokenSchema(Schema):
 
 
 class TokenIssuedSchema(TokenSchema):
-    token = fields.String(attribute="raw", metadata={"description": "Shown once; send as `Authorization: Bearer <token>`."})
+    token = fields.String(
+        attribute="raw",
+        metadata={"description": "Shown once; send as `Authorization: Bearer <token>`."},
+    )
 
 
 class OrganisationRefSchema(Schema):
@@ -57,4 +62,4 @@ class SchoolSchema(OrganisationRefSchema):
 
 
 class SchoolQuerySchema(Schema):
-    district = fields.Integer()
+    district = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))

@@ -37,8 +37,9 @@ def ensure_region(code: str, name: str, name_en: str | None = None) -> Region:
     return region
 
 
-def ensure_district(region: Region, code: str, name: str, name_en: str | None = None,
-                    requires_review: bool = False) -> District:
+def ensure_district(
+    region: Region, code: str, name: str, name_en: str | None = None, requires_review: bool = False
+) -> District:
     district = db.session.execute(select(District).filter_by(code=code)).scalar_one_or_none()
     if district is None:
         district = District(code=code)
@@ -104,13 +105,24 @@ def get_user_by_public_id(public_id: str) -> User | None:
     return db.session.execute(select(User).filter_by(public_id=public_id)).scalar_one_or_none()
 
 
-def create_user(email: str | None, name: str, password: str | None = None, *,
-                school: School | None = None, district: District | None = None,
-                locale: str | None = None) -> User:
+def create_user(
+    email: str | None,
+    name: str,
+    password: str | None = None,
+    *,
+    school: School | None = None,
+    district: District | None = None,
+    locale: str | None = None,
+) -> User:
     if email and get_user_by_email(email) is not None:
-        raise Conflict("A user with this email already exists.", fields={"email": ["Already registered."]})
+        raise Conflict(
+            "A user with this email already exists.", fields={"email": ["Already registered."]}
+        )
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid("Password too short.", fields={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]})
+        raise Invalid(
+            "Password too short.",
+            fields={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]},
+        )
     user = User(email=normalise_email(email) if email else None, name=name, locale=locale)
     if password is not None:
         user.password_hash = generate_password_hash(password)
@@ -124,13 +136,17 @@ def create_user(email: str | None, name: str, password: str | None = None, *,
     return user
 
 
-def assign_role(user: User, role: Role, *, district: District | None = None,
-                school: School | None = None) -> RoleAssignment:
+def assign_role(
+    user: User, role: Role, *, district: District | None = None, school: School | None = None
+) -> RoleAssignment:
     if school is not None and district is None:
         district = school.district
     for existing in user.roles:
-        if existing.role == role and existing.district_id == (district.id if district else None) \
-                and existing.school_id == (school.id if school else None):
+        if (
+            existing.role == role
+            and existing.district_id == (district.id if district else None)
+            and existing.school_id == (school.id if school else None)
+        ):
             return existing
     assignment = RoleAssignment(role=role)
     assignment.district_id = district.id if district else None
@@ -142,7 +158,10 @@ def assign_role(user: User, role: Role, *, district: District | None = None,
 
 def set_password(user: User, password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid("Password too short.", fields={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]})
+        raise Invalid(
+            "Password too short.",
+            fields={"password": [f"At least {MIN_PASSWORD_LENGTH} characters."]},
+        )
     user.password_hash = generate_password_hash(password)
     db.session.flush()
 
@@ -165,11 +184,16 @@ def authenticate(email: str, password: str) -> User:
 def delete_user(actor: User, user: User) -> None:
     """Soft-delete: the account can no longer log in and its tokens stop working, but
     what it authored stays (owned by its school)."""
-    if not (actor.is_platform_admin or actor.id == user.id
-            or (user.district_id and actor.is_district_admin(user.district_id))):
+    if not (
+        actor.is_platform_admin
+        or actor.id == user.id
+        or (user.district_id and actor.is_district_admin(user.district_id))
+    ):
         raise Forbidden("You cannot delete this user.")
     user.deleted_at = utcnow()
-    for token in db.session.execute(select(ApiToken).filter_by(user_id=user.id, revoked_at=None)).scalars():
+    for token in db.session.execute(
+        select(ApiToken).filter_by(user_id=user.id, revoked_at=None)
+    ).scalars():
         token.revoked_at = user.deleted_at
     db.session.flush()
 
@@ -189,9 +213,11 @@ def issue_token(user: User, name: str = "api", ttl_days: int | None = 90) -> tup
 
 
 def list_tokens(user: User) -> list[ApiToken]:
-    return list(db.session.execute(
-        select(ApiToken).filter_by(user_id=user.id).order_by(ApiToken.id)
-    ).scalars())
+    return list(
+        db.session.execute(
+            select(ApiToken).filter_by(user_id=user.id).order_by(ApiToken.id)
+        ).scalars()
+    )
 
 
 def revoke_token(actor: User, token_id: int) -> ApiToken:

@@ -13,8 +13,15 @@ from app.accounts.auth import actor
 from app.catalog import schemas, services, vocab
 from app.catalog.models import Course, Resource
 from app.common.events import commit
+from app.errors import NotFound, require_json_body
 
-blp = Blueprint("catalog_api", __name__, url_prefix="/api/v1", description="Courses, resources, publishing and enrolment")
+blp = Blueprint(
+    "catalog_api",
+    __name__,
+    url_prefix="/api/v1",
+    description="Courses, resources, publishing and enrolment",
+)
+blp.before_request(require_json_body)
 
 
 def _filters(args: dict) -> services.CatalogFilters:
@@ -23,8 +30,13 @@ def _filters(args: dict) -> services.CatalogFilters:
 
 
 def _page(page) -> dict:
-    return {"items": page.items, "page": page.page, "per_page": page.per_page,
-            "total": page.total, "pages": page.pages}
+    return {
+        "items": page.items,
+        "page": page.page,
+        "per_page": page.per_page,
+        "total": page.total,
+        "pages": page.pages,
+    }
 
 
 def _register(model, path: str, create_schema, update_schema, out_schema, page_schema):
@@ -66,7 +78,9 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
             commit()
 
     Item.get.__doc__ = f"One {noun}: the published version, or ?version=latest|N."
-    Item.patch.__doc__ = f"Edit the draft of the next version of a {noun} (owner or her district admin)."
+    Item.patch.__doc__ = (
+        f"Edit the draft of the next version of a {noun} (owner or her district admin)."
+    )
     Item.delete.__doc__ = f"Delete a {noun} with all its versions."
 
     blp.route(f"/{path}", endpoint=f"{path}_collection")(Collection)
@@ -74,6 +88,7 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
 
     def action(name, service, doc, with_note=False):
         if with_note:
+
             @blp.arguments(schemas.RejectSchema)
             @blp.response(200, out_schema)
             def view(data, content_id):
@@ -81,24 +96,41 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
                 commit()
                 return obj
         else:
+
             @blp.response(200, out_schema)
             def view(content_id):
                 obj = service(actor(), model, content_id)
                 commit()
                 return obj
+
         view.__doc__ = doc
         view.__name__ = f"{path}_{name}"
         blp.route(f"/{path}/<content_id>/{name}", methods=["POST"], endpoint=f"{path}_{name}")(view)
 
-    action("submit", services.submit_content,
-           f"Publish the {noun}'s draft, or send it to district review when the district requires it.")
-    action("approve", services.approve_content, f"Approve a {noun} waiting for review (district admins).")
-    action("reject", services.reject_content, f"Send a {noun} back to its author with a note.", with_note=True)
+    action(
+        "submit",
+        services.submit_content,
+        f"Publish the {noun}'s draft, or send it to district review when the district requires it.",
+    )
+    action(
+        "approve",
+        services.approve_content,
+        f"Approve a {noun} waiting for review (district admins).",
+    )
+    action(
+        "reject",
+        services.reject_content,
+        f"Send a {noun} back to its author with a note.",
+        with_note=True,
+    )
     action("withdraw", services.withdraw_content, f"Take a {noun} back out of review.")
     action("archive", services.archive_content, f"Archive a published {noun}.")
     action("restore", services.restore_content, f"Publish an archived {noun} again.")
 
-    @blp.response(200, out_schema(many=True) if isinstance(out_schema, type) else out_schema.__class__(many=True))
+    @blp.response(
+        200,
+        out_schema(many=True) if isinstance(out_schema, type) else out_schema.__class__(many=True),
+    )
     def versions(content_id):
         return services.list_versions(actor(), model, content_id)
 
@@ -113,22 +145,40 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
 
     discard.__doc__ = f"Throw away the unpublished draft of a {noun}."
     discard.__name__ = f"{path}_discard"
-    blp.route(f"/{path}/<content_id>/draft", methods=["DELETE"], endpoint=f"{path}_discard")(discard)
+    blp.route(f"/{path}/<content_id>/draft", methods=["DELETE"], endpoint=f"{path}_discard")(
+        discard
+    )
 
     @blp.arguments(schemas.MineQuerySchema, location="query")
     @blp.response(200, page_schema)
     def mine(args):
-        return _page(services.list_editable(actor(), model, args["page"], args["per_page"], args.get("state")))
+        return _page(
+            services.list_editable(
+                actor(), model, args["page"], args["per_page"], args.get("state")
+            )
+        )
 
     mine.__doc__ = f"The {noun}s I can edit, newest version of each."
     mine.__name__ = f"{path}_mine"
     blp.route(f"/me/{path}", endpoint=f"{path}_mine")(mine)
 
 
-_register(Course, "courses", schemas.CourseCreateSchema, schemas.CourseUpdateSchema,
-          schemas.CourseSchema, schemas.CoursePageSchema)
-_register(Resource, "resources", schemas.ResourceCreateSchema, schemas.ResourceUpdateSchema,
-          schemas.ResourceSchema, schemas.ResourcePageSchema)
+_register(
+    Course,
+    "courses",
+    schemas.CourseCreateSchema,
+    schemas.CourseUpdateSchema,
+    schemas.CourseSchema,
+    schemas.CoursePageSchema,
+)
+_register(
+    Resource,
+    "resources",
+    schemas.ResourceCreateSchema,
+    schemas.ResourceUpdateSchema,
+    schemas.ResourceSchema,
+    schemas.ResourcePageSchema,
+)
 
 
 def _enrolment_out(enrolment):
@@ -144,8 +194,6 @@ class MyEnrolment(MethodView):
         """My enrolment in a course (404 when none)."""
         enrolment = services.enrolment_of(actor(), content_id)
         if enrolment is None or enrolment.status == "left":
-            from app.errors import NotFound
-
             raise NotFound("You are not enrolled in this course.")
         return _enrolment_out(enrolment)
 

@@ -36,8 +36,12 @@ class EnrolmentStatus(enum.StrEnum):
 
 
 def _enum(enum_class):
-    return db.Enum(enum_class, native_enum=False, length=20,
-                   values_callable=lambda members: [m.value for m in members])
+    return db.Enum(
+        enum_class,
+        native_enum=False,
+        length=20,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Tag(db.Model):
@@ -49,14 +53,33 @@ class Tag(db.Model):
 
 resource_tags = db.Table(
     "resource_tags",
-    db.Column("resource_id", db.Integer, db.ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True),
-    db.Column("tag_id", db.Integer, db.ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+    db.Column(
+        "resource_id",
+        db.Integer,
+        db.ForeignKey("resources.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    db.Column(
+        "tag_id",
+        db.Integer,
+        db.ForeignKey("tags.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
 )
 
 course_tags = db.Table(
     "course_tags",
-    db.Column("course_id", db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True),
-    db.Column("tag_id", db.Integer, db.ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+    db.Column(
+        "course_id", db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True
+    ),
+    db.Column(
+        "tag_id",
+        db.Integer,
+        db.ForeignKey("tags.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
 )
 
 
@@ -112,7 +135,10 @@ class Resource(VersionedContentMixin, db.Model):
     district = db.relationship("District")
     tags = db.relationship("Tag", secondary=resource_tags, lazy="selectin", order_by="Tag.name")
     grade_rows = db.relationship(
-        "ResourceGrade", cascade="all, delete-orphan", lazy="selectin", order_by="ResourceGrade.grade"
+        "ResourceGrade",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="ResourceGrade.grade",
     )
 
     @property
@@ -125,7 +151,9 @@ class ResourceGrade(db.Model):
 
     __tablename__ = "resource_grades"
 
-    resource_id = db.Column(db.Integer, db.ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True)
+    resource_id = db.Column(
+        db.Integer, db.ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True
+    )
     grade = db.Column(db.String(8), primary_key=True, index=True)
 
 
@@ -156,11 +184,15 @@ class Course(VersionedContentMixin, db.Model):
     district = db.relationship("District")
     tags = db.relationship("Tag", secondary=course_tags, lazy="selectin", order_by="Tag.name")
     sessions = db.relationship(
-        "CourseSession", cascade="all, delete-orphan", order_by="CourseSession.position",
+        "CourseSession",
+        cascade="all, delete-orphan",
+        order_by="CourseSession.position",
         back_populates="course",
     )
     sections = db.relationship(
-        "CourseSection", cascade="all, delete-orphan", order_by="CourseSection.position",
+        "CourseSection",
+        cascade="all, delete-orphan",
+        order_by="CourseSection.position",
         back_populates="course",
     )
 
@@ -171,7 +203,9 @@ class CourseSession(db.Model):
     __tablename__ = "course_sessions"
 
     id = db.Column(db.Integer, primary_key=True)
-    course_id = db.Column(db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True)
+    course_id = db.Column(
+        db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     position = db.Column(db.Integer, nullable=False, default=0)
     starts_at = db.Column(db.DateTime, nullable=False)
     ends_at = db.Column(db.DateTime, nullable=False)
@@ -186,14 +220,18 @@ class CourseSection(db.Model):
     __tablename__ = "course_sections"
 
     id = db.Column(db.Integer, primary_key=True)
-    course_id = db.Column(db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True)
+    course_id = db.Column(
+        db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     position = db.Column(db.Integer, nullable=False, default=0)
     title = db.Column(db.String(200), nullable=False)
     summary = db.Column(db.String(1000))
 
     course = db.relationship("Course", back_populates="sections")
     items = db.relationship(
-        "SectionItem", cascade="all, delete-orphan", order_by="SectionItem.position",
+        "SectionItem",
+        cascade="all, delete-orphan",
+        order_by="SectionItem.position",
         back_populates="section",
     )
 
@@ -205,7 +243,12 @@ class SectionItem(db.Model):
     __tablename__ = "section_items"
 
     id = db.Column(db.Integer, primary_key=True)
-    section_id = db.Column(db.Integer, db.ForeignKey("course_sections.id", ondelete="CASCADE"), nullable=False, index=True)
+    section_id = db.Column(
+        db.Integer,
+        db.ForeignKey("course_sections.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
     position = db.Column(db.Integer, nullable=False, default=0)
     title = db.Column(db.String(200))
     resource_content_id = db.Column(db.String(36), index=True)
@@ -235,7 +278,9 @@ class Enrolment(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     course_content_id = db.Column(db.String(36), nullable=False)
-    student_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    student_id = db.Column(
+        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     status = db.Column(_enum(EnrolmentStatus), nullable=False)
     queued_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 

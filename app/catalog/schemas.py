@@ -2,122 +2,164 @@
 
 from __future__ import annotations
 
+import json
+
 from flask_babel import get_locale
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.catalog import vocab
-from app.common.schemas import PageArgsSchema, page_schema
+from app.common.schemas import PageArgsSchema, Text, page_schema
 
 TITLE = validate.Length(min=1, max=200)
 SUMMARY = validate.Length(max=500)
 RICH_TEXT = validate.Length(max=100_000)
-URL = validate.And(validate.Length(max=2000), validate.URL(schemes={"http", "https"}, require_tld=False))
+URL = validate.And(
+    validate.Length(max=2000), validate.URL(schemes={"http", "https"}, require_tld=False)
+)
+
+
+MAX_PAYLOAD_BYTES = 200_000
+ID_RANGE = validate.Range(min=1, max=2**31 - 1)
 
 
 def one_of(vocabulary: str):
     return validate.OneOf(list(vocab.VOCABULARIES[vocabulary]))
 
 
+def _json_payload(value: dict) -> None:
+    """Kind-specific JSON must be small and storable on every backend."""
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        raise ValidationError("Not valid JSON data (NaN and Infinity are not allowed).") from None
+    if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
+        raise ValidationError(f"At most {MAX_PAYLOAD_BYTES} bytes.")
+    # json.dumps writes a NUL character as the escape \u0000, which PostgreSQL refuses.
+    if "\\u0000" in encoded:
+        raise ValidationError("Must not contain NUL characters.")
+
+
 class TranslationSchema(Schema):
-    title = fields.String(validate=TITLE)
-    summary = fields.String(validate=SUMMARY)
-    description_html = fields.String(validate=RICH_TEXT)
+    title = Text(strip=True, validate=TITLE)
+    summary = Text(validate=SUMMARY)
+    description_html = Text(validate=RICH_TEXT)
 
 
 class SessionInSchema(Schema):
     starts_at = fields.NaiveDateTime(required=True)
     ends_at = fields.NaiveDateTime(required=True)
-    place = fields.String(validate=validate.Length(max=200), allow_none=True)
-    online_url = fields.String(validate=URL, allow_none=True)
-    note = fields.String(validate=validate.Length(max=500), allow_none=True)
+    place = Text(validate=validate.Length(max=200), allow_none=True)
+    online_url = Text(validate=URL, allow_none=True)
+    note = Text(validate=validate.Length(max=500), allow_none=True)
 
     @validates_schema
     def _ends_after_start(self, data, **kwargs):
-        if data["ends_at"] <= data["starts_at"]:
+        if "ends_at" in data and "starts_at" in data and data["ends_at"] <= data["starts_at"]:
             raise ValidationError("Must be after starts_at.", "ends_at")
 
 
 class ItemInSchema(Schema):
-    title = fields.String(validate=validate.Length(max=200), allow_none=True)
-    resource_id = fields.String(validate=validate.Length(equal=36), allow_none=True,
-                                metadata={"description": "content_id of a resource"})
-    item_key = fields.String(validate=validate.Length(equal=36))
+    title = Text(validate=validate.Length(max=200), allow_none=True)
+    resource_id = Text(
+        validate=validate.Length(equal=36),
+        allow_none=True,
+        metadata={"description": "content_id of a resource"},
+    )
+    item_key = Text(validate=validate.Length(equal=36))
 
 
 class SectionInSchema(Schema):
-    title = fields.String(required=True, validate=TITLE)
-    summary = fields.String(validate=validate.Length(max=1000), allow_none=True)
-    items = fields.List(fields.Nested(ItemInSchema), load_default=list, validate=validate.Length(max=200))
+    title = Text(required=True, strip=True, validate=TITLE)
+    summary = Text(validate=validate.Length(max=1000), allow_none=True)
+    items = fields.List(
+        fields.Nested(ItemInSchema), load_default=list, validate=validate.Length(max=200)
+    )
 
 
 class _ContentInSchema(Schema):
-    title = fields.String(required=True, validate=TITLE)
-    summary = fields.String(validate=SUMMARY)
-    description_html = fields.String(validate=RICH_TEXT)
-    language = fields.String(validate=one_of("language"))
-    licence = fields.String(validate=one_of("licence"))
-    visibility = fields.String(validate=one_of("visibility"))
-    subject = fields.String(validate=one_of("subject"), allow_none=True)
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=50)), validate=validate.Length(max=20))
-    translations = fields.Dict(keys=fields.String(validate=validate.OneOf(["en"])),
-                               values=fields.Nested(TranslationSchema))
+    title = Text(required=True, strip=True, validate=TITLE)
+    summary = Text(validate=SUMMARY)
+    description_html = Text(validate=RICH_TEXT)
+    language = Text(validate=one_of("language"))
+    licence = Text(validate=one_of("licence"))
+    visibility = Text(validate=one_of("visibility"))
+    subject = Text(validate=one_of("subject"), allow_none=True)
+    tags = fields.List(
+        Text(validate=validate.Length(min=1, max=50)), validate=validate.Length(max=20)
+    )
+    translations = fields.Dict(
+        keys=Text(validate=validate.OneOf(["en"])), values=fields.Nested(TranslationSchema)
+    )
 
 
 class CourseCreateSchema(_ContentInSchema):
-    kind = fields.String(required=True, validate=one_of("course_kind"))
-    cover_url = fields.String(validate=URL, allow_none=True)
-    category = fields.String(validate=one_of("category"), allow_none=True)
+    kind = Text(required=True, validate=one_of("course_kind"))
+    cover_url = Text(validate=URL, allow_none=True)
+    category = Text(validate=one_of("category"), allow_none=True)
     capacity = fields.Integer(validate=validate.Range(min=1, max=100_000), allow_none=True)
     enrolment_open = fields.Boolean()
-    grade = fields.String(validate=one_of("grade"), allow_none=True)
-    edition = fields.String(validate=one_of("edition"), allow_none=True)
+    grade = Text(validate=one_of("grade"), allow_none=True)
+    edition = Text(validate=one_of("edition"), allow_none=True)
     sessions = fields.List(fields.Nested(SessionInSchema), validate=validate.Length(max=200))
     sections = fields.List(fields.Nested(SectionInSchema), validate=validate.Length(max=200))
 
 
-class CourseUpdateSchema(CourseCreateSchema):
-    class Meta:
-        partial = True
+class _PartialMixin:
+    """For PATCH: every top-level field is optional (a sent field replaces the stored
+    one); nested objects such as one session must still be complete."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("partial", tuple(self._declared_fields))
+        super().__init__(*args, **kwargs)
+
+
+class CourseUpdateSchema(_PartialMixin, CourseCreateSchema):
+    pass
 
 
 class ResourceCreateSchema(_ContentInSchema):
-    kind = fields.String(required=True, validate=one_of("resource_kind"))
-    url = fields.String(validate=URL, allow_none=True)
-    grades = fields.List(fields.String(validate=one_of("grade")), validate=validate.Length(max=12))
-    data = fields.Dict(metadata={"description": "Kind-specific payload, e.g. exercise questions."})
+    kind = Text(required=True, validate=one_of("resource_kind"))
+    url = Text(validate=URL, allow_none=True)
+    grades = fields.List(Text(validate=one_of("grade")), validate=validate.Length(max=12))
+    data = fields.Dict(
+        keys=Text(validate=validate.Length(max=100)),
+        validate=_json_payload,
+        metadata={"description": "Kind-specific payload, e.g. exercise questions."},
+    )
 
 
-class ResourceUpdateSchema(ResourceCreateSchema):
-    class Meta:
-        partial = True
+class ResourceUpdateSchema(_PartialMixin, ResourceCreateSchema):
+    pass
 
 
 class RejectSchema(Schema):
-    note = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    note = Text(required=True, strip=True, validate=validate.Length(min=1, max=1000))
 
 
 class VersionArgsSchema(Schema):
-    version = fields.String(validate=validate.Length(max=12),
-                            metadata={"description": "'published' (default), 'latest' (editors) or a number"})
+    version = Text(
+        validate=validate.Length(max=12),
+        metadata={"description": "'published' (default), 'latest' (editors) or a number"},
+    )
 
 
 class CatalogQuerySchema(PageArgsSchema):
-    kind = fields.String()
-    subject = fields.String(validate=one_of("subject"))
-    grade = fields.String(validate=one_of("grade"))
-    district = fields.Integer()
-    school = fields.Integer()
-    language = fields.String(validate=one_of("language"))
-    licence = fields.String(validate=one_of("licence"))
-    tag = fields.String(validate=validate.Length(max=50))
-    category = fields.String(validate=one_of("category"))
-    edition = fields.String(validate=one_of("edition"))
-    q = fields.String(validate=validate.Length(max=200))
-    sort = fields.String(load_default="newest", validate=validate.OneOf(["newest", "oldest", "title"]))
+    kind = Text(validate=validate.OneOf(list(vocab.RESOURCE_KINDS) + list(vocab.COURSE_KINDS)))
+    subject = Text(validate=one_of("subject"))
+    grade = Text(validate=one_of("grade"))
+    district = fields.Integer(validate=ID_RANGE)
+    school = fields.Integer(validate=ID_RANGE)
+    language = Text(validate=one_of("language"))
+    licence = Text(validate=one_of("licence"))
+    tag = Text(validate=validate.Length(max=50))
+    category = Text(validate=one_of("category"))
+    edition = Text(validate=one_of("edition"))
+    q = Text(validate=validate.Length(max=200))
+    sort = Text(load_default="newest", validate=validate.OneOf(["newest", "oldest", "title"]))
 
 
 class MineQuerySchema(PageArgsSchema):
-    state = fields.String(validate=one_of("state"))
+    state = Text(validate=one_of("state"))
 
 
 # --- output ---------------------------------------------------------------------------
