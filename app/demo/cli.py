@@ -7,13 +7,17 @@ from tqdm import tqdm
 
 from app.common.events import commit
 from app.demo import services
+from app.extensions import db
 
 content_cli = click.Group("content", help="Demo and seed content.")
 
 
 @content_cli.command("load")
-@click.option("--folder", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Content folder (default: the project's content/).")
+@click.option(
+    "--folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Content folder (default: the project's content/).",
+)
 @click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no users yet.")
 @with_appcontext
 def load(folder, if_empty):
@@ -22,7 +26,11 @@ def load(folder, if_empty):
     if if_empty and not services.database_is_empty():
         click.echo("database already has content; nothing loaded")
         return
-    with tqdm(total=services.count_entries(folder), unit="item", desc="loading content") as bar:
-        report = services.load_content(folder, tick=lambda name: bar.update(1))
+    try:
+        with tqdm(total=services.count_entries(folder), unit="item", desc="loading content") as bar:
+            report = services.load_content(folder, tick=lambda name: bar.update(1))
+    except services.ContentError as exc:
+        db.session.rollback()
+        raise click.ClickException(f"nothing loaded: {exc}") from None
     commit()
     click.echo(report.summary())

@@ -1,0 +1,260 @@
+"""Helpers shared by the benchmarks in ``bench/``.
+
+* :func:`free_port` – an unused TCP port on 127.0.0.1;
+* :func:`throwaway_postgres` – create a uniquely named PostgreSQL database, drop it after;
+* :class:`Gunicorn` – run ``wsgi:app`` under gunicorn with a given environment, wait until
+  ``/healthz`` answers, stop it again;
+* :func:`run_load` – N concurrent clients (threads, one ``requests.Session`` each) working
+  through a list of requests, with a request budget and a time limit;
+* :func:`percentiles` / :func:`format_result` – latency figures.
+
+Benchmarks print figures; they never assert on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+        memory = f", {kib / 1024 / 1024:.0f} GiB RAM"
+    system = f"{platform.system()} {platform.release()}"
+    return f"{os.cpu_count()} cores ({cpu}){memory}, {system}, Python {platform.python_version()}"
+
+
+@contextlib.contextmanager
+def throwaway_postgres(admin_url: str | None = None) -> Iterator[str]:
+    """Yield the URL of a new, empty PostgreSQL database; drop it afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = admin_url or os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"shuyuan_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Gunicorn:
+    """``gunicorn -w N -b 127.0.0.1:PORT wsgi:app`` with its own instance folder."""
+
+    def __init__(
+        self,
+        database_url: str,
+        workers: int = 2,
+        extra_env: dict | None = None,
+        instance_path: str | None = None,
+    ):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self._tmp = None
+        if instance_path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="shuyuan-bench-instance-")
+            instance_path = self._tmp.name
+        self.instance_path = instance_path
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "SHUYUAN_INSTANCE_PATH": instance_path,
+            "SECRET_KEY": "bench-only-" + uuid.uuid4().hex,
+            "SHUYUAN_PLUGINS": "",
+            **(extra_env or {}),
+        }
+        self.env.pop("REDIS_URL", None)
+        self.process: subprocess.Popen | None = None
+        self.log_path = Path(instance_path) / "gunicorn.log"
+
+    def start(self, timeout: float = 60.0) -> Gunicorn:
+        gunicorn = PROJECT_ROOT / ".venv" / "bin" / "gunicorn"
+        if not gunicorn.exists():
+            gunicorn = Path(sys.executable).parent / "gunicorn"
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                str(gunicorn),
+                "-w",
+                str(self.workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--log-level",
+                "warning",
+                "wsgi:app",
+            ],
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(self.base_url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("gunicorn did not answer /healthz in time")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@dataclass
+class LoadResult:
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    bytes_received: int = 0
+    by_label: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.elapsed_s if self.elapsed_s else 0.0
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def percentiles(latencies_ms: list[float]) -> dict[str, float]:
+    values = sorted(latencies_ms)
+    return {
+        "p50": percentile(values, 0.50),
+        "p95": percentile(values, 0.95),
+        "p99": percentile(values, 0.99),
+        "max": values[-1] if values else float("nan"),
+    }
+
+
+def run_load(
+    base_url: str,
+    requests_list: list[tuple[str, dict, str]],
+    concurrency: int = 16,
+    time_limit_s: float = 120.0,
+    warmup: int = 0,
+) -> LoadResult:
+    """Send ``requests_list`` (path, headers, label) with ``concurrency`` threads.
+
+    Each thread takes the next request from the shared list until the list is used up or
+    the time limit passes.  Only 2xx answers count as successes; ``warmup`` requests are
+    sent first (sequentially) and not measured.
+    """
+    with requests.Session() as session:
+        for path, headers, _label in requests_list[:warmup]:
+            session.get(base_url + path, headers=headers, timeout=30)
+    result = LoadResult()
+    lock = threading.Lock()
+    cursor = iter(requests_list)
+    start = time.perf_counter()
+    deadline = start + time_limit_s
+
+    def worker():
+        with requests.Session() as session:
+            while time.perf_counter() < deadline:
+                with lock:
+                    item = next(cursor, None)
+                if item is None:
+                    return
+                path, headers, label = item
+                began = time.perf_counter()
+                try:
+                    response = session.get(base_url + path, headers=headers, timeout=30)
+                    body = response.content
+                    ok = 200 <= response.status_code < 300
+                except requests.RequestException as exc:
+                    ok, body, response = False, b"", exc
+                took = (time.perf_counter() - began) * 1000
+                with lock:
+                    if ok:
+                        result.latencies_ms.append(took)
+                        result.by_label.setdefault(label, []).append(took)
+                        result.bytes_received += len(body)
+                    else:
+                        result.errors += 1
+                        if len(result.error_samples) < 5:
+                            status = getattr(response, "status_code", response)
+                            result.error_samples.append(f"{path}: {status} {body[:200]!r}")
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.elapsed_s = time.perf_counter() - start
+    return result
+
+
+def format_result(label: str, result: LoadResult) -> str:
+    p = percentiles(result.latencies_ms)
+    return (
+        f"{label}: {result.requests} ok, {result.errors} errors in {result.elapsed_s:.1f} s -> "
+        f"{result.throughput:.0f} req/s; latency ms p50 {p['p50']:.1f} p95 {p['p95']:.1f} "
+        f"p99 {p['p99']:.1f} max {p['max']:.1f}"
+    )
