@@ -1,0 +1,153 @@
+"""Demo loader of the curriculum feature (``content/curriculum/demo.yaml``).
+
+Imports the CASE packages through the importer, then creates the demo class, the
+district's term calendars and the alignments of demo resources.  Idempotent: keyed by
+framework identifier, class name, calendar (district, term, subject, edition) and
+alignment (node, resource, type).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.accounts.models import District, School
+from app.accounts.services import get_user_by_email
+from app.curriculum import case, services
+from app.curriculum.models import (
+    Alignment,
+    ClassEdition,
+    Framework,
+    Level,
+    Node,
+    SchoolClass,
+    TargetType,
+    TeachingCalendar,
+)
+from app.extensions import db
+
+
+def _lesson(edition: str, code: str) -> Node:
+    node = db.session.execute(
+        select(Node).where(Node.edition == edition, Node.code == code, Node.level == Level.LESSON)
+    ).scalar_one_or_none()
+    if node is None:
+        raise LookupError(f"demo.yaml: no {edition} lesson {code}")
+    return node
+
+
+def _volume(spec: dict) -> Node:
+    return db.session.execute(
+        select(Node).where(
+            Node.level == Level.VOLUME,
+            Node.subject == spec["subject"],
+            Node.grade == spec["grade"],
+            Node.edition == spec["edition"],
+        )
+    ).scalar_one()
+
+
+def load(folder: Path, report, tick) -> None:
+    from app.demo.services import read_yaml
+
+    spec_path = folder / "curriculum" / "demo.yaml"
+    if not spec_path.exists():
+        return
+    spec = read_yaml(spec_path) or {}
+    for entry in spec.get("frameworks", []):
+        package = json.loads((folder / "curriculum" / entry["file"]).read_text(encoding="utf-8"))
+        district = db.session.execute(
+            select(District).filter_by(code=entry["district"])
+        ).scalar_one()
+        existed = db.session.execute(
+            select(Framework.id).filter_by(identifier=package["CFDocument"]["identifier"].lower())
+        ).first()
+        case.import_package(package, district_id=district.id)
+        report.add("curriculum frameworks", existed is None)
+        tick("curriculum")
+    for entry in spec.get("classes", []):
+        school = db.session.execute(select(School).filter_by(code=entry["school"])).scalar_one()
+        existed = db.session.execute(
+            select(SchoolClass.id).filter_by(school_id=school.id, name=entry["name"])
+        ).first()
+        school_class = services.get_or_create_class(school, entry["name"], grade=entry.get("grade"))
+        for subject, edition in (entry.get("editions") or {}).items():
+            if db.session.get(ClassEdition, (school_class.id, subject)) is None:
+                db.session.add(
+                    ClassEdition(class_id=school_class.id, subject=subject, edition=edition)
+                )
+        for role in ("teacher", "student"):
+            for email in entry.get(role + "s", []):
+                services.add_class_member(school_class, get_user_by_email(email), role)
+        db.session.flush()
+        report.add("school classes", existed is None)
+    for entry in spec.get("calendars", []):
+        district = db.session.execute(
+            select(District).filter_by(code=entry["district"])
+        ).scalar_one()
+        volume = _volume(entry["volume"])
+        exists = db.session.execute(
+            select(TeachingCalendar.id).filter_by(
+                district_id=district.id,
+                school_id=None,
+                class_id=None,
+                term=entry["term"],
+                subject=volume.subject,
+                edition=volume.edition,
+            )
+        ).first()
+        report.add("teaching calendars", exists is None)
+        if exists is None:
+            services.create_calendar(
+                get_user_by_email(entry["by"]),
+                {
+                    "district_id": district.id,
+                    "term": entry["term"],
+                    "title": entry.get("title"),
+                    "volume_id": volume.id,
+                    "term_start": str(entry["term_start"]),
+                    "term_end": str(entry["term_end"]),
+                    "lessons_per_week": entry.get("lessons_per_week", 5),
+                    "holidays": [
+                        {**h, "start": str(h["start"]), "end": str(h["end"])}
+                        for h in entry.get("holidays", [])
+                    ],
+                },
+            )
+    for entry in spec.get("alignments", []):
+        node = _lesson(entry["edition"], str(entry["lesson"]))
+        exists = db.session.execute(
+            select(Alignment.id).filter_by(
+                node_id=node.id,
+                target_type=TargetType.RESOURCE,
+                target_key=entry["resource"],
+                alignment_type=entry.get("type", "teaches"),
+            )
+        ).first()
+        report.add("curriculum alignments", exists is None)
+        if exists is None:
+            from app.catalog.models import Resource
+
+            author_id = db.session.execute(
+                select(Resource.author_id).filter_by(content_id=entry["resource"]).limit(1)
+            ).scalar()
+            if author_id is None:
+                continue  # the resource file is not loaded (custom content folder)
+            from app.accounts.models import User
+
+            services.align(
+                db.session.get(User, author_id),
+                node.id,
+                "resource",
+                entry["resource"],
+                entry.get("type", "teaches"),
+            )
+    db.session.flush()
+
+
+def register() -> None:
+    from app.demo.services import register_loader
+
+    register_loader("curriculum", load)
