@@ -58,3 +58,10 @@ alignment_changed = _signals.signal("alignment-changed")
 curriculum nodes it is aligned to changed (re-import). kwargs: ``resource_content_id``
 (str), ``user`` (or None for imports and the demo loader). Read the current alignments
 with :func:`app.curriculum.services.alignments_for_resource`."""
+
+resource_version_created = _signals.signal("resource-version-created")
+"""Sent INSIDE the transaction (not after commit), from ``catalog.services._copy_row``, when
+a new draft version of a resource is copied from the previous one.  kwargs: ``resource``
+(the new draft row, already added to the session; flush to get its id) and ``previous``
+(the row it was copied from).  Receivers may add rows with ``db.session`` (e.g. media
+attachments copied to the new version) but must neither commit nor roll back."""
