@@ -121,6 +121,16 @@ def load_config(overrides: dict | None = None) -> dict:
         "LTI_GRADE_RETRY_SECONDS": _env_int("SHUYUAN_LTI_GRADE_RETRY_SECONDS", 30),
         "LTI_ROSTER_SYNC_SECONDS": _env_int("SHUYUAN_LTI_ROSTER_SYNC_SECONDS", 86400),
         "LTI_REDIS_URL": _env("SHUYUAN_LTI_REDIS_URL"),  # default: REDIS_URL
+        # Media (app/media): limits, quota, URL lifetimes, H5P unpacking limits.
+        "MEDIA_MAX_UPLOAD_BYTES": _env_int("SHUYUAN_MEDIA_MAX_UPLOAD_BYTES", 4 * 1024**3),
+        "MEDIA_DISTRICT_QUOTA_BYTES": _env_int("SHUYUAN_MEDIA_DISTRICT_QUOTA_BYTES", 200 * 1024**3),
+        "MEDIA_SINGLE_PUT_MAX_BYTES": _env_int("SHUYUAN_MEDIA_SINGLE_PUT_MAX_BYTES", 16 * 1024**2),
+        "MEDIA_PART_SIZE": _env_int("SHUYUAN_MEDIA_PART_SIZE", 8 * 1024**2),
+        "MEDIA_URL_TTL": _env_int("SHUYUAN_MEDIA_URL_TTL", 900),
+        "MEDIA_UPLOAD_TTL": _env_int("SHUYUAN_MEDIA_UPLOAD_TTL", 24 * 3600),
+        "MEDIA_H5P_MAX_UNPACKED_BYTES": _env_int("SHUYUAN_MEDIA_H5P_MAX_UNPACKED_BYTES", 1024**3),
+        "MEDIA_H5P_MAX_FILES": _env_int("SHUYUAN_MEDIA_H5P_MAX_FILES", 5000),
+        "MEDIA_S3_REGION": _env("SHUYUAN_MEDIA_S3_REGION", "us-east-1"),
     }
     if overrides:
         config.update(overrides)

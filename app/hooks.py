@@ -26,7 +26,7 @@ from app import signals  # noqa: F401  (re-exported for plugins)
 from app.extensions import db  # noqa: F401  (re-exported: plugin tables use db.Model)
 
 __all__ = ["ContentType", "PluginContext", "signals", "db", "published_courses", "content_types",
-           "render_slot", "emit_learning_event"]
+           "render_slot", "emit_learning_event", "resource_media", "player_script"]
 
 
 @dataclass
@@ -131,3 +131,33 @@ def emit_learning_event(user, verb: str, *, resource=None, course=None, result: 
 
     send_after_commit(signals.learning_event, user=user, verb=verb, resource=resource, course=course,
                       result=result, context=context or {})
+
+
+def resource_media(resource, user=None) -> dict | None:
+    """The file of ``resource`` for a player, or None (no file, or ``user`` may not see it).
+
+    ``user`` defaults to whoever makes the request.  Keys: ``url`` (stable,
+    permission-checked address that redirects to a short-lived URL with HTTP Range
+    support), ``download_url``, ``media_type`` (sniffed from the bytes), ``filename``,
+    ``size``, ``duration`` (seconds or None), ``poster_url``, ``thumbnail_url``,
+    ``h5p_base`` (folder URL of an unpacked H5P package, ending in "/"), ``attachment_id``.
+    """
+    from app.accounts.auth import actor
+    from app.media import services
+
+    return services.media_context(user if user is not None else actor(), resource)
+
+
+def player_script() -> Markup:
+    """The ``<script>`` tag of the player API (``window.Shuyuan.report(resourceId, verb,
+    data)``, ``Shuyuan.bindMedia(element, resourceId)``), carrying the page's CSRF token.
+    Include it in every player; loading it twice is harmless."""
+    from flask import url_for
+    from flask_wtf.csrf import generate_csrf
+    from markupsafe import escape
+
+    src = url_for("static", filename="js/shuyuan-player.js")
+    return Markup(  # noqa: S704  (escaped)
+        f'<script src="{escape(src)}" data-csrf="{escape(generate_csrf())}" '
+        f'data-endpoint="{escape(url_for("media_api.Progress"))}"></script>'
+    )

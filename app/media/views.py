@@ -1,0 +1,171 @@
+"""Media pages and the local backend's signed upload/download routes."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_babel import gettext as _
+
+from app.accounts.auth import actor
+from app.catalog import services as catalog
+from app.catalog.models import Resource
+from app.errors import AppError, Forbidden, PayloadTooLarge
+from app.media import services
+from app.media.storage import LocalStorage, StorageError, TokenRejected, get_storage, read_token
+
+bp = Blueprint("media", __name__, static_folder="static", static_url_path="/static/media-feature")
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/media/a/<attachment_id>")
+def open_file(attachment_id: str):
+    """Stable address used by players: checks who asks, then redirects to a short-lived URL."""
+    delivery = services.delivery_url(
+        actor(),
+        attachment_id,
+        request.args.get("variant") or None,
+        inline=not request.args.get("download"),
+    )
+    return _no_store(redirect(delivery.url, code=302))
+
+
+def _local() -> LocalStorage:
+    storage = get_storage()
+    if not isinstance(storage, LocalStorage):
+        abort(404)
+    return storage
+
+
+def _token(token: str, op: str) -> dict:
+    try:
+        return read_token(token, op)
+    except TokenRejected as exc:
+        if exc.reason == "expired":
+            raise Forbidden(
+                _("This link has expired. Reload the page to get a new one."), code="link_expired"
+            ) from None
+        raise Forbidden(_("This link is not valid."), code="link_invalid") from None
+
+
+@bp.route("/media/local/get/<token>")
+def local_get(token: str):
+    """Signed, expiring download from the local folder, with HTTP Range (206) for seeking."""
+    payload = _token(token, "get")
+    storage = _local()
+    path = storage.local_path(payload["k"])
+    try:
+        response = send_file(
+            path,
+            mimetype=payload.get("t") or "application/octet-stream",
+            as_attachment=not payload.get("i", True),
+            download_name=payload.get("n") or "file",
+            conditional=True,
+            etag=True,
+            max_age=0,
+        )
+    except FileNotFoundError:
+        abort(404)
+    response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.route("/media/local/up/<token>", methods=["PUT"])
+def local_put(token: str):
+    """Signed, expiring upload of one part (or a whole small file) to the local folder."""
+    payload = _token(token, "put")
+    storage = _local()
+    limit = int(payload["m"])
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"This part may have at most {limit} bytes.")
+    try:
+        written, etag = storage.write_part(payload["k"], request.stream, limit)
+    except StorageError as exc:
+        if str(exc) == "too_large":
+            raise PayloadTooLarge(f"This part may have at most {limit} bytes.") from None
+        raise Forbidden("This upload is no longer open.", code="upload_closed") from None
+    response = Response(status=200)
+    response.headers["ETag"] = f'"{etag}"'
+    response.headers["Access-Control-Expose-Headers"] = "ETag"
+    return response
+
+
+@bp.route("/media/h5p/<attachment_id>/<path:path>")
+def h5p_file(attachment_id: str, path: str):
+    """Files of an unpacked H5P package, for the in-page player (permission-checked)."""
+    key, media_type = services.h5p_asset(actor(), attachment_id, path)
+    storage = get_storage()
+    local = storage.local_path(key)
+    if local is not None:
+        try:
+            return send_file(local, mimetype=media_type, conditional=True, max_age=300)
+        except FileNotFoundError:
+            abort(404)
+    if storage.stat(key) is None:
+        abort(404)
+    return Response(
+        storage.iter_chunks(key),
+        mimetype=media_type,
+        headers={"Cache-Control": "private, max-age=300"},
+    )
+
+
+@bp.route("/resources/<content_id>/media", methods=["GET"])
+def upload_page(content_id: str):
+    """Teachers pick a file; the page uploads it straight to storage with a progress bar."""
+    user = actor()
+    if user is None:
+        return redirect(url_for("accounts.login", next=request.full_path))
+    resource = catalog.get_content(user, Resource, content_id, "latest")
+    if not catalog.can_edit(user, resource):
+        raise Forbidden(
+            _("Only the owner or her district admin can upload media for this resource.")
+        )
+    attachments = services.attachments_of(resource)
+    accepts = services.accepted_types(resource.kind)
+    quota = services.district_quota(resource.district_id)
+    used = services.district_usage(resource.district_id)
+    return render_template(
+        "media/upload.html",
+        resource=resource,
+        attachments=attachments,
+        accepts=accepts,
+        quota=quota,
+        used=used,
+        max_bytes=current_app.config["MEDIA_MAX_UPLOAD_BYTES"],
+        extensions=sorted(
+            {ext for t in accepts for ext in (mimetypes.guess_all_extensions(t) or [])}
+        ),
+    )
+
+
+@bp.route("/resources/<content_id>/media/remove", methods=["POST"])
+def remove_file(content_id: str):
+    from flask import flash
+
+    from app.common.events import commit
+
+    try:
+        services.remove_attachment(actor(), content_id, request.form.get("role", "primary"))
+        commit()
+    except AppError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(_("The file was removed from the draft."), "success")
+    return redirect(url_for("media.upload_page", content_id=content_id))

@@ -1,0 +1,64 @@
+# ruff: noqa: S704  (every value put in the HTML below is escaped)
+"""Video and audio: HTML5 players reporting played / paused / seeked / completed / progressed.
+
+Imports only ``app.hooks`` from Shuyuan (plus Flask and MarkupSafe).
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
+
+from app import hooks
+
+VIDEO_TYPES = ("video/mp4", "video/webm", "video/ogg", "video/quicktime")
+AUDIO_TYPES = ("audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/flac", "audio/webm")
+
+
+def player(resource, context=None) -> str:
+    if resource.kind not in ("video", "audio"):
+        return ""
+    media = hooks.resource_media(resource)
+    if media is None:
+        return Markup(
+            f'<p class="meta player-empty">{escape(_("No file has been uploaded yet."))}</p>'
+        )
+    rid = escape(resource.content_id)
+    url = escape(media["url"])
+    duration = ""
+    if media.get("duration"):
+        seconds = int(media["duration"])
+        duration = f'<span class="meta">{seconds // 60}:{seconds % 60:02d}</span>'
+    if resource.kind == "video" and media["media_type"].startswith("video/"):
+        poster = f' poster="{escape(media["poster_url"])}"' if media.get("poster_url") else ""
+        element = (
+            f'<video class="player-media" controls preload="metadata" playsinline{poster} '
+            f'data-shuyuan-media="{rid}" src="{url}" '
+            f'style="width:100%;max-height:70vh;background:#000">'
+            f"</video>"
+        )
+    else:
+        element = (
+            f'<audio class="player-media" controls preload="metadata" data-shuyuan-media="{rid}" '
+            f'src="{url}" style="width:100%"></audio>'
+        )
+    download = escape(media["download_url"])
+    name = escape(media["filename"])
+    return Markup(
+        f'<div class="player player-{escape(resource.kind)}">{element}'
+        f'<p class="meta">{duration} <a href="{download}">{escape(_("Download"))} {name}</a>'
+        f"</p></div>"
+        f"{hooks.player_script()}"
+    )
+
+
+def register(ctx: hooks.PluginContext) -> None:
+    ctx.register_content_type(
+        hooks.ContentType(kind="video", label="Video", player=player, accepts=VIDEO_TYPES)
+    )
+    ctx.register_content_type(
+        hooks.ContentType(kind="audio", label="Audio", player=player, accepts=AUDIO_TYPES)
+    )
+    ctx.add_to_slot(
+        "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
+    )
