@@ -181,10 +181,17 @@ _register(
 )
 
 
-def _enrolment_out(enrolment):
-    out = schemas.EnrolmentSchema().dump(enrolment)
-    out["waitlist_position"] = services.waitlist_position(enrolment)
-    return out
+def _enrolment_out(enrolment) -> dict:
+    # Raw values: the response decorator serialises them with EnrolmentSchema (dumping
+    # here too made the second dump fail on an already formatted date: a 500).
+    return {
+        "id": enrolment.id,
+        "course_content_id": enrolment.course_content_id,
+        "student": enrolment.student,
+        "status": enrolment.status,
+        "queued_at": enrolment.queued_at,
+        "waitlist_position": services.waitlist_position(enrolment),
+    }
 
 
 @blp.route("/courses/<content_id>/enrolment")
