@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from flask import request
 from flask_babel import get_locale
 from flask_smorest import Blueprint
 
 from app.accounts.auth import actor
+from app.errors import Invalid
 from app.search import schemas, services
 
 blp = Blueprint(
@@ -30,6 +32,15 @@ def search(args):
     (``jj``) find Chinese titles.  Facet counts cover every match the caller may see.
     Operators and wildcards are not interpreted; pages past the end are empty.
     """
+    unknown = sorted(set(request.args) - set(schemas.SearchArgsSchema().fields))
+    if unknown:
+        raise Invalid(
+            "Unknown search parameter.",
+            fields={
+                name: [f"Unknown parameter; facets are {', '.join(services.FACET_VOCABULARIES)}."]
+                for name in unknown
+            },
+        )
     return services.search(
         actor(),
         args["q"],

@@ -28,7 +28,7 @@ DOCUMENT_FIELDS = {
     "school": "school id (string) or ''",
     "visibility": "private | school | district | region",
     "author": "author's public id",
-    "published": "publication time, seconds since the epoch",
+    "published": "publication time, milliseconds since the epoch",
     "usage": "usage count",
     "title": "title as written (stored for display)",
     "title_en": "English title or ''",

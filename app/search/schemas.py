@@ -82,7 +82,7 @@ class SearchHitSchema(Schema):
     licence = fields.String()
     district_id = fields.Integer(allow_none=True)
     url = fields.String()
-    published_at = fields.Integer(metadata={"description": "Seconds since the epoch."})
+    published_at = fields.Integer(metadata={"description": "Milliseconds since the epoch."})
     usage_count = fields.Integer()
     tags = fields.List(fields.String())
     score = fields.Float(allow_none=True)

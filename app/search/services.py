@@ -110,6 +110,8 @@ def _alignment_terms(content_id: str) -> list[str]:
             "knowledge_point_title",
             "title_en",
             "label",
+            "unit",
+            "volume",
         ):
             value = get(key)
             if isinstance(value, str) and value.strip():
@@ -122,7 +124,7 @@ def _epoch(moment) -> int:
         return 0
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
+    return int(moment.timestamp() * 1000)
 
 
 def document_for(obj: Course | Resource) -> dict:
