@@ -15,9 +15,15 @@ from app.curriculum import case, services
 from app.curriculum.models import Level, Node
 from app.extensions import db
 
-PACKAGE_PATH = Path(__file__).resolve().parents[2] / "content" / "curriculum" / "math-g7-vol1.case.json"
-TERM = {"term": "2026-2027-1", "term_start": "2026-09-01", "term_end": "2027-01-22",
-        "holidays": [{"name": "国庆节", "start": "2026-10-01", "end": "2026-10-07"}]}
+PACKAGE_PATH = (
+    Path(__file__).resolve().parents[2] / "content" / "curriculum" / "math-g7-vol1.case.json"
+)
+TERM = {
+    "term": "2026-2027-1",
+    "term_start": "2026-09-01",
+    "term_end": "2027-01-22",
+    "holidays": [{"name": "国庆节", "start": "2026-10-01", "end": "2026-10-07"}],
+}
 
 
 def demo_package() -> dict:
@@ -29,12 +35,16 @@ class Curriculum:
         self.framework_id = report.framework_id
 
     def lesson(self, edition: str, code: str) -> Node:
-        return db.session.execute(select(Node).where(Node.edition == edition, Node.code == code,
-                                                     Node.level == Level.LESSON)).scalar_one()
+        return db.session.execute(
+            select(Node).where(
+                Node.edition == edition, Node.code == code, Node.level == Level.LESSON
+            )
+        ).scalar_one()
 
     def volume(self, edition: str) -> Node:
-        return db.session.execute(select(Node).where(Node.edition == edition, Node.level == Level.VOLUME)
-                                  ).scalar_one()
+        return db.session.execute(
+            select(Node).where(Node.edition == edition, Node.level == Level.VOLUME)
+        ).scalar_one()
 
 
 @pytest.fixture
@@ -76,14 +86,21 @@ def klass(ctx, orgs, make_user, curriculum):
     services.add_class_member(school_class, teacher, "teacher")
     services.add_class_member(school_class, student, "student")
     services.set_class_edition(admin, school_class.id, "math", "pep")
-    calendar = services.create_calendar(admin, {**TERM, "volume_id": curriculum.volume("pep").id,
-                                                "district_id": orgs.district.id})
+    calendar = services.create_calendar(
+        admin, {**TERM, "volume_id": curriculum.volume("pep").id, "district_id": orgs.district.id}
+    )
     db.session.commit()
 
     class K:
         pass
 
     k = K()
-    k.school_class, k.teacher, k.student, k.admin, k.calendar = school_class, teacher, student, admin, calendar
+    k.school_class, k.teacher, k.student, k.admin, k.calendar = (
+        school_class,
+        teacher,
+        student,
+        admin,
+        calendar,
+    )
     k.class_id, k.calendar_id = school_class.id, calendar.id
     return k

@@ -15,8 +15,10 @@ from .conftest import demo_package
 
 
 def _counts():
-    return tuple(db.session.execute(select(func.count()).select_from(m)).scalar_one()
-                 for m in (Framework, Node, Association))
+    return tuple(
+        db.session.execute(select(func.count()).select_from(m)).scalar_one()
+        for m in (Framework, Node, Association)
+    )
 
 
 def test_import_then_export_gives_the_same_document(client, make_user, token_for, package):
@@ -33,10 +35,15 @@ def test_import_then_export_gives_the_same_document(client, make_user, token_for
     assert exported == package
 
     # Re-importing the export is a no-op that keeps every identifier.
-    again = client.post("/api/v1/curriculum/frameworks/import", json=exported, headers=headers).get_json()
+    again = client.post(
+        "/api/v1/curriculum/frameworks/import", json=exported, headers=headers
+    ).get_json()
     assert again["framework"] == "unchanged"
     assert again["framework_id"] == report["framework_id"]
-    assert client.get(f"/api/v1/curriculum/frameworks/{report['framework_id']}/case").get_json() == package
+    assert (
+        client.get(f"/api/v1/curriculum/frameworks/{report['framework_id']}/case").get_json()
+        == package
+    )
 
 
 def test_tree_levels_and_inherited_codes(client, curriculum):
@@ -51,7 +58,10 @@ def test_tree_levels_and_inherited_codes(client, curriculum):
     assert tree[0]["node"]["level"] == "subject"
     detail = client.get(f"/api/v1/curriculum/nodes/{lesson.id}").get_json()
     assert [a["node"]["level"] if "node" in a else a["level"] for a in detail["ancestors"]][:3] == [
-        "subject", "stage", "grade"]
+        "subject",
+        "stage",
+        "grade",
+    ]
     assert {kp["title"] for kp in detail["knowledge_points"]} == {"有理数加法法则", "加法运算律"}
     labels = {(a["type"], a["inverse"]) for a in detail["associations"]}
     assert ("precedes", False) in labels and ("precedes", True) in labels
@@ -59,9 +69,13 @@ def test_tree_levels_and_inherited_codes(client, curriculum):
 
 def test_reimport_of_newer_version_updates_in_place(client, make_user, token_for, package):
     headers = token_for(make_user("district_admin"))
-    first = client.post("/api/v1/curriculum/frameworks/import", json=package, headers=headers).get_json()
+    first = client.post(
+        "/api/v1/curriculum/frameworks/import", json=package, headers=headers
+    ).get_json()
     lesson_item = next(i for i in package["CFItems"] if i.get("humanCodingScheme") == "1.1")
-    node_id = db.session.execute(select(Node.id).where(Node.identifier == lesson_item["identifier"])).scalar_one()
+    node_id = db.session.execute(
+        select(Node.id).where(Node.identifier == lesson_item["identifier"])
+    ).scalar_one()
 
     newer = copy.deepcopy(package)
     newer["CFDocument"]["lastChangeDateTime"] = "2026-09-30T09:00:00+08:00"
@@ -71,13 +85,18 @@ def test_reimport_of_newer_version_updates_in_place(client, make_user, token_for
     # Drop the last item and the associations that mention it.
     dropped = newer["CFItems"].pop()
     before_links = len(newer["CFAssociations"])
-    newer["CFAssociations"] = [a for a in newer["CFAssociations"]
-                               if dropped["identifier"] not in (a["originNodeURI"]["identifier"],
-                                                                a["destinationNodeURI"]["identifier"])]
+    newer["CFAssociations"] = [
+        a
+        for a in newer["CFAssociations"]
+        if dropped["identifier"]
+        not in (a["originNodeURI"]["identifier"], a["destinationNodeURI"]["identifier"])
+    ]
     added = {**copy.deepcopy(dropped), "identifier": str(uuid.uuid4()), "fullStatement": "新知识点"}
     newer["CFItems"].append(added)
 
-    report = client.post("/api/v1/curriculum/frameworks/import", json=newer, headers=headers).get_json()
+    report = client.post(
+        "/api/v1/curriculum/frameworks/import", json=newer, headers=headers
+    ).get_json()
     assert report["framework"] == "updated"
     assert report["framework_id"] == first["framework_id"]
     assert report["items"] == {"created": 1, "updated": 1, "deleted": 1}
@@ -85,7 +104,10 @@ def test_reimport_of_newer_version_updates_in_place(client, make_user, token_for
     db.session.expire_all()
     node = db.session.get(Node, node_id)
     assert node.title == "1.1 正数和负数（修订）"
-    assert client.get(f"/api/v1/curriculum/frameworks/{first['framework_id']}/case").get_json() == newer
+    assert (
+        client.get(f"/api/v1/curriculum/frameworks/{first['framework_id']}/case").get_json()
+        == newer
+    )
 
     # An older package than the stored one is refused and changes nothing.
     before = _counts()
@@ -100,9 +122,16 @@ def _item(package, code):
 
 
 def _assoc(package, kind, origin, destination, identifier=None):
-    return {"identifier": identifier or str(uuid.uuid4()), "associationType": kind,
-            "originNodeURI": {"title": "o", "identifier": origin["identifier"], "uri": "urn:x"},
-            "destinationNodeURI": {"title": "d", "identifier": destination["identifier"], "uri": "urn:x"}}
+    return {
+        "identifier": identifier or str(uuid.uuid4()),
+        "associationType": kind,
+        "originNodeURI": {"title": "o", "identifier": origin["identifier"], "uri": "urn:x"},
+        "destinationNodeURI": {
+            "title": "d",
+            "identifier": destination["identifier"],
+            "uri": "urn:x",
+        },
+    }
 
 
 def _cycle_child(p):
@@ -117,8 +146,9 @@ def _cycle_precedes(p):
 
 
 def _unknown_type(p):
-    p["CFAssociations"].append({**_assoc(p, "isChildOf", _item(p, "1.1"), _item(p, "1")),
-                                "associationType": "isCousinOf"})
+    p["CFAssociations"].append(
+        {**_assoc(p, "isChildOf", _item(p, "1.1"), _item(p, "1")), "associationType": "isCousinOf"}
+    )
     return "unknown association type 'isCousinOf'"
 
 
@@ -158,10 +188,22 @@ def _missing_document(p):
     return "CFDocument is required"
 
 
-@pytest.mark.parametrize("breaker", [
-    _cycle_child, _cycle_precedes, _unknown_type, _dangling, _duplicate, _wrong_type_statement,
-    _wrong_type_items, _wrong_type_identifier, _wrong_type_sequence, _missing_document,
-], ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        _cycle_child,
+        _cycle_precedes,
+        _unknown_type,
+        _dangling,
+        _duplicate,
+        _wrong_type_statement,
+        _wrong_type_items,
+        _wrong_type_identifier,
+        _wrong_type_sequence,
+        _missing_document,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_bad_packages_are_rejected_whole(client, make_user, token_for, package, breaker):
     headers = token_for(make_user("district_admin"))
     expected = breaker(package)
@@ -181,14 +223,20 @@ def test_every_problem_is_named(client, make_user, token_for, package):
     _cycle_child(package)
     _unknown_type(package)
     _dangling(package)
-    error = client.post("/api/v1/curriculum/frameworks/import", json=package, headers=headers).get_json()["error"]
+    error = client.post(
+        "/api/v1/curriculum/frameworks/import", json=package, headers=headers
+    ).get_json()["error"]
     messages = " | ".join(m for ms in error["fields"].values() for m in ms)
     for expected in ("isChildOf cycle", "unknown association type", "dangling reference"):
         assert expected in messages
-    assert all(key.startswith(("CFAssociations[", "CFItems[", "CFDocument")) for key in error["fields"])
+    assert all(
+        key.startswith(("CFAssociations[", "CFItems[", "CFDocument")) for key in error["fields"]
+    )
 
 
-def test_identifiers_of_another_framework_are_duplicates(client, make_user, token_for, curriculum, package):
+def test_identifiers_of_another_framework_are_duplicates(
+    client, make_user, token_for, curriculum, package
+):
     headers = token_for(make_user("district_admin"))
     package["CFDocument"]["identifier"] = str(uuid.uuid4())
     response = client.post("/api/v1/curriculum/frameworks/import", json=package, headers=headers)
@@ -215,15 +263,20 @@ def test_not_json_and_permissions(client, make_user, token_for, package):
 
 def test_build_a_framework_node_by_node(client, make_user, token_for):
     headers = token_for(make_user("district_admin"))
-    framework = client.post("/api/v1/curriculum/frameworks", json={"title": "自建 数学", "subject": "math"},
-                            headers=headers).get_json()
+    framework = client.post(
+        "/api/v1/curriculum/frameworks",
+        json={"title": "自建 数学", "subject": "math"},
+        headers=headers,
+    ).get_json()
     fid = framework["id"]
 
     def add(level, title, parent=None, code=None):
         body = {"level": level, "title": title, "parent_id": parent}
         if code:
             body["code"] = code
-        response = client.post(f"/api/v1/curriculum/frameworks/{fid}/nodes", json=body, headers=headers)
+        response = client.post(
+            f"/api/v1/curriculum/frameworks/{fid}/nodes", json=body, headers=headers
+        )
         assert response.status_code == 201, response.get_json()
         return response.get_json()
 
@@ -234,14 +287,23 @@ def test_build_a_framework_node_by_node(client, make_user, token_for):
     first = add("lesson", "第一课", unit["id"])
     second = add("lesson", "第二课", unit["id"])
     assert (second["edition"], second["subject"], second["order_in_volume"]) == ("pep", "math", 2)
-    ok = client.post("/api/v1/curriculum/associations", headers=headers,
-                     json={"origin_id": first["id"], "destination_id": second["id"], "type": "precedes"})
+    ok = client.post(
+        "/api/v1/curriculum/associations",
+        headers=headers,
+        json={"origin_id": first["id"], "destination_id": second["id"], "type": "precedes"},
+    )
     assert ok.status_code == 201
-    cycle = client.post("/api/v1/curriculum/associations", headers=headers,
-                        json={"origin_id": second["id"], "destination_id": first["id"], "type": "precedes"})
+    cycle = client.post(
+        "/api/v1/curriculum/associations",
+        headers=headers,
+        json={"origin_id": second["id"], "destination_id": first["id"], "type": "precedes"},
+    )
     assert cycle.status_code == 422
-    unknown = client.post("/api/v1/curriculum/associations", headers=headers,
-                          json={"origin_id": second["id"], "destination_id": first["id"], "type": "likes"})
+    unknown = client.post(
+        "/api/v1/curriculum/associations",
+        headers=headers,
+        json={"origin_id": second["id"], "destination_id": first["id"], "type": "likes"},
+    )
     assert unknown.status_code == 422
     # What was built exports to a package that imports cleanly elsewhere (same identifiers).
     exported = client.get(f"/api/v1/curriculum/frameworks/{fid}/case").get_json()
@@ -249,7 +311,12 @@ def test_build_a_framework_node_by_node(client, make_user, token_for):
     client.delete(f"/api/v1/curriculum/frameworks/{fid}", headers=headers)
     again = client.post("/api/v1/curriculum/frameworks/import", json=exported, headers=headers)
     assert again.status_code == 200, again.get_json()
-    assert client.get(f"/api/v1/curriculum/frameworks/{again.get_json()['framework_id']}/case").get_json() == exported
+    assert (
+        client.get(
+            f"/api/v1/curriculum/frameworks/{again.get_json()['framework_id']}/case"
+        ).get_json()
+        == exported
+    )
 
 
 def test_cli_import_and_export(app, ctx, orgs, tmp_path):
