@@ -46,10 +46,12 @@ def b64(data: bytes) -> str:
 
 def new_rsa():
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     jwk = json.loads(JWK.from_pem(public_pem).export_public())
     kid = "sim-" + uuid.uuid4().hex[:8]
     jwk.update({"kid": kid, "alg": "RS256", "use": "sig"})
@@ -76,31 +78,43 @@ class PreparedLaunch:
 
 
 class FormParser(HTMLParser):
-    """Finds the first form and its hidden inputs."""
+    """Collects every form (id, method, action) with its named inputs."""
 
     def __init__(self):
         super().__init__()
-        self.action = None
-        self.fields: dict[str, str] = {}
-        self._in_form = False
+        self.forms: list[dict] = []
+        self._current: dict | None = None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        if tag == "form" and self.action is None:
-            self.action = attrs.get("action")
-            self._in_form = True
-        elif tag == "input" and self._in_form and attrs.get("name"):
-            self.fields[attrs["name"]] = attrs.get("value") or ""
+        if tag == "form":
+            self._current = {
+                "id": attrs.get("id"),
+                "method": (attrs.get("method") or "get").lower(),
+                "action": attrs.get("action"),
+                "fields": {},
+            }
+            self.forms.append(self._current)
+        elif tag == "input" and self._current is not None and attrs.get("name"):
+            self._current["fields"][attrs["name"]] = attrs.get("value") or ""
 
     def handle_endtag(self, tag):
         if tag == "form":
-            self._in_form = False
+            self._current = None
 
 
-def parse_form(html: str) -> tuple[str, dict]:
+def parse_form(html: str, form_id: str | None = None) -> tuple[str, dict]:
+    """(action, fields) of the form with ``form_id``, else of the first POST form that is
+    not the page header's logout form."""
     parser = FormParser()
     parser.feed(html)
-    return parser.action, parser.fields
+    for form in parser.forms:
+        if form_id is not None:
+            if form["id"] == form_id:
+                return form["action"], form["fields"]
+        elif form["method"] == "post" and not (form["action"] or "").endswith("/logout"):
+            return form["action"], form["fields"]
+    return None, {}
 
 
 class Platform:
@@ -149,9 +163,16 @@ class Platform:
         return self.url + "/jwks"
 
     def registration(self, school_code: str, **extra) -> dict:
-        data = {"issuer": self.issuer, "client_id": self.client_id, "deployment_id": self.deployment_id,
-                "auth_login_url": self.auth_url, "auth_token_url": self.token_url,
-                "key_set_url": self.jwks_url, "school": school_code, "name": "Simulated LMS"}
+        data = {
+            "issuer": self.issuer,
+            "client_id": self.client_id,
+            "deployment_id": self.deployment_id,
+            "auth_login_url": self.auth_url,
+            "auth_token_url": self.token_url,
+            "key_set_url": self.jwks_url,
+            "school": school_code,
+            "name": "Simulated LMS",
+        }
         data.update(extra)
         return data
 
@@ -164,17 +185,27 @@ class Platform:
 
     def login_params(self, hint: str, **extra) -> dict:
         prepared = self.prepared[hint]
-        params = {"iss": self.issuer, "login_hint": prepared.sub, "lti_message_hint": hint,
-                  "target_link_uri": "ignored", "client_id": self.client_id,
-                  "lti_deployment_id": prepared.deployment_id or self.deployment_id}
+        params = {
+            "iss": self.issuer,
+            "login_hint": prepared.sub,
+            "lti_message_hint": hint,
+            "target_link_uri": "ignored",
+            "client_id": self.client_id,
+            "lti_deployment_id": prepared.deployment_id or self.deployment_id,
+        }
         params.update(extra)
         return params
 
     def claims_for(self, prepared: PreparedLaunch, nonce: str) -> dict:
         now = int(time.time())
         claims = {
-            "iss": self.issuer, "aud": self.client_id, "sub": prepared.sub, "nonce": nonce,
-            "iat": now, "exp": now + 300, "name": prepared.name,
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "sub": prepared.sub,
+            "nonce": nonce,
+            "iat": now,
+            "exp": now + 300,
+            "name": prepared.name,
             CLAIM + "message_type": prepared.message_type,
             CLAIM + "version": "1.3.0",
             CLAIM + "deployment_id": prepared.deployment_id or self.deployment_id,
@@ -184,26 +215,37 @@ class Platform:
         if prepared.email:
             claims["email"] = prepared.email
         if prepared.context_id:
-            claims[CLAIM + "context"] = {"id": prepared.context_id, "title": prepared.context_title,
-                                         "label": prepared.context_title[:10]}
+            claims[CLAIM + "context"] = {
+                "id": prepared.context_id,
+                "title": prepared.context_title,
+                "label": prepared.context_title[:10],
+            }
         if prepared.custom:
             claims[CLAIM + "custom"] = prepared.custom
         if prepared.message_type == "LtiResourceLinkRequest":
             claims[CLAIM + "resource_link"] = {"id": prepared.resource_link_id, "title": "Link"}
             if prepared.with_ags:
                 claims[AGS] = {
-                    "scope": ["https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-                              "https://purl.imsglobal.org/spec/lti-ags/scope/score"],
+                    "scope": [
+                        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+                        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                    ],
                     "lineitems": f"{self.url}/ctx/{prepared.context_id}/lineitems",
                     "lineitem": f"{self.url}/ctx/{prepared.context_id}/lineitems/{prepared.resource_link_id}",
                 }
         else:
-            claims[DL] = {"deep_link_return_url": self.url + "/deep_link_return",
-                          "accept_types": ["ltiResourceLink"], "accept_presentation_document_targets": ["iframe"],
-                          "accept_multiple": True, "data": "opaque-data-123"}
+            claims[DL] = {
+                "deep_link_return_url": self.url + "/deep_link_return",
+                "accept_types": ["ltiResourceLink"],
+                "accept_presentation_document_targets": ["iframe"],
+                "accept_multiple": True,
+                "data": "opaque-data-123",
+            }
         if prepared.with_nrps and prepared.context_id:
-            claims[NRPS] = {"context_memberships_url": f"{self.url}/ctx/{prepared.context_id}/memberships",
-                            "service_versions": ["2.0"]}
+            claims[NRPS] = {
+                "context_memberships_url": f"{self.url}/ctx/{prepared.context_id}/memberships",
+                "service_versions": ["2.0"],
+            }
         claims.update(prepared.extra)
         return claims
 
@@ -216,8 +258,14 @@ class Platform:
 
     # --- the "browser" side helpers -----------------------------------------------------
 
-    def launch(self, browser: requests.Session, tool_url: str, hint: str, login_method: str = "GET",
-               **login_extra) -> requests.Response:
+    def launch(
+        self,
+        browser: requests.Session,
+        tool_url: str,
+        hint: str,
+        login_method: str = "GET",
+        **login_extra,
+    ) -> requests.Response:
         """login → redirect to /auth → signed id_token → POST /lti/launch (not followed)."""
         params = self.login_params(hint, **login_extra)
         if login_method == "POST":
@@ -279,8 +327,12 @@ class Platform:
             "response_types_supported": ["id_token"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "https://purl.imsglobal.org/spec/lti-platform-configuration": {
-                "product_family_code": "simulated-lms", "version": "1.0",
-                "messages_supported": [{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}],
+                "product_family_code": "simulated-lms",
+                "version": "1.0",
+                "messages_supported": [
+                    {"type": "LtiResourceLinkRequest"},
+                    {"type": "LtiDeepLinkingRequest"},
+                ],
             },
         }
 
@@ -288,8 +340,12 @@ class Platform:
         if request.headers.get("Authorization") != "Bearer " + self.registration_token:
             return self._json({"error": "invalid_token"}, 401)
         data = request.get_json(force=True)
-        for required in ("initiate_login_uri", "redirect_uris", "jwks_uri",
-                         "https://purl.imsglobal.org/spec/lti-tool-configuration"):
+        for required in (
+            "initiate_login_uri",
+            "redirect_uris",
+            "jwks_uri",
+            "https://purl.imsglobal.org/spec/lti-tool-configuration",
+        ):
             if required not in data:
                 return self._json({"error": "invalid_client_metadata", "missing": required}, 400)
         self.registrations.append(data)
@@ -297,13 +353,23 @@ class Platform:
         answer = dict(data)
         answer["client_id"] = self.client_id
         answer["https://purl.imsglobal.org/spec/lti-tool-configuration"] = dict(
-            data["https://purl.imsglobal.org/spec/lti-tool-configuration"], deployment_id=self.deployment_id)
+            data["https://purl.imsglobal.org/spec/lti-tool-configuration"],
+            deployment_id=self.deployment_id,
+        )
         return self._json(answer)
 
     def _auth(self, request: Request) -> Response:
         params = request.values
         self.auth_requests.append(dict(params))
-        for name in ("scope", "response_type", "client_id", "redirect_uri", "login_hint", "state", "nonce"):
+        for name in (
+            "scope",
+            "response_type",
+            "client_id",
+            "redirect_uri",
+            "login_hint",
+            "state",
+            "nonce",
+        ):
             if not params.get(name):
                 return Response(f"missing {name}", status=400)
         if params["client_id"] != self.client_id or params["response_mode"] != "form_post":
@@ -317,9 +383,11 @@ class Platform:
         if prepared.tamper is not None:
             claims, header, pem = prepared.tamper(claims, header, pem)
         token = self.sign(claims, header, pem)
-        html = (f'<html><body><form method="post" action="{params["redirect_uri"]}">'
-                f'<input type="hidden" name="id_token" value="{token}">'
-                f'<input type="hidden" name="state" value="{params["state"]}"></form></body></html>')
+        html = (
+            f'<html><body><form method="post" action="{params["redirect_uri"]}">'
+            f'<input type="hidden" name="id_token" value="{token}">'
+            f'<input type="hidden" name="state" value="{params["state"]}"></form></body></html>'
+        )
         return Response(html, mimetype="text/html")
 
     def _tool_keys(self) -> dict:
@@ -345,8 +413,14 @@ class Platform:
             return self._json({"error": "invalid_client"}, 401)
         token = "at-" + secrets.token_hex(12)
         self.tokens[token] = {"scopes": form.get("scope", "").split()}
-        return self._json({"access_token": token, "token_type": "bearer", "expires_in": 3600,
-                           "scope": form.get("scope", "")})
+        return self._json(
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": 3600,
+                "scope": form.get("scope", ""),
+            }
+        )
 
     def _authorised(self, request: Request, scope: str) -> bool:
         header = request.headers.get("Authorization", "")
@@ -366,12 +440,15 @@ class Platform:
         return self._json({}, 200)
 
     def _memberships(self, request: Request) -> Response:
-        if not self._authorised(request,
-                                "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"):
+        if not self._authorised(
+            request, "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+        ):
             return self._json({"error": "unauthorized"}, 401)
         context_id = request.path.split("/")[2]
-        return Response(json.dumps({"id": request.url, "context": {"id": context_id}, "members": self.members}),
-                        mimetype="application/vnd.ims.lti-nrps.v2.membershipcontainer+json")
+        return Response(
+            json.dumps({"id": request.url, "context": {"id": context_id}, "members": self.members}),
+            mimetype="application/vnd.ims.lti-nrps.v2.membershipcontainer+json",
+        )
 
     def _deep_link_return(self, request: Request) -> Response:
         token = request.form.get("JWT", "")
@@ -381,8 +458,11 @@ class Platform:
         except Exception as exc:
             claims, error = {}, f"{type(exc).__name__}: {exc}"
         self.deep_link_responses.append({"claims": claims, "error": error, "token": token})
-        return Response("<html><body>content added</body></html>", mimetype="text/html",
-                        status=200 if error is None else 400)
+        return Response(
+            "<html><body>content added</body></html>",
+            mimetype="text/html",
+            status=200 if error is None else 400,
+        )
 
 
 def login_query(platform: Platform, hint: str) -> str:

@@ -36,7 +36,9 @@ def _expired(claims, header, pem):
 
 
 def _future(claims, header, pem):
-    claims.update(iat=int(time.time()) + 3600, nbf=int(time.time()) + 3600, exp=int(time.time()) + 7200)
+    claims.update(
+        iat=int(time.time()) + 3600, nbf=int(time.time()) + 3600, exp=int(time.time()) + 7200
+    )
     return claims, header, pem
 
 
@@ -91,7 +93,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("name,tamper,status,code", CASES, ids=[c[0] for c in CASES])
-def test_tampered_id_token_is_refused(live, platform, registered, browser, name, tamper, status, code):
+def test_tampered_id_token_is_refused(
+    live, platform, registered, browser, name, tamper, status, code
+):
     hint = platform.prepare(sub="victim", tamper=tamper)
     refused(platform.launch(browser, live, hint), status, code)
     _no_user_created()
@@ -105,19 +109,30 @@ def test_unknown_issuer_at_login(live, platform, registered, browser):
 
 
 def test_unknown_and_unapproved_deployment(live, platform, registered, browser, orgs):
-    refused(platform.launch(browser, live, platform.prepare(deployment_id="dep-unknown")), 403,
-            "lti_unknown_deployment")
-    services.add_platform(None, platform.registration(orgs.school.code, deployment_id="dep-pending",
-                                                      approved=False), system=True)
+    refused(
+        platform.launch(browser, live, platform.prepare(deployment_id="dep-unknown")),
+        403,
+        "lti_unknown_deployment",
+    )
+    services.add_platform(
+        None,
+        platform.registration(orgs.school.code, deployment_id="dep-pending", approved=False),
+        system=True,
+    )
     commit()
-    refused(platform.launch(browser, live, platform.prepare(deployment_id="dep-pending")), 403,
-            "lti_deployment_not_approved")
+    refused(
+        platform.launch(browser, live, platform.prepare(deployment_id="dep-pending")),
+        403,
+        "lti_deployment_not_approved",
+    )
     _no_user_created()
 
 
 def test_replayed_id_token_is_refused(live, platform, registered, browser):
     hint = platform.prepare(sub="stu-replay")
-    login = browser.get(live + "/lti/login", params=platform.login_params(hint), allow_redirects=False)
+    login = browser.get(
+        live + "/lti/login", params=platform.login_params(hint), allow_redirects=False
+    )
     action, fields = platform.authorize(browser, login.headers["Location"])
     first = browser.post(action, data=fields, allow_redirects=False)
     assert first.status_code == 302, first.text[:500]
@@ -127,20 +142,39 @@ def test_replayed_id_token_is_refused(live, platform, registered, browser):
 
 def test_missing_and_mismatched_state(live, platform, registered, browser):
     hint = platform.prepare(sub="stu-state")
-    login = browser.get(live + "/lti/login", params=platform.login_params(hint), allow_redirects=False)
+    login = browser.get(
+        live + "/lti/login", params=platform.login_params(hint), allow_redirects=False
+    )
     action, fields = platform.authorize(browser, login.headers["Location"])
-    refused(browser.post(action, data={"id_token": fields["id_token"]}, allow_redirects=False), 400,
-            "lti_missing_state")
-    refused(browser.post(action, data={**fields, "state": "state-forged"}, allow_redirects=False), 400,
-            "lti_bad_state")
+    refused(
+        browser.post(action, data={"id_token": fields["id_token"]}, allow_redirects=False),
+        400,
+        "lti_missing_state",
+    )
+    refused(
+        browser.post(action, data={**fields, "state": "state-forged"}, allow_redirects=False),
+        400,
+        "lti_bad_state",
+    )
     # Another browser (no state cookie) posting the victim's id_token and state.
     with requests.Session() as attacker:
-        refused(attacker.post(action, data=fields, allow_redirects=False), 400, "lti_state_mismatch")
+        refused(
+            attacker.post(action, data=fields, allow_redirects=False), 400, "lti_state_mismatch"
+        )
     # A second login in the same browser: its state with the first login's token.
-    login2 = browser.get(live + "/lti/login", params=platform.login_params(hint), allow_redirects=False)
+    login2 = browser.get(
+        live + "/lti/login", params=platform.login_params(hint), allow_redirects=False
+    )
     _, fields2 = platform.authorize(browser, login2.headers["Location"])
-    refused(browser.post(action, data={"id_token": fields["id_token"], "state": fields2["state"]},
-                         allow_redirects=False), 400, "lti_bad_nonce")
+    refused(
+        browser.post(
+            action,
+            data={"id_token": fields["id_token"], "state": fields2["state"]},
+            allow_redirects=False,
+        ),
+        400,
+        "lti_bad_nonce",
+    )
     _no_user_created()
     # The untouched original still works afterwards: nothing was consumed by the attacks.
     assert browser.post(action, data=fields, allow_redirects=False).status_code == 302
@@ -148,23 +182,49 @@ def test_missing_and_mismatched_state(live, platform, registered, browser):
 
 def test_garbage_token_and_unknown_message(live, platform, registered, browser):
     hint = platform.prepare()
-    login = browser.get(live + "/lti/login", params=platform.login_params(hint), allow_redirects=False)
+    login = browser.get(
+        live + "/lti/login", params=platform.login_params(hint), allow_redirects=False
+    )
     action, fields = platform.authorize(browser, login.headers["Location"])
-    refused(browser.post(action, data={**fields, "id_token": "not.a.jwt"}, allow_redirects=False), 400,
-            "lti_invalid")
-    refused(browser.post(action, data={"state": fields["state"]}, allow_redirects=False), 400, "lti_invalid")
-    refused(platform.launch(browser, live, platform.prepare(message_type="LtiSomethingElse")), 400,
-            "lti_bad_message")
+    refused(
+        browser.post(action, data={**fields, "id_token": "not.a.jwt"}, allow_redirects=False),
+        400,
+        "lti_invalid",
+    )
+    refused(
+        browser.post(action, data={"state": fields["state"]}, allow_redirects=False),
+        400,
+        "lti_invalid",
+    )
+    refused(
+        platform.launch(browser, live, platform.prepare(message_type="LtiSomethingElse")),
+        400,
+        "lti_bad_message",
+    )
 
 
 def test_resource_the_district_cannot_see(live, platform, registered, browser, make_user, orgs):
     other_teacher = make_user("teacher", school=orgs.review_school)
-    hidden = published_resource(other_teacher, visibility="district", reviewer=make_user("district_admin", district=orgs.review_district))
-    response = platform.launch(browser, live, platform.prepare(sub="stu-x", custom={"resource": hidden}))
+    hidden = published_resource(
+        other_teacher,
+        visibility="district",
+        reviewer=make_user("district_admin", district=orgs.review_district),
+    )
+    response = platform.launch(
+        browser, live, platform.prepare(sub="stu-x", custom={"resource": hidden})
+    )
     refused(response, 403, "lti_not_visible")
-    refused(platform.launch(browser, live, platform.prepare(sub="stu-y", custom={"resource": "nope"})), 404,
-            "lti_not_found")
+    refused(
+        platform.launch(browser, live, platform.prepare(sub="stu-y", custom={"resource": "nope"})),
+        404,
+        "lti_not_found",
+    )
 
 
 def test_form_parser_sanity():
-    assert parse_form('<form action="/x"><input type="hidden" name="a" value="1"></form>') == ("/x", {"a": "1"})
+    assert parse_form(
+        '<form method="post" action="/x"><input type="hidden" name="a" value="1"></form>'
+    ) == (
+        "/x",
+        {"a": "1"},
+    )
