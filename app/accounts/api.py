@@ -37,7 +37,7 @@ class Tokens(MethodView):
         return services.list_tokens(_require_actor())
 
 
-@blp.route("/auth/tokens/<int:token_id>")
+@blp.route("/auth/tokens/<int(max=2147483647):token_id>")
 class TokenById(MethodView):
     @blp.response(204)
     def delete(self, token_id):
@@ -60,7 +60,7 @@ def districts():
     return services.list_districts()
 
 
-@blp.route("/districts/<int:district_id>")
+@blp.route("/districts/<int(max=2147483647):district_id>")
 class DistrictById(MethodView):
     @blp.arguments(schemas.DistrictUpdateSchema)
     @blp.response(200, schemas.DistrictSchema)

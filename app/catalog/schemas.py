@@ -96,7 +96,10 @@ class CourseCreateSchema(_ContentInSchema):
     kind = Text(required=True, validate=one_of("course_kind"))
     cover_url = Text(validate=URL, allow_none=True)
     category = Text(validate=one_of("category"), allow_none=True)
-    capacity = fields.Integer(validate=validate.Range(min=1, max=100_000), allow_none=True)
+    # strict: 1.5 or "12" is refused rather than silently turned into an integer.
+    capacity = fields.Integer(
+        strict=True, validate=validate.Range(min=1, max=100_000), allow_none=True
+    )
     enrolment_open = fields.Boolean()
     grade = Text(validate=one_of("grade"), allow_none=True)
     edition = Text(validate=one_of("edition"), allow_none=True)
