@@ -1230,7 +1230,7 @@ def create_calendar(user: User | None, data: dict) -> TeachingCalendar:
     district_id = school.district_id if school else data.get("district_id")
     if district_id is None:
         admin_of = sorted(user.admin_district_ids())
-        district_id = admin_of[0] if admin_of else None
+        district_id = admin_of[0] if admin_of else user.district_id
     if district_id is None:
         raise Invalid("Which district?", fields={"district_id": ["Required."]})
     allowed = (

@@ -1,0 +1,313 @@
+"""Classes, teaching calendars, "this week", progress and the interfaces other features use."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import g
+from sqlalchemy import func, select
+
+from app.curriculum import services
+from app.curriculum.models import CalendarVersion, SchoolClass
+from app.extensions import db
+
+from .conftest import TERM
+
+MONDAY = date(2026, 11, 23)  # week 13 of the autumn term
+
+
+def _get(client, url, headers):
+    g.pop("_login_user", None)  # the test's app context outlives each request
+    return client.get(url, headers=headers)
+
+
+def _send(client, method, url, headers, json):
+    g.pop("_login_user", None)
+    return client.open(url, method=method, headers=headers, json=json)
+
+
+def test_default_plan_spreads_every_lesson_once_in_order(client, klass, curriculum, token_for):
+    detail = _get(
+        client, f"/api/v1/curriculum/calendars/{klass.calendar_id}", token_for(klass.admin)
+    ).get_json()
+    weeks = detail["weeks"]
+    assert weeks[0]["starts_on"] == "2026-09-01" and weeks[-1]["ends_on"] == "2027-01-22"
+    scheduled = [lesson["order_in_volume"] for w in weeks for lesson in w["lessons"]]
+    assert scheduled == list(range(1, 32))
+    # 1 to 7 October is the holiday: the week of 5 October has two school days only.
+    holiday_week = next(w for w in weeks if w["starts_on"] == "2026-10-05")
+    assert len(holiday_week["lessons"]) <= 1
+    assert detail["current_version"] == 1
+
+
+def test_student_sees_this_week_and_the_moved_calendar(
+    client, klass, curriculum, publish, token_for
+):
+    week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
+    assert week13, "week 13 has lessons"
+    content_id = publish(klass.teacher, "本周微课")
+    services.align(klass.teacher, week13[0].id, "resource", content_id, "teaches")
+    db.session.commit()
+    student = token_for(klass.student)
+
+    body = _get(client, f"/api/v1/curriculum/me/this-week?date={MONDAY}", student).get_json()
+    assert len(body) == 1
+    assert body[0]["week"] == 13 and body[0]["edition"] == "pep"
+    assert [lesson["node"]["id"] for lesson in body[0]["lessons"]] == [n.id for n in week13]
+    assert body[0]["lessons"][0]["resources"][0]["content_id"] == content_id
+
+    # The teacher adapts the district calendar for her class and moves it one week later.
+    teacher = token_for(klass.teacher)
+    copy = _send(
+        client,
+        "POST",
+        f"/api/v1/curriculum/calendars/{klass.calendar_id}/override",
+        teacher,
+        {"class_id": klass.class_id},
+    )
+    assert copy.status_code == 201, copy.get_json()
+    copy_id = copy.get_json()["id"]
+    moved = _send(
+        client,
+        "POST",
+        f"/api/v1/curriculum/calendars/{copy_id}/shift",
+        teacher,
+        {"by": 1, "from_week": 1},
+    )
+    assert moved.status_code == 200, moved.get_json()
+
+    after = _get(client, f"/api/v1/curriculum/me/this-week?date={MONDAY}", student).get_json()
+    week12 = services.lessons_for_week(klass.admin, klass.calendar_id, 12)
+    assert after[0]["calendar_id"] == copy_id
+    assert [lesson["node"]["id"] for lesson in after[0]["lessons"]] == [n.id for n in week12]
+    nxt = _get(
+        client, f"/api/v1/curriculum/me/this-week?date={MONDAY}&offset=1", student
+    ).get_json()
+    assert [lesson["node"]["id"] for lesson in nxt[0]["lessons"]] == [n.id for n in week13]
+    assert nxt[0]["lessons"][0]["resources"][0]["content_id"] == content_id
+    last = _get(
+        client, f"/api/v1/curriculum/me/this-week?date={MONDAY}&offset=-1", student
+    ).get_json()
+    assert last[0]["week"] == 12
+
+    # The district calendar itself did not move.
+    assert services.lessons_for_week(klass.admin, klass.calendar_id, 13) == week13
+    versions = _get(client, f"/api/v1/curriculum/calendars/{copy_id}/versions", teacher).get_json()
+    assert [v["version"] for v in versions] == [2, 1]
+
+
+def test_district_sets_the_calendar_for_all_classes(client, klass, orgs, make_user, token_for):
+    other = services.get_or_create_class(orgs.school, "七年级（5）班", grade="g7")
+    services.set_class_edition(klass.admin, other.id, "math", "pep")
+    student = make_user("student")
+    services.add_class_member(other, student, "student")
+    db.session.commit()
+    before = services.this_week(student, on=MONDAY)[0]
+    response = _send(
+        client,
+        "POST",
+        f"/api/v1/curriculum/calendars/{klass.calendar_id}/shift",
+        token_for(klass.admin),
+        {"by": -1, "from_week": 1},
+    )
+    assert response.status_code == 200
+    after = services.this_week(student, on=MONDAY)[0]
+    assert [lesson["node"].id for lesson in after.lessons] == [
+        n.id for n in services.lessons_for_week(klass.admin, klass.calendar_id, 13)
+    ]
+    assert after.lessons != before.lessons
+
+
+def _weeks(detail):
+    return [
+        {
+            "week": w["week"],
+            "starts_on": w["starts_on"],
+            "ends_on": w["ends_on"],
+            "lessons": [lesson["id"] for lesson in w["lessons"]],
+        }
+        for w in detail["weeks"]
+    ]
+
+
+def test_invalid_calendars_are_rejected_with_clear_messages(client, klass, token_for):
+    admin = token_for(klass.admin)
+    url = f"/api/v1/curriculum/calendars/{klass.calendar_id}"
+    detail = _get(client, url, admin).get_json()
+    versions_before = db.session.execute(select(func.count(CalendarVersion.id))).scalar_one()
+
+    overlapping = _weeks(detail)
+    overlapping[1]["starts_on"] = overlapping[0]["ends_on"]
+    twice = _weeks(detail)
+    twice[5]["lessons"].append(twice[0]["lessons"][0])
+    outside = _weeks(detail)
+    outside[-1]["ends_on"] = "2027-02-03"
+    before_term = _weeks(detail)
+    before_term[0]["starts_on"] = "2026-08-20"
+    foreign = _weeks(detail)
+    foreign[0]["lessons"].append(999999)
+    cases = [
+        ({"weeks": overlapping}, "overlaps week"),
+        ({"weeks": twice}, "is scheduled twice"),
+        ({"weeks": outside}, "is outside the term"),
+        ({"weeks": before_term}, "is outside the term"),
+        ({"weeks": foreign}, "is not a lesson of this volume"),
+        (
+            {"holidays": [{"name": "寒假", "start": "2027-01-20", "end": "2027-02-20"}]},
+            "is outside the term",
+        ),
+        ({"term_start": "2027-02-01"}, "ends before it starts"),
+        ({"weeks": [{"week": 1, "lessons": []}, {"week": 1, "lessons": []}]}, "appears twice"),
+    ]
+    for body, expected in cases:
+        response = _send(client, "PUT", url, admin, body)
+        assert response.status_code == 422, (body, response.get_json())
+        error = response.get_json()["error"]
+        assert error["code"] == "validation_error"
+        assert expected in str(error["fields"]), (expected, error)
+    bad_create = _send(
+        client,
+        "POST",
+        "/api/v1/curriculum/calendars",
+        admin,
+        {**TERM, "volume_id": detail["volume_id"], "term_end": "2026-08-01"},
+    )
+    assert bad_create.status_code == 422
+    assert (
+        db.session.execute(select(func.count(CalendarVersion.id))).scalar_one() == versions_before
+    )
+    assert _get(client, url, admin).get_json() == detail
+
+
+def test_editing_weeks_keeps_versions_and_restores(client, klass, token_for):
+    admin = token_for(klass.admin)
+    url = f"/api/v1/curriculum/calendars/{klass.calendar_id}"
+    detail = _get(client, url, admin).get_json()
+    weeks = _weeks(detail)
+    first_lesson = weeks[0]["lessons"].pop(0)
+    weeks[1]["lessons"].insert(0, first_lesson)
+    saved = _send(client, "PUT", url, admin, {"weeks": weeks, "note": "慢一点"}).get_json()
+    assert saved["current_version"] == 2
+    assert (
+        saved["weeks"][0]["lessons"] == [] and saved["weeks"][1]["lessons"][0]["id"] == first_lesson
+    )
+    moved = _send(
+        client, "POST", url + "/move", admin, {"node_id": first_lesson, "week": 3}
+    ).get_json()
+    assert moved["weeks"][2]["lessons"][-1]["id"] == first_lesson
+    restored = _send(client, "POST", url + "/restore", admin, {"version": 1}).get_json()
+    assert restored["current_version"] == 4
+    assert restored["weeks"] == detail["weeks"]
+    assert _send(client, "POST", url + "/restore", admin, {"version": 99}).status_code == 404
+
+
+def test_calendar_permissions(client, klass, orgs, make_user, token_for):
+    url = f"/api/v1/curriculum/calendars/{klass.calendar_id}"
+    student = token_for(klass.student)
+    assert _get(client, url, student).status_code == 200
+    assert _send(client, "POST", url + "/shift", student, {"by": 1}).status_code == 403
+    assert (
+        _send(client, "POST", url + "/shift", token_for(klass.teacher), {"by": 1}).status_code
+        == 403
+    )
+    outsider = make_user("teacher", school=orgs.review_school)
+    assert _get(client, url, token_for(outsider)).status_code == 404
+    assert _get(client, url, {}).status_code == 401
+    create = _send(
+        client,
+        "POST",
+        "/api/v1/curriculum/calendars",
+        token_for(klass.teacher),
+        {**TERM, "volume_id": klass.calendar.volume_id},
+    )
+    assert create.status_code == 403
+
+
+def test_progress_and_classes_api(client, klass, curriculum, token_for):
+    teacher = token_for(klass.teacher)
+    lesson = curriculum.lesson("pep", "5.1.1")
+    response = _send(
+        client,
+        "PUT",
+        f"/api/v1/curriculum/classes/{klass.class_id}/progress",
+        teacher,
+        {"node_id": lesson.id},
+    )
+    assert response.status_code == 200
+    assert response.get_json()["progress"]["math"]["id"] == lesson.id
+    view = services.this_week(klass.student, on=MONDAY)[0]
+    assert view.progress.id == lesson.id and view.progress_delta > 0
+    not_lesson = _send(
+        client,
+        "PUT",
+        f"/api/v1/curriculum/classes/{klass.class_id}/progress",
+        teacher,
+        {"node_id": curriculum.volume("pep").id},
+    )
+    assert not_lesson.status_code == 422
+    student = token_for(klass.student)
+    assert (
+        _send(
+            client,
+            "PUT",
+            f"/api/v1/curriculum/classes/{klass.class_id}/progress",
+            student,
+            {"node_id": lesson.id},
+        ).status_code
+        == 403
+    )
+    mine = _get(client, "/api/v1/curriculum/classes", student).get_json()
+    assert [c["id"] for c in mine] == [klass.class_id]
+    bad = _send(
+        client,
+        "PUT",
+        f"/api/v1/curriculum/classes/{klass.class_id}/editions",
+        teacher,
+        {"subject": "math", "edition": "nope"},
+    )
+    assert bad.status_code == 422
+    created = _send(
+        client,
+        "POST",
+        "/api/v1/curriculum/classes",
+        teacher,
+        {"name": "数学兴趣班", "grade": "g7", "editions": {"math": "bnu"}},
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["editions"] == [{"subject": "math", "edition": "bnu"}]
+
+
+def test_interfaces_for_other_features(klass, orgs, make_user, curriculum, publish):
+    ref = "lti:https://lms.example:ctx-42"
+    first = services.get_or_create_class(orgs.school, "LMS 7A", grade="g7", external_ref=ref)
+    again = services.get_or_create_class(orgs.school, "LMS 7A renamed", external_ref=ref)
+    assert first.id == again.id and again.name == "LMS 7A renamed"
+    student = make_user("student")
+    services.add_class_member(first, student, "student")
+    services.add_class_member(first, student, "student")
+    db.session.commit()
+    assert db.session.execute(select(func.count(SchoolClass.id))).scalar_one() == 2
+
+    calendars = services.list_calendars(klass.teacher)
+    assert [c.id for c in calendars] == [klass.calendar_id]
+    assert services.list_calendars(make_user("teacher", school=orgs.review_school)) == []
+    lessons = services.lessons_for_week(klass.teacher, klass.calendar_id, 13)
+    shown = publish(klass.teacher, "可见")
+    hidden = publish(klass.teacher, "仅自己", visibility="private")
+    services.align(klass.teacher, lessons[0].id, "resource", shown)
+    services.align(klass.teacher, lessons[0].id, "resource", hidden)
+    db.session.commit()
+    assert [
+        r.content_id for r in services.resources_for_week(klass.student, klass.calendar_id, 13)
+    ] == [shown]
+    assert {
+        r.content_id for r in services.resources_for_week(klass.teacher, klass.calendar_id, 13)
+    } == {shown, hidden}
+    aligned = services.alignments_for_resource(shown)
+    assert aligned[0]["node_id"] == lessons[0].id
+    assert (aligned[0]["subject"], aligned[0]["grade"], aligned[0]["edition"]) == (
+        "math",
+        "g7",
+        "pep",
+    )
+    assert aligned[0]["title"] == lessons[0].title and aligned[0]["volume"] == "七年级上册"
