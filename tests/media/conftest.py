@@ -62,6 +62,8 @@ def teacher(make_user):
 @pytest.fixture
 def make_resource(ctx):
     def make(user, kind="video", title="测试资源", publish=False, **extra):
+        # An upload's job (run inline in tests) replaces the session: re-attach the user.
+        user = db.session.merge(user)
         resource = catalog.create_content(
             user, Resource, {"kind": kind, "title": title, "visibility": "school", **extra}
         )
@@ -134,3 +136,19 @@ def upload_file(client, headers, content_id, name, data, checksum=True, parts=No
 
 
 __all__ = ["db", "sha", "webm_bytes", "mp4_bytes", "put", "upload_file"]
+
+
+@pytest.fixture(autouse=True)
+def _small_single_put(request, monkeypatch):
+    """Files over 1 MiB go multipart in these tests (the default threshold is 16 MiB)."""
+    if "app" in request.fixturenames:
+        application = request.getfixturevalue("app")
+        monkeypatch.setitem(application.config, "MEDIA_SINGLE_PUT_MAX_BYTES", 1024 * 1024)
+
+
+def forget_user():
+    """Tests share one app context across requests, so Flask-Login's cached user in
+    ``flask.g`` would leak into the next request: drop it before switching users."""
+    from flask import g
+
+    g.pop("_login_user", None)
