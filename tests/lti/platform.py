@@ -231,7 +231,9 @@ class Platform:
                         "https://purl.imsglobal.org/spec/lti-ags/scope/score",
                     ],
                     "lineitems": f"{self.url}/ctx/{prepared.context_id}/lineitems",
-                    "lineitem": f"{self.url}/ctx/{prepared.context_id}/lineitems/{prepared.resource_link_id}",
+                    "lineitem": (
+                        f"{self.url}/ctx/{prepared.context_id}/lineitems/{prepared.resource_link_id}"
+                    ),
                 }
         else:
             claims[DL] = {

@@ -62,7 +62,7 @@ def test_deep_link_one_resource_and_a_course(live, platform, registered, browser
     assert answer.status_code == 200
     action, fields = parse_form(answer.text, "lti-deep-link-return")
     assert action == platform.url + "/deep_link_return"
-    returned = requests.post(action, data=fields)
+    returned = requests.post(action, data=fields, timeout=10)
     assert returned.status_code == 200, platform.deep_link_responses[-1]["error"]
     claims = platform.deep_link_responses[-1]["claims"]
     assert claims["aud"] == [platform.issuer] and claims["iss"] == platform.client_id
@@ -118,9 +118,6 @@ def test_score_reaches_the_lms_gradebook_with_retries(
     # The failure is visible to admins.
     admin = make_user("platform_admin")
     client = app.test_client()
-    token = services  # noqa: F841  (keep import used)
-    from tests.conftest import csrf_token_from  # noqa: F401
-
     with client:
         page = client.get("/login")
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
@@ -217,13 +214,13 @@ def test_roster_sync_on_launch_and_on_demand(live, platform, registered, browser
 def test_key_rotation_publishes_before_signing_and_retires_after_grace(
     live, platform, registered, browser, make_user
 ):
-    keys = requests.get(live + "/lti/jwks.json").json()["keys"]
+    keys = _jwks(live)["keys"]
     assert len(keys) == 1 and keys[0]["kid"] and keys[0]["alg"] == "RS256" and "d" not in keys[0]
     first = keys[0]["kid"]
     report = services.rotate_keys(publish_seconds=0, grace_seconds=0)
     commit()
     new = report.created[0]
-    published = [k["kid"] for k in requests.get(live + "/lti/jwks.json").json()["keys"]]
+    published = [k["kid"] for k in _jwks(live)["keys"]]
     assert published == [first, new]
     # Still signing with the old key (tokens signed with the new one would be unknown to
     # platforms that cached the JWKS before it was published).
@@ -231,20 +228,22 @@ def test_key_rotation_publishes_before_signing_and_retires_after_grace(
     report = services.rotate_keys(publish_seconds=0, grace_seconds=3600)
     commit()
     assert report.activated == [new] and report.retiring == [first]
-    assert first in [k["kid"] for k in requests.get(live + "/lti/jwks.json").json()["keys"]]
+    assert first in [k["kid"] for k in _jwks(live)["keys"]]
     with requests.Session() as second_browser:
         assert _deep_link_kid(platform, live, second_browser, make_user) == new
-    # The LMS can still get an access token (client assertion signed with the new key).
-    assert platform.tokens or True
     report = services.rotate_keys(publish_seconds=3600, grace_seconds=0)
     commit()
     assert report.retired == [first]
-    published = [k["kid"] for k in requests.get(live + "/lti/jwks.json").json()["keys"]]
+    published = [k["kid"] for k in _jwks(live)["keys"]]
     assert first not in published and new in published
     assert (
         db.session.execute(select(LtiKey).filter_by(kid=first)).scalar_one().state
         == KeyState.RETIRED
     )
+
+
+def _jwks(live) -> dict:
+    return requests.get(live + "/lti/jwks.json", timeout=10).json()
 
 
 def _deep_link_kid(platform, live, browser, make_user) -> str:
@@ -254,7 +253,10 @@ def _deep_link_kid(platform, live, browser, make_user) -> str:
     picker_url = _picker(platform, live, browser)
     answer = browser.post(picker_url, data={"items": [f"resource:{resource}"]})
     _, fields = parse_form(answer.text, "lti-deep-link-return")
-    assert requests.post(platform.url + "/deep_link_return", data=fields).status_code == 200
+    assert (
+        requests.post(platform.url + "/deep_link_return", data=fields, timeout=10).status_code
+        == 200
+    )
     return jwt.get_unverified_header(fields["JWT"])["kid"]
 
 
