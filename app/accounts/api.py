@@ -2,7 +2,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.accounts import schemas, services
-from app.accounts.auth import actor
+from app.accounts.auth import actor, bearer_request
 from app.common.events import commit
 from app.errors import Unauthorized, require_json_body
 
@@ -10,6 +10,14 @@ blp = Blueprint(
     "accounts_api", __name__, url_prefix="/api/v1", description="Accounts, tokens and organisations"
 )
 blp.before_request(require_json_body)
+
+
+@blp.before_app_request
+def _check_bearer_token():
+    """Any request of the site that sends a bearer token has it checked up front, so a
+    bad token is a 401 even on endpoints that never ask who is calling."""
+    if bearer_request():
+        actor()
 
 
 def _require_actor():

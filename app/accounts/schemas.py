@@ -4,7 +4,7 @@ from app.common.schemas import Text
 
 
 class TokenCreateSchema(Schema):
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = Text(required=True, strip=True, validate=[validate.Length(max=254), validate.Email()])
     password = Text(required=True, load_only=True, validate=validate.Length(max=200))
     name = Text(load_default="api", strip=True, validate=validate.Length(min=1, max=100))
 
