@@ -210,12 +210,18 @@ class WeekViewSchema(Schema):
     )
 
 
+class CoverageKnowledgePointSchema(Schema):
+    node = fields.Nested(NodeSchema)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    total = fields.Integer()
+
+
 class CoverageRowSchema(Schema):
     node = fields.Nested(NodeSchema)
     unit = fields.Nested(NodeSchema, allow_none=True)
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
     total = fields.Integer()
-    knowledge_points = fields.List(fields.Dict())
+    knowledge_points = fields.List(fields.Nested(CoverageKnowledgePointSchema))
 
 
 class CoverageSchema(Schema):
