@@ -403,6 +403,8 @@ def begin_login(params: dict, launch_url: str) -> LoginStart:
     nonce = secrets.token_urlsafe(24)
     storage_target = (params.get("lti_storage_target") or "").strip()[:100] or None
     store = launch_store()
+    if secrets.randbelow(500) == 0:  # expired states and nonces are swept now and then
+        store.purge_expired()
     store.put(
         "state-" + state,
         {"nonce": nonce, "platform_id": platform.id, "storage_target": storage_target},
