@@ -140,6 +140,13 @@ def dictionary_terms() -> tuple[str, ...]:
     return tuple(terms)
 
 
+@lru_cache(maxsize=512)
+def segments(text: str, mode: str = "search") -> tuple[tuple[str, int, int], ...]:
+    """jieba tokens ``(word, start, end)`` of ``text``; memoised because one document's
+    title is segmented for several fields in a row."""
+    return tuple(segmenter().tokenize(text, mode=mode))
+
+
 def is_cjk(text: str) -> bool:
     return bool(CJK.search(text))
 
@@ -174,9 +181,7 @@ class ChineseTokenizer(Tokenizer):
     ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         position = start_pos
-        for word, start, end in segmenter().tokenize(
-            value, mode="search" if self.search_mode else "default"
-        ):
+        for word, start, end in segments(value, "search" if self.search_mode else "default"):
             word = word.strip()
             if not word or not _keep(word):
                 continue
@@ -194,6 +199,7 @@ class ChineseTokenizer(Tokenizer):
             yield token
 
 
+@lru_cache(maxsize=200_000)
 def pinyin_of(word: str, initials: bool = False) -> str:
     from pypinyin import Style, lazy_pinyin
 
@@ -226,7 +232,7 @@ class PinyinTokenizer(Tokenizer):
     ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         position = start_pos
-        for word, start, end in segmenter().tokenize(value, mode="search"):
+        for word, start, end in segments(value, "search"):
             if not CJK.search(word) or word in CHINESE_STOP:
                 continue
             if self.initials and len(word) < 2:
@@ -252,6 +258,7 @@ def chinese_analyzer():
     return ChineseTokenizer(search_mode=True)
 
 
+@lru_cache(maxsize=1)
 def english_analyzer():
     return (
         RegexTokenizer(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")

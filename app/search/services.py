@@ -30,7 +30,7 @@ from app.errors import Invalid
 from app.extensions import db
 from app.search import analysis
 from app.search.backend import BackendQuery, Scope, SearchBackend, TermGroup
-from app.search.highlight import MatchTerms, highlight
+from app.search.highlight import MatchTerms, has_match, highlight
 
 MAX_QUERY_CHARS = 200
 MAX_WORDS = 12
@@ -681,13 +681,12 @@ def _hit(fields: dict, score, terms: MatchTerms, locale: str | None) -> SearchHi
         fields.get("summary_en") if english and fields.get("summary_en") else fields.get("summary")
     ) or ""
     snippet_source = summary
-    if terms and not highlight(summary, terms).count("<mark>"):
-        body = fields.get("body") or ""
+    if terms and not has_match(summary, terms):
         extra = " ".join((fields.get("tags") or []) + (fields.get("terms") or []))
         other_title = title if english else title_en
-        for candidate in (other_title, body, extra):
-            if candidate and "<mark>" in highlight(candidate[:2000], terms, max_chars=160):
-                snippet_source = candidate[:2000]
+        for candidate in (other_title, fields.get("body") or "", extra):
+            if has_match(candidate, terms):
+                snippet_source = candidate
                 break
     district = fields.get("district")
     return SearchHit(

@@ -1,0 +1,514 @@
+# ruff: noqa: E501  (long literal tables of topic terms)
+"""Benchmark of full-text search (issue 7).
+
+Builds a synthetic catalog of N resources (default 100,000) with Chinese and English
+titles and descriptions drawn from a vocabulary of thousands of terms, indexes it with
+the real search backend (Whoosh, our jieba / pinyin / English analysers) and measures:
+
+- index build time and size on disk;
+- query latency p50/p95 through ``app.search.services.search`` (query understanding,
+  visibility scope of an anonymous reader, ranking, highlights, did-you-mean) for 500
+  mixed queries, without facet counts and with 8 facet counts;
+- the same queries on an SQLite FTS5 table of the same texts pre-tokenised with jieba
+  (``highlight()`` + ``bm25`` top 10, and the same facet GROUP BYs) as a baseline.
+
+    .venv/bin/python bench/search.py                      # 100,000 resources
+    .venv/bin/python bench/search.py --docs 20000         # quicker
+    .venv/bin/python bench/search.py --procs 2            # Whoosh multiprocess writer
+
+The vocabulary: curriculum topics per subject (hand-written, Chinese with English), the
+catalog's vocabulary labels, the search user dictionary, and the 4,000 most frequent
+multi-character nouns and verbs of jieba's dictionary; English words from the topic
+translations and a list of common school words.  Term frequencies follow a Zipf law.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.catalog import vocab  # noqa: E402
+
+TOPICS = {
+    "math": [
+        ("分数的加法", "adding fractions"),
+        ("分数的意义", "meaning of fractions"),
+        ("小数乘法", "decimal multiplication"),
+        ("一元一次方程", "linear equations"),
+        ("二元一次方程组", "simultaneous equations"),
+        ("勾股定理", "Pythagorean theorem"),
+        ("三角函数", "trigonometric functions"),
+        ("平行四边形", "parallelograms"),
+        ("有理数", "rational numbers"),
+        ("因式分解", "factorisation"),
+        ("全等三角形", "congruent triangles"),
+        ("二次函数", "quadratic functions"),
+        ("圆的面积", "area of a circle"),
+        ("统计图", "statistical charts"),
+        ("概率初步", "introduction to probability"),
+        ("鸡兔同笼", "chickens and rabbits puzzle"),
+        ("数轴", "number line"),
+        ("绝对值", "absolute value"),
+    ],
+    "chinese": [
+        ("古诗词", "classical poems"),
+        ("文言文", "classical Chinese prose"),
+        ("朗读", "reading aloud"),
+        ("作文", "composition"),
+        ("阅读理解", "reading comprehension"),
+        ("汉字", "Chinese characters"),
+        ("拼音", "pinyin"),
+        ("成语故事", "idiom stories"),
+        ("春晓", "spring morning poem"),
+        ("静夜思", "quiet night thoughts"),
+    ],
+    "english": [
+        ("自然拼读", "phonics"),
+        ("英语语法", "English grammar"),
+        ("现在进行时", "present continuous"),
+        ("一般过去时", "simple past tense"),
+        ("英语口语", "spoken English"),
+        ("单词记忆", "vocabulary building"),
+    ],
+    "physics": [
+        ("牛顿第一定律", "Newton's first law"),
+        ("浮力", "buoyancy"),
+        ("电路", "electric circuits"),
+        ("光的折射", "refraction of light"),
+        ("声音的传播", "propagation of sound"),
+        ("压强", "pressure"),
+    ],
+    "chemistry": [
+        ("化学方程式", "chemical equations"),
+        ("元素周期表", "periodic table"),
+        ("酸碱盐", "acids bases and salts"),
+        ("氧化还原反应", "redox reactions"),
+        ("分子和原子", "molecules and atoms"),
+    ],
+    "biology": [
+        ("光合作用", "photosynthesis"),
+        ("细胞", "cells"),
+        ("生态系统", "ecosystems"),
+        ("遗传与变异", "heredity and variation"),
+        ("人体消化", "human digestion"),
+    ],
+    "history": [
+        ("丝绸之路", "Silk Road"),
+        ("秦始皇统一六国", "Qin unification"),
+        ("辛亥革命", "Xinhai Revolution"),
+        ("五四运动", "May Fourth Movement"),
+        ("唐朝的繁荣", "prosperity of the Tang dynasty"),
+    ],
+    "geography": [
+        ("地球仪", "globe"),
+        ("等高线", "contour lines"),
+        ("季风气候", "monsoon climate"),
+        ("水的循环", "water cycle"),
+        ("太阳系", "solar system"),
+    ],
+    "music": [
+        ("京剧", "Peking opera"),
+        ("京剧脸谱", "Peking opera masks"),
+        ("民歌", "folk songs"),
+        ("节奏", "rhythm"),
+        ("合唱", "choir singing"),
+        ("古筝", "guzheng"),
+    ],
+    "art": [
+        ("剪纸", "paper cutting"),
+        ("国画", "Chinese painting"),
+        ("书法", "calligraphy"),
+        ("水墨画", "ink wash painting"),
+        ("陶艺", "pottery"),
+    ],
+    "pe": [
+        ("跳绳", "rope skipping"),
+        ("篮球", "basketball"),
+        ("广播体操", "broadcast gymnastics"),
+        ("武术", "martial arts"),
+    ],
+    "it": [
+        ("编程入门", "introduction to programming"),
+        ("机器人", "robotics"),
+        ("网络安全", "internet safety"),
+        ("数据处理", "data processing"),
+    ],
+    "science": [
+        ("天文观测", "astronomy observation"),
+        ("星空", "the night sky"),
+        ("植物的生长", "how plants grow"),
+        ("磁铁", "magnets"),
+    ],
+    "politics": [("宪法", "the constitution"), ("诚信", "honesty"), ("垃圾分类", "waste sorting")],
+}
+FORMS = [
+    ("教案", "lesson plan"),
+    ("课件", "slides"),
+    ("微课", "micro lesson"),
+    ("练习", "exercises"),
+    ("导学案", "study guide"),
+    ("复习", "review"),
+    ("单元测试", "unit test"),
+    ("实验", "experiment"),
+    ("拓展阅读", "further reading"),
+]
+ENGLISH_COMMON = ["lesson", "unit", "practice", "review", "students", "teacher", "classroom", "activity", "worksheet", "group", "discussion", "project", "introduction", "basic", "advanced", "example", "exercise", "question", "answer", "homework", "reading", "writing", "listening", "speaking", "video", "audio", "picture", "diagram", "model", "experiment", "observation", "record", "report", "summary", "chapter", "section", "step", "method", "problem", "solution", "strategy", "game", "story", "song", "poem", "culture", "history", "nature", "science", "art", "music", "sport", "health", "safety", "team", "skill", "knowledge", "understanding", "explore", "compare", "explain", "describe", "design", "build", "measure", "calculate", "draw"]
+
+
+def build_vocabulary(rng: random.Random) -> tuple[list[str], list[str]]:
+    import jieba
+
+    chinese = set()
+    for topics in TOPICS.values():
+        chinese.update(zh for zh, _ in topics)
+    chinese.update(zh for zh, _ in FORMS)
+    for table in (vocab.SUBJECTS, vocab.GRADES, vocab.EDITIONS, vocab.CATEGORIES):
+        chinese.update(zh for zh, _ in table.values())
+    from app.search.analysis import dictionary_terms
+
+    chinese.update(dictionary_terms())
+    dictionary = Path(jieba.__file__).parent / "dict.txt"
+    common = []
+    for line in dictionary.read_text(encoding="utf-8").splitlines():
+        word, freq, tag = line.split(" ")
+        if 2 <= len(word) <= 4 and tag in ("n", "vn", "v", "a", "nz") and int(freq) > 2000:
+            common.append((int(freq), word))
+    common.sort(reverse=True)
+    chinese.update(word for _, word in common[:4000])
+    english = set(ENGLISH_COMMON)
+    for topics in TOPICS.values():
+        for _, en in topics:
+            english.update(w.lower() for w in en.replace("'", " ").split() if len(w) > 2)
+    chinese_list, english_list = sorted(chinese), sorted(english)
+    rng.shuffle(chinese_list)
+    rng.shuffle(english_list)
+    return chinese_list, english_list
+
+
+def zipf_picker(words: list[str], rng: random.Random, s: float = 1.05):
+    weights = [1 / (rank + 1) ** s for rank in range(len(words))]
+    cumulative = []
+    total = 0.0
+    for w in weights:
+        total += w
+        cumulative.append(total)
+
+    def pick(k: int) -> list[str]:
+        return rng.choices(words, cum_weights=cumulative, k=k)
+
+    return pick
+
+
+def make_documents(n: int, seed: int = 7):
+    rng = random.Random(seed)
+    chinese, english = build_vocabulary(rng)
+    pick_zh, pick_en = zipf_picker(chinese, rng), zipf_picker(english, rng)
+    subjects = list(TOPICS)
+    grades = list(vocab.GRADES)
+    editions = list(vocab.EDITIONS)
+    kinds = list(vocab.RESOURCE_KINDS)
+    licences = list(vocab.LICENCES)
+    docs = []
+    for i in range(n):
+        subject = rng.choice(subjects)
+        topic_zh, topic_en = rng.choice(TOPICS[subject])
+        form_zh, form_en = rng.choice(FORMS)
+        first = rng.randrange(len(grades))
+        doc_grades = grades[first : first + rng.choice((1, 1, 1, 2, 3))]
+        edition = rng.choice(editions)
+        english_doc = rng.random() < 0.25
+        if english_doc:
+            title = f"{topic_en.capitalize()} {form_en} – {' '.join(pick_en(2))}"
+            description = " ".join(pick_en(rng.randint(12, 30))).capitalize() + "."
+            language = "en"
+        else:
+            title = (
+                f"{vocab.EDITIONS[edition][0]} {vocab.GRADES[doc_grades[0]][0]} {vocab.SUBJECTS[subject][0]} "
+                f"{topic_zh}{form_zh} {''.join(pick_zh(1))}"
+            )
+            words = pick_zh(rng.randint(12, 30))
+            description = (
+                "，".join("".join(words[j : j + 3]) for j in range(0, len(words), 3)) + "。"
+            )
+            language = "zh"
+        docs.append(
+            {
+                "id": f"resource:{i:08d}",
+                "type": "resource",
+                "content_id": f"{i:08d}",
+                "version": 1,
+                "kind": rng.choice(kinds),
+                "subject": subject,
+                "grade": doc_grades,
+                "edition": edition,
+                "category": "",
+                "language": language,
+                "licence": rng.choice(licences),
+                "district": str(rng.randint(1, 10)),
+                "school": str(rng.randint(1, 200)),
+                "visibility": rng.choices(["region", "district", "school"], weights=[80, 15, 5])[0],
+                "author": f"author-{rng.randint(1, 5000)}",
+                "published": 1_600_000_000_000 + i * 1000,
+                "usage": int(rng.paretovariate(1.2)),
+                "title": title,
+                "title_en": "" if english_doc else f"{topic_en.capitalize()} {form_en}",
+                "summary": description[:120],
+                "summary_en": "",
+                "body": description,
+                "tags": [topic_zh],
+                "terms": [],
+                "url": f"/resources/{i:08d}",
+                "fingerprint": str(i),
+            }
+        )
+    return docs, chinese, english
+
+
+def make_queries(docs, chinese, english, n: int = 500, seed: int = 11) -> list[str]:
+    from app.search.analysis import pinyin_of
+
+    rng = random.Random(seed)
+    topics = [zh for t in TOPICS.values() for zh, _ in t]
+    topics_en = [en for t in TOPICS.values() for _, en in t]
+    queries = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.25:
+            queries.append(rng.choice(topics))
+        elif r < 0.40:
+            queries.append(rng.choice(chinese[:2000]))
+        elif r < 0.50:
+            queries.append(f"{rng.choice(topics)} {rng.choice(chinese[:500])}")
+        elif r < 0.62:
+            queries.append(rng.choice(topics_en).lower())
+        elif r < 0.68:
+            queries.append(" ".join(rng.sample(english, 2)))
+        elif r < 0.76:
+            queries.append(pinyin_of(rng.choice(topics)))
+        elif r < 0.80:
+            queries.append(pinyin_of(rng.choice(topics), initials=True))
+        elif r < 0.92:
+            grade = rng.choice(list(vocab.GRADES.values()))[0]
+            subject = rng.choice(list(vocab.SUBJECTS.values()))[0]
+            queries.append(
+                rng.choice(
+                    [f"{grade} {subject} 视频", f"{subject} {rng.choice(topics)}", f"{grade} 练习"]
+                )
+            )
+        else:
+            word = rng.choice(topics_en).split()[0].lower()
+            if len(word) > 4:
+                k = rng.randrange(1, len(word) - 1)
+                word = word[:k] + word[k + 1] + word[k] + word[k + 2 :]
+            queries.append(word)
+    return queries
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def timed(fn, queries):
+    times = []
+    for q in queries:
+        start = time.perf_counter()
+        fn(q)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), percentile(times, 95)
+
+
+def run_whoosh(docs, queries, folder, procs):
+    from app import create_app
+    from app.extensions import db
+    from app.search import services
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/bench.db",
+            "INSTANCE_PATH": folder,
+            "SECRET_KEY": "bench",
+            "SEARCH_INDEX_DIR": f"{folder}/index",
+            "PLUGINS": [],
+            "JOBS_EAGER": True,
+            "REDIS_URL": None,
+        }
+    )
+    with app.app_context():
+        db.create_all()
+        backend = services.get_backend()
+        start = time.perf_counter()
+        backend.rebuild(iter(docs), procs=procs, limitmb=256)
+        build = time.perf_counter() - start
+        size = backend.size_bytes()
+        services.search(None, "京剧")  # open the searcher and warm caches once
+        services.search(None, "xyzzyq")  # and the did-you-mean vocabulary
+        hits = [services.search(None, q, per_page=10, facets=()).total for q in queries]
+        plain = timed(lambda q: services.search(None, q, per_page=10, facets=()), queries)
+        faceted = timed(lambda q: services.search(None, q, per_page=10), queries)
+    return {
+        "build_s": build,
+        "size_mb": size / 1e6,
+        "plain": plain,
+        "faceted": faceted,
+        "mean_hits": statistics.mean(hits),
+        "zero_hit_queries": sum(1 for h in hits if h == 0),
+    }
+
+
+def run_fts5(docs, queries, folder):
+    import jieba
+
+    from app.search.analysis import query_words, segmenter
+
+    seg = segmenter()
+    path = f"{folder}/fts.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE docs(rowid INTEGER PRIMARY KEY, title TEXT, body TEXT, kind TEXT, subject TEXT,
+                          edition TEXT, language TEXT, licence TEXT, district TEXT, visibility TEXT);
+        CREATE TABLE grades(rowid INTEGER, grade TEXT);
+        CREATE INDEX ix_grades ON grades(rowid);
+        CREATE VIRTUAL TABLE fts USING fts5(title, body, tokenize='unicode61');
+    """)
+    start = time.perf_counter()
+    for i, doc in enumerate(docs, 1):
+        title = doc["title"] + " " + doc["title_en"]
+        conn.execute(
+            "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                i,
+                title,
+                doc["body"],
+                doc["kind"],
+                doc["subject"],
+                doc["edition"],
+                doc["language"],
+                doc["licence"],
+                doc["district"],
+                doc["visibility"],
+            ),
+        )
+        conn.executemany("INSERT INTO grades VALUES (?,?)", [(i, g) for g in doc["grade"]])
+        conn.execute(
+            "INSERT INTO fts(rowid, title, body) VALUES (?,?,?)",
+            (
+                i,
+                " ".join(seg.cut_for_search(title)).lower(),
+                " ".join(seg.cut_for_search(doc["body"])).lower(),
+            ),
+        )
+    conn.commit()
+    build = time.perf_counter() - start
+    size = os.path.getsize(path)
+    del jieba
+
+    def match_of(q):
+        words = [w.replace('"', "") for w in query_words(q)]
+        return " AND ".join(f'"{w}"' for w in words if w) or None
+
+    def plain(q):
+        m = match_of(q)
+        if not m:
+            return
+        conn.execute(
+            "SELECT d.rowid, highlight(fts, 0, '<mark>', '</mark>'), snippet(fts, 1, '<mark>', '</mark>', '…', 16) "
+            "FROM fts JOIN docs d ON d.rowid = fts.rowid WHERE fts MATCH ? AND d.visibility = 'region' "
+            "ORDER BY bm25(fts, 3.0, 1.0) LIMIT 10",
+            (m,),
+        ).fetchall()
+        conn.execute(
+            "SELECT count(*) FROM fts JOIN docs d ON d.rowid = fts.rowid WHERE fts MATCH ? "
+            "AND d.visibility = 'region'",
+            (m,),
+        ).fetchone()
+
+    def faceted(q):
+        plain(q)
+        m = match_of(q)
+        if not m:
+            return
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS hits(rowid INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM hits")
+        conn.execute(
+            "INSERT INTO hits SELECT d.rowid FROM fts JOIN docs d ON d.rowid = fts.rowid "
+            "WHERE fts MATCH ? AND d.visibility = 'region'",
+            (m,),
+        )
+        for column in ("kind", "subject", "edition", "language", "licence", "district"):
+            conn.execute(
+                f"SELECT d.{column}, count(*) FROM hits h JOIN docs d ON d.rowid = h.rowid "
+                f"GROUP BY d.{column}"
+            ).fetchall()
+        conn.execute(
+            "SELECT g.grade, count(*) FROM hits h JOIN grades g ON g.rowid = h.rowid GROUP BY g.grade"
+        ).fetchall()
+
+    return {
+        "build_s": build,
+        "size_mb": size / 1e6,
+        "plain": timed(plain, queries),
+        "faceted": timed(faceted, queries),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--procs", type=int, default=1)
+    parser.add_argument("--skip-fts5", action="store_true")
+    args = parser.parse_args()
+
+    from app.search.analysis import warm_up
+
+    warm_up()
+    start = time.perf_counter()
+    docs, chinese, english = make_documents(args.docs)
+    queries = make_queries(docs, chinese, english, args.queries)
+    print(
+        f"{args.docs:,} documents generated in {time.perf_counter() - start:.1f} s; vocabulary "
+        f"{len(chinese):,} Chinese + {len(english):,} English terms; {len(queries)} queries"
+    )
+    with tempfile.TemporaryDirectory(prefix="search-bench-") as folder:
+        w = run_whoosh(docs, queries, folder, args.procs)
+        print(
+            f"Whoosh: build {w['build_s']:.1f} s ({args.docs / w['build_s']:.0f} docs/s, procs={args.procs}), "
+            f"size {w['size_mb']:.1f} MB; mean hits/query {w['mean_hits']:.0f}, zero-hit queries {w['zero_hit_queries']}"
+        )
+        print(
+            f"Whoosh: query + highlights      p50 {w['plain'][0]:.1f} ms  p95 {w['plain'][1]:.1f} ms"
+        )
+        print(
+            f"Whoosh: query + highlights + 8 facet counts  p50 {w['faceted'][0]:.1f} ms  p95 {w['faceted'][1]:.1f} ms"
+        )
+        if not args.skip_fts5:
+            f = run_fts5(docs, queries, folder)
+            print(
+                f"FTS5:   build {f['build_s']:.1f} s (jieba pre-tokenised), size {f['size_mb']:.1f} MB"
+            )
+            print(
+                f"FTS5:   query + highlight/snippet + count  p50 {f['plain'][0]:.1f} ms  p95 {f['plain'][1]:.1f} ms"
+            )
+            print(
+                f"FTS5:   + 7 facet GROUP BYs  p50 {f['faceted'][0]:.1f} ms  p95 {f['faceted'][1]:.1f} ms"
+            )
+            print(
+                f"ratio Whoosh/FTS5 p95: highlights {w['plain'][1] / max(f['plain'][1], 1e-6):.1f}x, "
+                f"facets {w['faceted'][1] / max(f['faceted'][1], 1e-6):.1f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
