@@ -8,11 +8,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from babel import Locale
 from flask import Flask, current_app, request, session
 from flask_babel import get_locale
 
 
-def select_locale() -> str:
+class CatalogueLocale(Locale):
+    """Babel parses ``zh_CN`` as ``zh_Hans_CN``, and gettext then never looks in the
+    ``zh_CN`` catalogue folders; this locale keeps Babel's data but is named ``zh_CN``."""
+
+    catalogue_name: str | None = None
+
+    def __str__(self) -> str:
+        return self.catalogue_name or super().__str__()
+
+
+def _locale(code: str) -> Locale:
+    parsed = Locale.parse(code)
+    locale = CatalogueLocale(parsed.language, parsed.territory, parsed.script, parsed.variant)
+    locale.catalogue_name = code
+    return locale
+
+
+def select_locale() -> Locale:
+    return _locale(_select_code())
+
+
+def _select_code() -> str:
     supported = current_app.config["LANGUAGES"]
     wanted = request.args.get("lang") if request else None
     if wanted in supported:
