@@ -266,10 +266,10 @@ def _as_list(value) -> list[str]:
     return [str(m) for m in value]
 
 
-def _validated(schema, data: dict) -> dict:
+def _validated(schema, data: dict, partial: bool = False) -> dict:
     """Check the data with the API's input schema, so pages and API accept the same."""
     try:
-        return schema.load(data)
+        return schema.load(data, partial=partial)
     except ValidationError as exc:
         raise Invalid(
             "The submitted data is not valid.", fields=_flatten_errors(exc.messages)
@@ -301,7 +301,7 @@ def _check_content(model, data: dict, creating: bool) -> dict:
     else:
         schema = schemas.ResourceCreateSchema() if creating else schemas.ResourceUpdateSchema()
     try:
-        loaded = _validated(schema, data)
+        loaded = _validated(schema, data, partial=not creating)
     except Invalid as exc:
         errors = {**exc.fields, **errors}
     if errors:
@@ -478,7 +478,9 @@ def edit_content(kind: str, content_id: str):
     user = _require_login()
     if request.method == "GET":
         return _render_editor(user, model, content_id)
+    working = _working_row(user, model, content_id)
     values, data = _content_form(model, creating=False)
+    values["kind"] = working.kind
     try:
         services.update_content(
             user, model, content_id, _check_content(model, data, creating=False)
@@ -490,7 +492,6 @@ def edit_content(kind: str, content_id: str):
             name: [translate_message(m) for m in _as_list(msgs)]
             for name, msgs in exc.fields.items()
         }
-        values["kind"] = services.get_content(user, model, content_id, "latest").kind
         return _render_editor(user, model, content_id, 422, values=values, errors=errors)
     except Conflict as exc:
         flash(translate_message(exc.message), "error")
@@ -578,11 +579,17 @@ def _sections_of(course) -> list[dict]:
     ]
 
 
-def _working_course(user, content_id: str):
-    context = services.list_versions(user, Course, content_id)
-    if not services.can_edit(user, context[-1]):
+def _working_row(user, model, content_id: str):
+    """The row an editor works on: 404 for content she cannot see, 403 if she may see
+    it but not edit it."""
+    versions = services.list_versions(user, model, content_id)
+    if not services.can_edit(user, versions[-1]):
         raise Forbidden("Only the owner or her district admin can edit this.")
-    return services.get_content(user, Course, content_id, "latest")
+    return services.get_content(user, model, content_id, "latest")
+
+
+def _working_course(user, content_id: str):
+    return _working_row(user, Course, content_id)
 
 
 def _save_parts(
