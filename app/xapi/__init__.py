@@ -1,5 +1,19 @@
+"""xAPI: Shuyuan's Learning Record Store (``/xapi/``), the emission of the platform's
+own learning events as statements, and forwarding to a district's external LRS.
+
+See docs/xapi.md for the vocabulary, credentials and the conformance suite.
+"""
+
 from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Registered in app.FEATURES; the xapi feature wires its blueprints, CLI and signal receivers here."""
+    """Registered in app.FEATURES; wires the LRS blueprint, CLI and signal receivers."""
+    from app import errors
+    from app.xapi import cli, emit, views
+
+    if "/xapi/" not in errors.JSON_PREFIXES:
+        errors.JSON_PREFIXES.append("/xapi/")
+    app.register_blueprint(views.bp)
+    app.cli.add_command(cli.xapi_cli)
+    emit.connect(app)

@@ -1,0 +1,711 @@
+"""Validation of xAPI statements with our own marshmallow schemas.
+
+Every MUST of the statement data model of xAPI 1.0.3 and 2.0 (IEEE 9274.1.1) that can be
+checked on one statement is checked here; rules that need the store (voiding targets,
+conflicting ids) live in :mod:`app.xapi.services`.  The version the client speaks
+(``X-Experience-API-Version``) is read from :data:`SPEC_VERSION` where the two differ:
+
+- 2.0 accepts ``context.contextAgents`` / ``context.contextGroups``; 1.0.3 refuses them as
+  unknown properties;
+- 2.0 timestamps follow RFC 3339 (an offset is required unless ``Z``);
+  1.0.3 follows ISO 8601 (a missing offset is read as UTC).
+
+Rejections are marshmallow ``ValidationError``s whose messages are keyed by property
+path, so the LRS can answer "statement[0].actor.mbox: must be a mailto IRI".
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+from datetime import UTC, datetime
+
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
+
+SPEC_VERSION: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "xapi_spec_version", default="2.0.0"
+)
+
+# --- primitive checks -------------------------------------------------------------------
+
+_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s<>\"{}|\\^`]*$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_LANG = re.compile(
+    r"^(?:(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|\d{3}))?"
+    r"(?:-(?:[A-Za-z\d]{5,8}|\d[A-Za-z\d]{3}))*(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z\d]{2,8})+)*"
+    r"(?:-[Xx](?:-[A-Za-z\d]{1,8})+)?|[Xx](?:-[A-Za-z\d]{1,8})+|[Ii]-[A-Za-z]{2,8})$"
+)
+_SHA1 = re.compile(r"^[0-9a-fA-F]{40}$")
+_DURATION = re.compile(
+    r"^P(?!$)(?:\d+(?:[.,]\d+)?Y)?(?:\d+(?:[.,]\d+)?M)?(?:\d+(?:[.,]\d+)?D)?"
+    r"(?:T(?=\d)(?:\d+(?:[.,]\d+)?H)?(?:\d+(?:[.,]\d+)?M)?(?:\d+(?:[.,]\d+)?S)?)?$"
+)
+_WEEKS = re.compile(r"^P\d+(?:[.,]\d+)?W$")
+_TIMESTAMP = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
+    r"(Z|z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+_VERSION = re.compile(r"^(1\.0|2\.0)(\.\d+)?$")
+_MIME = re.compile(r"^[A-Za-z0-9!#$&^_.+\-]+/[A-Za-z0-9!#$&^_.+\-]+(\s*;.*)?$")
+
+VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
+SIGNATURE_USAGE = "http://adlnet.gov/expapi/attachments/signature"
+INTERACTION_TYPES = {
+    "true-false",
+    "choice",
+    "fill-in",
+    "long-fill-in",
+    "matching",
+    "performance",
+    "sequencing",
+    "likert",
+    "numeric",
+    "other",
+}
+COMPONENT_LISTS = {"choices", "scale", "source", "target", "steps"}
+ALLOWED_COMPONENTS = {
+    "choice": {"choices"},
+    "sequencing": {"choices"},
+    "likert": {"scale"},
+    "matching": {"source", "target"},
+    "performance": {"steps"},
+}
+
+
+def is_iri(value) -> bool:
+    return isinstance(value, str) and bool(_IRI.match(value))
+
+
+def is_uuid(value) -> bool:
+    return isinstance(value, str) and bool(_UUID.match(value))
+
+
+def is_language_tag(value) -> bool:
+    return isinstance(value, str) and bool(_LANG.match(value))
+
+
+def parse_timestamp(value: str, version: str | None = None) -> datetime:
+    """Parse an xAPI timestamp; raise ValueError if it is not one."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    match = _TIMESTAMP.match(value)
+    if not match:
+        raise ValueError(
+            "must be an ISO 8601 / RFC 3339 date-time such as 2024-05-01T08:30:00.000Z"
+        )
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    version = version or SPEC_VERSION.get()
+    if offset and offset.startswith("-") and offset.replace(":", "") in ("-00", "-0000"):
+        raise ValueError("the offset -00:00 (unknown local offset) is not allowed")
+    if offset is None and version.startswith("2"):
+        raise ValueError("must include a time zone offset (RFC 3339)")
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro
+        )
+    except ValueError as exc:
+        raise ValueError(f"is not a valid date-time ({exc})") from None
+    if offset and offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        digits = offset[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+        if hours > 23 or minutes > 59:
+            raise ValueError("has an invalid offset")
+        from datetime import timedelta
+
+        moment = moment - sign * timedelta(hours=hours, minutes=minutes)
+    return moment.replace(tzinfo=UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# --- fields ------------------------------------------------------------------------------
+
+
+class Iri(fields.Field):
+    default_error_messages = {"invalid": "must be an IRI (with a scheme, e.g. https://...)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not is_iri(value):
+            raise self.make_error("invalid")
+        return value
+
+
+class Text(fields.Field):
+    """A JSON string, nothing else (no numbers turned into strings)."""
+
+    default_error_messages = {"invalid": "must be a string."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        return value
+
+
+class Uuid(fields.Field):
+    default_error_messages = {"invalid": "must be a UUID (RFC 4122), e.g. 6f1cd3e4-...-0a2b."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not is_uuid(value):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictBool(fields.Field):
+    default_error_messages = {"invalid": "must be true or false (a JSON boolean)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class Number(fields.Field):
+    default_error_messages = {"invalid": "must be a JSON number."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return value
+
+
+class Integer(fields.Field):
+    default_error_messages = {"invalid": "must be a non-negative integer."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value != int(value)
+            or value < 0
+        ):
+            raise self.make_error("invalid")
+        return value
+
+
+class LanguageMap(fields.Field):
+    default_error_messages = {
+        "invalid": "must be a language map: an object of RFC 5646 language tags to strings."
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        for key, text in value.items():
+            if not is_language_tag(key):
+                raise ValidationError(f"{key!r} is not an RFC 5646 language tag.")
+            if not isinstance(text, str):
+                raise ValidationError(f"the value for {key!r} must be a string.")
+        return value
+
+
+class Extensions(fields.Field):
+    default_error_messages = {"invalid": "must be an object whose keys are IRIs."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        for key in value:
+            if not is_iri(key):
+                raise ValidationError(f"extension key {key!r} is not an IRI.")
+        return value
+
+
+class Timestamp(fields.Field):
+    default_error_messages = {"invalid": "must be a date-time string."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            parse_timestamp(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return value
+
+
+class Duration(fields.Field):
+    default_error_messages = {
+        "invalid": "must be an ISO 8601 duration such as PT1H30M or P1DT2.5S."
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not (_DURATION.match(value) or _WEEKS.match(value)):
+            raise self.make_error("invalid")
+        return value
+
+
+class Version(fields.Field):
+    default_error_messages = {"invalid": 'must be "1.0", "1.0.x", "2.0" or "2.0.x".'}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _VERSION.match(value):
+            raise self.make_error("invalid")
+        return value
+
+
+class OneOrMany(fields.Field):
+    """A context activity list: one Activity or an array of them."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        items = value if isinstance(value, list) else [value]
+        schema = ActivitySchema()
+        errors = {}
+        for index, item in enumerate(items):
+            try:
+                schema.load(item)
+            except ValidationError as exc:
+                errors[index] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
+class Nested(fields.Field):
+    """Nested schema picked at load time (lets us choose by objectType and recurse)."""
+
+    def __init__(self, schema_factory, many: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.schema_factory = schema_factory
+        self.many = many
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if self.many:
+            if not isinstance(value, list):
+                raise ValidationError("must be an array.")
+            errors = {}
+            for index, item in enumerate(value):
+                try:
+                    self.schema_factory(item).load(item)
+                except ValidationError as exc:
+                    errors[index] = exc.messages
+            if errors:
+                raise ValidationError(errors)
+            return value
+        self.schema_factory(value).load(value)
+        return value
+
+
+# --- schemas -----------------------------------------------------------------------------
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    @pre_load
+    def _must_be_object(self, data, **kwargs):
+        if not isinstance(data, dict):
+            raise ValidationError("must be a JSON object.")
+        return data
+
+
+class AccountSchema(StrictSchema):
+    homePage = Iri(required=True)
+    name = Text(required=True)
+
+
+def _check_mbox(value):
+    if not isinstance(value, str) or not re.match(r"^mailto:[^@\s]+@[^@\s]+$", value):
+        raise ValidationError('must be a "mailto:" IRI such as mailto:someone@example.org.')
+
+
+def _check_sha1(value):
+    if not isinstance(value, str) or not _SHA1.match(value):
+        raise ValidationError("must be a hex-encoded SHA-1 (40 characters).")
+
+
+IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
+
+
+class _AgentBase(StrictSchema):
+    objectType = Text()
+    name = Text()
+    mbox = fields.Raw(validate=_check_mbox)
+    mbox_sha1sum = fields.Raw(validate=_check_sha1)
+    openid = Iri()
+    account = fields.Nested(AccountSchema)
+
+
+class AgentSchema(_AgentBase):
+    @validates_schema
+    def _one_ifi(self, data, **kwargs):
+        if data.get("objectType", "Agent") != "Agent":
+            raise ValidationError('must be "Agent".', "objectType")
+        present = [key for key in IFIS if key in data]
+        if len(present) != 1:
+            raise ValidationError(
+                "an Agent must have exactly one inverse functional identifier "
+                f"(mbox, mbox_sha1sum, openid, account); found {len(present)}.",
+                "_schema",
+            )
+
+
+class GroupSchema(_AgentBase):
+    member = fields.List(fields.Nested(AgentSchema))
+
+    @validates_schema
+    def _group_rules(self, data, **kwargs):
+        if data.get("objectType") != "Group":
+            raise ValidationError('must be "Group".', "objectType")
+        present = [key for key in IFIS if key in data]
+        if len(present) > 1:
+            raise ValidationError(
+                "a Group must have at most one inverse functional identifier.", "_schema"
+            )
+        if not present and not data.get("member"):
+            raise ValidationError(
+                "an anonymous Group (no identifier) must list its members.", "member"
+            )
+
+
+def actor_schema(value):
+    if isinstance(value, dict) and value.get("objectType") == "Group":
+        return GroupSchema()
+    return AgentSchema()
+
+
+class VerbSchema(StrictSchema):
+    id = Iri(required=True)
+    display = LanguageMap()
+
+
+class InteractionComponentSchema(StrictSchema):
+    id = Text(required=True)
+    description = LanguageMap()
+
+
+class ActivityDefinitionSchema(StrictSchema):
+    name = LanguageMap()
+    description = LanguageMap()
+    type = Iri()
+    moreInfo = Iri()
+    extensions = Extensions()
+    interactionType = Text()
+    correctResponsesPattern = fields.List(Text())
+    choices = fields.List(fields.Nested(InteractionComponentSchema))
+    scale = fields.List(fields.Nested(InteractionComponentSchema))
+    source = fields.List(fields.Nested(InteractionComponentSchema))
+    target = fields.List(fields.Nested(InteractionComponentSchema))
+    steps = fields.List(fields.Nested(InteractionComponentSchema))
+
+    @validates_schema
+    def _interaction(self, data, **kwargs):
+        kind = data.get("interactionType")
+        lists = COMPONENT_LISTS & set(data)
+        if kind is None:
+            if lists or "correctResponsesPattern" in data:
+                raise ValidationError(
+                    "interaction properties need an interactionType.", "interactionType"
+                )
+            return
+        if kind not in INTERACTION_TYPES:
+            raise ValidationError(
+                f"must be one of {', '.join(sorted(INTERACTION_TYPES))}.", "interactionType"
+            )
+        allowed = ALLOWED_COMPONENTS.get(kind, set())
+        extra = lists - allowed
+        if extra:
+            raise ValidationError(
+                f"{', '.join(sorted(extra))} not allowed for interactionType {kind}.", "_schema"
+            )
+        for name in lists:
+            ids = [c.get("id") for c in data[name]]
+            if len(ids) != len(set(ids)):
+                raise ValidationError("interaction component ids must be unique.", name)
+
+
+class ActivitySchema(StrictSchema):
+    objectType = Text()
+    id = Iri(required=True)
+    definition = fields.Nested(ActivityDefinitionSchema)
+
+    @validates_schema
+    def _type(self, data, **kwargs):
+        if data.get("objectType", "Activity") != "Activity":
+            raise ValidationError('must be "Activity".', "objectType")
+
+
+class StatementRefSchema(StrictSchema):
+    objectType = Text(required=True)
+    id = Uuid(required=True)
+
+    @validates_schema
+    def _type(self, data, **kwargs):
+        if data.get("objectType") != "StatementRef":
+            raise ValidationError('must be "StatementRef".', "objectType")
+
+
+class ScoreSchema(StrictSchema):
+    scaled = Number()
+    raw = Number()
+    min = Number()
+    max = Number()
+
+    @validates_schema
+    def _ranges(self, data, **kwargs):
+        if "scaled" in data and not -1 <= data["scaled"] <= 1:
+            raise ValidationError("must be between -1 and 1.", "scaled")
+        low, high = data.get("min"), data.get("max")
+        if low is not None and high is not None and low >= high:
+            raise ValidationError("must be greater than min.", "max")
+        if "raw" in data:
+            if low is not None and data["raw"] < low:
+                raise ValidationError("must not be less than min.", "raw")
+            if high is not None and data["raw"] > high:
+                raise ValidationError("must not be greater than max.", "raw")
+
+
+class ResultSchema(StrictSchema):
+    score = fields.Nested(ScoreSchema)
+    success = StrictBool()
+    completion = StrictBool()
+    response = Text()
+    duration = Duration()
+    extensions = Extensions()
+
+
+class ContextActivitiesSchema(StrictSchema):
+    parent = OneOrMany()
+    grouping = OneOrMany()
+    category = OneOrMany()
+    other = OneOrMany()
+
+
+class ContextAgentSchema(StrictSchema):
+    objectType = Text(required=True)
+    agent = Nested(lambda v: AgentSchema(), required=True)
+    relevantTypes = fields.List(Iri(), validate=lambda v: len(v) > 0 or _fail("must not be empty."))
+
+    @validates_schema
+    def _type(self, data, **kwargs):
+        if data.get("objectType") != "contextAgent":
+            raise ValidationError('must be "contextAgent".', "objectType")
+
+
+class ContextGroupSchema(StrictSchema):
+    objectType = Text(required=True)
+    group = Nested(lambda v: GroupSchema(), required=True)
+    relevantTypes = fields.List(Iri(), validate=lambda v: len(v) > 0 or _fail("must not be empty."))
+
+    @validates_schema
+    def _type(self, data, **kwargs):
+        if data.get("objectType") != "contextGroup":
+            raise ValidationError('must be "contextGroup".', "objectType")
+
+
+def _fail(message):
+    raise ValidationError(message)
+
+
+class ContextSchema(StrictSchema):
+    registration = Uuid()
+    instructor = Nested(actor_schema)
+    team = Nested(lambda v: GroupSchema())
+    contextActivities = fields.Nested(ContextActivitiesSchema)
+    revision = Text()
+    platform = Text()
+    language = fields.Raw(
+        validate=lambda v: is_language_tag(v) or _fail("must be an RFC 5646 language tag.")
+    )
+    statement = fields.Nested(StatementRefSchema)
+    extensions = Extensions()
+    contextAgents = Nested(lambda v: ContextAgentSchema(), many=True)
+    contextGroups = Nested(lambda v: ContextGroupSchema(), many=True)
+
+    @pre_load
+    def _version_properties(self, data, **kwargs):
+        if isinstance(data, dict) and SPEC_VERSION.get().startswith("1"):
+            for key in ("contextAgents", "contextGroups"):
+                if key in data:
+                    raise ValidationError(
+                        {key: ["is not a property of xAPI 1.0.3 (it is new in 2.0)."]}
+                    )
+        return data
+
+
+class AttachmentSchema(StrictSchema):
+    usageType = Iri(required=True)
+    display = LanguageMap(required=True)
+    description = LanguageMap()
+    contentType = fields.Raw(
+        required=True,
+        validate=lambda v: (
+            (isinstance(v, str) and bool(_MIME.match(v)))
+            or _fail("must be an Internet media type such as image/png.")
+        ),
+    )
+    length = Integer(required=True)
+    sha2 = fields.Raw(
+        required=True,
+        validate=lambda v: (
+            (isinstance(v, str) and bool(re.match(r"^[0-9a-fA-F]{56,128}$", v)))
+            or _fail("must be a hex SHA-2 hash of the attachment.")
+        ),
+    )
+    fileUrl = Iri()
+
+
+def object_schema(value, sub: bool = False):
+    kind = value.get("objectType", "Activity") if isinstance(value, dict) else "Activity"
+    if kind == "Activity":
+        return ActivitySchema()
+    if kind == "Agent":
+        return AgentSchema()
+    if kind == "Group":
+        return GroupSchema()
+    if kind == "StatementRef":
+        return StatementRefSchema()
+    if kind == "SubStatement" and not sub:
+        return SubStatementSchema()
+    return _BadObjectType(kind, sub)
+
+
+class _BadObjectType:
+    def __init__(self, kind, sub):
+        self.kind, self.sub = kind, sub
+
+    def load(self, value):
+        if self.kind == "SubStatement":
+            raise ValidationError(
+                {"objectType": ["a SubStatement must not contain a SubStatement."]}
+            )
+        raise ValidationError(
+            {
+                "objectType": [
+                    f"{self.kind!r} is not Activity, Agent, Group, StatementRef or SubStatement."
+                ]
+            }
+        )
+
+
+class _StatementBase(StrictSchema):
+    actor = Nested(actor_schema, required=True)
+    verb = fields.Nested(VerbSchema, required=True)
+    result = fields.Nested(ResultSchema)
+    context = fields.Nested(ContextSchema)
+    timestamp = Timestamp()
+    attachments = fields.List(fields.Nested(AttachmentSchema))
+
+    @validates_schema
+    def _context_rules(self, data, **kwargs):
+        context = data.get("context") or {}
+        obj = data.get("object") or {}
+        if isinstance(obj, dict) and obj.get("objectType", "Activity") != "Activity":
+            for key in ("revision", "platform"):
+                if key in context:
+                    raise ValidationError(
+                        {key: ["only allowed when the object is an Activity."]}, "context"
+                    )
+
+
+class SubStatementSchema(_StatementBase):
+    objectType = Text(required=True)
+    object = Nested(lambda v: object_schema(v, sub=True), required=True)
+
+
+class StatementSchema(_StatementBase):
+    id = Uuid()
+    objectType = fields.Raw()
+    object = Nested(object_schema, required=True)
+    stored = Timestamp()
+    authority = Nested(actor_schema)
+    version = Version()
+
+    @validates_schema
+    def _statement_rules(self, data, **kwargs):
+        if "objectType" in data:
+            raise ValidationError("a Statement has no objectType.", "objectType")
+        verb = data.get("verb") or {}
+        if verb.get("id") == VOIDED_VERB:
+            obj = data.get("object") or {}
+            if not isinstance(obj, dict) or obj.get("objectType") != "StatementRef":
+                raise ValidationError(
+                    "a voiding statement's object must be a StatementRef.", "object"
+                )
+        authority = data.get("authority")
+        if isinstance(authority, dict) and authority.get("objectType") == "Group":
+            members = authority.get("member") or []
+            if any(key in authority for key in IFIS):
+                raise ValidationError(
+                    "a Group authority must be anonymous (OAuth consumer and user as members).",
+                    "authority",
+                )
+            if len(members) != 2:
+                raise ValidationError(
+                    "a Group authority must have exactly two members (OAuth consumer and user).",
+                    "authority",
+                )
+
+
+_STATEMENT_SCHEMA = StatementSchema()
+
+
+def validate_statement(statement, version: str = "2.0.0") -> None:
+    """Raise ValidationError (messages keyed by property) if ``statement`` breaks a MUST."""
+    token = SPEC_VERSION.set(version)
+    try:
+        _STATEMENT_SCHEMA.load(statement)
+        obj = statement.get("object")
+        if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
+            for key in ("id", "stored", "version", "authority"):
+                if key in obj:
+                    raise ValidationError({"object": {key: ["is not allowed in a SubStatement."]}})
+    finally:
+        SPEC_VERSION.reset(token)
+
+
+def flatten_errors(messages, prefix: str = "") -> dict[str, list[str]]:
+    """{"actor": {"mbox": ["..."]}} -> {"actor.mbox": ["..."]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = (
+                prefix
+                if key == "_schema"
+                else (
+                    f"{prefix}[{key}]"
+                    if isinstance(key, int)
+                    else (f"{prefix}.{key}" if prefix else str(key))
+                )
+            )
+            for sub_key, sub_value in flatten_errors(value, name).items():
+                flat.setdefault(sub_key, []).extend(sub_value)
+    elif isinstance(messages, list):
+        if all(isinstance(item, str) for item in messages):
+            flat[prefix or "statement"] = list(messages)
+        else:
+            for item in messages:
+                for sub_key, sub_value in flatten_errors(item, prefix).items():
+                    flat.setdefault(sub_key, []).extend(sub_value)
+    else:
+        flat[prefix or "statement"] = [str(messages)]
+    return flat
+
+
+def describe_errors(flat: dict[str, list[str]]) -> str:
+    parts = [f"{key}: {' '.join(value)}" for key, value in flat.items()]
+    return "; ".join(parts)
+
+
+# --- output schemas (for the API docs and the management endpoints) ---------------------
+
+
+class ClientOutSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    key = fields.String()
+    scopes = fields.List(fields.String())
+    district_id = fields.Integer(allow_none=True)
+    school_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class ClientInSchema(Schema):
+    name = fields.String(required=True)
+    scopes = fields.List(fields.String(), required=True)
+    school_id = fields.Integer(allow_none=True)
