@@ -67,7 +67,10 @@ def local_get(token: str):
     """Signed, expiring download from the local folder, with HTTP Range (206) for seeking."""
     payload = _token(token, "get")
     storage = _local()
-    path = storage.local_path(payload["k"])
+    try:
+        path = storage.local_path(payload["k"])
+    except StorageError:
+        abort(404)
     try:
         response = send_file(
             path,

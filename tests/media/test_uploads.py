@@ -221,7 +221,7 @@ def test_only_editors_upload(client, make_user, make_resource, token_for, orgs):
             json={"resource_id": content_id, "filename": "x.mp4", "size": 10},
         )
         assert response.status_code in (403, 404)
-    link = make_resource(owner, kind="link", url="https://example.org/")
+    link = make_resource(owner, kind="exercise")
     forget_user()
     response = client.post(
         "/api/v1/media/uploads",
