@@ -7,7 +7,8 @@ calls it once per application.  Through ``ctx`` it can:
 - listen to the signals documented in :mod:`app.signals` (re-exported here as ``signals``);
 - register a content type (how a resource kind is played and which media it accepts);
 - add HTML to named slots of the pages (``course_page_bottom``, ``resource_page_player``...);
-- read a few public, read-only services (``published_courses``).
+- read a few public, read-only services (``published_courses``, ``published_resources``,
+  ``content_url``).
 
 Plugins never import ``app.<feature>`` modules: those are free to change.  What is here
 is the stable contract.
@@ -26,7 +27,8 @@ from app import signals  # noqa: F401  (re-exported for plugins)
 from app.extensions import db  # noqa: F401  (re-exported: plugin tables use db.Model)
 
 __all__ = ["ContentType", "PluginContext", "signals", "db", "published_courses", "content_types",
-           "render_slot", "emit_learning_event", "resource_media", "player_script"]
+           "render_slot", "emit_learning_event", "resource_media", "player_script",
+           "published_resources", "content_url"]
 
 
 @dataclass
@@ -103,25 +105,68 @@ def render_slot(slot: str, **context) -> Markup:
     return Markup("".join(parts))
 
 
+def _public_entry(obj, kind: str) -> dict:
+    return {
+        "id": obj.content_id,
+        "version": obj.version,
+        "title": obj.title,
+        "summary": obj.summary,
+        "kind": obj.kind,
+        "subject": obj.subject,
+        "language": obj.language,
+        "licence": obj.licence,
+        "tags": [tag.name for tag in obj.tags],
+        "published_at": obj.published_at,
+        "updated_at": obj.updated_at,
+        "translations": obj.translations or {},
+        "author": obj.author.name,
+        "school": obj.school.name if obj.school is not None else None,
+        "district": obj.district.name,
+        "url": content_url(kind, obj.content_id),
+    }
+
+
 def published_courses(limit: int = 20, kind: str | None = None) -> list[dict]:
-    """The newest region-public published courses, as plain dicts (read-only)."""
+    """The newest region-public published courses, newest first, as plain dicts (read-only).
+
+    Only what an anonymous visitor may see: private, school and district content never
+    appears.  Keys: ``id`` (stable content id), ``version``, ``title``, ``summary``,
+    ``kind``, ``category``, ``subject``, ``language``, ``licence``, ``tags``,
+    ``published_at`` and ``updated_at`` (naive UTC datetimes), ``translations``
+    (``{"en": {"title": ...}}``), ``author``, ``school`` and ``district`` (names),
+    ``url`` (absolute address of the course page).  ``limit`` is capped at 100.
+    """
     from app.catalog import services
     from app.catalog.models import Course
 
-    page = services.list_published(None, Course, services.CatalogFilters(kind=kind), 1, min(limit, 100))
-    return [
-        {
-            "id": course.content_id,
-            "title": course.title,
-            "summary": course.summary,
-            "kind": course.kind,
-            "category": course.category,
-            "published_at": course.published_at,
-            "translations": course.translations or {},
-            "district": course.district.name,
-        }
-        for course in page.items
-    ]
+    page = services.list_published(
+        None, Course, services.CatalogFilters(kind=kind), 1, max(1, min(limit, 100))
+    )
+    return [_public_entry(c, "course") | {"category": c.category} for c in page.items]
+
+
+def published_resources(limit: int = 20, kind: str | None = None) -> list[dict]:
+    """The newest region-public published resources, newest first, as plain dicts
+    (read-only).  Same keys as :func:`published_courses`, with ``grades`` instead of
+    ``category``; ``kind`` filters by resource kind (video, document...)."""
+    from app.catalog import services
+    from app.catalog.models import Resource
+
+    page = services.list_published(
+        None, Resource, services.CatalogFilters(kind=kind), 1, max(1, min(limit, 100))
+    )
+    return [_public_entry(r, "resource") | {"grades": r.grades} for r in page.items]
+
+
+def content_url(kind: str, content_id: str, external: bool = True) -> str:
+    """Address of the page of a course (``kind="course"``) or resource
+    (``kind="resource"``); absolute unless ``external`` is False.  Needs a request or
+    ``SERVER_NAME``."""
+    from flask import url_for
+
+    endpoints = {"course": "catalog.course_detail", "resource": "catalog.resource_detail"}
+    endpoint = endpoints[kind]
+    return url_for(endpoint, content_id=content_id, _external=external)
 
 
 def emit_learning_event(user, verb: str, *, resource=None, course=None, result: dict | None = None,
