@@ -1,0 +1,166 @@
+"""Headless Chromium drives the real pages over HTTP: a teacher builds and publishes an
+extended course in Chinese, a student finds it in the catalog and enrols, and the
+catalog and course page fit a phone screen."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.accounts import services as accounts
+from app.accounts.models import Role
+from app.extensions import db
+from tests.conftest import Orgs, make_app
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The app on a real port (werkzeug, threaded) with a SQLite file database."""
+    from werkzeug.serving import make_server
+
+    instance = tmp_path_factory.mktemp("browser-instance")
+    app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance))
+    with app.app_context():
+        db.create_all()
+        orgs = Orgs()
+        for email, name, role in (
+            ("teacher@browser.test", "王老师", Role.TEACHER),
+            ("student@browser.test", "李同学", Role.STUDENT),
+        ):
+            user = accounts.create_user(email, name, "password123", school=orgs.school)
+            accounts.assign_role(user, role, school=orgs.school)
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _log_in(page, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    field(page, "邮箱").fill(email)
+    field(page, "密码").fill("password123")
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(f"{base}/")
+
+
+def field(page, text: str):
+    """The form control labelled ``text`` (a required field's label ends in "*")."""
+    return page.get_by_label(re.compile(rf"^{re.escape(text)}( \*)?$"))
+
+
+def _fits_the_screen(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_teacher_publishes_and_student_enrols(live_server, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    base = live_server
+    teacher = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    page = teacher.new_page()
+    page.set_default_timeout(15_000)
+    _log_in(page, base, "teacher@browser.test")
+    expect(page.locator(".flash-success")).to_contain_text("欢迎，王老师")
+
+    page.get_by_role("link", name="我的课程").first.click()
+    page.get_by_role("link", name="新建课程").click()
+    field(page, "类型").select_option("extended")
+    field(page, "标题").fill("书法入门")
+    field(page, "简介").fill("从握笔开始，学写楷书。")
+    field(page, "详细介绍").fill(
+        "<p>每周一次，<strong>自带毛笔</strong>。</p><script>alert(1)</script>"
+    )
+    field(page, "可见范围").select_option("region")
+    field(page, "类别").select_option("calligraphy")
+    field(page, "名额").fill("1")
+    field(page, "标签").fill("书法，楷书")
+    page.get_by_role("button", name="保存草稿").click()
+    expect(page.locator(".flash-success")).to_contain_text("草稿已保存")
+    expect(page.locator("h1")).to_have_text("书法入门")
+
+    field(page, "日期").fill("2026-09-01")
+    field(page, "开始").fill("15:30")
+    field(page, "结束").fill("16:30")
+    field(page, "地点").fill("书法教室")
+    page.get_by_role("button", name="添加课次").click()
+    expect(page.locator(".flash-success")).to_contain_text("课次已添加")
+    expect(page.locator("#sessions")).to_contain_text("书法教室")
+
+    page.locator("#new-section-title").fill("第一讲 握笔")
+    page.get_by_role("button", name="添加章节").click()
+    expect(page.locator("#sections-list")).to_contain_text("第一讲 握笔")
+
+    page.get_by_role("button", name="发布", exact=True).click()
+    expect(page.locator(".flash-success")).to_contain_text("已发布为第 1 版")
+    expect(page.locator("#state")).to_have_text("已发布")
+
+    page.get_by_role("link", name="课程", exact=True).click()
+    expect(page.locator("#course-list")).to_contain_text("书法入门")
+    page.get_by_role("link", name="书法入门").click()
+    expect(page.locator(".description")).to_contain_text("自带毛笔")
+    assert "<script>" not in page.content().split('class="description"')[1].split("</div>")[0]
+    teacher.close()
+
+    student = browser.new_context(
+        locale="zh-CN",
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    phone = student.new_page()
+    phone.set_default_timeout(15_000)
+    _log_in(phone, base, "student@browser.test")
+    expect(phone.locator("#course-list")).to_contain_text("书法入门")
+    assert _fits_the_screen(phone), "the catalog is wider than a phone screen"
+    phone.screenshot(path=str(tmp_path / "catalog-390.png"), full_page=True)
+    shots = os.environ.get("SHUYUAN_SCREENSHOTS")
+    if shots:
+        phone.screenshot(path=str(Path(shots) / "catalog-390.png"), full_page=True)
+
+    phone.get_by_role("link", name="书法入门").click()
+    expect(phone.locator("#enrolment")).to_contain_text("书法教室")
+    phone.get_by_role("button", name="报名", exact=True).click()
+    expect(phone.locator(".enrolment-status")).to_contain_text("你已报名成功")
+    expect(phone.locator("#enrolment")).to_contain_text("已报 1 人，共 1 个名额")
+    assert _fits_the_screen(phone), "the course page is wider than a phone screen"
+    if shots:
+        phone.screenshot(path=str(Path(shots) / "course-390.png"), full_page=True)
+
+    phone.get_by_role("link", name="English").click()
+    expect(phone.locator(".enrolment-status")).to_contain_text("You are enrolled.")
+    expect(phone.get_by_role("button", name="Leave")).to_be_visible()
+    student.close()
