@@ -1026,42 +1026,43 @@ def collect_garbage(apply: bool = False, now=None) -> GcReport:
         if obj.id in referenced:
             report.kept += 1
             continue
-        doomed.append(obj)
+        prefix = (obj.meta or {}).get("h5p", {}).get("prefix")
+        doomed.append((obj.id, obj.key, prefix))
         report.deleted_objects.append(obj.key)
-        if obj.meta and obj.meta.get("h5p"):
-            report.deleted_prefixes.append(obj.meta["h5p"]["prefix"])
+        if prefix:
+            report.deleted_prefixes.append(prefix)
     if apply:
         db.session.flush()
-        removed_keys = []
         # Links from unreferenced sources to their thumbnails/posters go first...
         db.session.execute(
             delete(MediaDerivative)
             .where(
-                MediaDerivative.source_id.in_([o.id for o in doomed] or [-1]),
+                MediaDerivative.source_id.in_([d[0] for d in doomed] or [-1]),
                 ~exists().where(MediaAttachment.object_id == MediaDerivative.source_id),
             )
             .execution_options(synchronize_session=False)
         )
         # ...then each object, only if nothing points at it at this very moment.
-        for obj in doomed:
+        removed = []
+        for object_id, key, prefix in doomed:
             result = db.session.execute(
                 delete(MediaObject)
                 .where(
-                    MediaObject.id == obj.id,
-                    ~exists().where(MediaAttachment.object_id == obj.id),
-                    ~exists().where(MediaDerivative.object_id == obj.id),
+                    MediaObject.id == object_id,
+                    ~exists().where(MediaAttachment.object_id == object_id),
+                    ~exists().where(MediaDerivative.object_id == object_id),
                 )
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount == 1:
-                removed_keys.append(obj.key)
+                removed.append((key, prefix))
         db.session.commit()
-        for obj in objects:
-            if obj.key in removed_keys:
-                storage.delete(obj.key)
-                if obj.meta and obj.meta.get("h5p"):
-                    storage.delete_prefix(obj.meta["h5p"]["prefix"])
-        report.deleted_objects = removed_keys
+        # Bytes go only after the rows are gone for good.
+        for key, prefix in removed:
+            storage.delete(key)
+            if prefix:
+                storage.delete_prefix(prefix)
+        report.deleted_objects = [key for key, _ in removed]
     # Bytes in storage that no row knows (a crash between copy and commit), after a grace period.
     known = set(
         db.session.execute(
