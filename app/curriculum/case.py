@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, select
 
 from app.catalog import vocab
 from app.common.models import utcnow
@@ -362,32 +362,26 @@ def _chunks(values: list, size: int = CHUNK):
         yield values[start : start + size]
 
 
-def _stored_identifiers(identifiers: set[str]) -> set[str]:
+def _lookup(column, values: list[str], *conditions) -> set[str]:
+    """Which of ``values`` are in ``column`` (chunked; one cached statement)."""
+    statement = select(column).where(column.in_(bindparam("values", expanding=True)), *conditions)
     found: set[str] = set()
-    values = list(identifiers)
     for chunk in _chunks(values):
-        found.update(
-            db.session.execute(select(Node.identifier).where(Node.identifier.in_(chunk))).scalars()
-        )
-        found.update(
-            db.session.execute(
-                select(Framework.identifier).where(Framework.identifier.in_(chunk))
-            ).scalars()
-        )
+        found.update(db.session.execute(statement, {"values": chunk}).scalars())
     return found
+
+
+def _stored_identifiers(identifiers: set[str]) -> set[str]:
+    values = list(identifiers)
+    return _lookup(Node.identifier, values) | _lookup(Framework.identifier, values)
 
 
 def _identifiers_of_other_frameworks(identifiers: list[str], model, doc_id: str) -> set[str]:
     framework = db.session.execute(
         select(Framework.id).where(Framework.identifier == doc_id)
     ).scalar()
-    found: set[str] = set()
-    for chunk in _chunks(identifiers):
-        statement = select(model.identifier).where(model.identifier.in_(chunk))
-        if framework is not None:
-            statement = statement.where(model.framework_id != framework)
-        found.update(db.session.execute(statement).scalars())
-    return found
+    conditions = [model.framework_id != framework] if framework is not None else []
+    return _lookup(model.identifier, identifiers, *conditions)
 
 
 def _cycles(edges: list[tuple[str, str, str]]) -> list[tuple[list[str], str]]:
@@ -591,13 +585,13 @@ def import_package(package, *, district_id: int | None = None) -> ImportReport:
 
 
 def _sync(model, framework_id: int, rows: list[dict], counts: dict) -> None:
+    """Insert, update (only what changed) and delete rows of one framework, in bulk."""
+    table = model.__table__
     existing = {
-        identifier: (row_id, raw, seq)
-        for identifier, row_id, raw, seq in db.session.execute(
-            select(model.identifier, model.id, model.raw, model.seq).where(
-                model.framework_id == framework_id
-            )
-        )
+        stored["identifier"]: stored
+        for stored in db.session.execute(
+            select(table).where(table.c.framework_id == framework_id)
+        ).mappings()
     }
     inserts, updates = [], []
     for row in rows:
@@ -605,23 +599,34 @@ def _sync(model, framework_id: int, rows: list[dict], counts: dict) -> None:
         stored = existing.pop(row["identifier"], None)
         if stored is None:
             inserts.append(row)
-        else:
-            if stored[1] != row["raw"]:
-                counts["updated"] += 1
-            row["id"] = stored[0]
-            updates.append(row)
+            continue
+        if stored["raw"] != row["raw"]:
+            counts["updated"] += 1
+        if any(stored[key] != value for key, value in row.items()):
+            updates.append({**row, "_id": stored["id"]})
     counts["created"] += len(inserts)
     counts["deleted"] += len(existing)
-    gone = [identifier for identifier in existing]
+    gone = list(existing)
     for chunk in _chunks(gone):
         db.session.execute(
-            delete(model).where(model.framework_id == framework_id, model.identifier.in_(chunk)),
-            execution_options={"synchronize_session": False},
+            delete(table).where(table.c.framework_id == framework_id, table.c.identifier.in_(chunk))
         )
-    for chunk in _chunks(updates, 2000):
-        db.session.execute(update(model), chunk)
-    for chunk in _chunks(inserts, 2000):
-        db.session.execute(insert(model), chunk)
+    _bulk_update(table, updates)
+    for chunk in _chunks(inserts, 5000):
+        db.session.execute(table.insert(), chunk)
+
+
+def _bulk_update(table, rows: list[dict]) -> None:
+    if not rows:
+        return
+    keys = [key for key in rows[0] if key not in ("_id", "id")]
+    statement = (
+        table.update()
+        .where(table.c.id == bindparam("_id"))
+        .values({key: bindparam(key) for key in keys})
+    )
+    for chunk in _chunks(rows, 5000):
+        db.session.execute(statement, chunk)
 
 
 def rederive(framework: Framework) -> None:
@@ -647,12 +652,11 @@ def rederive(framework: Framework) -> None:
         ).all()
     )
     rows = [
-        {"id": ids[identifier], **values}
+        {"_id": ids[identifier], **values}
         for identifier, values in derived.items()
         if identifier in ids
     ]
-    for chunk in _chunks(rows, 2000):
-        db.session.execute(update(Node), chunk)
+    _bulk_update(Node.__table__, rows)
     db.session.expire_all()
 
 

@@ -1,0 +1,337 @@
+"""Curriculum benchmark.
+
+1. Import a generated CASE 1.0 package (default 20,000 items, 40,000 associations):
+   seconds for validation + write + commit, and the process's peak memory.
+2. "This week" for a student (class → calendar → week's lessons → knowledge points →
+   exactMatchOf equivalents → aligned published resources she may see) with 100,000
+   aligned resources: p50/p95 over repeated calls.
+
+Runs on a throwaway PostgreSQL database by default (created and dropped on the server
+of TEST_DATABASE_URL, like the tests), or on SQLite with ``--sqlite``:
+
+    .venv/bin/python bench/curriculum.py
+    .venv/bin/python bench/curriculum.py --sqlite --items 20000 --resources 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, insert, select, text  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.extensions import db  # noqa: E402
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def generate_package(items_wanted: int, associations_wanted: int, seed: int = 7) -> dict:
+    """Subject → grades → editions → volumes → units → lessons (+ knowledge points),
+    isChildOf for every item, precedes between lessons, exactMatchOf across editions
+    and isRelatedTo filling up to ``associations_wanted``."""
+    rng = random.Random(seed)
+    doc_id = str(uuid.uuid4())
+    doc_ref = {"title": "bench", "identifier": doc_id, "uri": f"urn:uuid:{doc_id}"}
+    items, associations = [], []
+
+    def item(statement, item_type, code=None):
+        identifier = str(uuid.uuid4())
+        entry = {
+            "identifier": identifier,
+            "uri": f"urn:uuid:{identifier}",
+            "fullStatement": statement,
+            "CFItemType": item_type,
+            "CFDocumentURI": doc_ref,
+            "lastChangeDateTime": "2026-08-01T00:00:00Z",
+        }
+        if code:
+            entry["humanCodingScheme"] = code
+        items.append(entry)
+        return entry
+
+    def link(kind, origin, destination, number=None):
+        identifier = str(uuid.uuid4())
+        entry = {
+            "identifier": identifier,
+            "uri": f"urn:uuid:{identifier}",
+            "associationType": kind,
+            "CFDocumentURI": doc_ref,
+            "originNodeURI": {
+                "title": "o",
+                "identifier": origin["identifier"],
+                "uri": origin["uri"],
+            },
+            "destinationNodeURI": {
+                "title": "d",
+                "identifier": destination["identifier"],
+                "uri": destination["uri"],
+            },
+        }
+        if number is not None:
+            entry["sequenceNumber"] = number
+        associations.append(entry)
+
+    subject = item("数学", "Subject", "math")
+    link("isChildOf", subject, doc_ref, 1)
+    editions = ["pep", "bnu", "jiangsu", "hebei", "qingdao", "shanghai", "tongbian"]
+    lessons_by_slot: dict[tuple, list[dict]] = {}
+    # ~half the items are lessons, ~half knowledge points.
+    grades = [f"g{n}" for n in range(1, 10)]
+    per_volume_units, per_unit_lessons = 8, 6
+    structure = len(editions) * len(grades) * 2 * (1 + per_volume_units * (1 + per_unit_lessons))
+    kp_per_lesson = max(0, (items_wanted - structure) // (len(editions) * len(grades) * 2 * 8 * 6))
+    for g_index, grade_code in enumerate(grades, start=1):
+        grade = item(f"{g_index}年级", "Grade", grade_code)
+        link("isChildOf", grade, subject, g_index)
+        for e_index, edition_code in enumerate(editions, start=1):
+            edition = item(edition_code, "Edition", edition_code)
+            link("isChildOf", edition, grade, e_index)
+            for v in (1, 2):
+                volume = item(f"第{v}册", "Volume", f"{grade_code}-{v}")
+                link("isChildOf", volume, edition, v)
+                previous = None
+                for u in range(1, per_volume_units + 1):
+                    unit = item(f"第{u}章", "Unit", str(u))
+                    link("isChildOf", unit, volume, u)
+                    for n in range(1, per_unit_lessons + 1):
+                        lesson = item(f"{u}.{n} 课时", "Lesson", f"{u}.{n}")
+                        link("isChildOf", lesson, unit, n)
+                        lessons_by_slot.setdefault((grade_code, v, u, n), []).append(lesson)
+                        if previous is not None:
+                            link("precedes", previous, lesson)
+                        previous = lesson
+                        for k in range(1, kp_per_lesson + 1):
+                            kp = item(f"知识点 {u}.{n}.{k}", "Knowledge Point")
+                            link("isChildOf", kp, lesson, k)
+                        if len(items) >= items_wanted:
+                            break
+                    if len(items) >= items_wanted:
+                        break
+    while len(items) < items_wanted:
+        kp = item("补充知识点", "Knowledge Point")
+        link("isChildOf", kp, subject)
+    for slot_lessons in lessons_by_slot.values():
+        for other in slot_lessons[1:]:
+            if len(associations) < associations_wanted:
+                link("exactMatchOf", other, slot_lessons[0])
+    all_lessons = [lesson for group in lessons_by_slot.values() for lesson in group]
+    while len(associations) < associations_wanted:
+        a, b = rng.sample(all_lessons, 2)
+        link("isRelatedTo", a, b)
+    doc = {
+        "identifier": doc_id,
+        "uri": doc_ref["uri"],
+        "title": "bench",
+        "creator": "bench",
+        "lastChangeDateTime": "2026-08-01T00:00:00Z",
+        "subject": ["math"],
+    }
+    return {"CFDocument": doc, "CFItems": items, "CFAssociations": associations}
+
+
+def setup_database(args) -> tuple[str, callable]:
+    if args.sqlite:
+        folder = tempfile.mkdtemp()
+        return f"sqlite:///{folder}/bench.db", lambda: None
+    admin_url = args.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"shuyuan_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return url, drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--associations", type=int, default=40_000)
+    parser.add_argument("--resources", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--sqlite", action="store_true")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+
+    url, drop = setup_database(args)
+    instance = tempfile.mkdtemp()
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "INSTANCE_PATH": instance,
+            "SECRET_KEY": "bench",
+            "REDIS_URL": None,
+            "PLUGINS": [],
+            "JOBS_EAGER": True,
+            "SEARCH_INDEX_DIR": f"{instance}/search",
+        }
+    )
+    try:
+        with app.app_context():
+            db.create_all()
+            run(args, url)
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        drop()
+
+
+def run(args, url: str) -> None:
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+    from app.catalog.models import Resource
+    from app.curriculum import case, services
+    from app.curriculum.models import Alignment, Level, Node
+
+    backend = "sqlite" if url.startswith("sqlite") else "postgresql"
+    package = generate_package(args.items, args.associations)
+    print(f"backend: {backend}")
+    print(
+        f"package: {len(package['CFItems'])} items, {len(package['CFAssociations'])} associations"
+    )
+    before = peak_mb()
+    started = time.perf_counter()
+    report = case.import_package(package)
+    db.session.commit()
+    elapsed = time.perf_counter() - started
+    print(
+        f"CASE import: {elapsed:.2f} s (items created {report.items['created']}, associations created "
+        f"{report.associations['created']}); peak RSS {peak_mb():.0f} MB (before import {before:.0f} MB)"
+    )
+    started = time.perf_counter()
+    again = case.import_package(package)
+    db.session.commit()
+    print(
+        f"CASE re-import (unchanged, update in place): {time.perf_counter() - started:.2f} s "
+        f"({again.framework})"
+    )
+    started = time.perf_counter()
+    exported = case.export_package(services.get_framework(report.framework_id))
+    print(
+        f"CASE export: {time.perf_counter() - started:.2f} s; round trip equal: {exported == package}"
+    )
+
+    # --- this week at N aligned resources --------------------------------------------
+    region = accounts.ensure_region("r", "市")
+    district = accounts.ensure_district(region, "d", "区")
+    school = accounts.ensure_school(district, "s", "校")
+    teacher = accounts.create_user("t@bench.test", "t", None, school=school)
+    accounts.assign_role(teacher, Role.TEACHER, school=school)
+    student = accounts.create_user("s@bench.test", "s", None, school=school)
+    accounts.assign_role(student, Role.STUDENT, school=school)
+    admin = accounts.create_user("a@bench.test", "a", None, district=district)
+    accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+    db.session.commit()
+    lesson_ids = list(
+        db.session.execute(select(Node.id).where(Node.level == Level.LESSON)).scalars()
+    )
+    rng = random.Random(3)
+    kinds = ["video", "document", "exercise", "interactive", "audio"]
+    started = time.perf_counter()
+    batch = 5000
+    for start in range(0, args.resources, batch):
+        rows, alignments = [], []
+        for i in range(start, min(start + batch, args.resources)):
+            content_id = str(uuid.uuid4())
+            rows.append(
+                {
+                    "content_id": content_id,
+                    "version": 1,
+                    "state": "published",
+                    "title": f"资源 {i}",
+                    "summary": "",
+                    "description_html": "",
+                    "language": "zh",
+                    "licence": "CC-BY-4.0",
+                    "visibility": rng.choice(["district", "region", "school", "private"]),
+                    "translations": {},
+                    "kind": rng.choice(kinds),
+                    "author_id": teacher.id,
+                    "school_id": school.id,
+                    "district_id": district.id,
+                    "data": {},
+                    "usage_count": 0,
+                    "subject": "math",
+                }
+            )
+            alignments.append(
+                {
+                    "node_id": rng.choice(lesson_ids),
+                    "target_type": "resource",
+                    "target_key": content_id,
+                    "alignment_type": rng.choice(["teaches", "assesses"]),
+                }
+            )
+        db.session.execute(insert(Resource), rows)
+        db.session.execute(insert(Alignment), alignments)
+    db.session.commit()
+    print(
+        f"seeded {args.resources} published resources with one alignment each over {len(lesson_ids)} lessons "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    if backend == "postgresql":
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+
+    volume = (
+        db.session.execute(
+            select(Node).where(
+                Node.level == Level.VOLUME, Node.edition == "pep", Node.grade == "g7"
+            )
+        )
+        .scalars()
+        .first()
+    )
+    school_class = services.get_or_create_class(school, "七年级（1）班", grade="g7")
+    services.add_class_member(school_class, student, "student")
+    services.set_class_edition(admin, school_class.id, "math", "pep")
+    services.create_calendar(
+        admin,
+        {
+            "term": "t",
+            "volume_id": volume.id,
+            "term_start": "2026-09-01",
+            "term_end": "2027-01-22",
+            "district_id": district.id,
+            "holidays": [{"name": "国庆", "start": "2026-10-01", "end": "2026-10-07"}],
+        },
+    )
+    db.session.commit()
+    day = date(2026, 11, 23)
+    views = services.this_week(student, on=day)
+    shown = sum(len(lesson["resources"]) for v in views for lesson in v.lessons)
+    timings = []
+    for i in range(args.repeat):
+        db.session.expire_all()
+        started = time.perf_counter()
+        services.this_week(student, on=day, offset=(i % 5) - 2)
+        timings.append((time.perf_counter() - started) * 1000)
+        db.session.rollback()
+    timings.sort()
+    p95 = timings[int(len(timings) * 0.95) - 1]
+    print(
+        f"this week (student, {args.resources} aligned resources; {shown} shown this week): "
+        f"p50 {statistics.median(timings):.1f} ms, p95 {p95:.1f} ms over {args.repeat} calls"
+    )
+
+
+if __name__ == "__main__":
+    main()
