@@ -213,8 +213,9 @@ def run(args, url: str) -> None:
     db.session.commit()
     elapsed = time.perf_counter() - started
     print(
-        f"CASE import: {elapsed:.2f} s (items created {report.items['created']}, associations created "
-        f"{report.associations['created']}); peak RSS {peak_mb():.0f} MB (before import {before:.0f} MB)"
+        f"CASE import: {elapsed:.2f} s (items created {report.items['created']}, "
+        f"associations created {report.associations['created']}); "
+        f"peak RSS {peak_mb():.0f} MB (before import {before:.0f} MB)"
     )
     started = time.perf_counter()
     again = case.import_package(package)
@@ -226,7 +227,8 @@ def run(args, url: str) -> None:
     started = time.perf_counter()
     exported = case.export_package(services.get_framework(report.framework_id))
     print(
-        f"CASE export: {time.perf_counter() - started:.2f} s; round trip equal: {exported == package}"
+        f"CASE export: {time.perf_counter() - started:.2f} s; "
+        f"round trip equal: {exported == package}"
     )
 
     # --- this week at N aligned resources --------------------------------------------
@@ -284,7 +286,8 @@ def run(args, url: str) -> None:
         db.session.execute(insert(Alignment), alignments)
     db.session.commit()
     print(
-        f"seeded {args.resources} published resources with one alignment each over {len(lesson_ids)} lessons "
+        f"seeded {args.resources} published resources with one alignment each "
+        f"over {len(lesson_ids)} lessons "
         f"in {time.perf_counter() - started:.1f} s"
     )
     if backend == "postgresql":
