@@ -81,15 +81,29 @@ def field(page, text: str):
     return page.get_by_label(re.compile(rf"^{re.escape(text)}( \*)?$"))
 
 
+def _shot(page, name: str) -> None:
+    """Full-page screenshot into $SHUYUAN_SCREENSHOTS, for looking at the layout."""
+    folder = os.environ.get("SHUYUAN_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
 def _fits_the_screen(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def test_teacher_publishes_and_student_enrols(live_server, browser, tmp_path):
+def test_teacher_publishes_and_student_enrols(live_server, browser):
     from playwright.sync_api import expect
 
     base = live_server
-    teacher = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+    # The teacher works on a phone too: the forms must fit a 390px screen.
+    teacher = browser.new_context(
+        locale="zh-CN",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        device_scale_factor=2,
+    )
     page = teacher.new_page()
     page.set_default_timeout(15_000)
     _log_in(page, base, "teacher@browser.test")
@@ -107,6 +121,8 @@ def test_teacher_publishes_and_student_enrols(live_server, browser, tmp_path):
     field(page, "类别").select_option("calligraphy")
     field(page, "名额").fill("1")
     field(page, "标签").fill("书法，楷书")
+    assert _fits_the_screen(page), "the new-course form is wider than a phone screen"
+    _shot(page, "new-course-390.png")
     page.get_by_role("button", name="保存草稿").click()
     expect(page.locator(".flash-success")).to_contain_text("草稿已保存")
     expect(page.locator("h1")).to_have_text("书法入门")
@@ -123,6 +139,8 @@ def test_teacher_publishes_and_student_enrols(live_server, browser, tmp_path):
     page.get_by_role("button", name="添加章节").click()
     expect(page.locator("#sections-list")).to_contain_text("第一讲 握笔")
 
+    assert _fits_the_screen(page), "the course editor is wider than a phone screen"
+    _shot(page, "editor-390.png")
     page.get_by_role("button", name="发布", exact=True).click()
     expect(page.locator(".flash-success")).to_contain_text("已发布为第 1 版")
     expect(page.locator("#state")).to_have_text("已发布")
@@ -146,10 +164,7 @@ def test_teacher_publishes_and_student_enrols(live_server, browser, tmp_path):
     _log_in(phone, base, "student@browser.test")
     expect(phone.locator("#course-list")).to_contain_text("书法入门")
     assert _fits_the_screen(phone), "the catalog is wider than a phone screen"
-    phone.screenshot(path=str(tmp_path / "catalog-390.png"), full_page=True)
-    shots = os.environ.get("SHUYUAN_SCREENSHOTS")
-    if shots:
-        phone.screenshot(path=str(Path(shots) / "catalog-390.png"), full_page=True)
+    _shot(phone, "catalog-390.png")
 
     phone.get_by_role("link", name="书法入门").click()
     expect(phone.locator("#enrolment")).to_contain_text("书法教室")
@@ -157,8 +172,7 @@ def test_teacher_publishes_and_student_enrols(live_server, browser, tmp_path):
     expect(phone.locator(".enrolment-status")).to_contain_text("你已报名成功")
     expect(phone.locator("#enrolment")).to_contain_text("已报 1 人，共 1 个名额")
     assert _fits_the_screen(phone), "the course page is wider than a phone screen"
-    if shots:
-        phone.screenshot(path=str(Path(shots) / "course-390.png"), full_page=True)
+    _shot(phone, "course-390.png")
 
     phone.get_by_role("link", name="English").click()
     expect(phone.locator(".enrolment-status")).to_contain_text("You are enrolled.")
