@@ -1631,6 +1631,19 @@ def forward_due(batch_size: int = 200, now: datetime | None = None, http=None) -
     return {"sent": sent, "failed": failed}
 
 
+def after_store() -> None:
+    """Call after committing stored statements: start forwarding what was queued."""
+    if db.session.info.pop("xapi_forward_pending", False):
+        from app.jobs import enqueue
+
+        try:
+            enqueue("app.xapi.services:forward_job")
+        except Exception:  # the outbox keeps the statements; `flask xapi forward` retries
+            import logging
+
+            logging.getLogger(__name__).exception("could not enqueue xAPI forwarding")
+
+
 def forward_job() -> dict:
     """Job entry point (``enqueue("app.xapi.services:forward_job")``)."""
     return forward_due()

@@ -393,14 +393,13 @@ def statements_put(req: LrsRequest) -> Response:
         single=True,
     )
     commit()
+    services.after_store()
     return Response(status=204)
 
 
 def statements_post(req: LrsRequest) -> Response:
-    if req.params:
-        # A POST with query parameters is a GET that did not fit in the URL? No: in xAPI
-        # only the alternate syntax may do that, and it has been unpacked already.
-        _allowed(req, set())
+    # Only the alternate syntax may put parameters on a POST, and it is unpacked already.
+    _allowed(req, set())
     body, attachments = _parse_statements_body(req)
     single = isinstance(body, dict)
     statements = [body] if single else body
@@ -408,6 +407,7 @@ def statements_post(req: LrsRequest) -> Response:
         req.principal, statements, req.version, _keys_case(attachments, statements), single=single
     )
     commit()
+    services.after_store()
     return _json(ids)
 
 
