@@ -57,8 +57,8 @@ def make_content(
 ) -> str:
     """Create content through the services, bring it to ``state``, commit; returns its content_id.
 
-    ``in_review`` needs an author in a district that requires review, or a ``reviewer``
-    is not needed: the author's district is switched to review for the submission.
+    The author's district review policy is switched for the submission as the wanted
+    state needs it, unless a ``reviewer`` is given to approve the submission.
     """
     author = fresh(author)
     obj = services.create_content(author, model, content_data(model, **extra))
@@ -67,12 +67,14 @@ def make_content(
         commit()
         return content_id
     district = obj.district
-    needs_review_switch = state == "in_review" and not district.requires_review
-    if needs_review_switch:
+    # Submit with the review policy the wanted state needs, then put the policy back.
+    policy = district.requires_review
+    if state == "in_review":
         district.requires_review = True
-    row = services.submit_content(author, model, content_id)
-    if needs_review_switch:
+    elif reviewer is None:
         district.requires_review = False
+    row = services.submit_content(author, model, content_id)
+    district.requires_review = policy
     if state == "in_review":
         assert row.state == State.IN_REVIEW
         commit()
