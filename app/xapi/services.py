@@ -176,10 +176,10 @@ def authenticate(authorization: str | None) -> Principal:
         raise Unauthorized("Send HTTP Basic credentials of an LRS client.")
     scheme, _, value = authorization.strip().partition(" ")
     scheme = scheme.lower()
-    if scheme == "bearer":
-        return principal_for_launch_token(value.strip())
     if scheme != "basic":
-        raise Unauthorized("Only HTTP Basic credentials (or a launch token) are accepted.")
+        raise Unauthorized(
+            "Only HTTP Basic credentials are accepted (a launch token goes as user 'launch')."
+        )
     try:
         key, _, secret = (
             base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
@@ -226,8 +226,9 @@ def issue_launch_token(
     user, activity_id: str, registration: str | None = None, ttl: int | None = None
 ) -> str:
     """A short-lived token for content played by ``user``: it may post statements about
-    that student only (and read them and its state).  Use it as
-    ``Authorization: Bearer <token>`` or Basic with user name ``launch``."""
+    that student only (and read them and its state).  Send it as HTTP Basic with the
+    user name ``launch`` and the token as password (:func:`launch_auth_header`); bearer
+    tokens are the platform's API tokens and are not accepted under /xapi/."""
     district_id = user_district_id(user)
     if district_id is None:
         raise Forbidden("The user belongs to no district, so there is no LRS tenant for them.")
@@ -735,7 +736,7 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
     _store_attachments(principal, attachments)
     _update_activities(principal, new_statements)
     _apply_voiding(principal, rows)
-    _queue_forwarding(principal.district_id, list(pk_by_id.values()))
+    _queue_forwarding(principal.district_id, [pk_by_id[s] for s in ids if s in pk_by_id])
     db.session.flush()
     return ids
 
