@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from app import signals
 from app.common.models import utcnow
 from app.extensions import db
-from app.media import services
 from app.media.models import MediaAttachment, MediaObject, MediaUpload, ProgressEvent
 from tests.conftest import make_app
 from tests.media.conftest import forget_user, mp4_bytes, upload_file
