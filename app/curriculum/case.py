@@ -17,11 +17,13 @@ carries the vocabulary code of subject, grade and edition nodes (``math``, ``g7`
 
 from __future__ import annotations
 
+import enum
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import JSON, bindparam, delete, select
 
 from app.catalog import vocab
 from app.common.models import utcnow
@@ -362,8 +364,23 @@ def _chunks(values: list, size: int = CHUNK):
         yield values[start : start + size]
 
 
+def _postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
 def _lookup(column, values: list[str], *conditions) -> set[str]:
-    """Which of ``values`` are in ``column`` (chunked; one cached statement)."""
+    """Which of ``values`` are in ``column`` (one array parameter on PostgreSQL,
+    chunked IN lists elsewhere)."""
+    if not values:
+        return set()
+    if _postgres():
+        from sqlalchemy import String, any_
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        statement = select(column).where(
+            column == any_(bindparam("values", type_=ARRAY(String))), *conditions
+        )
+        return set(db.session.execute(statement, {"values": values}).scalars())
     statement = select(column).where(column.in_(bindparam("values", expanding=True)), *conditions)
     found: set[str] = set()
     for chunk in _chunks(values):
@@ -612,8 +629,29 @@ def _sync(model, framework_id: int, rows: list[dict], counts: dict) -> None:
             delete(table).where(table.c.framework_id == framework_id, table.c.identifier.in_(chunk))
         )
     _bulk_update(table, updates)
-    for chunk in _chunks(inserts, 5000):
-        db.session.execute(table.insert(), chunk)
+    if _postgres() and inserts:
+        _copy_rows(table, inserts)
+    else:
+        for chunk in _chunks(inserts, 5000):
+            db.session.execute(table.insert(), chunk)
+
+
+def _copy_rows(table, rows: list[dict]) -> None:
+    """PostgreSQL COPY of new rows, in the session's transaction (one round trip)."""
+    columns = [c for c in table.columns if c.key in rows[0]]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    json_columns = {c.key for c in columns if isinstance(c.type, JSON)}
+    raw = db.session.connection().connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[c.key], ensure_ascii=False)
+                    if c.key in json_columns and row[c.key] is not None
+                    else (row[c.key].value if isinstance(row[c.key], enum.Enum) else row[c.key])
+                    for c in columns
+                ]
+            )
 
 
 def _bulk_update(table, rows: list[dict]) -> None:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import lazyload, load_only
 
 from app import signals
 from app.accounts.models import School, User
@@ -715,7 +715,10 @@ class AlignedResource:
 
 
 def aligned_resources(
-    user: User | None, nodes: list[Node], include_knowledge_points: bool = True
+    user: User | None,
+    nodes: list[Node],
+    include_knowledge_points: bool = True,
+    knowledge_points: dict[str, list[Node]] | None = None,
 ) -> dict[int, list[AlignedResource]]:
     """Published resources ``user`` may see aligned to each node, to its knowledge points,
     or (through exactMatchOf) to an equivalent node of another edition."""
@@ -726,7 +729,9 @@ def aligned_resources(
     for node in nodes:
         wanted[node.identifier].add(node.id)
     if include_knowledge_points:
-        for parent, kps in knowledge_points_of(nodes).items():
+        if knowledge_points is None:
+            knowledge_points = knowledge_points_of(nodes)
+        for parent, kps in knowledge_points.items():
             for kp in kps:
                 wanted[kp.identifier].add(direct[parent])
     matches = equivalents(set(wanted))
@@ -752,7 +757,27 @@ def aligned_resources(
             Alignment.node_id.in_(set(owners_by_id)),
             catalog.visibility_condition(user, Resource),
         )
-        .options(lazyload(Resource.tags), lazyload(Resource.grade_rows))
+        .options(
+            lazyload(Resource.tags),
+            lazyload(Resource.grade_rows),
+            load_only(
+                Resource.id,
+                Resource.content_id,
+                Resource.version,
+                Resource.title,
+                Resource.summary,
+                Resource.kind,
+                Resource.url,
+                Resource.translations,
+                Resource.state,
+                Resource.visibility,
+                Resource.school_id,
+                Resource.district_id,
+                Resource.author_id,
+                Resource.subject,
+                Resource.published_at,
+            ),
+        )
     ).all()
     result: dict[int, list[AlignedResource]] = defaultdict(list)
     seen: dict[int, set[str]] = defaultdict(set)
@@ -1707,8 +1732,8 @@ def this_week(
                     .order_by(CalendarEntry.position)
                 ).scalars()
             )
-            aligned = aligned_resources(user, lessons)
             kps = knowledge_points_of(lessons)
+            aligned = aligned_resources(user, lessons, knowledge_points=kps)
             view = WeekView(
                 school_class,
                 calendar,
