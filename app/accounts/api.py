@@ -1,3 +1,4 @@
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -34,7 +35,9 @@ class Tokens(MethodView):
     def post(self, data):
         """Exchange email and password for a bearer token (shown once)."""
         user = services.authenticate(data["email"], data["password"])
-        token, raw = services.issue_token(user, data["name"])
+        token, raw = services.issue_token(
+            user, data["name"], current_app.config.get("API_TOKEN_TTL_DAYS")
+        )
         commit()
         token.raw = raw
         return token

@@ -1,4 +1,5 @@
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from app.accounts import services
@@ -46,6 +47,6 @@ def issue_token(email, name):
     user = services.get_user_by_email(email)
     if user is None:
         raise click.BadParameter("no such user", param_hint="--email")
-    _, raw = services.issue_token(user, name)
+    _, raw = services.issue_token(user, name, current_app.config.get("API_TOKEN_TTL_DAYS"))
     commit()
     click.echo(raw)

@@ -181,7 +181,7 @@ _register(
 )
 
 
-def _enrolment_out(enrolment) -> dict:
+def _enrolment_out(enrolment, position: int | None | bool = False) -> dict:
     # Raw values: the response decorator serialises them with EnrolmentSchema (dumping
     # here too made the second dump fail on an already formatted date: a 500).
     return {
@@ -190,7 +190,9 @@ def _enrolment_out(enrolment) -> dict:
         "student": enrolment.student,
         "status": enrolment.status,
         "queued_at": enrolment.queued_at,
-        "waitlist_position": services.waitlist_position(enrolment),
+        "waitlist_position": services.waitlist_position(enrolment)
+        if position is False
+        else position,
     }
 
 
@@ -223,7 +225,11 @@ class MyEnrolment(MethodView):
 @blp.response(200, schemas.EnrolmentSchema(many=True))
 def course_enrolments(content_id):
     """Enrolled and waitlisted students of a course (its owner and district admins)."""
-    return [_enrolment_out(e) for e in services.list_enrolments(actor(), content_id)]
+    rows = services.list_enrolments(actor(), content_id)
+    # Waitlisted rows come in queue order: number them here, not with a query per row.
+    waiting = [e for e in rows if e.status == "waitlisted"]
+    positions = {e.id: i for i, e in enumerate(waiting, start=1)}
+    return [_enrolment_out(e, positions.get(e.id)) for e in rows]
 
 
 @blp.route("/courses/<content_id>/seats")

@@ -258,3 +258,19 @@ def test_cli_create_user_and_issue_token(app, orgs):
         ]
     )
     assert dup.exit_code != 0 and "Traceback" not in dup.output
+
+
+def test_token_lifetime_comes_from_config(api, app, make_user, monkeypatch):
+    make_user("teacher", email="ttl@example.test")
+    monkeypatch.setitem(app.config, "API_TOKEN_TTL_DAYS", 2)
+    issued = _issue(api, "ttl@example.test").json
+    expires = db.session.get(ApiToken, issued["id"]).expires_at
+    assert timedelta(days=1) < expires - utcnow() <= timedelta(days=2)
+
+
+def test_oversized_body_is_413(api, app, make_user, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 2000)
+    response = api.post(
+        "/api/v1/auth/tokens", json={"email": "a@example.test", "password": "x" * 5000}
+    )
+    assert_error(response, 413, "too_large")
