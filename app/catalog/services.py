@@ -1083,3 +1083,18 @@ def count_published(model: ContentModel) -> int:
     return db.session.execute(
         select(func.count(model.id)).where(model.state == State.PUBLISHED)
     ).scalar_one()
+
+
+def facet_counts(
+    user: User | None, model: ContentModel, filters: CatalogFilters, field: str
+) -> dict[str, int]:
+    """How many published rows ``user`` may see per value of ``field`` (e.g. category),
+    under every other active filter; for the catalog's filter counts.  (Pages helper.)"""
+    from dataclasses import replace
+
+    column = getattr(model, field)
+    condition = and_(model.state == State.PUBLISHED, visibility_condition(user, model))
+    others = replace(filters, **{field: None}) if hasattr(filters, field) else filters
+    statement = _apply_filters(select(column, func.count(model.id)).where(condition), model, others)
+    rows = db.session.execute(statement.group_by(column)).all()
+    return {value: number for value, number in rows if value}

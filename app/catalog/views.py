@@ -61,18 +61,25 @@ def _active_filters(filters: services.CatalogFilters) -> bool:
     return any(getattr(filters, key) for key in FILTER_KEYS if key not in ("sort",))
 
 
+def _facets(user, model, filters, fields) -> dict:
+    """Counts per filter value, shown next to each choice."""
+    return {field: services.facet_counts(user, model, filters, field) for field in fields}
+
+
 @bp.route("/")
 def browse():
     from app.accounts.services import list_districts
 
     filters, page = _filters_from_request(Course)
-    result = services.list_published(actor(), Course, filters, page, 24)
+    user = actor()
+    result = services.list_published(user, Course, filters, page, 24)
     return render_template(
         "catalog/browse.html",
         page=result,
         filters=filters,
         districts=list_districts(),
         filtered=_active_filters(filters),
+        facets=_facets(user, Course, filters, ("kind", "category", "subject")),
     )
 
 
@@ -81,13 +88,15 @@ def browse_resources():
     from app.accounts.services import list_districts
 
     filters, page = _filters_from_request(Resource)
-    result = services.list_published(actor(), Resource, filters, page, 24)
+    user = actor()
+    result = services.list_published(user, Resource, filters, page, 24)
     return render_template(
         "catalog/resources.html",
         page=result,
         filters=filters,
         districts=list_districts(),
         filtered=_active_filters(filters),
+        facets=_facets(user, Resource, filters, ("kind", "subject")),
     )
 
 

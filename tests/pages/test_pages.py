@@ -609,6 +609,12 @@ def test_catalog_filters_and_counts(app, page_client, make_user):
     assert "共 3 项" in reader.get("/").get_data(as_text=True)
     html = reader.get("/?category=tea&sort=title").get_data(as_text=True)
     assert "共 2 项" in html and "天文观测" not in html and "清除筛选" in html
+    # each choice shows how many it would find, given the other filters
+    assert (
+        "茶艺 (2)</option>" in html
+        and "天文 (1)</option>" in html
+        and "拓展课程 (2)</option>" in html
+    )
     assert "共 1 项" in reader.get("/?q=天文").get_data(as_text=True)
     assert reader.get("/?district=abc&page=-3&sort=evil&grade=g99").status_code in (200, 422)
     assert "Found" not in reader.get("/?lang=en").get_data(as_text=True)
