@@ -24,7 +24,7 @@ def _index(app: Flask, kind: str, content_id: str | None) -> None:
     # Runs after the commit that published/archived/deleted the item.  Whoosh's writer
     # lock serialises writers of all processes; a failure here is logged by the signal
     # dispatcher and repaired by `flask search check --repair`.
-    services.index_content(kind, content_id)
+    services.index_content(kind, content_id, wait=services.REQUEST_WRITE_WAIT)
 
 
 def _content_id(obj) -> str | None:

@@ -114,13 +114,19 @@ class BackendResults:
     facets: dict[str, dict[str, int]]
 
 
+class IndexBusy(Exception):
+    """Another writer kept the index locked for too long; try again later."""
+
+
 class SearchBackend:
     """What the search feature needs from an engine."""
 
-    def upsert(self, documents: list[dict]) -> None:
+    def upsert(self, documents: list[dict], timeout: float | None = None) -> None:
+        """Add or replace documents.  Raises :class:`IndexBusy` when another writer holds
+        the index for longer than ``timeout`` seconds (backend default when None)."""
         raise NotImplementedError
 
-    def delete(self, doc_ids: list[str]) -> None:
+    def delete(self, doc_ids: list[str], timeout: float | None = None) -> None:
         raise NotImplementedError
 
     def search(self, query: BackendQuery) -> BackendResults:

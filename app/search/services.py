@@ -29,7 +29,7 @@ from app.catalog.models import Course, Resource, State
 from app.errors import Invalid
 from app.extensions import db
 from app.search import analysis
-from app.search.backend import BackendQuery, Scope, SearchBackend, TermGroup
+from app.search.backend import BackendQuery, IndexBusy, Scope, SearchBackend, TermGroup
 from app.search.highlight import MatchTerms, has_match, highlight
 
 MAX_QUERY_CHARS = 200
@@ -189,16 +189,39 @@ def _model(kind: str):
     return Course if kind == "course" else Resource
 
 
-def index_content(kind: str, content_id: str) -> str:
+# A request waits this long for the index lock; then the update moves to a background job.
+REQUEST_WRITE_WAIT = 5.0
+JOB_WRITE_WAIT = 120.0
+
+
+def index_content(
+    kind: str, content_id: str, wait: float | None = None, retry_later: bool = True
+) -> str:
     """Bring one item's document in line with the database: index its published version,
-    or remove it when nothing is published.  Returns "indexed" or "removed"."""
+    or remove it when nothing is published.  Returns "indexed", "removed" or "queued"
+    (the index stayed locked by another writer for ``wait`` seconds, so a background job
+    retries with a longer wait)."""
     row = _published_row(_model(kind), content_id)
     backend = get_backend()
-    if row is None:
-        backend.delete([f"{kind}:{content_id}"])
-        return "removed"
-    backend.upsert([document_for(row)])
-    return "indexed"
+    try:
+        if row is None:
+            backend.delete([f"{kind}:{content_id}"], timeout=wait)
+            return "removed"
+        backend.upsert([document_for(row)], timeout=wait)
+        return "indexed"
+    except IndexBusy:
+        if not retry_later:
+            raise
+        from app.jobs import enqueue
+
+        enqueue("app.search.services:index_content_job", kind, content_id)
+        return "queued"
+
+
+def index_content_job(kind: str, content_id: str) -> str:
+    """Background retry of :func:`index_content` (waits longer, does not re-queue; if it
+    still fails, ``flask search check --repair`` picks the item up)."""
+    return index_content(kind, content_id, wait=JOB_WRITE_WAIT, retry_later=False)
 
 
 def remove_content(kind: str, content_id: str) -> None:

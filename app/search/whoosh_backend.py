@@ -31,7 +31,14 @@ from whoosh import fields, index, query
 from whoosh.sorting import FieldFacet
 
 from app.search import analysis
-from app.search.backend import FACETS, BackendHit, BackendQuery, BackendResults, SearchBackend
+from app.search.backend import (
+    FACETS,
+    BackendHit,
+    BackendQuery,
+    BackendResults,
+    IndexBusy,
+    SearchBackend,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +141,9 @@ def from_whoosh(stored: dict) -> dict:
 
 
 class WhooshBackend(SearchBackend):
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, write_timeout: float = WRITE_TIMEOUT):
         self.root = Path(directory)
+        self.write_timeout = write_timeout
         self._local = threading.local()
         self._cache_lock = threading.Lock()
         # caches keyed by the searcher's reader generation
@@ -402,15 +410,19 @@ class WhooshBackend(SearchBackend):
 
     # --- writing ------------------------------------------------------------------------
 
-    def _writer(self, ix):
+    def _writer(self, ix, timeout: float | None = None):
         # Waits for another process's writer, retrying every 0.25 s; readers are unaffected.
-        return ix.writer(timeout=WRITE_TIMEOUT, delay=0.25)
+        # Raises whoosh.index.LockError when the lock stays taken for ``timeout`` seconds.
+        try:
+            return ix.writer(timeout=self.write_timeout if timeout is None else timeout, delay=0.25)
+        except index.LockError:
+            raise IndexBusy("The search index is locked by another writer.") from None
 
-    def upsert(self, documents: list[dict]) -> None:
+    def upsert(self, documents: list[dict], timeout: float | None = None) -> None:
         if not documents:
             return
         _, ix = self._open()
-        writer = self._writer(ix)
+        writer = self._writer(ix, timeout)
         try:
             for doc in documents:
                 writer.update_document(**to_whoosh(doc))
@@ -419,11 +431,11 @@ class WhooshBackend(SearchBackend):
             raise
         writer.commit()
 
-    def delete(self, doc_ids: list[str]) -> None:
+    def delete(self, doc_ids: list[str], timeout: float | None = None) -> None:
         if not doc_ids:
             return
         _, ix = self._open()
-        writer = self._writer(ix)
+        writer = self._writer(ix, timeout)
         try:
             for doc_id in doc_ids:
                 writer.delete_by_term("id", doc_id)
