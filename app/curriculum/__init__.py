@@ -19,3 +19,20 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.curriculum_cli)
     demo.register()
+    from app import hooks
+
+    hooks.registry(app).slots.setdefault("main_nav", []).append(_nav_links)
+
+
+def _nav_links(**context) -> str:
+    """"Curriculum" (and "This week" for members of a class) in the main navigation."""
+    from flask import url_for
+    from flask_babel import gettext as _
+    from markupsafe import escape
+
+    from app.accounts.auth import actor
+
+    links = [f'<a href="{url_for("curriculum.index")}">{escape(_("Curriculum"))}</a>']
+    if actor() is not None:
+        links.append(f'<a href="{url_for("curriculum.this_week")}">{escape(_("This week"))}</a>')
+    return "".join(links)
