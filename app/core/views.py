@@ -112,6 +112,12 @@ KNOWN_MESSAGES = (
     N_("Not a valid boolean."),
     N_("Not a valid list."),
     N_("Must be after starts_at."),
+    # werkzeug's descriptions of HTTP errors
+    N_(
+        "The requested URL was not found on the server. If you entered the URL manually"
+        " please check your spelling and try again."
+    ),
+    N_("The method is not allowed for the requested URL."),
 )
 
 
