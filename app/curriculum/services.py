@@ -97,20 +97,18 @@ def import_case(user: User | None, package, district_id: int | None = None) -> c
         district_id = min(user.admin_district_ids()) if user.admin_district_ids() else None
     if not (user.is_platform_admin or (district_id and user.is_district_admin(district_id))):
         raise Forbidden("Only district and platform admins import curricula.")
+    before: set[str] = set()
     if isinstance(package, dict) and isinstance(package.get("CFDocument"), dict):
         identifier = str(package["CFDocument"].get("identifier", "")).lower()
         existing = db.session.execute(
             select(Framework).where(Framework.identifier == identifier)
         ).scalar_one_or_none()
-        if existing is not None and not can_manage_framework(user, existing):
-            raise Forbidden("This framework belongs to another district.")
         if existing is not None:
+            if not can_manage_framework(user, existing):
+                raise Forbidden("This framework belongs to another district.")
             district_id = existing.district_id
-    before = (
-        _aligned_content_ids_of_framework(identifier)
-        if isinstance(package, dict) and isinstance(package.get("CFDocument"), dict)
-        else set()
-    )
+            # Resources aligned before an update are reindexed (nodes may be gone or renamed).
+            before = _aligned_content_ids_of_framework(identifier)
     report = case.import_package(package, district_id=district_id)
     for content_id in sorted(before):
         send_after_commit(signals.alignment_changed, resource_content_id=content_id, user=user)

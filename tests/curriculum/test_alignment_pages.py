@@ -266,3 +266,15 @@ def test_demo_content_loads_idempotently(app, ctx, tmp_path):
         (folder / "curriculum" / "math-g7-vol1.case.json").read_text(encoding="utf-8")
     )
     assert services.export_case(framework.id) == original
+
+
+def test_api_is_documented(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    paths = [p for p in spec["paths"] if p.startswith("/api/v1/curriculum/")]
+    for expected in (
+        "/api/v1/curriculum/frameworks/import",
+        "/api/v1/curriculum/me/this-week",
+        "/api/v1/curriculum/calendars/{calendar_id}",
+        "/api/v1/curriculum/volumes/{volume_id}/coverage",
+    ):
+        assert expected in paths
