@@ -387,9 +387,16 @@ def my_content():
     user = _require_author()
     return render_template(
         "catalog/my_content.html",
-        courses=services.list_editable(user, Course, 1, 100),
-        resources=services.list_editable(user, Resource, 1, 100),
+        courses=services.list_editable(user, Course, _page_arg("cpage"), 50),
+        resources=services.list_editable(user, Resource, _page_arg("rpage"), 50),
     )
+
+
+def _page_arg(name: str) -> int:
+    try:
+        return max(1, min(int(request.args.get(name, 1)), 10_000))
+    except ValueError:
+        return 1
 
 
 @bp.route("/me/<kind>/new", methods=["GET", "POST"])
@@ -448,9 +455,11 @@ def _editor_context(user, model, content_id: str) -> dict:
     }
     if model is Course:
         own = services.list_editable(user, Resource, 1, 100).items
+        query = (request.args.get("resource_q") or "").strip()[:200] or None
         public = services.list_published(
-            user, Resource, services.CatalogFilters(sort="title"), 1, 100
+            user, Resource, services.CatalogFilters(sort="title", q=query), 1, 100
         ).items
+        context["resource_q"] = query
         seen = {r.content_id for r in own}
         context["own_resources"] = own
         context["other_resources"] = [r for r in public if r.content_id not in seen]

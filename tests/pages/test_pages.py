@@ -301,10 +301,19 @@ def test_bad_session_and_section_input_is_422_and_changes_nothing(app, page_clie
 def test_item_must_be_a_visible_resource(app, page_client, make_user):
     owner = make_user("teacher")
     stranger = make_user("teacher")
-    secret = create(page_client(stranger), "resources", resource_form(visibility="private"))
+    sc = page_client(stranger)
+    secret = create(sc, "resources", resource_form(visibility="private"))
+    shared = create(sc, "resources", resource_form(title="天文望远镜"))
+    sc.post(f"/me/resources/{shared}/submit", page=editor(shared, "resources"))
     pc = page_client(owner)
     content_id = create(pc, "courses", course_form())
     pc.post(f"/me/courses/{content_id}/sections", {"title": "第一讲"}, page=editor(content_id))
+    html = pc.get(editor(content_id)).get_data(as_text=True)
+    assert "天文望远镜" in html and secret not in html  # the picker offers what she may see
+    assert "天文望远镜" in pc.get(editor(content_id) + "?resource_q=望远镜").get_data(as_text=True)
+    assert "天文望远镜" not in pc.get(editor(content_id) + "?resource_q=京剧").get_data(
+        as_text=True
+    )
     for resource_id in ("", "not-a-uuid", secret):
         response = pc.post(
             f"/me/courses/{content_id}/sections/0/items",
