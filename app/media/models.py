@@ -40,7 +40,7 @@ class MediaObject(db.Model):
         "MediaDerivative",
         foreign_keys="MediaDerivative.source_id",
         cascade="all, delete-orphan",
-        lazy="selectin",
+        lazy="select",
     )
 
     def derivative(self, kind: str) -> MediaObject | None:

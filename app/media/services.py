@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from app import hooks
 from app.accounts.models import User
@@ -786,10 +787,12 @@ def attachments_of(resource: Resource) -> dict[str, MediaAttachment]:
 
 
 def _visible_attachment(user: User | None, attachment_id: str) -> tuple[MediaAttachment, Resource]:
+    # One query; the resource's tags and grades are not needed to decide who may read.
     found = db.session.execute(
         select(MediaAttachment, Resource)
         .join(Resource, Resource.id == MediaAttachment.resource_id)
         .where(MediaAttachment.public_id == attachment_id)
+        .options(lazyload(Resource.tags), lazyload(Resource.grade_rows))
     ).first()
     if found is None or not catalog.can_view(user, found[1]):
         raise NotFound("File not found.")

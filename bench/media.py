@@ -1,0 +1,261 @@
+"""Benchmark of media storage (issue 4), against moto's S3 server on 127.0.0.1.
+
+1. Upload throughput of one file of ``--size`` MB through Shuyuan's flow (API start ->
+   presigned multipart part PUTs straight to S3 from 4 client threads -> API complete ->
+   verification: size, sniffed type, SHA-256 streamed back, server-side copy to the
+   content-addressed key) versus the raw ``minio`` SDK (``fput_object``, same part size,
+   4 parallel uploads) to the same server in the same run.
+2. Download throughput: Shuyuan's delivery URL (API call + presigned GET streamed with
+   ``requests``) versus ``minio.get_object`` streaming.
+3. Presigned-URL issuance with authorisation: ``GET /api/v1/media/<id>/url`` with a bearer
+   token through the WSGI app in one thread (= one worker), requests per second.
+
+    .venv/bin/python bench/media.py               # 1024 MB
+    .venv/bin/python bench/media.py --size 256    # quicker
+
+The file lives in a temporary folder; SQLite in a temporary folder holds the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import requests  # noqa: E402
+
+PART = 8 * 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_file(path: Path, size_mb: int) -> str:
+    """An MP4-looking file (ftyp box) of pseudo-random bytes; returns its SHA-256."""
+    digest = hashlib.sha256()
+    block = os.urandom(PART)
+    with open(path, "wb") as out:
+        head = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+        first = head + block[len(head) :]
+        for i in range(size_mb * 1024 * 1024 // PART):
+            chunk = first if i == 0 else block[i % 7 :] + block[: i % 7]
+            out.write(chunk)
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def mbps(size: int, seconds: float) -> float:
+    return size / seconds / 1024 / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=1024, help="file size in MB (multiple of 8)")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--presign-requests", type=int, default=3000)
+    args = parser.parse_args()
+
+    import logging
+
+    from minio import Minio
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    workdir = Path(tempfile.mkdtemp(prefix="shuyuan-bench-media-"))
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    storage_url = f"s3://bench:bench@127.0.0.1:{port}/{bucket}?secure=false"
+
+    from app import create_app
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+    from app.catalog import services as catalog
+    from app.catalog.models import Resource
+    from app.common.events import commit
+    from app.extensions import db
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.db'}",
+            "INSTANCE_PATH": str(workdir),
+            "SECRET_KEY": "bench",
+            "STORAGE_URL": storage_url,
+            "JOBS_EAGER": True,
+            "REDIS_URL": None,
+            "SEARCH_INDEX_DIR": str(workdir / "search"),
+            "MEDIA_MAX_UPLOAD_BYTES": 8 * 1024**3,
+        }
+    )
+    source = workdir / "lesson.mp4"
+    print(f"writing {args.size} MB test file ...", flush=True)
+    checksum = make_file(source, args.size)
+    size = source.stat().st_size
+    print(
+        f"moto S3 server 127.0.0.1:{port}; file {size / 1024 / 1024:.0f} MB; part {PART // 1024 // 1024} MB; "
+        f"{args.threads} client threads; {os.cpu_count()} CPUs"
+    )
+
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("r", "市", "City")
+        district = accounts.ensure_district(region, "d", "区", "District")
+        school = accounts.ensure_school(district, "s", "校", "School")
+        teacher = accounts.create_user("t@example.test", "T", "password123", school=school)
+        accounts.assign_role(teacher, Role.TEACHER, school=school)
+        commit()
+        resource = catalog.create_content(
+            teacher, Resource, {"kind": "video", "title": "基准", "visibility": "region"}
+        )
+        commit()
+        content_id = resource.content_id
+        _, raw_token = accounts.issue_token(teacher, "bench")
+        commit()
+        teacher_id = teacher.id
+    # Requests run outside this context so that each gets its own, as in a real worker.
+    headers = {"Authorization": f"Bearer {raw_token}"}
+    client = app.test_client()
+    if True:
+        raw = Minio(f"127.0.0.1:{port}", "bench", "bench", secure=False, region="us-east-1")
+        if not raw.bucket_exists(bucket):
+            raw.make_bucket(bucket)
+
+        # --- raw SDK upload / download
+        t0 = time.perf_counter()
+        raw.fput_object(
+            bucket, "raw/lesson.mp4", str(source), part_size=PART, num_parallel_uploads=args.threads
+        )
+        raw_up = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        response = raw.get_object(bucket, "raw/lesson.mp4")
+        got = sum(len(c) for c in response.stream(1024 * 1024))
+        response.close()
+        response.release_conn()
+        raw_down = time.perf_counter() - t0
+        assert got == size
+
+        # --- Shuyuan flow
+        t0 = time.perf_counter()
+        start = client.post(
+            "/api/v1/media/uploads",
+            headers=headers,
+            json={
+                "resource_id": content_id,
+                "filename": "基准课.mp4",
+                "size": size,
+                "checksum": checksum,
+            },
+        )
+        assert start.status_code == 201, start.get_json()
+        upload = start.get_json()
+        urls = dict(upload["part_urls"])
+        missing = [n for n in range(1, upload["part_count"] + 1) if str(n) not in urls]
+        for i in range(0, len(missing), 500):
+            more = client.post(
+                f"/api/v1/media/uploads/{upload['id']}/parts",
+                headers=headers,
+                json={"part_numbers": missing[i : i + 500]},
+            ).get_json()
+            urls.update(more["part_urls"])
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.threads * 2))
+
+        def send(number: int) -> dict:
+            with open(source, "rb") as handle:
+                handle.seek((number - 1) * upload["part_size"])
+                data = handle.read(upload["part_size"])
+            answer = session.put(urls[str(number)], data=data, timeout=300)
+            answer.raise_for_status()
+            return {"part_number": number, "etag": answer.headers["ETag"].strip('"')}
+
+        with ThreadPoolExecutor(args.threads) as pool:
+            parts = list(pool.map(send, range(1, upload["part_count"] + 1)))
+        t_parts = time.perf_counter() - t0
+        done = client.post(
+            f"/api/v1/media/uploads/{upload['id']}/complete", headers=headers, json={"parts": parts}
+        )
+        assert done.status_code == 200 and done.get_json()["state"] == "complete", done.get_json()
+        shuyuan_up = time.perf_counter() - t0
+        attachment_id = done.get_json()["attachment_id"]
+
+        t0 = time.perf_counter()
+        delivery = client.get(f"/api/v1/media/{attachment_id}/url", headers=headers).get_json()
+        with session.get(delivery["url"], stream=True, timeout=300) as answer:
+            answer.raise_for_status()
+            got = sum(len(c) for c in answer.iter_content(1024 * 1024))
+        shuyuan_down = time.perf_counter() - t0
+        assert got == size
+
+        # --- presigned URL issuance with authorisation, one thread
+        for _ in range(50):
+            client.get(f"/api/v1/media/{attachment_id}/url", headers=headers)
+        n = args.presign_requests
+        t0 = time.perf_counter()
+        for _ in range(n):
+            answer = client.get(f"/api/v1/media/{attachment_id}/url", headers=headers)
+            assert answer.status_code == 200
+        presign_rate = n / (time.perf_counter() - t0)
+        from app.accounts.models import User
+        from app.media import services
+
+    with app.test_request_context():
+        user = db.session.get(User, teacher_id)
+        t0 = time.perf_counter()
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+
+            cProfile.runctx(
+                "for _ in range(200): services.delivery_url(user, attachment_id)",
+                globals(),
+                locals(),
+                sort="cumtime",
+            )
+        for _ in range(n):
+            services.delivery_url(user, attachment_id)
+        service_rate = n / (time.perf_counter() - t0)
+
+    print()
+    print(f"upload   raw minio fput_object        {mbps(size, raw_up):8.1f} MB/s  ({raw_up:.1f} s)")
+    print(
+        f"upload   Shuyuan parts only            {mbps(size, t_parts):8.1f} MB/s  ({t_parts:.1f} s)  "
+        f"ratio {raw_up / t_parts:.2f}"
+    )
+    print(
+        f"upload   Shuyuan incl. verification    {mbps(size, shuyuan_up):8.1f} MB/s  ({shuyuan_up:.1f} s)  "
+        f"ratio {raw_up / shuyuan_up:.2f}  (complete + SHA-256 read-back + copy: {shuyuan_up - t_parts:.1f} s)"
+    )
+    print(
+        f"download raw minio get_object          {mbps(size, raw_down):8.1f} MB/s  ({raw_down:.1f} s)"
+    )
+    print(
+        f"download Shuyuan URL + presigned GET   {mbps(size, shuyuan_down):8.1f} MB/s  ({shuyuan_down:.1f} s)  "
+        f"ratio {raw_down / shuyuan_down:.2f}"
+    )
+    print(
+        f"presigned URL issuance, HTTP API (WSGI, 1 thread, bearer auth + can_view): {presign_rate:8.0f} req/s"
+    )
+    print(
+        f"presigned URL issuance, service call only:                               {service_rate:8.0f} /s"
+    )
+    server.stop()
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
