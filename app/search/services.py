@@ -30,7 +30,7 @@ from app.errors import Invalid
 from app.extensions import db
 from app.search import analysis
 from app.search.backend import BackendQuery, IndexBusy, Scope, SearchBackend, TermGroup
-from app.search.highlight import MatchTerms, has_match, highlight
+from app.search.highlight import MatchTerms, highlight
 
 MAX_QUERY_CHARS = 200
 MAX_WORDS = 12
@@ -466,7 +466,9 @@ def term_group(word: str) -> TermGroup:
     return TermGroup(word, alternatives)
 
 
-def match_terms(words: list[str]) -> MatchTerms:
+def match_terms(words: list[str], backend: SearchBackend | None = None) -> MatchTerms:
+    """What to mark in the results.  Pinyin is only looked for when the word is indexed
+    as pinyin (so "tea" does not make every Chinese word a pinyin candidate)."""
     terms = MatchTerms()
     for word in words:
         if analysis.is_cjk(word):
@@ -476,8 +478,11 @@ def match_terms(words: list[str]) -> MatchTerms:
             if word.isascii():
                 terms.en.add(analysis.stem(word))
             if word.isascii() and word.isalpha():
-                terms.py.add(word)
-                if _looks_like_initials(word):
+                if backend is None or backend.doc_frequency("py", word):
+                    terms.py.add(word)
+                if _looks_like_initials(word) and (
+                    backend is None or backend.doc_frequency("pyi", word)
+                ):
                     terms.pyi.add(word)
     return terms
 
@@ -640,7 +645,21 @@ class SearchResult:
         return self.page > 1
 
 
-def facet_label(facet: str, value: str, locale: str | None) -> str:
+def district_labels(ids, locale: str | None) -> dict[str, str]:
+    """Names of the given districts in one query."""
+    from app.accounts.models import District
+
+    wanted = [int(i) for i in ids if str(i).isdigit()]
+    if not wanted:
+        return {}
+    english = (locale or "").startswith("en")
+    rows = db.session.execute(select(District).where(District.id.in_(wanted))).scalars()
+    return {
+        str(d.id): ((getattr(d, "name_en", None) or d.name) if english else d.name) for d in rows
+    }
+
+
+def facet_label(facet: str, value: str, locale: str | None, districts: dict | None = None) -> str:
     english = (locale or "").startswith("en")
     if facet == "kind":
         entry = vocab.RESOURCE_KINDS.get(value) or vocab.COURSE_KINDS.get(value)
@@ -649,6 +668,8 @@ def facet_label(facet: str, value: str, locale: str | None) -> str:
         return {"course": ("课程", "Courses"), "resource": ("资源", "Resources")}.get(
             value, (value, value)
         )[1 if english else 0]
+    if facet == "district" and districts is not None:
+        return districts.get(value, value)
     if facet == "district":
         from app.accounts.models import District
 
@@ -703,14 +724,16 @@ def _hit(fields: dict, score, terms: MatchTerms, locale: str | None) -> SearchHi
     summary = (
         fields.get("summary_en") if english and fields.get("summary_en") else fields.get("summary")
     ) or ""
-    snippet_source = summary
-    if terms and not has_match(summary, terms):
+    snippet_html = highlight(summary, terms, max_chars=160)
+    if terms and "<mark>" not in snippet_html:
         extra = " ".join((fields.get("tags") or []) + (fields.get("terms") or []))
         other_title = title if english else title_en
         for candidate in (other_title, fields.get("body") or "", extra):
-            if has_match(candidate, terms):
-                snippet_source = candidate
-                break
+            if candidate and terms.first_position(candidate) is not None:
+                candidate_html = highlight(candidate, terms, max_chars=160)
+                if "<mark>" in candidate_html:
+                    snippet_html = candidate_html
+                    break
     district = fields.get("district")
     return SearchHit(
         type=fields.get("type", ""),
@@ -720,7 +743,7 @@ def _hit(fields: dict, score, terms: MatchTerms, locale: str | None) -> SearchHi
         title_en=title_en,
         summary=summary,
         title_html=highlight(display_title, terms),
-        snippet_html=highlight(snippet_source, terms, max_chars=160),
+        snippet_html=snippet_html,
         kind=fields.get("kind", ""),
         subject=fields.get("subject", ""),
         grades=fields.get("grade") or [],
@@ -816,14 +839,22 @@ def search(
         retry, retry_applied = run(used, True, relaxed=True)
         if retry.total:
             results, applied, relaxed = retry, retry_applied, True
-    terms = match_terms(used.words)
+    terms = match_terms(used.words, backend)
     items = [_hit(h.fields, h.score, terms, locale) for h in results.hits]
     facet_values = {}
+    districts = (
+        district_labels(results.facets.get("district", {}), locale) if "district" in facets else {}
+    )
     for name in facets:
         counts = results.facets.get(name, {})
         selected = set(applied.get(name, []))
         values = [
-            FacetValue(value=v, label=facet_label(name, v, locale), count=n, selected=v in selected)
+            FacetValue(
+                value=v,
+                label=facet_label(name, v, locale, districts),
+                count=n,
+                selected=v in selected,
+            )
             for v, n in counts.items()
         ]
         values.sort(key=lambda fv: (-fv.count, fv.label))

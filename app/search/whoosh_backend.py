@@ -314,12 +314,28 @@ class WhooshBackend(SearchBackend):
         text_query = self._text_query(q)
         if allowed is not None and not allowed:
             return BackendResults(hits=[], total=0, facets={f: {} for f in q.facets})
-        if isinstance(text_query, query.Every):
+        browsing = isinstance(text_query, query.Every)
+        sortedby, scored = None, True
+        if q.sort == "newest" or (q.sort == "relevance" and browsing):
+            sortedby, scored = FieldFacet("published", reverse=True), False
+        elif q.sort == "popular":
+            sortedby, scored = FieldFacet("usage", reverse=True), False
+        wanted = q.offset + q.limit
+        results = None
+        if browsing:
             matched = allowed if allowed is not None else set(searcher.reader().all_doc_ids())
         else:
-            matched = self._docs_for(searcher, text_query)
-            if allowed is not None:
-                matched &= allowed
+            # One pass over the postings: every visible match is collected (its docnum
+            # for the count and facets, its score or sort key for the page).
+            results = searcher.search(
+                text_query,
+                filter=allowed,
+                limit=None if scored else wanted,
+                sortedby=sortedby,
+                scored=scored,
+                terms=False,
+            )
+            matched = results.docs()
         total = len(matched)
         facets = {}
         for facet in q.facets:
@@ -330,30 +346,19 @@ class WhooshBackend(SearchBackend):
                     counts[value] = n
             facets[facet] = counts
         hits: list[BackendHit] = []
-        wanted = q.offset + q.limit
         if total and q.offset < total and wanted <= MAX_COLLECT:
-            sortedby = None
-            scored = True
-            if q.sort == "newest" or (
-                q.sort == "relevance" and isinstance(text_query, query.Every)
-            ):
-                sortedby, scored = FieldFacet("published", reverse=True), False
-            elif q.sort == "popular":
-                sortedby, scored = FieldFacet("usage", reverse=True), False
-            results = searcher.search(
-                text_query,
-                filter=matched,
-                limit=wanted,
-                sortedby=sortedby,
-                scored=scored,
-                terms=False,
-            )
-            for hit in results[q.offset : wanted]:
-                hits.append(
-                    BackendHit(
-                        fields=from_whoosh(hit.fields()), score=hit.score if scored else None
-                    )
+            if results is None:
+                results = searcher.search(
+                    text_query,
+                    filter=matched,
+                    limit=wanted,
+                    sortedby=sortedby,
+                    scored=scored,
+                    terms=False,
                 )
+            for hit in results[q.offset : wanted]:
+                score = hit.score if scored else None
+                hits.append(BackendHit(fields=from_whoosh(hit.fields()), score=score))
         return BackendResults(hits=hits, total=total, facets=facets)
 
     def doc_frequency(self, field_name: str, text: str) -> int:
