@@ -41,9 +41,9 @@ def _editor_link(resource=None, **kwargs):
     ):
         return ""
     href = url_for("media.upload_page", content_id=resource.content_id)
+    label = _("Upload or replace the file")
     return Markup(  # noqa: S704  (escaped)
-        f'<p><a class="button media-upload-link" href="{escape(href)}">'
-        f"{escape(_('Upload or replace the file'))}</a></p>"
+        f'<p><a class="button media-upload-link" href="{escape(href)}">{escape(label)}</a></p>'
     )
 
 

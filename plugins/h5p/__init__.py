@@ -15,17 +15,24 @@ from markupsafe import Markup, escape
 
 from app import hooks
 
+
+def _texts() -> dict:
+    """Translated, escaped labels (extracted by pybabel; f-strings hide calls from it)."""
+    return {
+        "no_h_p_package_has_been_upload": escape(_("No H5P package has been uploaded yet.")),
+    }
+
+
 bp = Blueprint("h5p_plugin", __name__, static_folder="static")
 
 
 def player(resource, context=None) -> str:
+    text = _texts()
     if resource.kind != "interactive":
         return ""
     media = hooks.resource_media(resource)
     if media is None or not media.get("h5p_base"):
-        return Markup(
-            f'<p class="meta player-empty">{escape(_("No H5P package has been uploaded yet."))}</p>'
-        )
+        return Markup(f'<p class="meta player-empty">{text["no_h_p_package_has_been_upload"]}</p>')
 
     def static(name):
         return escape(url_for("h5p_plugin.static", filename=name))

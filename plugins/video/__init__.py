@@ -15,14 +15,21 @@ VIDEO_TYPES = ("video/mp4", "video/webm", "video/ogg", "video/quicktime")
 AUDIO_TYPES = ("audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/flac", "audio/webm")
 
 
+def _texts() -> dict:
+    """Translated, escaped labels (extracted by pybabel; f-strings hide calls from it)."""
+    return {
+        "download": escape(_("Download")),
+        "no_file_has_been_uploaded_yet": escape(_("No file has been uploaded yet.")),
+    }
+
+
 def player(resource, context=None) -> str:
+    text = _texts()
     if resource.kind not in ("video", "audio"):
         return ""
     media = hooks.resource_media(resource)
     if media is None:
-        return Markup(
-            f'<p class="meta player-empty">{escape(_("No file has been uploaded yet."))}</p>'
-        )
+        return Markup(f'<p class="meta player-empty">{text["no_file_has_been_uploaded_yet"]}</p>')
     rid = escape(resource.content_id)
     url = escape(media["url"])
     duration = ""
@@ -46,7 +53,7 @@ def player(resource, context=None) -> str:
     name = escape(media["filename"])
     return Markup(
         f'<div class="player player-{escape(resource.kind)}">{element}'
-        f'<p class="meta">{duration} <a href="{download}">{escape(_("Download"))} {name}</a>'
+        f'<p class="meta">{duration} <a href="{download}">{text["download"]} {name}</a>'
         f"</p></div>"
         f"{hooks.player_script()}"
     )
