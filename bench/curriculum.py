@@ -196,7 +196,7 @@ def main() -> None:
 
 def run(args, url: str) -> None:
     from app.accounts import services as accounts
-    from app.accounts.models import Role
+    from app.accounts.models import Role, User
     from app.catalog.models import Resource
     from app.curriculum import case, services
     from app.curriculum.models import Alignment, Level, Node
@@ -322,8 +322,13 @@ def run(args, url: str) -> None:
     views = services.this_week(student, on=day)
     shown = sum(len(lesson["resources"]) for v in views for lesson in v.lessons)
     timings = []
+    student_id = student.id
     for i in range(args.repeat):
-        db.session.expire_all()
+        # A fresh identity map per call, like a request; the logged-in user is loaded
+        # beforehand (the request's login does that, not "this week").
+        db.session.expunge_all()
+        student = db.session.get(User, student_id)
+        student.roles  # noqa: B018
         started = time.perf_counter()
         services.this_week(student, on=day, offset=(i % 5) - 2)
         timings.append((time.perf_counter() - started) * 1000)

@@ -25,7 +25,7 @@ def init_app(app: Flask) -> None:
 
 
 def _nav_links(**context) -> str:
-    """"Curriculum" (and "This week" for members of a class) in the main navigation."""
+    """ "Curriculum" (and "This week" for members of a class) in the main navigation."""
     from flask import url_for
     from flask_babel import gettext as _
     from markupsafe import escape

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import and_, delete, or_, select
-from sqlalchemy.orm import lazyload, load_only
+from sqlalchemy.orm import joinedload, lazyload, load_only
 
 from app import signals
 from app.accounts.models import School, User
@@ -251,29 +251,32 @@ def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
         .order_by(Node.position, Node.seq)
     ).scalars():
         result[kp.parent_identifier].append(kp)
+    # Knowledge points linked by isPartOf/isRelatedTo, in one query (either direction).
     linked = db.session.execute(
-        select(Association.origin_identifier, Association.destination_identifier).where(
-            Association.association_type.in_(["isPartOf", "isRelatedTo"]),
+        select(Node, Association.origin_identifier, Association.destination_identifier)
+        .join(
+            Association,
             or_(
-                Association.origin_identifier.in_(identifiers),
-                Association.destination_identifier.in_(identifiers),
+                and_(
+                    Association.origin_identifier.in_(identifiers),
+                    Association.destination_identifier == Node.identifier,
+                ),
+                and_(
+                    Association.destination_identifier.in_(identifiers),
+                    Association.origin_identifier == Node.identifier,
+                ),
             ),
         )
+        .where(
+            Association.association_type.in_(["isPartOf", "isRelatedTo"]),
+            Node.level == Level.KNOWLEDGE_POINT,
+        )
     ).all()
-    others = {o for o, d in linked} | {d for o, d in linked}
-    kps = {
-        n.identifier: n
-        for n in db.session.execute(
-            select(Node).where(
-                Node.identifier.in_(others or {""}), Node.level == Level.KNOWLEDGE_POINT
-            )
-        ).scalars()
-    }
     wanted = set(identifiers)
-    for origin, destination in linked:
-        for mine, other in ((origin, destination), (destination, origin)):
-            if mine in wanted and other in kps and kps[other] not in result[mine]:
-                result[mine].append(kps[other])
+    for kp, origin, destination in linked:
+        mine = origin if origin in wanted and origin != kp.identifier else destination
+        if mine in wanted and kp not in result[mine]:
+            result[mine].append(kp)
     return result
 
 
@@ -282,7 +285,7 @@ def equivalents(identifiers: set[str]) -> dict[str, set[str]]:
     transitively), itself included."""
     result = {i: {i} for i in identifiers}
     frontier = {i: {i} for i in identifiers}
-    for _ in range(4):
+    for _ in range(3):
         pending = set().union(*frontier.values()) if frontier else set()
         if not pending:
             break
@@ -738,21 +741,16 @@ def aligned_resources(
         for other in matches[identifier]:
             for owner in owners:
                 expanded[other].add((owner, other != identifier))
-    id_of = dict(
-        db.session.execute(
-            select(Node.identifier, Node.id).where(Node.identifier.in_(set(expanded)))
-        ).all()
-    )
-    owners_by_id = {id_of[i]: owners for i, owners in expanded.items() if i in id_of}
     rows = db.session.execute(
-        select(Alignment.node_id, Alignment.alignment_type, Resource)
+        select(Alignment.node_id, Alignment.alignment_type, Resource, Node.identifier)
+        .join(Node, Node.id == Alignment.node_id)
         .join(
             Resource,
             and_(Resource.content_id == Alignment.target_key, Resource.state == State.PUBLISHED),
         )
         .where(
             Alignment.target_type == TargetType.RESOURCE,
-            Alignment.node_id.in_(set(owners_by_id)),
+            Node.identifier.in_(set(expanded)),
             catalog.visibility_condition(user, Resource),
         )
         .options(
@@ -784,8 +782,8 @@ def aligned_resources(
     )
     # Direct alignments first, then those through an equivalent lesson.
     for prefer_equivalent in (False, True):
-        for node_id, alignment_type, resource in ordered:
-            for owner, via in owners_by_id.get(node_id, ()):
+        for node_id, alignment_type, resource, identifier in ordered:
+            for owner, via in expanded.get(identifier, ()):
                 if via != prefer_equivalent or resource.content_id in seen[owner]:
                     continue
                 seen[owner].add(resource.content_id)
@@ -970,7 +968,10 @@ def classes_of(user: User | None, role: str | None = None) -> list[SchoolClass]:
     )
     if role:
         statement = statement.where(ClassMember.role == role)
-    return list(db.session.execute(statement.distinct().order_by(SchoolClass.name)).scalars())
+    statement = statement.options(joinedload(SchoolClass.school))
+    return list(
+        db.session.execute(statement.distinct().order_by(SchoolClass.name)).unique().scalars()
+    )
 
 
 def create_class(user: User | None, data: dict) -> SchoolClass:
