@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-from app.extensions import db
 from tests.media.conftest import forget_user, upload_file
 
 
