@@ -77,7 +77,8 @@ class Statement(db.Model):
     # Version the statement was sent with (its "version" property, defaulted).
     version = db.Column(db.String(16), nullable=False)
     has_attachments = db.Column(db.Boolean, nullable=False, default=False)
-    full = db.Column(JSONType, nullable=False)
+    # The statement as stored ("exact" format); column "data" ("full" is reserved in SQL).
+    full = db.Column("data", JSONType, nullable=False)
 
     __mapper_args__ = {"eager_defaults": False}
 

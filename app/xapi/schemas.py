@@ -252,7 +252,7 @@ class OneOrMany(fields.Field):
 
     def _deserialize(self, value, attr, data, **kwargs):
         items = value if isinstance(value, list) else [value]
-        schema = ActivitySchema()
+        schema = _one(ActivitySchema)
         errors = {}
         for index, item in enumerate(items):
             try:
@@ -290,6 +290,16 @@ class Nested(fields.Field):
 
 
 # --- schemas -----------------------------------------------------------------------------
+
+_INSTANCES: dict[type, Schema] = {}
+
+
+def _one(schema_class):
+    """One shared instance per schema class (loading is stateless; building is costly)."""
+    instance = _INSTANCES.get(schema_class)
+    if instance is None:
+        instance = _INSTANCES[schema_class] = schema_class()
+    return instance
 
 
 class StrictSchema(Schema):
@@ -364,8 +374,8 @@ class GroupSchema(_AgentBase):
 
 def actor_schema(value):
     if isinstance(value, dict) and value.get("objectType") == "Group":
-        return GroupSchema()
-    return AgentSchema()
+        return _one(GroupSchema)
+    return _one(AgentSchema)
 
 
 class VerbSchema(StrictSchema):
@@ -477,7 +487,7 @@ class ContextActivitiesSchema(StrictSchema):
 
 class ContextAgentSchema(StrictSchema):
     objectType = Text(required=True)
-    agent = Nested(lambda v: AgentSchema(), required=True)
+    agent = Nested(lambda v: _one(AgentSchema), required=True)
     relevantTypes = fields.List(Iri(), validate=lambda v: len(v) > 0 or _fail("must not be empty."))
 
     @validates_schema
@@ -488,7 +498,7 @@ class ContextAgentSchema(StrictSchema):
 
 class ContextGroupSchema(StrictSchema):
     objectType = Text(required=True)
-    group = Nested(lambda v: GroupSchema(), required=True)
+    group = Nested(lambda v: _one(GroupSchema), required=True)
     relevantTypes = fields.List(Iri(), validate=lambda v: len(v) > 0 or _fail("must not be empty."))
 
     @validates_schema
@@ -504,7 +514,7 @@ def _fail(message):
 class ContextSchema(StrictSchema):
     registration = Uuid()
     instructor = Nested(actor_schema)
-    team = Nested(lambda v: GroupSchema())
+    team = Nested(lambda v: _one(GroupSchema))
     contextActivities = fields.Nested(ContextActivitiesSchema)
     revision = Text()
     platform = Text()
@@ -513,8 +523,8 @@ class ContextSchema(StrictSchema):
     )
     statement = fields.Nested(StatementRefSchema)
     extensions = Extensions()
-    contextAgents = Nested(lambda v: ContextAgentSchema(), many=True)
-    contextGroups = Nested(lambda v: ContextGroupSchema(), many=True)
+    contextAgents = Nested(lambda v: _one(ContextAgentSchema), many=True)
+    contextGroups = Nested(lambda v: _one(ContextGroupSchema), many=True)
 
     @pre_load
     def _version_properties(self, data, **kwargs):
@@ -552,15 +562,15 @@ class AttachmentSchema(StrictSchema):
 def object_schema(value, sub: bool = False):
     kind = value.get("objectType", "Activity") if isinstance(value, dict) else "Activity"
     if kind == "Activity":
-        return ActivitySchema()
+        return _one(ActivitySchema)
     if kind == "Agent":
-        return AgentSchema()
+        return _one(AgentSchema)
     if kind == "Group":
-        return GroupSchema()
+        return _one(GroupSchema)
     if kind == "StatementRef":
-        return StatementRefSchema()
+        return _one(StatementRefSchema)
     if kind == "SubStatement" and not sub:
-        return SubStatementSchema()
+        return _one(SubStatementSchema)
     return _BadObjectType(kind, sub)
 
 

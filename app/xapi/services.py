@@ -84,6 +84,9 @@ class Principal:
     authority: dict
     client_id: int | None = None
     last_version: str = "2.0.0"
+    # Forwarding target of the district, when already known (looked up with the client).
+    forward_target_id: int | None = None
+    forward_target_known: bool = False
     # Launch tokens: the only actor this principal may write and read statements about.
     actor: dict | None = None
     activity_id: str | None = None
@@ -149,7 +152,7 @@ def revoke_client(client: LrsClient) -> None:
     db.session.flush()
 
 
-def principal_for_client(client: LrsClient) -> Principal:
+def principal_for_client(client: LrsClient, forward_target_id=None, known=False) -> Principal:
     return Principal(
         district_id=client.district_id,
         school_id=client.school_id,
@@ -157,6 +160,8 @@ def principal_for_client(client: LrsClient) -> Principal:
         authority=client.authority,
         client_id=client.id,
         last_version=client.last_version,
+        forward_target_id=forward_target_id,
+        forward_target_known=known,
     )
 
 
@@ -188,12 +193,23 @@ def authenticate(authorization: str | None) -> Principal:
         raise Unauthorized("Malformed Basic credentials.") from None
     if key == "launch":
         return principal_for_launch_token(secret)
-    client = db.session.execute(select(LrsClient).filter_by(key=key)).scalar_one_or_none()
+    # One query for the client and its district's forwarding target.
+    row = db.session.execute(
+        select(LrsClient, ForwardTarget.id)
+        .outerjoin(
+            ForwardTarget,
+            and_(
+                ForwardTarget.district_id == LrsClient.district_id, ForwardTarget.active.is_(True)
+            ),
+        )
+        .where(LrsClient.key == key)
+    ).first()
+    client, target_id = row if row is not None else (None, None)
     expected = client.secret_hash if client else "0" * 64
     good = hmac.compare_digest(expected, hashlib.sha256(secret.encode()).hexdigest())
     if client is None or not good or client.revoked_at is not None:
         raise Unauthorized("Unknown or revoked LRS credentials.")
-    return principal_for_client(client)
+    return principal_for_client(client, target_id, known=True)
 
 
 # --- actors of platform users and launch tokens ------------------------------------------
@@ -384,6 +400,28 @@ def _truncate_duration(value: str) -> str:
         return f"{whole}.{fraction}S" if fraction else f"{whole}S"
 
     return re.sub(r"(\d+)(?:[.,](\d+))?S$", cut, value)
+
+
+def _with_array_context_activities(statement: dict) -> dict:
+    """A shallow copy of the statement whose context activity lists are arrays (copying
+    only the parts that change, so the caller's dict is left alone)."""
+    out = dict(statement)
+
+    def fix(holder: dict) -> dict:
+        context = holder.get("context")
+        activities = context.get("contextActivities") if isinstance(context, dict) else None
+        if isinstance(activities, dict) and any(
+            not isinstance(v, list) for v in activities.values()
+        ):
+            fixed = {k: (v if isinstance(v, list) else [v]) for k, v in activities.items()}
+            holder = dict(holder)
+            holder["context"] = {**context, "contextActivities": fixed}
+        return holder
+
+    out = fix(out)
+    if isinstance(out.get("object"), dict) and out["object"].get("objectType") == "SubStatement":
+        out["object"] = fix(out["object"])
+    return out
 
 
 def _normalise_context_activities(statement: dict) -> None:
@@ -650,15 +688,27 @@ def store_statements(
 
 
 def _insert(principal, statements, ids, version, attachments) -> list[str]:
-    existing = {}
+    existing: dict[str, dict] = {}
+    voided_earlier: set[str] = set()  # ids a voiding statement stored before them targets
     for chunk_start in range(0, len(ids), 500):
         chunk = ids[chunk_start : chunk_start + 500]
-        for sid, full in db.session.execute(
-            select(Statement.statement_id, Statement.full).where(
-                Statement.district_id == principal.district_id, Statement.statement_id.in_(chunk)
+        found = db.session.execute(
+            select(
+                Statement.statement_id, Statement.full, Statement.is_voiding, Statement.object_ref
+            ).where(
+                Statement.district_id == principal.district_id,
+                or_(
+                    Statement.statement_id.in_(chunk),
+                    and_(Statement.is_voiding.is_(True), Statement.object_ref.in_(chunk)),
+                ),
             )
-        ):
-            existing[sid] = full
+        )
+        chunk_ids = set(chunk)
+        for sid, full, is_voiding, object_ref in found:
+            if sid in chunk_ids:
+                existing[sid] = full
+            if is_voiding and object_ref in chunk_ids:
+                voided_earlier.add(object_ref)
     stored = _stored_now()
     stored_text = schemas.format_timestamp(stored)
     default_version = "2.0.0" if version.startswith("2") else "1.0.0"
@@ -668,8 +718,7 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
             if not same_statement(statement, existing[sid]):
                 raise Conflict(f"A different statement with id {sid} is already stored.")
             continue
-        full = copy.deepcopy(statement)
-        _normalise_context_activities(full)
+        full = _with_array_context_activities(statement)
         full["id"] = sid
         full["stored"] = stored_text
         full["authority"] = principal.authority
@@ -698,7 +747,7 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
                 "is_voiding": full["verb"]["id"] == schemas.VOIDED_VERB,
                 "version": full["version"][:16],
                 "has_attachments": bool(full.get("attachments")),
-                "full": full,
+                "data": full,
             }
         )
         new_statements.append(full)
@@ -706,7 +755,7 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
         return ids
     rows.sort(key=lambda r: r["statement_id"])  # one lock order for concurrent batches
     pks = db.session.execute(
-        insert(Statement).returning(Statement.id, Statement.statement_id), rows
+        insert(Statement.__table__).returning(Statement.id, Statement.statement_id), rows
     ).all()
     pk_by_id = {sid: pk for pk, sid in pks}
     relations = []
@@ -732,11 +781,11 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
             for a in activities
         )
     if relations:
-        db.session.execute(insert(StatementRelation), relations)
+        db.session.execute(insert(StatementRelation.__table__), relations)
     _store_attachments(principal, attachments)
     _update_activities(principal, new_statements)
-    _apply_voiding(principal, rows)
-    _queue_forwarding(principal.district_id, [pk_by_id[s] for s in ids if s in pk_by_id])
+    _apply_voiding(principal, rows, voided_earlier)
+    _queue_forwarding(principal, [pk_by_id[s] for s in ids if s in pk_by_id])
     db.session.flush()
     return ids
 
@@ -836,7 +885,7 @@ def _merge_definition(old: dict, new: dict) -> dict:
     return merged
 
 
-def _apply_voiding(principal, rows):
+def _apply_voiding(principal, rows, voided_earlier: set[str]):
     targets = [r["object_ref"] for r in rows if r["is_voiding"] and r["object_ref"]]
     if targets:
         db.session.execute(
@@ -849,28 +898,17 @@ def _apply_voiding(principal, rows):
             .values(voided=True)
         )
     # A voiding statement may have arrived before its target.
-    new_ids = [r["statement_id"] for r in rows if not r["is_voiding"]]
-    if new_ids:
-        voided = (
-            db.session.execute(
-                select(Statement.object_ref).where(
-                    Statement.district_id == principal.district_id,
-                    Statement.is_voiding.is_(True),
-                    Statement.object_ref.in_(new_ids),
-                )
-            )
-            .scalars()
-            .all()
+    late = [
+        r["statement_id"]
+        for r in rows
+        if not r["is_voiding"] and r["statement_id"] in voided_earlier
+    ]
+    if late:
+        db.session.execute(
+            update(Statement)
+            .where(Statement.district_id == principal.district_id, Statement.statement_id.in_(late))
+            .values(voided=True)
         )
-        if voided:
-            db.session.execute(
-                update(Statement)
-                .where(
-                    Statement.district_id == principal.district_id,
-                    Statement.statement_id.in_(voided),
-                )
-                .values(voided=True)
-            )
 
 
 # --- reading statements ---------------------------------------------------------------------
@@ -1506,14 +1544,17 @@ def person_for(agent: dict) -> dict:
 # --- forwarding ----------------------------------------------------------------------------------
 
 
-def _queue_forwarding(district_id: int, statement_pks: list[int]) -> None:
+def _queue_forwarding(principal: Principal, statement_pks: list[int]) -> None:
     if not statement_pks:
         return
-    target_id = _forward_target_id(district_id)
+    if principal.forward_target_known:
+        target_id = principal.forward_target_id
+    else:
+        target_id = _forward_target_id(principal.district_id)
     if target_id is None:
         return
     db.session.execute(
-        insert(OutboxEntry),
+        insert(OutboxEntry.__table__),
         [
             {
                 "target_id": target_id,
