@@ -272,7 +272,8 @@ def remove_platform(actor: User | None, platform_id: int) -> None:
 # --- tool keys ------------------------------------------------------------------------
 
 
-def create_key(state: KeyState = KeyState.NEXT) -> LtiKey:
+def new_key_row(state: KeyState = KeyState.NEXT) -> LtiKey:
+    """A new RSA-2048 key (not added to any session)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from jwcrypto.jwk import JWK
@@ -291,6 +292,11 @@ def create_key(state: KeyState = KeyState.NEXT) -> LtiKey:
     key = LtiKey(kid=kid, private_pem=pem, public_jwk=public, state=state)
     if state == KeyState.ACTIVE:
         key.activated_at = utcnow()
+    return key
+
+
+def create_key(state: KeyState = KeyState.NEXT) -> LtiKey:
+    key = new_key_row(state)
     db.session.add(key)
     db.session.flush()
     return key
@@ -409,8 +415,9 @@ def begin_login(params: dict, launch_url: str) -> LoginStart:
         "state-" + state,
         {"nonce": nonce, "platform_id": platform.id, "storage_target": storage_target},
         STATE_TTL,
+        new=True,
     )
-    store.put("nonce-" + nonce, {"state": state}, STATE_TTL)
+    store.put("nonce-" + nonce, {"state": state}, STATE_TTL, new=True)
     auth = {
         "scope": "openid",
         "response_type": "id_token",
@@ -608,12 +615,16 @@ def _target_of(user: User, custom: dict) -> tuple[str, dict, Resource | Course |
 
 
 def _visible(user: User, model, content_id: str):
-    rows = db.session.execute(select(model).filter_by(content_id=content_id)).scalars().all()
-    if not rows:
-        raise LaunchRefused("The content this link opens no longer exists.", "lti_not_found", 404)
     try:
         obj = catalog.get_content(user, model, content_id)
     except NotFound:
+        exists = db.session.execute(
+            select(model.id).filter_by(content_id=content_id).limit(1)
+        ).first()
+        if exists is None:
+            raise LaunchRefused(
+                "The content this link opens no longer exists.", "lti_not_found", 404
+            ) from None
         raise LaunchRefused(
             "Your school's district cannot see the content this link opens.", "lti_not_visible", 403
         ) from None
@@ -658,6 +669,7 @@ def complete_launch(platform: LtiPlatform, deployment: LtiDeployment, body: dict
                 "settings": body.get(DL_SETTINGS) or {},
             },
             current_app.config.get("LTI_DEEP_LINK_SECONDS", 3600),
+            new=True,
         )
         db.session.flush()
         return LaunchOutcome(user, "deep_link", {}, context, follow_up, launch_id)
@@ -890,9 +902,12 @@ def deep_link_response(launch_id: str, selection: list[str], launch_url: str) ->
     platform = db.session.get(LtiPlatform, data["platform_id"])
     if platform is None or not platform.active:
         raise NotFound("The platform registration is gone.")
+    # The signing key first: its first creation commits on its own connection, which
+    # must not wait behind this request's own write (SQLite has one writer).
+    registration = registration_for(platform)
     if launch_store().take(launch_id) is None:
         raise NotFound("This content selection was already sent.")
-    deep_link = DeepLink(registration_for(platform), data["deployment_id"], settings)
+    deep_link = DeepLink(registration, data["deployment_id"], settings)
     return settings["deep_link_return_url"], deep_link.get_response_jwt(items)
 
 
@@ -971,11 +986,12 @@ def deliver_grade(outbox_id: int) -> str:
         return "skipped"
     link = row.link
     platform = db.session.get(LtiPlatform, link.platform_id)
+    registration = registration_for(platform) if platform is not None else None
     row.attempts += 1
     try:
         if platform is None or not platform.active:
             raise RuntimeError("platform registration removed")
-        connector = ServiceConnector(registration_for(platform), http_session())
+        connector = ServiceConnector(registration, http_session())
         service = AssignmentsGradesService(
             connector, {"scope": link.scopes, "lineitem": link.lineitem_url}
         )

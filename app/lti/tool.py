@@ -55,11 +55,12 @@ class LaunchStore:
 
             self._redis = Redis.from_url(redis_url)
 
-    def put(self, key: str, value: Any, ttl: int) -> None:
+    def put(self, key: str, value: Any, ttl: int, new: bool = False) -> None:
+        """Store ``value``; ``new`` says the key is fresh and random (no look-up needed)."""
         if self._redis is not None:
             self._redis.set("shuyuan:lti:" + key, json.dumps(value), ex=max(int(ttl), 1))
             return
-        row = db.session.get(LtiLaunchData, key)
+        row = None if new else db.session.get(LtiLaunchData, key)
         if row is None:
             row = LtiLaunchData(key=key)
             db.session.add(row)
@@ -81,16 +82,17 @@ class LaunchStore:
         if self._redis is not None:
             raw = self._redis.getdel("shuyuan:lti:" + key)
             return json.loads(raw) if raw is not None else None
-        row = db.session.execute(select(LtiLaunchData).filter_by(key=key)).scalar_one_or_none()
-        if row is None:
+        # One DELETE ... RETURNING: of two workers taking the same key, exactly one gets
+        # the row back (PostgreSQL and SQLite >= 3.35 both support it).
+        found = db.session.execute(
+            delete(LtiLaunchData)
+            .where(LtiLaunchData.key == key)
+            .returning(LtiLaunchData.value, LtiLaunchData.expires_at),
+            execution_options={"synchronize_session": False},
+        ).first()
+        if found is None or found.expires_at < utcnow():
             return None
-        value, expires_at = row.value, row.expires_at
-        # The DELETE's row count decides the race between two workers.
-        result = db.session.execute(delete(LtiLaunchData).where(LtiLaunchData.key == key))
-        db.session.expunge(row)
-        if result.rowcount != 1 or expires_at < utcnow():
-            return None
-        return value
+        return found.value
 
     def purge_expired(self) -> int:
         if self._redis is not None:
@@ -148,14 +150,32 @@ def signing_key() -> LtiKey:
         .first()
     )
     if key is None:
-        from app.lti.services import create_key
-
-        key = create_key(KeyState.ACTIVE)
+        key = bootstrap_key()
     return key
 
 
-def registration_for(platform: LtiPlatform) -> Registration:
-    key = signing_key()
+def bootstrap_key() -> LtiKey:
+    """Create and commit the first tool key in its own transaction, so that a platform
+    fetching our JWKS while this request is still open (it may be verifying the very
+    token we are about to sign) already finds it.  Returns a detached row (this
+    request's own snapshot may not see it yet)."""
+    from sqlalchemy.orm import Session
+
+    from app.lti.services import new_key_row
+
+    with Session(db.engine, expire_on_commit=False) as own:
+        key = own.execute(select(LtiKey).filter_by(state=KeyState.ACTIVE)).scalars().first()
+        if key is None:
+            key = new_key_row(KeyState.ACTIVE)
+            own.add(key)
+            own.commit()
+        own.expunge(key)
+    return key
+
+
+def registration_for(platform: LtiPlatform, with_keys: bool = True) -> Registration:
+    """pylti1p3's registration; the tool's signing key only when the caller signs
+    (deep linking, services), not for validating a launch."""
     registration = (
         Registration()
         .set_issuer(platform.issuer)
@@ -163,23 +183,37 @@ def registration_for(platform: LtiPlatform) -> Registration:
         .set_auth_login_url(platform.auth_login_url)
         .set_auth_token_url(platform.auth_token_url)
         .set_key_set_url(platform.key_set_url)
-        .set_tool_private_key(key.private_pem)
-        .set_tool_public_key(_public_pem(key))
     )
+    if with_keys:
+        key = signing_key()
+        registration.set_tool_private_key(key.private_pem).set_tool_public_key(_public_pem(key))
     if platform.auth_audience:
         registration.set_auth_audience(platform.auth_audience)
     return registration
 
 
-def _public_pem(key: LtiKey) -> str:
-    from cryptography.hazmat.primitives import serialization
+_PUBLIC_PEMS: dict[str, str] = {}
 
-    private = serialization.load_pem_private_key(key.private_pem.encode(), password=None)
-    return (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+
+def _public_pem(key: LtiKey) -> str:
+    """The public half of a tool key, derived once per process (a pure function of the
+    immutable key row; loading an RSA private key costs far more than a launch)."""
+    cached = _PUBLIC_PEMS.get(key.kid)
+    if cached is None:
+        from cryptography.hazmat.primitives import serialization
+
+        private = serialization.load_pem_private_key(
+            key.private_pem.encode(), password=None, unsafe_skip_rsa_key_validation=True
+        )
+        cached = (
+            private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+        _PUBLIC_PEMS[key.kid] = cached
+    return cached
 
 
 def find_platform(issuer: str | None, client_id: str | None) -> LtiPlatform | None:
@@ -226,7 +260,7 @@ class DatabaseToolConf(ToolConfAbstract):
                 "lti_unknown_platform",
             )
         self.platform = platform
-        return registration_for(platform)
+        return registration_for(platform, with_keys=False)
 
     def find_deployment(self, iss: str, deployment_id: str) -> Deployment | None:
         return self.find_deployment_by_params(iss, deployment_id, None)
@@ -357,24 +391,29 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
             ) from exc
 
     def get_public_key(self):
+        """The platform's key for this token, from the shared JWKS cache when it has the
+        token's kid, else fetched (and cached for every worker)."""
         cache_key = "platform-jwks-" + (self._registration.get_key_set_url() or "")
-        if self._registration.get_key_set() is None:
-            cached = launch_store().get(cache_key)
-            if cached is not None:
-                self._registration.set_key_set(cached)
-        try:
-            return super().get_public_key()
-        except LtiException:
-            # The platform may have rotated its keys: fetch once more before refusing.
-            self._registration.set_key_set(None)
-            result = super().get_public_key()
-        finally:
-            key_set = self._registration.get_key_set()
-            if key_set is not None:
-                launch_store().put(
-                    cache_key, key_set, current_app.config.get("LTI_JWKS_CACHE_SECONDS", 300)
-                )
+        cached = launch_store().get(cache_key)
+        if cached is not None:
+            self._registration.set_key_set(cached)
+            try:
+                return super().get_public_key()
+            except LtiException:
+                # Unknown kid: the platform may have rotated its keys; fetch once more.
+                self._registration.set_key_set(None)
+        result = super().get_public_key()
+        key_set = self._registration.get_key_set()
+        if key_set is not None:
+            ttl = current_app.config.get("LTI_JWKS_CACHE_SECONDS", 300)
+            launch_store().put(cache_key, key_set, ttl)
         return result
+
+    def save_launch_data(self):
+        # pylti1p3 would keep the whole id_token body for MessageLaunch.from_cache; the
+        # launch is finished in this request (or a cookie-less continuation that stores
+        # its own record), so nothing is written here.
+        return self
 
     def _validate_audience(self):
         body = self._jwt.get("body", {})

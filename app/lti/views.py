@@ -139,6 +139,7 @@ def launch():
                 "body": body,
             },
             300,
+            new=True,
         )
         commit()
         record = message_launch.state_record

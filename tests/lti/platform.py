@@ -120,6 +120,7 @@ def parse_form(html: str, form_id: str | None = None) -> tuple[str, dict]:
 class Platform:
     def __init__(self, client_id: str = "shuyuan-client", deployment_id: str = "dep-1"):
         self.pem, self.jwk, self.kid = new_rsa()
+        self.private_key = serialization.load_pem_private_key(self.pem, password=None)
         self.client_id = client_id
         self.deployment_id = deployment_id
         self.prepared: dict[str, PreparedLaunch] = {}
@@ -256,7 +257,11 @@ class Platform:
         if pem is None and header.get("alg") == "none":
             head = dict(header)
             return b64(json.dumps(head).encode()) + "." + b64(json.dumps(claims).encode()) + "."
-        return jwt.encode(claims, pem or self.pem, algorithm="RS256", headers=header)
+        if pem is None or pem is self.pem:
+            key = self.private_key  # parsed once: loading a PEM costs more than signing
+        else:
+            key = serialization.load_pem_private_key(pem, password=None)
+        return jwt.encode(claims, key, algorithm="RS256", headers=header)
 
     # --- the "browser" side helpers -----------------------------------------------------
 

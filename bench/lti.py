@@ -1,0 +1,251 @@
+"""LTI launch benchmark: full OIDC login + launch round trips.
+
+Shuyuan (gunicorn, 2 workers, PostgreSQL) and, in the same run, a minimal tool made of
+bare pylti1p3 calls (``bench/lti_bare_tool.py``, gunicorn, 2 workers), each driven by
+N concurrent "browsers".  One round trip = GET /lti/login (302 to the platform) → the
+platform signs the id_token (in this process, like the LMS would) → POST /lti/launch.
+Shuyuan's launch also validates state/nonce in the shared store, consumes the nonce,
+provisions the user, maps the context, records the grade link, logs her in and sends the
+learning event; the bare tool only validates.
+
+    .venv/bin/python bench/lti.py --browsers 16 --launches 2000
+
+Prints launches/s and p50/p95 per tool and the cost ratio (Shuyuan / bare, by mean
+latency at the same concurrency).  Target: at most 1.3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Gunicorn, free_port, machine_description, percentiles, throwaway_postgres  # noqa: E402
+from tests.lti.platform import Platform  # noqa: E402
+
+USERS = 400  # distinct students (returning users after the first pass, as in a school)
+
+
+def prepare_shuyuan(database_url: str, platform: Platform, instance: str) -> str:
+    """Tables, a school, the registration and one published resource; returns its id."""
+    os.environ["SHUYUAN_PLUGINS"] = ""
+    from app import create_app
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+    from app.catalog import services as catalog
+    from app.catalog.models import Resource
+    from app.common.events import commit
+    from app.extensions import db
+    from app.lti import services as lti
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "INSTANCE_PATH": instance,
+            "SECRET_KEY": "bench",
+            "JOBS_EAGER": True,
+            "PLUGINS": [],
+        }
+    )
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("bench", "测试市")
+        district = accounts.ensure_district(region, "bench-d", "测试区")
+        school = accounts.ensure_school(district, "bench-s", "测试中学")
+        teacher = accounts.create_user(
+            "teacher@bench.test", "Teacher", "password123", school=school
+        )
+        accounts.assign_role(teacher, Role.TEACHER, school=school)
+        resource = catalog.create_content(
+            teacher, Resource, {"title": "分数练习", "kind": "exercise", "visibility": "region"}
+        )
+        catalog.submit_content(teacher, Resource, resource.content_id)
+        lti.add_platform(None, platform.registration("bench-s"), system=True)
+        lti.jwks()  # the first tool key
+        commit()
+        content_id = resource.content_id
+        db.session.remove()
+        db.engine.dispose()
+    return content_id
+
+
+def round_trip(
+    session: requests.Session, base: str, platform: Platform, sub: str, custom: dict
+) -> int:
+    hint = platform.prepare(sub=sub, custom=custom, context_id="bench-course")
+    params = platform.login_params(hint)
+    login = session.get(base + "/lti/login", params=params, allow_redirects=False, timeout=30)
+    if login.status_code != 302:
+        return login.status_code
+    query = parse_qs(urlparse(login.headers["Location"]).query)
+    prepared = platform.prepared.pop(hint)
+    claims = platform.claims_for(prepared, query["nonce"][0])
+    token = platform.sign(claims)
+    launch = session.post(
+        query["redirect_uri"][0],
+        data={"id_token": token, "state": query["state"][0]},
+        allow_redirects=False,
+        timeout=30,
+    )
+    return launch.status_code
+
+
+def run(
+    base: str, platform: Platform, browsers: int, launches: int, custom: dict, ok: set[int]
+) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    counter = iter(range(launches))
+    # Warm up both workers (imports, first JWKS fetch, first key).
+    with requests.Session() as warm:
+        for i in range(8):
+            round_trip(warm, base, platform, f"warm-{i}", custom)
+
+    def browser():
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                return
+            with requests.Session() as session:  # a fresh browser per launch: no cookies carried
+                began = time.perf_counter()
+                try:
+                    status = round_trip(session, base, platform, f"stu-{n % USERS}", custom)
+                except requests.RequestException as exc:
+                    status = str(exc)
+                took = (time.perf_counter() - began) * 1000
+            with lock:
+                if status in ok:
+                    latencies.append(took)
+                else:
+                    errors.append(str(status))
+
+    threads = [threading.Thread(target=browser) for _ in range(browsers)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    p = percentiles(latencies)
+    return {
+        "ok": len(latencies),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "elapsed": elapsed,
+        "per_s": len(latencies) / elapsed,
+        "p50": p["p50"],
+        "p95": p["p95"],
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--browsers", type=int, default=16)
+    parser.add_argument("--launches", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    print(machine_description())
+    platform = Platform(client_id="bench-client", deployment_id="bench-dep").start()
+    results = {}
+    try:
+        with throwaway_postgres() as database_url, tempfile.TemporaryDirectory() as instance:
+            content_id = prepare_shuyuan(database_url, platform, instance)
+            custom = {"resource": content_id}
+            with Gunicorn(database_url, workers=args.workers, instance_path=instance) as server:
+                results["shuyuan"] = run(
+                    server.base_url, platform, args.browsers, args.launches, custom, {302}
+                )
+        results["bare"] = run_bare(platform, args, {200})
+    finally:
+        platform.stop()
+    for name, label in (("shuyuan", "Shuyuan /lti (PostgreSQL)"), ("bare", "bare pylti1p3 tool")):
+        r = results[name]
+        print(
+            f"{label}: {r['ok']} launches ok, {r['errors']} errors in {r['elapsed']:.1f} s -> "
+            f"{r['per_s']:.1f} launches/s; round trip ms p50 {r['p50']:.1f} p95 {r['p95']:.1f} "
+            f"mean {r['mean']:.1f}" + (f"; errors e.g. {r['error_samples']}" if r["errors"] else "")
+        )
+    ratio = results["shuyuan"]["mean"] / results["bare"]["mean"]
+    print(
+        f"cost ratio Shuyuan/bare (mean round trip at {args.browsers} browsers): {ratio:.2f}x "
+        f"(throughput ratio {results['bare']['per_s'] / results['shuyuan']['per_s']:.2f}x); "
+        "target <= 1.3x"
+    )
+
+
+def run_bare(platform: Platform, args, ok: set[int]) -> dict:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from app.lti.services import create_key  # noqa: F401  (same key format as Shuyuan)
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "bare.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "issuer": platform.issuer,
+                    "client_id": platform.client_id,
+                    "deployment_id": platform.deployment_id,
+                    "auth_login_url": platform.auth_url,
+                    "auth_token_url": platform.token_url,
+                    "key_set": {"keys": [platform.jwk]},
+                    "tool_private_key": pem,
+                }
+            )
+        )
+        port = free_port()
+        env = {**os.environ, "BARE_LTI_CONFIG": str(config), "BARE_SECRET_KEY": uuid.uuid4().hex}
+        import subprocess
+
+        gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
+        process = subprocess.Popen(
+            [
+                str(gunicorn),
+                "-w",
+                str(args.workers),
+                "-b",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "bench.lti_bare_tool:app",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):
+                try:
+                    if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.2)
+            return run(base, platform, args.browsers, args.launches, {}, ok)
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()
