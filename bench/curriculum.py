@@ -335,6 +335,32 @@ def run(args, url: str) -> None:
         db.session.rollback()
     timings.sort()
     p95 = timings[int(len(timings) * 0.95) - 1]
+    # Context for the figure: queries per call and the bare round trip of this database.
+    from sqlalchemy import event
+
+    counter = {"n": 0}
+
+    def count(*_args, **_kwargs):
+        counter["n"] += 1
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    db.session.expunge_all()
+    student = db.session.get(User, student_id)
+    student.roles  # noqa: B018
+    counter["n"] = 0
+    services.this_week(student, on=day)
+    event.remove(db.engine, "before_cursor_execute", count)
+    trips = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        db.session.execute(text("SELECT 1"))
+        trips.append((time.perf_counter() - started) * 1000)
+    trips.sort()
+    print(
+        f"context: {counter['n']} queries per call; bare SELECT 1 round trip "
+        f"p50 {statistics.median(trips):.2f} ms, p95 {trips[int(len(trips) * 0.95) - 1]:.2f} ms; "
+        f"load average {' '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}"
+    )
     print(
         f"this week (student, {args.resources} aligned resources; {shown} shown this week): "
         f"p50 {statistics.median(timings):.1f} ms, p95 {p95:.1f} ms over {args.repeat} calls"
