@@ -75,6 +75,14 @@ def init_app(app: Flask) -> None:
     signals.resource_published.connect(on_resource_changed, sender=app)
     signals.resource_archived.connect(on_resource_changed, sender=app)
     signals.resource_deleted.connect(on_resource_deleted, sender=app)
+    if not app.testing:
+        # Load jieba's dictionary (about a second) off the request path.
+        import threading
+
+        from app.search.analysis import warm_up
+
+        threading.Thread(target=warm_up, name="search-warm-up", daemon=True).start()
+
     alignment_changed = getattr(signals, "alignment_changed", None)
     if alignment_changed is not None:
         alignment_changed.connect(on_alignment_changed, sender=app)
