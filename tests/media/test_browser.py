@@ -141,3 +141,55 @@ def test_upload_through_the_page_then_play_and_seek(
         db.session.execute(select(ProgressEvent.verb).filter_by(content_id=content_id)).scalars()
     )
     assert {"played", "seeked"} <= verbs
+
+
+def test_pdf_viewer_renders_and_reports(live_server, make_user, make_resource, token_for, tmp_path):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    from app.extensions import db as _db
+    from tests.media.conftest import upload_file
+
+    pages = [Image.new("RGB", (300, 400), color) for color in ((255, 255, 255), (200, 220, 255))]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "PDF", save_all=True, append_images=pages[1:])
+    teacher = make_user("teacher")
+    email = teacher.email
+    content_id = make_resource(teacher, "document", title="讲义")
+    from flask import current_app
+
+    client = current_app.test_client()
+    assert (
+        upload_file(
+            client, token_for(teacher), content_id, "讲义.pdf", buffer.getvalue()
+        ).status_code
+        == 200
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            page = browser.new_page()
+            _login(page, live_server, type("U", (), {"email": email}))
+            page.goto(f"{live_server}/resources/{content_id}?version=latest")
+            page.wait_for_selector(".pdf-viewer[data-rendered='1']", timeout=30_000)
+            assert page.text_content(".pdf-page") == "1 / 2"
+            page.click(".pdf-next")
+            page.wait_for_selector(".pdf-viewer[data-rendered='2']", timeout=30_000)
+            page.wait_for_timeout(500)
+        finally:
+            browser.close()
+    _db.session.expire_all()
+    verbs = set(
+        _db.session.execute(select(ProgressEvent.verb).filter_by(content_id=content_id)).scalars()
+    )
+    assert {"opened", "completed"} <= verbs
