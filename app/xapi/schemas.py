@@ -715,7 +715,12 @@ class ClientOutSchema(Schema):
     revoked_at = fields.DateTime(allow_none=True)
 
 
+class ClientCreatedSchema(ClientOutSchema):
+    secret = fields.String()
+
+
 class ClientInSchema(Schema):
-    name = fields.String(required=True)
+    name = fields.String(required=True, validate=lambda v: bool(v.strip()) or _fail("required"))
+    district_id = fields.Integer(required=True)
     scopes = fields.List(fields.String(), required=True)
     school_id = fields.Integer(allow_none=True)

@@ -1695,3 +1695,49 @@ def outbox_size() -> int:
     from sqlalchemy import func
 
     return db.session.execute(select(func.count()).select_from(OutboxEntry)).scalar_one()
+
+
+# --- managing clients as a platform user (API) -------------------------------------------------
+
+
+def _require_admin_of(user, district_id: int) -> None:
+    if user is None:
+        raise Unauthorized("Log in or send a bearer token.")
+    if not (user.is_platform_admin or user.is_district_admin(district_id)):
+        raise Forbidden("Only the district's administrators manage its LRS clients.")
+
+
+def list_clients(user) -> list[LrsClient]:
+    if user is None:
+        raise Unauthorized("Log in or send a bearer token.")
+    statement = select(LrsClient).order_by(LrsClient.id)
+    if not user.is_platform_admin:
+        districts = user.admin_district_ids()
+        if not districts:
+            raise Forbidden("Only district administrators manage LRS clients.")
+        statement = statement.where(LrsClient.district_id.in_(sorted(districts)))
+    return list(db.session.execute(statement).scalars())
+
+
+def create_client_as(user, district_id: int, name: str, scopes: list[str], school_id=None):
+    from app.accounts.models import District, School
+
+    _require_admin_of(user, district_id)
+    district = db.session.get(District, district_id)
+    if district is None:
+        raise NotFound("District not found.")
+    school = None
+    if school_id is not None:
+        school = db.session.get(School, school_id)
+        if school is None:
+            raise NotFound("School not found.")
+    return create_client(name, district, scopes, school=school)
+
+
+def revoke_client_as(user, client_id: int) -> LrsClient:
+    client = db.session.get(LrsClient, client_id)
+    if client is None:
+        raise NotFound("No such LRS client.")
+    _require_admin_of(user, client.district_id)
+    revoke_client(client)
+    return client

@@ -302,3 +302,16 @@ def test_alternate_request_syntax(make_lrs):
 def test_method_not_allowed_and_unknown_resource(lrs):
     error_of(lrs.delete("statements"), 405)
     error_of(lrs.get("nothing-here"), 404)
+
+
+def test_voiding_statement_before_its_target(lrs):
+    target = new_id()
+    voiding = {
+        "actor": statement()["actor"],
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+        "object": {"objectType": "StatementRef", "id": target},
+    }
+    assert lrs.post(voiding).status_code == 200
+    assert lrs.put(statement(), statementId=target).status_code == 204
+    error_of(lrs.get(statementId=target), 404)
+    assert lrs.get(voidedStatementId=target).status_code == 200

@@ -169,3 +169,32 @@ def test_cli_create_client(app, client, orgs):
     )
     assert bad.exit_code != 0
     assert base64  # (imported for launch headers elsewhere)
+
+
+def test_api_manages_clients(client, make_user, token_for, orgs):
+    from flask import g
+
+    admin = make_user("district_admin")
+    teacher = make_user("teacher")
+    admin_auth, teacher_auth = token_for(admin), token_for(teacher)
+
+    def call(method, path, auth, **kwargs):
+        g.pop("_login_user", None)  # the test shares one app context between requests
+        return getattr(client, method)(path, headers=auth, **kwargs)
+
+    body = {"name": "Dashboard", "district_id": orgs.district.id, "scopes": ["all/read"]}
+    assert call("post", "/api/v1/xapi/clients", teacher_auth, json=body).status_code == 403
+    other = body | {"district_id": orgs.review_district.id}
+    assert call("post", "/api/v1/xapi/clients", admin_auth, json=other).status_code == 403
+    bad = body | {"scopes": ["root"]}
+    assert call("post", "/api/v1/xapi/clients", admin_auth, json=bad).status_code == 422
+    created = call("post", "/api/v1/xapi/clients", admin_auth, json=body)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    data = created.get_json()
+    lrs = Lrs(client, data["key"], data["secret"])
+    assert lrs.get().status_code == 200
+    listed = call("get", "/api/v1/xapi/clients", admin_auth).get_json()
+    assert [c["key"] for c in listed] == [data["key"]] and "secret" not in listed[0]
+    assert call("delete", f"/api/v1/xapi/clients/{data['id']}", teacher_auth).status_code == 403
+    assert call("delete", f"/api/v1/xapi/clients/{data['id']}", admin_auth).status_code == 204
+    assert lrs.get().status_code == 401
