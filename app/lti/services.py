@@ -570,6 +570,8 @@ def _add_member(row: LtiContext, user: User, role: Role, active: bool = True) ->
     member = db.session.execute(
         select(LtiContextMember).filter_by(context_id=row.id, user_id=user.id)
     ).scalar_one_or_none()
+    if member is not None and member.role == str(role) and member.active == active and row.class_id:
+        return  # a returning member: already in the class
     if member is None:
         member = LtiContextMember(context_id=row.id, user_id=user.id, role=str(role))
         db.session.add(member)
@@ -615,6 +617,15 @@ def _target_of(user: User, custom: dict) -> tuple[str, dict, Resource | Course |
 
 
 def _visible(user: User, model, content_id: str):
+    from app.catalog.models import State
+
+    # The published version is what a link opens (one query); anything else goes
+    # through the catalog's full rules.
+    obj = db.session.execute(
+        select(model).filter_by(content_id=content_id, state=State.PUBLISHED)
+    ).scalar_one_or_none()
+    if obj is not None and catalog.can_view(user, obj):
+        return obj
     try:
         obj = catalog.get_content(user, model, content_id)
     except NotFound:
