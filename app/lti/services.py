@@ -42,6 +42,7 @@ from app.lti.models import (
 )
 from app.lti.tool import (
     CLAIM,
+    N_,
     LaunchRefused,
     ShuyuanMessageLaunch,
     find_platform,
@@ -396,13 +397,16 @@ def begin_login(params: dict, launch_url: str) -> LoginStart:
     iss = (params.get("iss") or "").strip()
     login_hint = params.get("login_hint")
     if not iss:
-        raise LaunchRefused("The login request has no issuer (iss).", "lti_bad_login")
+        raise LaunchRefused(N_("The login request has no issuer (iss)."), "lti_bad_login")
     if not login_hint:
-        raise LaunchRefused("The login request has no login_hint.", "lti_bad_login")
+        raise LaunchRefused(N_("The login request has no login_hint."), "lti_bad_login")
     platform = find_platform(iss, params.get("client_id"))
     if platform is None:
         raise LaunchRefused(
-            "This learning platform is not registered with Shuyuan (unknown issuer or client id).",
+            N_(
+                "This learning platform is not registered with Shuyuan "
+                "(unknown issuer or client id)."
+            ),
             "lti_unknown_platform",
         )
     state = "state-" + uuid.uuid4().hex
@@ -483,7 +487,7 @@ def provision_user(
     sub = str(claims.get("sub") or claims.get("user_id") or "").strip()
     if not sub:
         raise LaunchRefused(
-            "The launch has no user (sub): anonymous launches are not supported.", "lti_no_user"
+            N_("The launch has no user (sub): anonymous launches are not supported."), "lti_no_user"
         )
     role = role or map_role(claims.get("roles") or claims.get(CLAIM + "roles"))
     identity = db.session.execute(
@@ -508,7 +512,7 @@ def provision_user(
         if user.school_id is None and school is not None:
             user.school, user.district = school, school.district
     if not user.is_active:
-        raise LaunchRefused("This account is disabled.", "lti_user_disabled", 403)
+        raise LaunchRefused(N_("This account is disabled."), "lti_user_disabled", 403)
     if school is not None:
         accounts.assign_role(user, role, school=school)
     else:
@@ -610,7 +614,7 @@ def _target_of(user: User, custom: dict) -> tuple[str, dict, Resource | Course |
             calendar_id, week = int(custom.get("calendar", "")), int(custom.get("week", ""))
         except ValueError:
             raise LaunchRefused(
-                "The link's syllabus week is not valid.", "lti_bad_target"
+                N_("The link's syllabus week is not valid."), "lti_bad_target"
             ) from None
         return "week", {"calendar_id": calendar_id, "week": week}, None
     return "home", {}, None
@@ -634,14 +638,18 @@ def _visible(user: User, model, content_id: str):
         ).first()
         if exists is None:
             raise LaunchRefused(
-                "The content this link opens no longer exists.", "lti_not_found", 404
+                N_("The content this link opens no longer exists."), "lti_not_found", 404
             ) from None
         raise LaunchRefused(
-            "Your school's district cannot see the content this link opens.", "lti_not_visible", 403
+            N_("Your school's district cannot see the content this link opens."),
+            "lti_not_visible",
+            403,
         ) from None
     if not catalog.can_view(user, obj):
         raise LaunchRefused(
-            "Your school's district cannot see the content this link opens.", "lti_not_visible", 403
+            N_("Your school's district cannot see the content this link opens."),
+            "lti_not_visible",
+            403,
         )
     return obj
 
@@ -667,7 +675,7 @@ def complete_launch(platform: LtiPlatform, deployment: LtiDeployment, body: dict
     if message_type == "LtiDeepLinkingRequest":
         if role != Role.TEACHER:
             raise LaunchRefused(
-                "Only teachers can add Shuyuan content to a course.", "lti_forbidden", 403
+                N_("Only teachers can add Shuyuan content to a course."), "lti_forbidden", 403
             )
         launch_id = "dl-" + uuid.uuid4().hex
         launch_store().put(
@@ -685,7 +693,7 @@ def complete_launch(platform: LtiPlatform, deployment: LtiDeployment, body: dict
         db.session.flush()
         return LaunchOutcome(user, "deep_link", {}, context, follow_up, launch_id)
     if message_type != "LtiResourceLinkRequest":
-        raise LaunchRefused("This kind of LTI message is not supported.", "lti_unsupported")
+        raise LaunchRefused(N_("This kind of LTI message is not supported."), "lti_unsupported")
     kind, target, obj = _target_of(user, _custom(body))
     if kind == "week":
         _check_week(user, target)
@@ -717,13 +725,13 @@ def _check_week(user: User, target: dict) -> None:
     curriculum = _curriculum()
     if curriculum is None or not hasattr(curriculum, "lessons_for_week"):
         raise LaunchRefused(
-            "Syllabus weeks are not available on this Shuyuan.", "lti_bad_target", 404
+            N_("Syllabus weeks are not available on this Shuyuan."), "lti_bad_target", 404
         )
     try:
         curriculum.lessons_for_week(user, target["calendar_id"], target["week"])
     except (NotFound, Forbidden) as exc:
         raise LaunchRefused(
-            "Your school's district cannot see this syllabus week.", "lti_not_visible", 403
+            N_("Your school's district cannot see this syllabus week."), "lti_not_visible", 403
         ) from exc
 
 

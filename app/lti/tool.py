@@ -28,6 +28,11 @@ from app.extensions import db
 from app.lti.models import KeyState, LtiDeployment, LtiKey, LtiLaunchData, LtiPlatform
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; it is translated where it is shown."""
+    return message
+
+
 class LaunchRefused(LtiException):
     """A launch refused for a reason worth telling the user (status and code attached)."""
 
@@ -255,8 +260,10 @@ class DatabaseToolConf(ToolConfAbstract):
         platform = find_platform(iss, client_id)
         if platform is None:
             raise LaunchRefused(
-                "This learning platform is not registered with Shuyuan "
-                "(unknown issuer or client id).",
+                N_(
+                    "This learning platform is not registered with Shuyuan "
+                    "(unknown issuer or client id)."
+                ),
                 "lti_unknown_platform",
             )
         self.platform = platform
@@ -270,7 +277,7 @@ class DatabaseToolConf(ToolConfAbstract):
     ) -> Deployment | None:
         platform = self.platform or find_platform(iss, client_id)
         if platform is None:
-            raise LaunchRefused("Unknown issuer.", "lti_unknown_platform")
+            raise LaunchRefused(N_("Unknown issuer."), "lti_unknown_platform")
         row = db.session.execute(
             select(LtiDeployment).filter_by(
                 platform_id=platform.id, deployment_id=str(deployment_id)
@@ -278,11 +285,11 @@ class DatabaseToolConf(ToolConfAbstract):
         ).scalar_one_or_none()
         if row is None:
             raise LaunchRefused(
-                "This deployment is not registered with Shuyuan.", "lti_unknown_deployment", 403
+                N_("This deployment is not registered with Shuyuan."), "lti_unknown_deployment", 403
             )
         if not row.approved:
             raise LaunchRefused(
-                "This deployment is waiting for approval by a Shuyuan administrator.",
+                N_("This deployment is waiting for approval by a Shuyuan administrator."),
                 "lti_deployment_not_approved",
                 403,
             )
@@ -342,12 +349,12 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
         state = self._get_request_param("state")
         if not state:
             raise LaunchRefused(
-                "The launch has no state: start it again from your course.", "lti_missing_state"
+                N_("The launch has no state: start it again from your course."), "lti_missing_state"
             )
         record = launch_store().get("state-" + state)
         if record is None:
             raise LaunchRefused(
-                "The launch state is unknown or expired: start it again from your course.",
+                N_("The launch state is unknown or expired: start it again from your course."),
                 "lti_bad_state",
             )
         cookie = self._cookie_service.get_cookie(state)
@@ -359,8 +366,10 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
             self.cookie_less = True
         else:
             raise LaunchRefused(
-                "The launch state does not match this browser. Your browser may block "
-                "cookies in frames: open the link in a new window.",
+                N_(
+                    "The launch state does not match this browser. Your browser may block "
+                    "cookies in frames: open the link in a new window."
+                ),
                 "lti_state_mismatch",
             )
         self.state_record = record
@@ -369,9 +378,9 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
     def _validate_header(self):
         header = self._jwt.get("header", {})
         if header.get("alg") != "RS256":
-            raise LaunchRefused("The id_token must be signed with RS256.", "lti_bad_token")
+            raise LaunchRefused(N_("The id_token must be signed with RS256."), "lti_bad_token")
         if not header.get("kid"):
-            raise LaunchRefused("The id_token has no key id.", "lti_bad_token")
+            raise LaunchRefused(N_("The id_token has no key id."), "lti_bad_token")
 
     def validate_jwt_signature(self):
         try:
@@ -379,15 +388,17 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
         except LtiException as exc:
             message = str(exc)
             if "expired" in message.lower():
-                raise LaunchRefused("The id_token has expired.", "lti_expired") from exc
+                raise LaunchRefused(N_("The id_token has expired."), "lti_expired") from exc
             if (
                 "not yet valid" in message.lower()
                 or "immature" in message.lower()
                 or "iat" in message.lower()
             ):
-                raise LaunchRefused("The id_token is not yet valid.", "lti_not_yet_valid") from exc
+                raise LaunchRefused(
+                    N_("The id_token is not yet valid."), "lti_not_yet_valid"
+                ) from exc
             raise LaunchRefused(
-                "The id_token signature could not be verified.", "lti_bad_signature"
+                N_("The id_token signature could not be verified."), "lti_bad_signature"
             ) from exc
 
     def get_public_key(self):
@@ -422,19 +433,19 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
         audiences = aud if isinstance(aud, list) else [aud]
         if client_id not in audiences:
             raise LaunchRefused(
-                "The id_token is not meant for this tool (aud).", "lti_bad_audience"
+                N_("The id_token is not meant for this tool (aud)."), "lti_bad_audience"
             )
         azp = body.get("azp")
         if (len(audiences) > 1 or azp is not None) and azp != client_id:
             raise LaunchRefused(
-                "The id_token is not meant for this tool (azp).", "lti_bad_audience"
+                N_("The id_token is not meant for this tool (azp)."), "lti_bad_audience"
             )
         now = time.time()
         iat = body.get("iat") or 0
         if iat > now + 60:
-            raise LaunchRefused("The id_token is not yet valid.", "lti_not_yet_valid")
+            raise LaunchRefused(N_("The id_token is not yet valid."), "lti_not_yet_valid")
         if iat < now - current_app.config.get("LTI_MAX_TOKEN_AGE", 3600):
-            raise LaunchRefused("The id_token is too old.", "lti_expired")
+            raise LaunchRefused(N_("The id_token is too old."), "lti_expired")
         return self
 
     def get_client_id(self) -> str:
@@ -448,22 +459,27 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
     def validate_nonce(self):
         nonce = self._jwt.get("body", {}).get("nonce")
         if not nonce:
-            raise LaunchRefused("The id_token has no nonce.", "lti_bad_nonce")
+            raise LaunchRefused(N_("The id_token has no nonce."), "lti_bad_nonce")
         if self.state_record.get("nonce") != nonce:
             issued = launch_store().get("nonce-" + nonce)
             if issued is None:
                 raise LaunchRefused(
-                    "The id_token's nonce was never issued, or was already used.", "lti_bad_nonce"
+                    N_("The id_token's nonce was never issued, or was already used."),
+                    "lti_bad_nonce",
                 )
-            raise LaunchRefused("The id_token's nonce belongs to another launch.", "lti_bad_nonce")
+            raise LaunchRefused(
+                N_("The id_token's nonce belongs to another launch."), "lti_bad_nonce"
+            )
         if launch_store().take("nonce-" + nonce) is None:
-            raise LaunchRefused("This launch was already used (replayed id_token).", "lti_replay")
+            raise LaunchRefused(
+                N_("This launch was already used (replayed id_token)."), "lti_replay"
+            )
         return self
 
     def validate_deployment(self):
         deployment_id = self._jwt.get("body", {}).get(CLAIM + "deployment_id")
         if not deployment_id:
-            raise LaunchRefused("The id_token has no deployment_id.", "lti_bad_token")
+            raise LaunchRefused(N_("The id_token has no deployment_id."), "lti_bad_token")
         return super().validate_deployment()
 
     def validate_message(self):

@@ -28,6 +28,7 @@ from app.errors import Forbidden, Unauthorized
 from app.extensions import csrf, db
 from app.lti import services
 from app.lti.tool import (
+    N_,
     DatabaseToolConf,
     LaunchRefused,
     ShuyuanMessageLaunch,
@@ -52,7 +53,7 @@ def refused(exc: LaunchRefused):
     db.session.rollback()
     current_app.logger.info("LTI refused (%s): %s", exc.code, exc.message)
     return render_template(
-        "lti/error.html", status=exc.status, code=exc.code, message=exc.message
+        "lti/error.html", status=exc.status, code=exc.code, message=_(exc.message)
     ), exc.status
 
 
@@ -164,17 +165,20 @@ def launch_continue():
     record = launch_store().take(pending) if pending.startswith("pl-") else None
     if record is None:
         raise LaunchRefused(
-            "This launch expired or was already used: start it again from your course.",
+            N_("This launch expired or was already used: start it again from your course."),
             "lti_bad_state",
         )
     if not request.form.get("state") or request.form.get("state") != record["state"]:
         raise LaunchRefused(
-            "The launch state kept by your learning platform does not match.", "lti_state_mismatch"
+            N_("The launch state kept by your learning platform does not match."),
+            "lti_state_mismatch",
         )
     platform = db.session.get(LtiPlatform, record["platform_id"])
     deployment = db.session.get(LtiDeployment, record["deployment_pk"])
     if platform is None or deployment is None or not deployment.approved:
-        raise LaunchRefused("This deployment is not approved.", "lti_deployment_not_approved", 403)
+        raise LaunchRefused(
+            N_("This deployment is not approved."), "lti_deployment_not_approved", 403
+        )
     return _finish(platform, deployment, record["body"])
 
 
