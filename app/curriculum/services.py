@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, union_all
 from sqlalchemy.orm import joinedload, lazyload, load_only
 
 from app import signals
@@ -251,30 +251,25 @@ def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
         .order_by(Node.position, Node.seq)
     ).scalars():
         result[kp.parent_identifier].append(kp)
-    # Knowledge points linked by isPartOf/isRelatedTo, in one query (either direction).
+    # Knowledge points linked by isPartOf/isRelatedTo, either direction: one UNION ALL whose
+    # halves each use an index (an OR across both columns would scan the table).
+    kinds = ["isPartOf", "isRelatedTo"]
+    forward = select(
+        Association.destination_identifier.label("kp"), Association.origin_identifier.label("mine")
+    ).where(Association.association_type.in_(kinds), Association.origin_identifier.in_(identifiers))
+    backward = select(
+        Association.origin_identifier.label("kp"), Association.destination_identifier.label("mine")
+    ).where(
+        Association.association_type.in_(kinds), Association.destination_identifier.in_(identifiers)
+    )
+    pairs = union_all(forward, backward).subquery()
     linked = db.session.execute(
-        select(Node, Association.origin_identifier, Association.destination_identifier)
-        .join(
-            Association,
-            or_(
-                and_(
-                    Association.origin_identifier.in_(identifiers),
-                    Association.destination_identifier == Node.identifier,
-                ),
-                and_(
-                    Association.destination_identifier.in_(identifiers),
-                    Association.origin_identifier == Node.identifier,
-                ),
-            ),
-        )
-        .where(
-            Association.association_type.in_(["isPartOf", "isRelatedTo"]),
-            Node.level == Level.KNOWLEDGE_POINT,
-        )
+        select(Node, pairs.c.mine)
+        .join(pairs, pairs.c.kp == Node.identifier)
+        .where(Node.level == Level.KNOWLEDGE_POINT)
     ).all()
     wanted = set(identifiers)
-    for kp, origin, destination in linked:
-        mine = origin if origin in wanted and origin != kp.identifier else destination
+    for kp, mine in linked:
         if mine in wanted and kp not in result[mine]:
             result[mine].append(kp)
     return result
@@ -289,13 +284,12 @@ def equivalents(identifiers: set[str]) -> dict[str, set[str]]:
         pending = set().union(*frontier.values()) if frontier else set()
         if not pending:
             break
+        columns = (Association.origin_identifier, Association.destination_identifier)
+        exact = Association.association_type == "exactMatchOf"
         rows = db.session.execute(
-            select(Association.origin_identifier, Association.destination_identifier).where(
-                Association.association_type == "exactMatchOf",
-                or_(
-                    Association.origin_identifier.in_(pending),
-                    Association.destination_identifier.in_(pending),
-                ),
+            union_all(
+                select(*columns).where(exact, Association.origin_identifier.in_(pending)),
+                select(*columns).where(exact, Association.destination_identifier.in_(pending)),
             )
         ).all()
         links = defaultdict(set)

@@ -278,3 +278,13 @@ def test_api_is_documented(client):
         "/api/v1/curriculum/volumes/{volume_id}/coverage",
     ):
         assert expected in paths
+
+
+def test_knowledge_points_linked_by_is_part_of(curriculum, make_user):
+    admin = make_user("district_admin")
+    lesson, other = curriculum.lesson("pep", "5.2.1"), curriculum.lesson("pep", "4.2.1")
+    kp = services.knowledge_points_of([other])[other.identifier][0]
+    services.add_association(admin, kp.id, lesson.id, "isPartOf")
+    db.session.commit()
+    points = services.knowledge_points_of([lesson])[lesson.identifier]
+    assert kp in points and len(points) == 2
