@@ -312,6 +312,8 @@ class Platform:
             return self._register(request)
         if path == "/auth":
             return self._auth(request)
+        if path == "/course-page":
+            return self._course_page(request)
         if path == "/token" and request.method == "POST":
             return self._token(request)
         if path.startswith("/ctx/") and path.endswith("/scores") and request.method == "POST":
@@ -393,8 +395,33 @@ class Platform:
         html = (
             f'<html><body><form method="post" action="{params["redirect_uri"]}">'
             f'<input type="hidden" name="id_token" value="{token}">'
-            f'<input type="hidden" name="state" value="{params["state"]}"></form></body></html>'
+            f'<input type="hidden" name="state" value="{params["state"]}"></form>'
+            "<script>document.forms[0].submit();</script></body></html>"
         )
+        return Response(html, mimetype="text/html")
+
+    def _course_page(self, request: Request) -> Response:
+        """An LMS course page: the tool in an iframe, and LTI postMessage storage
+        (``lti.put_data`` / ``lti.get_data``) for it, as Sakai offers with ``_parent``."""
+        src = request.args["tool_login"]
+        html = f"""<html><body><h1>LMS course</h1>
+<iframe name="tool" id="tool" src="{src}" width="900" height="600"></iframe>
+<script>
+window.ltiStore = {{}}; window.ltiLog = [];
+window.addEventListener("message", function (event) {{
+  var data = event.data || {{}};
+  window.ltiLog.push(data.subject);
+  if (data.subject === "lti.put_data") {{
+    window.ltiStore[event.origin + "|" + data.key] = data.value;
+    event.source.postMessage({{subject: "lti.put_data.response", message_id: data.message_id,
+                              key: data.key, value: data.value}}, event.origin);
+  }} else if (data.subject === "lti.get_data") {{
+    var value = window.ltiStore[event.origin + "|" + data.key];
+    event.source.postMessage({{subject: "lti.get_data.response", message_id: data.message_id,
+                              key: data.key, value: value}}, event.origin);
+  }}
+}});
+</script></body></html>"""
         return Response(html, mimetype="text/html")
 
     def _tool_keys(self) -> dict:
