@@ -186,6 +186,8 @@ class Seeder:
         sizes: dict[str, int] = {}
 
         def put(name: str, rows: list[dict]) -> None:
+            # executemany in chunks: psycopg pipelines the statements, SQLite runs them
+            # in one transaction.
             for chunk in chunks(rows):
                 conn.execute(insert(tables[name]), chunk)
             sizes[name] = sizes.get(name, 0) + len(rows)
@@ -494,8 +496,6 @@ def fix_sequences(conn, table_names: list[str]) -> None:
 
 def seed(database_url: str, instance: str, courses: int, resources: int) -> dict:
     from app import create_app
-    from app.accounts import services as accounts
-    from app.accounts.models import User
     from app.extensions import db
 
     app = create_app(
@@ -541,23 +541,46 @@ def seed(database_url: str, instance: str, courses: int, resources: int) -> dict
             with db.engine.begin() as conn:
                 conn.execute(text("ANALYZE"))
             size = Path(db.engine.url.database).stat().st_size
+        db.session.remove()
+        db.engine.dispose()
+    return {"sizes": sizes, "seconds": seeded_s, "db_bytes": size}
+
+
+def prepare_run(database_url: str, instance: str) -> dict:
+    """Bearer tokens for the bench student and teacher, district ids, popular tags."""
+    from app import create_app
+    from app.accounts import services as accounts
+    from app.accounts.models import User
+    from app.extensions import db
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "INSTANCE_PATH": instance,
+            "SECRET_KEY": "bench-seed",
+            "PLUGINS": [],
+            "REDIS_URL": None,
+        }
+    )
+    with app.app_context():
         tokens = {}
         for role in ("student", "teacher"):
             user = db.session.query(User).filter_by(email=f"bench-{role}@bench.test").one()
             tokens[role] = accounts.issue_token(user, "bench")[1]
         db.session.commit()
-        districts = [
-            row[0] for row in db.session.execute(text("SELECT id FROM districts ORDER BY id"))
+        districts = [row[0] for row in db.session.execute(text("SELECT id FROM districts"))]
+        tags = [
+            row[0]
+            for row in db.session.execute(
+                text(
+                    "SELECT tags.name FROM tags JOIN course_tags ON course_tags.tag_id = tags.id "
+                    "GROUP BY tags.name ORDER BY count(*) DESC, tags.name LIMIT 40"
+                )
+            )
         ]
         db.session.remove()
         db.engine.dispose()
-    return {
-        "sizes": sizes,
-        "seconds": seeded_s,
-        "db_bytes": size,
-        "tokens": tokens,
-        "districts": districts,
-    }
+    return {"tokens": tokens, "districts": sorted(districts), "tags": tags}
 
 
 def request_mix(n: int, seeded: dict, base_url: str, seed: int = 7) -> list[tuple[str, dict, str]]:
@@ -568,7 +591,7 @@ def request_mix(n: int, seeded: dict, base_url: str, seed: int = 7) -> list[tupl
     from app.catalog import vocab
 
     rng = random.Random(seed)
-    tag_names = sorted(set(TAG_WORDS))[:20] + ["微课", "传统文化", "拓展", "非遗"]
+    tag_names = seeded["tags"]
     makers = {
         "none": lambda: {},
         "kind": lambda: {"kind": rng.choice(["extended", "curriculum"])},
@@ -606,39 +629,44 @@ def request_mix(n: int, seeded: dict, base_url: str, seed: int = 7) -> list[tupl
     return out
 
 
-def bench_backend(name: str, database_url: str, args) -> None:
+def bench_backend(name: str, database_url: str, args, seed_first: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="shuyuan-bench-") as instance:
-        print(
-            f"\n== {name}: seeding {args.courses:,} courses / {args.resources:,} resources ...",
-            flush=True,
-        )
-        seeded = seed(database_url, instance, args.courses, args.resources)
-        sizes = ", ".join(f"{table} {count:,}" for table, count in seeded["sizes"].items())
-        print(f"seeded in {seeded['seconds']:.1f} s; rows: {sizes}")
-        print(f"database size: {seeded['db_bytes'] / 1024 / 1024:.1f} MiB")
-        with Gunicorn(database_url, workers=args.workers) as server:
-            mix = request_mix(args.requests, seeded, server.base_url)
-            result = run_load(
-                server.base_url,
-                mix,
-                concurrency=args.concurrency,
-                time_limit_s=args.time_limit,
-                warmup=min(200, len(mix)),
-            )
-        print(
-            format_result(
-                f"{name} GET /api/v1/courses ({args.workers} workers, {args.concurrency} clients)",
-                result,
-            )
-        )
-        for label, latencies in sorted(result.by_label.items()):
-            p = percentiles(latencies)
+        if seed_first:
             print(
-                f"   {label:<14} n={len(latencies):<5} p50 {p['p50']:6.1f}  p95 {p['p95']:6.1f}  "
-                f"p99 {p['p99']:6.1f} ms"
+                f"\n== {name}: seeding {args.courses:,} courses / {args.resources:,} resources",
+                flush=True,
             )
-        for sample in result.error_samples:
-            print("   error:", sample)
+            seeded = seed(database_url, instance, args.courses, args.resources)
+            sizes = ", ".join(f"{table} {count:,}" for table, count in seeded["sizes"].items())
+            print(f"seeded in {seeded['seconds']:.1f} s; rows: {sizes}")
+            print(f"database size: {seeded['db_bytes'] / 1024 / 1024:.1f} MiB")
+        else:
+            print(f"\n== {name}: using the already seeded database", flush=True)
+        run = prepare_run(database_url, instance)
+        with Gunicorn(database_url, workers=args.workers) as server:
+            mix = request_mix(args.requests, run, server.base_url)
+            for concurrency in args.concurrency:
+                load_before = os.getloadavg()[0]
+                result = run_load(
+                    server.base_url,
+                    mix,
+                    concurrency=concurrency,
+                    time_limit_s=args.time_limit,
+                    warmup=min(200, len(mix)),
+                )
+                label = (
+                    f"{name} GET /api/v1/courses ({args.workers} workers, {concurrency} clients)"
+                )
+                print(format_result(label, result))
+                print(f"   load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
+                for kind, latencies in sorted(result.by_label.items()):
+                    p = percentiles(latencies)
+                    print(
+                        f"   {kind:<14} n={len(latencies):<5} p50 {p['p50']:6.1f}  "
+                        f"p95 {p['p95']:6.1f}  p99 {p['p99']:6.1f} ms"
+                    )
+                for sample in result.error_samples:
+                    print("   error:", sample)
 
 
 def main(argv=None) -> int:
@@ -649,7 +677,16 @@ def main(argv=None) -> int:
     parser.add_argument("--courses", type=int, default=10_000)
     parser.add_argument("--resources", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--concurrency",
+        default="16",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="concurrent clients; a comma-separated list runs one load per value",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="bench this already seeded database instead of seeding throwaway ones",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--time-limit", type=float, default=180.0, help="seconds of load per backend"
@@ -657,6 +694,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     print(f"machine: {machine_description()}")
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
+    if args.database_url:
+        bench_backend(args.database_url.split(":")[0], args.database_url, args, seed_first=False)
+        return 0
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         if backend == "sqlite":
             with tempfile.TemporaryDirectory(prefix="shuyuan-bench-db-") as folder:

@@ -117,6 +117,9 @@ class Resource(VersionedContentMixin, db.Model):
         db.UniqueConstraint("content_id", "version"),
         db.Index("ix_resources_listing", "state", "visibility", "district_id"),
         db.Index("ix_resources_state_kind", "state", "kind"),
+        # Catalog lists sort newest first: walking this index stops after one page
+        # instead of sorting every visible row (bench/catalog.py, docs/catalog.md).
+        db.Index("ix_resources_published_order", "state", "published_at", "id"),
     )
 
     id = db.Column(db.Integer, primary_key=True)
@@ -163,6 +166,9 @@ class Course(VersionedContentMixin, db.Model):
         db.UniqueConstraint("content_id", "version"),
         db.Index("ix_courses_listing", "state", "visibility", "district_id"),
         db.Index("ix_courses_state_kind", "state", "kind", "published_at"),
+        # Catalog lists sort newest first: walking this index stops after one page
+        # instead of sorting every visible row (bench/catalog.py, docs/catalog.md).
+        db.Index("ix_courses_published_order", "state", "published_at", "id"),
     )
 
     id = db.Column(db.Integer, primary_key=True)
