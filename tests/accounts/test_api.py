@@ -67,23 +67,23 @@ def test_wrong_credentials_are_401_on_the_same_path(api, make_user, monkeypatch)
     assert db.session.execute(select(func.count(ApiToken.id))).scalar_one() == 0
 
 
-@pytest.mark.parametrize(
-    "body, field",
-    [
-        ({"password": "password123"}, "email"),
-        ({"email": "t@example.test"}, "password"),
-        ({"email": "not-an-email", "password": "x"}, "email"),
-        ({"email": "t@example.test", "password": "x", "admin": True}, "admin"),
-        ({"email": "t@example.test", "password": "x" * 201}, "password"),
-        ({"email": "t@example.test", "password": 12345678}, "password"),
-        ({"email": "t@example.test", "password": "password123", "name": ""}, "name"),
-        ({"email": "t@example.test", "password": "password123", "name": "n\x00"}, "name"),
-        ({"email": "t@example.test", "password": "password123", "name": "n" * 101}, "name"),
-    ],
-)
-def test_token_request_validation(api, make_user, body, field):
+BAD_TOKEN_REQUESTS = [
+    ({"password": "password123"}, "email"),
+    ({"email": "t@example.test"}, "password"),
+    ({"email": "not-an-email", "password": "x"}, "email"),
+    ({"email": "t@example.test", "password": "x", "admin": True}, "admin"),
+    ({"email": "t@example.test", "password": "x" * 201}, "password"),
+    ({"email": "t@example.test", "password": 12345678}, "password"),
+    ({"email": "t@example.test", "password": "password123", "name": ""}, "name"),
+    ({"email": "t@example.test", "password": "password123", "name": "n\x00"}, "name"),
+    ({"email": "t@example.test", "password": "password123", "name": "n" * 101}, "name"),
+]
+
+
+def test_token_request_validation(api, make_user):
     make_user("teacher", email="t@example.test")
-    assert field in assert_error(api.post("/api/v1/auth/tokens", json=body), 422)["fields"]
+    for body, field in BAD_TOKEN_REQUESTS:
+        assert field in assert_error(api.post("/api/v1/auth/tokens", json=body), 422)["fields"]
     assert db.session.execute(select(func.count(ApiToken.id))).scalar_one() == 0
 
 
@@ -137,11 +137,9 @@ def test_delete_user_revokes_tokens(api, make_user):
     )
 
 
-@pytest.mark.parametrize(
-    "header", ["Bearer ", "Bearer sy_nope", "Bearer " + "x" * 5000, "bearer sy_\x01"]
-)
-def test_malformed_tokens_are_401(api, header):
-    assert_error(api.get("/api/v1/courses", headers={"Authorization": header}), 401)
+def test_malformed_tokens_are_401(api):
+    for header in ["Bearer ", "Bearer sy_nope", "Bearer " + "x" * 5000, "bearer sy_\x01"]:
+        assert_error(api.get("/api/v1/courses", headers={"Authorization": header}), 401)
 
 
 def test_last_used_is_recorded(api, make_user):

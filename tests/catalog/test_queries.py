@@ -29,7 +29,7 @@ def count_statements(app):
 
 def test_list_queries_do_not_grow_with_the_page(app, api, orgs, make_user):
     schools = [orgs.school, orgs.other_school, orgs.review_school]
-    authors = [make_user("teacher", school=schools[i % 3], password=None) for i in range(6)]
+    authors = [make_user("teacher", school=schools[i % 3], password=None) for i in range(3)]
     reader = make_user("student", school=orgs.school, password=None)
     api.get("/api/v1/me", reader)  # the token's first use is recorded: keep it out of the count
 
@@ -50,7 +50,7 @@ def test_list_queries_do_not_grow_with_the_page(app, api, orgs, make_user):
     small = {
         path: statements_for(f"/api/v1/{path}?per_page=100") for path in ("courses", "resources")
     }
-    for i in range(2, 8):
+    for i in range(2, 5):
         author = authors[i % len(authors)]
         make_content(author, Course, "published", title=f"课程 {i}", tags=[f"t{i}", "共同"])
         make_content(
@@ -58,7 +58,7 @@ def test_list_queries_do_not_grow_with_the_page(app, api, orgs, make_user):
         )
     for path in ("courses", "resources"):
         count, items = statements_for(f"/api/v1/{path}?per_page=100")
-        assert items == 8
+        assert items == 5
         assert count == small[path][0], (path, small[path], count)
         assert count <= 12, "\n".join(s[:150] for s in statements_log)
     # The same holds for an editor's own list.
