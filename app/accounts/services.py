@@ -14,7 +14,7 @@ from app.common.models import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.extensions import db
 
-TOKEN_PREFIX = "sy_"
+TOKEN_PREFIX = "sy_"  # noqa: S105  (a public prefix, not a secret)
 MIN_PASSWORD_LENGTH = 8
 # Compared against when the email is unknown, so a login takes as long either way.
 _DUMMY_HASH = generate_password_hash("timing-equaliser")
