@@ -40,7 +40,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
 
     db.init_app(app)
-    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    migrate.init_app(
+        app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True, compare_type=True
+    )
     login_manager.init_app(app)
     csrf.init_app(app)
     api.init_app(app)
@@ -82,7 +84,10 @@ def _protect_forms(app: Flask) -> None:
     def check_csrf():
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
             return
-        if any(request.path.startswith(p) for p in CSRF_EXEMPT_PREFIXES + app.config.get("CSRF_EXEMPT_PREFIXES", [])):
+        if any(
+            request.path.startswith(p)
+            for p in CSRF_EXEMPT_PREFIXES + app.config.get("CSRF_EXEMPT_PREFIXES", [])
+        ):
             return
         # A bearer token is not sent by browsers on their own, so it cannot be forged
         # cross-site; an API call with the session cookie must send X-CSRFToken.

@@ -114,7 +114,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "XAPI_PLATFORM_URL": _env("SHUYUAN_PUBLIC_URL", "http://localhost:5000"),
         "XAPI_MAX_BATCH": _env_int("SHUYUAN_XAPI_MAX_BATCH", 1000),
         "XAPI_MAX_LIMIT": _env_int("SHUYUAN_XAPI_MAX_LIMIT", 500),
-        "XAPI_MAX_ATTACHMENT_BYTES": _env_int("SHUYUAN_XAPI_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024),
+        "XAPI_MAX_ATTACHMENT_BYTES": _env_int(
+            "SHUYUAN_XAPI_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024
+        ),
         "XAPI_LAUNCH_TTL": _env_int("SHUYUAN_XAPI_LAUNCH_TTL", 4 * 3600),
         # LTI 1.3 (app/lti): public base URL when behind a proxy that rewrites hosts,
         # auto-approval of dynamically registered platforms, key rotation schedule,

@@ -15,6 +15,7 @@ knows what is safe to repeat.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -71,20 +72,18 @@ def enqueue(path: str, *args, **kwargs) -> None:
         from redis import Redis
         from rq import Queue
 
-        Queue(app.config.get("JOBS_QUEUE", "shuyuan"), connection=Redis.from_url(redis_url)).enqueue(
-            run_job, path, *args, **kwargs, job_timeout=app.config.get("JOBS_TIMEOUT", 3600)
-        )
+        Queue(
+            app.config.get("JOBS_QUEUE", "shuyuan"), connection=Redis.from_url(redis_url)
+        ).enqueue(run_job, path, *args, **kwargs, job_timeout=app.config.get("JOBS_TIMEOUT", 3600))
         return
     global _pool
     if _pool is None:
         _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shuyuan-job")
 
     def in_context():
-        with app.app_context():
-            try:
-                _run(path, args, kwargs)
-            except Exception:  # already logged; a thread has no one to raise to
-                pass
+        # _run already logged a failure; a pool thread has no one to raise to.
+        with app.app_context(), contextlib.suppress(Exception):
+            _run(path, args, kwargs)
 
     _pool.submit(in_context)
 
@@ -106,8 +105,10 @@ def worker(burst):
     if not redis_url:
         raise click.UsageError("REDIS_URL is not set: jobs run inside the web process.")
     connection = Redis.from_url(redis_url)
-    Worker([Queue(current_app.config.get("JOBS_QUEUE", "shuyuan"), connection=connection)],
-           connection=connection).work(burst=burst)
+    Worker(
+        [Queue(current_app.config.get("JOBS_QUEUE", "shuyuan"), connection=connection)],
+        connection=connection,
+    ).work(burst=burst)
 
 
 def init_app(app: Flask) -> None:

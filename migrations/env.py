@@ -89,6 +89,17 @@ def run_migrations_online():
                 logger.info('No changes in schema detected.')
 
     conf_args = current_app.extensions['migrate'].configure_args
+
+    # `flask db migrate -x tables=lti_,media_ -m ...` limits a revision to one feature's
+    # tables (by name prefix), so each feature gets its own named revision.
+    prefixes = tuple(p for p in context.get_x_argument(as_dictionary=True).get("tables", "").split(",") if p)
+    if prefixes:
+        def include_object(obj, name, type_, reflected, compare_to):
+            table = obj if type_ == "table" else getattr(obj, "table", None)
+            table_name = getattr(table, "name", name) if table is not None else name
+            return table_name.startswith(prefixes)
+
+        conf_args = dict(conf_args, include_object=include_object)
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
 

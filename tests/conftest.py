@@ -25,7 +25,11 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@1
 
 
 def _postgres_admin_engine():
-    url = ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1) if ADMIN_URL.startswith("postgresql://") else ADMIN_URL
+    url = (
+        ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+        if ADMIN_URL.startswith("postgresql://")
+        else ADMIN_URL
+    )
     return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
 
 
@@ -38,7 +42,9 @@ def create_postgres_database() -> tuple[str, callable]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # unreachable server, no permission...
         admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {type(exc).__name__}: {exc}".splitlines()[0])
+        pytest.skip(
+            f"PostgreSQL not reachable at {ADMIN_URL}: {type(exc).__name__}: {exc}".splitlines()[0]
+        )
     url = make_url(admin.url).set(database=name).render_as_string(hide_password=False)
 
     def drop():
@@ -129,10 +135,14 @@ class Orgs:
     def __init__(self):
         self.region = accounts.ensure_region("r", "测试市", "Test City")
         self.district = accounts.ensure_district(self.region, "d1", "西湖区", "Xihu")
-        self.review_district = accounts.ensure_district(self.region, "d2", "上城区", "Shangcheng", requires_review=True)
+        self.review_district = accounts.ensure_district(
+            self.region, "d2", "上城区", "Shangcheng", requires_review=True
+        )
         self.school = accounts.ensure_school(self.district, "s1", "求是中学", "Qiushi")
         self.other_school = accounts.ensure_school(self.district, "s2", "西湖小学", "Xihu Primary")
-        self.review_school = accounts.ensure_school(self.review_district, "s3", "凤起中学", "Fengqi")
+        self.review_school = accounts.ensure_school(
+            self.review_district, "s3", "凤起中学", "Fengqi"
+        )
 
 
 @pytest.fixture
@@ -149,11 +159,20 @@ def make_user(ctx, orgs):
 
     def make(role: str = "teacher", school=None, district=None, email=None, password="password123"):
         counter["n"] += 1
-        school = school if school is not None else (orgs.school if role in ("teacher", "student") else None)
+        school = (
+            school
+            if school is not None
+            else (orgs.school if role in ("teacher", "student") else None)
+        )
         if role == "district_admin" and district is None:
             district = orgs.district
-        user = accounts.create_user(email or f"{role}{counter['n']}@example.test", f"{role} {counter['n']}",
-                                    password, school=school, district=district)
+        user = accounts.create_user(
+            email or f"{role}{counter['n']}@example.test",
+            f"{role} {counter['n']}",
+            password,
+            school=school,
+            district=district,
+        )
         scope = {}
         if role in ("teacher", "student"):
             scope = {"school": school}
@@ -183,8 +202,12 @@ def login(client):
 
     def do(user, password="password123"):
         page = client.get("/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
-        response = client.post("/login", data={"email": user.email, "password": password, "csrf_token": token})
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(
+            1
+        )
+        response = client.post(
+            "/login", data={"email": user.email, "password": password, "csrf_token": token}
+        )
         assert response.status_code == 302, response.get_data(as_text=True)[:500]
         return client
 

@@ -49,5 +49,7 @@ def paginate(statement, page: int = 1, per_page: int = 20, count_statement=None)
     if count_statement is None:
         count_statement = select(func.count()).select_from(statement.order_by(None).subquery())
     total = db.session.execute(count_statement).scalar_one()
-    items = db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).scalars().all()
+    items = (
+        db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).scalars().all()
+    )
     return Page(items=list(items), page=page, per_page=per_page, total=total)
