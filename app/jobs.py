@@ -90,7 +90,7 @@ def enqueue(path: str, *args, **kwargs) -> None:
 
 @click.group("jobs", help="Background jobs.")
 def jobs_cli():
-    pass
+    """Background jobs."""
 
 
 @jobs_cli.command("worker")

@@ -117,7 +117,7 @@ class _PartialMixin:
 
 
 class CourseUpdateSchema(_PartialMixin, CourseCreateSchema):
-    pass
+    """PATCH body of a course: any subset of the create fields."""
 
 
 class ResourceCreateSchema(_ContentInSchema):
@@ -132,7 +132,7 @@ class ResourceCreateSchema(_ContentInSchema):
 
 
 class ResourceUpdateSchema(_PartialMixin, ResourceCreateSchema):
-    pass
+    """PATCH body of a resource: any subset of the create fields."""
 
 
 class RejectSchema(Schema):

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 @click.group("media", help="Media storage: garbage collection and quotas.")
 def media_cli():
-    pass
+    """Media storage: garbage collection and quotas."""
 
 
 @media_cli.command("gc")

@@ -23,7 +23,7 @@ _ALLOWED_TOP = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 
 
 class H5PError(Invalid):
-    pass
+    """An H5P package that cannot be unpacked safely."""
 
 
 def _check_name(name: str) -> str:

@@ -8,6 +8,7 @@ FTS, Meilisearch...) only has to implement this class.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -118,46 +119,57 @@ class IndexBusy(Exception):
     """Another writer kept the index locked for too long; try again later."""
 
 
-class SearchBackend:
+class SearchBackend(abc.ABC):
     """What the search feature needs from an engine."""
 
+    @abc.abstractmethod
     def upsert(self, documents: list[dict], timeout: float | None = None) -> None:
         """Add or replace documents.  Raises :class:`IndexBusy` when another writer holds
         the index for longer than ``timeout`` seconds (backend default when None)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def delete(self, doc_ids: list[str], timeout: float | None = None) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def search(self, query: BackendQuery) -> BackendResults:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def rebuild(
         self, documents: Iterable[dict], progress: Callable[[int], None] | None = None
     ) -> int:
         """Build a complete new index from ``documents`` and swap it in atomically."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def fingerprints(self) -> dict[str, str]:
         """doc id -> fingerprint of every indexed document."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def doc_frequency(self, field_name: str, text: str) -> int:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def suggest_english(self, word: str) -> str | None:
         """The closest word of the index vocabulary (edit distance), or None."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def chinese_vocabulary(self) -> dict[str, tuple[str, int]]:
         """pinyin -> (most frequent Chinese title word with that pinyin, its frequency)."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def count(self) -> int:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def size_bytes(self) -> int:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def clear(self) -> None:
-        raise NotImplementedError
+        ...

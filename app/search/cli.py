@@ -8,7 +8,7 @@ from flask.cli import with_appcontext
 
 @click.group("search", help="Full-text search index.")
 def search_cli():
-    pass
+    """Full-text search index."""
 
 
 @search_cli.command("reindex")
