@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
+
+log = logging.getLogger(__name__)
 
 # ISO base media (MP4/MOV/M4A): box "ftyp" at offset 4, then the major brand.
 _AUDIO_BRANDS = {b"M4A ", b"M4B ", b"F4A "}
@@ -57,8 +60,8 @@ def describe(head: bytes) -> str:
         if matches:
             best = matches[0]
             return best.mime_type or best.name
-    except Exception:  # noqa: S110  (puremagic raises on unknown content)
-        pass
+    except Exception as exc:  # puremagic raises on content it does not know
+        log.debug("puremagic could not identify the upload: %s", exc)
     if head and not re.search(rb"[\x00-\x08\x0e-\x1f]", head[:1024]):
         return "text"
     return "unknown binary data"

@@ -157,15 +157,13 @@ def _keep(word: str) -> bool:
     return word not in CHINESE_STOP
 
 
-class ChineseTokenizer(Tokenizer):
-    """jieba tokens with true character offsets.  ``search_mode`` picks jieba's
-    overlapping search mode (index time) or precise mode (query time)."""
+class _SegmentTokenizer(Tokenizer):
+    """Turns ``(text, original word, start, end)`` from :meth:`words` into Whoosh tokens
+    whose offsets point into the original string, so highlights land on the right
+    characters."""
 
-    def __init__(self, search_mode: bool = True):
-        self.search_mode = search_mode
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.search_mode == other.search_mode
+    def words(self, value: str):
+        raise TypeError(f"{type(self).__name__} must define words()")
 
     def __call__(
         self,
@@ -181,65 +179,7 @@ class ChineseTokenizer(Tokenizer):
     ):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
         position = start_pos
-        for word, start, end in segments(value, "search" if self.search_mode else "default"):
-            word = word.strip()
-            if not word or not _keep(word):
-                continue
-            token.text = word.lower()
-            token.boost = 1.0
-            token.stopped = False
-            if keeporiginal:
-                token.original = word
-            if positions:
-                token.pos = position
-                position += 1
-            if chars:
-                token.startchar = start_char + start
-                token.endchar = start_char + end
-            yield token
-
-
-@lru_cache(maxsize=200_000)
-def pinyin_of(word: str, initials: bool = False) -> str:
-    from pypinyin import Style, lazy_pinyin
-
-    if initials:
-        return "".join(lazy_pinyin(word, style=Style.FIRST_LETTER, errors="ignore")).lower()
-    return "".join(lazy_pinyin(word, errors="ignore")).lower()
-
-
-class PinyinTokenizer(Tokenizer):
-    """One token per Chinese word (jieba search mode): its pinyin, or its initials, at the
-    offsets of the Chinese word.  Non-Chinese words are skipped (other fields have them)."""
-
-    def __init__(self, initials: bool = False):
-        self.initials = initials
-
-    def __eq__(self, other):
-        return type(self) is type(other) and self.initials == other.initials
-
-    def __call__(
-        self,
-        value,
-        positions=False,
-        chars=False,
-        keeporiginal=False,
-        removestops=True,
-        start_pos=0,
-        start_char=0,
-        mode="",
-        **kwargs,
-    ):
-        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        position = start_pos
-        for word, start, end in segments(value, "search"):
-            if not CJK.search(word) or word in CHINESE_STOP:
-                continue
-            if self.initials and len(word) < 2:
-                continue  # a single initial letter matches everything
-            text = pinyin_of(word, self.initials)
-            if not text:
-                continue
+        for text, word, start, end in self.words(value):
             token.text = text
             token.boost = 1.0
             token.stopped = False
@@ -252,6 +192,53 @@ class PinyinTokenizer(Tokenizer):
                 token.startchar = start_char + start
                 token.endchar = start_char + end
             yield token
+
+
+class ChineseTokenizer(_SegmentTokenizer):
+    """jieba tokens with true character offsets.  ``search_mode`` picks jieba's
+    overlapping search mode (index time) or precise mode (query time)."""
+
+    def __init__(self, search_mode: bool = True):
+        self.search_mode = search_mode
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.search_mode == other.search_mode
+
+    def words(self, value: str):
+        for word, start, end in segments(value, "search" if self.search_mode else "default"):
+            word = word.strip()
+            if word and _keep(word):
+                yield word.lower(), word, start, end
+
+
+@lru_cache(maxsize=200_000)
+def pinyin_of(word: str, initials: bool = False) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    if initials:
+        return "".join(lazy_pinyin(word, style=Style.FIRST_LETTER, errors="ignore")).lower()
+    return "".join(lazy_pinyin(word, errors="ignore")).lower()
+
+
+class PinyinTokenizer(_SegmentTokenizer):
+    """One token per Chinese word (jieba search mode): its pinyin, or its initials, at the
+    offsets of the Chinese word.  Non-Chinese words are skipped (other fields have them)."""
+
+    def __init__(self, initials: bool = False):
+        self.initials = initials
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.initials == other.initials
+
+    def words(self, value: str):
+        for word, start, end in segments(value, "search"):
+            if not CJK.search(word) or word in CHINESE_STOP:
+                continue
+            if self.initials and len(word) < 2:
+                continue  # a single initial letter matches everything
+            text = pinyin_of(word, self.initials)
+            if text:
+                yield text, word, start, end
 
 
 def chinese_analyzer():

@@ -92,7 +92,7 @@ def klass(ctx, orgs, make_user, curriculum):
     db.session.commit()
 
     class K:
-        pass
+        """Namespace of the demo objects the curriculum tests use."""
 
     k = K()
     k.school_class, k.teacher, k.student, k.admin, k.calendar = (

@@ -41,7 +41,7 @@ class ExternalLrs:
                 self.wfile.write(json.dumps([s["id"] for s in data]).encode())
 
             def log_message(self, *args):
-                pass
+                """Keep the test output free of request lines."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/xapi/"
