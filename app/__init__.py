@@ -57,6 +57,10 @@ def create_app(config: dict | None = None) -> Flask:
     with app.app_context():
         events.install()
 
+    from app.common import transaction
+
+    transaction.init_app(app)
+
     # Registered after Api.init_app so that our envelope replaces flask-smorest's.
     from app.errors import register_error_handlers
 
