@@ -25,6 +25,7 @@ FEATURES = [
     "app.xapi",
     "app.lti",
     "app.demo",
+    "app.ops",
 ]
 
 

@@ -88,6 +88,17 @@ def load_config(overrides: dict | None = None) -> dict:
         "STORAGE_URL": _env("STORAGE_URL", f"file://{folder / 'media'}"),
         "SEARCH_INDEX_DIR": _env("SEARCH_INDEX_DIR", str(folder / "search-index")),
         "REDIS_URL": _env("REDIS_URL"),
+        # Operations (app/ops): log format, metrics across gunicorn workers, the timetable.
+        "LOG_FORMAT": _env("SHUYUAN_LOG_FORMAT", "text"),
+        "METRICS_MULTIPROC_DIR": _env("PROMETHEUS_MULTIPROC_DIR"),
+        # "name=seconds,..." overrides intervals of `flask ops jobs`; 0 disables one.
+        "SCHEDULE_SECONDS": {
+            name.strip(): int(seconds)
+            for name, _, seconds in (
+                item.partition("=") for item in _env_list("SHUYUAN_SCHEDULE", []) or []
+            )
+            if seconds.strip().isdigit()
+        },
         "BABEL_DEFAULT_LOCALE": _env("SHUYUAN_DEFAULT_LOCALE", "zh_CN"),
         "BABEL_DEFAULT_TIMEZONE": _env("SHUYUAN_TIMEZONE", "Asia/Shanghai"),
         "LANGUAGES": ["zh_CN", "en"],

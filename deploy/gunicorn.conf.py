@@ -1,0 +1,46 @@
+"""gunicorn settings for Shuyuan web processes (``gunicorn -c deploy/gunicorn.conf.py wsgi:app``).
+
+Every value can be overridden by the environment file (deploy/shuyuan.env.example), since
+gunicorn reads ``GUNICORN_CMD_ARGS`` too.  The cluster test in tests/cluster starts its web
+instances with this very file.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("SHUYUAN_BIND", "127.0.0.1:8000")
+# Two per core is gunicorn's rule of thumb for I/O-bound sync workers (PostgreSQL, S3).
+workers = int(os.environ.get("SHUYUAN_WEB_WORKERS", multiprocessing.cpu_count() * 2))
+worker_class = "gthread"
+threads = int(os.environ.get("SHUYUAN_WEB_THREADS", 4))
+timeout = int(os.environ.get("SHUYUAN_WEB_TIMEOUT", 60))
+graceful_timeout = 30  # in-flight requests get this long on `systemctl reload` (SIGHUP)
+keepalive = 5  # nginx keeps upstream connections open (see deploy/nginx/shuyuan.conf)
+# Recycle workers now and then so a slow leak never takes a host down; jitter keeps all
+# workers from restarting at the same moment.
+max_requests = 5000
+max_requests_jitter = 500
+# Load the app once in the master: workers fork with it ready, and a broken configuration
+# fails at start instead of in every worker.
+preload_app = True
+forwarded_allow_ips = os.environ.get("SHUYUAN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+accesslog = "-"
+errorlog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
+
+
+def post_fork(server, worker):
+    # Connections opened by the master during preload must not be shared across processes.
+    from app.extensions import db
+    from wsgi import app
+
+    with app.app_context():
+        db.engine.dispose(close=False)
+
+
+def child_exit(server, worker):
+    # Metrics of a dead worker stop counting as live (multiprocess mode only).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+        GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
