@@ -89,6 +89,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SEARCH_INDEX_DIR": _env("SEARCH_INDEX_DIR", str(folder / "search-index")),
         "REDIS_URL": _env("REDIS_URL"),
         # Operations (app/ops): log format, metrics across gunicorn workers, the timetable.
+        "JOBS_QUEUE": _env("SHUYUAN_JOBS_QUEUE", "shuyuan"),
+        "JOBS_RETRIES": _env_int("SHUYUAN_JOBS_RETRIES", 3),
+        "JOBS_MAINTENANCE_SECONDS": _env_int("SHUYUAN_JOBS_MAINTENANCE_SECONDS", 60),
         "LOG_FORMAT": _env("SHUYUAN_LOG_FORMAT", "text"),
         "METRICS_MULTIPROC_DIR": _env("PROMETHEUS_MULTIPROC_DIR"),
         # "name=seconds,..." overrides intervals of `flask ops jobs`; 0 disables one.

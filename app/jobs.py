@@ -72,9 +72,20 @@ def enqueue(path: str, *args, **kwargs) -> None:
         from redis import Redis
         from rq import Queue
 
+        from rq import Retry
+
+        # Retry: a job whose worker died mid-way (kill -9, OOM, host lost) is put back on
+        # the queue by the next worker's registry clean-up instead of being lost.
         Queue(
             app.config.get("JOBS_QUEUE", "shuyuan"), connection=Redis.from_url(redis_url)
-        ).enqueue(run_job, path, *args, **kwargs, job_timeout=app.config.get("JOBS_TIMEOUT", 3600))
+        ).enqueue(
+            run_job,
+            path,
+            *args,
+            **kwargs,
+            job_timeout=app.config.get("JOBS_TIMEOUT", 3600),
+            retry=Retry(max=app.config.get("JOBS_RETRIES", 3), interval=[10, 60, 300]),
+        )
         return
     global _pool
     if _pool is None:
@@ -108,7 +119,10 @@ def worker(burst):
     Worker(
         [Queue(current_app.config.get("JOBS_QUEUE", "shuyuan"), connection=connection)],
         connection=connection,
-    ).work(burst=burst)
+        # How soon a job abandoned by a dead worker is found and retried.
+        maintenance_interval=current_app.config.get("JOBS_MAINTENANCE_SECONDS", 60),
+        job_monitoring_interval=10,
+    ).work(burst=burst, with_scheduler=True)
 
 
 def init_app(app: Flask) -> None:

@@ -20,22 +20,18 @@ keepalive = 5  # nginx keeps upstream connections open (see deploy/nginx/shuyuan
 # workers from restarting at the same moment.
 max_requests = 5000
 max_requests_jitter = 500
-# Load the app once in the master: workers fork with it ready, and a broken configuration
-# fails at start instead of in every worker.
-preload_app = True
+# Not preloaded: the app starts background threads (jieba warm-up, the in-process job pool),
+# and a fork while such a thread holds a lock leaves the worker's copy of the lock held
+# forever (seen here: the first search indexing in every worker hung).  Each worker builds
+# its own app; a broken configuration still stops the worker at boot with one clear line.
+preload_app = False
+# gunicorn's control socket lives at one path per user; two instances on one host (the
+# cluster test, or blue/green on one machine) would fight over it.
+control_socket_disable = True
 forwarded_allow_ips = os.environ.get("SHUYUAN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 errorlog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
-
-
-def post_fork(server, worker):
-    # Connections opened by the master during preload must not be shared across processes.
-    from app.extensions import db
-    from wsgi import app
-
-    with app.app_context():
-        db.engine.dispose(close=False)
 
 
 def child_exit(server, worker):
