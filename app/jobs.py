@@ -70,9 +70,7 @@ def enqueue(path: str, *args, **kwargs) -> None:
     redis_url = app.config.get("REDIS_URL")
     if redis_url:
         from redis import Redis
-        from rq import Queue
-
-        from rq import Retry
+        from rq import Queue, Retry
 
         # Retry: a job whose worker died mid-way (kill -9, OOM, host lost) is put back on
         # the queue by the next worker's registry clean-up instead of being lost.
