@@ -14,276 +14,34 @@ import concurrent.futures
 import hashlib
 import os
 import re
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import create_postgres_database, make_app
-from tests.lti.platform import Platform
+from tests.cluster.harness import NGINX, children, running_cluster, wait_for
+from tests.conftest import create_postgres_database
 
-ROOT = Path(__file__).resolve().parents[2]
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(
     not os.path.exists(NGINX), reason="nginx is not installed (make test installs it)"
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, proc: subprocess.Popen | None = None, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if requests.get(url, timeout=2).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not answer in {seconds} s")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _wait_for(condition, seconds: float = 30, step: float = 0.1):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met in {seconds} s: {condition}")
-
-
-@dataclass
-class Cluster:
-    root: Path
-    env: dict
-    web: dict = field(default_factory=dict)  # name -> (port, Popen)
-    procs: dict = field(default_factory=dict)  # worker, scheduler, nginx
-    lb: str = ""
-    redis_db: int = 0
-    tokens: dict = field(default_factory=dict)
-    platform: Platform | None = None
-    xapi_auth: tuple[str, str] | None = None
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.web[name][0]}"
-
-    def spawn(self, name: str, args: list[str], **env) -> subprocess.Popen:
-        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 (closed with the process)
-        proc = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            env=dict(self.env, **env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        proc._log = log
-        return proc
-
-    def start_web(self, name: str, port: int | None = None) -> None:
-        port = port or _free_port()
-        folder = self.root / f"host-{name}"
-        folder.mkdir(exist_ok=True)
-        (folder / "metrics").mkdir(exist_ok=True)
-        proc = self.spawn(
-            f"web-{name}",
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
-            SHUYUAN_BIND=f"127.0.0.1:{port}",
-            SHUYUAN_WEB_WORKERS="1",
-            SHUYUAN_WEB_THREADS="4",
-            SHUYUAN_INSTANCE_PATH=str(folder),
-            PROMETHEUS_MULTIPROC_DIR=str(folder / "metrics"),
-        )
-        self.web[name] = (port, proc)
-        _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
-
-    def start_worker(self) -> None:
-        self.procs["worker"] = self.spawn(
-            "worker", [sys.executable, "-m", "flask", "--app", "wsgi.py", "jobs", "worker"]
-        )
-
-    def kill(self, proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        for _, proc in self.web.values():
-            self.kill(proc, signal.SIGTERM)
-        for proc in self.procs.values():
-            self.kill(proc, signal.SIGTERM)
-        if self.platform:
-            self.platform.stop()
-
-
-def _render_nginx(cluster: Cluster, lb_port: int) -> Path:
-    """deploy/nginx/shuyuan.conf with this test's ports, inside a minimal nginx.conf."""
-    site = (ROOT / "deploy/nginx/shuyuan.conf").read_text()
-    servers = "\n".join(
-        f"    server 127.0.0.1:{port} max_fails=2 fail_timeout=5s;"
-        for port, _ in cluster.web.values()
-    )
-    site = re.sub(r"^\s*server 127\.0\.0\.1:\d+ .*# @WEB_SERVERS@$", servers, site, flags=re.M)
-    site = re.sub(r"listen 80;\s*# @LISTEN@", f"listen 127.0.0.1:{lb_port};", site)
-    assert servers in site and f"127.0.0.1:{lb_port}" in site, "placeholders moved in the site file"
-    prefix = cluster.root / "nginx"
-    (prefix / "logs").mkdir(parents=True, exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        f"""
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log {prefix}/logs/access.log;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-{site}
-}}
-"""
-    )
-    return conf
-
-
-def _seed(cluster: Cluster) -> None:
-    """Users, tokens, an LRS client and the simulated LMS's registration, written directly."""
-    from app.accounts import services as accounts
-    from app.accounts.models import Role
-    from app.common.events import commit
-    from app.lti import services as lti
-    from app.xapi import services as xapi
-
-    app = make_app(cluster.env["DATABASE_URL"], str(cluster.root / "seed"))
-    with app.app_context():
-        region = accounts.ensure_region("r", "测试市", "Test City")
-        district = accounts.ensure_district(region, "d1", "西湖区", "Xihu")
-        school = accounts.ensure_school(district, "s1", "求是中学", "Qiushi")
-        users = {}
-        for role in ("teacher", "student"):
-            user = accounts.create_user(f"{role}@example.test", role, "password123", school=school)
-            accounts.assign_role(user, Role(role), school=school)
-            users[role] = user
-        commit()
-        for role, user in users.items():
-            _, raw = accounts.issue_token(user, "cluster")
-            cluster.tokens[role] = {"Authorization": f"Bearer {raw}"}
-        client, secret = xapi.create_client(
-            "cluster", district, ["statements/write", "statements/read"]
-        )
-        cluster.xapi_auth = (client.key, secret)
-        lti.add_platform(None, cluster.platform.registration(school.code), system=True)
-        commit()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from moto.server import ThreadedMotoServer
     from redis import Redis
 
-    root = tmp_path_factory.mktemp("cluster")
-    database_url, drop_database = create_postgres_database()
-    redis_db = 9
-    redis = Redis.from_url(f"redis://127.0.0.1:6379/{redis_db}", socket_connect_timeout=1)
     try:
-        redis.ping()
+        Redis.from_url("redis://127.0.0.1:6379/9", socket_connect_timeout=1).ping()
     except Exception as exc:
-        drop_database()
         pytest.skip(f"Redis not reachable: {exc}")
-    moto_port = _free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    lb_port = _free_port()
-    queue = "cluster-" + uuid.uuid4().hex[:8]
-    env = dict(
-        os.environ,
-        DATABASE_URL=database_url,
-        REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
-        SHUYUAN_JOBS_QUEUE=queue,
-        SHUYUAN_JOBS_MAINTENANCE_SECONDS="5",
-        STORAGE_URL=f"s3://testing:testing@127.0.0.1:{moto_port}/cluster-{uuid.uuid4().hex[:8]}"
-        "?secure=false",
-        SEARCH_INDEX_DIR=str(root / "search-index"),  # one disk: Whoosh needs it shared
-        SECRET_KEY="cluster-" + uuid.uuid4().hex,  # the same on every host
-        SHUYUAN_PUBLIC_URL=f"http://127.0.0.1:{lb_port}",
-        SHUYUAN_BEHIND_PROXY="1",
-        SHUYUAN_PLUGINS="",
-        SHUYUAN_LOG_FORMAT="json",
-        SHUYUAN_LTI_REGISTRATION_ALLOW_PRIVATE="1",
-    )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    cluster = Cluster(root=root, env=env, redis_db=redis_db)
+    database_url, drop_database = create_postgres_database()
     try:
-        migrate = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi.py", "db", "upgrade"],
-            cwd=ROOT,
-            env=dict(env, SHUYUAN_INSTANCE_PATH=str(root / "migrate")),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert migrate.returncode == 0, migrate.stderr[-2000:]
-        seed_env = {k: env[k] for k in ("STORAGE_URL",)}
-        os.environ.update({})  # the seeding app gets its settings explicitly below
-        cluster.platform = Platform().start()
-        cluster.env.update(seed_env)
-        _seed(cluster)
-        cluster.platform.tool_jwks_url = f"http://127.0.0.1:{lb_port}/lti/jwks.json"
-        app = make_app(database_url, str(root / "bucket"), STORAGE_URL=env["STORAGE_URL"])
-        with app.app_context():
-            from app.media.storage import get_storage
-
-            get_storage().ensure_bucket()
-        cluster.start_web("a")
-        cluster.start_web("b")
-        cluster.start_worker()
-        cluster.procs["scheduler"] = cluster.spawn(
-            "scheduler", [sys.executable, "-m", "flask", "--app", "wsgi.py", "ops", "scheduler"]
-        )
-        conf = _render_nginx(cluster, lb_port)
-        cluster.procs["nginx"] = cluster.spawn(
-            "nginx", [NGINX, "-p", str(conf.parent), "-c", str(conf), "-g", "daemon off;"]
-        )
-        cluster.lb = f"http://127.0.0.1:{lb_port}"
-        _wait_http(cluster.lb + "/healthz", cluster.procs["nginx"])
-        yield cluster
+        with running_cluster(tmp_path_factory.mktemp("cluster"), database_url) as running:
+            yield running
     finally:
-        cluster.stop()
-        moto.stop()
-        redis.flushdb()
         drop_database()
 
 
@@ -335,7 +93,7 @@ def test_published_on_a_is_found_on_b_within_a_second(cluster):
     def found():
         return content_id in _search(cluster.url("b"), cluster.tokens["student"], word)
 
-    _wait_for(found, seconds=5, step=0.05)
+    wait_for(found, seconds=5, step=0.05)
     assert time.monotonic() - published_at < 1.0
 
 
@@ -377,7 +135,7 @@ def test_upload_through_a_download_through_b(cluster):
             assert state != "failed"
             return state == "complete"
 
-        _wait_for(verified, seconds=60, step=0.2)
+        wait_for(verified, seconds=60, step=0.2)
     _submit(cluster.url("a"), teacher, content_id)
     listed = requests.get(
         f"{cluster.url('b')}/api/v1/resources/{content_id}/media", headers=teacher, timeout=30
@@ -511,11 +269,11 @@ def test_worker_killed_mid_job_finishes_it_after_restart_exactly_once(cluster):
         retry=Retry(max=2),  # what app.jobs.enqueue gives every job
         job_timeout=30,
     )
-    _wait_for(lambda: redis.get(f"{key}:started"), seconds=60)
+    wait_for(lambda: redis.get(f"{key}:started"), seconds=60)
     # Mid-job, as a lost host or the OOM killer would: the worker AND its work horse (RQ
     # forks one per job, in a session of its own, so killing the group would spare it).
     worker = cluster.procs["worker"]
-    horses = _children(worker.pid)
+    horses = children(worker.pid)
     assert horses, "the job should be running in a work horse"
     for pid in horses:
         os.kill(pid, signal.SIGKILL)
@@ -524,6 +282,6 @@ def test_worker_killed_mid_job_finishes_it_after_restart_exactly_once(cluster):
     cluster.start_worker()
     # RQ finds the abandoned job once its heartbeat lease (job monitoring interval + 60 s)
     # runs out, then re-queues it (retry); the restarted worker runs it to the end.
-    _wait_for(lambda: redis.get(f"{key}:finished"), seconds=180, step=0.5)
+    wait_for(lambda: redis.get(f"{key}:finished"), seconds=180, step=0.5)
     assert int(redis.get(f"{key}:finished")) == 1
     assert int(redis.get(f"{key}:started")) == 2

@@ -1,0 +1,183 @@
+"""Throughput of a Shuyuan cluster behind nginx, with one and with two web hosts.
+
+    .venv/bin/python bench/cluster.py [--resources 300] [--seconds 20] [--concurrency 16]
+
+For each run the same machine serves: nginx (deploy/nginx/shuyuan.conf) in front of 1 or 2
+gunicorn hosts (deploy/gunicorn.conf.py, 2 workers each), a worker, the scheduler,
+PostgreSQL, Redis and moto S3 (tests/cluster/harness.py).  Measured paths:
+
+- catalog list: ``GET /api/v1/resources?page=N`` as a student;
+- xAPI ingest: ``POST /xapi/statements`` with batches of 50 statements.
+
+The bare baseline is the same request sent straight to one gunicorn host, in the same run,
+so ``1 host via nginx ÷ direct`` is the balancer's own overhead and ``2 hosts ÷ 1 host`` the
+scaling.  On a 2-core machine two hosts cannot be faster than one (both share the cores);
+the figure says what the balancer costs, not what a second machine would add.
+Benchmarks print figures; they never assert on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import machine_description, throwaway_postgres  # noqa: E402
+from tests.cluster.harness import running_cluster  # noqa: E402
+
+
+def seed_resources(cluster, count: int) -> None:
+    from app.accounts.models import User
+    from app.catalog.models import Resource
+    from app.extensions import db
+    from tests.catalog.helpers import make_content
+    from tests.conftest import make_app
+
+    app = make_app(cluster.env["DATABASE_URL"], str(cluster.root / "bench-seed"))
+    with app.app_context():
+        teacher = db.session.query(User).filter_by(email="teacher@example.test").one()
+        for n in range(count):
+            make_content(
+                teacher,
+                Resource,
+                title=f"天文资源 {n}",
+                kind="link",
+                url=f"https://example.org/{n}",
+                visibility="region",
+            )
+
+
+def load(seconds: float, concurrency: int, send) -> tuple[float, int, list[float]]:
+    """Run ``send(session) -> bool`` from ``concurrency`` threads for ``seconds``."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker():
+        with requests.Session() as session:
+            while time.perf_counter() < deadline:
+                began = time.perf_counter()
+                try:
+                    ok = send(session)
+                except requests.RequestException:
+                    ok = False
+                took = (time.perf_counter() - began) * 1000
+                with lock:
+                    if ok:
+                        latencies.append(took)
+                    else:
+                        errors[0] += 1
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(latencies) / (time.perf_counter() - started), errors[0], latencies
+
+
+def p95(values: list[float]) -> float:
+    values = sorted(values)
+    return values[int(0.95 * (len(values) - 1))] if values else float("nan")
+
+
+def measure(cluster, base: str, seconds: float, concurrency: int, batch: int) -> dict:
+    student = cluster.tokens["student"]
+    page = [0]
+
+    def catalog(session):
+        page[0] = page[0] % 10 + 1
+        answer = session.get(
+            f"{base}/api/v1/resources", params={"page": page[0]}, headers=student, timeout=30
+        )
+        return answer.status_code == 200
+
+    def ingest(session):
+        statements = [
+            {
+                "id": str(uuid.uuid4()),
+                "actor": {"mbox": f"mailto:l{n % 50}@example.test"},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+                "object": {"id": f"https://example.test/a/{n % 20}"},
+            }
+            for n in range(batch)
+        ]
+        answer = session.post(
+            f"{base}/xapi/statements",
+            json=statements,
+            auth=cluster.xapi_auth,
+            headers={"X-Experience-API-Version": "1.0.3"},
+            timeout=60,
+        )
+        return answer.status_code == 200
+
+    load(2, concurrency, catalog)  # warm every worker (dictionaries, pools)
+    rate, errors, latencies = load(seconds, concurrency, catalog)
+    xrate, xerrors, _ = load(seconds, concurrency, ingest)
+    return {
+        "catalog_rps": rate,
+        "catalog_p95": p95(latencies),
+        "catalog_errors": errors,
+        "xapi_sps": xrate * batch,
+        "xapi_errors": xerrors,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resources", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=50)
+    args = parser.parse_args(argv)
+    rows = []
+    for hosts in (1, 2):
+        with (
+            throwaway_postgres() as database_url,
+            tempfile.TemporaryDirectory(prefix="shuyuan-bench-cluster-") as root,
+            running_cluster(Path(root), database_url, web_hosts=hosts, web_workers=2) as cluster,
+        ):
+            seed_resources(cluster, args.resources)
+            if hosts == 1:
+                direct = measure(
+                    cluster, cluster.url("a"), args.seconds, args.concurrency, args.batch
+                )
+                rows.append(("1 host, direct (baseline)", direct))
+            rows.append(
+                (
+                    f"{hosts} host{'s' if hosts > 1 else ''} via nginx",
+                    measure(cluster, cluster.lb, args.seconds, args.concurrency, args.batch),
+                )
+            )
+    load_avg = os.getloadavg()
+    print(f"machine: {machine_description()}; load average {load_avg[0]:.1f}")
+    print(
+        f"{args.concurrency} clients, {args.seconds:.0f} s per path, xAPI batches of {args.batch}"
+    )
+    print("| set-up | catalog list req/s | p95 ms | xAPI statements/s | errors |")
+    print("|---|---|---|---|---|")
+    base = rows[0][1]
+    for label, row in rows:
+        catalog_ratio = row["catalog_rps"] / base["catalog_rps"]
+        xapi_ratio = row["xapi_sps"] / base["xapi_sps"]
+        print(
+            f"| {label} | {row['catalog_rps']:.0f} ({catalog_ratio:.2f}×)"
+            f" | {row['catalog_p95']:.0f} | {row['xapi_sps']:.0f} ({xapi_ratio:.2f}×) | "
+            f"{row['catalog_errors'] + row['xapi_errors']} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
