@@ -90,6 +90,10 @@ def read_envelope(token: Any) -> Envelope:
     azp = body.get("azp")
     if azp is not None and (not isinstance(azp, str) or len(azp) > MAX_ID_CHARS):
         raise _bad("azp")
+    for name in ("sub", "jti"):  # PyJWT checks their types too, as a signature error
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_ID_CHARS):
+            raise _bad(name)
     for name in ("iat", "exp", "nbf"):
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):

@@ -36,10 +36,12 @@ from app.lti.services import (
     dynamic,
     keys,
     launch,
-    login as login_service,
     nrps,
     permissions,
     registrations,
+)
+from app.lti.services import (
+    login as login_service,
 )
 from app.lti.services.http import http_session
 from app.lti.tool import DatabaseToolConf, ShuyuanMessageLaunch, flask_request

@@ -12,8 +12,6 @@ from app.accounts.models import User
 from app.common.events import commit
 from app.extensions import db
 from app.hooks import emit_learning_event
-from app.lti.services import ags, nrps, registrations
-from app.lti.services import keys as lti_keys
 from app.lti.models import (
     KeyState,
     LtiContext,
@@ -25,6 +23,8 @@ from app.lti.models import (
     LtiPlatform,
     OutboxStatus,
 )
+from app.lti.services import ags, nrps, registrations
+from app.lti.services import keys as lti_keys
 from tests.catalog.helpers import make_content
 from tests.lti.helpers import published_resource, refused, registration_link
 from tests.lti.platform import INSTRUCTOR, LEARNER, parse_form

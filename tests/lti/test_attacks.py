@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app.common.events import commit
 from app.extensions import db
-from app.lti.services import registrations
 from app.lti.models import LtiIdentity
+from app.lti.services import registrations
 from tests.lti.helpers import published_resource, refused
 from tests.lti.platform import new_rsa, parse_form
 

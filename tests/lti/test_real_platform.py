@@ -13,8 +13,8 @@ from app.catalog.models import Resource
 from app.common.events import commit
 from app.extensions import db
 from app.hooks import emit_learning_event
-from app.lti.services import registrations
 from app.lti.models import LtiDeployment, LtiIdentity
+from app.lti.services import registrations
 from tests.lti.helpers import registration_link
 from tests.lti.platform import parse_form
 

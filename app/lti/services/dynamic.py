@@ -27,7 +27,7 @@ from app.accounts.models import District, School, User
 from app.common.models import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
-from app.lti.models import LtiDeployment, LtiPlatform, LtiRegistrationLink
+from app.lti.models import LtiDeployment, LtiRegistrationLink
 from app.lti.services.http import guarded_json
 from app.lti.services.permissions import can_manage_district, require_admin
 from app.lti.services.registrations import add_platform, check_url
