@@ -20,13 +20,11 @@ from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import select
 
 from app.extensions import db
-from app.lti.claims import CLAIM, Envelope, LaunchClaims, read_claims, read_envelope
+from app.lti.claims import Envelope, LaunchClaims, read_claims, read_envelope
 from app.lti.errors import N_, LaunchRefused
 from app.lti.models import LtiDeployment, LtiPlatform
 from app.lti.services import keys
 from app.lti.store import SharedLaunchDataStorage, launch_store
-
-__all__ = ["CLAIM", "N_", "LaunchRefused"]
 
 
 def registration_for(platform: LtiPlatform, with_keys: bool = True) -> Registration:

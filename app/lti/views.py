@@ -26,7 +26,8 @@ from pylti1p3.exception import LtiException
 from app.accounts import services as accounts
 from app.accounts.auth import actor
 from app.common.transaction import keep_on_error, savepoint
-from app.errors import Unauthorized
+from app.curriculum import services as curriculum
+from app.errors import Forbidden, NotFound, Unauthorized
 from app.extensions import csrf
 from app.lti.errors import N_, LaunchRefused
 from app.lti.jobs import enqueue_after_commit
@@ -214,9 +215,6 @@ def _finish(platform, deployment, claims):
 
 @bp.route("/week/<int:calendar_id>/<int:week>")
 def week(calendar_id: int, week: int):
-    from app.curriculum import services as curriculum
-    from app.errors import Forbidden, NotFound
-
     user = actor()
     if user is None:
         raise Unauthorized("Log in first.")
