@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import requests
 from flask import current_app
+from pylti1p3.exception import LtiServiceException
 from requests_hardened import Config, HTTPSession
 
 from app.errors import Invalid
@@ -47,8 +48,10 @@ def http_session() -> TimeoutSession:
 
 def describe_error(exc: Exception) -> str:
     """A line for the admin's log (grades, rosters), never shown to a stranger."""
-    response = getattr(exc, "response", None)
-    if response is not None and hasattr(response, "status_code"):
+    response = (
+        exc.response if isinstance(exc, requests.RequestException | LtiServiceException) else None
+    )
+    if isinstance(response, requests.Response):
         return f"HTTP {response.status_code} from the LMS: {(response.text or '')[:300]}"
     return f"{type(exc).__name__}: {exc}"
 

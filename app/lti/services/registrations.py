@@ -117,9 +117,17 @@ class PlatformListing:
     platform: LtiPlatform
     deployments: list[LtiDeployment]
 
-    def __getattr__(self, name):
-        # id, name, issuer, client_id, URLs, source, active: the platform's own columns.
-        return getattr(self.platform, name)
+    # The platform's own columns, for pages and the API schema.
+    id = property(lambda self: self.platform.id)
+    name = property(lambda self: self.platform.name)
+    issuer = property(lambda self: self.platform.issuer)
+    client_id = property(lambda self: self.platform.client_id)
+    auth_login_url = property(lambda self: self.platform.auth_login_url)
+    auth_token_url = property(lambda self: self.platform.auth_token_url)
+    key_set_url = property(lambda self: self.platform.key_set_url)
+    auth_audience = property(lambda self: self.platform.auth_audience)
+    source = property(lambda self: self.platform.source)
+    active = property(lambda self: self.platform.active)
 
 
 def list_platforms(actor: User | None) -> list[PlatformListing]:
