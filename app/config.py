@@ -133,7 +133,8 @@ def load_config(overrides: dict | None = None) -> dict:
         ),
         "XAPI_LAUNCH_TTL": _env_int("SHUYUAN_XAPI_LAUNCH_TTL", 4 * 3600),
         # LTI 1.3 (app/lti): public base URL when behind a proxy that rewrites hosts,
-        # auto-approval of dynamically registered platforms, key rotation schedule,
+        # auto-approval of deployments registered through an admin's one-time link (they
+        # land in the link's district/school only), key rotation schedule,
         # grade passback retries, roster sync period, launch state in Redis.
         "LTI_BASE_URL": _env("SHUYUAN_LTI_BASE_URL"),
         "LTI_AUTO_APPROVE": _env_bool("SHUYUAN_LTI_AUTO_APPROVE", False),
@@ -143,6 +144,14 @@ def load_config(overrides: dict | None = None) -> dict:
         "LTI_GRADE_RETRY_SECONDS": _env_int("SHUYUAN_LTI_GRADE_RETRY_SECONDS", 30),
         "LTI_ROSTER_SYNC_SECONDS": _env_int("SHUYUAN_LTI_ROSTER_SYNC_SECONDS", 86400),
         "LTI_REDIS_URL": _env("SHUYUAN_LTI_REDIS_URL"),  # default: REDIS_URL
+        # Dynamic registration fetches URLs named by whoever holds a registration link:
+        # only public addresses, except these hosts (an on-premises LMS) or, with
+        # ALLOW_PRIVATE, any; timeout in seconds.
+        "LTI_REGISTRATION_ALLOW_HOSTS": _env_list("SHUYUAN_LTI_REGISTRATION_ALLOW_HOSTS", []),
+        "LTI_REGISTRATION_ALLOW_PRIVATE": _env_bool(
+            "SHUYUAN_LTI_REGISTRATION_ALLOW_PRIVATE", False
+        ),
+        "LTI_REGISTRATION_TIMEOUT": _env_int("SHUYUAN_LTI_REGISTRATION_TIMEOUT", 5),
         # Media (app/media): limits, quota, URL lifetimes, H5P unpacking limits.
         "MEDIA_MAX_UPLOAD_BYTES": _env_int("SHUYUAN_MEDIA_MAX_UPLOAD_BYTES", 4 * 1024**3),
         "MEDIA_DISTRICT_QUOTA_BYTES": _env_int("SHUYUAN_MEDIA_DISTRICT_QUOTA_BYTES", 200 * 1024**3),

@@ -49,7 +49,8 @@ def prepare_shuyuan(database_url: str, platform: Platform, instance: str) -> str
     from app.catalog.models import Resource
     from app.common.events import commit
     from app.extensions import db
-    from app.lti import services as lti
+    from app.lti.services import keys as lti_keys
+    from app.lti.services import registrations as lti
 
     app = create_app(
         {
@@ -74,7 +75,7 @@ def prepare_shuyuan(database_url: str, platform: Platform, instance: str) -> str
         )
         catalog.submit_content(teacher, Resource, resource.content_id)
         lti.add_platform(None, platform.registration("bench-s"), system=True)
-        lti.jwks()  # the first tool key
+        lti_keys.jwks()  # the first tool key
         commit()
         content_id = resource.content_id
         db.session.remove()
@@ -193,7 +194,7 @@ def run_bare(platform: Platform, args, ok: set[int]) -> dict:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from app.lti.services import create_key  # noqa: F401  (same key format as Shuyuan)
+    from app.lti.services.keys import create_key  # noqa: F401  (same key format as Shuyuan)
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(

@@ -124,6 +124,23 @@ def can_view(user: User | None, obj: Course | Resource) -> bool:
     return False
 
 
+def visible_to_organisation(
+    obj: Course | Resource, district_id: int | None, school_id: int | None
+) -> bool:
+    """Whether published ``obj`` is visible to the members of a school (or, without one,
+    of a district) as such, whoever else they are — e.g. through an LMS deployment that
+    belongs to that school, when the user also belongs elsewhere."""
+    if obj.state not in (State.PUBLISHED, State.SUPERSEDED):
+        return False
+    if obj.visibility == Visibility.REGION:
+        return True
+    if obj.visibility == Visibility.DISTRICT:
+        return district_id is not None and obj.district_id == district_id
+    if obj.visibility == Visibility.SCHOOL:
+        return school_id is not None and obj.school_id == school_id
+    return False
+
+
 def can_edit(user: User | None, obj: Course | Resource) -> bool:
     if user is None:
         return False

@@ -1,5 +1,23 @@
 """LTI 1.3 / LTI Advantage tool (on pylti1p3): registrations, keys, launch, deep linking,
-grades (AGS) and rosters (NRPS).  See docs/lti.md."""
+grades (AGS) and rosters (NRPS).  See docs/lti.md.
+
+Layout: ``claims`` (typed id_token), ``tool`` (pylti1p3 glue), ``store`` (shared launch
+state), ``services/`` (one module per sub-domain, see its docstring), ``views``, ``api``,
+``cli``, ``receivers``, ``jobs`` (jobs enqueued after the request's commit).
+
+Seams with other features — typed public functions only:
+
+- catalog: ``can_view``, ``visible_to_organisation`` (content a deployment's school or
+  district may open), ``get_content``, ``list_published``;
+- curriculum: ``get_or_create_class``, ``add_class_member``, ``get_calendar``,
+  ``list_calendars``, ``lessons_for_week``, ``resources_for_week``;
+- search: ``search`` (``SearchResult`` of ``SearchHit``);
+- accounts: ``create_user``, ``assign_role``, ``get_user_by_email``/``_public_id``;
+- signals: sends ``learning_event`` (verb ``launched``) after commit; listens to
+  ``learning_event`` for scores (``receivers.on_learning_event``).
+
+Other features call nothing here.
+"""
 
 from flask import Flask, request, session
 

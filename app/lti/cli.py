@@ -10,8 +10,9 @@ from sqlalchemy import select
 from app.common.events import commit
 from app.errors import AppError
 from app.extensions import db
-from app.lti import services
 from app.lti.models import KeyState, LtiKey, LtiPlatform
+from app.lti.services import ags, dynamic, keys, nrps, registrations
+from app.lti.store import launch_store
 
 lti_cli = click.Group("lti", help="LTI 1.3 registrations, tool keys, grades and rosters.")
 
@@ -51,7 +52,7 @@ def add_platform(
 ):
     """Register a platform (issuer + client id) and one of its deployments."""
     try:
-        deployment = services.add_platform(
+        deployment = registrations.add_platform(
             None,
             {
                 "issuer": issuer,
@@ -110,7 +111,7 @@ def list_platforms():
 def approve(deployment_pk, school, revoke):
     """Approve (or suspend) a deployment, e.g. one made by dynamic registration."""
     try:
-        deployment = services.set_deployment_approval(
+        deployment = registrations.set_deployment_approval(
             None, deployment_pk, not revoke, school_code=school, system=True
         )
     except AppError as exc:
@@ -135,7 +136,7 @@ def approve(deployment_pk, school, revoke):
 @with_appcontext
 def rotate_keys(publish_hours, grace_hours):
     """One step of key rotation; run daily from cron."""
-    report = services.rotate_keys(
+    report = keys.rotate_keys(
         None if publish_hours is None else int(publish_hours * 3600),
         None if grace_hours is None else int(grace_hours * 3600),
     )
@@ -161,7 +162,7 @@ def rotate_keys(publish_hours, grace_hours):
 @with_appcontext
 def retry_grades(force):
     """Post due scores of the outbox to the LMS (run every few minutes from cron)."""
-    counts = services.deliver_due_grades(force=force)
+    counts = ags.deliver_due_grades(force=force)
     click.echo(f"sent {counts['sent']}, failed {counts['failed']}, skipped {counts['skipped']}")
 
 
@@ -171,7 +172,7 @@ def retry_grades(force):
 def sync_roster(context_pk):
     """Read an LMS course's roster (NRPS) into its class now."""
     try:
-        result = services.sync_roster(context_pk)
+        result = nrps.sync_roster(context_pk)
     except AppError as exc:
         _fail(exc)
     commit()
@@ -184,7 +185,7 @@ def sync_roster(context_pk):
 @with_appcontext
 def purge():
     """Delete expired launch states and nonces."""
-    count = services.purge_expired_launch_data()
+    count = launch_store().purge_expired()
     commit()
     click.echo(f"purged {count} expired launch entries")
 
@@ -202,6 +203,37 @@ def urls(base_url):
         ("launch / redirect", "/lti/launch"),
         ("deep linking", "/lti/launch"),
         ("public keyset (JWKS)", "/lti/jwks.json"),
-        ("dynamic registration", "/lti/register"),
     ):
         click.echo(f"{label:28} {base}{path}")
+    click.echo(f"{'dynamic registration':28} flask lti registration-link --district CODE")
+
+
+@lti_cli.command("registration-link")
+@click.option("--district", default=None, help="Code of the district the LMS will belong to.")
+@click.option("--school", default=None, help="Code of the school (instead of a district).")
+@click.option("--hours", type=int, default=72, show_default=True, help="Lifetime of the link.")
+@click.option("--note", default="", help="What the link is for (shown on the admin page).")
+@click.option("--base-url", default=None, help="Public address of this Shuyuan.")
+@with_appcontext
+def registration_link(district, school, hours, note, base_url):
+    """Make a one-time Dynamic Registration link for a district or school."""
+    try:
+        school_row, district_row = registrations.resolve_org(school, district)
+        if district_row is None:
+            raise click.UsageError("Give --district or --school.")
+        made = dynamic.create_registration_link(
+            None,
+            district_id=district_row.id,
+            school_id=school_row.id if school_row else None,
+            hours=hours,
+            note=note,
+            system=True,
+        )
+    except AppError as exc:
+        _fail(exc)
+    commit()
+    base = (
+        base_url or current_app.config.get("LTI_BASE_URL") or "https://shuyuan.example.org"
+    ).rstrip("/")
+    click.echo(made.url(base))
+    click.echo(f"one use, expires {made.link.expires_at:%Y-%m-%d %H:%M} UTC")

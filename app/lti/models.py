@@ -238,3 +238,30 @@ class LtiGradeOutbox(db.Model):
     sent_at = db.Column(db.DateTime)
 
     link = db.relationship("LtiGradeLink")
+
+
+class LtiRegistrationLink(db.Model):
+    """A one-time Dynamic Registration link made by an administrator for one district
+    (optionally one school): whoever opens it may register one LMS deployment there, and
+    nowhere else.  Only the SHA-256 of the link's secret is stored."""
+
+    __tablename__ = "lti_registration_links"
+
+    id = db.Column(db.Integer, primary_key=True)
+    token_hash = db.Column(db.String(64), nullable=False, unique=True)
+    district_id = db.Column(
+        db.Integer, db.ForeignKey("districts.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id", ondelete="CASCADE"))
+    created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
+    note = db.Column(db.String(200), nullable=False, default="")
+    created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+    expires_at = db.Column(db.DateTime, nullable=False)
+    used_at = db.Column(db.DateTime)
+    deployment_id = db.Column(
+        db.Integer, db.ForeignKey("lti_deployments.id", ondelete="SET NULL"), index=True
+    )
+
+    district = db.relationship("District")
+    school = db.relationship("School")
+    deployment = db.relationship("LtiDeployment")

@@ -16,12 +16,12 @@ def on_learning_event(
 ) -> None:
     """A result with a score for content the user launched from an LMS with a line item
     is queued in the outbox and posted off the request path."""
-    from app.lti import services
+    from app.lti.services import ags
 
-    if user is None or services.score_from_result(result) is None:
+    if user is None or ags.score_from_result(result) is None:
         return
     content_ids = [obj.content_id for obj in (resource, course) if obj is not None]
-    rows = services.queue_scores(user, content_ids, result)
+    rows = ags.queue_scores(user, content_ids, result)
     if not rows:
         return
     db.session.commit()
@@ -30,11 +30,11 @@ def on_learning_event(
 
 
 def _deliver_later(outbox_id: int) -> None:
-    from app.lti import services
+    from app.lti.services import ags
 
     if current_app.config.get("JOBS_EAGER"):
         try:
-            services.deliver_grade(outbox_id)
+            ags.deliver_grade(outbox_id)
             db.session.commit()
         except Exception:
             log.exception("grade delivery %s failed", outbox_id)
@@ -42,4 +42,4 @@ def _deliver_later(outbox_id: int) -> None:
         return
     from app.jobs import enqueue
 
-    enqueue("app.lti.services:deliver_grade", outbox_id)
+    enqueue("app.lti.services.ags:deliver_grade", outbox_id)

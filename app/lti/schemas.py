@@ -76,3 +76,26 @@ class RosterSyncSchema(Schema):
     members = fields.Integer()
     added = fields.Integer()
     deactivated = fields.Integer()
+
+
+class RegistrationLinkCreateSchema(Schema):
+    district = Text(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    school = Text(load_default=None, allow_none=True, validate=validate.Length(max=64))
+    hours = fields.Integer(load_default=72, validate=validate.Range(min=1, max=720))
+    note = Text(load_default="", strip=True, validate=validate.Length(max=200))
+
+
+class RegistrationLinkSchema(Schema):
+    id = fields.Integer()
+    district_id = fields.Integer()
+    school_id = fields.Integer(allow_none=True)
+    note = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    used_at = fields.DateTime(allow_none=True)
+    deployment_id = fields.Integer(allow_none=True)
+
+
+class NewRegistrationLinkSchema(Schema):
+    link = fields.Nested(RegistrationLinkSchema)
+    url = fields.String(metadata={"description": "The one-time link; shown only here."})

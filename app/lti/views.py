@@ -1,15 +1,16 @@
 """LTI endpoints (login, launch, JWKS, dynamic registration, deep linking picker) and the
-admin pages.  Thin: the work is in :mod:`app.lti.services`."""
+admin pages.  Thin: the work is in :mod:`app.lti.services`; the framework commits."""
 
 from __future__ import annotations
 
-import uuid
+from urllib.parse import urlparse
 
 from flask import (
     Blueprint,
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -22,19 +23,29 @@ from flask_login import login_user
 from pylti1p3.contrib.flask import FlaskCookieService
 from pylti1p3.exception import LtiException
 
+from app.accounts import services as accounts
 from app.accounts.auth import actor
-from app.common.events import commit
-from app.errors import Forbidden, Unauthorized
-from app.extensions import csrf, db
-from app.lti import services
-from app.lti.tool import (
-    N_,
-    DatabaseToolConf,
-    LaunchRefused,
-    ShuyuanMessageLaunch,
-    flask_request,
-    launch_store,
+from app.common.transaction import keep_on_error, savepoint
+from app.curriculum import services as curriculum
+from app.errors import Forbidden, NotFound, Unauthorized
+from app.extensions import csrf
+from app.lti.errors import N_, LaunchRefused
+from app.lti.jobs import enqueue_after_commit
+from app.lti.services import (
+    ags,
+    deeplinking,
+    dynamic,
+    keys,
+    launch,
+    nrps,
+    permissions,
+    registrations,
 )
+from app.lti.services import (
+    login as login_service,
+)
+from app.lti.services.http import http_session
+from app.lti.tool import DatabaseToolConf, ShuyuanMessageLaunch, flask_request
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 
@@ -48,19 +59,31 @@ def launch_url() -> str:
     return base_url() + "/lti/launch"
 
 
+def _origin(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
 @bp.errorhandler(LaunchRefused)
 def refused(exc: LaunchRefused):
-    db.session.rollback()
+    if g.pop("lti_spent", False):
+        # The nonce (or parked launch) this refusal consumed stays consumed: the same
+        # id_token must not be accepted later, when whatever refused it has changed.
+        keep_on_error()
     current_app.logger.info("LTI refused (%s): %s", exc.code, exc.message)
     return render_template(
-        "lti/error.html", status=exc.status, code=exc.code, message=_(exc.message)
+        "lti/error.html", status=exc.status, code=exc.code, message=_(exc.message, **exc.params)
     ), exc.status
 
 
 @bp.errorhandler(LtiException)
 def lti_error(exc: LtiException):
-    db.session.rollback()
-    return render_template("lti/error.html", status=400, code="lti_invalid", message=str(exc)), 400
+    return render_template(
+        "lti/error.html",
+        status=400,
+        code="lti_invalid",
+        message=_("The launch is not valid: %(reason)s", reason=str(exc)[:200]),
+    ), 400
 
 
 # --- public LTI endpoints -------------------------------------------------------------
@@ -68,9 +91,7 @@ def lti_error(exc: LtiException):
 
 @bp.route("/jwks.json")
 def jwks():
-    keys = services.jwks()
-    commit()  # the first call may create the first key
-    response = jsonify(keys)
+    response = jsonify(keys.jwks())  # the first call creates (and commits) the first key
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
@@ -79,8 +100,7 @@ def jwks():
 def login():
     params = request.values
     new_window = bool(params.get("lti1p3_new_window"))
-    start = services.begin_login(params, launch_url())
-    commit()
+    start = login_service.begin_login(params, launch_url())
     secure = request.is_secure
     framed = request.headers.get("Sec-Fetch-Dest") == "iframe"
     if start.storage_target and not new_window:
@@ -105,7 +125,7 @@ def login():
     response.set_cookie(
         "lti1p3-" + start.state,
         start.state,
-        max_age=services.STATE_TTL,
+        max_age=login_service.STATE_TTL,
         httponly=True,
         secure=secure,
         samesite="None" if secure else None,
@@ -120,85 +140,64 @@ def _message_launch() -> ShuyuanMessageLaunch:
         req,
         DatabaseToolConf(),
         cookie_service=FlaskCookieService(req),
-        requests_session=services.http_session(),
+        requests_session=http_session(),
     )
 
 
 @bp.route("/launch", methods=["POST"])
-def launch():
+def launch_view():
     message_launch = _message_launch()
-    body = services.validate_launch(message_launch)
+    claims = launch.validate_launch(message_launch)
+    g.lti_spent = True
     if message_launch.cookie_less:
-        pending = "pl-" + uuid.uuid4().hex
-        launch_store().put(
-            pending,
-            {
-                "state": request.form["state"],
-                "nonce": body.get("nonce"),
-                "platform_id": message_launch.platform.id,
-                "deployment_pk": message_launch.deployment.id,
-                "body": body,
-            },
-            300,
-            new=True,
-        )
-        commit()
-        record = message_launch.state_record
+        state = request.form["state"]
+        pending = launch.park_launch(message_launch, state)
         return render_template(
             "lti/storage_launch.html",
             pending=pending,
-            state=request.form["state"],
-            nonce=body.get("nonce"),
-            storage_target=record.get("storage_target"),
+            state=state,
+            storage_target=message_launch.state_record.get("storage_target"),
             platform_origin=_origin(message_launch.platform.auth_login_url),
         )
-    return _finish(message_launch.platform, message_launch.deployment, body)
+    return _finish(message_launch.platform, message_launch.deployment, claims)
+
+
+def _posted_by_our_page() -> bool:
+    """The continuation is posted by our own launch page (same origin), never by a form
+    on another site: the browser sets these headers, a forging page cannot."""
+    if request.headers.get("Sec-Fetch-Site") == "same-origin":
+        return True
+    origin = request.headers.get("Origin")
+    return origin is not None and origin in {_origin(request.host_url), _origin(base_url())}
 
 
 @bp.route("/launch/continue", methods=["POST"])
 def launch_continue():
-    """Second step of a cookie-less launch: the page checked the state kept in platform
-    storage and posts it back."""
-    from app.lti.models import LtiDeployment, LtiPlatform
-
-    pending = request.form.get("pending", "")
-    record = launch_store().take(pending) if pending.startswith("pl-") else None
-    if record is None:
+    """Second step of a cookie-less launch: our launch page read the login's binding from
+    platform storage (which only the browser that logged in has) and posts it back."""
+    if not _posted_by_our_page():
         raise LaunchRefused(
-            N_("This launch expired or was already used: start it again from your course."),
-            "lti_bad_state",
+            N_("This launch must be continued by Shuyuan's own page."), "lti_state_mismatch", 403
         )
-    if not request.form.get("state") or request.form.get("state") != record["state"]:
-        raise LaunchRefused(
-            N_("The launch state kept by your learning platform does not match."),
-            "lti_state_mismatch",
-        )
-    platform = db.session.get(LtiPlatform, record["platform_id"])
-    deployment = db.session.get(LtiDeployment, record["deployment_pk"])
-    if platform is None or deployment is None or not deployment.approved:
-        raise LaunchRefused(
-            N_("This deployment is not approved."), "lti_deployment_not_approved", 403
-        )
-    return _finish(platform, deployment, record["body"])
+    pending = request.form.get("pending", "")[:100]
+    g.lti_spent = True
+    platform, deployment, claims = launch.resume_launch(
+        pending, request.form.get("state", "")[:100], request.form.get("binding", "")[:100]
+    )
+    return _finish(platform, deployment, claims)
 
 
-def _origin(url: str) -> str:
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    return f"{parsed.scheme}://{parsed.netloc}"
-
-
-def _finish(platform, deployment, body: dict):
-    outcome = services.complete_launch(platform, deployment, body)
+def _finish(platform, deployment, claims):
+    with savepoint():  # a refused launch leaves no user, context or grade link behind
+        outcome = launch.complete_launch(platform, deployment, claims)
     login_user(outcome.user)
     session["lti"] = {
         "platform": platform.id,
+        "deployment": deployment.id,
         "context": outcome.context.id if outcome.context else None,
     }
-    commit()
     for path, args in outcome.follow_up:
-        _run_later(path, *args)
+        enqueue_after_commit(path, *args)
     if outcome.kind == "deep_link":
         return redirect(url_for("lti.deep_link_picker", launch_id=outcome.launch_id))
     if outcome.kind == "resource":
@@ -214,51 +213,43 @@ def _finish(platform, deployment, body: dict):
     return redirect(url_for("catalog.browse"))
 
 
-def _run_later(path: str, *args) -> None:
-    """Off the request path.  In eager mode (tests) the job runs here and now, inside
-    this request's session, so it must not tear the session down."""
-    if current_app.config.get("JOBS_EAGER"):
-        from app.jobs import _resolve
-
-        try:
-            _resolve(path)(*args)
-            commit()
-        except Exception:
-            current_app.logger.exception("LTI job %s failed", path)
-            db.session.rollback()
-        return
-    from app.jobs import enqueue
-
-    enqueue(path, *args)
-
-
 @bp.route("/week/<int:calendar_id>/<int:week>")
 def week(calendar_id: int, week: int):
     user = actor()
     if user is None:
         raise Unauthorized("Log in first.")
-    data = services.browse_curriculum(user, calendar_id, week)
-    if not data["available"]:
+    if not (1 <= calendar_id <= launch.MAX_ID and 1 <= week <= launch.MAX_WEEK):
         abort(404)
-    return render_template("lti/week.html", calendar_id=calendar_id, week=week, data=data)
+    try:
+        lessons = curriculum.lessons_for_week(user, calendar_id, week)
+        resources = curriculum.resources_for_week(user, calendar_id, week)
+    except (NotFound, Forbidden):
+        abort(404)
+    return render_template(
+        "lti/week.html", calendar_id=calendar_id, week=week, lessons=lessons, resources=resources
+    )
 
 
 # --- dynamic registration -------------------------------------------------------------
 
 
 @bp.route("/register", methods=["GET", "POST"])
-def register():
-    openid_configuration = request.values.get("openid_configuration")
-    if not openid_configuration:
-        return render_template("lti/register_help.html", base=base_url()), 400
-    deployment = services.register_dynamically(
-        openid_configuration,
+def register_help():
+    return render_template("lti/register_help.html"), 400
+
+
+@bp.route("/register/<token>", methods=["GET", "POST"])
+def register(token: str):
+    if not request.values.get("openid_configuration"):
+        dynamic.open_registration_link(token)  # 404 for a dead link
+        return render_template("lti/register_help.html"), 400
+    deployment = dynamic.register_dynamically(
+        token,
+        request.values.get("openid_configuration", ""),
         request.values.get("registration_token"),
         base_url(),
         current_app.config.get("PLATFORM_NAME", "Shuyuan"),
-        request.values.get("school"),
     )
-    commit()
     return render_template("lti/registered.html", deployment=deployment)
 
 
@@ -267,20 +258,17 @@ def register():
 
 @bp.route("/deep-link/<launch_id>", methods=["GET"])
 def deep_link_picker(launch_id: str):
-    data = services.deep_link_session(launch_id)
-    user = services.deep_link_user(data)
+    selection = deeplinking.deep_link_session(launch_id)
     q = (request.args.get("q") or "").strip()[:200]
     calendar_id = request.args.get("calendar", type=int)
     week_number = request.args.get("week", type=int)
-    results = services.search_content(user, q)
-    curriculum = services.browse_curriculum(user, calendar_id, week_number)
-    settings = data.get("settings") or {}
+    settings = selection.settings
     return render_template(
         "lti/picker.html",
         launch_id=launch_id,
         q=q,
-        results=results,
-        curriculum=curriculum,
+        results=deeplinking.search_content(selection, q),
+        curriculum=deeplinking.browse_curriculum(selection, calendar_id, week_number),
         calendar_id=calendar_id,
         week=week_number,
         multiple=settings.get("accept_multiple", True) is not False,
@@ -290,9 +278,8 @@ def deep_link_picker(launch_id: str):
 
 @bp.route("/deep-link/<launch_id>", methods=["POST"])
 def deep_link_submit(launch_id: str):
-    selection = [item for item in request.form.getlist("items") if item][:200]
-    return_url, token = services.deep_link_response(launch_id, selection, launch_url())
-    commit()
+    selection = [item[:200] for item in request.form.getlist("items") if item][:200]
+    return_url, token = deeplinking.deep_link_response(launch_id, selection, launch_url())
     return render_template("lti/deep_link_return.html", return_url=return_url, jwt=token)
 
 
@@ -303,28 +290,64 @@ def _admin():
     user = actor()
     if user is None:
         raise Unauthorized("Log in first.")
-    if not (user.is_platform_admin or user.is_district_admin()):
-        raise Forbidden("Only administrators manage LTI.")
-    return user
+    return permissions.require_admin(user)
 
 
-@bp.route("/admin")
-def admin():
-    user = _admin()
-    from app.accounts import services as accounts
-
+def _admin_page(user, new_link: str | None = None):
+    if user.is_platform_admin:
+        schools = accounts.list_schools()
+    else:
+        admin_districts = set(user.admin_district_ids())
+        schools = [s for s in accounts.list_schools() if s.district_id in admin_districts]
+    districts = [
+        d
+        for d in accounts.list_districts()
+        if user.is_platform_admin or user.is_district_admin(d.id)
+    ]
     return render_template(
         "lti/admin.html",
-        platforms=services.list_platforms(user),
+        platforms=registrations.list_platforms(user),
+        links=dynamic.list_registration_links(user),
+        new_link=new_link,
         base=base_url(),
-        schools=accounts.list_schools(),
+        schools=schools,
+        districts=districts,
         is_platform_admin=user.is_platform_admin,
     )
 
 
+@bp.route("/admin")
+def admin():
+    return _admin_page(_admin())
+
+
+@bp.route("/admin/registration-links", methods=["POST"])
+def admin_registration_link():
+    csrf.protect()  # /lti/ is exempt by prefix for the LMS's posts; admin forms are not
+    user = _admin()
+    form = request.form
+    made = dynamic.create_registration_link(
+        user,
+        district_id=form.get("district_id", type=int),
+        school_id=form.get("school_id", type=int) or None,
+        hours=form.get("hours", 72, type=int),
+        note=form.get("note", "")[:200],
+    )
+    # Shown once, on this page: only the link's digest is stored.
+    return _admin_page(user, new_link=made.url(base_url()))
+
+
+@bp.route("/admin/registration-links/<int:link_id>/revoke", methods=["POST"])
+def admin_revoke_link(link_id: int):
+    csrf.protect()
+    dynamic.revoke_registration_link(_admin(), link_id)
+    flash(_("Registration link revoked."), "success")
+    return redirect(url_for("lti.admin"))
+
+
 @bp.route("/admin/platforms", methods=["POST"])
 def admin_add_platform():
-    csrf.protect()  # /lti/ is exempt by prefix for the LMS's posts; admin forms are not
+    csrf.protect()
     user = _admin()
     form = request.form
     data = {
@@ -341,8 +364,7 @@ def admin_add_platform():
         )
     }
     data["school_id"] = form.get("school_id", type=int)
-    services.add_platform(user, data)
-    commit()
+    registrations.add_platform(user, data)
     flash(_("Platform registered."), "success")
     return redirect(url_for("lti.admin"))
 
@@ -352,10 +374,9 @@ def admin_deployment(deployment_pk: int):
     csrf.protect()
     user = _admin()
     approve = request.form.get("action") == "approve"
-    services.set_deployment_approval(
+    registrations.set_deployment_approval(
         user, deployment_pk, approve, school_id=request.form.get("school_id", type=int)
     )
-    commit()
     flash(_("Deployment approved.") if approve else _("Deployment suspended."), "success")
     return redirect(url_for("lti.admin"))
 
@@ -364,17 +385,15 @@ def admin_deployment(deployment_pk: int):
 def admin_grades():
     user = _admin()
     status = request.args.get("status") or None
-    listing = services.grade_log(user, status, request.args.get("page", 1, type=int))
+    listing = ags.grade_log(user, status, request.args.get("page", 1, type=int))
     return render_template("lti/grades.html", listing=listing, status=status)
 
 
 @bp.route("/admin/grades/<int:outbox_id>/retry", methods=["POST"])
 def admin_retry_grade(outbox_id: int):
     csrf.protect()
-    user = _admin()
-    services.retry_grade(user, outbox_id)
-    commit()
-    _run_later("app.lti.services:deliver_grade", outbox_id)
+    ags.retry_grade(_admin(), outbox_id)
+    enqueue_after_commit("app.lti.services.ags:deliver_grade", outbox_id)
     return redirect(url_for("lti.admin_grades"))
 
 
@@ -383,7 +402,7 @@ def contexts():
     user = actor()
     if user is None:
         raise Unauthorized("Log in first.")
-    return render_template("lti/contexts.html", contexts=services.list_contexts(user))
+    return render_template("lti/contexts.html", contexts=nrps.list_contexts(user))
 
 
 @bp.route("/contexts/<int:context_pk>/sync", methods=["POST"])
@@ -392,7 +411,6 @@ def sync_context(context_pk: int):
     user = actor()
     if user is None:
         raise Unauthorized("Log in first.")
-    result = services.request_roster_sync(user, context_pk)
-    commit()
+    result = nrps.request_roster_sync(user, context_pk)
     flash(_("Roster synchronised: %(n)s members.", n=result["members"]), "success")
     return redirect(url_for("lti.contexts"))

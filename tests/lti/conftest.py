@@ -9,7 +9,7 @@ import requests
 from werkzeug.serving import make_server
 
 from app.common.events import commit
-from app.lti import services
+from app.lti.services import registrations
 from tests.lti.platform import Platform
 
 
@@ -34,7 +34,9 @@ def platform(live):
 @pytest.fixture
 def registered(platform, orgs):
     """The simulator registered and approved for ``orgs.school``."""
-    deployment = services.add_platform(None, platform.registration(orgs.school.code), system=True)
+    deployment = registrations.add_platform(
+        None, platform.registration(orgs.school.code), system=True
+    )
     commit()
     return deployment
 
@@ -85,3 +87,17 @@ def week_plan(orgs, make_user):
         "content_ids": content_ids,
         "framework": report.framework_id,
     }
+
+
+@pytest.fixture(autouse=True)
+def _registration_may_reach_loopback(request):
+    """Every LMS of these tests runs on 127.0.0.1, which dynamic registration refuses
+    unless allowed by config (as an operator allows an on-premises LMS)."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    app = request.getfixturevalue("app")
+    before = app.config.get("LTI_REGISTRATION_ALLOW_HOSTS")
+    app.config["LTI_REGISTRATION_ALLOW_HOSTS"] = ["127.0.0.1"]
+    yield
+    app.config["LTI_REGISTRATION_ALLOW_HOSTS"] = before

@@ -133,6 +133,7 @@ class Platform:
         self.members: list[dict] = []
         self.tool_jwks_url: str | None = None
         self.auth_requests: list[dict] = []
+        self.requested_paths: list[str] = []  # every path asked for, in order
         self.lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.port = self._server.server_port
@@ -304,6 +305,11 @@ class Platform:
 
     def _route(self, request: Request) -> Response:
         path = request.path
+        self.requested_paths.append(path)
+        if path == "/redirect-to-config":
+            return Response(
+                "", status=302, headers={"Location": "/.well-known/openid-configuration"}
+            )
         if path == "/jwks":
             return self._json({"keys": [self.jwk]})
         if path == "/.well-known/openid-configuration":

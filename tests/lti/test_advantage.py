@@ -12,7 +12,6 @@ from app.accounts.models import User
 from app.common.events import commit
 from app.extensions import db
 from app.hooks import emit_learning_event
-from app.lti import services
 from app.lti.models import (
     KeyState,
     LtiContext,
@@ -24,8 +23,10 @@ from app.lti.models import (
     LtiPlatform,
     OutboxStatus,
 )
+from app.lti.services import ags, nrps, registrations
+from app.lti.services import keys as lti_keys
 from tests.catalog.helpers import make_content
-from tests.lti.helpers import published_resource, refused
+from tests.lti.helpers import published_resource, refused, registration_link
 from tests.lti.platform import INSTRUCTOR, LEARNER, parse_form
 
 
@@ -126,7 +127,7 @@ def test_score_reaches_the_lms_gradebook_with_retries(
         )
         log = client.get("/lti/admin/grades?status=pending").get_data(as_text=True)
         assert "503" in log and "/lineitems/link-1" in log
-    counts = services.deliver_due_grades(force=True)
+    counts = ags.deliver_due_grades(force=True)
     assert counts["sent"] == 1
     score = platform.scores[-1]
     assert (
@@ -155,7 +156,7 @@ def test_scores_give_up_after_max_attempts(live, platform, registered, browser, 
         resource = db.session.execute(select(Resource).filter_by(content_id=exercise)).scalar_one()
         emit_learning_event(user, "scored", resource=resource, result={"score": {"scaled": 0.5}})
         commit()
-        services.deliver_due_grades(force=True)
+        ags.deliver_due_grades(force=True)
         row = db.session.execute(select(LtiGradeOutbox)).scalar_one()
         db.session.refresh(row)
         assert row.status == OutboxStatus.FAILED and row.attempts == 2
@@ -205,7 +206,7 @@ def test_roster_sync_on_launch_and_on_demand(live, platform, registered, browser
     db.session.expire_all()
     assert db.session.get(LtiContext, context.id).roster_size == 3
     # On demand: stu-b left the course.
-    result = services.sync_roster(context.id)
+    result = nrps.sync_roster(context.id)
     commit()
     assert result == {"members": 2, "added": 0, "deactivated": 1}
     assert db.session.get(LtiContextMember, members["学生乙"].id).active is False
@@ -217,7 +218,7 @@ def test_key_rotation_publishes_before_signing_and_retires_after_grace(
     keys = _jwks(live)["keys"]
     assert len(keys) == 1 and keys[0]["kid"] and keys[0]["alg"] == "RS256" and "d" not in keys[0]
     first = keys[0]["kid"]
-    report = services.rotate_keys(publish_seconds=0, grace_seconds=0)
+    report = lti_keys.rotate_keys(publish_seconds=0, grace_seconds=0)
     commit()
     new = report.created[0]
     published = [k["kid"] for k in _jwks(live)["keys"]]
@@ -225,13 +226,13 @@ def test_key_rotation_publishes_before_signing_and_retires_after_grace(
     # Still signing with the old key (tokens signed with the new one would be unknown to
     # platforms that cached the JWKS before it was published).
     assert _deep_link_kid(platform, live, browser, make_user) == first
-    report = services.rotate_keys(publish_seconds=0, grace_seconds=3600)
+    report = lti_keys.rotate_keys(publish_seconds=0, grace_seconds=3600)
     commit()
     assert report.activated == [new] and report.retiring == [first]
     assert first in [k["kid"] for k in _jwks(live)["keys"]]
     with requests.Session() as second_browser:
         assert _deep_link_kid(platform, live, second_browser, make_user) == new
-    report = services.rotate_keys(publish_seconds=3600, grace_seconds=0)
+    report = lti_keys.rotate_keys(publish_seconds=3600, grace_seconds=0)
     commit()
     assert report.retired == [first]
     published = [k["kid"] for k in _jwks(live)["keys"]]
@@ -260,16 +261,25 @@ def _deep_link_kid(platform, live, browser, make_user) -> str:
     return jwt.get_unverified_header(fields["JWT"])["kid"]
 
 
-def test_dynamic_registration(live, platform, orgs, browser, app):
-    config_url = platform.url + "/.well-known/openid-configuration"
-    page = browser.get(
-        live + "/lti/register",
+def _register(browser, live, platform, token, registration_token=None):
+    return browser.get(
+        live + "/lti/register/" + token,
         params={
-            "openid_configuration": config_url,
-            "registration_token": platform.registration_token,
-            "school": orgs.school.code,
+            "openid_configuration": platform.url + "/.well-known/openid-configuration",
+            "registration_token": registration_token or platform.registration_token,
         },
     )
+
+
+def test_dynamic_registration(live, platform, orgs, browser, app):
+    token = registration_link(orgs.district.id, orgs.school.id)
+    # Bad requests are refused with a page, never a 500, and leave the link usable.
+    assert browser.get(live + "/lti/register").status_code == 400
+    assert browser.get(live + "/lti/register/" + token).status_code == 400  # no configuration
+    bad = browser.get(live + "/lti/register/" + token, params={"openid_configuration": "nope"})
+    assert bad.status_code == 422
+    assert _register(browser, live, platform, token, "wrong").status_code == 422
+    page = _register(browser, live, platform, token)
     assert page.status_code == 200, page.text[:800]
     assert "org.imsglobal.lti.close" in page.text
     sent = platform.registrations[-1]
@@ -285,80 +295,71 @@ def test_dynamic_registration(live, platform, orgs, browser, app):
     assert stored.source == "dynamic" and stored.client_id == platform.client_id
     deployment = db.session.execute(select(LtiDeployment)).scalar_one()
     assert deployment.approved is False and deployment.school_id == orgs.school.id
+    # The link is spent.
+    assert _register(browser, live, platform, token).status_code == 404
+    assert len(platform.registrations) == 1
     # Pending approval: launches are refused until an admin approves.
     refused(platform.launch(browser, live, platform.prepare()), 403, "lti_deployment_not_approved")
-    services.set_deployment_approval(None, deployment.id, True, system=True)
+    registrations.set_deployment_approval(None, deployment.id, True, system=True)
     commit()
     with requests.Session() as fresh:
         assert platform.launch(fresh, live, platform.prepare()).status_code == 302
-    # Bad requests are refused with a page, never a 500.
-    assert browser.get(live + "/lti/register").status_code == 400
-    bad = browser.get(live + "/lti/register", params={"openid_configuration": "not a url"})
-    assert bad.status_code == 422
-    wrong_token = browser.get(
-        live + "/lti/register",
-        params={"openid_configuration": config_url, "registration_token": "wrong"},
-    )
-    assert wrong_token.status_code == 422
 
 
-def test_dynamic_registration_auto_approved_by_config(live, platform, orgs, browser, app):
+def test_dynamic_registration_auto_approved_only_in_the_links_district(
+    live, platform, orgs, browser, app
+):
     app.config["LTI_AUTO_APPROVE"] = True
     try:
-        page = browser.get(
-            live + "/lti/register",
-            params={
-                "openid_configuration": platform.url + "/.well-known/openid-configuration",
-                "registration_token": platform.registration_token,
-                "school": orgs.school.code,
-            },
-        )
+        token = registration_link(orgs.review_district.id)
+        page = _register(browser, live, platform, token)
         assert page.status_code == 200
     finally:
         app.config["LTI_AUTO_APPROVE"] = False
     db.session.expire_all()
-    assert db.session.execute(select(LtiDeployment)).scalar_one().approved is True
+    deployment = db.session.execute(select(LtiDeployment)).scalar_one()
+    assert deployment.approved is True
+    assert deployment.district_id == orgs.review_district.id and deployment.school_id is None
     assert platform.launch(browser, live, platform.prepare()).status_code == 302
 
 
 def test_cookie_less_launch_with_platform_storage(live, platform, registered, browser, make_user):
     content_id = published_resource(make_user("teacher"))
-    hint = platform.prepare(sub="stu-nocookie", custom={"resource": content_id})
-    params = platform.login_params(hint, lti_storage_target="post_message_forwarding")
-    page = browser.get(live + "/lti/login", params=params, allow_redirects=False)
-    assert page.status_code == 200 and "lti.put_data" in page.text
-    state = re.search(r'"(state-[0-9a-f]+)"', page.text).group(1)
-    auth_url = re.search(r'var authUrl = "([^"]+)"', page.text).group(1).replace("\\u0026", "&")
-    # This browser keeps no cookie at all (third-party cookies blocked).
-    browser.cookies.clear()
-    action, fields = platform.authorize(browser, auth_url)
-    assert fields["state"] == state
-    answer = browser.post(action, data=fields, allow_redirects=False)
-    assert answer.status_code == 200 and "lti.get_data" in answer.text
-    _, form = parse_form(answer.text, "lti-continue")
-    # The page's script asks the platform for the stored state and posts it back.
+    ours = {"Origin": live}  # what a browser sends with our own launch page's form
+
+    def start(target):
+        hint = platform.prepare(sub="stu-nocookie", custom={"resource": content_id})
+        params = platform.login_params(hint, lti_storage_target=target)
+        page = browser.get(live + "/lti/login", params=params, allow_redirects=False)
+        assert page.status_code == 200 and "lti.put_data" in page.text
+        state = re.search(r'"(state-[0-9a-f]+)"', page.text).group(1)
+        binding = re.search(r'\["binding_" \+ "state-[0-9a-f]+", "([^"]+)"\]', page.text).group(1)
+        auth_url = re.search(r'var authUrl = "([^"]+)"', page.text).group(1).replace("\\u0026", "&")
+        # This browser keeps no cookie at all (third-party cookies blocked).
+        browser.cookies.clear()
+        action, fields = platform.authorize(browser, auth_url)
+        assert fields["state"] == state
+        answer = browser.post(action, data=fields, allow_redirects=False)
+        assert answer.status_code == 200 and "lti.get_data" in answer.text
+        assert binding not in answer.text  # only platform storage holds it
+        _, form = parse_form(answer.text, "lti-continue")
+        return state, binding, form["pending"]
+
+    state, binding, pending = start("post_message_forwarding")
+    # The page's script asks the platform for the stored state and binding, posts them.
     wrong = browser.post(
         live + "/lti/launch/continue",
-        data={"pending": form["pending"], "state": "state-x"},
+        data={"pending": pending, "state": state, "binding": "guessed"},
+        headers=ours,
         allow_redirects=False,
     )
     refused(wrong, 400, "lti_state_mismatch")
     # ... a pending launch is usable once only, so start over for the right answer.
-    hint = platform.prepare(sub="stu-nocookie", custom={"resource": content_id})
-    page = browser.get(
-        live + "/lti/login",
-        params=platform.login_params(hint, lti_storage_target="_parent"),
-        allow_redirects=False,
-    )
-    state = re.search(r'"(state-[0-9a-f]+)"', page.text).group(1)
-    auth_url = re.search(r'var authUrl = "([^"]+)"', page.text).group(1).replace("\\u0026", "&")
-    browser.cookies.clear()
-    action, fields = platform.authorize(browser, auth_url)
-    answer = browser.post(action, data=fields, allow_redirects=False)
-    _, form = parse_form(answer.text, "lti-continue")
+    state, binding, pending = start("_parent")
     done = browser.post(
         live + "/lti/launch/continue",
-        data={"pending": form["pending"], "state": state},
+        data={"pending": pending, "state": state, "binding": binding},
+        headers=ours,
         allow_redirects=False,
     )
     assert done.status_code == 302 and done.headers["Location"].endswith(f"/resources/{content_id}")

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app.common.events import commit
 from app.extensions import db
-from app.lti import services
 from app.lti.models import LtiIdentity
+from app.lti.services import registrations
 from tests.lti.helpers import published_resource, refused
 from tests.lti.platform import new_rsa, parse_form
 
@@ -114,7 +114,7 @@ def test_unknown_and_unapproved_deployment(live, platform, registered, browser, 
         403,
         "lti_unknown_deployment",
     )
-    services.add_platform(
+    registrations.add_platform(
         None,
         platform.registration(orgs.school.code, deployment_id="dep-pending", approved=False),
         system=True,
@@ -189,12 +189,12 @@ def test_garbage_token_and_unknown_message(live, platform, registered, browser):
     refused(
         browser.post(action, data={**fields, "id_token": "not.a.jwt"}, allow_redirects=False),
         400,
-        "lti_invalid",
+        "lti_bad_token",
     )
     refused(
         browser.post(action, data={"state": fields["state"]}, allow_redirects=False),
         400,
-        "lti_invalid",
+        "lti_bad_token",
     )
     refused(
         platform.launch(browser, live, platform.prepare(message_type="LtiSomethingElse")),

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import requests
 
 from tests.lti.platform import INSTRUCTOR, parse_form
-
-pytest.importorskip("app.curriculum.services")
 
 
 def test_deep_link_a_whole_week_then_launch_into_it(live, platform, registered, browser, week_plan):

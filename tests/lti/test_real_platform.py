@@ -13,12 +13,10 @@ from app.catalog.models import Resource
 from app.common.events import commit
 from app.extensions import db
 from app.hooks import emit_learning_event
-from app.lti import services
 from app.lti.models import LtiDeployment, LtiIdentity
+from app.lti.services import registrations
+from tests.lti.helpers import registration_link
 from tests.lti.platform import parse_form
-
-pytest.importorskip("lti1p3platform")
-pytest.importorskip("app.curriculum.services")
 
 
 @pytest.fixture
@@ -42,21 +40,22 @@ def _click(browser: requests.Session, link: str) -> requests.Response:
 def test_real_platform_registers_launches_deep_links_a_week_and_receives_a_grade(
     live, lms, orgs, week_plan
 ):
-    # 1. Dynamic registration from the LMS's admin page.
+    # 1. Dynamic registration from the LMS's admin page, with the one-time link a
+    #    Shuyuan administrator made for the school.
+    token = registration_link(orgs.district.id, orgs.school.id)
     with requests.Session() as admin:
         page = admin.get(
-            live + "/lti/register",
+            live + "/lti/register/" + token,
             timeout=10,
             params={
                 "openid_configuration": lms.url + "/.well-known/openid-configuration",
                 "registration_token": lms.registration_token,
-                "school": orgs.school.code,
             },
         )
     assert page.status_code == 200 and "org.imsglobal.lti.close" in page.text, page.text[:500]
     deployment = db.session.execute(select(LtiDeployment)).scalar_one()
     assert deployment.deployment_id == lms.deployment_id and not deployment.approved
-    services.set_deployment_approval(None, deployment.id, True, system=True)
+    registrations.set_deployment_approval(None, deployment.id, True, system=True)
     commit()
 
     # 2. The teacher deep-links all resources of syllabus week 3.
