@@ -20,3 +20,27 @@ def _enqueue(app, path: str, args: tuple) -> None:
     from app.jobs import enqueue
 
     enqueue(path, *args)
+
+
+# Periodic jobs (run by `flask ops scheduler` through app.jobs): each is one idempotent step.
+
+
+def deliver_due_grades() -> dict:
+    """Post the scores whose retry time has come (the grade outbox)."""
+    from app.lti.services.ags import deliver_due_grades as deliver
+
+    return deliver()
+
+
+def rotate_keys() -> None:
+    """One step of the key rotation schedule (publish, then sign, then retire)."""
+    from app.lti.services.keys import rotate_keys as rotate
+
+    rotate()
+
+
+def purge_expired_launch_data() -> int:
+    """Drop expired login states and nonces."""
+    from app.lti.store import launch_store
+
+    return launch_store().purge_expired()

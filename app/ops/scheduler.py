@@ -39,9 +39,9 @@ def periodic_jobs(config) -> list[PeriodicJob]:
     """The timetable; intervals come from config so an operator can tune them."""
     every = config.get("SCHEDULE_SECONDS", {})
     table = [
-        PeriodicJob("lti-grades", "app.lti.services:deliver_due_grades", 60),
-        PeriodicJob("lti-purge", "app.lti.services:purge_expired_launch_data", 3600),
-        PeriodicJob("lti-rotate-keys", "app.lti.services:rotate_keys", 24 * 3600),
+        PeriodicJob("lti-grades", "app.lti.jobs:deliver_due_grades", 60),
+        PeriodicJob("lti-purge", "app.lti.jobs:purge_expired_launch_data", 3600),
+        PeriodicJob("lti-rotate-keys", "app.lti.jobs:rotate_keys", 24 * 3600),
         PeriodicJob("xapi-forward", "app.xapi.services:forward_due", 30),
         PeriodicJob("media-gc", "app.media.services:collect_garbage", 24 * 3600, {"apply": True}),
     ]

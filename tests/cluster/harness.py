@@ -179,7 +179,7 @@ def seed(cluster: Cluster) -> None:
     from app.accounts import services as accounts
     from app.accounts.models import Role
     from app.common.events import commit
-    from app.lti import services as lti
+    from app.lti.services.registrations import add_platform
     from app.xapi import services as xapi
 
     app = make_app(cluster.env["DATABASE_URL"], str(cluster.root / "seed"))
@@ -200,7 +200,7 @@ def seed(cluster: Cluster) -> None:
             "cluster", district, ["statements/write", "statements/read"]
         )
         cluster.xapi_auth = (client.key, secret)
-        lti.add_platform(None, cluster.platform.registration(school.code), system=True)
+        add_platform(None, cluster.platform.registration(school.code), system=True)
         commit()
 
 
