@@ -11,7 +11,7 @@ def init_app(app: Flask) -> None:
     """Registered in app.FEATURES; wires the LRS blueprint, CLI and signal receivers."""
     from app import errors
     from app.extensions import api as rest_api
-    from app.xapi import api, cli, emit, views
+    from app.xapi import api, cli, emit, services, views
 
     if "/xapi/" not in errors.JSON_PREFIXES:
         errors.JSON_PREFIXES.append("/xapi/")
@@ -19,3 +19,4 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.xapi_cli)
     emit.connect(app)
+    services.outbox_filled.connect(services.start_forwarding, sender=app, weak=False)

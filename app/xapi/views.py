@@ -15,10 +15,9 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import http_date, parse_options_header
 
-from app.common.events import commit
 from app.errors import AppError, BadRequest, NotFound
 from app.xapi import schemas, services
 from app.xapi.services import DocumentScope
@@ -158,7 +157,7 @@ def _alternate_request(params: dict, headers: dict) -> LrsRequest:
 
 @bp.after_request
 def _lrs_headers(response: Response) -> Response:
-    version = getattr(request, "_xapi_version", None) or "2.0.0"
+    version = g.get("xapi_version") or "2.0.0"
     response.headers["X-Experience-API-Version"] = version
     response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
     response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
@@ -188,7 +187,7 @@ def lrs(resource: str):
         return Response(status=200)
     resource = resource.strip("/")
     if resource == "about":
-        request._xapi_version = (
+        g.xapi_version = (
             "2.0.0"
             if (request.headers.get("X-Experience-API-Version", "2").startswith("2"))
             else "1.0.3"
@@ -214,15 +213,14 @@ def lrs(resource: str):
     if declared is None:
         # Answer in the version this client last spoke (it cannot tell us this time).
         with contextlib.suppress(AppError):
-            request._xapi_version = services.authenticate(
+            g.xapi_version = services.authenticate(
                 lrs_request.headers.get("authorization")
             ).last_version
     lrs_request.version = _negotiate_version(declared)
-    request._xapi_version = lrs_request.version
+    g.xapi_version = lrs_request.version
     lrs_request.principal = services.authenticate(lrs_request.headers.get("authorization"))
     if lrs_request.principal.last_version != lrs_request.version:
         services.remember_version(lrs_request.principal, lrs_request.version)
-        commit()
     method = "GET" if lrs_request.method == "HEAD" else lrs_request.method
     function = handler.get(method)
     if function is None:
@@ -392,8 +390,6 @@ def statements_put(req: LrsRequest) -> Response:
         statement_id=statement_id,
         single=True,
     )
-    commit()
-    services.after_store()
     return Response(status=204)
 
 
@@ -406,8 +402,6 @@ def statements_post(req: LrsRequest) -> Response:
     ids = services.store_statements(
         req.principal, statements, req.version, _keys_case(attachments, statements), single=single
     )
-    commit()
-    services.after_store()
     return _json(ids)
 
 
@@ -593,9 +587,7 @@ def _document_handlers(scope_of, id_param: str, kind: str):
             require_precondition=require,
             require_precondition_new=strict_new,
         )
-        etag = document.etag
-        commit()
-        return Response(status=204, headers={"ETag": etag})
+        return Response(status=204, headers={"ETag": document.etag})
 
     def put(req: LrsRequest) -> Response:
         return save(req, merge=False)
@@ -619,7 +611,6 @@ def _document_handlers(scope_of, id_param: str, kind: str):
             req.headers.get("if-match"),
             req.headers.get("if-none-match"),
         )
-        commit()
         return Response(status=204)
 
     return {"GET": get, "PUT": put, "POST": post, "DELETE": delete}
