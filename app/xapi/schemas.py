@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextvars
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
+
+from app.xapi import jsontext
 
 SPEC_VERSION: contextvars.ContextVar[str] = contextvars.ContextVar(
     "xapi_spec_version", default="2.0.0"
@@ -112,16 +114,23 @@ def parse_timestamp(value: str, version: str | None = None) -> datetime:
         hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
         if hours > 23 or minutes > 59:
             raise ValueError("has an invalid offset")
-        from datetime import timedelta
-
-        moment = moment - sign * timedelta(hours=hours, minutes=minutes)
+        try:
+            moment = moment - sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError:
+            # e.g. 0001-01-01T00:00:00+00:01 is in year 0 in UTC.
+            raise ValueError("is outside the supported date range once read as UTC") from None
     return moment.replace(tzinfo=UTC)
 
 
 def format_timestamp(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): it does not pad years below 1000 to four digits.
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T"
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}."
+        f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 # --- fields ------------------------------------------------------------------------------
@@ -654,8 +663,22 @@ class StatementSchema(_StatementBase):
 _STATEMENT_SCHEMA = StatementSchema()
 
 
-def validate_statement(statement, version: str = "2.0.0") -> None:
+_JSON_REASONS = {
+    "number": "NaN and Infinity (or a number too large for a double) are not JSON numbers.",
+    "surrogate": "contains a lone UTF-16 surrogate; strings must be valid Unicode.",
+    "depth": "is nested too deeply.",
+}
+
+
+def validate_statement(
+    statement, version: str = "2.0.0", max_depth: int = jsontext.DEFAULT_MAX_DEPTH
+) -> None:
     """Raise ValidationError (messages keyed by property) if ``statement`` breaks a MUST."""
+    try:
+        jsontext.check(statement, max_depth)
+    except jsontext.JsonRejected as exc:
+        where = exc.path.removeprefix("$").lstrip(".") or "_schema"
+        raise ValidationError({where: [_JSON_REASONS.get(exc.kind, str(exc))]}) from None
     token = SPEC_VERSION.set(version)
     try:
         _STATEMENT_SCHEMA.load(statement)

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import http_date, parse_options_header
 
 from app.errors import AppError, BadRequest, NotFound
-from app.xapi import schemas, services
+from app.xapi import jsontext, schemas, services
 from app.xapi.services import DocumentScope
 
 bp = Blueprint("xapi", __name__, url_prefix="/xapi")
@@ -267,14 +267,12 @@ def _parse_statements_body(req: LrsRequest) -> tuple[object, dict]:
     )
 
 
-def _load_json(body: bytes):
+def _load_json(body: bytes, where: str = "body"):
     try:
-        return json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest("The body is not UTF-8.") from None
-    except ValueError as exc:
-        raise BadRequest(
-            f"The body is not valid JSON: {exc}.", fields={"body": ["malformed JSON"]}
+        return jsontext.loads(body, current_app.config["XAPI_MAX_JSON_DEPTH"])
+    except jsontext.JsonRejected as exc:
+        raise jsontext.as_bad_request(
+            exc, where, current_app.config["XAPI_MAX_JSON_DEPTH"]
         ) from None
 
 

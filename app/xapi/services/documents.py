@@ -8,11 +8,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app
 from sqlalchemy import select
 
 from app.common.models import utcnow
 from app.errors import AppError, BadRequest, Conflict, Forbidden, NotFound
 from app.extensions import db
+from app.xapi import jsontext
 from app.xapi.models import Document
 from app.xapi.services.auth import Principal
 from app.xapi.services.identity import agent_key, sha1
@@ -118,6 +120,8 @@ def save_document(
 ) -> Document:
     """PUT (replace) or POST (merge JSON objects) a document."""
     _check_document_scope(principal, scope, write=True)
+    if _is_json(content_type):
+        _refuse_non_standard_json(content)
     existing = db.session.execute(
         select(Document)
         .where(*scope.conditions(principal), Document.doc_id == doc_id)
@@ -185,10 +189,23 @@ def save_document(
     return existing
 
 
+def _refuse_non_standard_json(content: bytes) -> None:
+    """A JSON document may not carry NaN/Infinity, lone surrogates or absurd nesting:
+    stored, it would be served (and merged into) as invalid JSON.  A body that is not
+    JSON at all is kept as the opaque bytes the client sent (PUT), as before."""
+    try:
+        jsontext.loads(content, current_app.config["XAPI_MAX_JSON_DEPTH"])
+    except jsontext.JsonRejected as exc:
+        if exc.kind != "syntax":
+            raise jsontext.as_bad_request(
+                exc, "body", current_app.config["XAPI_MAX_JSON_DEPTH"]
+            ) from None
+
+
 def _json_object(content: bytes):
     try:
-        value = json.loads(content.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        value = jsontext.loads(content)
+    except jsontext.JsonRejected:
         return None
     return value if isinstance(value, dict) else None
 

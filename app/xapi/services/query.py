@@ -3,7 +3,6 @@ cursor, attachments of a page, the Activities and Agents resources."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +14,7 @@ from sqlalchemy import and_, exists, or_, select
 from app.common.models import utcnow
 from app.errors import BadRequest, Forbidden, NotFound
 from app.extensions import db
-from app.xapi import schemas
+from app.xapi import jsontext, schemas
 from app.xapi.models import Activity, Attachment, Statement, StatementRelation
 from app.xapi.services.auth import Principal
 from app.xapi.services.identity import agent_key, sha1
@@ -132,8 +131,10 @@ def _bool_param(params, name) -> bool:
 
 def parse_agent_param(value: str, name: str = "agent") -> dict:
     try:
-        agent = json.loads(value)
-    except ValueError:
+        agent = jsontext.loads(value, current_app.config["XAPI_MAX_JSON_DEPTH"])
+    except jsontext.JsonRejected as exc:
+        if exc.kind != "syntax":
+            raise jsontext.as_bad_request(exc, name) from None
         raise BadRequest(
             f"{name} must be a JSON Agent object.", fields={name: ["not JSON"]}
         ) from None

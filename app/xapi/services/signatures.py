@@ -7,14 +7,13 @@ import base64
 import binascii
 import contextlib
 import copy
-import json
 import re
 
 import jwt
 from cryptography import x509
 
 from app.errors import BadRequest
-from app.xapi import schemas
+from app.xapi import jsontext, schemas
 
 
 def _comparable(statement: dict) -> dict:
@@ -98,8 +97,8 @@ def verify_signature(statement: dict, jws: bytes, index: int) -> None:
     try:
         text = jws.decode("ascii").strip()
         header_b64, payload_b64, signature_b64 = text.split(".")
-        header = json.loads(_b64url(header_b64))
-        payload = json.loads(_b64url(payload_b64))
+        header = jsontext.loads(_b64url(header_b64))
+        payload = jsontext.loads(_b64url(payload_b64))
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise BadRequest(
             f"{where}: the signature is not a JWS in compact serialization.",

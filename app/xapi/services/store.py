@@ -9,9 +9,10 @@ from datetime import datetime
 from flask import current_app
 from marshmallow import ValidationError
 from sqlalchemy import and_, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.common.models import utcnow
+from app.common.transaction import savepoint
 from app.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge
 from app.extensions import db
 from app.xapi import schemas
@@ -81,6 +82,7 @@ def store_statements(
     if len(statements) > max_batch:
         raise PayloadTooLarge(f"At most {max_batch} statements per request.")
     attachments = attachments or {}
+    max_depth = current_app.config.get("XAPI_MAX_JSON_DEPTH", 64)
     ids: list[str] = []
     seen: set[str] = set()
     needed_hashes: set[str] = set()
@@ -92,7 +94,7 @@ def store_statements(
                 fields={f"statement[{index}]": ["not an object"]},
             )
         try:
-            schemas.validate_statement(statement, version)
+            schemas.validate_statement(statement, version, max_depth)
         except ValidationError as exc:
             raise _validation_error(label, exc) from None
         if statement_id is not None:
@@ -149,6 +151,7 @@ def store_statements(
             fields={"attachments": ["unexpected parts"]},
         )
 
+    _serialise_sqlite_writers()
     # Voiding rules: the target must not itself be a voiding statement.
     voiding_targets = {}
     for index, statement in enumerate(statements):
@@ -184,12 +187,55 @@ def store_statements(
                 fields={"object.id": ["targets a voiding statement"]},
             )
 
-    try:
-        return _insert(principal, statements, ids, version, attachments)
-    except IntegrityError:
-        # Another request stored one of these ids between our check and our insert.
-        db.session.rollback()
-        return _insert(principal, statements, ids, version, attachments)
+    return _insert_with_retries(principal, statements, ids, version, attachments)
+
+
+INSERT_ATTEMPTS = 8
+_RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+def _insert_with_retries(principal, statements, ids, version, attachments) -> list[str]:
+    """Insert in a savepoint; when a concurrent request stored some of the same ids
+    between our check and our insert (unique violation), roll back only the savepoint
+    and look again: those ids are now existing statements, compared like any re-post.
+    Each retry sees more of the other requests' rows, so this ends; if it does not
+    within ``INSERT_ATTEMPTS``, the client gets 409 and may simply send the batch again
+    (nothing of it was stored)."""
+    for _attempt in range(INSERT_ATTEMPTS):
+        try:
+            with savepoint():
+                return _insert(principal, statements, ids, version, attachments)
+        except IntegrityError:
+            continue
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
+                continue
+            if "database is locked" in str(exc.orig):  # SQLite's busy timeout ran out
+                break
+            raise
+    raise Conflict(
+        "Other requests are storing the same statements right now; send the batch again.",
+        code="concurrent_write",
+    )
+
+
+def _serialise_sqlite_writers() -> None:
+    """SQLite allows one writer at a time: take its write lock before looking for
+    existing ids, so that the look and the insert see the same database (a plain
+    deferred transaction would only take it at the first INSERT, after the look).  It
+    also makes the savepoint nest inside a real transaction.  PostgreSQL needs none of
+    this: row locks and the retry above handle it."""
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.dbapi_connection.in_transaction:
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except OperationalError:  # busy for longer than the busy timeout
+            raise Conflict(
+                "The LRS is busy with other writes; send the statements again.",
+                code="concurrent_write",
+            ) from None
 
 
 def _insert(principal, statements, ids, version, attachments) -> list[str]:
