@@ -35,9 +35,7 @@ def test_overlapping_batches_from_threads_store_each_statement_once(app, lrs):
     pool = _pool()
     ids = list(pool)
     rng = random.Random(20261130)
-    plans = [
-        [rng.sample(ids, BATCH) for _ in range(BATCHES_PER_THREAD)] for _ in range(THREADS)
-    ]
+    plans = [[rng.sample(ids, BATCH) for _ in range(BATCHES_PER_THREAD)] for _ in range(THREADS)]
     start = threading.Barrier(THREADS)
     statuses: list[int] = []
     errors: list[str] = []

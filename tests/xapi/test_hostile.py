@@ -106,7 +106,9 @@ def test_lone_surrogates_are_refused_and_every_page_still_reads(lrs, raw):
 
 def test_a_proper_surrogate_pair_is_accepted(lrs):
     sid = new_id()
-    body = json.dumps(statement(id=sid), ensure_ascii=False).replace('"小明"', '"\\ud83d\\ude00 小明"')
+    body = json.dumps(statement(id=sid), ensure_ascii=False).replace(
+        '"小明"', '"\\ud83d\\ude00 小明"'
+    )
     assert lrs.post(body).status_code == 200
     assert strict_json(lrs.get(statementId=sid))["actor"]["name"] == "\U0001f600 小明"
 
