@@ -369,3 +369,12 @@ def test_random_agent_parameter_is_never_5xx(lrs, agent):
     ):
         response = lrs.get(path, agent=json.dumps(agent), **extra)
         assert response.status_code < 500, (path, response.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(
+    ("language", "words"), [("en", "nested too deeply"), ("zh-CN", "嵌套过深")]
+)
+def test_the_refusal_speaks_the_clients_language(lrs, language, words):
+    response = lrs.post("[" * 5000 + "]" * 5000, headers={"Accept-Language": language})
+    assert response.status_code == 400
+    assert words in response.get_json()["error"]["message"]

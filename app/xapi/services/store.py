@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from flask import current_app
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -214,7 +215,7 @@ def _insert_with_retries(principal, statements, ids, version, attachments) -> li
                 break
             raise
     raise Conflict(
-        "Other requests are storing the same statements right now; send the batch again.",
+        _("Other requests are storing the same statements right now; send the batch again."),
         code="concurrent_write",
     )
 
@@ -233,7 +234,7 @@ def _serialise_sqlite_writers() -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except OperationalError:  # busy for longer than the busy timeout
             raise Conflict(
-                "The LRS is busy with other writes; send the statements again.",
+                _("The LRS is busy with other writes; send the statements again."),
                 code="concurrent_write",
             ) from None
 
