@@ -155,7 +155,7 @@ def _alternate_request(params: dict, headers: dict) -> LrsRequest:
 
 @bp.after_request
 def _lrs_headers(response: Response) -> Response:
-    version = g.get("xapi_version") or "2.0.0"
+    version = g.pop("xapi_version", None) or "2.0.0"
     response.headers["X-Experience-API-Version"] = version
     response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
     response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
