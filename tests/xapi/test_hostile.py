@@ -378,3 +378,55 @@ def test_the_refusal_speaks_the_clients_language(lrs, language, words):
     response = lrs.post("[" * 5000 + "]" * 5000, headers={"Accept-Language": language})
     assert response.status_code == 400
     assert words in response.get_json()["error"]["message"]
+
+
+QUERY_PARAMS = sorted(
+    {
+        "statementId",
+        "voidedStatementId",
+        "agent",
+        "verb",
+        "activity",
+        "registration",
+        "related_activities",
+        "related_agents",
+        "since",
+        "until",
+        "limit",
+        "format",
+        "attachments",
+        "ascending",
+        "more",
+    }
+)
+param_text = st.text(max_size=30) | st.sampled_from(
+    ["", "true", "-1", "99999999999999999999999", "0001-01-01T00:00:00+00:01", "[]", "{}", "null"]
+)
+
+
+@PROPERTY_SETTINGS
+@given(params=st.dictionaries(st.sampled_from(QUERY_PARAMS), param_text, max_size=4))
+def test_random_statement_query_parameters_are_never_5xx(lrs, params):
+    response = lrs.get(**params)
+    assert response.status_code < 500, (params, response.get_data(as_text=True))
+    if response.status_code == 200 and response.mimetype == "application/json":
+        strict_json(response)
+
+
+@PROPERTY_SETTINGS
+@given(
+    path_ident=st.sampled_from(DOCUMENTS),
+    params=st.dictionaries(
+        st.sampled_from(["activityId", "agent", "registration", "stateId", "profileId", "since"]),
+        param_text,
+        max_size=4,
+    ),
+    method=st.sampled_from(["get", "put", "post", "delete"]),
+)
+def test_random_document_parameters_are_never_5xx(lrs, path_ident, params, method):
+    path, _ = path_ident
+    if method in ("put", "post"):
+        response = getattr(lrs, method)("{}", path=path, **params)
+    else:
+        response = getattr(lrs, method)(path, **params)
+    assert response.status_code < 500, (path, params, response.get_data(as_text=True))
