@@ -206,7 +206,9 @@ def _insert_with_retries(principal, statements, ids, version, attachments) -> li
         try:
             with savepoint():
                 return _insert(principal, statements, ids, version, attachments)
-        except IntegrityError:
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise
             continue
         except OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
@@ -217,6 +219,13 @@ def _insert_with_retries(principal, statements, ids, version, attachments) -> li
     raise Conflict(
         _("Other requests are storing the same statements right now; send the batch again."),
         code="concurrent_write",
+    )
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    # psycopg names it by SQLSTATE; sqlite3 only in its message.
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(
+        exc.orig
     )
 
 
