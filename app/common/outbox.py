@@ -19,9 +19,13 @@ work::
             row.status = "sent"
     # ... and the job commits once (app.jobs.run_job does).
 
-The model needs three columns: ``attempts`` (int, not null, default 0),
-``next_attempt_at`` (naive UTC datetime, not null, indexed with the primary key) and
-``last_error`` (text or a string of at least :data:`ERROR_LENGTH`).  Anything else —
+API: :func:`claim` (due rows, locked), :func:`backoff` (the one retry schedule),
+:func:`record_success`, :func:`record_failure` (both flush, neither commits).
+
+The model needs an integer ``id`` primary key (the default claim order) and three
+columns: ``attempts`` (int, not null, default 0), ``next_attempt_at`` (naive UTC
+datetime, not null, in an index that starts with it or with the caller's extra filter)
+and ``last_error`` (text, or a string of at least :data:`ERROR_LENGTH`).  Anything else —
 status, sent time, grouping by destination — stays the caller's.
 
 Concurrency.  On PostgreSQL :func:`claim` is ``SELECT … FOR UPDATE SKIP LOCKED``: a row
