@@ -132,6 +132,8 @@ def load_config(overrides: dict | None = None) -> dict:
             "SHUYUAN_XAPI_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024
         ),
         "XAPI_LAUNCH_TTL": _env_int("SHUYUAN_XAPI_LAUNCH_TTL", 4 * 3600),
+        # Deeper JSON (statements, documents, agent parameters) is refused with 400.
+        "XAPI_MAX_JSON_DEPTH": _env_int("SHUYUAN_XAPI_MAX_JSON_DEPTH", 64),
         # LTI 1.3 (app/lti): public base URL when behind a proxy that rewrites hosts,
         # auto-approval of deployments registered through an admin's one-time link (they
         # land in the link's district/school only), key rotation schedule,

@@ -1,6 +1,13 @@
 """xAPI: Shuyuan's Learning Record Store (``/xapi/``), the emission of the platform's
 own learning events as statements, and forwarding to a district's external LRS.
 
+Seams: other features never import this package.  It listens to the documented
+signals of :mod:`app.signals` (``learning_event``, ``student_enrolled``,
+``student_unenrolled``; see :mod:`app.xapi.emit`).  Content players get a launch token
+from :func:`app.xapi.services.issue_launch_token` (sent with
+:func:`~app.xapi.services.launch_auth_header`).  Inside the package,
+:data:`app.xapi.services.outbox_filled` (after commit) starts the forwarder.
+
 See docs/xapi.md for the vocabulary, credentials and the conformance suite.
 """
 
@@ -11,7 +18,7 @@ def init_app(app: Flask) -> None:
     """Registered in app.FEATURES; wires the LRS blueprint, CLI and signal receivers."""
     from app import errors
     from app.extensions import api as rest_api
-    from app.xapi import api, cli, emit, views
+    from app.xapi import api, cli, emit, services, views
 
     if "/xapi/" not in errors.JSON_PREFIXES:
         errors.JSON_PREFIXES.append("/xapi/")
@@ -19,3 +26,4 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.xapi_cli)
     emit.connect(app)
+    services.outbox_filled.connect(services.start_forwarding, sender=app, weak=False)

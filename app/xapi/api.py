@@ -4,7 +4,6 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.accounts.auth import actor
-from app.common.events import commit
 from app.xapi import schemas, services
 
 blp = Blueprint("xapi_api", __name__, url_prefix="/api/v1/xapi", description="xAPI LRS clients")
@@ -24,7 +23,6 @@ class Clients(MethodView):
         client, secret = services.create_client_as(
             actor(), data["district_id"], data["name"], data["scopes"], data.get("school_id")
         )
-        commit()
         client.secret = secret
         return client
 
@@ -35,4 +33,3 @@ class ClientById(MethodView):
     def delete(self, client_id):
         """Revoke LRS credentials."""
         services.revoke_client_as(actor(), client_id)
-        commit()

@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from marshmallow import ValidationError
 
 from app import signals
+from app.common import events
 from app.extensions import db
 from app.xapi import schemas, services
 
@@ -227,8 +228,7 @@ def _store(user, statements: list[dict]) -> list[str]:
     if not valid:
         return []
     ids = services.store_statements(principal, valid, "2.0.0")
-    db.session.commit()
-    services.after_store()
+    events.commit()  # a receiver is its own unit of work (see app.common.events)
     return ids
 
 

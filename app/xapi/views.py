@@ -9,18 +9,15 @@ in :mod:`app.xapi.services`; this module only parses HTTP and shapes responses.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import secrets
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import http_date, parse_options_header
 
-from app.common.events import commit
 from app.errors import AppError, BadRequest, NotFound
-from app.xapi import schemas, services
+from app.xapi import jsontext, multipart, schemas, services
 from app.xapi.services import DocumentScope
 
 bp = Blueprint("xapi", __name__, url_prefix="/xapi")
@@ -158,7 +155,7 @@ def _alternate_request(params: dict, headers: dict) -> LrsRequest:
 
 @bp.after_request
 def _lrs_headers(response: Response) -> Response:
-    version = getattr(request, "_xapi_version", None) or "2.0.0"
+    version = g.pop("xapi_version", None) or "2.0.0"
     response.headers["X-Experience-API-Version"] = version
     response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
     response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
@@ -188,7 +185,7 @@ def lrs(resource: str):
         return Response(status=200)
     resource = resource.strip("/")
     if resource == "about":
-        request._xapi_version = (
+        g.xapi_version = (
             "2.0.0"
             if (request.headers.get("X-Experience-API-Version", "2").startswith("2"))
             else "1.0.3"
@@ -214,15 +211,14 @@ def lrs(resource: str):
     if declared is None:
         # Answer in the version this client last spoke (it cannot tell us this time).
         with contextlib.suppress(AppError):
-            request._xapi_version = services.authenticate(
+            g.xapi_version = services.authenticate(
                 lrs_request.headers.get("authorization")
             ).last_version
     lrs_request.version = _negotiate_version(declared)
-    request._xapi_version = lrs_request.version
+    g.xapi_version = lrs_request.version
     lrs_request.principal = services.authenticate(lrs_request.headers.get("authorization"))
     if lrs_request.principal.last_version != lrs_request.version:
         services.remember_version(lrs_request.principal, lrs_request.version)
-        commit()
     method = "GET" if lrs_request.method == "HEAD" else lrs_request.method
     function = handler.get(method)
     if function is None:
@@ -262,111 +258,21 @@ def _parse_statements_body(req: LrsRequest) -> tuple[object, dict]:
     if mimetype == "application/json":
         return _load_json(req.body), {}
     if mimetype == "multipart/mixed":
-        return _parse_multipart(req)
+        first, attachments = multipart.parse(req.content_type, req.body, req.version)
+        return _load_json(first), attachments
     raise BadRequest(
         "Statements must be sent as application/json or multipart/mixed (with attachments).",
         fields={"Content-Type": [f"{mimetype or 'missing'} is not accepted"]},
     )
 
 
-def _load_json(body: bytes):
+def _load_json(body: bytes, where: str = "body"):
     try:
-        return json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest("The body is not UTF-8.") from None
-    except ValueError as exc:
-        raise BadRequest(
-            f"The body is not valid JSON: {exc}.", fields={"body": ["malformed JSON"]}
+        return jsontext.loads(body, current_app.config["XAPI_MAX_JSON_DEPTH"])
+    except jsontext.JsonRejected as exc:
+        raise jsontext.as_bad_request(
+            exc, where, current_app.config["XAPI_MAX_JSON_DEPTH"]
         ) from None
-
-
-_HASHES = {56: hashlib.sha224, 64: hashlib.sha256, 96: hashlib.sha384, 128: hashlib.sha512}
-
-
-def _parse_multipart(req: LrsRequest) -> tuple[object, dict]:
-    _, options = parse_options_header(req.content_type)
-    boundary = options.get("boundary")
-    if not boundary:
-        raise BadRequest(
-            "multipart/mixed needs a boundary parameter.", fields={"Content-Type": ["no boundary"]}
-        )
-    delimiter = b"--" + boundary.encode("latin-1")
-    body = req.body
-    if delimiter not in body:
-        raise BadRequest(
-            "The multipart body does not contain its boundary.", fields={"body": ["no boundary"]}
-        )
-    chunks = body.split(delimiter)
-    parts = []
-    for chunk in chunks[1:]:
-        if chunk.startswith(b"--"):
-            break
-        if chunk.startswith(b"\r\n"):
-            chunk = chunk[2:]
-        elif chunk.startswith(b"\n"):
-            chunk = chunk[1:]
-        if chunk.endswith(b"\r\n"):
-            chunk = chunk[:-2]
-        elif chunk.endswith(b"\n"):
-            chunk = chunk[:-1]
-        separator = b"\r\n\r\n" if b"\r\n\r\n" in chunk else b"\n\n"
-        head, _, content = chunk.partition(separator)
-        headers = {}
-        for line in head.decode("latin-1").splitlines():
-            if ":" in line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        parts.append((headers, content))
-    if not parts:
-        raise BadRequest("The multipart body has no parts.", fields={"body": ["no parts"]})
-    first_headers, first_content = parts[0]
-    if parse_options_header(first_headers.get("content-type", ""))[0].lower() != "application/json":
-        raise BadRequest(
-            "The first part of a multipart/mixed request must be the statements "
-            "as application/json.",
-            fields={"part[0]": ["not application/json"]},
-        )
-    statements = _load_json(first_content)
-    limit = current_app.config.get("XAPI_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
-    attachments = {}
-    for index, (headers, content) in enumerate(parts[1:], start=1):
-        declared = headers.get("x-experience-api-hash")
-        if not declared:
-            raise BadRequest(
-                f"Part {index} has no X-Experience-API-Hash header.",
-                fields={f"part[{index}]": ["no X-Experience-API-Hash"]},
-            )
-        encoding = headers.get("content-transfer-encoding")
-        if (encoding is not None and encoding.lower() != "binary") or (
-            encoding is None and req.version.startswith("1")
-        ):
-            raise BadRequest(
-                f"Part {index} must have Content-Transfer-Encoding: binary.",
-                fields={f"part[{index}]": ["Content-Transfer-Encoding is not binary"]},
-            )
-        if len(content) > limit:
-            from app.errors import PayloadTooLarge
-
-            raise PayloadTooLarge(f"Attachment part {index} is larger than {limit} bytes.")
-        algorithm = _HASHES.get(len(declared))
-        if algorithm is None or algorithm(content).hexdigest() != declared.lower():
-            raise BadRequest(
-                f"Part {index}: X-Experience-API-Hash does not match the SHA-2 of its content.",
-                fields={f"part[{index}]": ["hash mismatch"]},
-            )
-        attachments[declared] = (headers.get("content-type", "application/octet-stream"), content)
-    return statements, attachments
-
-
-def _keys_case(attachments: dict, statements) -> dict:
-    # Statements may give sha2 in another letter case than the part header.
-    declared = {}
-    for statement in statements if isinstance(statements, list) else []:
-        if isinstance(statement, dict):
-            for attachment in statement.get("attachments") or []:
-                if isinstance(attachment, dict) and isinstance(attachment.get("sha2"), str):
-                    declared[attachment["sha2"].lower()] = attachment["sha2"]
-    return {declared.get(k.lower(), k): v for k, v in attachments.items()}
 
 
 def statements_put(req: LrsRequest) -> Response:
@@ -388,12 +294,10 @@ def statements_put(req: LrsRequest) -> Response:
         req.principal,
         statements,
         req.version,
-        _keys_case(attachments, statements),
+        multipart.keys_case(attachments, statements),
         statement_id=statement_id,
         single=True,
     )
-    commit()
-    services.after_store()
     return Response(status=204)
 
 
@@ -404,10 +308,12 @@ def statements_post(req: LrsRequest) -> Response:
     single = isinstance(body, dict)
     statements = [body] if single else body
     ids = services.store_statements(
-        req.principal, statements, req.version, _keys_case(attachments, statements), single=single
+        req.principal,
+        statements,
+        req.version,
+        multipart.keys_case(attachments, statements),
+        single=single,
     )
-    commit()
-    services.after_store()
     return _json(ids)
 
 
@@ -432,7 +338,7 @@ def statements_get(req: LrsRequest) -> Response:
             "Last-Modified": http_date(row.stored),
         }
         if query.attachments:
-            return _multipart(data, services.attachments_for(req.principal, [row]), headers)
+            return multipart.response(data, services.attachments_for(req.principal, [row]), headers)
         return _json(data, headers=headers)
     if "more" in params:
         _allowed(req, {"more"})
@@ -448,7 +354,7 @@ def statements_get(req: LrsRequest) -> Response:
     if rows:
         headers["Last-Modified"] = http_date(max(r.stored for r in rows))
     if query.attachments:
-        return _multipart(data, services.attachments_for(req.principal, rows), headers)
+        return multipart.response(data, services.attachments_for(req.principal, rows), headers)
     return _json(data, headers=headers)
 
 
@@ -464,30 +370,6 @@ def _accept_languages(header: str) -> list[tuple[str, float]]:
         except ValueError:
             continue
     return sorted(languages, key=lambda x: -x[1])
-
-
-def _multipart(data, attachments, headers) -> Response:
-    boundary = secrets.token_hex(16)
-    out = [
-        f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(),
-        json.dumps(data, ensure_ascii=False).encode("utf-8"),
-        b"\r\n",
-    ]
-    for attachment in attachments:
-        out.append(
-            f"--{boundary}\r\nContent-Type: {attachment.content_type}\r\n"
-            "Content-Transfer-Encoding: binary\r\n"
-            f"X-Experience-API-Hash: {attachment.sha2}\r\n\r\n".encode()
-        )
-        out.append(attachment.content)
-        out.append(b"\r\n")
-    out.append(f"--{boundary}--".encode())
-    response = Response(
-        b"".join(out), status=200, content_type=f"multipart/mixed; boundary={boundary}"
-    )
-    for key, value in headers.items():
-        response.headers[key] = value
-    return response
 
 
 # --- documents ------------------------------------------------------------------------------
@@ -593,9 +475,7 @@ def _document_handlers(scope_of, id_param: str, kind: str):
             require_precondition=require,
             require_precondition_new=strict_new,
         )
-        etag = document.etag
-        commit()
-        return Response(status=204, headers={"ETag": etag})
+        return Response(status=204, headers={"ETag": document.etag})
 
     def put(req: LrsRequest) -> Response:
         return save(req, merge=False)
@@ -619,7 +499,6 @@ def _document_handlers(scope_of, id_param: str, kind: str):
             req.headers.get("if-match"),
             req.headers.get("if-none-match"),
         )
-        commit()
         return Response(status=204)
 
     return {"GET": get, "PUT": put, "POST": post, "DELETE": delete}

@@ -103,9 +103,3 @@ def test_other_districts_are_not_forwarded(make_lrs, orgs, external):
     commit()
     make_lrs(district=orgs.review_district).post(statement())
     assert outbox() == []
-
-
-def test_backoff_is_capped():
-    assert services.backoff_seconds(1) == 30
-    assert services.backoff_seconds(3) == 120
-    assert services.backoff_seconds(50) == 3600

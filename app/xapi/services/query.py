@@ -1,0 +1,362 @@
+"""Reading statements: single statements, filtered pages with the signed keyset `more`
+cursor, attachments of a page, the Activities and Agents resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from marshmallow import ValidationError
+from sqlalchemy import and_, exists, or_, select
+
+from app.common.models import utcnow
+from app.errors import BadRequest, Forbidden, NotFound
+from app.extensions import db
+from app.xapi import jsontext, schemas
+from app.xapi.models import Activity, Attachment, Statement, StatementRelation
+from app.xapi.services.auth import Principal
+from app.xapi.services.identity import agent_key, sha1
+
+STATEMENT_QUERY_PARAMS = {
+    "statementId",
+    "voidedStatementId",
+    "agent",
+    "verb",
+    "activity",
+    "registration",
+    "related_activities",
+    "related_agents",
+    "since",
+    "until",
+    "limit",
+    "format",
+    "attachments",
+    "ascending",
+    "more",
+}
+
+
+def tenant_conditions(principal: Principal, table=Statement):
+    conditions = [table.district_id == principal.district_id]
+    if principal.school_id:
+        conditions.append(table.school_id == principal.school_id)
+    if not principal.can("statements/read", "all/read"):
+        if principal.actor is not None:
+            conditions.append(table.actor_hash == sha1(agent_key(principal.actor)))
+        elif principal.can("statements/read/mine"):
+            conditions.append(table.client_id == principal.client_id)
+        else:
+            raise Forbidden("This client may not read statements.")
+    return conditions
+
+
+def get_statement(principal: Principal, statement_id: str, voided: bool = False) -> Statement:
+    if not schemas.is_uuid(statement_id):
+        raise BadRequest("statementId must be a UUID.", fields={"statementId": ["not a UUID"]})
+    row = db.session.execute(
+        select(Statement).where(
+            *tenant_conditions(principal), Statement.statement_id == statement_id.lower()
+        )
+    ).scalar_one_or_none()
+    if row is None or row.voided != voided:
+        if row is not None and voided:
+            raise NotFound("That statement is not voided; ask for it with statementId.")
+        if row is not None:
+            raise NotFound("That statement is voided; ask for it with voidedStatementId.")
+        raise NotFound("No statement with that id.")
+    return row
+
+
+@dataclass
+class StatementQuery:
+    agent: dict | None = None
+    verb: str | None = None
+    activity: str | None = None
+    registration: str | None = None
+    related_activities: bool = False
+    related_agents: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 0
+    format: str = "exact"
+    attachments: bool = False
+    ascending: bool = False
+    after: tuple[datetime, int] | None = None  # keyset cursor of the `more` link
+
+    def to_token(self) -> dict:
+        return {
+            "agent": self.agent,
+            "verb": self.verb,
+            "activity": self.activity,
+            "registration": self.registration,
+            "ra": self.related_activities,
+            "rg": self.related_agents,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "limit": self.limit,
+            "format": self.format,
+            "attachments": self.attachments,
+            "asc": self.ascending,
+        }
+
+    @classmethod
+    def from_token(cls, data: dict) -> StatementQuery:
+        return cls(
+            agent=data["agent"],
+            verb=data["verb"],
+            activity=data["activity"],
+            registration=data["registration"],
+            related_activities=data["ra"],
+            related_agents=data["rg"],
+            since=datetime.fromisoformat(data["since"]) if data["since"] else None,
+            until=datetime.fromisoformat(data["until"]) if data["until"] else None,
+            limit=data["limit"],
+            format=data["format"],
+            attachments=data["attachments"],
+            ascending=data["asc"],
+            after=(datetime.fromisoformat(data["after"][0]), data["after"][1]),
+        )
+
+
+def _bool_param(params, name) -> bool:
+    value = params.get(name)
+    if value is None:
+        return False
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise BadRequest(f"{name} must be true or false.", fields={name: ["not a boolean"]})
+
+
+def parse_agent_param(value: str, name: str = "agent") -> dict:
+    try:
+        agent = jsontext.loads(value, current_app.config["XAPI_MAX_JSON_DEPTH"])
+    except jsontext.JsonRejected as exc:
+        if exc.kind != "syntax":
+            raise jsontext.as_bad_request(exc, name) from None
+        raise BadRequest(
+            f"{name} must be a JSON Agent object.", fields={name: ["not JSON"]}
+        ) from None
+    try:
+        schemas.actor_schema(agent).load(agent)
+    except ValidationError as exc:
+        flat = schemas.flatten_errors(exc.messages, name)
+        raise BadRequest(f"Invalid {name}: " + schemas.describe_errors(flat), fields=flat) from None
+    return agent
+
+
+def parse_query(params: dict, version: str) -> StatementQuery:
+    unknown = set(params) - STATEMENT_QUERY_PARAMS
+    if unknown:
+        raise BadRequest(
+            f"Unknown query parameter(s): {', '.join(sorted(unknown))}.",
+            fields={u: ["unknown parameter"] for u in unknown},
+        )
+    query = StatementQuery()
+    if "agent" in params:
+        query.agent = parse_agent_param(params["agent"])
+    if "verb" in params:
+        if not schemas.is_iri(params["verb"]):
+            raise BadRequest("verb must be an IRI.", fields={"verb": ["not an IRI"]})
+        query.verb = params["verb"]
+    if "activity" in params:
+        if not schemas.is_iri(params["activity"]):
+            raise BadRequest("activity must be an IRI.", fields={"activity": ["not an IRI"]})
+        query.activity = params["activity"]
+    if "registration" in params:
+        if not schemas.is_uuid(params["registration"]):
+            raise BadRequest(
+                "registration must be a UUID.", fields={"registration": ["not a UUID"]}
+            )
+        query.registration = params["registration"].lower()
+    query.related_activities = _bool_param(params, "related_activities")
+    query.related_agents = _bool_param(params, "related_agents")
+    query.attachments = _bool_param(params, "attachments")
+    query.ascending = _bool_param(params, "ascending")
+    for name in ("since", "until"):
+        if name in params:
+            try:
+                moment = schemas.parse_timestamp(params[name], "1.0.3").replace(tzinfo=None)
+            except ValueError as exc:
+                raise BadRequest(f"{name} {exc}.", fields={name: [str(exc)]}) from None
+            setattr(query, name, moment)
+    if "limit" in params:
+        try:
+            query.limit = int(params["limit"])
+            if query.limit < 0:
+                raise ValueError
+        except ValueError:
+            raise BadRequest(
+                "limit must be a non-negative integer.",
+                fields={"limit": ["not a non-negative integer"]},
+            ) from None
+    fmt = params.get("format", "exact")
+    if fmt not in ("ids", "exact", "canonical"):
+        raise BadRequest(
+            "format must be ids, exact or canonical.", fields={"format": ["unknown format"]}
+        )
+    query.format = fmt
+    return query
+
+
+def _more_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="xapi-more")
+
+
+def query_from_more(token: str) -> StatementQuery:
+    try:
+        return StatementQuery.from_token(_more_serializer().loads(token))
+    except (BadSignature, KeyError, TypeError, ValueError):
+        raise BadRequest("The more link is invalid.", fields={"more": ["invalid"]}) from None
+
+
+def _direct_conditions(principal: Principal, query: StatementQuery, table) -> list:
+    conditions = []
+    if query.agent is not None:
+        key = sha1(agent_key(query.agent))
+        if query.related_agents:
+            conditions.append(
+                table.id.in_(
+                    select(StatementRelation.statement_pk).where(
+                        StatementRelation.district_id == principal.district_id,
+                        StatementRelation.key_hash == key,
+                        StatementRelation.kind == "agent",
+                    )
+                )
+            )
+        else:
+            conditions.append(
+                or_(
+                    table.actor_hash == key,
+                    and_(table.object_hash == key, table.object_type.in_(("Agent", "Group"))),
+                )
+            )
+    if query.verb is not None:
+        conditions.append(table.verb_hash == sha1(query.verb))
+    if query.activity is not None:
+        key = sha1(query.activity)
+        if query.related_activities:
+            conditions.append(
+                table.id.in_(
+                    select(StatementRelation.statement_pk).where(
+                        StatementRelation.district_id == principal.district_id,
+                        StatementRelation.key_hash == key,
+                        StatementRelation.kind == "activity",
+                    )
+                )
+            )
+        else:
+            conditions.append(and_(table.object_hash == key, table.object_type == "Activity"))
+    if query.registration is not None:
+        conditions.append(table.registration == query.registration)
+    return conditions
+
+
+def _page_conditions(query: StatementQuery, table=Statement) -> list:
+    conditions = []
+    if query.since is not None:
+        conditions.append(table.stored > query.since)
+    if query.until is not None:
+        conditions.append(table.stored <= query.until)
+    if query.after is not None:
+        stored, pk = query.after
+        if query.ascending:
+            conditions.append(
+                or_(table.stored > stored, and_(table.stored == stored, table.id > pk))
+            )
+        else:
+            conditions.append(
+                or_(table.stored < stored, and_(table.stored == stored, table.id < pk))
+            )
+    return conditions
+
+
+def query_statements(
+    principal: Principal, query: StatementQuery
+) -> tuple[list[Statement], str | None]:
+    """One page of statements matching ``query``, and the `more` token if there are more."""
+    max_limit = current_app.config.get("XAPI_MAX_LIMIT", 500)
+    limit = min(query.limit or max_limit, max_limit)
+    order = (
+        (Statement.stored.asc(), Statement.id.asc())
+        if query.ascending
+        else (Statement.stored.desc(), Statement.id.desc())
+    )
+    tenant = tenant_conditions(principal)
+    direct = _direct_conditions(principal, query, Statement)
+    base = tenant + [Statement.voided.is_(False)] + _page_conditions(query)
+    rows = list(
+        db.session.execute(
+            select(Statement).where(*base, *direct).order_by(*order).limit(limit + 1)
+        ).scalars()
+    )
+    if direct:
+        # Statements targeting a matching statement (StatementRef) match too.
+        target = db.aliased(Statement)
+        referring = (
+            select(Statement)
+            .where(
+                *base,
+                Statement.object_type == "StatementRef",
+                exists(
+                    select(target.id).where(
+                        target.district_id == Statement.district_id,
+                        target.statement_id == Statement.object_ref,
+                        *_direct_conditions(principal, query, target),
+                    )
+                ),
+            )
+            .order_by(*order)
+            .limit(limit + 1)
+        )
+        extra = [
+            r for r in db.session.execute(referring).scalars() if r.id not in {x.id for x in rows}
+        ]
+        if extra:
+            rows = sorted(rows + extra, key=lambda r: (r.stored, r.id), reverse=not query.ascending)
+    more = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        token = query.to_token()
+        token["after"] = [rows[-1].stored.isoformat(), rows[-1].id]
+        more = _more_serializer().dumps(token)
+    return rows, more
+
+
+def consistent_through() -> str:
+    return schemas.format_timestamp(utcnow())
+
+
+def attachments_for(principal: Principal, rows: list[Statement]) -> list[Attachment]:
+    hashes = {
+        a["sha2"]
+        for row in rows
+        for a in (row.full.get("attachments") or [])
+        if row.has_attachments
+    }
+    if not hashes:
+        return []
+    return list(
+        db.session.execute(
+            select(Attachment).where(
+                Attachment.district_id == principal.district_id, Attachment.sha2.in_(sorted(hashes))
+            )
+        ).scalars()
+    )
+
+
+# --- activities and agents ---------------------------------------------------------------------
+
+
+def get_activity(principal: Principal, activity_id: str) -> dict:
+    row = db.session.execute(
+        select(Activity).where(
+            Activity.district_id == principal.district_id,
+            Activity.activity_hash == sha1(activity_id),
+        )
+    ).scalar_one_or_none()
+    activity = {"objectType": "Activity", "id": activity_id}
+    if row is not None and row.definition:
+        activity["definition"] = row.definition
+    return activity
