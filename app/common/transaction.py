@@ -44,8 +44,22 @@ def skip_commit() -> None:
 def savepoint() -> Iterator[None]:
     """``with savepoint(): ...`` — a nested transaction; an exception inside rolls back
     only what the block did and is re-raised for the caller to handle."""
+    _open_sqlite_transaction()
     with db.session.begin_nested():
         yield
+
+
+def _open_sqlite_transaction() -> None:
+    # Python's sqlite3 driver opens a transaction only before INSERT/UPDATE/DELETE.  A
+    # SAVEPOINT issued outside one starts a transaction of its own that RELEASE then
+    # commits for good, so the caller's later rollback would not undo the block's work.
+    # Opening the outer transaction first keeps the savepoint nested, as on PostgreSQL.
+    connection = db.session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    driver_connection = connection.connection.driver_connection
+    if not driver_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 def _should_commit(response: Response) -> bool:
