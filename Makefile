@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Compiled catalogues are build output (not committed): one per feature folder.
 translations: install
-	@for dir in app/translations app/*/translations plugins/*/translations; do \
+	@for dir in app/translations app/*/translations plugins/shuyuan_plugins/*/translations; do \
 	  [ -d $$dir ] && $(BIN)/pybabel -q compile -f -d $$dir || true; \
 	done
 

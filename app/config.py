@@ -94,7 +94,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "PLATFORM_NAME": _env("SHUYUAN_PLATFORM_NAME", "书院 Shuyuan"),
         # None means every plugin found; an empty list disables them all.
         "PLUGINS": _env_list("SHUYUAN_PLUGINS", None),
-        "PLUGINS_FOLDER": _env("SHUYUAN_PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins")),
+        "PLUGINS_FOLDER": _env("SHUYUAN_PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins" / "shuyuan_plugins")),
         "MAX_CONTENT_LENGTH": _env_int("SHUYUAN_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
         "API_TOKEN_TTL_DAYS": _env_int("SHUYUAN_API_TOKEN_TTL_DAYS", 90),
         "SESSION_COOKIE_HTTPONLY": True,
