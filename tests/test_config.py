@@ -21,8 +21,7 @@ def test_workers_starting_together_share_one_complete_key(tmp_path):
         folder = tmp_path / f"instance-{attempt}"
         barrier, results = context.Barrier(3), context.Queue()
         workers = [
-            context.Process(target=_start_worker, args=(folder, barrier, results))
-            for _ in range(3)
+            context.Process(target=_start_worker, args=(folder, barrier, results)) for _ in range(3)
         ]
         for worker in workers:
             worker.start()
