@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.extensions import db
+from app.search.analysis import warm_up
 from tests.browser import NEEDS_CHROMIUM, serve
 from tests.conftest import Orgs, make_app
 
@@ -35,6 +36,9 @@ def site(tmp_path_factory):
             user = accounts.create_user(email, name, "password123", school=orgs.school)
             accounts.assign_role(user, role, school=orgs.school)
         db.session.commit()
+    # Publishing indexes the course; load jieba's dictionary now (as the production
+    # server does at start) rather than inside the first publish on a loaded machine.
+    warm_up()
     with serve(app) as base_url:
         yield base_url
     with app.app_context():
@@ -76,7 +80,7 @@ def test_teacher_publishes_and_student_enrols(site, browser):
         device_scale_factor=2,
     )
     page = teacher.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)
     _log_in(page, base, "teacher@browser.test")
     expect(page.locator(".flash-success")).to_contain_text("欢迎，王老师")
 
@@ -131,7 +135,7 @@ def test_teacher_publishes_and_student_enrols(site, browser):
         has_touch=True,
     )
     phone = student.new_page()
-    phone.set_default_timeout(15_000)
+    phone.set_default_timeout(30_000)
     _log_in(phone, base, "student@browser.test")
     expect(phone.locator("#course-list")).to_contain_text("书法入门")
     assert _fits_the_screen(phone), "the catalog is wider than a phone screen"
