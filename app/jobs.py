@@ -23,6 +23,7 @@ knows what is safe to repeat.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -172,10 +173,8 @@ def enqueue(path: str, *args, **kwargs) -> None:
     if app.config.get("JOBS_EAGER"):
         # Like a real worker, a failing job does not fail the caller: it is logged, its
         # own work is rolled back, and the caller's session is left usable.
-        try:
+        with contextlib.suppress(Exception):  # already logged with its traceback
             _run_in_current_session(path, args, kwargs)
-        except Exception:  # noqa: S110 - already logged with its traceback
-            pass
         return
     if app.config.get("REDIS_URL"):
         _enqueue_on_redis(app, path, args, kwargs)
