@@ -7,29 +7,53 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := wsgi.py
 
-.PHONY: install translations system-deps db demo run test lint bench clean
+.PHONY: install lock translations system-deps db demo run test lint bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Every package comes from requirements.lock, pinned with hashes (pip refuses anything
+# else); the project itself is then installed editable without touching dependencies,
+# built with the locked setuptools.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# Regenerate requirements.lock after changing the dependencies in pyproject.toml.
+lock: install
+	$(BIN)/pip install -q pip-tools==7.6.2
+	$(BIN)/pip-compile -q --generate-hashes --extra test --all-build-deps --strip-extras \
+	  --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	  -o requirements.lock pyproject.toml
 
 # Compiled catalogues are build output (not committed): one per feature folder.
 translations: install
-	@for dir in app/translations app/*/translations plugins/*/translations; do \
+	@for dir in app/translations app/*/translations plugins/shuyuan_plugins/*/translations; do \
 	  [ -d $$dir ] && $(BIN)/pybabel -q compile -f -d $$dir || true; \
 	done
 
-# Browser tests drive Debian's Chromium; a CJK font keeps Chinese pages legible in screenshots.
+# What the tests drive besides Python: Debian's Chromium (browser tests), ffmpeg and
+# poppler (media derivatives), a CJK font (legible Chinese screenshots).  Installed when
+# a command is missing; in CI a missing one is an error, never a silent skip.
+SYSTEM_COMMANDS := chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg pdftoppm:poppler-utils \
+  fc-list:fonts-wqy-microhei
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v ffmpeg >/dev/null 2>&1; then \
+	@missing=""; \
+	for pair in $(SYSTEM_COMMANDS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	fc-list 2>/dev/null | grep -qi "wqy" || missing="$$missing fonts-wqy-microhei"; \
+	missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	if [ -n "$${missing// /}" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei ffmpeg poppler-utils >/dev/null) \
-	      || echo "warning: could not install chromium/ffmpeg; browser tests will be skipped"; \
-	  else echo "note: run as root or install chromium, ffmpeg, poppler-utils for browser and media tests"; fi; \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+	      || { echo "error: could not install:$$missing" >&2; [ -z "$$CI" ] || exit 1; }; \
+	  else \
+	    echo "note: install:$$missing (as root) for the browser and media tests" >&2; \
+	    [ -z "$$CI" ] || exit 1; \
+	  fi; \
 	fi
 
 db: translations

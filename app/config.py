@@ -7,11 +7,14 @@ environment variables; see README.md for the list.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_PLUGINS = PROJECT_ROOT / "plugins" / "shuyuan_plugins"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -44,20 +47,40 @@ def instance_path() -> Path:
 
 def _load_or_create_secret_key(folder: Path) -> str:
     """Keep one random key per installation so sessions survive restarts and are
-    shared by every worker, without ever putting a constant key in the code."""
+    shared by every worker, without ever putting a constant key in the code.
+
+    Several workers may start at once on a fresh instance folder.  Each writes its
+    candidate key to a private temporary file and hard-links it to ``secret_key``: the
+    link either appears complete (key and all) or fails because another worker's key
+    is already there, which every worker then reads.  Nobody can read a half-written
+    file, and the first key linked is the one all of them keep."""
     folder.mkdir(parents=True, exist_ok=True)
     key_file = folder / "secret_key"
-    if key_file.exists():
-        return key_file.read_text().strip()
-    key = secrets.token_urlsafe(48)
-    # O_EXCL: when two workers start at once only one key wins and both read it back.
+    existing = _read_key(key_file)
+    if existing:
+        return existing
+    fd, temporary = tempfile.mkstemp(prefix=".secret_key.", dir=folder)
     try:
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return key_file.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o600)
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, key_file)
+    finally:
+        os.unlink(temporary)
+    key = _read_key(key_file)
+    if not key:
+        raise RuntimeError(f"{key_file} is empty: delete it and start again")
     return key
+
+
+def _read_key(key_file: Path) -> str | None:
+    try:
+        return key_file.read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 def normalise_database_url(url: str) -> str:
@@ -108,7 +131,7 @@ def load_config(overrides: dict | None = None) -> dict:
         "PLATFORM_NAME": _env("SHUYUAN_PLATFORM_NAME", "书院 Shuyuan"),
         # None means every plugin found; an empty list disables them all.
         "PLUGINS": _env_list("SHUYUAN_PLUGINS", None),
-        "PLUGINS_FOLDER": _env("SHUYUAN_PLUGINS_FOLDER", str(PROJECT_ROOT / "plugins")),
+        "PLUGINS_FOLDER": _env("SHUYUAN_PLUGINS_FOLDER", str(SHIPPED_PLUGINS)),
         "MAX_CONTENT_LENGTH": _env_int("SHUYUAN_MAX_REQUEST_BYTES", 16 * 1024 * 1024),
         "API_TOKEN_TTL_DAYS": _env_int("SHUYUAN_API_TOKEN_TTL_DAYS", 90),
         "SESSION_COOKIE_HTTPONLY": True,

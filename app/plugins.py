@@ -7,9 +7,11 @@ Plugins are found in two places:
   ``pyproject.toml``::
 
       [project.entry-points."shuyuan.plugins"]
-      course_feed = "plugins.course_feed"
+      course_feed = "shuyuan_plugins.course_feed"
 
-- in development, every package in the ``PLUGINS_FOLDER`` (default ``plugins/``).
+- in development, every package in the ``PLUGINS_FOLDER`` (default
+  ``plugins/shuyuan_plugins/``, where the shipped plugins live), so a new plugin runs
+  before its entry point is installed.
 
 An entry point wins over a folder package of the same name.  ``PLUGINS`` in config is
 the allow-list (``None``: every plugin found; ``[]``: none).  A plugin whose import or

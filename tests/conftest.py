@@ -4,22 +4,33 @@ Every test that uses ``app`` runs twice: on SQLite (a file in a temp folder) and
 PostgreSQL (a throwaway database created on the server at ``TEST_DATABASE_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/test``, and dropped at the end).  When PostgreSQL
 is unreachable its half is skipped with the reason shown in the summary.
+
+Test-client requests always run in an application context of their own, as on a real
+server, even while the test holds one (``ctx``): see :class:`IsolatedClient`.  Browser
+tests use the ``browser`` and ``live_server`` fixtures (:mod:`tests.browser`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
+from flask import has_app_context
+from flask.globals import _cv_app
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.accounts import services as accounts
 from app.accounts.models import Role
+from app.common.events import commit
 from app.extensions import db
+from tests.browser import launch_chromium, serve
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -70,6 +81,43 @@ def database_url(backend, tmp_path_factory) -> Iterator[str]:
     drop()
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for servers a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets a fresh application context.
+
+    Flask reuses the current application context for a request when the test already
+    holds one (``ctx``), so ``g`` (Flask-Login's cached user, the locale) and the
+    database session would be shared by the test and all its requests.  Here the
+    request runs in a copy of the test's context variables with no application context,
+    so Flask pushes a new one: a fresh ``g`` and a session of its own, as in production.
+
+    The test's session is committed first: what the test prepared is what a real
+    client would find stored, and its objects are expired so they are read afresh
+    after the request.
+    """
+
+    def run_wsgi_app(self, environ, buffered=False):
+        if not has_app_context():
+            return super().run_wsgi_app(environ, buffered=buffered)
+        session = db.session()
+        if session.in_transaction():
+            if session.get_transaction().is_active:
+                commit()  # and deliver its after-commit signals, as a request would
+            else:  # a failed flush the test provoked: nothing of it can be stored
+                session.rollback()
+        return contextvars.copy_context().run(self._run_without_app_context, environ, buffered)
+
+    def _run_without_app_context(self, environ, buffered):
+        _cv_app.set(None)
+        return super().run_wsgi_app(environ, buffered=buffered)
+
+
 def make_app(database_url: str, instance: str, **overrides):
     config = {
         "TESTING": True,
@@ -84,7 +132,9 @@ def make_app(database_url: str, instance: str, **overrides):
         "JOBS_EAGER": True,
     }
     config.update(overrides)
-    return create_app(config)
+    application = create_app(config)
+    application.test_client_class = IsolatedClient
+    return application
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +177,20 @@ def ctx(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright, one per test session."""
+    with launch_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:
+    """``app`` served over real HTTP on a free port; yields the base URL."""
+    with serve(app) as base_url:
+        yield base_url
 
 
 class Orgs:

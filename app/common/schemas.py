@@ -31,13 +31,17 @@ class PageArgsSchema(Schema):
 
 def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
     """An output schema for one page of ``item_schema`` items."""
-    return type(name, (Schema,), {
-        "items": fields.List(fields.Nested(item_schema)),
-        "page": fields.Integer(),
-        "per_page": fields.Integer(),
-        "total": fields.Integer(),
-        "pages": fields.Integer(),
-    })
+    return type(
+        name,
+        (Schema,),
+        {
+            "items": fields.List(fields.Nested(item_schema)),
+            "page": fields.Integer(),
+            "per_page": fields.Integer(),
+            "total": fields.Integer(),
+            "pages": fields.Integer(),
+        },
+    )
 
 
 class ErrorBodySchema(Schema):

@@ -2,7 +2,7 @@
 
 The request id comes from nginx (``X-Request-ID``, see ``deploy/nginx/shuyuan.conf``) or is
 made here, is echoed in the response, and is handed to jobs enqueued during the request
-(:func:`current_request_id`), so one id follows a request into its background work.
+(:mod:`app.common.request_id`), so one id follows a request into its background work.
 """
 
 from __future__ import annotations
@@ -11,28 +11,16 @@ import logging
 import re
 import uuid
 
-from flask import Flask, g, has_request_context, request
+from flask import Flask, g, request
+
+from app.common import request_id
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_job_request_id: str | None = None
-
-
-def current_request_id() -> str | None:
-    """The id of the request (or of the job's originating request) being handled."""
-    if has_request_context():
-        return getattr(g, "request_id", None)
-    return _job_request_id
-
-
-def set_job_request_id(value: str | None) -> None:
-    """Called by the job runner so a job's log lines carry its request's id."""
-    global _job_request_id
-    _job_request_id = value
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id() or "-"
+        record.request_id = request_id.current() or "-"
         return True
 
 
@@ -69,9 +57,14 @@ def init_app(app: Flask) -> None:
     def _assign_request_id():
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request_id.set_current(g.request_id)
 
     @app.after_request
     def _echo_request_id(response):
         if getattr(g, "request_id", None):
             response.headers["X-Request-ID"] = g.request_id
         return response
+
+    @app.teardown_request
+    def _forget_request_id(exc):
+        request_id.set_current(None)

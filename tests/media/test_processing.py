@@ -314,7 +314,9 @@ def test_progress_api_records_events_and_signals(
     received = []
 
     def receiver(sender, **kwargs):
-        received.append(kwargs)
+        # Read the row while the request's session delivers the signal: afterwards it
+        # belongs to a closed session (each request has its own).
+        received.append({**kwargs, "resource_content_id": kwargs["resource"].content_id})
 
     signals.learning_event.connect(receiver, sender=app)
     try:
@@ -386,7 +388,7 @@ def test_progress_api_records_events_and_signals(
     assert [r["verb"] for r in received] == ["played", "xapi", "paused"]
     assert received[1]["context"]["statement"] == statement
     assert received[0]["result"] == {"progress": 0.25, "time": 3.5}
-    assert received[0]["resource"].content_id == content_id
+    assert received[0]["resource_content_id"] == content_id
     assert db.session.execute(select(func.count(ProgressEvent.id))).scalar_one() == 3
     anonymous_client = app.test_client()
     forget_user()

@@ -51,12 +51,7 @@ def _cheap_password_hashes(monkeypatch):
 
 
 class PageClient:
-    """A test client logged in through the real login form.
-
-    Each request runs in its own application context, as in a real server: otherwise
-    the test's long-lived context would share ``g`` (Flask-Login's cached user,
-    Flask-Babel's locale) between the requests of different clients.
-    """
+    """A test client logged in through the real login form."""
 
     def __init__(self, app, user=None, password="password123"):
         self.app = app
@@ -77,15 +72,13 @@ class PageClient:
         return self._csrf
 
     def get(self, path: str, **kwargs):
-        with self.app.app_context():
-            return self.client.get(path, **kwargs)
+        return self.client.get(path, **kwargs)
 
     def post(self, path: str, data: dict | None = None, page: str = "/login", csrf: bool = True):
         data = dict(data or {})
         if csrf:
             data["csrf_token"] = self.token(page)
-        with self.app.app_context():
-            return self.client.post(path, data=data)
+        return self.client.post(path, data=data)
 
 
 @pytest.fixture

@@ -6,37 +6,24 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.extensions import db
+from app.search.analysis import warm_up
+from tests.browser import NEEDS_CHROMIUM, serve
 from tests.conftest import Orgs, make_app
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    ),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    """The app on a real port (werkzeug, threaded) with a SQLite file database."""
-    from werkzeug.serving import make_server
-
+def site(tmp_path_factory):
+    """The app on a real port with a SQLite file database, a teacher and a student."""
     instance = tmp_path_factory.mktemp("browser-instance")
     app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance))
     with app.app_context():
@@ -49,23 +36,13 @@ def live_server(tmp_path_factory):
             user = accounts.create_user(email, name, "password123", school=orgs.school)
             accounts.assign_role(user, role, school=orgs.school)
         db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    # Publishing indexes the course; load jieba's dictionary now (as the production
+    # server does at start) rather than inside the first publish on a loaded machine.
+    warm_up()
+    with serve(app) as base_url:
+        yield base_url
     with app.app_context():
         db.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _log_in(page, base: str, email: str) -> None:
@@ -92,10 +69,8 @@ def _fits_the_screen(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def test_teacher_publishes_and_student_enrols(live_server, browser):
-    from playwright.sync_api import expect
-
-    base = live_server
+def test_teacher_publishes_and_student_enrols(site, browser):
+    base = site
     # The teacher works on a phone too: the forms must fit a 390px screen.
     teacher = browser.new_context(
         locale="zh-CN",
@@ -105,7 +80,7 @@ def test_teacher_publishes_and_student_enrols(live_server, browser):
         device_scale_factor=2,
     )
     page = teacher.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)
     _log_in(page, base, "teacher@browser.test")
     expect(page.locator(".flash-success")).to_contain_text("欢迎，王老师")
 
@@ -160,7 +135,7 @@ def test_teacher_publishes_and_student_enrols(live_server, browser):
         has_touch=True,
     )
     phone = student.new_page()
-    phone.set_default_timeout(15_000)
+    phone.set_default_timeout(30_000)
     _log_in(phone, base, "student@browser.test")
     expect(phone.locator("#course-list")).to_contain_text("书法入门")
     assert _fits_the_screen(phone), "the catalog is wider than a phone screen"

@@ -60,8 +60,7 @@ def create(pc, kind: str, data: dict) -> str:
 
 
 def api_get(app, path: str, headers: dict):
-    with app.app_context():  # its own context, like a real request
-        return app.test_client().get(path, headers=headers)
+    return app.test_client().get(path, headers=headers)
 
 
 def result_count(html: str) -> int:

@@ -89,8 +89,8 @@ def test_folder_plugin_is_loaded_and_receives_signals(tmp_path, plugin_folder):
             teacher, Course, {"title": "天文", "kind": "extended", "category": "astronomy"}
         )
         services.submit_content(teacher, Course, course.content_id)
-        # Delivered only after the commit.
-        assert client.get("/plugins/hello/ping").json["seen"] == []
+        # Delivered only after the commit (a test-client request would commit first).
+        assert registry(application).plugins["hello"].seen == []
         commit()
     assert client.get("/plugins/hello/ping").json["seen"] == ["天文"]
 
@@ -152,9 +152,18 @@ def test_entry_point_discovery(tmp_path, monkeypatch):
     assert application.test_client().get("/plugins/epdemo/ping").json["plugin"] == "epdemo"
 
 
-def test_shipped_plugin_is_an_installed_entry_point():
+def test_every_shipped_plugin_is_an_installed_entry_point():
+    """Shipped plugins live in ``plugins/shuyuan_plugins`` and are installed like a third
+    party's: one entry point each, under the project-specific package name."""
+    from pathlib import Path
+
+    folder = Path(plugins.__file__).resolve().parent.parent / "plugins" / "shuyuan_plugins"
+    shipped = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
     names = {ep.name: ep.value for ep in entry_points(group=plugins.ENTRY_POINT_GROUP)}
-    assert names.get("course_feed") == "plugins.course_feed"
+    assert shipped >= {"course_feed", "h5p", "image", "pdf", "video", "weblink"}
+    assert {name: names.get(name) for name in shipped} == {
+        name: f"shuyuan_plugins.{name}" for name in shipped
+    }
 
 
 def test_plugins_import_only_app_hooks():
@@ -162,7 +171,8 @@ def test_plugins_import_only_app_hooks():
     import ast
     from pathlib import Path
 
-    root = Path(plugins.__file__).resolve().parent.parent / "plugins"
+    root = Path(plugins.__file__).resolve().parent.parent / "plugins" / "shuyuan_plugins"
+    assert any(root.glob("*/__init__.py"))
     for path in root.glob("*/**/*.py"):
         if "tests" in path.parts or "static" in path.parts:
             continue

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from flask import g
 
 from app.search import services
 
@@ -22,9 +21,6 @@ def _empty_index(request):
 @pytest.fixture
 def search_api(client, token_for):
     def get(user=None, **params):
-        # The test client reuses the fixture's app context, where Flask-Login caches the
-        # user of the previous request in ``g``: forget it so each call is identified anew.
-        g.pop("_login_user", None)
         headers = token_for(user) if user is not None else {}
         return client.get("/api/v1/search", query_string=params, headers=headers)
 

@@ -358,3 +358,35 @@ def test_openapi_documents_search(client):
     operation = spec["paths"]["/api/v1/search"]["get"]
     names = {p["name"] for p in operation["parameters"]}
     assert {"q", "sort", "page", "per_page", "grade", "subject", "kind"} <= names
+
+
+def test_curriculum_words_follow_alignments(ctx, orgs, make_user):
+    """A resource is found by the lesson it is aligned to (and the unit around it), and
+    no longer once the alignment is removed: both arrive through ``alignment_changed``."""
+    from sqlalchemy import select
+
+    from app.curriculum import case
+    from app.curriculum import services as curriculum
+    from app.curriculum.models import Level, Node
+    from tests.curriculum.conftest import demo_package
+
+    case.import_package(demo_package(), district_id=orgs.district.id)
+    commit()
+    lesson = db.session.execute(
+        select(Node).where(Node.code == "1.2.2", Node.level == Level.LESSON)
+    ).scalar_one()
+    teacher = make_user("teacher")
+    content_id = publish(teacher, title="课堂练习卡片", summary="每节课五道题")
+    assert services.search(None, "数轴").total == 0
+
+    alignment = curriculum.align(teacher, lesson.id, "resource", content_id)
+    commit()
+    terms = services.alignment_terms(content_id)
+    assert lesson.title in terms and "第一章 有理数" in terms
+    found = services.search(None, "数轴")
+    assert [hit.content_id for hit in found.items] == [content_id]
+    assert services.search(None, "有理数").total == 1  # the unit's title
+
+    curriculum.unalign(teacher, alignment.id)
+    commit()
+    assert services.search(None, "数轴").total == 0

@@ -1,0 +1,204 @@
+"""The job layer: eager mode keeps the caller's session, the in-process pool runs jobs in
+their own sessions, Redis is reached through one pooled client and an unreachable Redis
+is an error, never a lost job."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import inspect, select
+
+from app import jobs
+from app.accounts import services as accounts
+from app.accounts.models import Region
+from app.extensions import db
+from tests.conftest import free_port, make_app
+
+# --- job functions, referenced by dotted path like real jobs ----------------------------
+
+_gate = threading.Event()
+
+
+def add_region(code: str) -> str:
+    accounts.ensure_region(code, f"区域 {code}", f"Region {code}")
+    return code
+
+
+def add_region_then_queue_another(code: str) -> None:
+    add_region(code)
+    jobs.enqueue("tests.test_jobs:add_region", code + "-next")
+
+
+def add_region_and_fail(code: str) -> None:
+    add_region(code)
+    raise RuntimeError("the job broke")
+
+
+def wait_for_gate_then_add(code: str) -> None:
+    if not _gate.wait(timeout=60):
+        raise TimeoutError("the test never opened the gate")
+    add_region(code)
+
+
+def _region_codes() -> set[str]:
+    """What is committed, read on a connection of its own (not the test's session)."""
+    with db.engine.connect() as conn:
+        return set(conn.execute(select(Region.code)).scalars())
+
+
+# --- eager mode (tests) ------------------------------------------------------------------
+
+
+def test_eager_job_commits_and_keeps_the_callers_session(app, ctx, orgs):
+    region = orgs.region
+    jobs.enqueue("tests.test_jobs:add_region", "eager")
+    assert "eager" in _region_codes()
+    # The caller's objects are still attached to the caller's session, not torn down.
+    assert inspect(region).session is db.session()
+    assert region.name == "测试市"
+
+
+def test_eager_job_failure_is_logged_and_leaves_the_caller_working(app, ctx, orgs, caplog):
+    region = orgs.region
+    with caplog.at_level(logging.ERROR, logger="app.jobs"):
+        jobs.enqueue("tests.test_jobs:add_region_and_fail", "broken")
+    assert "job tests.test_jobs:add_region_and_fail failed" in caplog.text
+    assert "broken" not in _region_codes()  # the job's own work was rolled back
+    assert region.name == "测试市"  # and the caller carries on in its session
+
+
+def test_a_request_keeps_its_user_after_an_eager_job(app, make_user):
+    """A request that runs an eager job still has its logged-in user afterwards (the
+    media upload used to lose it: the job tore the request's session down)."""
+    teacher = make_user("teacher")
+    with app.test_request_context("/"):
+        from flask_login import current_user, login_user
+
+        login_user(teacher)
+        name = current_user.name
+        jobs.enqueue("tests.test_jobs:add_region", "in-request")
+        assert current_user.name == name
+        assert inspect(current_user._get_current_object()).session is db.session()
+
+
+# --- the in-process pool (no Redis) ------------------------------------------------------
+
+
+@pytest.fixture
+def pool_app(app, tmp_path):
+    application = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"], str(tmp_path), JOBS_EAGER=False, JOBS_THREADS=2
+    )
+    yield application
+    assert jobs.drain(application, timeout=60)
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_pool_runs_jobs_in_their_own_session(pool_app, ctx):
+    with pool_app.app_context():
+        jobs.enqueue("tests.test_jobs:add_region_then_queue_another", "pooled")
+        # Pending work of the enqueuing session is not the job's: it must not commit it.
+        db.session.add(Region(code="uncommitted", name="未提交"))
+        assert jobs.drain(pool_app, timeout=60)
+        db.session.rollback()
+    codes = _region_codes()
+    assert {"pooled", "pooled-next"} <= codes
+    assert "uncommitted" not in codes
+
+
+def test_pool_survives_a_failing_job(pool_app, ctx, caplog):
+    with pool_app.app_context(), caplog.at_level(logging.ERROR, logger="app.jobs"):
+        jobs.enqueue("tests.test_jobs:add_region_and_fail", "pool-broken")
+        jobs.enqueue("tests.test_jobs:add_region", "pool-after")
+        assert jobs.drain(pool_app, timeout=60)
+    assert "job tests.test_jobs:add_region_and_fail failed" in caplog.text
+    codes = _region_codes()
+    assert "pool-after" in codes and "pool-broken" not in codes
+
+
+def test_drain_reports_jobs_still_running(pool_app, ctx):
+    _gate.clear()
+    with pool_app.app_context():
+        jobs.enqueue("tests.test_jobs:wait_for_gate_then_add", "gated")
+        assert jobs.drain(pool_app, timeout=0.05) is False
+        _gate.set()
+        assert jobs.drain(pool_app, timeout=60) is True
+    assert "gated" in _region_codes()
+
+
+# --- Redis -------------------------------------------------------------------------------
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_app(app, tmp_path):
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        probe.ping()
+    except RedisError as exc:
+        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+    name = f"shuyuan-test-{uuid.uuid4().hex[:10]}"
+    application = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        str(tmp_path),
+        JOBS_EAGER=False,
+        REDIS_URL=REDIS_URL,
+        JOBS_QUEUE=name,
+        JOBS_REDIS_CLIENT_NAME=name,
+    )
+    yield application, probe, name
+    from rq import Queue
+
+    Queue(name, connection=probe).delete(delete_jobs=True)
+    with application.app_context():
+        db.engine.dispose()
+    jobs.redis_client(application).close()
+    probe.close()
+
+
+def test_enqueue_reuses_one_pooled_redis_connection(redis_app, ctx):
+    from rq import Queue, SimpleWorker
+
+    application, probe, name = redis_app
+    with application.app_context():
+        for n in range(20):
+            jobs.enqueue("tests.test_jobs:add_region", f"redis-{n}")
+    connected = [c for c in probe.client_list() if c.get("name") == name]
+    assert len(connected) == 1, connected
+    queue = Queue(name, connection=probe)
+    assert queue.count == 20
+    with application.app_context():
+        SimpleWorker([queue], connection=probe).work(burst=True)
+    assert {f"redis-{n}" for n in range(20)} <= _region_codes()
+    assert queue.count == 0
+
+
+def test_unreachable_redis_is_a_clear_error_not_a_lost_job(app, tmp_path):
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
+    application = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        str(tmp_path),
+        JOBS_EAGER=False,
+        REDIS_URL=url,
+        JOBS_REDIS_CONNECT_TIMEOUT=1,
+    )
+    with application.app_context(), pytest.raises(jobs.JobsUnavailable) as raised:
+        jobs.enqueue("tests.test_jobs:add_region", "lost?")
+    message = raised.value.message
+    assert "unreachable" in message and "nothing was queued" in message
+    assert "127.0.0.1" in message and "s3cret" not in message
+    assert raised.value.status == 503
+
+    result = application.test_cli_runner().invoke(args=["jobs", "worker", "--burst"])
+    assert result.exit_code == 1
+    assert "is unreachable" in result.output and "s3cret" not in result.output
+    with application.app_context():
+        db.engine.dispose()
