@@ -1,5 +1,8 @@
 """LTI 1.3 / LTI Advantage tool (on pylti1p3): registrations, keys, launch, deep linking,
-grades (AGS) and rosters (NRPS).  See docs/lti.md."""
+grades (AGS) and rosters (NRPS).  See docs/lti.md.
+
+Public to other features: ``app.lti.origins.registered_platform_origins() -> tuple[str, ...]``
+(the LMS origins allowed to frame LTI pages, cached per request)."""
 
 from flask import Flask, request, session
 

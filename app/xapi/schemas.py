@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
 
+from app.common.schemas import UtcDateTime
+
 SPEC_VERSION: contextvars.ContextVar[str] = contextvars.ContextVar(
     "xapi_spec_version", default="2.0.0"
 )
@@ -711,8 +713,8 @@ class ClientOutSchema(Schema):
     scopes = fields.List(fields.String())
     district_id = fields.Integer(allow_none=True)
     school_id = fields.Integer(allow_none=True)
-    created_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    revoked_at = UtcDateTime(allow_none=True)
 
 
 class ClientCreatedSchema(ClientOutSchema):
