@@ -121,9 +121,15 @@ _HTTP_CODES = {
     503: "unavailable",
 }
 
+
+def _(message: str) -> str:
+    """Mark for extraction; translated with ``gettext`` when the response is built."""
+    return message
+
+
 # Shown (translated) instead of the English text of Werkzeug or Flask-Limiter.
-RATE_LIMITED_MESSAGE = "Too many requests. Try again in %(seconds)s seconds."
-DATABASE_DOWN_MESSAGE = "The database is unavailable. Try again in a moment."
+RATE_LIMITED_MESSAGE = _("Too many requests. Try again in %(seconds)s seconds.")
+DATABASE_DOWN_MESSAGE = _("The database is unavailable. Try again in a moment.")
 RETRY_AFTER_DATABASE = 30
 
 
@@ -225,9 +231,10 @@ def database_unavailable(exc: Exception):
         response = jsonify({"error": {"code": "unavailable", "message": message}})
         response.status_code = 503
     else:
-        response = current_app.make_response(
-            (render_template("core/unavailable.html", message=message), 503)
-        )
+        # Rendered without the context processors: Flask-Login's would load the user.
+        template = current_app.jinja_env.get_template("core/unavailable.html")
+        html = template.render(message=message, config=current_app.config, request=request)
+        response = current_app.make_response((html, 503))
     response.headers.update(headers)
     return response
 

@@ -32,8 +32,10 @@ _SCOPE = "login-failures"
 
 
 def _key(email: str) -> str:
-    # Hashed: the storage (Redis) never holds the addresses people typed.
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    # Hashed: the storage (Redis) never holds the addresses people typed.  Prefixed like
+    # the limiter's own keys, so two sites sharing one Redis keep separate counts.
+    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    return f"{current_app.config.get('RATELIMIT_KEY_PREFIX') or ''}{digest}"
 
 
 def _strategy() -> tuple[MovingWindowRateLimiter, list] | None:

@@ -93,6 +93,10 @@ KNOWN_MESSAGES = (
     N_("The CSRF session token is missing."),
     N_("The CSRF tokens do not match."),
     N_("Internal server error."),
+    N_("Too many failed logins for this account. Try again later."),
+    N_("Too many requests. Try again later."),
+    N_("The service is unavailable. Try again in a moment."),
+    N_("The request conflicts with a concurrent change. Try again."),
     # marshmallow's messages for form fields
     N_("Missing data for required field."),
     N_("Not a valid URL."),
