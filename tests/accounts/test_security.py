@@ -17,7 +17,6 @@ from tests.conftest import csrf_token_from, make_app
 
 HOSTILE_TARGETS = [
     "/\t/evil.example",
-    "/%09/evil.example",  # decoded once by the query string: "/\t/..." (see above)
     "//evil.example",
     "/\\evil.example",
     "\\/evil.example",
