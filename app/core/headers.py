@@ -3,8 +3,10 @@
 Scripts run only from this site's files or from an inline ``<script>`` carrying the
 request's nonce (``{{ csp_nonce() }}`` in templates, ``hooks.csp_nonce()`` in plugins),
 so HTML that slips past sanitising cannot run script.  Pages may be framed only by the
-registered LMS platforms, and only where an LTI launch lands: paths under ``/lti/`` and
-every page of a browser session that began with a launch (it lives in the LMS frame).
+registered LMS platforms, and only where an LTI launch lands: paths under ``/lti/``, the
+pages a launch redirects to (``app.lti.origins.LANDING_ENDPOINTS``: a cookie-less launch
+has no session to tell them by) and every page of a browser session that began with a
+launch (it lives in the LMS frame).
 
 A response that already carries a ``Content-Security-Policy`` (uploaded package content,
 which gets a stricter one from the media feature) keeps it.
@@ -20,7 +22,7 @@ from flask import Flask, current_app, g, request, session
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
-from app.lti.origins import registered_platform_origins, url_origin
+from app.lti.origins import LANDING_ENDPOINTS, registered_platform_origins, url_origin
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ def _extra_sources(config) -> list[str]:
 
 
 def _is_lti_page() -> bool:
-    if request.path.startswith("/lti/"):
+    if request.path.startswith("/lti/") or request.endpoint in LANDING_ENDPOINTS:
         return True
     # Only pages (not JSON or files) and only when a session cookie came with the
     # request: reading the session otherwise would add "Vary: Cookie" everywhere.

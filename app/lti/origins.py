@@ -1,8 +1,9 @@
 """Origins of the LMS platforms allowed to frame Shuyuan's LTI pages.
 
 Public, typed and read-only: the security headers (app/core/headers.py) put these in
-``frame-ancestors``.  A platform counts once it is active and one of its deployments
-is approved, so a pending dynamic registration cannot get its pages framed.
+``frame-ancestors`` of the LTI pages and of :data:`LANDING_ENDPOINTS`.  A platform counts
+once it is active and one of its deployments is approved, so a pending dynamic
+registration cannot get its pages framed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.lti.models import LtiDeployment, LtiPlatform
+
+# Where a launch redirects the LMS frame to (app/lti/views.py, end of the launch); with
+# paths under /lti/ these are the pages the registered platforms may frame even when the
+# browser sends no cookie into the cross-site frame.
+LANDING_ENDPOINTS = frozenset({"catalog.resource_detail", "catalog.course_detail"})
 
 # Header values are built from these: anything but a plain host name is dropped, so a
 # stored issuer such as "https://x; script-src *" cannot inject a CSP directive.

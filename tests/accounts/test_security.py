@@ -175,6 +175,14 @@ def test_inline_script_of_a_real_page_carries_the_header_nonce(client, lms):
     assert "https://lms.example.edu" in _csp(response)["frame-ancestors"]
 
 
+def test_launch_landing_pages_may_be_framed_without_cookies(client, lms):
+    """A cookie-less launch lands on a resource or course page with no session."""
+    lms("https://lms.example.edu", "https://lms.example.edu/login")
+    for path in ("/resources/no-such-id", "/courses/no-such-id"):
+        assert _csp(client.get(path))["frame-ancestors"] == "'self' https://lms.example.edu"
+    assert _csp(client.get("/me/tokens"))["frame-ancestors"] == "'none'"
+
+
 def test_pages_of_a_launched_session_may_be_framed(client, lms):
     lms("https://lms.example.edu", "https://lms.example.edu/login")
     client.get("/")  # a session cookie exists from here on
