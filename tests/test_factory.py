@@ -135,3 +135,28 @@ def test_read_only_instance_folder_stops_the_cli_with_one_line(tmp_path):
     assert result.returncode != 0
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"The instance folder {folder} is not writable" in result.stderr
+
+
+def test_prefix_lists_belong_to_each_app(tmp_path):
+    """Features register JSON-only and CSRF-exempt prefixes on their own app: a second
+    app built in the same process starts from the defaults, not from the first's list."""
+    from app.common.routing import add_csrf_exempt_prefix, add_json_prefix
+
+    def build(name):
+        return create_app(
+            {
+                "INSTANCE_PATH": str(tmp_path / name),
+                "SECRET_KEY": "x" * 40,
+                "SQLALCHEMY_DATABASE_URI": "sqlite://",
+            }
+        )
+
+    first, second = build("a"), build("b")
+    add_json_prefix(first, "/only-first/")
+    add_csrf_exempt_prefix(first, "/only-first/")
+    assert "/only-first/" not in second.config["JSON_PREFIXES"]
+    assert "/only-first/" not in second.config["CSRF_EXEMPT_PREFIXES"]
+    assert "/xapi/" in second.config["JSON_PREFIXES"]  # the xAPI feature registered it
+    response = first.test_client().get("/only-first/missing")
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+    assert second.test_client().get("/only-first/missing").mimetype == "text/html"
