@@ -99,13 +99,6 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(AppError):
-    """The service is unavailable. Try again in a moment."""
-
-    status = 503
-    code = "unavailable"
-
-
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -206,9 +199,7 @@ def _webargs_fields(exc: HTTPException) -> dict:
 
 def _too_many(retry_after: int | None, message: str | None = None):
     seconds = retry_after or 60
-    text = (
-        gettext(message) if message else gettext(RATE_LIMITED_MESSAGE, seconds=seconds)  # noqa: INT002
-    )
+    text = gettext(message) if message else gettext(RATE_LIMITED_MESSAGE, seconds=seconds)
     return error_response(429, "too_many_requests", text, headers={"Retry-After": str(seconds)})
 
 

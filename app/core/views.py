@@ -95,7 +95,6 @@ KNOWN_MESSAGES = (
     N_("Internal server error."),
     N_("Too many failed logins for this account. Try again later."),
     N_("Too many requests. Try again later."),
-    N_("The service is unavailable. Try again in a moment."),
     N_("The request conflicts with a concurrent change. Try again."),
     # marshmallow's messages for form fields
     N_("Missing data for required field."),
