@@ -45,7 +45,7 @@ class PathLimit:
 PATH_LIMITS = (
     PathLimit("login", "/login", "RATELIMIT_LOGIN", ("POST",)),
     PathLimit("api-tokens", "/api/v1/auth/tokens", "RATELIMIT_TOKENS", ("POST",)),
-    PathLimit("xapi-auth", "/xapi/", "RATELIMIT_XAPI_AUTH_FAILURES", failures_only=True),
+    PathLimit("xapi-auth", "/xapi", "RATELIMIT_XAPI_AUTH_FAILURES", failures_only=True),
     PathLimit("lti-register", "/lti/register", "RATELIMIT_LTI_REGISTER"),
 )
 
@@ -90,10 +90,14 @@ def bind_path_limits(app: Flask) -> None:
     limiter = get_limiter(app)
     if limiter is None:
         return
+    bound: set[str] = set()
     for rule in app.url_map.iter_rules():
         for path_limit in PATH_LIMITS:
-            if not rule.rule.startswith(path_limit.prefix):
+            # An endpoint reached by several rules (``/xapi`` and ``/xapi/<path>``) is
+            # limited once, or each request would count twice.
+            if not rule.rule.startswith(path_limit.prefix) or rule.endpoint in bound:
                 continue
+            bound.add(rule.endpoint)
             view = app.view_functions[rule.endpoint]
             decorate = limiter.shared_limit(
                 app.config[path_limit.config_key],
