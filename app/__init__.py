@@ -35,6 +35,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.instance_path = app.config["INSTANCE_PATH"]
     logging.basicConfig(level=app.config.get("LOG_LEVEL", logging.INFO))
 
+    from app.common import routing
+
+    # Before any blueprint adds a route: every <int:...> in the site is bounded.
+    routing.install(app)
+
     if app.config["BEHIND_PROXY"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -47,6 +52,10 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     api.init_app(app)
+    # "Try it out" in the API docs sends a bearer token (issued at /api/v1/auth/tokens).
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API token."}
+    )
 
     from app import i18n
 
@@ -74,25 +83,25 @@ def create_app(config: dict | None = None) -> Flask:
     from app import plugins
 
     plugins.load_plugins(app)
+
+    from app.core import ratelimit
+
+    # Last: the limits are bound to the routes every feature and plugin has added.
+    ratelimit.bind_path_limits(app)
     return app
 
 
-# Prefixes whose requests never carry a form from our pages: token-authenticated APIs,
-# LTI (signed JWTs) and xAPI (Basic auth).  Features add theirs at init.
-CSRF_EXEMPT_PREFIXES: list[str] = ["/lti/", "/xapi/", "/healthz"]
-
-
 def _protect_forms(app: Flask) -> None:
+    """CSRF on every form post.  Paths in this app's ``CSRF_EXEMPT_PREFIXES`` (LTI's signed
+    JWTs, xAPI's Basic auth...; features add theirs with
+    :func:`app.common.routing.add_csrf_exempt_prefix`) never carry a form of ours."""
     from app.accounts.auth import bearer_request
 
     @app.before_request
     def check_csrf():
         if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
             return
-        if any(
-            request.path.startswith(p)
-            for p in CSRF_EXEMPT_PREFIXES + app.config.get("CSRF_EXEMPT_PREFIXES", [])
-        ):
+        if any(request.path.startswith(p) for p in app.config["CSRF_EXEMPT_PREFIXES"]):
             return
         # A bearer token is not sent by browsers on their own, so it cannot be forged
         # cross-site; an API call with the session cookie must send X-CSRFToken.

@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,26 @@ def _env_list(name: str, default: list[str] | None) -> list[str] | None:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class StartupError(RuntimeError):
+    """A setting or the machine makes starting impossible; the message says what to fix."""
+
+
+def ensure_writable_folder(folder: Path) -> None:
+    """Create ``folder`` and prove it writable now, so a read-only instance folder is one
+    clear error at start rather than a traceback at the first upload or login."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(
+            f"The instance folder {folder} is not writable ({exc.strerror or exc}). "
+            "Shuyuan keeps its secret key, SQLite database, media and search index there: "
+            "make it writable for this user or set SHUYUAN_INSTANCE_PATH to another folder."
+        ) from None
 
 
 def instance_path() -> Path:
@@ -95,7 +116,7 @@ def normalise_database_url(url: str) -> str:
 def load_config(overrides: dict | None = None) -> dict:
     """Build the Flask config mapping from the environment, then apply ``overrides``."""
     folder = Path((overrides or {}).get("INSTANCE_PATH") or instance_path())
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_writable_folder(folder)
     database_url = normalise_database_url(
         _env("DATABASE_URL", f"sqlite:///{folder / 'shuyuan.db'}")
     )
@@ -138,6 +159,33 @@ def load_config(overrides: dict | None = None) -> dict:
         "SESSION_COOKIE_SAMESITE": _env("SHUYUAN_SESSION_SAMESITE", "Lax"),
         "SESSION_COOKIE_SECURE": _env_bool("SHUYUAN_SECURE_COOKIES", False),
         "REMEMBER_COOKIE_SECURE": _env_bool("SHUYUAN_SECURE_COOKIES", False),
+        # "Keep me logged in": not sent on cross-site subresource requests or posts, and it
+        # ends after two weeks rather than Flask-Login's default of a year.
+        "REMEMBER_COOKIE_SAMESITE": _env("SHUYUAN_SESSION_SAMESITE", "Lax"),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=_env_int("SHUYUAN_REMEMBER_DAYS", 14)),
+        # Security headers (app/core/headers.py).  CSP_EXTRA_ORIGINS: origins pages may
+        # load media from, talk to or frame, beyond this site and S3 storage.
+        "REFERRER_POLICY": _env("SHUYUAN_REFERRER_POLICY", "strict-origin-when-cross-origin"),
+        "CSP_EXTRA_ORIGINS": _env_list("SHUYUAN_CSP_EXTRA_ORIGINS", []),
+        # Brute-force protection (app/core/ratelimit.py, app/accounts/throttle.py): counters
+        # live in Redis when REDIS_URL is set (shared by every worker), else in memory.
+        "RATELIMIT_ENABLED": _env_bool("SHUYUAN_RATELIMIT_ENABLED", True),
+        "RATELIMIT_STORAGE_URI": _env("SHUYUAN_RATELIMIT_STORAGE_URI"),  # default: REDIS_URL
+        "RATELIMIT_LOGIN": _env("SHUYUAN_RATELIMIT_LOGIN", "30 per minute;300 per hour"),
+        "RATELIMIT_TOKENS": _env("SHUYUAN_RATELIMIT_TOKENS", "30 per minute;300 per hour"),
+        "RATELIMIT_XAPI_AUTH_FAILURES": _env(
+            "SHUYUAN_RATELIMIT_XAPI_AUTH_FAILURES", "20 per minute;200 per hour"
+        ),
+        "RATELIMIT_LTI_REGISTER": _env(
+            "SHUYUAN_RATELIMIT_LTI_REGISTER", "10 per minute;60 per hour"
+        ),
+        # Failed logins per account (any email, known or not): each window that fills up
+        # locks the account's password login until it frees, so lockouts grow with
+        # persistence (5 in 15 minutes, then 10 an hour, then 20 a day).
+        "LOGIN_FAILURE_LIMITS": _env(
+            "SHUYUAN_LOGIN_FAILURE_LIMITS", "5 per 15 minutes;10 per hour;20 per day"
+        ),
         "BEHIND_PROXY": _env_bool("SHUYUAN_BEHIND_PROXY", False),
         "WTF_CSRF_CHECK_DEFAULT": False,
         "WTF_CSRF_TIME_LIMIT": None,
@@ -146,6 +194,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
+        # Every operation accepts a bearer token, or none (public reads).
+        "API_SPEC_OPTIONS": {"security": [{"bearerAuth": []}, {}]},
         "DEMO_CONTENT_DIR": _env("SHUYUAN_CONTENT_DIR", str(PROJECT_ROOT / "content")),
         # xAPI LRS (app/xapi): public base URL (actor home pages, authority), limits.
         "XAPI_PLATFORM_URL": _env("SHUYUAN_PUBLIC_URL", "http://localhost:5000"),

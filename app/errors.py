@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
@@ -87,6 +88,17 @@ class PayloadTooLarge(AppError):
     code = "too_large"
 
 
+class TooManyRequests(AppError):
+    """Too many requests. Try again later."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str | None = None, retry_after: int | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -99,14 +111,25 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
+    503: "unavailable",
 }
 
-# Path prefixes whose clients are programs: they always get the JSON envelope.
-JSON_PREFIXES = ["/api/"]
+
+def _(message: str) -> str:
+    """Mark for extraction; translated with ``gettext`` when the response is built."""
+    return message
+
+
+# Shown (translated) instead of the English text of Werkzeug or Flask-Limiter.
+RATE_LIMITED_MESSAGE = _("Too many requests. Try again in %(seconds)s seconds.")
+DATABASE_DOWN_MESSAGE = _("The database is unavailable. Try again in a moment.")
+RETRY_AFTER_DATABASE = 30
 
 
 def wants_json() -> bool:
-    if any(request.path.startswith(prefix) for prefix in JSON_PREFIXES):
+    """Programs get the JSON envelope: paths in this app's ``JSON_PREFIXES`` (features add
+    theirs with :func:`app.common.routing.add_json_prefix`), or a client preferring JSON."""
+    if any(request.path.startswith(prefix) for prefix in current_app.config["JSON_PREFIXES"]):
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return (
@@ -115,8 +138,22 @@ def wants_json() -> bool:
     )
 
 
-def error_response(status: int, code: str, message: str, fields: dict | None = None):
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: dict | None = None,
+    headers: dict | None = None,
+):
     db.session.rollback()
+    response = _error_body(status, code, message, fields)
+    if headers:
+        response = current_app.make_response(response)
+        response.headers.update(headers)
+    return response
+
+
+def _error_body(status: int, code: str, message: str, fields: dict | None):
     if wants_json():
         body = {"error": {"code": code, "message": message}}
         if fields:
@@ -160,14 +197,62 @@ def _webargs_fields(exc: HTTPException) -> dict:
     return fields
 
 
+def _too_many(retry_after: int | None, message: str | None = None):
+    seconds = retry_after or 60
+    text = gettext(message) if message else gettext(RATE_LIMITED_MESSAGE, seconds=seconds)
+    return error_response(429, "too_many_requests", text, headers={"Retry-After": str(seconds)})
+
+
+def database_unavailable(exc: Exception):
+    """503 for a database that cannot be reached: ONE log line (no traceback: the cause is
+    outside the code, and a traceback per request buries the log), and a page that needs
+    no database (the normal layout would load the logged-in user)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    log.error(
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.path,
+        type(getattr(exc, "orig", None) or exc).__name__,
+        reason[0] if reason else "",
+    )
+    db.session.rollback()
+    message = gettext(DATABASE_DOWN_MESSAGE)
+    headers = {"Retry-After": str(RETRY_AFTER_DATABASE)}
+    if wants_json():
+        response = jsonify({"error": {"code": "unavailable", "message": message}})
+        response.status_code = 503
+    else:
+        # Rendered without the context processors: Flask-Login's would load the user.
+        template = current_app.jinja_env.get_template("core/unavailable.html")
+        html = template.render(message=message, config=current_app.config, request=request)
+        response = current_app.make_response((html, 503))
+    response.headers.update(headers)
+    return response
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AppError)
     def handle_app_error(exc: AppError):
+        if isinstance(exc, TooManyRequests):
+            return _too_many(exc.retry_after, exc.message)
         return error_response(exc.status, exc.code, exc.message, exc.fields)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException):
         status = exc.code or 500
+        if status == 429:
+            from app.core.ratelimit import retry_after_seconds
+
+            return _too_many(retry_after_seconds())
         fields = _webargs_fields(exc)
         message = exc.description or exc.name
         if status == 422 and fields:
@@ -189,6 +274,25 @@ def register_error_handlers(app: Flask) -> None:
         return error_response(
             400, "bad_request", "The request contains a value that cannot be stored."
         )
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    @app.errorhandler(SQLAlchemyError)
+    def handle_database_error(exc: SQLAlchemyError):
+        if str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "").startswith("40"):
+            # Deadlock or serialization failure: the request lost a race and may be retried.
+            log.warning(
+                "transaction conflict on %s %s: %s",
+                request.method,
+                request.path,
+                str(exc.orig).splitlines()[0] if str(exc.orig) else "",
+            )
+            return error_response(
+                409, "conflict", "The request conflicts with a concurrent change. Try again."
+            )
+        if is_connection_failure(exc):
+            return database_unavailable(exc)
+        return handle_unexpected(exc)
 
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):

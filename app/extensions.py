@@ -1,12 +1,20 @@
-"""Unbound extension objects; ``create_app`` binds them to an application."""
+"""Unbound extension objects; ``create_app`` binds them to an application.
+
+The rate limiter is the exception: it is built per application in
+:mod:`app.core.ratelimit`, as Flask-Limiter keeps its switch and counters on the object.
+"""
 
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
+from flask_smorest.spec.plugins import integerconverter2paramschema
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
+
+from app.common.error_schemas import ErrorSchema
+from app.common.routing import BoundedIntegerConverter
 
 # Deterministic constraint names so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -17,9 +25,19 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+
+class ShuyuanApi(Api):
+    """flask-smorest documenting the errors the API really sends: the ``{"error": {...}}``
+    envelope of app/errors.py, not flask-smorest's own ``{"code", "status", ...}``."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 login_manager = LoginManager()
 babel = Babel()
 csrf = CSRFProtect()
-api = Api()
+api = ShuyuanApi()
+# Path ids are documented as the bounded integers they are (app/common/routing.py).
+api.register_converter(BoundedIntegerConverter, integerconverter2paramschema)

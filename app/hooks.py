@@ -37,6 +37,7 @@ __all__ = [
     "emit_learning_event",
     "resource_media",
     "player_script",
+    "csp_nonce",
     "published_resources",
     "content_url",
 ]
@@ -218,6 +219,14 @@ def resource_media(resource, user=None) -> dict | None:
     from app.media import services
 
     return services.media_context(user if user is not None else actor(), resource)
+
+
+def csp_nonce() -> str:
+    """The nonce every inline ``<script>`` a plugin writes must carry
+    (``<script nonce="...">``): the Content-Security-Policy refuses inline script without it."""
+    from app.core.headers import csp_nonce as nonce
+
+    return nonce()
 
 
 def player_script() -> Markup:

@@ -1,6 +1,7 @@
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy.exc
 from flask import current_app
 
 from alembic import context
@@ -105,7 +106,17 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    try:
+        connection = connectable.connect()
+    except sqlalchemy.exc.DBAPIError as exc:
+        # A wrong DATABASE_URL or a server that is down: one clear line, not a traceback.
+        reason = (str(exc.orig or exc).strip().splitlines() or [""])[0]
+        raise SystemExit(
+            f"Cannot connect to the database {connectable.url.render_as_string(hide_password=True)}:"
+            f" {reason}"
+        ) from None
+
+    with connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -130,6 +130,9 @@ def make_app(database_url: str, instance: str, **overrides):
         "PLUGINS": None,
         "WTF_CSRF_ENABLED": True,
         "JOBS_EAGER": True,
+        # One app serves the whole session from one address: its counters would carry
+        # from test to test.  tests/accounts/test_ratelimit.py builds apps with limits on.
+        "RATELIMIT_ENABLED": False,
     }
     config.update(overrides)
     application = create_app(config)

@@ -2,9 +2,10 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from app import signals
 from app.accounts import schemas, services
 from app.accounts.auth import actor, bearer_request
-from app.common.events import commit
+from app.common.events import send_after_commit
 from app.errors import Unauthorized, require_json_body
 
 blp = Blueprint(
@@ -38,7 +39,7 @@ class Tokens(MethodView):
         token, raw = services.issue_token(
             user, data["name"], current_app.config.get("API_TOKEN_TTL_DAYS")
         )
-        commit()
+        send_after_commit(signals.user_logged_in, user=user, method="token")
         token.raw = raw
         return token
 
@@ -54,7 +55,6 @@ class TokenById(MethodView):
     def delete(self, token_id):
         """Revoke one of my tokens."""
         services.revoke_token(_require_actor(), token_id)
-        commit()
 
 
 @blp.route("/me")
@@ -77,11 +77,7 @@ class DistrictById(MethodView):
     @blp.response(200, schemas.DistrictSchema)
     def patch(self, data, district_id):
         """Turn the district's review of publications on or off (district admins)."""
-        district = services.set_district_review(
-            _require_actor(), district_id, data["requires_review"]
-        )
-        commit()
-        return district
+        return services.set_district_review(_require_actor(), district_id, data["requires_review"])
 
 
 @blp.route("/schools")

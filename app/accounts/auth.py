@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from app.accounts import services
 from app.accounts.models import User
-from app.extensions import db, login_manager
+from app.extensions import login_manager
 
 
 def actor() -> User | None:
@@ -41,10 +41,8 @@ def _load_user_from_token(req) -> User | None:
         # Raised once; the error page rendered next sees an anonymous visitor.
         g._shuyuan_bad_token = True
         raise Unauthorized("The bearer token is invalid, expired or revoked.")
-    if db.session.dirty:
-        # user_for_token noted when the token was last used (at most once a minute);
-        # store it now, as a read-only request never commits.
-        db.session.commit()
+    # user_for_token noted when the token was last used (at most once a minute); the
+    # request's own commit stores it (app/common/transaction.py).
     return user
 
 

@@ -1,6 +1,6 @@
 from marshmallow import Schema, fields, validate
 
-from app.common.schemas import Text
+from app.common.schemas import Text, UtcDateTime
 
 
 class TokenCreateSchema(Schema):
@@ -13,10 +13,10 @@ class TokenSchema(Schema):
     id = fields.Integer()
     name = fields.String()
     prefix = fields.String()
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime(allow_none=True)
-    last_used_at = fields.DateTime(allow_none=True)
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime(allow_none=True)
+    last_used_at = UtcDateTime(allow_none=True)
+    revoked_at = UtcDateTime(allow_none=True)
 
 
 class TokenIssuedSchema(TokenSchema):

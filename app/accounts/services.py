@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.accounts import throttle
 from app.accounts.models import ApiToken, District, Region, Role, RoleAssignment, School, User
 from app.common.models import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -167,7 +168,23 @@ def set_password(user: User, password: str) -> None:
 
 
 def authenticate(email: str, password: str) -> User:
-    """Return the user for a correct email and password, else raise Unauthorized."""
+    """Return the user for a correct email and password, else raise Unauthorized.
+
+    Raises TooManyRequests while the address is locked out after repeated failures
+    (see :mod:`app.accounts.throttle`); the password is then not even checked."""
+    throttle.check(email or "")
+    try:
+        user = _check_password(email, password)
+    except Unauthorized:
+        throttle.record_failure(email or "")
+        raise
+    throttle.record_success(email or "")
+    user.last_login_at = utcnow()
+    db.session.flush()
+    return user
+
+
+def _check_password(email: str, password: str) -> User:
     user = get_user_by_email(email) if email else None
     if user is None or not user.password_hash:
         check_password_hash(_DUMMY_HASH, password or "")
@@ -176,8 +193,6 @@ def authenticate(email: str, password: str) -> User:
         raise Unauthorized("Wrong email or password.")
     if not user.is_active:
         raise Unauthorized("This account is disabled.")
-    user.last_login_at = utcnow()
-    db.session.flush()
     return user
 
 

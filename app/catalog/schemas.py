@@ -8,7 +8,7 @@ from flask_babel import get_locale
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.catalog import vocab
-from app.common.schemas import PageArgsSchema, Text, page_schema
+from app.common.schemas import PageArgsSchema, Text, UtcDateTime, page_schema
 
 TITLE = validate.Length(min=1, max=200)
 SUMMARY = validate.Length(max=500)
@@ -202,8 +202,8 @@ class _ContentOutSchema(Schema):
     author = fields.Nested(PersonSchema)
     school = fields.Nested(OrgSchema, allow_none=True)
     district = fields.Nested(OrgSchema)
-    published_at = fields.DateTime(allow_none=True)
-    updated_at = fields.DateTime()
+    published_at = UtcDateTime(allow_none=True)
+    updated_at = UtcDateTime()
     source_content_id = fields.String(allow_none=True)
 
     def _tags(self, obj):
@@ -273,7 +273,7 @@ class EnrolmentSchema(Schema):
     course_id = fields.String(attribute="course_content_id")
     student = fields.Nested(PersonSchema)
     status = fields.String()
-    queued_at = fields.DateTime()
+    queued_at = UtcDateTime()
     waitlist_position = fields.Integer(allow_none=True)
 
 

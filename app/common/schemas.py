@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from marshmallow import Schema, fields, validate
 
+from app.common.error_schemas import ErrorBodySchema, ErrorSchema  # noqa: F401  (re-exported)
 from app.common.pagination import MAX_PAGE, MAX_PER_PAGE
 
 
@@ -24,6 +27,17 @@ class Text(fields.String):
         return text.strip() if self.strip else text
 
 
+class UtcDateTime(fields.DateTime):
+    """A timestamp written with its offset (``2026-11-30T06:00:00+00:00``).  Rows store
+    naive UTC (``app.common.models.utcnow``); a bare ISO string would leave clients to
+    guess the zone, and OpenAPI's ``date-time`` format (RFC 3339) requires the offset."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
 class PageArgsSchema(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
@@ -42,13 +56,3 @@ def page_schema(item_schema: type[Schema], name: str) -> type[Schema]:
             "pages": fields.Integer(),
         },
     )
-
-
-class ErrorBodySchema(Schema):
-    code = fields.String()
-    message = fields.String()
-    fields_ = fields.Dict(data_key="fields")
-
-
-class ErrorSchema(Schema):
-    error = fields.Nested(ErrorBodySchema)

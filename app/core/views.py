@@ -7,7 +7,6 @@ from flask import (
     Flask,
     current_app,
     jsonify,
-    redirect,
     render_template,
     request,
     send_from_directory,
@@ -19,6 +18,7 @@ from sqlalchemy import text
 from swagger_ui_bundle import swagger_ui_path
 
 from app.catalog import vocab
+from app.common.redirects import redirect_next
 from app.extensions import db
 from app.hooks import render_slot
 from app.i18n import current_language
@@ -93,6 +93,9 @@ KNOWN_MESSAGES = (
     N_("The CSRF session token is missing."),
     N_("The CSRF tokens do not match."),
     N_("Internal server error."),
+    N_("Too many failed logins for this account. Try again later."),
+    N_("Too many requests. Try again later."),
+    N_("The request conflicts with a concurrent change. Try again."),
     # marshmallow's messages for form fields
     N_("Missing data for required field."),
     N_("Not a valid URL."),
@@ -151,11 +154,7 @@ def healthz():
 def set_language(code: str):
     if code in current_app.config["LANGUAGES"]:
         session["lang"] = code
-    target = request.args.get("next") or url_for("catalog.browse")
-    # Only same-site paths, so the switch cannot be used as an open redirect.
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("catalog.browse")
-    return redirect(target)
+    return redirect_next(request.args.get("next"))
 
 
 @bp.route("/api/docs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.catalog import vocab
+from app.common.schemas import UtcDateTime
 from app.curriculum.case import ASSOCIATION_TYPES
 from app.curriculum.models import AlignmentType, ClassRole, Level
 
@@ -183,7 +184,7 @@ class CalendarDetailSchema(CalendarSchema):
 class CalendarVersionSchema(Schema):
     version = fields.Integer()
     note = fields.String(allow_none=True)
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
     data = fields.Dict()
 
 

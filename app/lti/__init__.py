@@ -16,7 +16,9 @@ Seams with other features — typed public functions only:
 - signals: sends ``learning_event`` (verb ``launched``) after commit; listens to
   ``learning_event`` for scores (``receivers.on_learning_event``).
 
-Other features call nothing here.
+Public to other features: ``app.lti.origins.registered_platform_origins() -> tuple[str, ...]``
+(the LMS origins allowed to frame LTI pages, cached per request).  Other features call
+nothing else here.
 """
 
 from flask import Flask, request, session

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
-from app.common.schemas import PageArgsSchema, Text, page_schema
+from app.common.schemas import PageArgsSchema, Text, UtcDateTime, page_schema
 
 _url = [validate.URL(schemes={"http", "https"}, require_tld=False), validate.Length(max=1000)]
 
@@ -32,7 +32,7 @@ class DeploymentSchema(Schema):
     school_id = fields.Integer(allow_none=True)
     district_id = fields.Integer(allow_none=True)
     approved = fields.Boolean()
-    approved_at = fields.DateTime(allow_none=True)
+    approved_at = UtcDateTime(allow_none=True)
 
 
 class PlatformSchema(Schema):
@@ -61,10 +61,10 @@ class GradeSchema(Schema):
     score_given = fields.Float()
     score_maximum = fields.Float()
     attempts = fields.Integer()
-    next_attempt_at = fields.DateTime()
+    next_attempt_at = UtcDateTime()
     last_error = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    sent_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    sent_at = UtcDateTime(allow_none=True)
     lineitem_url = fields.String(attribute="link.lineitem_url")
     content_id = fields.String(attribute="link.content_id")
 

@@ -6,7 +6,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Blueprints, the ``flask media`` CLI and the version-copy receiver."""
     from app import signals
-    from app.errors import JSON_PREFIXES
+    from app.common.routing import add_csrf_exempt_prefix, add_json_prefix
     from app.extensions import api as rest_api
     from app.media import api, cli, services, views
 
@@ -14,10 +14,8 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.media_cli)
     # The signed upload URL is the credential; programs PUT there without cookies or CSRF.
-    exempt = list(app.config.get("CSRF_EXEMPT_PREFIXES", []))
-    app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/media/local/up/"]
-    if "/media/local/up/" not in JSON_PREFIXES:
-        JSON_PREFIXES.append("/media/local/up/")
+    add_csrf_exempt_prefix(app, "/media/local/up/")
+    add_json_prefix(app, "/media/local/up/")
     signals.resource_version_created.connect(
         services.on_resource_version_created, sender=app, weak=False
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from app.common.schemas import UtcDateTime
+
 MAX_JSON_BYTES = 64_000
 
 
@@ -112,7 +114,7 @@ class PlayerProgressOutSchema(Schema):
     verb = fields.String()
     result = fields.Dict(allow_none=True)
     context = fields.Dict()
-    created_at = fields.DateTime()
+    created_at = UtcDateTime()
 
 
 class PlayerProgressQuerySchema(Schema):

@@ -16,12 +16,11 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Registered in app.FEATURES; wires the LRS blueprint, CLI and signal receivers."""
-    from app import errors
+    from app.common.routing import add_json_prefix
     from app.extensions import api as rest_api
     from app.xapi import api, cli, emit, services, views
 
-    if "/xapi/" not in errors.JSON_PREFIXES:
-        errors.JSON_PREFIXES.append("/xapi/")
+    add_json_prefix(app, "/xapi/")
     app.register_blueprint(views.bp)
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.xapi_cli)

@@ -22,6 +22,7 @@ import re
 
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validates_schema
 
+from app.common.schemas import UtcDateTime
 from app.xapi import jsontext
 from app.xapi.primitives import (  # noqa: F401 -- also this module's public names
     MIME,
@@ -549,8 +550,8 @@ class ClientOutSchema(Schema):
     scopes = fields.List(fields.String())
     district_id = fields.Integer(allow_none=True)
     school_id = fields.Integer(allow_none=True)
-    created_at = fields.DateTime()
-    revoked_at = fields.DateTime(allow_none=True)
+    created_at = UtcDateTime()
+    revoked_at = UtcDateTime(allow_none=True)
 
 
 class ClientCreatedSchema(ClientOutSchema):

@@ -22,7 +22,8 @@ def player(resource, context=None) -> str:
         f'<img src="{escape(media["thumbnail_url"] or media["url"])}" '
         f'alt="{escape(media["filename"])}" '
         f'style="max-width:100%" loading="lazy"></a></figure>{hooks.player_script()}'
-        f'<script>document.addEventListener("DOMContentLoaded",function(){{'
+        f'<script nonce="{escape(hooks.csp_nonce())}">'
+        f'document.addEventListener("DOMContentLoaded",function(){{'
         f'Shuyuan.report("{rid}","experienced",{{result:{{progress:1}}}});}});</script>'
     )
 

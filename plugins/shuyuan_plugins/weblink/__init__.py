@@ -22,7 +22,8 @@ def player(resource, context=None) -> str:
         f'<p class="meta weblink-host" data-shuyuan-link="{escape(resource.url)}" '
         f'data-resource="{rid}">'
         f"{escape(parts.hostname or '')}</p>{hooks.player_script()}"
-        '<script>document.addEventListener("click",function(e){'
+        f'<script nonce="{escape(hooks.csp_nonce())}">'
+        'document.addEventListener("click",function(e){'
         'var a=e.target.closest&&e.target.closest("a[href]");if(!a){return;}'
         'var m=document.querySelector("[data-shuyuan-link]");'
         "if(m&&a.href===new URL(m.dataset.shuyuanLink,location.href).href){"

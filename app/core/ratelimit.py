@@ -1,0 +1,109 @@
+"""Rate limits on the doors people try passwords and tokens at (Flask-Limiter).
+
+One :class:`flask_limiter.Limiter` per application (kept in ``app.extensions``), not a
+module global: its switch and counters would otherwise be shared by every app built in
+the process.  The limits are bound to URL rules once every feature and plugin has
+registered its routes, so features need no decorator and the table below is the one
+place an operator reads them:
+
+========================  =============  ==============================================
+path                      methods        counts
+========================  =============  ==============================================
+``/login``                POST           every attempt, per client address
+``/api/v1/auth/tokens``   POST           every attempt, per client address
+``/xapi/…``               all            only answers 401 (failed Basic auth), per address
+``/lti/register…``        all            every request, per client address
+========================  =============  ==============================================
+
+Failed logins are also counted per account, see :mod:`app.accounts.throttle`.  Counters
+live in Redis when ``REDIS_URL`` (or ``RATELIMIT_STORAGE_URI``) is set, so every worker
+and host shares them; otherwise in this process's memory.  If Redis goes away the limits
+fall back to memory and a warning is logged: requests are never refused for it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.wrappers import Response
+
+
+@dataclass(frozen=True)
+class PathLimit:
+    name: str  # also the counters' scope: every endpoint of a rule shares one count
+    prefix: str
+    config_key: str
+    methods: tuple[str, ...] | None = None
+    failures_only: bool = False
+
+
+PATH_LIMITS = (
+    PathLimit("login", "/login", "RATELIMIT_LOGIN", ("POST",)),
+    PathLimit("api-tokens", "/api/v1/auth/tokens", "RATELIMIT_TOKENS", ("POST",)),
+    PathLimit("xapi-auth", "/xapi", "RATELIMIT_XAPI_AUTH_FAILURES", failures_only=True),
+    PathLimit("lti-register", "/lti/register", "RATELIMIT_LTI_REGISTER"),
+)
+
+
+def _failed_auth(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def get_limiter(app: Flask | None = None) -> Limiter | None:
+    """This application's limiter, or None when rate limiting is switched off."""
+    return (app or current_app).extensions.get("shuyuan_limiter")
+
+
+def retry_after_seconds() -> int | None:
+    """Seconds until the limit this request broke frees up (for ``Retry-After``)."""
+    limiter = get_limiter()
+    current = limiter.current_limit if limiter is not None else None
+    if current is None:
+        return None
+    return max(1, math.ceil(current.reset_at - time.time()))
+
+
+def init_app(app: Flask) -> None:
+    if not app.config.get("RATELIMIT_ENABLED", True):
+        return
+    app.config["RATELIMIT_STORAGE_URI"] = (
+        app.config.get("RATELIMIT_STORAGE_URI") or app.config.get("REDIS_URL") or "memory://"
+    )
+    limiter = Limiter(
+        key_func=get_remote_address,
+        strategy="moving-window",
+        headers_enabled=False,  # Retry-After is added to the 429 itself (app/errors.py)
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+    )
+    limiter.init_app(app)
+    app.extensions["shuyuan_limiter"] = limiter
+
+
+def bind_path_limits(app: Flask) -> None:
+    """Attach :data:`PATH_LIMITS` to every matching route; call once all routes exist."""
+    limiter = get_limiter(app)
+    if limiter is None:
+        return
+    bound: set[str] = set()
+    for rule in app.url_map.iter_rules():
+        for path_limit in PATH_LIMITS:
+            # An endpoint reached by several rules (``/xapi`` and ``/xapi/<path>``) is
+            # limited once, or each request would count twice.
+            if not rule.rule.startswith(path_limit.prefix) or rule.endpoint in bound:
+                continue
+            bound.add(rule.endpoint)
+            view = app.view_functions[rule.endpoint]
+            decorate = limiter.shared_limit(
+                app.config[path_limit.config_key],
+                scope=path_limit.name,
+                methods=list(path_limit.methods) if path_limit.methods else None,
+                deduct_when=_failed_auth if path_limit.failures_only else None,
+            )
+            app.view_functions[rule.endpoint] = decorate(view)
+            break

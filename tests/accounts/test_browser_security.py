@@ -1,0 +1,119 @@
+"""The headers as a real browser enforces them (headless Chromium): an injected inline
+script without the nonce does not run, another site cannot frame the pages, and the API
+docs work under the policy, "Try it out" included with a bearer token."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.accounts import services as accounts
+from app.accounts.models import Role
+from app.extensions import db
+from tests.conftest import Orgs, make_app
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    instance = tmp_path_factory.mktemp("security-browser")
+    app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance))
+    with app.app_context():
+        db.create_all()
+        orgs = Orgs()
+        user = accounts.create_user(
+            "t@browser.test", "Teacher T", "password123", school=orgs.school
+        )
+        accounts.assign_role(user, Role.TEACHER, school=orgs.school)
+        _, token = accounts.issue_token(user, "browser")
+        db.session.commit()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", token
+    server.shutdown()
+    thread.join(timeout=10)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_injected_inline_script_is_blocked(live, browser):
+    base, _ = live
+    page = browser.new_page()
+    page.goto(f"{base}/login")
+    outcome = page.evaluate(
+        """() => new Promise(resolve => {
+            document.addEventListener('securitypolicyviolation',
+                e => resolve({directive: e.effectiveDirective, ran: !!window.injected}));
+            const script = document.createElement('script');
+            script.textContent = 'window.injected = true';
+            document.body.appendChild(script);
+        })"""
+    )
+    assert outcome == {"directive": "script-src-elem", "ran": False}
+    assert page.evaluate("() => window.injected") is None
+    page.close()
+
+
+def test_another_site_cannot_frame_the_pages(live, browser):
+    base, _ = live
+    page = browser.new_page()
+    # localhost is another origin than 127.0.0.1 for the browser.
+    other = base.replace("127.0.0.1", "localhost")
+    page.goto(f"{other}/healthz")
+    page.set_content(f'<iframe id="victim" src="{base}/login"></iframe>')
+    page.wait_for_load_state("load")
+    frame = page.frame_locator("#victim")
+    assert frame.locator("input[name=email]").count() == 0
+    framed = next(f for f in page.frames if f != page.main_frame)
+    assert framed.url.startswith("chrome-error://") or framed.url == "about:blank"
+    page.close()
+
+
+def test_api_docs_try_it_out_with_a_bearer_token(live, browser):
+    base, token = live
+    page = browser.new_page()
+    violations = []
+    page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
+    page.goto(f"{base}/api/docs")
+    page.locator("button.authorize").first.click()
+    page.locator(".auth-container input").first.fill(token)
+    page.locator(".auth-btn-wrapper button.authorize").first.click()
+    page.locator("button.btn-done, .auth-btn-wrapper button.btn-done").first.click()
+    operation = page.locator(".opblock-get").filter(has_text="/api/v1/me").first
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/me")) as answer:
+        operation.locator("button.execute").click()
+    assert answer.value.status == 200
+    assert answer.value.request.headers["authorization"] == f"Bearer {token}"
+    assert answer.value.json()["name"] == "Teacher T"
+    assert not violations, violations
+    page.close()
