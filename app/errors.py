@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
@@ -116,7 +116,10 @@ def wants_json() -> bool:
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None):
-    db.session.rollback()
+    # After keep_on_error() the request's after_request hook commits what was written;
+    # rolling back here would make that escape hatch a no-op.
+    if not g.get("_shuyuan_keep_on_error"):
+        db.session.rollback()
     if wants_json():
         body = {"error": {"code": code, "message": message}}
         if fields:

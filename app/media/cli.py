@@ -17,11 +17,13 @@ def media_cli():
 @with_appcontext
 def gc(apply):
     """Abort abandoned uploads and remove objects no resource version references."""
-    from app.extensions import db
+    from app.common.events import commit
     from app.media import services
 
     report = services.collect_garbage(apply=apply)
-    db.session.commit()
+    commit()
+    # Bytes go only after the rows are gone for good.
+    services.delete_collected_bytes(report)
     verb = "Deleted" if apply else "Would delete"
     for line in report.aborted_uploads:
         click.echo(f"{'Aborted' if apply else 'Would abort'} upload: {line}")
