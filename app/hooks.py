@@ -143,8 +143,9 @@ def resource_media(resource, user=None) -> dict | None:
     ending in "/", carrying a signed per-viewer launch token), ``frame_url`` (the content
     type's ``frame_assets/frame.html`` inside that folder: put it in an
     ``<iframe sandbox="allow-scripts">``, never in the page) and ``frame_origin`` (the
-    origin the frame's ``postMessage`` events carry: ``"null"`` for the opaque sandbox,
-    or ``SHUYUAN_CONTENT_ORIGIN``); these three are None for other files.
+    origin the frame's ``postMessage`` events carry: ``"null"``, the opaque sandbox, also
+    when packages come from ``SHUYUAN_CONTENT_ORIGIN``; check ``event.source`` too);
+    these three are None for other files.
     """
     from app.accounts.auth import actor
     from app.media import services

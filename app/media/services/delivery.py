@@ -99,8 +99,13 @@ def is_content_host() -> bool:
 
 
 def package_frame_origin() -> str:
-    """The origin a package frame's messages carry (what the page must check)."""
-    return content_origin() or OPAQUE_ORIGIN
+    """The origin a package frame's messages carry (what the page must check).
+
+    Always the opaque origin, also on a separate content host: the sandbox header of
+    every package response leaves out ``allow-same-origin``, so packages never share a
+    real origin (nor its storage) with each other.  The page therefore also checks that
+    a message comes from its own frame's window and carries this launch's id."""
+    return OPAQUE_ORIGIN
 
 
 def package_base(user: User | None, attachment: MediaAttachment) -> str:

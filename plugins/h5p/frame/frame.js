@@ -20,6 +20,9 @@
   var base = new URL("../", here).href.replace(/\/$/, "");
   var box = document.getElementById("h5p");
   new H5PStandalone.H5P(box, {
+    // This document already is the isolation; a nested frame in an opaque-origin
+    // sandbox would get an origin of its own, which h5p-standalone cannot script.
+    embedType: "div",
     h5pJsonPath: base,
     frameJs: new URL("vendor/h5p-standalone/frame.bundle.js", here).href,
     frameCss: new URL("vendor/h5p-standalone/styles/h5p.css", here).href
