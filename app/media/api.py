@@ -150,8 +150,6 @@ class Progress(MethodView):
         result = data.get("result") or extra.get("result")
         context = data.get("context") or extra.get("context")
         statement = data.get("statement") or extra.get("statement")
-        if result is not None and not isinstance(result, dict):
-            raise Invalid("result must be an object.", fields={"result": ["An object."]})
         return services.record_progress(
             actor(), data["resource_id"], data["verb"], result, context, statement
         )

@@ -142,9 +142,7 @@ def _upload(base: str, headers: dict, content_id: str, name: str, data: bytes) -
 
 
 @pytest.mark.parametrize("kind", ["single", "multipart"])
-def test_local_uploads_work_under_gunicorn(
-    gunicorn_site, teacher, make_resource, token_for, kind
-):
+def test_local_uploads_work_under_gunicorn(gunicorn_site, teacher, make_resource, token_for, kind):
     base, log = gunicorn_site
     headers = token_for(teacher)
     content_id = make_resource(teacher)

@@ -74,7 +74,11 @@ def _published_package(client, teacher, token_for, mode: str) -> str:
     commit()
     content_id = resource.content_id
     answer = upload_file(
-        current_app.test_client(), token_for(teacher), content_id, f"{mode}.h5p", probe_package(mode)
+        current_app.test_client(),
+        token_for(teacher),
+        content_id,
+        f"{mode}.h5p",
+        probe_package(mode),
     )
     assert answer.status_code == 200, answer.get_json()
     catalog.submit_content(db.session.merge(teacher), Resource, content_id)
@@ -168,8 +172,8 @@ def test_hostile_package_is_contained_and_benign_one_reaches_the_lrs(
             # The benign package plays and its statement goes through the page to the LRS.
             page.goto(f"{base}/resources/{benign}")
             page.evaluate(
-                "window.__reported = [];"
-                "document.addEventListener('shuyuan:reported', e => window.__reported.push(e.detail));"
+                "window.__reported = []; document.addEventListener('shuyuan:reported',"
+                " e => window.__reported.push(e.detail));"
             )
             player = page.frame_locator("iframe.h5p-frame")
             player.locator("#probe-answer").click(timeout=30_000)

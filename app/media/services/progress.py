@@ -46,6 +46,9 @@ def record_progress(
         raise Invalid(
             f"Unknown verb '{verb}'.", fields={"verb": [f"One of {', '.join(sorted(VERBS))}."]}
         )
+    for name, value in (("result", result), ("context", context)):
+        if value is not None and not isinstance(value, dict):
+            raise Invalid(f"{name} must be an object.", fields={name: ["An object."]})
     resource = catalog.get_content(user, Resource, content_id)
     context = dict(context or {})
     if verb == "xapi":
