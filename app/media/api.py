@@ -27,19 +27,16 @@ FIRST_URLS = 64  # part URLs handed out with the upload; ask /parts for more
 
 def _out(upload: MediaUpload, urls: dict | None = None, done: list | None = None) -> dict:
     body = {
-        c: getattr(upload, c)
-        for c in (
-            "public_id",
-            "resource_content_id",
-            "filename",
-            "size",
-            "checksum",
-            "state",
-            "error",
-            "mode",
-            "part_size",
-            "part_count",
-        )
+        "public_id": upload.public_id,
+        "resource_content_id": upload.resource_content_id,
+        "filename": upload.filename,
+        "size": upload.size,
+        "checksum": upload.checksum,
+        "state": upload.state,
+        "error": upload.error,
+        "mode": upload.mode,
+        "part_size": upload.part_size,
+        "part_count": upload.part_count,
     }
     body.update(urls or {})
     body["done_parts"] = done

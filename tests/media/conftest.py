@@ -119,7 +119,9 @@ def upload_file(client, headers, content_id, name, data, checksum=True, parts=No
     upload = response.get_json()
     if upload["mode"] == "single":
         result = put(client, upload["url"], data)
-        assert result.status_code == 200, result.text if hasattr(result, "text") else result.data
+        assert result.status_code == 200, (
+            result.text if isinstance(result, requests.Response) else result.data
+        )
         sent = [{"part_number": 1}]
     else:
         sent = []

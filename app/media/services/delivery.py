@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, request, url_for
+from flask_babel import gettext as _
 
 from app.accounts.models import User
 from app.catalog import services as catalog
@@ -149,12 +150,12 @@ def package_file(token: str, path: str) -> PackageFile:
     except TokenRejected as exc:
         if exc.reason == "expired":
             raise Forbidden(
-                "This link has expired. Reload the page to get a new one.", code="link_expired"
+                _("This link has expired. Reload the page to get a new one."), code="link_expired"
             ) from None
-        raise Forbidden("This link is not valid.", code="link_invalid") from None
+        raise Forbidden(_("This link is not valid."), code="link_invalid") from None
     attachment_id, user_id = payload.get("a"), payload.get("u")
     if not isinstance(attachment_id, str) or not (user_id is None or isinstance(user_id, int)):
-        raise Forbidden("This link is not valid.", code="link_invalid")
+        raise Forbidden(_("This link is not valid."), code="link_invalid")
     user = db.session.get(User, user_id) if user_id is not None else None
     if user_id is not None and (user is None or not user.is_active):
         raise NotFound("File not found.")
