@@ -143,3 +143,45 @@ def test_a_malformed_content_origin_stops_the_start(tmp_path, database_url, orig
 
     with pytest.raises(ValueError, match="SHUYUAN_CONTENT_ORIGIN"):
         make_app(database_url, str(tmp_path), CONTENT_ORIGIN=origin)
+
+
+def test_active_content_is_never_delivered_inline(
+    client, app, tmp_path, teacher, make_resource, token_for, monkeypatch
+):
+    """Should an SVG or HTML object ever be attached (a plugin accepting it, an import),
+    it is delivered as a download, and a local download runs nothing even opened as a
+    page."""
+    from app.media.models import MediaAttachment, MediaObject
+    from app.media.storage import get_storage, read_token
+
+    monkeypatch.setitem(app.config, "STORAGE_URL", f"file://{tmp_path}/media")
+    content_id = make_resource(teacher, "image")
+    storage = get_storage()
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    storage.put_bytes("sha256/ab/svg", svg, "image/svg+xml")
+    resource = db.session.execute(select(Resource).filter_by(content_id=content_id)).scalar_one()
+    obj = MediaObject(
+        backend=storage.name,
+        key="sha256/ab/svg",
+        size=len(svg),
+        checksum="ab" * 32,
+        media_type="image/svg+xml",
+        meta={},
+    )
+    db.session.add(obj)
+    db.session.flush()
+    attachment = MediaAttachment(
+        resource_id=resource.id, role="primary", object_id=obj.id, filename="图.svg"
+    )
+    db.session.add(attachment)
+    db.session.commit()
+    with app.test_request_context():
+        delivery = services.delivery_url(db.session.merge(teacher), attachment.public_id)
+    token = delivery.url.rsplit("/", 1)[1]
+    with app.test_request_context():
+        assert read_token(token, "get")["i"] is False
+    served = client.get(delivery.url[len("http://localhost") :])
+    assert served.status_code == 200
+    assert served.headers["Content-Disposition"].startswith("attachment")
+    assert served.headers["Content-Security-Policy"] == "sandbox; default-src 'none'"
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
