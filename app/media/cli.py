@@ -57,7 +57,7 @@ def _district(code: str):
 @with_appcontext
 def quota(district_code, size, use_default):
     """Show or set a district's storage quota (SIZE like 500G, 20000M or bytes)."""
-    from app.extensions import db
+    from app.common.events import commit
     from app.media import services
 
     district = _district(district_code)
@@ -65,7 +65,7 @@ def quota(district_code, size, use_default):
         services.set_district_quota(district.id, None)
     elif size:
         services.set_district_quota(district.id, parse_size(size))
-    db.session.commit()
+    commit()
     click.echo(
         f"{district.code}: {services.district_usage(district.id)} of "
         f"{services.district_quota(district.id)} bytes used"
