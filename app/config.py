@@ -237,6 +237,12 @@ def load_config(overrides: dict | None = None) -> dict:
         "MEDIA_H5P_MAX_UNPACKED_BYTES": _env_int("SHUYUAN_MEDIA_H5P_MAX_UNPACKED_BYTES", 1024**3),
         "MEDIA_H5P_MAX_FILES": _env_int("SHUYUAN_MEDIA_H5P_MAX_FILES", 5000),
         "MEDIA_S3_REGION": _env("SHUYUAN_MEDIA_S3_REGION", "us-east-1"),
+        # Uploaded packages (H5P) run their own scripts: a separate, cookieless host for
+        # them (e.g. https://usercontent.example.org, not a subdomain sharing cookies);
+        # unset, they play in an opaque-origin sandboxed frame on this host.  Launch
+        # tokens in package URLs live MEDIA_PACKAGE_TTL seconds.
+        "CONTENT_ORIGIN": (_env("SHUYUAN_CONTENT_ORIGIN") or "").rstrip("/") or None,
+        "MEDIA_PACKAGE_TTL": _env_int("SHUYUAN_MEDIA_PACKAGE_TTL", 4 * 3600),
     }
     if overrides:
         config.update(overrides)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException
 
@@ -145,7 +145,10 @@ def error_response(
     fields: dict | None = None,
     headers: dict | None = None,
 ):
-    db.session.rollback()
+    # After keep_on_error() the request's after_request hook commits what was written;
+    # rolling back here would make that escape hatch a no-op.
+    if not g.get("_shuyuan_keep_on_error"):
+        db.session.rollback()
     response = _error_body(status, code, message, fields)
     if headers:
         response = current_app.make_response(response)

@@ -16,18 +16,21 @@ is the stable contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from flask import Blueprint, Flask, current_app
 from markupsafe import Markup
 
 from app import signals  # noqa: F401  (re-exported for plugins)
 from app.extensions import db  # noqa: F401  (re-exported: plugin tables use db.Model)
+from app.plugins import (  # re-exported: the plugin contract lives in app.plugins
+    ContentType,
+    PluginContext,
+    content_types,
+    registry,
+    render_slot,
+)
 
 __all__ = [
     "ContentType",
+    "registry",
     "PluginContext",
     "signals",
     "db",
@@ -41,82 +44,6 @@ __all__ = [
     "published_resources",
     "content_url",
 ]
-
-
-@dataclass
-class ContentType:
-    """How one resource kind is stored and played.
-
-    ``kind`` is a resource kind code (video, audio, document, link, interactive...).
-    ``player`` renders the player HTML for a resource: ``player(resource, context) -> str``
-    where ``context`` has ``media_url`` and ``user``.  ``accepts`` lists media types an
-    upload of this kind may have (sniffed from the bytes, not the file name).
-    """
-
-    kind: str
-    label: str
-    player: Callable[..., str] | None = None
-    accepts: tuple[str, ...] = ()
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Registry:
-    content_types: dict[str, ContentType] = field(default_factory=dict)
-    slots: dict[str, list[Callable[..., str]]] = field(default_factory=dict)
-    plugins: dict[str, Any] = field(default_factory=dict)
-
-
-def registry(app: Flask | None = None) -> _Registry:
-    app = app or current_app
-    return app.extensions.setdefault("shuyuan_hooks", _Registry())
-
-
-class PluginContext:
-    """What the loader hands a plugin's ``register`` function."""
-
-    def __init__(self, app: Flask, name: str):
-        self._app = app
-        self.name = name
-
-    @property
-    def config(self) -> dict:
-        """This plugin's settings: config keys ``PLUGIN_<NAME>_*`` without the prefix."""
-        prefix = f"PLUGIN_{self.name.upper()}_"
-        return {k[len(prefix) :]: v for k, v in self._app.config.items() if k.startswith(prefix)}
-
-    def register_blueprint(self, blueprint: Blueprint, url_prefix: str | None = None) -> None:
-        self._app.register_blueprint(blueprint, url_prefix=url_prefix or f"/plugins/{self.name}")
-
-    def connect(self, signal, receiver: Callable) -> None:
-        """Listen to a signal of :mod:`app.signals` for this application only."""
-        signal.connect(receiver, sender=self._app, weak=False)
-
-    def register_content_type(self, content_type: ContentType) -> None:
-        registry(self._app).content_types[content_type.kind] = content_type
-
-    def add_to_slot(self, slot: str, render: Callable[..., str]) -> None:
-        """``render(**context) -> str`` is called where a page shows ``slot``."""
-        registry(self._app).slots.setdefault(slot, []).append(render)
-
-    def add_template_folder(self, folder: str) -> None:
-        """Not needed with a blueprint's own ``template_folder``; kept for slot templates."""
-        from jinja2 import ChoiceLoader, FileSystemLoader
-
-        self._app.jinja_loader = ChoiceLoader([self._app.jinja_loader, FileSystemLoader(folder)])
-
-
-def content_types() -> dict[str, ContentType]:
-    return registry().content_types
-
-
-def render_slot(slot: str, **context) -> Markup:
-    parts = []
-    for render in registry().slots.get(slot, []):
-        parts.append(str(render(**context)))
-    # Slot renderers are installed plugins (code the operator chose to run), and they
-    # return HTML by contract; escaping their user data is their job.
-    return Markup("".join(parts))  # noqa: S704
 
 
 def _public_entry(obj, kind: str) -> dict:
@@ -213,7 +140,13 @@ def resource_media(resource, user=None) -> dict | None:
     permission-checked address that redirects to a short-lived URL with HTTP Range
     support), ``download_url``, ``media_type`` (sniffed from the bytes), ``filename``,
     ``size``, ``duration`` (seconds or None), ``poster_url``, ``thumbnail_url``,
-    ``h5p_base`` (folder URL of an unpacked H5P package, ending in "/"), ``attachment_id``.
+    ``attachment_id``; for an unpacked package (H5P): ``h5p_base`` (its folder URL,
+    ending in "/", carrying a signed per-viewer launch token), ``frame_url`` (the content
+    type's ``frame_assets/frame.html`` inside that folder: put it in an
+    ``<iframe sandbox="allow-scripts">``, never in the page) and ``frame_origin`` (the
+    origin the frame's ``postMessage`` events carry: ``"null"``, the opaque sandbox, also
+    when packages come from ``SHUYUAN_CONTENT_ORIGIN``; check ``event.source`` too);
+    these three are None for other files.
     """
     from app.accounts.auth import actor
     from app.media import services

@@ -20,7 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 from app.catalog import vocab
 from app.common.redirects import redirect_next
 from app.extensions import db
-from app.hooks import render_slot
+from app.plugins import render_slot
 from app.i18n import current_language
 
 bp = Blueprint("core", __name__)

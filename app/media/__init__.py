@@ -1,6 +1,14 @@
-"""Media feature: files of resources in object storage, direct uploads, delivery, players."""
+"""Media feature: files of resources in object storage, direct uploads, delivery, players.
 
-from flask import Flask
+Public surface for other features and :mod:`app.hooks`: ``services.media_context``
+(what a player needs), ``services.accepted_types`` and the ``resource_version_created``
+receiver (a new draft keeps the files of the version it was copied from).  Uploaded
+packages are played only in the sandbox described in :mod:`app.media.services.delivery`.
+"""
+
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, request
 
 
 def init_app(app: Flask) -> None:
@@ -19,7 +27,47 @@ def init_app(app: Flask) -> None:
     signals.resource_version_created.connect(
         services.on_resource_version_created, sender=app, weak=False
     )
+    services.jobs_due.connect(_start_job, sender=app, weak=False)
+    _check_content_origin(app.config.get("CONTENT_ORIGIN"))
+    _separate_content_host(app)
     register_slots(app)
+
+
+def _start_job(app, path: str, args: tuple, **kwargs) -> None:
+    from app.jobs import enqueue
+
+    enqueue(path, *args)
+
+
+def _check_content_origin(origin: str | None) -> None:
+    if not origin:
+        return
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ValueError(
+            f"SHUYUAN_CONTENT_ORIGIN must be an origin like https://usercontent.example.org, "
+            f"not {origin!r}"
+        )
+
+
+def _separate_content_host(app: Flask) -> None:
+    """Package files live only on the content host, and nothing else does; their
+    responses never carry a cookie, whichever host answers them."""
+    from app.media import services
+
+    @app.before_request
+    def _route_by_host():
+        if not app.config.get("CONTENT_ORIGIN"):
+            return
+        on_content_host = services.is_content_host()
+        if on_content_host != (request.endpoint == "media.package_file"):
+            abort(404)
+
+    @app.after_request
+    def _no_cookies_for_packages(response):
+        if request.endpoint == "media.package_file" or services.is_content_host():
+            response.headers.remove("Set-Cookie")
+        return response
 
 
 def _editor_link(resource=None, **kwargs):
@@ -46,6 +94,6 @@ def _editor_link(resource=None, **kwargs):
 
 
 def register_slots(app: Flask) -> None:
-    from app.hooks import PluginContext
+    from app.plugins import PluginContext
 
     PluginContext(app, "media").add_to_slot("resource_page_player", _editor_link)

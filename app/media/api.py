@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
 from app.accounts.auth import actor
 from app.catalog import services as catalog
 from app.catalog.models import Resource
-from app.common.events import commit
+from app.common.transaction import keep_on_error
 from app.errors import Invalid
 from app.extensions import db
-from app.jobs import enqueue
 from app.media import schemas, services
 from app.media.models import MediaAttachment, MediaUpload
 
@@ -29,19 +27,16 @@ FIRST_URLS = 64  # part URLs handed out with the upload; ask /parts for more
 
 def _out(upload: MediaUpload, urls: dict | None = None, done: list | None = None) -> dict:
     body = {
-        c: getattr(upload, c)
-        for c in (
-            "public_id",
-            "resource_content_id",
-            "filename",
-            "size",
-            "checksum",
-            "state",
-            "error",
-            "mode",
-            "part_size",
-            "part_count",
-        )
+        "public_id": upload.public_id,
+        "resource_content_id": upload.resource_content_id,
+        "filename": upload.filename,
+        "size": upload.size,
+        "checksum": upload.checksum,
+        "state": upload.state,
+        "error": upload.error,
+        "mode": upload.mode,
+        "part_size": upload.part_size,
+        "part_count": upload.part_count,
     }
     body.update(urls or {})
     body["done_parts"] = done
@@ -50,10 +45,6 @@ def _out(upload: MediaUpload, urls: dict | None = None, done: list | None = None
         attachment = db.session.get(MediaAttachment, upload.attachment_id)
         body["attachment_id"] = attachment.public_id if attachment else None
     return body
-
-
-def _reload(upload_id: str) -> MediaUpload:
-    return db.session.execute(select(MediaUpload).filter_by(public_id=upload_id)).scalar_one()
 
 
 @blp.route("/media/uploads")
@@ -72,7 +63,6 @@ class Uploads(MethodView):
         )
         numbers = list(range(1, min(upload.part_count, FIRST_URLS) + 1))
         urls = services.upload_urls(upload, numbers)
-        commit()
         return _out(upload, urls)
 
 
@@ -88,7 +78,6 @@ class UploadItem(MethodView):
     def delete(self, upload_id):
         """Abort an upload and throw away what was sent."""
         services.abort_upload(actor(), upload_id)
-        commit()
 
 
 @blp.route("/media/uploads/<upload_id>/parts", methods=["POST"])
@@ -113,14 +102,11 @@ def upload_complete(data, upload_id):
     With background jobs the answer is 202 (state ``verifying``): poll the upload.  A file
     that fails verification answers 422 with the reason and is not kept.
     """
-    services.complete_upload(actor(), upload_id, data.get("parts"))
-    commit()
-    enqueue("app.media.services:finalize_upload", upload_id)
-    # With JOBS_EAGER the job ran here and replaced the session: the cached user object is
-    # detached now, so let Flask-Login load it again if anything asks.
-    g.pop("_login_user", None)
-    upload = _reload(upload_id)
+    upload = services.complete_upload(actor(), upload_id, data.get("parts"))
+    services.request_verification(upload_id)
     if upload.state == "failed":
+        # The refusal is the outcome: the failed state and reason must be stored.
+        keep_on_error()
         raise Invalid(upload.error or "The file was refused.", code="upload_rejected")
     if upload.state == "verifying":
         return _out(upload), 202
@@ -161,13 +147,9 @@ class Progress(MethodView):
         result = data.get("result") or extra.get("result")
         context = data.get("context") or extra.get("context")
         statement = data.get("statement") or extra.get("statement")
-        if result is not None and not isinstance(result, dict):
-            raise Invalid("result must be an object.", fields={"result": ["An object."]})
-        event = services.record_progress(
+        return services.record_progress(
             actor(), data["resource_id"], data["verb"], result, context, statement
         )
-        commit()
-        return event
 
     @blp.arguments(schemas.PlayerProgressQuerySchema, location="query")
     @blp.response(200, schemas.PlayerProgressOutSchema(many=True))

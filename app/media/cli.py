@@ -17,11 +17,13 @@ def media_cli():
 @with_appcontext
 def gc(apply):
     """Abort abandoned uploads and remove objects no resource version references."""
-    from app.extensions import db
+    from app.common.events import commit
     from app.media import services
 
     report = services.collect_garbage(apply=apply)
-    db.session.commit()
+    commit()
+    # Bytes go only after the rows are gone for good.
+    services.delete_collected_bytes(report)
     verb = "Deleted" if apply else "Would delete"
     for line in report.aborted_uploads:
         click.echo(f"{'Aborted' if apply else 'Would abort'} upload: {line}")
@@ -55,7 +57,7 @@ def _district(code: str):
 @with_appcontext
 def quota(district_code, size, use_default):
     """Show or set a district's storage quota (SIZE like 500G, 20000M or bytes)."""
-    from app.extensions import db
+    from app.common.events import commit
     from app.media import services
 
     district = _district(district_code)
@@ -63,7 +65,7 @@ def quota(district_code, size, use_default):
         services.set_district_quota(district.id, None)
     elif size:
         services.set_district_quota(district.id, parse_size(size))
-    db.session.commit()
+    commit()
     click.echo(
         f"{district.code}: {services.district_usage(district.id)} of "
         f"{services.district_quota(district.id)} bytes used"

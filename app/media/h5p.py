@@ -15,11 +15,19 @@ import mimetypes
 import re
 import stat
 import zipfile
+import zlib
 
 from app.errors import Invalid
 
 _BAD_PATH = re.compile(r"[\x00-\x1f\x7f\\:]")
+# What zipfile raises on a damaged or hostile archive besides BadZipFile: an encrypted
+# entry (RuntimeError), an unknown compression method (NotImplementedError), a broken
+# deflate stream (zlib.error), a truncated one (EOFError).
+_DAMAGED = (zipfile.BadZipFile, RuntimeError, NotImplementedError, zlib.error, EOFError)
 _ALLOWED_TOP = re.compile(r"^[A-Za-z0-9_.\- ]+$")
+
+
+_MAX_H5P_JSON = 1024 * 1024
 
 
 class H5PError(Invalid):
@@ -48,7 +56,7 @@ def inspect(path: str, max_bytes: int, max_files: int) -> list[zipfile.ZipInfo]:
     """The file entries of a valid package; raises :class:`H5PError` otherwise."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):  # ValueError: bad UTF-8 names
         raise H5PError(
             "This is not a valid H5P package (not a zip file).", code="h5p_invalid"
         ) from None
@@ -78,10 +86,14 @@ def inspect(path: str, max_bytes: int, max_files: int) -> list[zipfile.ZipInfo]:
         if "h5p.json" not in names:
             raise H5PError("This is not an H5P package: h5p.json is missing.", code="h5p_invalid")
         try:
+            if archive.getinfo("h5p.json").file_size > _MAX_H5P_JSON:
+                raise ValueError("too large")
             meta = json.loads(archive.read("h5p.json"))
-        except (ValueError, zipfile.BadZipFile) as exc:
-            raise H5PError(f"h5p.json cannot be read: {exc}", code="h5p_invalid") from None
-        if not isinstance(meta, dict) or "mainLibrary" not in meta:
+        except (ValueError, RecursionError, *_DAMAGED) as exc:
+            raise H5PError(
+                f"h5p.json cannot be read: {str(exc)[:120]}", code="h5p_invalid"
+            ) from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("mainLibrary"), str):
             raise H5PError("h5p.json has no mainLibrary.", code="h5p_invalid")
         return files
 
@@ -108,9 +120,9 @@ def unpack(path: str, storage, prefix: str, max_bytes: int, max_files: int) -> d
                 media_type = mimetypes.guess_type(entry.filename)[0] or "application/octet-stream"
                 storage.put_bytes(prefix + entry.filename, data, media_type)
             meta = json.loads(archive.read("h5p.json"))
-    except zipfile.BadZipFile as exc:
+    except _DAMAGED as exc:
         storage.delete_prefix(prefix)
-        raise H5PError(f"The package is damaged: {exc}", code="h5p_invalid") from None
+        raise H5PError(f"The package is damaged: {str(exc)[:120]}", code="h5p_invalid") from None
     except Exception:
         storage.delete_prefix(prefix)
         raise

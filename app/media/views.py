@@ -13,6 +13,7 @@ from flask import (
     render_template,
     request,
     send_file,
+    send_from_directory,
     url_for,
 )
 from flask_babel import gettext as _
@@ -85,6 +86,8 @@ def local_get(token: str):
         abort(404)
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Opened as a page, whatever the file holds runs in an opaque, script-less sandbox.
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
 
 
@@ -94,7 +97,10 @@ def local_put(token: str):
     payload = _token(token, "put")
     storage = _local()
     limit = int(payload["m"])
-    request.max_content_length = limit
+    # One byte of slack: with exactly ``limit``, Werkzeug's stream raises 413 on the read
+    # that finds the end of a body of exactly ``limit`` bytes under servers that terminate
+    # the input themselves (gunicorn); write_part refuses a body over ``limit`` anyway.
+    request.max_content_length = limit + 1
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"This part may have at most {limit} bytes.")
     try:
@@ -109,24 +115,34 @@ def local_put(token: str):
     return response
 
 
-@bp.route("/media/h5p/<attachment_id>/<path:path>")
-def h5p_file(attachment_id: str, path: str):
-    """Files of an unpacked H5P package, for the in-page player (permission-checked)."""
-    key, media_type = services.h5p_asset(actor(), attachment_id, path)
-    storage = get_storage()
-    local = storage.local_path(key)
-    if local is not None:
-        try:
-            return send_file(local, mimetype=media_type, conditional=True, max_age=300)
-        except FileNotFoundError:
-            abort(404)
-    if storage.stat(key) is None:
-        abort(404)
-    return Response(
-        storage.iter_chunks(key),
-        mimetype=media_type,
-        headers={"Cache-Control": "private, max-age=300"},
-    )
+@bp.route("/media/pkg/<token>/", defaults={"path": ""})
+@bp.route("/media/pkg/<token>/<path:path>")
+def package_file(token: str, path: str):
+    """A file of an unpacked package (or of its player) inside the sandbox; the signed
+    launch token in the URL is the credential, never a cookie (see services.delivery)."""
+    found = services.package_file(token, path)
+    headers = services.package_headers(found.base_url)
+    if found.asset_folder is not None:
+        response = send_from_directory(
+            found.asset_folder, found.asset, mimetype=found.media_type, max_age=300
+        )
+    else:
+        storage = get_storage()
+        local = storage.local_path(found.key)
+        if local is not None:
+            try:
+                response = send_file(
+                    local, mimetype=found.media_type, conditional=True, max_age=300
+                )
+            except FileNotFoundError:
+                abort(404)
+        else:
+            if storage.stat(found.key) is None:
+                abort(404)
+            # Streamed through Flask: the player fetches every file relative to one base URL.
+            response = Response(storage.iter_chunks(found.key), mimetype=found.media_type)
+    response.headers.update(headers)
+    return response
 
 
 @bp.route("/resources/<content_id>/media", methods=["GET"])
@@ -162,11 +178,8 @@ def upload_page(content_id: str):
 def remove_file(content_id: str):
     from flask import flash
 
-    from app.common.events import commit
-
     try:
         services.remove_attachment(actor(), content_id, request.form.get("role", "primary"))
-        commit()
     except AppError as exc:
         flash(exc.message, "error")
     else:

@@ -119,7 +119,9 @@ def upload_file(client, headers, content_id, name, data, checksum=True, parts=No
     upload = response.get_json()
     if upload["mode"] == "single":
         result = put(client, upload["url"], data)
-        assert result.status_code == 200, result.text if hasattr(result, "text") else result.data
+        assert result.status_code == 200, (
+            result.text if isinstance(result, requests.Response) else result.data
+        )
         sent = [{"part_number": 1}]
     else:
         sent = []
@@ -128,11 +130,15 @@ def upload_file(client, headers, content_id, name, data, checksum=True, parts=No
             result = put(client, upload["part_urls"][str(number)], chunk)
             assert result.status_code == 200
             sent.append({"part_number": number, "etag": result.headers.get("ETag", "").strip('"')})
-    return client.post(
+    response = client.post(
         f"/api/v1/media/uploads/{upload['id']}/complete",
         headers=headers,
         json={"parts": parts if parts is not None else sent},
     )
+    # The derivatives job ran inline after the commit and ended the session: the user
+    # Flask-Login cached in this shared app context is detached now.
+    forget_user()
+    return response
 
 
 __all__ = ["db", "sha", "webm_bytes", "mp4_bytes", "put", "upload_file"]

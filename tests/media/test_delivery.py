@@ -27,7 +27,7 @@ def _get(client, url, headers=None):
 
 
 def _body(response):
-    return response.data if hasattr(response, "data") else response.content
+    return response.content if isinstance(response, requests.Response) else response.data
 
 
 def _published_with_file(client, make_user, make_resource, token_for, data):

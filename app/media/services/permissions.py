@@ -1,0 +1,58 @@
+"""Who may do what with media: every check goes through the catalog's rules."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import lazyload
+
+from app.accounts.models import User
+from app.catalog import services as catalog
+from app.catalog.models import Resource
+from app.errors import Forbidden, NotFound, Unauthorized
+from app.extensions import db
+from app.media.models import MediaAttachment, MediaUpload
+
+
+def require_user(user: User | None) -> User:
+    if user is None:
+        raise Unauthorized("Log in first.")
+    return user
+
+
+def editable_resource(user: User, content_id: str) -> Resource:
+    resource = catalog.get_content(user, Resource, content_id, "latest")
+    if not catalog.can_edit(user, resource):
+        raise Forbidden("Only the owner or her district admin can upload media for this resource.")
+    return resource
+
+
+def draft_for(user: User, content_id: str) -> Resource:
+    """The draft row files are attached to (a new version is drafted from a published one,
+    so readers keep the published file until the draft is published)."""
+    # The catalog has no public name for this yet; media needs exactly its rules.
+    resource = catalog._editable_draft(user, Resource, content_id)
+    db.session.flush()
+    return resource
+
+
+def own_upload(user: User | None, upload_id: str) -> MediaUpload:
+    user = require_user(user)
+    upload = db.session.execute(
+        select(MediaUpload).filter_by(public_id=upload_id)
+    ).scalar_one_or_none()
+    if upload is None or (upload.user_id != user.id and not user.is_platform_admin):
+        raise NotFound("Upload not found.")
+    return upload
+
+
+def visible_attachment(user: User | None, attachment_id: str) -> tuple[MediaAttachment, Resource]:
+    # One query; the resource's tags and grades are not needed to decide who may read.
+    found = db.session.execute(
+        select(MediaAttachment, Resource)
+        .join(Resource, Resource.id == MediaAttachment.resource_id)
+        .where(MediaAttachment.public_id == attachment_id)
+        .options(lazyload(Resource.tags), lazyload(Resource.grade_rows))
+    ).first()
+    if found is None or not catalog.can_view(user, found[1]):
+        raise NotFound("File not found.")
+    return found[0], found[1]

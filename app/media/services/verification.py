@@ -1,0 +1,149 @@
+"""Verification of an assembled upload: size, sniffed type, SHA-256, H5P unpacking, then
+the bytes are stored once under ``sha256/…`` and attached to the resource's draft."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts.models import User
+from app.common.transaction import savepoint
+from app.errors import AppError
+from app.extensions import db
+from app.media import h5p
+from app.media.models import MediaObject, MediaUpload
+from app.media.services.attachments import attach
+from app.media.services.common import (
+    accepted_types,
+    enqueue_after_commit,
+    object_key,
+    setting,
+)
+from app.media.services.permissions import draft_for
+from app.media.services.uploads import discard_staging
+from app.media.sniff import describe, sniff
+from app.media.storage import get_storage
+
+FINALIZE_JOB = "app.media.services.verification:finalize_upload"
+DERIVATIVES_JOB = "app.media.services.derivatives:make_derivatives"
+
+
+def request_verification(upload_id: str) -> None:
+    """Verify a completed upload: inside this unit of work with ``JOBS_EAGER`` (so the
+    answer carries the verdict), otherwise as a job started once the ``verifying`` state
+    is committed (a job started earlier would not see it)."""
+    if current_app.config.get("JOBS_EAGER"):
+        finalize_upload(upload_id)
+    else:
+        enqueue_after_commit(FINALIZE_JOB, upload_id)
+
+
+def fail(upload: MediaUpload, message: str) -> None:
+    discard_staging(upload)
+    upload.state = "failed"
+    upload.error = message[:500]
+    db.session.flush()
+
+
+def finalize_upload(upload_id: str) -> str:
+    """Job: verify an assembled upload and store it content-addressed.  Returns the state."""
+    upload = db.session.execute(
+        select(MediaUpload).filter_by(public_id=upload_id)
+    ).scalar_one_or_none()
+    if upload is None or upload.state != "verifying":
+        return upload.state if upload else "missing"
+    storage = get_storage()
+    size = storage.stat(upload.staging_key)
+    if size != upload.size:
+        fail(upload, f"The stored file has {size or 0} bytes; {upload.size} were announced.")
+        return upload.state
+    head = storage.read_range(upload.staging_key, 0, 8192)
+    media_type = sniff(head)
+    accepts = accepted_types(upload.kind)
+    if media_type not in accepts:
+        fail(
+            upload,
+            f"The file's content is {describe(head)}, which a '{upload.kind}' resource does not "
+            f"accept (allowed: {', '.join(accepts)}).",
+        )
+        return upload.state
+    digest = hashlib.sha256()
+    for block in storage.iter_chunks(upload.staging_key):
+        digest.update(block)
+    checksum = digest.hexdigest()
+    if upload.checksum and upload.checksum != checksum:
+        fail(
+            upload,
+            "Checksum mismatch: the stored bytes do not match the SHA-256 sent with the upload.",
+        )
+        return upload.state
+    user = db.session.get(User, upload.user_id)
+    try:
+        # A savepoint: a refusal here undoes only the draft attempt, not the caller's work.
+        with savepoint():
+            resource = draft_for(user, upload.resource_content_id)
+    except AppError as exc:  # deleted resource, lost rights, under review...
+        fail(upload, f"The resource cannot take this file now: {exc.message}")
+        return upload.state
+    key = object_key(checksum)
+    obj = db.session.execute(
+        select(MediaObject).filter_by(backend=storage.name, key=key)
+    ).scalar_one_or_none()
+    meta: dict = {}
+    if obj is None and upload.kind == "interactive":
+        try:
+            meta["h5p"] = _unpack_h5p(storage, upload.staging_key, checksum)
+        except h5p.H5PError as exc:
+            fail(upload, exc.message)
+            return upload.state
+    if obj is None:
+        if storage.stat(key) is None:
+            storage.move(upload.staging_key, key)
+        else:
+            storage.delete(upload.staging_key)
+        obj = MediaObject(
+            backend=storage.name,
+            key=key,
+            size=upload.size,
+            checksum=checksum,
+            media_type=media_type,
+            meta=meta,
+        )
+        try:
+            with savepoint():
+                db.session.add(obj)
+        except IntegrityError:  # the same bytes were finished by another upload a moment ago
+            obj = db.session.execute(
+                select(MediaObject).filter_by(backend=storage.name, key=key)
+            ).scalar_one()
+    else:
+        storage.delete(upload.staging_key)
+    attachment = attach(resource, obj, upload.filename, user, role="primary")
+    upload.state = "complete"
+    upload.object_id = obj.id
+    upload.attachment_id = attachment.id
+    upload.checksum = checksum
+    db.session.flush()
+    if not obj.meta.get("derivatives"):
+        enqueue_after_commit(DERIVATIVES_JOB, obj.id)
+    return upload.state
+
+
+def _unpack_h5p(storage, key: str, checksum: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="shuyuan-h5p-") as folder:
+        path = storage.local_path(key)
+        if path is None:
+            path = os.path.join(folder, "package.h5p")
+            storage.download_to(key, path)
+        return h5p.unpack(
+            path,
+            storage,
+            f"h5p/{checksum}/",
+            int(setting("MEDIA_H5P_MAX_UNPACKED_BYTES")),
+            int(setting("MEDIA_H5P_MAX_FILES")),
+        )
