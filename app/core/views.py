@@ -20,8 +20,8 @@ from swagger_ui_bundle import swagger_ui_path
 from app.catalog import vocab
 from app.common.redirects import redirect_next
 from app.extensions import db
-from app.plugins import render_slot
 from app.i18n import current_language
+from app.plugins import render_slot
 
 bp = Blueprint("core", __name__)
 
