@@ -5,12 +5,13 @@ No handler commits: the framework commits once per successful request.
 
 from __future__ import annotations
 
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.accounts.auth import actor
 from app.common.transaction import keep_on_error
-from app.errors import Conflict, Invalid, Unauthorized, require_json_body
+from app.errors import Invalid, Unauthorized, require_json_body
 from app.sharing import schemas
 from app.sharing.models import Subscription
 from app.sharing.services import catalogs, federation, subscriptions
@@ -241,5 +242,11 @@ def sync(subscription_id):
     try:
         return federation.sync(sub)
     except FederationRefused as exc:
-        keep_on_error()  # the sync log entry stays; nothing else was written
-        raise Conflict(f"The feed was refused: {exc.reason}", code="feed_refused") from None
+        # Answered here rather than raised: the error handler would roll back the sync
+        # log entry, and the refusal must stay on record (nothing else was written).
+        keep_on_error()
+        response = jsonify(
+            {"error": {"code": "feed_refused", "message": f"The feed was refused: {exc.reason}"}}
+        )
+        response.status_code = 409
+        return response

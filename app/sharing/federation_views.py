@@ -23,14 +23,12 @@ bp = Blueprint("sharing_federation", __name__)
 @bp.get("/.well-known/shuyuan-keys")
 def well_known_keys():
     """This instance's public Ed25519 keys (created on first request)."""
-    data = keys.published_keys()
-    if not data["keys"]:
-        keys.create_key()
-        data = keys.published_keys()
-    return jsonify(data)
+    keys.ensure_key()
+    return jsonify(keys.published_keys())
 
 
 def _verified_peer() -> str:
+    keys.ensure_key()  # before this unit of work writes (peer keys), see ensure_key
     try:
         return keys.verify_request(request)
     except FederationRefused as exc:

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from app.accounts.auth import actor
 from app.catalog import vocab
-from app.errors import AppError, Invalid, NotFound
+from app.errors import Invalid, NotFound
 from app.extensions import db
 from app.sharing import withdrawal_notice
 from app.sharing.models import Subscription
@@ -203,8 +203,9 @@ def sync(subscription_id: int):
     try:
         result = federation.sync(sub)
     except FederationRefused as exc:
-        keep_on_error()
-        raise AppError(f"The feed was refused: {exc.reason}") from None
+        keep_on_error()  # the refusal stays in the sync log (see the API's sync)
+        flash(_("The feed was refused: %(reason)s", reason=exc.reason), "error")
+        return redirect(url_for("sharing.subscription_page", subscription_id=sub.id))
     flash(_("Sync: %(status)s.", status=_(result.status)), "success")
     return redirect(url_for("sharing.subscription_page", subscription_id=sub.id))
 

@@ -185,6 +185,7 @@ def request_remote(
 ) -> Subscription:
     """Ask a peer instance for one of its catalogs (its district admin approves)."""
     require_admin_of(user, district_id)
+    keys.ensure_key()
     district = db.session.get(District, district_id)
     if district is None:
         raise NotFound("District not found.")
@@ -326,6 +327,7 @@ def _check_release_block(subscription: Subscription, release) -> dict:
 
 def sync(subscription: Subscription) -> SyncResult:
     """Fetch the newest release of a remote catalog, check all of it, store it."""
+    keys.ensure_key()
     if subscription.remote_origin is None:
         raise Conflict("Only remote subscriptions are synced.")
     if subscription.status in (SubscriptionStatus.REJECTED, SubscriptionStatus.CANCELLED):

@@ -33,6 +33,7 @@ from http_message_signatures import (
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 from sqlalchemy import select
 
+from app.common.models import utcnow
 from app.extensions import db
 from app.sharing.models import InstanceKey, PeerKey
 
@@ -75,33 +76,56 @@ def own_origin() -> str:
 # --- own keys ------------------------------------------------------------------------------
 
 
-def create_key() -> InstanceKey:
+def _new_key_row() -> dict:
     private = ed25519.Ed25519PrivateKey.generate()
     public_pem = (
         private.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    key = InstanceKey(
-        kid=hashlib.sha256(public_pem.encode()).hexdigest()[:32],
-        private_pem=private.private_bytes(
+    return {
+        "kid": hashlib.sha256(public_pem.encode()).hexdigest()[:32],
+        "private_pem": private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode(),
-        public_pem=public_pem,
-    )
+        "public_pem": public_pem,
+        "active": True,
+        "created_at": utcnow(),
+    }
+
+
+def create_key() -> InstanceKey:
+    """A new signing key in the caller's unit of work (CLI rotation)."""
+    key = InstanceKey(**_new_key_row())
     db.session.add(key)
     db.session.flush()
     return key
 
 
+def ensure_key() -> None:
+    """Make sure a signing key exists and is *committed*: a peer verifies our signature
+    by reading our well-known URL, which another worker serves from the database, so a
+    key still inside this request's transaction would be invisible to it.  Call before
+    the unit of work writes anything (on SQLite a writer holds the one write lock)."""
+    exists = db.session.execute(
+        select(InstanceKey.id).filter_by(active=True).limit(1)
+    ).first()
+    if exists is None:
+        with db.engine.begin() as connection:
+            connection.execute(InstanceKey.__table__.insert().values(**_new_key_row()))
+
+
 def signing_key() -> InstanceKey:
-    """The newest active key, created on first use."""
+    """The newest active key."""
     key = db.session.execute(
         select(InstanceKey).filter_by(active=True).order_by(InstanceKey.id.desc()).limit(1)
     ).scalar_one_or_none()
-    return key or create_key()
+    if key is None:
+        ensure_key()
+        return signing_key()
+    return key
 
 
 def published_keys() -> dict:
@@ -125,16 +149,28 @@ class _OwnKeys(HTTPSignatureKeyResolver):
         return self.key.public_pem.encode()
 
 
+class _OutgoingResponse:
+    """A Flask response in the shape the signer reads (a plain header mapping)."""
+
+    def __init__(self, response):
+        self.status_code = response.status_code
+        self.headers = {"Content-Type": response.headers["Content-Type"]}
+
+
 def sign_response(response, body: bytes) -> None:
+    """Sign a Flask response in place (adds Content-Digest, Signature-Input, Signature)."""
     key = signing_key()
+    message = _OutgoingResponse(response)
     HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_OwnKeys(key)).sign(
-        response,
+        message,
         key_id=key.kid,
         label="shuyuan",
         tag=FEED_TAG,
         covered_component_ids=RESPONSE_COMPONENTS,
         body=body,
     )
+    for name in ("Content-Digest", "Signature-Input", "Signature"):
+        response.headers[name] = message.headers[name]
 
 
 def sign_request(request, body: bytes) -> None:
