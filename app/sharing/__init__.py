@@ -23,7 +23,6 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Blueprints (pages, JSON API, federation endpoints) and the CLI."""
-    from app import CSRF_EXEMPT_PREFIXES
     from app.extensions import api as rest_api
     from app.sharing import (
         api,
@@ -38,9 +37,8 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.sharing_cli)
     # Peers authenticate with HTTP Message Signatures, never with a browser session.
-    for prefix in ("/sharing/federation/", "/.well-known/shuyuan-keys"):
-        if prefix not in CSRF_EXEMPT_PREFIXES:
-            CSRF_EXEMPT_PREFIXES.append(prefix)
+    exempt = list(app.config.get("CSRF_EXEMPT_PREFIXES", []))
+    app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/sharing/federation/"]
 
 
 def subscribed_content_select(district_ids: Iterable[int]):

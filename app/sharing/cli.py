@@ -97,3 +97,50 @@ def sync_command(subscription_id):
             commit()  # one unit per subscription: a refusal keeps only its log entry
     if failed:
         raise SystemExit(1)
+
+
+@sharing_cli.command("export")
+@click.argument("catalog_id", type=int)
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--release", "number", type=int, help="Release number (default: newest).")
+@with_appcontext
+def export_command(catalog_id, path, number):
+    """Write an offline package (manifest + media by hash) of a catalog release."""
+    from app.sharing.services import packages
+
+    catalog = catalogs.get_catalog(catalog_id)
+    with open(path, "wb") as out:
+        packages.export_release(None, catalog, number, out)
+    click.echo(f"wrote {path}")
+
+
+@sharing_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--district", "district_code", required=True)
+@with_appcontext
+def import_command(path, district_code):
+    """Import an offline package for a district (its items then wait for acceptance)."""
+    from app.accounts.models import District
+    from app.errors import AppError
+    from app.sharing.services import packages
+
+    district = db.session.execute(
+        select(District).filter_by(code=district_code)
+    ).scalar_one_or_none()
+    if district is None:
+        raise click.BadParameter("no such district", param_hint="--district")
+    with click.progressbar(length=1, label="checking media", show_pos=True) as bar:
+
+        def progress(done, total):
+            bar.length = total
+            bar.update(1)
+
+        try:
+            result = packages.import_package(None, district.id, path, progress=progress)
+        except AppError as exc:
+            raise click.ClickException(exc.message) from None
+    commit()
+    click.echo(
+        f"subscription {result.subscription.id}: release {result.release_number}, "
+        f"{result.items} items, media {result.media_new} new / {result.media_reused} reused"
+    )
