@@ -29,16 +29,18 @@ def init_app(app: Flask) -> None:
         cli,
         federation_views,
         models,  # noqa: F401  (tables)
+        oai,
         views,
     )
 
     app.register_blueprint(views.bp)
+    app.register_blueprint(oai.bp)
     app.register_blueprint(federation_views.bp)
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.sharing_cli)
     # Peers authenticate with HTTP Message Signatures, never with a browser session.
     exempt = list(app.config.get("CSRF_EXEMPT_PREFIXES", []))
-    app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/sharing/federation/"]
+    app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/sharing/federation/", "/sharing/oai"]
 
 
 def subscribed_content_select(district_ids: Iterable[int]):
