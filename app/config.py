@@ -131,9 +131,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "LTI_REDIS_URL": _env("SHUYUAN_LTI_REDIS_URL"),  # default: REDIS_URL
         # Sharing (app/sharing): this instance's public origin in signed feeds, the
         # remote instance origins it may talk to (never any other URL), feed limits.
-        "SHARING_ORIGIN": _env("SHUYUAN_SHARING_ORIGIN") or _env(
-            "SHUYUAN_PUBLIC_URL", "http://localhost:5000"
-        ),
+        "SHARING_ORIGIN": _env("SHUYUAN_SHARING_ORIGIN")
+        or _env("SHUYUAN_PUBLIC_URL", "http://localhost:5000"),
         "SHARING_PEERS": _env_list("SHUYUAN_SHARING_PEERS", []),
         "SHARING_PAGE_SIZE": _env_int("SHUYUAN_SHARING_PAGE_SIZE", 500),
         "SHARING_MAX_PAGE_BYTES": _env_int("SHUYUAN_SHARING_MAX_PAGE_BYTES", 4 * 1024**2),

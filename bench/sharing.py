@@ -45,13 +45,25 @@ def synthetic_manifest(n: int, seed: int = 0, publisher: str = "河西区") -> d
     manifest = {}
     for i in range(n):
         fields = {
-            "title": f"资源 {i}", "summary": "七年级数学练习与讲解" * 3, "kind": "video",
-            "subject": "math", "grades": ["g7"], "edition": "", "tags": ["方程", "练习"],
-            "licence": "CC-BY-4.0", "language": "zh", "unit": f"第{i % 20}单元",
-            "publisher": publisher, "url": f"/resources/r{i:08d}",
+            "title": f"资源 {i}",
+            "summary": "七年级数学练习与讲解" * 3,
+            "kind": "video",
+            "subject": "math",
+            "grades": ["g7"],
+            "edition": "",
+            "tags": ["方程", "练习"],
+            "licence": "CC-BY-4.0",
+            "language": "zh",
+            "unit": f"第{i % 20}单元",
+            "publisher": publisher,
+            "url": f"/resources/r{i:08d}",
         }
         manifest[f"r{i:08d}-{seed:04d}"[:36] if seed else f"r{i:08d}"] = {
-            "type": "resource", "version": 1, "digest": digest_of(fields), "fields": fields}
+            "type": "resource",
+            "version": 1,
+            "digest": digest_of(fields),
+            "fields": fields,
+        }
     return manifest
 
 
@@ -108,8 +120,14 @@ def bench_diff(database_url: str, n: int) -> None:
     print(f"  field-level diff (pure)               {pure * 1000:8.1f} ms")
 
     with tempfile.TemporaryDirectory() as folder:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": "bench",
-                          "INSTANCE_PATH": folder, "PLUGINS": None})
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "SECRET_KEY": "bench",
+                "INSTANCE_PATH": folder,
+                "PLUGINS": None,
+            }
+        )
         with app.app_context():
             db.create_all()
             region = accounts.ensure_region("b", "测试", "Bench")
@@ -121,23 +139,48 @@ def bench_diff(database_url: str, n: int) -> None:
             db.session.add(catalog)
             db.session.flush()
             for number, manifest in ((1, old), (2, new)):
-                db.session.add(Release(catalog_id=catalog.id, number=number, notes="",
-                                       manifest=manifest, digest=str(number) * 64,
-                                       item_count=len(manifest)))
-            sub = Subscription(subscriber_district_id=sub_d.id, catalog_id=catalog.id,
-                               status="active", accepted_number=1)
+                db.session.add(
+                    Release(
+                        catalog_id=catalog.id,
+                        number=number,
+                        notes="",
+                        manifest=manifest,
+                        digest=str(number) * 64,
+                        item_count=len(manifest),
+                    )
+                )
+            sub = Subscription(
+                subscriber_district_id=sub_d.id,
+                catalog_id=catalog.id,
+                status="active",
+                accepted_number=1,
+            )
             db.session.add(sub)
             db.session.flush()
-            db.session.execute(insert(SubscribedItem), [
-                {"subscription_id": sub.id, "content_id": cid, "item_type": "resource",
-                 "version": e["version"], "digest": e["digest"], "fields": e["fields"],
-                 "withdrawn": False} for cid, e in old.items()])
+            db.session.execute(
+                insert(SubscribedItem),
+                [
+                    {
+                        "subscription_id": sub.id,
+                        "content_id": cid,
+                        "item_type": "resource",
+                        "version": e["version"],
+                        "digest": e["digest"],
+                        "fields": e["fields"],
+                        "withdrawn": False,
+                    }
+                    for cid, e in old.items()
+                ],
+            )
             db.session.commit()
             service, pending = timed(lambda: subscriptions.pending(admin, sub), repeat=3)
-            print(f"  pending release from the database     {service * 1000:8.1f} ms "
-                  f"({pending.diff.counts()['changed']} changed)")
+            print(
+                f"  pending release from the database     {service * 1000:8.1f} ms "
+                f"({pending.diff.counts()['changed']} changed)"
+            )
             accept_time, _ = timed(
-                lambda: (subscriptions.accept(admin, sub, 2), db.session.rollback()), repeat=1)
+                lambda: (subscriptions.accept(admin, sub, 2), db.session.rollback()), repeat=1
+            )
             print(f"  accept all (write {len(new)} rows, rolled back) {accept_time * 1000:8.1f} ms")
             db.session.remove()
             db.engine.dispose()
@@ -146,7 +189,7 @@ def bench_diff(database_url: str, n: int) -> None:
 def bench_sync(make_db, n: int) -> None:
     from app.accounts import services as accounts
     from app.accounts.models import Role
-    from app.sharing.models import RemoteSubscriber, Release, SharedCatalog
+    from app.sharing.models import Release, RemoteSubscriber, SharedCatalog
     from app.sharing.services.manifest import digest_of
 
     manifest = synthetic_manifest(n)
@@ -159,8 +202,14 @@ def bench_sync(make_db, n: int) -> None:
             server.env |= {"SHUYUAN_SHARING_ORIGIN": own, "SHUYUAN_SHARING_PEERS": peer}
         apps = {}
         for name, url in (("a", a_db), ("b", b_db)):
-            apps[name] = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench",
-                                     "INSTANCE_PATH": f"{folder}/{name}", "PLUGINS": None})
+            apps[name] = create_app(
+                {
+                    "SQLALCHEMY_DATABASE_URI": url,
+                    "SECRET_KEY": "bench",
+                    "INSTANCE_PATH": f"{folder}/{name}",
+                    "PLUGINS": None,
+                }
+            )
             with apps[name].app_context():
                 db.create_all()
         with apps["a"].app_context():
@@ -169,9 +218,16 @@ def bench_sync(make_db, n: int) -> None:
             catalog = SharedCatalog(district_id=hexi.id, title="bench")
             db.session.add(catalog)
             db.session.flush()
-            db.session.add(Release(catalog_id=catalog.id, number=1, notes="bench",
-                                   manifest=manifest, digest=digest_of(manifest),
-                                   item_count=len(manifest)))
+            db.session.add(
+                Release(
+                    catalog_id=catalog.id,
+                    number=1,
+                    notes="bench",
+                    manifest=manifest,
+                    digest=digest_of(manifest),
+                    item_count=len(manifest),
+                )
+            )
             uid, catalog_id = catalog.uid, catalog.id
             db.session.commit()
         with apps["b"].app_context():
@@ -184,32 +240,45 @@ def bench_sync(make_db, n: int) -> None:
             db.session.commit()
         headers = {"Authorization": f"Bearer {token}"}
         with a, b:
-            made = requests.post(b.base_url + "/api/v1/sharing/subscriptions", headers=headers,
-                                 json={"district_id": district_id, "origin": a.base_url,
-                                       "catalog_uid": uid}, timeout=60)
+            made = requests.post(
+                b.base_url + "/api/v1/sharing/subscriptions",
+                headers=headers,
+                json={"district_id": district_id, "origin": a.base_url, "catalog_uid": uid},
+                timeout=60,
+            )
             made.raise_for_status()
             with apps["a"].app_context():
                 db.session.execute(
                     RemoteSubscriber.__table__.update()
-                    .where(RemoteSubscriber.catalog_id == catalog_id).values(status="active"))
+                    .where(RemoteSubscriber.catalog_id == catalog_id)
+                    .values(status="active")
+                )
                 db.session.commit()
             sub_id = made.json()["id"]
             start = time.perf_counter()
-            synced = requests.post(f"{b.base_url}/api/v1/sharing/subscriptions/{sub_id}/sync",
-                                   headers=headers, timeout=600)
+            synced = requests.post(
+                f"{b.base_url}/api/v1/sharing/subscriptions/{sub_id}/sync",
+                headers=headers,
+                timeout=600,
+            )
             sync_time = time.perf_counter() - start
             synced.raise_for_status()
             start = time.perf_counter()
             accepted = requests.post(
-                f"{b.base_url}/api/v1/sharing/subscriptions/{sub_id}/accept", headers=headers,
-                json={"release": 1}, timeout=600)
+                f"{b.base_url}/api/v1/sharing/subscriptions/{sub_id}/accept",
+                headers=headers,
+                json={"release": 1},
+                timeout=600,
+            )
             accept_time = time.perf_counter() - start
             accepted.raise_for_status()
         pages = _feed_pages(manifest, uid)
         bare = _bare_download(pages)
         print(f"sync of a {n}-item release between two instances: {synced.json()}")
-        print(f"  bare download of the same {len(pages)} pages "
-              f"({sum(map(len, pages)) / 1e6:.1f} MB)   {bare:7.2f} s")
+        print(
+            f"  bare download of the same {len(pages)} pages "
+            f"({sum(map(len, pages)) / 1e6:.1f} MB)   {bare:7.2f} s"
+        )
         print(f"  signed, checked sync (fetch+verify+store) {sync_time:7.2f} s")
         print(f"  accept all {n} items                     {accept_time:7.2f} s")
         for application in apps.values():
@@ -222,8 +291,10 @@ def _feed_pages(manifest: dict, uid: str, size: int = 500) -> list[bytes]:
     from app.sharing.services.manifest import canonical
 
     ids = sorted(manifest)
-    return [canonical({"catalog": uid, "items": {c: manifest[c] for c in ids[i:i + size]}})
-            for i in range(0, len(ids), size)]
+    return [
+        canonical({"catalog": uid, "items": {c: manifest[c] for c in ids[i : i + size]}})
+        for i in range(0, len(ids), size)
+    ]
 
 
 def _bare_download(pages: list[bytes]) -> float:

@@ -75,7 +75,9 @@ class CatalogOne(MethodView):
 def put_items(data, catalog_id):
     """Replace the hand-picked items."""
     user, catalog = _own_catalog(catalog_id)
-    return catalogs.set_entries(user, catalog, [(i["type"], i["content_id"]) for i in data["items"]])
+    return catalogs.set_entries(
+        user, catalog, [(i["type"], i["content_id"]) for i in data["items"]]
+    )
 
 
 @blp.route("/catalogs/<int:catalog_id>/preview")
@@ -193,7 +195,7 @@ class SubscriptionOne(MethodView):
         """Set auto-accept or change the filters."""
         user, sub = _subscription(subscription_id)
         return subscriptions.set_options(
-            user, sub, data.get("auto_accept"), data["filters"] if "filters" in data else ...
+            user, sub, data.get("auto_accept"), data.get("filters", ...)
         )
 
 

@@ -39,8 +39,10 @@ def release_command(catalog_id, notes, skip_refused):
     catalog = catalogs.get_catalog(catalog_id)
     found = catalogs._preview(catalog)
     for refusal in found.refused:
-        click.echo(f"refused {refusal.item_type} {refusal.content_id} {refusal.title}: "
-                   f"{refusal.message}", err=True)
+        click.echo(
+            f"refused {refusal.item_type} {refusal.content_id} {refusal.title}: {refusal.message}",
+            err=True,
+        )
     if found.refused and not skip_refused:
         raise click.ClickException("some items cannot be shared (use --skip-refused)")
     release, _ = catalogs.publish_release(None, catalog, notes, allow_refusals=True)

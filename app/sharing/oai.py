@@ -194,7 +194,11 @@ def _record(parent, record: OAIRecord):
     _el(dc, f"{{{DC_NS}}}type", fields["kind"])
     _el(dc, f"{{{DC_NS}}}language", fields.get("language") or "zh")
     _el(dc, f"{{{DC_NS}}}rights", fields["licence"])
-    _el(dc, f"{{{DC_NS}}}identifier", current_app.config["SHARING_ORIGIN"].rstrip("/") + fields["url"])
+    _el(
+        dc,
+        f"{{{DC_NS}}}identifier",
+        current_app.config["SHARING_ORIGIN"].rstrip("/") + fields["url"],
+    )
 
 
 def _list(root, verb: str, args: dict):
@@ -210,8 +214,13 @@ def _list(root, verb: str, args: dict):
         token = ""
         if cursor + page < len(chosen):
             token = _serializer().dumps(query | {"cursor": cursor + page})
-        _el(container, f"{{{OAI_NS}}}resumptionToken", token,
-            completeListSize=str(len(chosen)), cursor=str(cursor))
+        _el(
+            container,
+            f"{{{OAI_NS}}}resumptionToken",
+            token,
+            completeListSize=str(len(chosen)),
+            cursor=str(cursor),
+        )
 
 
 def _identify(root):
@@ -219,8 +228,14 @@ def _identify(root):
     _el(identify, f"{{{OAI_NS}}}repositoryName", current_app.config.get("PLATFORM_NAME", "Shuyuan"))
     _el(identify, f"{{{OAI_NS}}}baseURL", _base_url())
     _el(identify, f"{{{OAI_NS}}}protocolVersion", "2.0")
-    _el(identify, f"{{{OAI_NS}}}adminEmail", current_app.config.get("SHARING_OAI_ADMIN_EMAIL", "admin@localhost"))
-    earliest = db.session.execute(select(Release.created_at).order_by(Release.created_at).limit(1)).scalar()
+    _el(
+        identify,
+        f"{{{OAI_NS}}}adminEmail",
+        current_app.config.get("SHARING_OAI_ADMIN_EMAIL", "admin@localhost"),
+    )
+    earliest = db.session.execute(
+        select(Release.created_at).order_by(Release.created_at).limit(1)
+    ).scalar()
     _el(identify, f"{{{OAI_NS}}}earliestDatestamp", _stamp(earliest or datetime(2026, 1, 1)))
     _el(identify, f"{{{OAI_NS}}}deletedRecord", "persistent")
     _el(identify, f"{{{OAI_NS}}}granularity", GRANULARITY)
@@ -277,7 +292,9 @@ def endpoint():
     args = request.values.to_dict(flat=False)
     root = ET.Element(
         f"{{{OAI_NS}}}OAI-PMH",
-        {f"{{{XSI_NS}}}schemaLocation": f"{OAI_NS} http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd"},
+        {
+            f"{{{XSI_NS}}}schemaLocation": f"{OAI_NS} http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd"
+        },
     )
     _el(root, f"{{{OAI_NS}}}responseDate", _stamp(datetime.now(UTC).replace(tzinfo=None)))
     verb = (args.get("verb") or [None])[0]
@@ -313,5 +330,3 @@ def endpoint():
         _el(root, f"{{{OAI_NS}}}error", error.message, code=error.code)
     body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return Response(body, mimetype="text/xml")
-
-

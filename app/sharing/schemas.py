@@ -9,7 +9,9 @@ from app.common.schemas import Text
 _FACETS = ("type", "kind", "subject", "grade", "edition", "tag")
 _Rules = fields.Dict(
     keys=fields.String(validate=validate.OneOf(_FACETS)),
-    values=fields.List(Text(validate=validate.Length(min=1, max=50)), validate=validate.Length(max=50)),
+    values=fields.List(
+        Text(validate=validate.Length(min=1, max=50)), validate=validate.Length(max=50)
+    ),
     allow_none=True,
 )
 

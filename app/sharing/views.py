@@ -101,11 +101,18 @@ def release(catalog_id: int):
         request.form.get("notes", "")[:4000],
         allow_refusals=bool(request.form.get("allow_refusals")),
     )
-    flash(_("Release %(n)s published with %(count)s items.", n=made.number, count=made.item_count),
-          "success")
+    flash(
+        _("Release %(n)s published with %(count)s items.", n=made.number, count=made.item_count),
+        "success",
+    )
     if refused:
-        flash(_("%(n)s items were left out: their licence or owner does not allow sharing.",
-                n=len(refused)), "warning")
+        flash(
+            _(
+                "%(n)s items were left out: their licence or owner does not allow sharing.",
+                n=len(refused),
+            ),
+            "warning",
+        )
     return redirect(url_for("sharing.catalog_page", catalog_id=catalog.id))
 
 
@@ -153,8 +160,7 @@ def subscribe():
         filters or None,
         bool(request.form.get("auto_accept")),
     )
-    flash(_("Subscription requested.") if sub.status == "pending" else _("Subscribed."),
-          "success")
+    flash(_("Subscription requested.") if sub.status == "pending" else _("Subscribed."), "success")
     return redirect(url_for("sharing.subscription_page", subscription_id=sub.id))
 
 

@@ -16,7 +16,13 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
-HOP_HEADERS = {"connection", "transfer-encoding", "content-length", "keep-alive", "content-encoding"}
+HOP_HEADERS = {
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "keep-alive",
+    "content-encoding",
+}
 
 
 def free_port() -> int:
@@ -46,14 +52,18 @@ class Instance:
         self.url = f"http://127.0.0.1:{port}"
         self.folder = folder
         self.log_path = folder / f"{name}.log"
-        self.env = os.environ.copy() | {
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": f"secret-{name}-not-for-production",
-            "SHUYUAN_INSTANCE_PATH": str(folder),
-            "STORAGE_URL": f"file://{folder}/media",
-            "SEARCH_INDEX_DIR": str(folder / "search-index"),
-            "SHUYUAN_PLUGINS": "",
-        } | env
+        self.env = (
+            os.environ.copy()
+            | {
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": f"secret-{name}-not-for-production",
+                "SHUYUAN_INSTANCE_PATH": str(folder),
+                "STORAGE_URL": f"file://{folder}/media",
+                "SEARCH_INDEX_DIR": str(folder / "search-index"),
+                "SHUYUAN_PLUGINS": "",
+            }
+            | env
+        )
         self.env.pop("REDIS_URL", None)
         self.process: subprocess.Popen | None = None
 

@@ -43,18 +43,30 @@ def _seed_publisher(app):
             obj = catalog.create_content(
                 teacher,
                 Resource,
-                {"title": title, "kind": "video", "visibility": "district", "subject": "art",
-                 "url": "https://example.org/v"},
+                {
+                    "title": title,
+                    "kind": "video",
+                    "visibility": "district",
+                    "subject": "art",
+                    "url": "https://example.org/v",
+                },
             )
             catalog.submit_content(teacher, Resource, obj.content_id)
             ids.append(obj.content_id)
-        shared = catalogs.create_catalog(admin, district.id, {"title": "河西拓展课",
-                                                              "rules": {"subject": ["art"]}})
+        shared = catalogs.create_catalog(
+            admin, district.id, {"title": "河西拓展课", "rules": {"subject": ["art"]}}
+        )
         catalogs.publish_release(admin, shared, "第一版")
         _, token = accounts.issue_token(admin, "test")
         commit()
-        return {"ids": ids, "catalog_id": shared.id, "uid": shared.uid, "token": token,
-                "teacher_id": teacher.id, "admin_id": admin.id}
+        return {
+            "ids": ids,
+            "catalog_id": shared.id,
+            "uid": shared.uid,
+            "token": token,
+            "teacher_id": teacher.id,
+            "admin_id": admin.id,
+        }
 
 
 def _seed_subscriber(app):
@@ -100,17 +112,30 @@ def federation(backend, tmp_path):
     app_a = make_app(a_db, str(tmp_path / "a"), **a_conf)
     app_b = make_app(b_db, str(tmp_path / "b"), **b_conf)
     seeds = {"a": _seed_publisher(app_a), "b": _seed_subscriber(app_b)}
-    a = Instance("a", a_db, tmp_path / "a", a_port, {
-        "SHUYUAN_SHARING_ORIGIN": proxy_url, "SHUYUAN_SHARING_PEERS": b_url})
-    b = Instance("b", b_db, tmp_path / "b", b_port, {
-        "SHUYUAN_SHARING_ORIGIN": b_url, "SHUYUAN_SHARING_PEERS": proxy_url})
+    a = Instance(
+        "a",
+        a_db,
+        tmp_path / "a",
+        a_port,
+        {"SHUYUAN_SHARING_ORIGIN": proxy_url, "SHUYUAN_SHARING_PEERS": b_url},
+    )
+    b = Instance(
+        "b",
+        b_db,
+        tmp_path / "b",
+        b_port,
+        {"SHUYUAN_SHARING_ORIGIN": b_url, "SHUYUAN_SHARING_PEERS": proxy_url},
+    )
     proxy = TamperProxy(a.url, proxy_port)
     try:
         a.start()
         b.start()
         proxy.start()
-        yield type("Federation", (), {"a": a, "b": b, "proxy": proxy, "app_a": app_a,
-                                      "app_b": app_b, "seeds": seeds})
+        yield type(
+            "Federation",
+            (),
+            {"a": a, "b": b, "proxy": proxy, "app_a": app_a, "app_b": app_b, "seeds": seeds},
+        )
     finally:
         proxy.stop()
         a.stop()
@@ -135,13 +160,28 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     uid, catalog_id = f.seeds["a"]["uid"], f.seeds["a"]["catalog_id"]
 
     # An origin outside the allow-list is refused before any request goes out.
-    refused = _call("POST", f.b.url + "/api/v1/sharing/subscriptions", b_token, json={
-        "district_id": f.seeds["b"]["district_id"], "origin": "http://127.0.0.1:9",
-        "catalog_uid": uid})
+    refused = _call(
+        "POST",
+        f.b.url + "/api/v1/sharing/subscriptions",
+        b_token,
+        json={
+            "district_id": f.seeds["b"]["district_id"],
+            "origin": "http://127.0.0.1:9",
+            "catalog_uid": uid,
+        },
+    )
     assert refused.status_code == 403
 
-    made = _call("POST", f.b.url + "/api/v1/sharing/subscriptions", b_token, json={
-        "district_id": f.seeds["b"]["district_id"], "origin": f.proxy.url, "catalog_uid": uid})
+    made = _call(
+        "POST",
+        f.b.url + "/api/v1/sharing/subscriptions",
+        b_token,
+        json={
+            "district_id": f.seeds["b"]["district_id"],
+            "origin": f.proxy.url,
+            "catalog_uid": uid,
+        },
+    )
     assert made.status_code == 201, made.text
     sub_id = made.json()["id"]
     sync_url = f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/sync"
@@ -154,20 +194,30 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     assert [(r["origin"], r["district_name"], r["status"]) for r in requests_list] == [
         (f.b.url, "江汉区", "pending")
     ]
-    approved = _call("POST", f"{f.a.url}/api/v1/sharing/remote-requests/"
-                     f"{requests_list[0]['id']}/decision", a_token, json={"approve": True})
+    approved = _call(
+        "POST",
+        f"{f.a.url}/api/v1/sharing/remote-requests/{requests_list[0]['id']}/decision",
+        a_token,
+        json={"approve": True},
+    )
     assert approved.status_code == 200
 
     synced = _call("POST", sync_url, b_token)
     assert synced.status_code == 200, synced.text
     assert synced.json() == {"status": "synced", "release_number": 1, "items": 3}
-    pending = _call("GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending",
-                    b_token).json()
+    pending = _call(
+        "GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending", b_token
+    ).json()
     assert pending["number"] == 1 and pending["notes"] == "第一版"
     assert sorted(c["title"] for c in pending["diff"]["added"]) == sorted(
-        ["京剧入门", "茶艺", "天文观测"])
-    accepted = _call("POST", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept",
-                     b_token, json={"release": 1})
+        ["京剧入门", "茶艺", "天文观测"]
+    )
+    accepted = _call(
+        "POST",
+        f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept",
+        b_token,
+        json={"release": 1},
+    )
     assert accepted.json()["accepted_number"] == 1
 
     # Unchanged feed: the ETag answers 304 and nothing is fetched again.
@@ -185,18 +235,25 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
         catalogs.publish_release(admin, catalogs.get_catalog(catalog_id), "修订")
         commit()
     assert _call("POST", sync_url, b_token).json()["release_number"] == 2
-    diff = _call("GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending",
-                 b_token).json()["diff"]
+    diff = _call("GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending", b_token).json()[
+        "diff"
+    ]
     assert diff["counts"]["changed"] == 1 and diff["counts"]["added"] == 0
     [change] = diff["changed"]
     assert change["content_id"] == first_id
     assert {x["name"]: (x["old"], x["new"]) for x in change["fields"]}["title"] == (
-        "京剧入门", "京剧入门（修订）")
+        "京剧入门",
+        "京剧入门（修订）",
+    )
     with f.app_b.app_context():
         pinned = db.session.get(SubscribedItem, (sub_id, first_id))
         assert pinned.version == 1 and pinned.fields["title"] == "京剧入门"
-    _call("POST", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept", b_token,
-          json={"release": 2})
+    _call(
+        "POST",
+        f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept",
+        b_token,
+        json={"release": 2},
+    )
     with f.app_b.app_context():
         assert db.session.get(SubscribedItem, (sub_id, first_id)).version == 2
 
@@ -204,9 +261,17 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     with f.app_a.app_context():
         admin = db.session.get(User, f.seeds["a"]["admin_id"])
         teacher = db.session.get(User, f.seeds["a"]["teacher_id"])
-        obj = catalog.create_content(teacher, Resource, {
-            "title": "书法", "kind": "video", "visibility": "district", "subject": "art",
-            "url": "https://example.org/v"})
+        obj = catalog.create_content(
+            teacher,
+            Resource,
+            {
+                "title": "书法",
+                "kind": "video",
+                "visibility": "district",
+                "subject": "art",
+                "url": "https://example.org/v",
+            },
+        )
         catalog.submit_content(teacher, Resource, obj.content_id)
         catalogs.publish_release(admin, catalogs.get_catalog(catalog_id), "新增书法")
         commit()
@@ -224,19 +289,30 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
         assert _state(f.app_b) == before, mode
         assert reason in f.b.log(), mode
     with f.app_b.app_context():
-        logged = db.session.execute(
-            select(SyncLog.message).where(SyncLog.ok.is_(False)).order_by(SyncLog.id)
-        ).scalars().all()
+        logged = (
+            db.session.execute(
+                select(SyncLog.message).where(SyncLog.ok.is_(False)).order_by(SyncLog.id)
+            )
+            .scalars()
+            .all()
+        )
     assert len(logged) == 3 and "replayed" in logged[-1]
 
     # The honest feed still works afterwards.
     f.proxy.mode = "pass"
     assert _call("POST", sync_url, b_token).json() == {
-        "status": "synced", "release_number": 3, "items": 4}
+        "status": "synced",
+        "release_number": 3,
+        "items": 4,
+    }
 
     # Withdrawal on A reaches B at the next sync, without any acceptance.
-    withdrawn = _call("POST", f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/withdrawals",
-                      a_token, json={"content_id": first_id, "reason": "版权到期"})
+    withdrawn = _call(
+        "POST",
+        f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/withdrawals",
+        a_token,
+        json={"content_id": first_id, "reason": "版权到期"},
+    )
     assert withdrawn.status_code == 201, withdrawn.text
     assert _call("POST", sync_url, b_token).status_code == 200
     with f.app_b.app_context():

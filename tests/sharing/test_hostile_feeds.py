@@ -27,9 +27,18 @@ UID = "11111111-2222-3333-4444-555555555555"
 
 def _item(title: str) -> dict:
     fields = {
-        "title": title, "summary": "", "kind": "video", "subject": "math", "grades": ["g7"],
-        "edition": "", "tags": [], "licence": "CC-BY-4.0", "language": "zh", "unit": "",
-        "publisher": "远方区", "url": "/resources/x",
+        "title": title,
+        "summary": "",
+        "kind": "video",
+        "subject": "math",
+        "grades": ["g7"],
+        "edition": "",
+        "tags": [],
+        "licence": "CC-BY-4.0",
+        "language": "zh",
+        "unit": "",
+        "publisher": "远方区",
+        "url": "/resources/x",
     }
     return {"type": "resource", "version": 1, "digest": digest_of(fields), "fields": fields}
 
@@ -50,26 +59,44 @@ class HostilePeer:
         ids = sorted(items)
         per_page = per_page or max(1, len(ids))
         chunks = [ids[i : i + per_page] for i in range(0, len(ids), per_page)] or [[]]
-        release = {"number": number, "notes": "", "digest": digest_of(items),
-                   "item_count": len(items)}
+        release = {
+            "number": number,
+            "notes": "",
+            "digest": digest_of(items),
+            "item_count": len(items),
+        }
         self.pages = {}
         for n, chunk in enumerate(chunks, start=1):
             self.pages[n] = {
-                "origin": self.origin, "catalog": {"uid": UID, "title": "远方", "publisher": "远方区"},
-                "release": release, "withdrawn": [], "page": n,
-                "pages": pages or len(chunks), "items": {c: items[c] for c in chunk},
+                "origin": self.origin,
+                "catalog": {"uid": UID, "title": "远方", "publisher": "远方区"},
+                "release": release,
+                "withdrawn": [],
+                "page": n,
+                "pages": pages or len(chunks),
+                "items": {c: items[c] for c in chunk},
             }
         self.pages[1].update(overrides)
 
     @Request.application
     def _wsgi(self, request: Request) -> Response:
         if request.path == "/.well-known/shuyuan-keys":
-            pem = self.key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ).decode()
-            return Response(json.dumps({"origin": self.origin, "keys": [
-                {"kid": "hostile", "alg": "ed25519", "public_pem": pem}]}),
-                mimetype="application/json")
+            pem = (
+                self.key.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            )
+            return Response(
+                json.dumps(
+                    {
+                        "origin": self.origin,
+                        "keys": [{"kid": "hostile", "alg": "ed25519", "public_pem": pem}],
+                    }
+                ),
+                mimetype="application/json",
+            )
         page = int(request.args.get("page", "1"))
         data = self.pages.get(page)
         body = data if isinstance(data, bytes) else canonical(data)
@@ -89,8 +116,13 @@ class HostilePeer:
         message = Message()
         message.headers = {"Content-Type": "application/json"}
         HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=Keys()).sign(
-            message, key_id="hostile", label="shuyuan", tag="shuyuan-feed",
-            covered_component_ids=("@status", "content-type", "content-digest"), body=body)
+            message,
+            key_id="hostile",
+            label="shuyuan",
+            tag="shuyuan-feed",
+            covered_component_ids=("@status", "content-type", "content-digest"),
+            body=body,
+        )
         return Response(body, status=200, headers=message.headers)
 
     def stop(self):
@@ -102,8 +134,12 @@ def peer(app, ctx, orgs, monkeypatch):
     hostile = HostilePeer()
     monkeypatch.setitem(app.config, "SHARING_PEERS", [hostile.origin])
     monkeypatch.setitem(app.config, "SHARING_MAX_PAGE_BYTES", 64 * 1024)
-    sub = Subscription(subscriber_district_id=orgs.district.id, remote_origin=hostile.origin,
-                       remote_catalog_uid=UID, status="active")
+    sub = Subscription(
+        subscriber_district_id=orgs.district.id,
+        remote_origin=hostile.origin,
+        remote_catalog_uid=UID,
+        status="active",
+    )
     db.session.add(sub)
     commit()
     hostile.subscription_id = sub.id
@@ -152,14 +188,28 @@ def test_each_hostile_feed_is_refused_and_nothing_is_stored(peer):
     cases = [
         ("out of order", _cycle),
         ("served twice", _repeat),
-        ("bad content id", lambda p: _serve_items(
-            p, dict(GOOD, **{"../../etc/passwd": _item("路径穿越")}))),
-        ("exactly type, version, digest and fields", lambda p: _serve_items(
-            p, _changed("id-0", lambda e: e.update(script="<script>alert(1)</script>")))),
-        ("hash mismatch", lambda p: _serve_items(
-            p, _changed("id-1", lambda e: e["fields"].update(licence="ARR")))),
-        ("wrong type", lambda p: _serve_items(
-            p, _changed("id-2", lambda e: e["fields"].update(grades={"$ne": 1})))),
+        (
+            "bad content id",
+            lambda p: _serve_items(p, dict(GOOD, **{"../../etc/passwd": _item("路径穿越")})),
+        ),
+        (
+            "exactly type, version, digest and fields",
+            lambda p: _serve_items(
+                p, _changed("id-0", lambda e: e.update(script="<script>alert(1)</script>"))
+            ),
+        ),
+        (
+            "hash mismatch",
+            lambda p: _serve_items(
+                p, _changed("id-1", lambda e: e["fields"].update(licence="ARR"))
+            ),
+        ),
+        (
+            "wrong type",
+            lambda p: _serve_items(
+                p, _changed("id-2", lambda e: e["fields"].update(grades={"$ne": 1}))
+            ),
+        ),
     ]
     for expected, set_up in cases:
         set_up(peer)

@@ -30,11 +30,15 @@ def test_harvest_with_resumption_and_deleted_record(people, orgs, publish, live)
     titles = ["京剧", "茶艺", "天文", "书法", "围棋"]
     ids = {publish(title=t, subject="art"): t for t in titles}
     hidden = publish(title="内部资料", subject="math")
-    public = catalogs.create_catalog(people.pub_admin, orgs.district.id, {
-        "title": "河西拓展课", "rules": {"subject": ["art"]}, "region_public": True})
+    public = catalogs.create_catalog(
+        people.pub_admin,
+        orgs.district.id,
+        {"title": "河西拓展课", "rules": {"subject": ["art"]}, "region_public": True},
+    )
     catalogs.publish_release(people.pub_admin, public, "")
-    private = catalogs.create_catalog(people.pub_admin, orgs.district.id, {
-        "title": "内部", "rules": {"subject": ["math"]}})
+    private = catalogs.create_catalog(
+        people.pub_admin, orgs.district.id, {"title": "内部", "rules": {"subject": ["math"]}}
+    )
     catalogs.publish_release(people.pub_admin, private, "")
     commit()
 
@@ -72,8 +76,10 @@ def test_protocol_errors(live):
         ({"verb": "ListRecords"}, "badArgument"),
         ({"verb": "ListRecords", "metadataPrefix": "marc"}, "cannotDisseminateFormat"),
         ({"verb": "ListRecords", "resumptionToken": "forged"}, "badResumptionToken"),
-        ({"verb": "GetRecord", "identifier": "oai:x:y", "metadataPrefix": "oai_dc"},
-         "idDoesNotExist"),
+        (
+            {"verb": "GetRecord", "identifier": "oai:x:y", "metadataPrefix": "oai_dc"},
+            "idDoesNotExist",
+        ),
         ({"verb": "ListRecords", "metadataPrefix": "oai_dc", "from": "yesterday"}, "badArgument"),
         ({"verb": "Identify", "extra": "1"}, "badArgument"),
     ):

@@ -21,7 +21,6 @@ from app.sharing.services import catalogs, packages, subscriptions
 from app.sharing.services.packages import PackageRefused
 
 
-
 @pytest.fixture
 def released(people, orgs, publish):
     video = os.urandom(1024 * 1024)  # new bytes per test: storage outlives a test
@@ -32,14 +31,16 @@ def released(people, orgs, publish):
     sha = hashlib.sha256(video).hexdigest()
     key = f"sha256/{sha[:2]}/{sha}"
     get_storage().put_bytes(key, video, "video/mp4")
-    obj = MediaObject(backend="local", key=key, size=len(video), checksum=sha,
-                      media_type="video/mp4")
+    obj = MediaObject(
+        backend="local", key=key, size=len(video), checksum=sha, media_type="video/mp4"
+    )
     db.session.add(obj)
     db.session.flush()
     db.session.add(MediaAttachment(resource_id=resource.id, object_id=obj.id, filename="身段.mp4"))
     other = publish(title="京剧脸谱", subject="art")
-    catalog = catalogs.create_catalog(people.pub_admin, orgs.district.id,
-                                      {"title": "河西拓展课", "rules": {"subject": ["art"]}})
+    catalog = catalogs.create_catalog(
+        people.pub_admin, orgs.district.id, {"title": "河西拓展课", "rules": {"subject": ["art"]}}
+    )
     catalogs.publish_release(people.pub_admin, catalog, "离线版")
     commit()
     out = io.BytesIO()
@@ -64,8 +65,9 @@ def _nothing_imported():
 
 
 def test_round_trip_is_byte_exact_and_flows_into_the_diff(people, orgs, released):
-    result = packages.import_package(people.sub_admin, orgs.review_district.id,
-                                     io.BytesIO(released["package"]))
+    result = packages.import_package(
+        people.sub_admin, orgs.review_district.id, io.BytesIO(released["package"])
+    )
     commit()
     assert (result.items, result.media_new, result.media_reused) == (2, 1, 0)
     assert get_storage().stat(f"sharing/media/{released['sha']}") == released["size"]
@@ -81,14 +83,17 @@ def test_round_trip_is_byte_exact_and_flows_into_the_diff(people, orgs, released
 
     # The same release again is not newer: refused, nothing changes.
     with pytest.raises(PackageRefused, match="not newer"):
-        packages.import_package(people.sub_admin, orgs.review_district.id,
-                                io.BytesIO(released["package"]))
+        packages.import_package(
+            people.sub_admin, orgs.review_district.id, io.BytesIO(released["package"])
+        )
 
 
 def test_damaged_media_is_named_and_nothing_is_stored(people, orgs, released):
     sha = released["sha"]
-    damaged = _rebuild(released["package"], lambda name, data: (
-        data[:-1] + b"\x00" if name == f"media/{sha}" else data))
+    damaged = _rebuild(
+        released["package"],
+        lambda name, data: data[:-1] + b"\x00" if name == f"media/{sha}" else data,
+    )
     with pytest.raises(PackageRefused, match=f"Checksum mismatch: media/{sha} is damaged"):
         packages.import_package(people.sub_admin, orgs.review_district.id, io.BytesIO(damaged))
     db.session.rollback()
@@ -114,8 +119,9 @@ def test_hostile_archives_are_refused(people, orgs, released, name, data, messag
     with zipfile.ZipFile(buffer, "a", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(name, data)
     with pytest.raises(PackageRefused, match=message):
-        packages.import_package(people.sub_admin, orgs.review_district.id,
-                                io.BytesIO(buffer.getvalue()))
+        packages.import_package(
+            people.sub_admin, orgs.review_district.id, io.BytesIO(buffer.getvalue())
+        )
     db.session.rollback()
     _nothing_imported()
 
@@ -123,9 +129,14 @@ def test_hostile_archives_are_refused(people, orgs, released, name, data, messag
 def test_not_a_zip_and_bad_manifest(people, orgs, released):
     with pytest.raises(PackageRefused, match="not a zip"):
         packages.import_package(people.sub_admin, orgs.review_district.id, io.BytesIO(b"PK?"))
-    broken = _rebuild(released["package"], lambda name, data: (
-        data.replace("京剧身段".encode(), "京剧身段X".encode()) if name == "manifest.json"
-        else data))
+    broken = _rebuild(
+        released["package"],
+        lambda name, data: (
+            data.replace("京剧身段".encode(), "京剧身段X".encode())
+            if name == "manifest.json"
+            else data
+        ),
+    )
     with pytest.raises(PackageRefused, match="hash mismatch"):
         packages.import_package(people.sub_admin, orgs.review_district.id, io.BytesIO(broken))
     _nothing_imported()

@@ -122,9 +122,7 @@ def test_subscribe_diff_accept_some_pin_and_withdraw(api, people, orgs, publish,
         f"/api/v1/sharing/catalogs/{catalog['id']}/items",
         people.pub_admin,
         json={
-            "items": [
-                {"type": "resource", "content_id": cid} for cid in (eq, ineq, poem)
-            ]
+            "items": [{"type": "resource", "content_id": cid} for cid in (eq, ineq, poem)]
             + [{"type": "course", "content_id": course}]
         },
     )
@@ -164,9 +162,7 @@ def test_subscribe_diff_accept_some_pin_and_withdraw(api, people, orgs, publish,
         f"/api/v1/sharing/catalogs/{catalog['id']}/items",
         people.pub_admin,
         json={
-            "items": [
-                {"type": "resource", "content_id": cid} for cid in (eq, ineq, poem, fresh)
-            ]
+            "items": [{"type": "resource", "content_id": cid} for cid in (eq, ineq, poem, fresh)]
             + [{"type": "course", "content_id": course}]
         },
     )
@@ -229,9 +225,7 @@ def test_subscribe_diff_accept_some_pin_and_withdraw(api, people, orgs, publish,
     # The next release leaves it out, and the diff does not offer it back.
     assert _release(api, people, catalog["id"]).status_code == 201
     later = api.get(f"/api/v1/sharing/subscriptions/{sub_id}/pending", people.sub_admin).json
-    assert later["diff"] is None or ineq not in {
-        c["content_id"] for c in later["diff"]["added"]
-    }
+    assert later["diff"] is None or ineq not in {c["content_id"] for c in later["diff"]["added"]}
     assert_error(
         api.post(
             f"/api/v1/sharing/catalogs/{catalog['id']}/withdrawals",
@@ -252,9 +246,7 @@ def test_auto_accept_and_other_districts_cannot_peek(api, people, orgs, publish,
     _release(api, people, catalog["id"])
     assert fresh in _visible_ids(api, people.sub_teacher)
     # The publisher's admin is not the subscriber's: the subscription is not hers.
-    assert_error(
-        api.get(f"/api/v1/sharing/subscriptions/{sub_id}/pending", people.pub_admin), 404
-    )
+    assert_error(api.get(f"/api/v1/sharing/subscriptions/{sub_id}/pending", people.pub_admin), 404)
     assert_error(
         api.post(
             f"/api/v1/sharing/subscriptions/{sub_id}/accept",
@@ -274,8 +266,9 @@ def test_diff_page_for_the_subscriber(api, people, orgs, publish, revise, login)
     catalog = _catalog(api, people, orgs, rules={"subject": ["math"]})
     _release(api, people, catalog["id"])
     sub_id = _subscribe(api, people, orgs, catalog["id"])
-    api.post(f"/api/v1/sharing/subscriptions/{sub_id}/accept", people.sub_admin,
-             json={"release": 1})
+    api.post(
+        f"/api/v1/sharing/subscriptions/{sub_id}/accept", people.sub_admin, json={"release": 1}
+    )
     revise(eq, title="一元一次方程")
     _release(api, people, catalog["id"], notes="标题更正")
     browser = login(people.sub_admin)

@@ -68,9 +68,7 @@ def get_catalog(catalog_id: int) -> SharedCatalog:
 def catalog_by_uid(uid: str) -> SharedCatalog:
     if not isinstance(uid, str) or not manifests.CONTENT_ID.match(uid):
         raise NotFound("Catalog not found.")
-    catalog = db.session.execute(
-        select(SharedCatalog).filter_by(uid=uid)
-    ).scalar_one_or_none()
+    catalog = db.session.execute(select(SharedCatalog).filter_by(uid=uid)).scalar_one_or_none()
     if catalog is None:
         raise NotFound("Catalog not found.")
     return catalog
@@ -110,14 +108,10 @@ def set_entries(
     require_admin_of(user, catalog.district_id)
     wanted = set()
     for item_type, content_id in items:
-        if item_type not in manifests.ITEM_TYPES or not manifests.CONTENT_ID.match(
-            str(content_id)
-        ):
+        if item_type not in manifests.ITEM_TYPES or not manifests.CONTENT_ID.match(str(content_id)):
             raise Invalid("Unknown item.", fields={"items": [f"{item_type}:{content_id}"]})
         wanted.add((item_type, content_id))
-    catalog.entries = [
-        CatalogEntry(item_type=t, content_id=c) for t, c in sorted(wanted)
-    ]
+    catalog.entries = [CatalogEntry(item_type=t, content_id=c) for t, c in sorted(wanted)]
     db.session.flush()
     return catalog
 
@@ -197,8 +191,7 @@ def publish_release(
         raise Conflict(
             "Some items cannot be shared; remove them or release without them.",
             fields={
-                f"{r.item_type}:{r.content_id}": [f"{r.title}: {r.message}"]
-                for r in found.refused
+                f"{r.item_type}:{r.content_id}": [f"{r.title}: {r.message}"] for r in found.refused
             },
             code="licence_refused",
         )
@@ -307,8 +300,6 @@ def subscribable_catalogs(user: User | None) -> list[SharedCatalog]:
 def content_exists(item_type: str, content_id: str) -> bool:
     model = Course if item_type == "course" else Resource
     return (
-        db.session.execute(
-            select(model.id).where(model.content_id == content_id).limit(1)
-        ).first()
+        db.session.execute(select(model.id).where(model.content_id == content_id).limit(1)).first()
         is not None
     )

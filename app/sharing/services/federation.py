@@ -161,9 +161,7 @@ def feed_page(origin: str, uid: str, release_number, page) -> FeedPage:
         "withdrawn": withdrawn,
         "page": page,
         "pages": pages,
-        "items": {
-            cid: release.manifest[cid] for cid in ids[(page - 1) * size : page * size]
-        },
+        "items": {cid: release.manifest[cid] for cid in ids[(page - 1) * size : page * size]},
     }
     raw = manifests.canonical(body)
     tag = hashlib.sha256(
@@ -265,8 +263,9 @@ def _refuse(subscription: Subscription, reason: str, number: int | None = None) 
         reason,
     )
     db.session.add(
-        SyncLog(subscription_id=subscription.id, ok=False, message=reason[:1000],
-                release_number=number)
+        SyncLog(
+            subscription_id=subscription.id, ok=False, message=reason[:1000], release_number=number
+        )
     )
     db.session.flush()
     raise FederationRefused(reason)
@@ -299,9 +298,7 @@ def _parse_page(subscription: Subscription, response, expect_page: int) -> dict:
         _refuse(subscription, "too many pages")
     if not isinstance(data["items"], dict) or not isinstance(data["withdrawn"], list):
         _refuse(subscription, "items must be an object and withdrawn a list")
-    if not all(
-        isinstance(c, str) and manifests.CONTENT_ID.match(c) for c in data["withdrawn"]
-    ):
+    if not all(isinstance(c, str) and manifests.CONTENT_ID.match(c) for c in data["withdrawn"]):
         _refuse(subscription, "bad withdrawn id")
     return data
 
@@ -412,8 +409,12 @@ def sync(subscription: Subscription) -> SyncResult:
         subscription.remote_etag = first.headers.get("ETag", "")[:100] or None
         _apply_withdrawals(subscription, data["withdrawn"])
         db.session.add(
-            SyncLog(subscription_id=subscription.id, ok=True, release_number=number,
-                    message=f"release {number}: {len(manifest)} items")
+            SyncLog(
+                subscription_id=subscription.id,
+                ok=True,
+                release_number=number,
+                message=f"release {number}: {len(manifest)} items",
+            )
         )
         db.session.flush()
         if subscription.auto_accept:

@@ -123,10 +123,17 @@ def export_release(user: User | None, catalog: SharedCatalog, number: int | None
     media = _media_of(list(release.manifest))
     _write(
         _Source(
-            {"uid": catalog.uid, "title": catalog.title,
-             "publisher": publisher_label(catalog.district)},
-            {"number": release.number, "notes": release.notes, "digest": release.digest,
-             "item_count": release.item_count},
+            {
+                "uid": catalog.uid,
+                "title": catalog.title,
+                "publisher": publisher_label(catalog.district),
+            },
+            {
+                "number": release.number,
+                "notes": release.notes,
+                "digest": release.digest,
+                "item_count": release.item_count,
+            },
             release.manifest,
             media,
         ),
@@ -147,15 +154,20 @@ def export_imported(user: User | None, subscription: Subscription, out) -> None:
     if release is None:
         raise NotFound("Release not found.")
     stored = (subscription.remote_publisher or {}).get("media", {})
-    media = {
-        sha: dict(entry, key=MEDIA_PREFIX + sha) for sha, entry in stored.items()
-    }
+    media = {sha: dict(entry, key=MEDIA_PREFIX + sha) for sha, entry in stored.items()}
     _write(
         _Source(
-            {"uid": subscription.remote_catalog_uid, "title": subscription.remote_title or "",
-             "publisher": (subscription.remote_publisher or {}).get("name", "")},
-            {"number": release.number, "notes": release.notes, "digest": release.digest,
-             "item_count": len(release.manifest)},
+            {
+                "uid": subscription.remote_catalog_uid,
+                "title": subscription.remote_title or "",
+                "publisher": (subscription.remote_publisher or {}).get("name", ""),
+            },
+            {
+                "number": release.number,
+                "notes": release.notes,
+                "digest": release.digest,
+                "item_count": len(release.manifest),
+            },
             release.manifest,
             media,
         ),
@@ -195,7 +207,11 @@ def _read_manifest(archive: zipfile.ZipFile, limits: dict) -> dict:
     except ValueError:
         _refuse("manifest.json is not valid JSON.")
     if not isinstance(document, dict) or set(document) != {
-        "format", "catalog", "release", "items", "media",
+        "format",
+        "catalog",
+        "release",
+        "items",
+        "media",
     }:
         _refuse("manifest.json has unknown or missing fields.")
     if document["format"] != FORMAT:
@@ -234,7 +250,9 @@ class ImportResult:
     media_reused: int
 
 
-def import_package(user: User | None, district_id: int, path_or_file, progress=None) -> ImportResult:
+def import_package(
+    user: User | None, district_id: int, path_or_file, progress=None
+) -> ImportResult:
     """Import a package as an offline subscription of ``district_id``; the items then
     wait for acceptance like a synced release (diff, accept all/some)."""
     if user is not None:
@@ -247,14 +265,20 @@ def import_package(user: User | None, district_id: int, path_or_file, progress=N
     with archive:
         document = _read_manifest(archive, limits)
         catalog, release, items, media = (
-            document["catalog"], document["release"], document["items"], document["media"],
+            document["catalog"],
+            document["release"],
+            document["items"],
+            document["media"],
         )
         if not isinstance(catalog, dict) or not manifests.CONTENT_ID.match(
             str(catalog.get("uid", ""))
         ):
             _refuse("manifest.json: bad catalog.")
         if not isinstance(release, dict) or set(release) != {
-            "number", "notes", "digest", "item_count",
+            "number",
+            "notes",
+            "digest",
+            "item_count",
         }:
             _refuse("manifest.json: bad release.")
         number = release["number"]
@@ -272,9 +296,7 @@ def import_package(user: User | None, district_id: int, path_or_file, progress=N
         for sha, entry in media.items():
             if not manifests.DIGEST.match(str(sha)) or not isinstance(entry, dict):
                 _refuse("manifest.json: bad media entry.")
-            if set(entry) != {"size", "media_type", "items"} or not isinstance(
-                entry["size"], int
-            ):
+            if set(entry) != {"size", "media_type", "items"} or not isinstance(entry["size"], int):
                 _refuse(f"manifest.json: bad media entry {sha}.")
             if sha not in listed:
                 _refuse(f"media/{sha} is listed in the manifest but missing.")
@@ -283,8 +305,7 @@ def import_package(user: User | None, district_id: int, path_or_file, progress=N
         storage = _storage()
         # Check every file first (nothing stored yet): a bad checksum names the file.
         staged: list[tuple[str, str]] = []
-        done = 0
-        for sha in sorted(media):
+        for done, sha in enumerate(sorted(media), start=1):
             name = f"media/{sha}"
             digest, size = hashlib.sha256(), 0
             with archive.open(name) as source:
@@ -296,7 +317,6 @@ def import_package(user: User | None, district_id: int, path_or_file, progress=N
             if digest.hexdigest() != sha or size != media[sha]["size"]:
                 _refuse(f"Checksum mismatch: {name} is damaged.")
             staged.append((sha, name))
-            done += 1
             if progress:
                 progress(done, len(media))
         origin = PACKAGE_ORIGIN + catalog["uid"]

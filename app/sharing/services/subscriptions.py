@@ -36,7 +36,9 @@ def get_subscription(user: User | None, subscription_id: int) -> Subscription:
     """A subscription seen by an admin of the subscribing district."""
     if user is None:
         raise Unauthorized("Log in first.")
-    sub = db.session.get(Subscription, subscription_id) if isinstance(subscription_id, int) else None
+    sub = (
+        db.session.get(Subscription, subscription_id) if isinstance(subscription_id, int) else None
+    )
     if sub is None or not (
         user.is_platform_admin or user.is_district_admin(sub.subscriber_district_id)
     ):
@@ -380,7 +382,9 @@ def subscribed_item(user: User | None, subscription_id: int, content_id: str) ->
     subscribing district."""
     if user is None:
         raise Unauthorized("Log in first.")
-    sub = db.session.get(Subscription, subscription_id) if isinstance(subscription_id, int) else None
+    sub = (
+        db.session.get(Subscription, subscription_id) if isinstance(subscription_id, int) else None
+    )
     allowed = sub is not None and (
         user.is_platform_admin or sub.subscriber_district_id in user.member_district_ids()
     )
@@ -391,7 +395,5 @@ def subscribed_item(user: User | None, subscription_id: int, content_id: str) ->
 
 
 def ensure_member(user: User | None, district_id: int) -> None:
-    if user is None or not (
-        user.is_platform_admin or district_id in user.member_district_ids()
-    ):
+    if user is None or not (user.is_platform_admin or district_id in user.member_district_ids()):
         raise Forbidden("You are not a member of this district.")
