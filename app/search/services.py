@@ -24,6 +24,7 @@ from flask import current_app
 from markupsafe import Markup
 from sqlalchemy import select
 
+from app import sharing
 from app.catalog import vocab
 from app.catalog.models import Course, Resource, State
 from app.errors import Invalid
@@ -326,6 +327,10 @@ def scope_for(user) -> Scope:
         district_ids=frozenset(str(i) for i in user.member_district_ids()),
         admin_district_ids=frozenset(str(i) for i in user.admin_district_ids()),
         author=user.public_id,
+        # SHARING HOOK (app/sharing): items received by subscription.
+        subscribed_content_ids=frozenset(
+            sharing.subscribed_content_ids(user.member_district_ids())
+        ),
     )
 
 

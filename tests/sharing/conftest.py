@@ -67,3 +67,16 @@ def revise(people):
         commit()
 
     return change
+
+
+@pytest.fixture(autouse=True)
+def _empty_search_index(request):
+    """The search index outlives a test's rows: start each test from an empty one."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    from app.search import services as search
+
+    with request.getfixturevalue("app").app_context():
+        search.get_backend().clear()
+    yield

@@ -50,6 +50,12 @@ def _visible_ids(api, user, kind="resources") -> set[str]:
     return {item["id"] for item in response.json["items"]}
 
 
+def _searched_ids(api, user, q) -> set[str]:
+    response = api.get(f"/api/v1/search?q={q}", user)
+    assert response.status_code == 200, response.json
+    return {hit["content_id"] for hit in response.json["items"]}
+
+
 def test_release_by_rule_and_hand_with_licence_check(api, people, orgs, publish):
     maths = publish(title="方程", subject="math", grades=["g7"])
     publish(title="古诗", subject="chinese")
@@ -130,6 +136,7 @@ def test_subscribe_diff_accept_some_pin_and_withdraw(api, people, orgs, publish,
 
     # Before subscribing, the other district's teacher sees none of it.
     assert not _visible_ids(api, people.sub_teacher) & {eq, ineq, poem}
+    assert _searched_ids(api, people.sub_teacher, "方程") == set()
     sub_id = _subscribe(api, people, orgs, catalog["id"], filters={"subject": ["math"]})
 
     pending = api.get(f"/api/v1/sharing/subscriptions/{sub_id}/pending", people.sub_admin).json
@@ -142,6 +149,7 @@ def test_subscribe_diff_accept_some_pin_and_withdraw(api, people, orgs, publish,
     )
     assert accepted.status_code == 200 and accepted.json["accepted_number"] == 1
     assert _visible_ids(api, people.sub_teacher) & {eq, ineq, poem} == {eq, ineq}
+    assert _searched_ids(api, people.sub_teacher, "方程") == {eq}
     assert course in _visible_ids(api, people.sub_teacher, "courses")
     assert api.get(f"/api/v1/resources/{eq}", people.sub_teacher).status_code == 200
     assert api.get(f"/api/v1/resources/{poem}", people.sub_teacher).status_code == 404
@@ -217,6 +225,7 @@ def test_subscribe_diff_accept_some_pin_and_withdraw(api, people, orgs, publish,
     )
     assert withdrawn.status_code == 201, withdrawn.json
     assert ineq not in _visible_ids(api, people.sub_teacher)
+    assert _searched_ids(api, people.sub_teacher, "不等式") == set()
     assert api.get(f"/api/v1/resources/{ineq}", people.sub_teacher).status_code == 404
     page = client.get(f"/sharing/withdrawn/{ineq}")
     assert page.status_code == 410
