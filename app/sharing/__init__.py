@@ -27,6 +27,7 @@ def init_app(app: Flask) -> None:
     from app.sharing import (
         api,
         cli,
+        demo,
         federation_views,
         models,  # noqa: F401  (tables)
         oai,
@@ -38,6 +39,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(federation_views.bp)
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.sharing_cli)
+    demo.register()
     # Peers authenticate with HTTP Message Signatures, never with a browser session.
     exempt = list(app.config.get("CSRF_EXEMPT_PREFIXES", []))
     app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/sharing/federation/", "/sharing/oai"]
