@@ -235,3 +235,18 @@ def withdrawn(content_id: str):
     if notice is None:
         raise NotFound("Item not found.")
     return render_template("sharing/withdrawn.html", notice=notice), 410
+
+
+@bp.get("/cartridge/courses/<content_id>.imscc")
+def course_cartridge(content_id: str):
+    """Common Cartridge 1.3 (Thin) of a course the reader may see."""
+    from flask import Response
+
+    from app.sharing.services import cartridge
+
+    body = cartridge.export_course(actor(), content_id)
+    return Response(
+        body,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{content_id}.imscc"'},
+    )
