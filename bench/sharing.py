@@ -239,7 +239,10 @@ def bench_sync(make_db, n: int) -> None:
             district_id = district.id
             db.session.commit()
         headers = {"Authorization": f"Bearer {token}"}
-        with a, b:
+        # A loaded machine can take minutes to boot two workers each.
+        a.start(timeout=600)
+        b.start(timeout=600)
+        try:
             made = requests.post(
                 b.base_url + "/api/v1/sharing/subscriptions",
                 headers=headers,
@@ -272,6 +275,10 @@ def bench_sync(make_db, n: int) -> None:
             )
             accept_time = time.perf_counter() - start
             accepted.raise_for_status()
+
+        finally:
+            a.stop()
+            b.stop()
         pages = _feed_pages(manifest, uid)
         bare = _bare_download(pages)
         print(f"sync of a {n}-item release between two instances: {synced.json()}")

@@ -168,7 +168,7 @@ def subscribe():
 def subscription_page(subscription_id: int):
     user = _user()
     sub = subscriptions.get_subscription(user, subscription_id)
-    items, _withdrawn = subscriptions._held(sub)
+    items, _withdrawn = subscriptions._held(sub, with_fields=True)
     return render_template(
         "sharing/subscription.html",
         sub=sub,

@@ -66,7 +66,21 @@ class Diff:
         }
 
 
+def fill_fields(change: ItemChange, old_fields: dict, new_fields: dict) -> None:
+    """The field-level part of a change (done only for changed items, so the caller
+    can load old fields for those alone)."""
+    change.fields = [
+        FieldChange(name, old_fields.get(name), value)
+        for name, value in new_fields.items()
+        if old_fields.get(name) != value
+    ]
+    change.relicensed = old_fields.get(_RELICENSED) != new_fields.get(_RELICENSED)
+    change.moved = old_fields.get(_MOVED) != new_fields.get(_MOVED)
+
+
 def diff(old: dict, new: dict) -> Diff:
+    """``old`` entries may leave out ``fields`` (then ``title`` is required and
+    :func:`fill_fields` completes the changed items afterwards)."""
     result = Diff()
     for content_id, entry in new.items():
         before = old.get(content_id)
@@ -84,32 +98,24 @@ def diff(old: dict, new: dict) -> Diff:
             continue
         if before["digest"] == entry["digest"] and before["version"] == entry["version"]:
             continue
-        old_fields, new_fields = before["fields"], entry["fields"]
-        changes = [
-            FieldChange(name, old_fields.get(name), value)
-            for name, value in new_fields.items()
-            if old_fields.get(name) != value
-        ]
-        result.changed.append(
-            ItemChange(
-                content_id,
-                entry["type"],
-                new_fields["title"],
-                before["version"],
-                entry["version"],
-                "changed",
-                relicensed=old_fields.get(_RELICENSED) != new_fields.get(_RELICENSED),
-                moved=old_fields.get(_MOVED) != new_fields.get(_MOVED),
-                fields=changes,
-            )
+        change = ItemChange(
+            content_id,
+            entry["type"],
+            entry["fields"]["title"],
+            before["version"],
+            entry["version"],
+            "changed",
         )
+        if before.get("fields") is not None:
+            fill_fields(change, before["fields"], entry["fields"])
+        result.changed.append(change)
     for content_id, before in old.items():
         if content_id not in new:
             result.removed.append(
                 ItemChange(
                     content_id,
                     before["type"],
-                    before["fields"]["title"],
+                    before.get("title") or (before.get("fields") or {}).get("title", ""),
                     before["version"],
                     None,
                     "removed",

@@ -29,7 +29,7 @@ from app.sharing.models import (
 )
 from app.sharing.services import manifest as manifests
 from app.sharing.services.catalogs import clean_rules, require_admin_of
-from app.sharing.services.diff import Diff, diff
+from app.sharing.services.diff import Diff, diff, fill_fields
 
 
 def get_subscription(user: User | None, subscription_id: int) -> Subscription:
@@ -148,52 +148,82 @@ class Target:
     manifest: dict
 
 
+# Releases never change once written, so their decoded manifests can be kept in memory
+# (keyed by table, row id and digest); a subscriber's page then decodes none of them.
+_MANIFESTS: dict[tuple, dict] = {}
+_MANIFESTS_KEPT = 8
+
+
+def _manifest(model, row_id: int, digest: str) -> dict:
+    key = (model.__tablename__, row_id, digest)
+    manifest = _MANIFESTS.get(key)
+    if manifest is None:
+        manifest = db.session.execute(select(model.manifest).where(model.id == row_id)).scalar()
+        if len(_MANIFESTS) >= _MANIFESTS_KEPT:
+            _MANIFESTS.pop(next(iter(_MANIFESTS)))
+        _MANIFESTS[key] = manifest
+    return manifest
+
+
 def target_release(subscription: Subscription) -> Target | None:
     """The newest release the subscriber can take (local or fetched from a remote)."""
     if subscription.catalog_id is not None:
-        row = db.session.execute(
-            select(Release)
-            .where(Release.catalog_id == subscription.catalog_id)
-            .order_by(Release.number.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        model, owner = Release, Release.catalog_id == subscription.catalog_id
     else:
-        row = db.session.execute(
-            select(RemoteRelease)
-            .where(RemoteRelease.subscription_id == subscription.id)
-            .order_by(RemoteRelease.number.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        model, owner = RemoteRelease, RemoteRelease.subscription_id == subscription.id
+    row = db.session.execute(
+        select(model.id, model.number, model.notes, model.digest)
+        .where(owner)
+        .order_by(model.number.desc())
+        .limit(1)
+    ).first()
     if row is None:
         return None
-    return Target(row.number, row.notes, row.manifest)
+    return Target(row.number, row.notes, _manifest(model, row.id, row.digest))
 
 
-def _held(subscription: Subscription) -> tuple[dict, set[str]]:
-    """What the subscriber has now (manifest form) and its withdrawn item ids."""
+def _held(subscription: Subscription, with_fields: bool = False) -> tuple[dict, set[str]]:
+    """What the subscriber has now (manifest form, ``fields`` only when asked: they are
+    the costly part) and its withdrawn item ids."""
     held: dict[str, dict] = {}
     withdrawn: set[str] = set()
+    columns = [
+        SubscribedItem.content_id,
+        SubscribedItem.item_type,
+        SubscribedItem.version,
+        SubscribedItem.digest,
+        SubscribedItem.withdrawn,
+    ]
+    if with_fields:
+        columns.append(SubscribedItem.fields)
     rows = db.session.execute(
-        select(
-            SubscribedItem.content_id,
-            SubscribedItem.item_type,
-            SubscribedItem.version,
-            SubscribedItem.digest,
-            SubscribedItem.fields,
-            SubscribedItem.withdrawn,
-        ).where(SubscribedItem.subscription_id == subscription.id)
+        select(*columns).where(SubscribedItem.subscription_id == subscription.id)
     )
-    for content_id, item_type, version, digest, fields, is_withdrawn in rows:
-        if is_withdrawn:
-            withdrawn.add(content_id)
+    for row in rows:
+        if row.withdrawn:
+            withdrawn.add(row.content_id)
             continue
-        held[content_id] = {
-            "type": item_type,
-            "version": version,
-            "digest": digest,
-            "fields": fields,
+        held[row.content_id] = {
+            "type": row.item_type,
+            "version": row.version,
+            "digest": row.digest,
+            "fields": row.fields if with_fields else None,
         }
     return held, withdrawn
+
+
+def _old_fields(subscription: Subscription, content_ids: list[str]) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for start in range(0, len(content_ids), 1000):
+        found.update(
+            db.session.execute(
+                select(SubscribedItem.content_id, SubscribedItem.fields).where(
+                    SubscribedItem.subscription_id == subscription.id,
+                    SubscribedItem.content_id.in_(content_ids[start : start + 1000]),
+                )
+            ).all()
+        )
+    return found
 
 
 def _wanted(subscription: Subscription, target: Target, withdrawn: set[str]) -> dict:
@@ -234,9 +264,16 @@ def _pending(subscription: Subscription) -> Pending | None:
     if target is None:
         return None
     held, withdrawn = _held(subscription)
-    changes = diff(held, _wanted(subscription, target, withdrawn))
+    wanted = _wanted(subscription, target, withdrawn)
+    changes = diff(held, wanted)
     if changes.empty:
         return None
+    # Field-level detail for changed items only, and a title for removed ones.
+    old = _old_fields(subscription, [c.content_id for c in changes.changed + changes.removed])
+    for change in changes.changed:
+        fill_fields(change, old[change.content_id], wanted[change.content_id]["fields"])
+    for change in changes.removed:
+        change.title = old[change.content_id]["title"]
     return Pending(target.number, target.notes, changes)
 
 
