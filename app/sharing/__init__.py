@@ -23,6 +23,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Blueprints (pages, JSON API, federation endpoints) and the CLI."""
+    from app import signals
     from app.extensions import api as rest_api
     from app.sharing import (
         api,
@@ -31,6 +32,7 @@ def init_app(app: Flask) -> None:
         federation_views,
         models,  # noqa: F401  (tables)
         oai,
+        receivers,
         views,
     )
 
@@ -40,6 +42,7 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.sharing_cli)
     demo.register()
+    signals.learning_event.connect(receivers.on_learning_event, sender=app, weak=False)
     # Peers authenticate with HTTP Message Signatures, never with a browser session.
     exempt = list(app.config.get("CSRF_EXEMPT_PREFIXES", []))
     app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/sharing/federation/", "/sharing/oai"]

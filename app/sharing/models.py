@@ -249,3 +249,22 @@ class SyncLog(db.Model):
     ok = db.Column(db.Boolean, nullable=False)
     release_number = db.Column(db.Integer)
     message = db.Column(db.String(1000), nullable=False)
+
+
+class Usage(db.Model):
+    """Daily use of one subscribed item by one subscribing district: counts and score
+    sums only (no student, no statement leaves the subscriber)."""
+
+    __tablename__ = "sharing_usage"
+
+    subscription_id = db.Column(
+        db.Integer,
+        db.ForeignKey("sharing_subscriptions.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    content_id = db.Column(db.String(36), primary_key=True)
+    day = db.Column(db.Date, primary_key=True)
+    launches = db.Column(db.Integer, nullable=False, default=0)
+    completions = db.Column(db.Integer, nullable=False, default=0)
+    score_sum = db.Column(db.Float, nullable=False, default=0.0)
+    score_count = db.Column(db.Integer, nullable=False, default=0)

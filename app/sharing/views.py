@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 
 from app.accounts.auth import actor
 from app.catalog import vocab
@@ -15,7 +16,7 @@ from app.errors import Invalid, NotFound
 from app.extensions import db
 from app.sharing import withdrawal_notice
 from app.sharing.models import Subscription
-from app.sharing.services import catalogs, federation, subscriptions
+from app.sharing.services import catalogs, federation, subscriptions, usage
 
 bp = Blueprint("sharing", __name__, url_prefix="/sharing")
 
@@ -79,6 +80,7 @@ def catalog_page(catalog_id: int):
     user = _user()
     catalog = catalogs.get_catalog(catalog_id)
     preview = catalogs.preview(user, catalog)
+    usage_rows = usage.usage_for_catalog(catalog.id)
     return render_template(
         "sharing/catalog.html",
         catalog=catalog,
@@ -88,6 +90,11 @@ def catalog_page(catalog_id: int):
         remote_requests=federation.remote_requests(user, catalog),
         withdrawn=catalogs.withdrawn_items(catalog),
         vocab=vocab,
+        usage=usage_rows,
+        # Built by chart_svg from numbers and escaped district names only.
+        chart=Markup(  # noqa: S704
+            usage.chart_svg(usage_rows, title=_("Launches per day by subscriber district"))
+        ),
     )
 
 

@@ -290,3 +290,64 @@ def test_diff_page_for_the_subscriber(api, people, orgs, publish, revise, login)
     item = browser.get(f"/sharing/subscriptions/{sub_id}/items/{eq}")
     assert item.status_code == 200 and "方程" in item.get_data(as_text=True)
     assert db.session.execute(select(Resource).filter_by(content_id=eq)).first()
+
+
+def test_publisher_sees_usage_by_subscriber_district(api, people, orgs, publish):
+    from app import signals
+    from app.accounts.models import User
+    from app.catalog.models import State
+    from app.common.events import commit, send_after_commit
+    from app.sharing.models import Usage
+
+    eq = publish(title="方程")
+    other = publish(title="未订阅的资源", subject="chinese")
+    catalog = _catalog(api, people, orgs, rules={"subject": ["math"]})
+    _release(api, people, catalog["id"])
+    _subscribe(api, people, orgs, catalog["id"], auto_accept=True)
+    resource = db.session.execute(
+        select(Resource).filter_by(content_id=eq, state=State.PUBLISHED)
+    ).scalar_one()
+    unshared = db.session.execute(
+        select(Resource).filter_by(content_id=other, state=State.PUBLISHED)
+    ).scalar_one()
+    teacher = db.session.get(User, people.sub_teacher.id)
+    for verb, result in (
+        ("launched", None),
+        ("launched", None),
+        ("completed", {"score": {"scaled": 0.8}}),
+        ("completed", {"score": {"scaled": 0.6}}),
+    ):
+        send_after_commit(
+            signals.learning_event,
+            user=teacher,
+            verb=verb,
+            resource=resource,
+            result=result,
+            context={},
+        )
+        commit()
+    # Use of the publisher's own district, or of items not shared, is not counted.
+    send_after_commit(
+        signals.learning_event,
+        user=db.session.get(User, people.author.id),
+        verb="launched",
+        resource=resource,
+        result=None,
+        context={},
+    )
+    send_after_commit(
+        signals.learning_event,
+        user=teacher,
+        verb="launched",
+        resource=unshared,
+        result=None,
+        context={},
+    )
+    commit()
+    [row] = db.session.execute(select(Usage)).scalars().all()
+    assert (row.launches, row.completions, row.score_count) == (2, 2, 2)
+    page = api.get(f"/sharing/catalogs/{catalog['id']}", people.pub_admin)
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "<svg" in text and "上城区 (2)" in text and "70%" in text
+    assert teacher.name not in text
