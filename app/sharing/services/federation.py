@@ -25,6 +25,7 @@ from app.common.transaction import savepoint
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.sharing.models import (
+    Release,
     RemoteRelease,
     RemoteSubscriber,
     SharedCatalog,
@@ -39,11 +40,11 @@ from app.sharing.services import manifest as manifests
 from app.sharing.services.catalogs import (
     catalog_by_uid,
     clean_rules,
-    latest_release,
     publisher_label,
     require_admin_of,
 )
 from app.sharing.services.keys import FederationRefused
+from app.sharing.services.subscriptions import _manifest
 
 log = logging.getLogger(__name__)
 
@@ -120,21 +121,28 @@ def feed_page(origin: str, uid: str, release_number, page) -> FeedPage:
     ).first()
     if approved is None:
         raise Forbidden("The publishing district has not approved this subscription yet.")
-    release = latest_release(catalog)
-    if release_number not in (None, "") and release is not None:
+    statement = (
+        select(Release.id, Release.number, Release.notes, Release.digest, Release.item_count)
+        .where(Release.catalog_id == catalog.id)
+        .order_by(Release.number.desc())
+        .limit(1)
+    )
+    if release_number not in (None, ""):
         try:
-            number = int(release_number)
+            statement = statement.where(Release.number == int(release_number))
         except ValueError:
             raise NotFound("Release not found.") from None
-        from app.sharing.services.catalogs import get_release
-
-        release = get_release(catalog, number)
+    release = db.session.execute(statement).first()
+    if release is None and release_number not in (None, ""):
+        raise NotFound("Release not found.")
+    # Every page of a release reads the same immutable manifest: decode it once.
+    manifest = _manifest(Release, release.id, release.digest) if release else {}
     try:
         page = max(1, int(page or 1))
     except ValueError:
         page = 1
     size = current_app.config["SHARING_PAGE_SIZE"]
-    ids = sorted(release.manifest) if release else []
+    ids = sorted(manifest)
     pages = max(1, -(-len(ids) // size))
     if page > pages:
         raise NotFound("Page not found.")
@@ -161,7 +169,7 @@ def feed_page(origin: str, uid: str, release_number, page) -> FeedPage:
         "withdrawn": withdrawn,
         "page": page,
         "pages": pages,
-        "items": {cid: release.manifest[cid] for cid in ids[(page - 1) * size : page * size]},
+        "items": {cid: manifest[cid] for cid in ids[(page - 1) * size : page * size]},
     }
     raw = manifests.canonical(body)
     tag = hashlib.sha256(
