@@ -227,6 +227,15 @@ def load_config(overrides: dict | None = None) -> dict:
             "SHUYUAN_LTI_REGISTRATION_ALLOW_PRIVATE", False
         ),
         "LTI_REGISTRATION_TIMEOUT": _env_int("SHUYUAN_LTI_REGISTRATION_TIMEOUT", 5),
+        # Sharing (app/sharing): this instance's public origin in signed feeds, the
+        # remote instance origins it may talk to (never any other URL), feed limits.
+        "SHARING_ORIGIN": _env("SHUYUAN_SHARING_ORIGIN")
+        or _env("SHUYUAN_PUBLIC_URL", "http://localhost:5000"),
+        "SHARING_PEERS": _env_list("SHUYUAN_SHARING_PEERS", []),
+        "SHARING_PAGE_SIZE": _env_int("SHUYUAN_SHARING_PAGE_SIZE", 500),
+        "SHARING_MAX_PAGE_BYTES": _env_int("SHUYUAN_SHARING_MAX_PAGE_BYTES", 4 * 1024**2),
+        "SHARING_MAX_PAGES": _env_int("SHUYUAN_SHARING_MAX_PAGES", 200),
+        "SHARING_SIGNATURE_MAX_AGE": _env_int("SHUYUAN_SHARING_SIGNATURE_MAX_AGE", 300),
         # Media (app/media): limits, quota, URL lifetimes, H5P unpacking limits.
         "MEDIA_MAX_UPLOAD_BYTES": _env_int("SHUYUAN_MEDIA_MAX_UPLOAD_BYTES", 4 * 1024**3),
         "MEDIA_DISTRICT_QUOTA_BYTES": _env_int("SHUYUAN_MEDIA_DISTRICT_QUOTA_BYTES", 200 * 1024**3),

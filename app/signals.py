@@ -65,3 +65,18 @@ a new draft version of a resource is copied from the previous one.  kwargs: ``re
 (the new draft row, already added to the session; flush to get its id) and ``previous``
 (the row it was copied from).  Receivers may add rows with ``db.session`` (e.g. media
 attachments copied to the new version) but must neither commit nor roll back."""
+
+release_published = _signals.signal("release-published")
+"""After commit. A shared catalog was released (app/sharing). kwargs: ``release`` (the
+:class:`app.sharing.models.Release` row), ``user`` (or None for the CLI/demo)."""
+
+subscription_accepted = _signals.signal("subscription-accepted")
+"""After commit. A subscriber district accepted items of a release (app/sharing); its
+schools now see them.  kwargs: ``subscription`` (the
+:class:`app.sharing.models.Subscription` row), ``release_number`` (int), ``content_ids``
+(list of str: the items accepted, added or removed), ``user`` (or None for auto-accept)."""
+
+item_withdrawn = _signals.signal("item-withdrawn")
+"""After commit. A publisher withdrew an item from a shared catalog; every subscriber
+lost it at once (app/sharing).  kwargs: ``catalog`` (the
+:class:`app.sharing.models.SharedCatalog` row), ``content_id`` (str), ``user``."""

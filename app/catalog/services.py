@@ -35,7 +35,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from app import signals
+from app import sharing, signals
 from app.accounts.models import Role, School, User
 from app.catalog import vocab
 from app.catalog.models import (
@@ -101,6 +101,13 @@ def visibility_condition(user: User | None, model: ContentModel):
             clauses.append(
                 and_(model.visibility == Visibility.DISTRICT, model.district_id.in_(districts))
             )
+            # SHARING HOOK (app/sharing): items the districts receive by subscription.
+            clauses.append(
+                and_(
+                    model.visibility != Visibility.PRIVATE,
+                    model.content_id.in_(sharing.subscribed_content_select(districts)),
+                )
+            )
         admin_of = user.admin_district_ids()
         if admin_of:
             clauses.append(model.district_id.in_(admin_of))
@@ -117,11 +124,19 @@ def can_view(user: User | None, obj: Course | Resource) -> bool:
         return True
     if user is None:
         return False
-    if obj.visibility == Visibility.DISTRICT:
-        return obj.district_id in user.member_district_ids()
-    if obj.visibility == Visibility.SCHOOL:
-        return obj.school_id is not None and obj.school_id in user.member_school_ids()
-    return False
+    if obj.visibility == Visibility.DISTRICT and obj.district_id in user.member_district_ids():
+        return True
+    if (
+        obj.visibility == Visibility.SCHOOL
+        and obj.school_id is not None
+        and obj.school_id in user.member_school_ids()
+    ):
+        return True
+    # SHARING HOOK (app/sharing): items the user's districts receive by subscription.
+    # An item its owner made private since the release is not shown to subscribers.
+    return obj.visibility != Visibility.PRIVATE and sharing.is_subscribed(
+        obj.content_id, user.member_district_ids()
+    )
 
 
 def visible_to_organisation(

@@ -65,6 +65,8 @@ class Scope:
     district_ids: frozenset[str] = frozenset()
     admin_district_ids: frozenset[str] = frozenset()
     author: str | None = None
+    # SHARING HOOK (app/sharing): content the user's districts receive by subscription.
+    subscribed_content_ids: frozenset[str] = frozenset()
 
     def key(self) -> tuple:
         return (
@@ -73,6 +75,7 @@ class Scope:
             tuple(sorted(self.district_ids)),
             tuple(sorted(self.admin_district_ids)),
             self.author,
+            tuple(sorted(self.subscribed_content_ids)),
         )
 
 

@@ -277,6 +277,19 @@ class WhooshBackend(SearchBackend):
             clauses.append(query.Or([query.Term("district", d) for d in scope.admin_district_ids]))
         if scope.author:
             clauses.append(query.Term("author", scope.author))
+        # SHARING HOOK (app/sharing): items the districts receive by subscription
+        # (private ones excluded, as in the catalog's rule).
+        if scope.subscribed_content_ids:
+            clauses.append(
+                query.And(
+                    [
+                        query.Or(
+                            [query.Term("content_id", c) for c in scope.subscribed_content_ids]
+                        ),
+                        query.Not(query.Term("visibility", "private")),
+                    ]
+                )
+            )
         docs = self._docs_for(searcher, query.Or(clauses))
         with self._cache_lock:
             if len(self._scope_cache) > 256:

@@ -3,6 +3,7 @@ carries (visibility is part of the query, never a filter over a page of results)
 
 from __future__ import annotations
 
+from app import sharing
 from app.search.backend import Scope
 
 
@@ -17,4 +18,8 @@ def scope_for(user) -> Scope:
         district_ids=frozenset(str(i) for i in user.member_district_ids()),
         admin_district_ids=frozenset(str(i) for i in user.admin_district_ids()),
         author=user.public_id,
+        # Items the user's districts receive by subscription (app/sharing).
+        subscribed_content_ids=frozenset(
+            sharing.subscribed_content_ids(user.member_district_ids())
+        ),
     )

@@ -1,0 +1,324 @@
+"""Two real instances (gunicorn, own databases and storage) federating over HTTP:
+request, approval, signed paged feed, diff, accept, re-release, ETag, withdrawal, and
+tampered feeds (body changed, wrong key, replayed old release) refused with the reason
+logged and nothing changed locally."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from app.accounts import services as accounts
+from app.accounts.models import Role
+from app.catalog import services as catalog
+from app.catalog.models import Resource
+from app.common.events import commit
+from app.extensions import db
+from app.sharing.models import RemoteRelease, SubscribedItem, Subscription, SyncLog
+from app.sharing.services import catalogs
+from tests.conftest import create_postgres_database, make_app
+from tests.sharing.instances import Instance, TamperProxy, free_port
+
+
+def _database(backend, folder, name):
+    if backend == "sqlite":
+        return f"sqlite:///{folder / (name + '.db')}", lambda: None
+    return create_postgres_database()
+
+
+def _seed_publisher(app):
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("tj", "天津市", "Tianjin")
+        district = accounts.ensure_district(region, "hexi", "河西区", "Hexi")
+        school = accounts.ensure_school(district, "hx1", "河西一中", "Hexi No.1")
+        teacher = accounts.create_user("t@hexi.test", "河西老师", None, school=school)
+        accounts.assign_role(teacher, Role.TEACHER, school=school)
+        admin = accounts.create_user("a@hexi.test", "河西管理员", None, district=district)
+        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+        commit()
+        ids = []
+        for title in ("京剧入门", "茶艺", "天文观测"):
+            obj = catalog.create_content(
+                teacher,
+                Resource,
+                {
+                    "title": title,
+                    "kind": "video",
+                    "visibility": "district",
+                    "subject": "art",
+                    "url": "https://example.org/v",
+                },
+            )
+            catalog.submit_content(teacher, Resource, obj.content_id)
+            ids.append(obj.content_id)
+        shared = catalogs.create_catalog(
+            admin, district.id, {"title": "河西拓展课", "rules": {"subject": ["art"]}}
+        )
+        catalogs.publish_release(admin, shared, "第一版")
+        _, token = accounts.issue_token(admin, "test")
+        commit()
+        return {
+            "ids": ids,
+            "catalog_id": shared.id,
+            "uid": shared.uid,
+            "token": token,
+            "teacher_id": teacher.id,
+            "admin_id": admin.id,
+        }
+
+
+def _seed_subscriber(app):
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("wh", "武汉市", "Wuhan")
+        district = accounts.ensure_district(region, "jianghan", "江汉区", "Jianghan")
+        admin = accounts.create_user("a@wh.test", "江汉管理员", None, district=district)
+        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+        _, token = accounts.issue_token(admin, "test")
+        commit()
+        return {"district_id": district.id, "token": token}
+
+
+def _state(app) -> dict:
+    """Everything a sync may change on the subscriber."""
+    with app.app_context():
+        return {
+            "releases": sorted(
+                (r.number, r.digest) for r in db.session.execute(select(RemoteRelease)).scalars()
+            ),
+            "items": sorted(
+                (i.content_id, i.version, i.digest, i.withdrawn)
+                for i in db.session.execute(select(SubscribedItem)).scalars()
+            ),
+            "subscriptions": sorted(
+                (s.id, str(s.status), s.accepted_number, s.remote_etag)
+                for s in db.session.execute(select(Subscription)).scalars()
+            ),
+        }
+
+
+@pytest.fixture
+def federation(backend, tmp_path):
+    a_port, proxy_port, b_port = free_port(), free_port(), free_port()
+    proxy_url, b_url = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{b_port}"
+    a_db, drop_a = _database(backend, tmp_path, "a")
+    b_db, drop_b = _database(backend, tmp_path, "b")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a_conf = {"SHARING_ORIGIN": proxy_url, "SHARING_PEERS": [b_url]}
+    b_conf = {"SHARING_ORIGIN": b_url, "SHARING_PEERS": [proxy_url]}
+    app_a = make_app(a_db, str(tmp_path / "a"), **a_conf)
+    app_b = make_app(b_db, str(tmp_path / "b"), **b_conf)
+    seeds = {"a": _seed_publisher(app_a), "b": _seed_subscriber(app_b)}
+    a = Instance(
+        "a",
+        a_db,
+        tmp_path / "a",
+        a_port,
+        {"SHUYUAN_SHARING_ORIGIN": proxy_url, "SHUYUAN_SHARING_PEERS": b_url},
+    )
+    b = Instance(
+        "b",
+        b_db,
+        tmp_path / "b",
+        b_port,
+        {"SHUYUAN_SHARING_ORIGIN": b_url, "SHUYUAN_SHARING_PEERS": proxy_url},
+    )
+    proxy = TamperProxy(a.url, proxy_port)
+    try:
+        a.start()
+        b.start()
+        proxy.start()
+        yield type(
+            "Federation",
+            (),
+            {"a": a, "b": b, "proxy": proxy, "app_a": app_a, "app_b": app_b, "seeds": seeds},
+        )
+    finally:
+        proxy.stop()
+        a.stop()
+        b.stop()
+        for application in (app_a, app_b):
+            with application.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        drop_a()
+        drop_b()
+
+
+def _call(method, url, token, **kw):
+    return requests.request(
+        method, url, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kw
+    )
+
+
+def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(federation):
+    f = federation
+    a_token, b_token = f.seeds["a"]["token"], f.seeds["b"]["token"]
+    uid, catalog_id = f.seeds["a"]["uid"], f.seeds["a"]["catalog_id"]
+
+    # An origin outside the allow-list is refused before any request goes out.
+    refused = _call(
+        "POST",
+        f.b.url + "/api/v1/sharing/subscriptions",
+        b_token,
+        json={
+            "district_id": f.seeds["b"]["district_id"],
+            "origin": "http://127.0.0.1:9",
+            "catalog_uid": uid,
+        },
+    )
+    assert refused.status_code == 403
+
+    made = _call(
+        "POST",
+        f.b.url + "/api/v1/sharing/subscriptions",
+        b_token,
+        json={
+            "district_id": f.seeds["b"]["district_id"],
+            "origin": f.proxy.url,
+            "catalog_uid": uid,
+        },
+    )
+    assert made.status_code == 201, made.text
+    sub_id = made.json()["id"]
+    sync_url = f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/sync"
+    # Not approved yet: the feed is closed to B.
+    assert _call("POST", sync_url, b_token).json()["status"] == "pending"
+
+    requests_list = _call(
+        "GET", f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/remote-requests", a_token
+    ).json()
+    assert [(r["origin"], r["district_name"], r["status"]) for r in requests_list] == [
+        (f.b.url, "江汉区", "pending")
+    ]
+    approved = _call(
+        "POST",
+        f"{f.a.url}/api/v1/sharing/remote-requests/{requests_list[0]['id']}/decision",
+        a_token,
+        json={"approve": True},
+    )
+    assert approved.status_code == 200
+
+    synced = _call("POST", sync_url, b_token)
+    assert synced.status_code == 200, synced.text
+    assert synced.json() == {"status": "synced", "release_number": 1, "items": 3}
+    pending = _call(
+        "GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending", b_token
+    ).json()
+    assert pending["number"] == 1 and pending["notes"] == "第一版"
+    assert sorted(c["title"] for c in pending["diff"]["added"]) == sorted(
+        ["京剧入门", "茶艺", "天文观测"]
+    )
+    accepted = _call(
+        "POST",
+        f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept",
+        b_token,
+        json={"release": 1},
+    )
+    assert accepted.json()["accepted_number"] == 1
+
+    # Unchanged feed: the ETag answers 304 and nothing is fetched again.
+    assert _call("POST", sync_url, b_token).json()["status"] == "up_to_date"
+
+    # The publisher changes an item and releases again; B sees a field-level diff.
+    first_id = f.seeds["a"]["ids"][0]
+    with f.app_a.app_context():
+        from app.accounts.models import User
+
+        teacher = db.session.get(User, f.seeds["a"]["teacher_id"])
+        admin = db.session.get(User, f.seeds["a"]["admin_id"])
+        catalog.update_content(teacher, Resource, first_id, {"title": "京剧入门（修订）"})
+        catalog.submit_content(teacher, Resource, first_id)
+        catalogs.publish_release(admin, catalogs.get_catalog(catalog_id), "修订")
+        commit()
+    assert _call("POST", sync_url, b_token).json()["release_number"] == 2
+    diff = _call("GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending", b_token).json()[
+        "diff"
+    ]
+    assert diff["counts"]["changed"] == 1 and diff["counts"]["added"] == 0
+    [change] = diff["changed"]
+    assert change["content_id"] == first_id
+    assert {x["name"]: (x["old"], x["new"]) for x in change["fields"]}["title"] == (
+        "京剧入门",
+        "京剧入门（修订）",
+    )
+    with f.app_b.app_context():
+        pinned = db.session.get(SubscribedItem, (sub_id, first_id))
+        assert pinned.version == 1 and pinned.fields["title"] == "京剧入门"
+    _call(
+        "POST",
+        f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept",
+        b_token,
+        json={"release": 2},
+    )
+    with f.app_b.app_context():
+        assert db.session.get(SubscribedItem, (sub_id, first_id)).version == 2
+
+    # A third release is out; tampered copies of it must all be refused.
+    with f.app_a.app_context():
+        admin = db.session.get(User, f.seeds["a"]["admin_id"])
+        teacher = db.session.get(User, f.seeds["a"]["teacher_id"])
+        obj = catalog.create_content(
+            teacher,
+            Resource,
+            {
+                "title": "书法",
+                "kind": "video",
+                "visibility": "district",
+                "subject": "art",
+                "url": "https://example.org/v",
+            },
+        )
+        catalog.submit_content(teacher, Resource, obj.content_id)
+        catalogs.publish_release(admin, catalogs.get_catalog(catalog_id), "新增书法")
+        commit()
+    before = _state(f.app_b)
+    for mode, reason in (
+        ("body", "bad signature"),
+        ("wrong_key", "does not publish"),
+        ("replay", "replayed old release 1"),
+    ):
+        f.proxy.mode = mode
+        response = _call("POST", sync_url, b_token)
+        assert response.status_code == 409, (mode, response.text)
+        assert response.json()["error"]["code"] == "feed_refused"
+        assert reason in response.json()["error"]["message"], (mode, response.text)
+        assert _state(f.app_b) == before, mode
+        assert reason in f.b.log(), mode
+    with f.app_b.app_context():
+        logged = (
+            db.session.execute(
+                select(SyncLog.message).where(SyncLog.ok.is_(False)).order_by(SyncLog.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert len(logged) == 3 and "replayed" in logged[-1]
+
+    # The honest feed still works afterwards.
+    f.proxy.mode = "pass"
+    assert _call("POST", sync_url, b_token).json() == {
+        "status": "synced",
+        "release_number": 3,
+        "items": 4,
+    }
+
+    # Withdrawal on A reaches B at the next sync, without any acceptance.
+    withdrawn = _call(
+        "POST",
+        f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/withdrawals",
+        a_token,
+        json={"content_id": first_id, "reason": "版权到期"},
+    )
+    assert withdrawn.status_code == 201, withdrawn.text
+    assert _call("POST", sync_url, b_token).status_code == 200
+    with f.app_b.app_context():
+        assert db.session.get(SubscribedItem, (sub_id, first_id)).withdrawn is True
+        assert db.session.execute(select(func.count(RemoteRelease.id))).scalar_one() == 3
+
+    # Requests that are not signed by an allowed peer are refused by the publisher.
+    feed = requests.get(f"{f.a.url}/sharing/federation/catalogs/{uid}/feed?page=1", timeout=30)
+    assert feed.status_code == 403
