@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = 'sharing0001'
-down_revision = 'lti0001'
+down_revision = "lti0002"
 branch_labels = None
 depends_on = None
 

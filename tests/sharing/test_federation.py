@@ -170,7 +170,7 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
             "catalog_uid": uid,
         },
     )
-    assert refused.status_code == 403
+    assert refused.status_code == 403, refused.text[:500]
 
     made = _call(
         "POST",

@@ -109,7 +109,13 @@ def ensure_key() -> None:
     by reading our well-known URL, which another worker serves from the database, so a
     key still inside this request's transaction would be invisible to it.  Call before
     the unit of work writes anything (on SQLite a writer holds the one write lock)."""
-    exists = db.session.execute(select(InstanceKey.id).filter_by(active=True).limit(1)).first()
+    # no_autoflush: pending changes of the request (a token's last-use time) must not be
+    # flushed here, or on SQLite this session would hold the write lock that the
+    # separate connection below then waits for in vain.
+    with db.session.no_autoflush:
+        exists = db.session.execute(
+            select(InstanceKey.id).filter_by(active=True).limit(1)
+        ).first()
     if exists is None:
         with db.engine.begin() as connection:
             connection.execute(InstanceKey.__table__.insert().values(**_new_key_row()))
