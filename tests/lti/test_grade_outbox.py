@@ -4,10 +4,12 @@ gets each score exactly once, retried on the common backoff schedule."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
 import pytest
+import requests
 from sqlalchemy import select
 
 from app.common.models import utcnow
@@ -188,3 +190,55 @@ def test_scores_give_up_after_max_attempts_on_the_common_schedule(
         assert platform.score_requests == 2 * len(expected)
     finally:
         app.config["LTI_GRADE_MAX_ATTEMPTS"] = 8
+
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _login(browser, live, user) -> None:
+    token = _csrf(browser.get(live + "/login").text)
+    data = {"email": user.email, "password": "password123", "csrf_token": token}
+    assert browser.post(live + "/login", data=data, allow_redirects=False).status_code == 302
+
+
+def _retry(browser, live, outbox_id: int) -> int:
+    token = _csrf(browser.get(live + "/lti/admin/grades").text)
+    return browser.post(
+        f"{live}/lti/admin/grades/{outbox_id}/retry",
+        data={"csrf_token": token},
+        allow_redirects=False,
+    ).status_code
+
+
+def test_an_admin_retry_posts_a_given_up_score_once(
+    app, live, platform, registered, make_user, orgs
+):
+    expected = _queue(platform, registered, make_user, students=1)
+    app.config["LTI_GRADE_MAX_ATTEMPTS"] = 1
+    try:
+        platform.score_failures = 10**6
+        _run_deliverers(app, 1, "app.lti.services.ags:deliver_due_grades")
+    finally:
+        app.config["LTI_GRADE_MAX_ATTEMPTS"] = 8
+    rows = _rows()
+    assert {row.status for row in rows} == {OutboxStatus.FAILED}
+    target, others = rows[0], rows[1:]
+    platform.score_failures = 0
+
+    outsider = make_user("district_admin", district=orgs.review_district)
+    admin = make_user("platform_admin")
+    with requests.Session() as browser:
+        _login(browser, live, outsider)
+        assert _retry(browser, live, target.id) == 403
+    assert platform.score_requests == len(expected)
+    with requests.Session() as browser:
+        _login(browser, live, admin)
+        assert _retry(browser, live, target.id) == 302  # posted by a job after the commit
+        assert _retry(browser, live, target.id) == 409  # already sent
+        assert _retry(browser, live, 10**9) == 404
+    assert platform.score_requests == len(expected) + 1
+    assert _received(platform) == [("stu-0", "/ctx/course-1/lineitems/link-0", target.score_given)]
+    rows = {row.id: row for row in _rows()}
+    assert rows[target.id].status == OutboxStatus.SENT and rows[target.id].attempts == 0
+    assert all(rows[row.id].status == OutboxStatus.FAILED for row in others)
