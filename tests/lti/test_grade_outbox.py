@@ -242,3 +242,32 @@ def test_an_admin_retry_posts_a_given_up_score_once(
     rows = {row.id: row for row in _rows()}
     assert rows[target.id].status == OutboxStatus.SENT and rows[target.id].attempts == 0
     assert all(rows[row.id].status == OutboxStatus.FAILED for row in others)
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        None,
+        [],
+        {"score": None},
+        {"score": "high"},
+        {"score": [0.5]},
+        {"score": {"raw": "nan", "max": 10}},
+        {"score": {"raw": 5, "max": "inf"}},
+        {"score": {"scaled": "1e999"}},
+        {"score": {"raw": 5, "max": -10}},
+        {"score": {"raw": 5}},
+        {"score": {"raw": {"$gt": 1}, "max": 10}},
+    ],
+)
+def test_no_score_from_a_hostile_result(result):
+    assert ags.score_from_result(result) is None
+
+
+def test_scores_are_clamped_and_carry_their_progress():
+    full = ags.score_from_result({"score": {"raw": 12, "max": 10}})
+    assert (full.given, full.maximum, full.completed) == (10.0, 10.0, True)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", full.timestamp)
+    partial = ags.score_from_result({"score": {"scaled": -0.5}, "completion": False})
+    assert (partial.given, partial.maximum, partial.completed) == (0.0, 100.0, False)
+    assert ags.score_from_result({"score": 0.8}).given == pytest.approx(80.0)
