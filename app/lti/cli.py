@@ -163,7 +163,8 @@ def rotate_keys(publish_hours, grace_hours):
 def retry_grades(force):
     """Post due scores of the outbox to the LMS (run every few minutes from cron)."""
     counts = ags.deliver_due_grades(force=force)
-    click.echo(f"sent {counts['sent']}, failed {counts['failed']}, skipped {counts['skipped']}")
+    commit()
+    click.echo(f"sent {counts['sent']}, failed {counts['failed']} (given up {counts['given_up']})")
 
 
 @lti_cli.command("sync-roster")

@@ -393,7 +393,6 @@ def admin_grades():
 def admin_retry_grade(outbox_id: int):
     csrf.protect()
     ags.retry_grade(_admin(), outbox_id)
-    enqueue_after_commit("app.lti.services.ags:deliver_grade", outbox_id)
     return redirect(url_for("lti.admin_grades"))
 
 

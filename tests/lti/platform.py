@@ -14,6 +14,7 @@ to ``/auth``, which answers with the auto-posting form a real LMS sends.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import secrets
 import threading
@@ -126,7 +127,11 @@ class Platform:
         self.prepared: dict[str, PreparedLaunch] = {}
         self.tokens: dict[str, dict] = {}
         self.scores: list[dict] = []
-        self.score_failures = 0  # answer this many score posts with 500
+        self.score_failures = 0  # answer this many score posts with 503
+        self.score_requests = 0  # score posts received, failed ones included
+        # When set, the first ``parties`` score posts wait for each other: two deliverers
+        # are then provably posting at the same time.
+        self.score_barrier: threading.Barrier | None = None
         self.deep_link_responses: list[dict] = []
         self.registrations: list[dict] = []
         self.registration_token = "reg-" + secrets.token_hex(8)
@@ -470,6 +475,13 @@ window.addEventListener("message", function (event) {{
     def _score(self, request: Request) -> Response:
         if not self._authorised(request, "https://purl.imsglobal.org/spec/lti-ags/scope/score"):
             return self._json({"error": "unauthorized"}, 401)
+        with self.lock:
+            self.score_requests += 1
+            number = self.score_requests
+        barrier = self.score_barrier
+        if barrier is not None and number <= barrier.parties:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=20)
         with self.lock:
             if self.score_failures > 0:
                 self.score_failures -= 1
