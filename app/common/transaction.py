@@ -44,6 +44,17 @@ def skip_commit() -> None:
 def savepoint() -> Iterator[None]:
     """``with savepoint(): ...`` — a nested transaction; an exception inside rolls back
     only what the block did and is re-raised for the caller to handle."""
+    connection = db.session.connection()
+    if (
+        connection.dialect.name == "sqlite"
+        and not connection.connection.dbapi_connection.in_transaction
+    ):
+        # Python's sqlite3 opens a transaction only before a write: a SAVEPOINT issued
+        # first would open it, and its RELEASE would then COMMIT the request's work so
+        # far.  Opening the outer transaction first keeps the savepoint nested; IMMEDIATE
+        # takes the write lock now (waiting its turn), since a transaction that read
+        # first could not upgrade once another writer committed ("database is locked").
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     with db.session.begin_nested():
         yield
 

@@ -91,6 +91,23 @@ MAX_ASSOCIATIONS = 500_000
 CHUNK = 900
 
 
+_INTEGER = re.compile(r"^\s*[+-]?\d{1,9}\s*$")
+
+
+def sequence_number(value) -> int | None:
+    """An integer field as other CASE tools write it: ``1``, ``"1"`` or ``1.0`` → 1;
+    anything else (a word, a list, true) → None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) < 10**9 else None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 10**9:
+        return int(value)
+    if isinstance(value, str) and _INTEGER.match(value):
+        return int(value)
+    return None
+
+
 def level_of(item_type) -> Level:
     if not isinstance(item_type, str):
         return Level.OTHER
@@ -154,6 +171,13 @@ def _is_str(value, required=True) -> bool:
     return isinstance(value, str) and (not required or value.strip() != "")
 
 
+def _is_link(value) -> bool:
+    """A CASE LinkURI: an object whose title, identifier and uri are strings if present."""
+    return isinstance(value, dict) and all(
+        _is_str(value.get(key), required=False) for key in ("title", "identifier", "uri")
+    )
+
+
 def _check_identifier(value, where: str, problems: _Problems) -> bool:
     if not isinstance(value, str) or not UUID_RE.match(value):
         problems.add(where, f"identifier must be a UUID string, got {value!r:.80}.")
@@ -186,9 +210,28 @@ _ITEM_OPTIONAL_STRINGS = (
     "lastChangeDateTime",
     "statusStartDate",
     "statusEndDate",
-    "licenseURI",
 )
+# CASE 1.0 writes these as LinkURI objects ({title, identifier, uri}); older tools as strings.
+_ITEM_OPTIONAL_LINKS = ("licenseURI", "CFItemTypeURI", "conceptKeywordsURI")
+_MAX_LENGTHS = {"humanCodingScheme": 100, "lastChangeDateTime": 40}
 _ITEM_OPTIONAL_LISTS = ("educationLevel", "conceptKeywords")
+
+
+def _storable_problem(package: dict) -> str | None:
+    """Why ``package`` cannot be stored and served back as JSON, if it cannot (NaN,
+    NUL characters, lone surrogates, absurd nesting)."""
+    try:
+        encoded = json.dumps(package, ensure_ascii=False, allow_nan=False)
+        encoded.encode("utf-8")
+    except ValueError:
+        return "Numbers must be finite (no NaN or Infinity)."
+    except UnicodeEncodeError:
+        return "Text must be valid Unicode (no lone surrogates)."
+    except RecursionError:
+        return "The package is nested too deeply."
+    if "\\u0000" in encoded or "\x00" in encoded:
+        return "Text must not contain NUL characters."
+    return None
 
 
 def validate_package(package) -> None:
@@ -197,6 +240,10 @@ def validate_package(package) -> None:
     problems = _Problems()
     if not isinstance(package, dict):
         problems.add("package", "A CFPackage must be a JSON object.")
+        problems.raise_if_any()
+    storable = _storable_problem(package)
+    if storable:
+        problems.add("package", storable)
         problems.raise_if_any()
     document = package.get("CFDocument")
     items = package.get("CFItems", [])
@@ -233,6 +280,9 @@ def validate_package(package) -> None:
         ):
             if key in document and not _is_str(document[key], required=False):
                 problems.add(f"CFDocument.{key}", "must be a string.")
+        for key, limit in (("lastChangeDateTime", 40), ("version", 100)):
+            if isinstance(document.get(key), str) and len(document[key]) > limit:
+                problems.add(f"CFDocument.{key}", f"at most {limit} characters.")
         if "subject" in document and not (
             isinstance(document["subject"], list)
             and all(isinstance(s, str) for s in document["subject"])
@@ -268,6 +318,14 @@ def validate_package(package) -> None:
         for key in _ITEM_OPTIONAL_STRINGS:
             if key in item and not _is_str(item[key], required=False):
                 problems.add(f"{where}.{key}", f"must be a string ({identifier}).")
+        for key in _ITEM_OPTIONAL_LINKS:
+            if key in item and not (_is_str(item[key], required=False) or _is_link(item[key])):
+                problems.add(
+                    f"{where}.{key}", f"must be a string or a LinkURI object ({identifier})."
+                )
+        for key, limit in _MAX_LENGTHS.items():
+            if isinstance(item.get(key), str) and len(item[key]) > limit:
+                problems.add(f"{where}.{key}", f"at most {limit} characters ({identifier}).")
         for key in _ITEM_OPTIONAL_LISTS:
             if key in item and not (
                 isinstance(item[key], list) and all(isinstance(v, str) for v in item[key])
@@ -300,13 +358,8 @@ def validate_package(package) -> None:
             problems.add(
                 f"{where}.associationType", f"unknown association type {kind!r} ({identifier})."
             )
-        if (
-            "sequenceNumber" in association
-            and association["sequenceNumber"] is not None
-            and (
-                not isinstance(association["sequenceNumber"], int)
-                or isinstance(association["sequenceNumber"], bool)
-            )
+        if association.get("sequenceNumber") is not None and (
+            sequence_number(association["sequenceNumber"]) is None
         ):
             problems.add(f"{where}.sequenceNumber", f"must be an integer ({identifier}).")
         origin = _check_uri_ref(
@@ -315,22 +368,34 @@ def validate_package(package) -> None:
         destination = _check_uri_ref(
             association.get("destinationNodeURI"), f"{where}.destinationNodeURI", problems
         )
+        ends = []
         if origin:
-            references.append((origin, f"{where}.originNodeURI", identifier))
+            ends.append((origin, "originNodeURI"))
         if destination and destination != doc_id:
-            references.append((destination, f"{where}.destinationNodeURI", identifier))
+            ends.append((destination, "destinationNodeURI"))
+        for ref, end in ends:
+            # Another tool's package may link to a standard of another framework (an
+            # exactMatchOf to a national standard): kept as an external reference when it
+            # says where that item lives (a uri), never for the tree (isChildOf).
+            external_ok = (
+                kind != "isChildOf"
+                and _is_str(association[end].get("uri"))
+                and any(other in item_ids for other, e in ends if e != end)
+            )
+            references.append((ref, f"{where}.{end}", identifier, external_ok))
         if origin and destination and kind in edges:
             edges[kind].append((origin, destination, where))
 
-    # Identifiers outside the package must already be stored (another framework).
-    outside = {ref for ref, _, _ in references if ref not in item_ids}
+    # Identifiers outside the package must already be stored (another framework) or be
+    # external references with their uri.
+    outside = {ref for ref, _, _, _ in references if ref not in item_ids}
     known = _stored_identifiers(outside)
-    for ref, where, identifier in references:
-        if ref not in item_ids and ref not in known:
+    for ref, where, identifier, external_ok in references:
+        if ref not in item_ids and ref not in known and not external_ok:
             problems.add(
                 where,
-                f"dangling reference to {ref}: no such item in the package or the database "
-                f"({identifier}).",
+                f"dangling reference to {ref}: no such item in the package or the database, "
+                f"and no uri saying where it is ({identifier}).",
             )
 
     # Identifiers of this package may not belong to another stored framework.
@@ -461,8 +526,8 @@ def derive(items: list[dict], associations: list[dict]) -> dict[str, dict]:
         parent = association["destinationNodeURI"]["identifier"].lower()
         if child not in by_id:
             continue
-        number = association.get("sequenceNumber")
-        key = (number if isinstance(number, int) else 10**9, index)
+        number = sequence_number(association.get("sequenceNumber"))
+        key = (number if number is not None else 10**9, index)
         if child not in parent_link or key < parent_link[child][0]:
             parent_link[child] = (key, parent if parent in by_id else None)
     children: dict[str | None, list[str]] = defaultdict(list)
@@ -527,14 +592,14 @@ def _node_row(item: dict, index: int, derived: dict) -> dict:
 
 
 def _association_row(association: dict, index: int) -> dict:
-    number = association.get("sequenceNumber")
+    number = sequence_number(association.get("sequenceNumber"))
     return {
         "identifier": association["identifier"].lower(),
         "seq": index,
         "association_type": association["associationType"],
         "origin_identifier": association["originNodeURI"]["identifier"].lower(),
         "destination_identifier": association["destinationNodeURI"]["identifier"].lower(),
-        "sequence_number": number if isinstance(number, int) else None,
+        "sequence_number": number,
         "raw": association,
     }
 
