@@ -267,19 +267,18 @@ def add_session(data, content_id):
     return services.add_session(actor(), content_id, data)
 
 
-@blp.route(f"{COURSE}/sessions/<{POS}:index>", methods=["PATCH"])
-@blp.arguments(schemas.SessionUpdateSchema)
-@blp.response(200, schemas.CourseSchema)
-def update_session(data, content_id, index):
-    """Change some fields of one session."""
-    return services.update_session(actor(), content_id, index, data)
+@blp.route(f"{COURSE}/sessions/<{POS}:index>")
+class SessionPart(MethodView):
+    @blp.arguments(schemas.SessionUpdateSchema)
+    @blp.response(200, schemas.CourseSchema)
+    def patch(self, data, content_id, index):
+        """Change some fields of one session."""
+        return services.update_session(actor(), content_id, index, data)
 
-
-@blp.route(f"{COURSE}/sessions/<{POS}:index>", methods=["DELETE"])
-@blp.response(200, schemas.CourseSchema)
-def remove_session(content_id, index):
-    """Remove one session."""
-    return services.remove_session(actor(), content_id, index)
+    @blp.response(200, schemas.CourseSchema)
+    def delete(self, content_id, index):
+        """Remove one session."""
+        return services.remove_session(actor(), content_id, index)
 
 
 @blp.route(f"{COURSE}/sections", methods=["POST"])
@@ -291,19 +290,18 @@ def add_section(data, content_id):
     return services.add_section(actor(), content_id, data)
 
 
-@blp.route(f"{COURSE}/sections/<{POS}:index>", methods=["PATCH"])
-@blp.arguments(schemas.SectionUpdateSchema)
-@blp.response(200, schemas.CourseSchema)
-def update_section(data, content_id, index):
-    """Rename a section or change its summary."""
-    return services.update_section(actor(), content_id, index, data)
+@blp.route(f"{COURSE}/sections/<{POS}:index>")
+class SectionPart(MethodView):
+    @blp.arguments(schemas.SectionUpdateSchema)
+    @blp.response(200, schemas.CourseSchema)
+    def patch(self, data, content_id, index):
+        """Rename a section or change its summary."""
+        return services.update_section(actor(), content_id, index, data)
 
-
-@blp.route(f"{COURSE}/sections/<{POS}:index>", methods=["DELETE"])
-@blp.response(200, schemas.CourseSchema)
-def remove_section(content_id, index):
-    """Remove a section with its items."""
-    return services.remove_section(actor(), content_id, index)
+    @blp.response(200, schemas.CourseSchema)
+    def delete(self, content_id, index):
+        """Remove a section with its items."""
+        return services.remove_section(actor(), content_id, index)
 
 
 @blp.route(f"{COURSE}/sections/<{POS}:index>/move", methods=["POST"])
@@ -322,19 +320,18 @@ def add_item(data, content_id, index):
     return services.add_item(actor(), content_id, index, data)
 
 
-@blp.route(f"{COURSE}/sections/<{POS}:index>/items/<{POS}:item>", methods=["PATCH"])
-@blp.arguments(schemas.ItemUpdateSchema)
-@blp.response(200, schemas.CourseSchema)
-def update_item(data, content_id, index, item):
-    """Change an item's title or resource (its item key and alignments stay)."""
-    return services.update_item(actor(), content_id, index, item, data)
+@blp.route(f"{COURSE}/sections/<{POS}:index>/items/<{POS}:item>")
+class ItemPart(MethodView):
+    @blp.arguments(schemas.ItemUpdateSchema)
+    @blp.response(200, schemas.CourseSchema)
+    def patch(self, data, content_id, index, item):
+        """Change an item's title or resource (its item key and alignments stay)."""
+        return services.update_item(actor(), content_id, index, item, data)
 
-
-@blp.route(f"{COURSE}/sections/<{POS}:index>/items/<{POS}:item>", methods=["DELETE"])
-@blp.response(200, schemas.CourseSchema)
-def remove_item(content_id, index, item):
-    """Remove an item from a section."""
-    return services.remove_item(actor(), content_id, index, item)
+    @blp.response(200, schemas.CourseSchema)
+    def delete(self, content_id, index, item):
+        """Remove an item from a section."""
+        return services.remove_item(actor(), content_id, index, item)
 
 
 @blp.route(f"{COURSE}/sections/<{POS}:index>/items/<{POS}:item>/move", methods=["POST"])

@@ -410,7 +410,7 @@ class LessonWeeksSchema(Schema):
 
     weeks = fields.Dict(
         keys=fields.Integer(validate=ID_RANGE),
-        values=fields.Integer(validate=validate.Range(min=1, max=60)),
+        values=fields.Integer(validate=validate.Range(min=1, max=10_000)),
         validate=validate.Length(max=500),
     )
     note = fields.String(validate=validate.Length(max=500))

@@ -14,6 +14,7 @@ from app.catalog import services as catalog
 from app.catalog.models import Resource
 from app.catalog.schemas import load_form
 from app.common.transaction import skip_commit
+from app.core.views import translate_message
 from app.curriculum import schemas, services
 from app.curriculum.models import Level
 from app.errors import AppError, Invalid, Unauthorized
@@ -44,8 +45,11 @@ def _day() -> date | None:
 def _flash_error(exc: AppError) -> None:
     """Show a refused action on the page it came from; nothing it wrote is kept."""
     skip_commit()
-    details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in (exc.fields or {}).items())
-    flash(f"{exc.message} {details}".strip(), "error")
+    details = "; ".join(
+        f"{k}: {' '.join(translate_message(str(m)) for m in v)}"
+        for k, v in (exc.fields or {}).items()
+    )
+    flash(f"{translate_message(exc.message)} {details}".strip(), "error")
 
 
 @bp.app_template_global()

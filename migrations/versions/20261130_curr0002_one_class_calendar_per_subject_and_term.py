@@ -66,15 +66,16 @@ def upgrade():
             table = sa.table(child, sa.column("calendar_id", sa.Integer))
             connection.execute(table.delete().where(table.c.calendar_id.in_(gone)))
         connection.execute(calendars.delete().where(calendars.c.id.in_(gone)))
-    with op.batch_alter_table("teaching_calendars", schema=None) as batch_op:
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_teaching_calendars_class_id_subject_term"),
-            ["class_id", "subject", "term"],
-        )
+    # An index rather than a table constraint: SQLite would rebuild the table for a
+    # constraint, and dropping the old copy with foreign keys on would fire the ON DELETE
+    # actions of every calendar's weeks, entries, versions and copies.
+    op.create_index(
+        "uq_teaching_calendars_class_id_subject_term",
+        "teaching_calendars",
+        ["class_id", "subject", "term"],
+        unique=True,
+    )
 
 
 def downgrade():
-    with op.batch_alter_table("teaching_calendars", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("uq_teaching_calendars_class_id_subject_term"), type_="unique"
-        )
+    op.drop_index("uq_teaching_calendars_class_id_subject_term", table_name="teaching_calendars")

@@ -162,17 +162,23 @@ def test_concurrent_node_additions_neither_deadlock_nor_share_numbers(
         thread.join()
     assert errors == []
     db.session.expire_all()
-    seqs = db.session.execute(
-        select(Node.seq).where(Node.framework_id == framework["id"])
-    ).scalars().all()
+    seqs = (
+        db.session.execute(select(Node.seq).where(Node.framework_id == framework["id"]))
+        .scalars()
+        .all()
+    )
     assert len(seqs) == 1 + workers * per_worker
     assert len(set(seqs)) == len(seqs)
-    children = db.session.execute(
-        select(Association.sequence_number).where(
-            Association.association_type == "isChildOf",
-            Association.destination_identifier == root_identifier,
+    children = (
+        db.session.execute(
+            select(Association.sequence_number).where(
+                Association.association_type == "isChildOf",
+                Association.destination_identifier == root_identifier,
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     assert sorted(children) == list(range(1, workers * per_worker + 1))
 
 

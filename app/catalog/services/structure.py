@@ -22,15 +22,27 @@ SESSION_FIELDS = ("starts_at", "ends_at", "place", "online_url", "note")
 MAX_PARTS = 200
 
 
+_MISSING = {
+    "session": "No such session.",
+    "section": "No such section.",
+    "item": "No such item.",
+}
+_FULL = {
+    "session": "A course has at most 200 sessions.",
+    "section": "A course has at most 200 sections.",
+    "item": "A section has at most 200 items.",
+}
+
+
 def _at(parts: list, index: int, noun: str):
     if not 0 <= index < len(parts):
-        raise NotFound(f"No such {noun}.")
+        raise NotFound(_MISSING[noun])
     return parts[index]
 
 
 def _room_for(parts: list, noun: str) -> None:
     if len(parts) >= MAX_PARTS:
-        raise Invalid(f"Too many {noun}s.", fields={noun: [f"At most {MAX_PARTS}."]})
+        raise Invalid(_FULL[noun], fields={f"{noun}s": [_FULL[noun]]})
 
 
 def _renumber(course: Course) -> None:
