@@ -397,15 +397,7 @@ def restore(data, calendar_id):
 @blp.response(200, schemas.WeekLessonSchema(many=True))
 def calendar_week(calendar_id, week):
     """One week of a calendar: lessons and the resources aligned to them."""
-    user = actor()
-    lessons = services.lessons_for_week(user, calendar_id, week)
-    aligned = services.aligned_resources(user, lessons)
-    kps = services.knowledge_points_of(lessons)
     return [
-        {
-            "node": n,
-            "knowledge_points": kps.get(n.identifier, []),
-            "resources": [resource_brief(e) for e in aligned.get(n.id, [])],
-        }
-        for n in lessons
+        {**lesson, "resources": [resource_brief(e) for e in lesson["resources"]]}
+        for lesson in services.week_plan(actor(), calendar_id, week)
     ]

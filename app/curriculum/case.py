@@ -171,6 +171,12 @@ def _is_str(value, required=True) -> bool:
     return isinstance(value, str) and (not required or value.strip() != "")
 
 
+def _is_web_uri(value) -> bool:
+    return (
+        isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) < 2000
+    )
+
+
 def _is_link(value) -> bool:
     """A CASE LinkURI: an object whose title, identifier and uri are strings if present."""
     return isinstance(value, dict) and all(
@@ -376,10 +382,10 @@ def validate_package(package) -> None:
         for ref, end in ends:
             # Another tool's package may link to a standard of another framework (an
             # exactMatchOf to a national standard): kept as an external reference when it
-            # says where that item lives (a uri), never for the tree (isChildOf).
+            # says where that item lives (an http(s) uri), never for the tree (isChildOf).
             external_ok = (
                 kind != "isChildOf"
-                and _is_str(association[end].get("uri"))
+                and _is_web_uri(association[end].get("uri"))
                 and any(other in item_ids for other, e in ends if e != end)
             )
             references.append((ref, f"{where}.{end}", identifier, external_ok))
@@ -395,7 +401,7 @@ def validate_package(package) -> None:
             problems.add(
                 where,
                 f"dangling reference to {ref}: no such item in the package or the database, "
-                f"and no uri saying where it is ({identifier}).",
+                f"and no http(s) uri saying where it is ({identifier}).",
             )
 
     # Identifiers of this package may not belong to another stored framework.

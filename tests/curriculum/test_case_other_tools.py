@@ -214,6 +214,7 @@ BREAKERS = [
     _break("isChildOf.originNodeURI", ["not", "an", "object"]),
     _break("exactMatchOf.destinationNodeURI", "https://standards.example.net/x"),
     _break("exactMatchOf.destinationNodeURI.uri", {"href": "x"}),
+    _break("exactMatchOf.destinationNodeURI.uri", "urn:uuid:not-a-place"),
     _break("item.licenseURI", ["CC BY 4.0"]),
     _break("item.CFItemTypeURI", {"title": 7}),
     _break("item.humanCodingScheme", "x" * 101),

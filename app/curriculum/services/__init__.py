@@ -51,6 +51,7 @@ from app.curriculum.services.calendars import (
     assign_lessons,
     calendar_plan,
     calendar_versions,
+    class_calendar,
     classes_to_override,
     create_calendar,
     delete_calendar,
@@ -121,6 +122,7 @@ from app.curriculum.services.this_week import (
     lessons_for_week,
     resources_for_week,
     this_week,
+    week_plan,
 )
 
 __all__ = [
@@ -149,6 +151,7 @@ __all__ = [
     "can_manage_framework",
     "can_read_calendar",
     "children_of",
+    "class_calendar",
     "class_members",
     "classes_of",
     "classes_to_override",
@@ -203,4 +206,5 @@ __all__ = [
     "validate_term",
     "volume_title",
     "week_number",
+    "week_plan",
 ]

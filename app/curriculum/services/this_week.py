@@ -56,6 +56,23 @@ def resources_for_week(user: User | None, calendar_id: int, week: int) -> list[R
     return out
 
 
+def week_plan(user: User | None, calendar_id: int, week: int) -> list[dict]:
+    """One week of a calendar as a reader sees it: each lesson with its knowledge points
+    and the resources ``user`` may see aligned to it (``node``, ``knowledge_points``,
+    ``resources`` of :class:`AlignedResource`)."""
+    lessons = lessons_for_week(user, calendar_id, week)
+    knowledge_points = knowledge_points_of(lessons)
+    aligned = aligned_resources(user, lessons, knowledge_points=knowledge_points)
+    return [
+        {
+            "node": lesson,
+            "knowledge_points": knowledge_points.get(lesson.identifier, []),
+            "resources": aligned.get(lesson.id, []),
+        }
+        for lesson in lessons
+    ]
+
+
 def effective_calendar(
     school_class: SchoolClass, subject: str, day: date
 ) -> TeachingCalendar | None:
