@@ -234,3 +234,16 @@ def test_version_timestamps_carry_an_offset(client, token_for, klass):
         f"{API}/calendars/{klass.calendar_id}/versions", headers=token_for(klass.admin)
     ).get_json()
     assert versions and all(v["created_at"].endswith("+00:00") for v in versions)
+
+
+def test_one_week_of_a_calendar(client, token_for, klass, publish, curriculum):
+    lesson = services.lessons_for_week(klass.admin, klass.calendar_id, 13)[0]
+    shown = publish(klass.teacher, "整式的加减 视频")
+    services.align(klass.teacher, lesson.id, "resource", shown)
+    db.session.commit()
+    week = client.get(
+        f"{API}/calendars/{klass.calendar_id}/weeks/13", headers=token_for(klass.student)
+    ).get_json()
+    assert week[0]["node"]["id"] == lesson.id
+    assert [r["content_id"] for r in week[0]["resources"]] == [shown]
+    assert all({"node", "knowledge_points", "resources"} <= set(w) for w in week)
