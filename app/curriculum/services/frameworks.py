@@ -295,7 +295,7 @@ def add_association(
             ).all()
         ]
         edges.append((origin.identifier, destination.identifier, "new"))
-        if case._cycles(edges):
+        if case.cycles(edges):
             raise Invalid(
                 f"This {kind} association would make a cycle.",
                 fields={"destination_id": ["Cycle."]},
