@@ -12,7 +12,6 @@ from flask_smorest import Blueprint
 from app.accounts.auth import actor
 from app.catalog import schemas, services, vocab
 from app.catalog.models import Course, Resource
-from app.common.events import commit
 from app.errors import NotFound, require_json_body
 
 blp = Blueprint(
@@ -53,7 +52,6 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
         @blp.response(201, out_schema)
         def post(self, data):
             obj = services.create_content(actor(), model, data)
-            commit()
             return obj
 
     Collection.get.__doc__ = f"List published {noun}s the caller may see, with filters."
@@ -69,13 +67,11 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
         @blp.response(200, out_schema)
         def patch(self, data, content_id):
             obj = services.update_content(actor(), model, content_id, data)
-            commit()
             return obj
 
         @blp.response(204)
         def delete(self, content_id):
             services.delete_content(actor(), model, content_id)
-            commit()
 
     Item.get.__doc__ = f"One {noun}: the published version, or ?version=latest|N."
     Item.patch.__doc__ = (
@@ -93,14 +89,12 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
             @blp.response(200, out_schema)
             def view(data, content_id):
                 obj = service(actor(), model, content_id, data["note"])
-                commit()
                 return obj
         else:
 
             @blp.response(200, out_schema)
             def view(content_id):
                 obj = service(actor(), model, content_id)
-                commit()
                 return obj
 
         view.__doc__ = doc
@@ -141,7 +135,6 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
     @blp.response(204)
     def discard(content_id):
         services.discard_draft(actor(), model, content_id)
-        commit()
 
     discard.__doc__ = f"Throw away the unpublished draft of a {noun}."
     discard.__name__ = f"{path}_discard"
@@ -210,14 +203,12 @@ class MyEnrolment(MethodView):
     def post(self, content_id):
         """Enrol in an extended course; when it is full you join the waiting list."""
         enrolment = services.enrol(actor(), content_id)
-        commit()
         return _enrolment_out(enrolment)
 
     @blp.response(200, schemas.EnrolmentSchema)
     def delete(self, content_id):
         """Leave the course or its waiting list; the first waitlisted student moves up."""
         enrolment = services.leave(actor(), content_id)
-        commit()
         return _enrolment_out(enrolment)
 
 
@@ -258,3 +249,95 @@ def vocabularies():
         name: [{"code": code, "zh": zh, "en": en} for code, (zh, en) in entries.items()]
         for name, entries in vocab.VOCABULARIES.items()
     }
+
+
+# --- a course's parts, one at a time ----------------------------------------------------
+# Each call edits the draft of the next version (as PATCH does) and answers with it, so a
+# client sees the positions after the change.  Parts are addressed by 0-based position.
+
+POS = schemas.PATH_POSITION
+COURSE = "/courses/<content_id>"
+
+
+@blp.route(f"{COURSE}/sessions", methods=["POST"])
+@blp.arguments(schemas.SessionInSchema)
+@blp.response(201, schemas.CourseSchema)
+def add_session(data, content_id):
+    """Add a session (kept in time order)."""
+    return services.add_session(actor(), content_id, data)
+
+
+@blp.route(f"{COURSE}/sessions/<{POS}:index>")
+class SessionPart(MethodView):
+    @blp.arguments(schemas.SessionUpdateSchema)
+    @blp.response(200, schemas.CourseSchema)
+    def patch(self, data, content_id, index):
+        """Change some fields of one session."""
+        return services.update_session(actor(), content_id, index, data)
+
+    @blp.response(200, schemas.CourseSchema)
+    def delete(self, content_id, index):
+        """Remove one session."""
+        return services.remove_session(actor(), content_id, index)
+
+
+@blp.route(f"{COURSE}/sections", methods=["POST"])
+@blp.arguments(schemas.SectionInSchema)
+@blp.response(201, schemas.CourseSchema)
+def add_section(data, content_id):
+    """Append a section, empty or with items."""
+    data["items"] = [{k: v for k, v in i.items() if k != "item_key"} for i in data["items"]]
+    return services.add_section(actor(), content_id, data)
+
+
+@blp.route(f"{COURSE}/sections/<{POS}:index>")
+class SectionPart(MethodView):
+    @blp.arguments(schemas.SectionUpdateSchema)
+    @blp.response(200, schemas.CourseSchema)
+    def patch(self, data, content_id, index):
+        """Rename a section or change its summary."""
+        return services.update_section(actor(), content_id, index, data)
+
+    @blp.response(200, schemas.CourseSchema)
+    def delete(self, content_id, index):
+        """Remove a section with its items."""
+        return services.remove_section(actor(), content_id, index)
+
+
+@blp.route(f"{COURSE}/sections/<{POS}:index>/move", methods=["POST"])
+@blp.arguments(schemas.MoveSchema)
+@blp.response(200, schemas.CourseSchema)
+def move_section(data, content_id, index):
+    """Move a section to another position."""
+    return services.move_section(actor(), content_id, index, data["to"])
+
+
+@blp.route(f"{COURSE}/sections/<{POS}:index>/items", methods=["POST"])
+@blp.arguments(schemas.ItemAddSchema)
+@blp.response(201, schemas.CourseSchema)
+def add_item(data, content_id, index):
+    """Append an item (a resource you may read, and/or a title) to a section."""
+    return services.add_item(actor(), content_id, index, data)
+
+
+@blp.route(f"{COURSE}/sections/<{POS}:index>/items/<{POS}:item>")
+class ItemPart(MethodView):
+    @blp.arguments(schemas.ItemUpdateSchema)
+    @blp.response(200, schemas.CourseSchema)
+    def patch(self, data, content_id, index, item):
+        """Change an item's title or resource (its item key and alignments stay)."""
+        return services.update_item(actor(), content_id, index, item, data)
+
+    @blp.response(200, schemas.CourseSchema)
+    def delete(self, content_id, index, item):
+        """Remove an item from a section."""
+        return services.remove_item(actor(), content_id, index, item)
+
+
+@blp.route(f"{COURSE}/sections/<{POS}:index>/items/<{POS}:item>/move", methods=["POST"])
+@blp.arguments(schemas.ItemMoveSchema)
+@blp.response(200, schemas.CourseSchema)
+def move_item(data, content_id, index, item):
+    """Move an item within its section or into another one."""
+    target = data.get("section", index)
+    return services.move_item(actor(), content_id, index, item, target, data["to"])

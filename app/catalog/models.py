@@ -13,6 +13,9 @@ import enum
 from app.common.models import JSONType, TimestampMixin, new_uuid, utcnow
 from app.extensions import db
 
+# A reviewer's note to the author: the API, the pages and the service refuse longer ones.
+REVIEW_NOTE_MAX = 1000
+
 
 class State(enum.StrEnum):
     DRAFT = "draft"
@@ -98,7 +101,7 @@ class VersionedContentMixin(TimestampMixin):
     subject = db.Column(db.String(32), index=True)
     # {"en": {"title": ..., "summary": ..., "description_html": ...}}
     translations = db.Column(JSONType, nullable=False, default=dict)
-    review_note = db.Column(db.String(1000))
+    review_note = db.Column(db.String(REVIEW_NOTE_MAX))
     published_at = db.Column(db.DateTime)
     # The content this one was copied from, so copies stay linked to their origin.
     source_content_id = db.Column(db.String(36), index=True)

@@ -8,7 +8,9 @@ from flask_babel import get_locale
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.catalog import vocab
+from app.catalog.models import REVIEW_NOTE_MAX as MAX_NOTE
 from app.common.schemas import PageArgsSchema, Text, UtcDateTime, page_schema
+from app.errors import Invalid
 
 TITLE = validate.Length(min=1, max=200)
 SUMMARY = validate.Length(max=500)
@@ -19,7 +21,43 @@ URL = validate.And(
 
 
 MAX_PAYLOAD_BYTES = 200_000
-ID_RANGE = validate.Range(min=1, max=2**31 - 1)
+# Row ids are 32-bit integers on every backend: a larger one cannot exist, so it is a
+# validation error in a body and "not found" in a path (never a database error).
+MAX_ID = 2**31 - 1
+ID_RANGE = validate.Range(min=1, max=MAX_ID)
+PATH_ID = f"int(min=1, max={MAX_ID})"
+# Positions of a course's parts (0-based) in paths and bodies.
+MAX_POSITION = 10_000
+PATH_POSITION = f"int(max={MAX_POSITION})"
+
+
+def flatten_messages(messages) -> dict[str, list[str]]:
+    """Marshmallow's nested messages as ``{"field" or "field.sub": [messages]}``."""
+    flat: dict[str, list[str]] = {}
+
+    def walk(prefix: str, value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list | tuple):
+            for inner in value:
+                walk(prefix, inner)
+        else:
+            flat.setdefault(prefix or "_schema", []).append(str(value))
+
+    walk("", messages)
+    return flat
+
+
+def load_form(schema: Schema, data: dict, partial: bool = False) -> dict:
+    """Check a page's form with the API's input schema, so both accept the same; the
+    errors come back as :class:`~app.errors.Invalid` with one entry per field."""
+    try:
+        return schema.load(data, partial=partial)
+    except ValidationError as exc:
+        raise Invalid(
+            "The submitted data is not valid.", fields=flatten_messages(exc.messages)
+        ) from None
 
 
 def one_of(vocabulary: str):
@@ -73,6 +111,50 @@ class SectionInSchema(Schema):
     summary = Text(validate=validate.Length(max=1000), allow_none=True)
     items = fields.List(
         fields.Nested(ItemInSchema), load_default=list, validate=validate.Length(max=200)
+    )
+
+
+class SessionUpdateSchema(SessionInSchema):
+    """PATCH body of one session: any of its fields."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("partial", True)
+        super().__init__(*args, **kwargs)
+
+
+class SectionUpdateSchema(Schema):
+    title = Text(strip=True, validate=TITLE)
+    summary = Text(validate=validate.Length(max=1000), allow_none=True)
+
+
+class ItemAddSchema(Schema):
+    """A new item: a resource the author may read, a title, or both (its item key is
+    made by the server and stays with it across versions)."""
+
+    title = Text(validate=validate.Length(max=200), allow_none=True)
+    resource_id = Text(
+        validate=validate.Length(equal=36),
+        allow_none=True,
+        metadata={"description": "content_id of a resource"},
+    )
+
+
+class ItemUpdateSchema(ItemAddSchema):
+    """PATCH body of one item: its title, its resource or both."""
+
+
+class MoveSchema(Schema):
+    to = fields.Integer(
+        required=True,
+        validate=validate.Range(min=0, max=MAX_POSITION),
+        metadata={"description": "0-based position to move to (past the end: last)"},
+    )
+
+
+class ItemMoveSchema(MoveSchema):
+    section = fields.Integer(
+        validate=validate.Range(min=0, max=MAX_POSITION),
+        metadata={"description": "0-based section to move into (default: the same)"},
     )
 
 
@@ -136,7 +218,7 @@ class ResourceUpdateSchema(_PartialMixin, ResourceCreateSchema):
 
 
 class RejectSchema(Schema):
-    note = Text(required=True, strip=True, validate=validate.Length(min=1, max=1000))
+    note = Text(required=True, strip=True, validate=validate.Length(min=1, max=MAX_NOTE))
 
 
 class VersionArgsSchema(Schema):

@@ -53,13 +53,15 @@ def _open_sqlite_transaction() -> None:
     # Python's sqlite3 driver opens a transaction only before INSERT/UPDATE/DELETE.  A
     # SAVEPOINT issued outside one starts a transaction of its own that RELEASE then
     # commits for good, so the caller's later rollback would not undo the block's work.
-    # Opening the outer transaction first keeps the savepoint nested, as on PostgreSQL.
+    # Opening the outer transaction first keeps the savepoint nested, as on PostgreSQL;
+    # IMMEDIATE takes the write lock now (waiting its turn), since a transaction that
+    # read first could not upgrade once another writer committed ("database is locked").
     connection = db.session.connection()
     if connection.dialect.name != "sqlite":
         return
     driver_connection = connection.connection.driver_connection
     if not driver_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _should_commit(response: Response) -> bool:

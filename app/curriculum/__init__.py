@@ -19,9 +19,9 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.curriculum_cli)
     demo.register()
-    from app import hooks
+    from app import plugins
 
-    hooks.registry(app).slots.setdefault("main_nav", []).append(_nav_links)
+    plugins.registry(app).slots.setdefault("main_nav", []).append(_nav_links)
 
 
 def _nav_links(**context) -> str:

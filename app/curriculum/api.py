@@ -7,11 +7,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.accounts.auth import actor
-from app.common.events import commit
 from app.curriculum import schemas, services
 from app.curriculum.models import TargetType
 from app.errors import BadRequest
 from app.i18n import current_language
+
+# Ids past the database's integer range are simply not found (never a 500).
+ID = schemas.PATH_ID
 
 blp = Blueprint(
     "curriculum_api",
@@ -78,7 +80,6 @@ class Frameworks(MethodView):
     def post(self, data):
         """Start an empty framework to build node by node (district and platform admins)."""
         framework = services.create_framework(actor(), data)
-        commit()
         return framework
 
 
@@ -97,11 +98,10 @@ def import_framework(args):
     if package is None:
         raise BadRequest("Send the CFPackage as a JSON body.")
     report = services.import_case(actor(), package, args.get("district_id"))
-    commit()
     return report.as_dict()
 
 
-@blp.route("/frameworks/<int:framework_id>")
+@blp.route(f"/frameworks/<{ID}:framework_id>")
 class FrameworkItem(MethodView):
     @blp.arguments(schemas.FrameworkQuerySchema, location="query")
     @blp.response(200, schemas.TreeNodeSchema(many=True))
@@ -113,23 +113,21 @@ class FrameworkItem(MethodView):
     def delete(self, framework_id):
         """Delete a framework with its nodes, associations and alignments."""
         services.delete_framework(actor(), framework_id)
-        commit()
 
 
-@blp.route("/frameworks/<int:framework_id>/case")
+@blp.route(f"/frameworks/<{ID}:framework_id>/case")
 @blp.response(200)
 def export_framework(framework_id):
     """The framework as a CASE 1.0 CFPackage (identifiers kept; re-importable)."""
     return services.export_case(framework_id)
 
 
-@blp.route("/frameworks/<int:framework_id>/nodes", methods=["POST"])
+@blp.route(f"/frameworks/<{ID}:framework_id>/nodes", methods=["POST"])
 @blp.arguments(schemas.NodeCreateSchema)
 @blp.response(201, schemas.NodeSchema)
 def add_node(data, framework_id):
     """Add a node (subject, stage, grade, edition, volume, unit, lesson, knowledge point)."""
     node = services.add_node(actor(), framework_id, data)
-    commit()
     return node
 
 
@@ -139,7 +137,6 @@ def add_node(data, framework_id):
 def add_association(data):
     """Link two nodes with a CASE association type (cycles of isChildOf/precedes refused)."""
     row = services.add_association(actor(), data["origin_id"], data["destination_id"], data["type"])
-    commit()
     return {"identifier": row.identifier, "type": row.association_type}
 
 
@@ -151,31 +148,30 @@ def volumes(args):
     return services.list_volumes(**args)
 
 
-@blp.route("/volumes/<int:volume_id>/lessons")
+@blp.route(f"/volumes/<{ID}:volume_id>/lessons")
 @blp.response(200, schemas.NodeSchema(many=True))
 def volume_lessons(volume_id):
     """The lessons of a volume in teaching order."""
     return services.lessons_of_volume(services.get_node(volume_id))
 
 
-@blp.route("/volumes/<int:volume_id>/course", methods=["POST"])
+@blp.route(f"/volumes/<{ID}:volume_id>/course", methods=["POST"])
 @blp.arguments(schemas.GenerateCourseSchema)
 @blp.response(201, schemas.CourseRefSchema)
 def generate_course(data, volume_id):
     """Generate a curriculum course draft from a volume (sections = units, items = lessons)."""
     course = services.generate_course(actor(), volume_id, data)
-    commit()
     return course
 
 
-@blp.route("/volumes/<int:volume_id>/coverage")
+@blp.route(f"/volumes/<{ID}:volume_id>/coverage")
 @blp.response(200, schemas.CoverageSchema)
 def coverage(volume_id):
     """Per lesson and knowledge point: published resources by kind (coverage map data)."""
     return services.coverage(actor(), volume_id)
 
 
-@blp.route("/nodes/<int:node_id>")
+@blp.route(f"/nodes/<{ID}:node_id>")
 @blp.response(200, schemas.NodeDetailSchema)
 def node_detail(node_id):
     """A node with its path, children, knowledge points, associations and aligned resources."""
@@ -217,20 +213,14 @@ class Alignments(MethodView):
         alignment = services.align(
             actor(), data["node_id"], target_type, key, data["alignment_type"]
         )
-        commit()
-        return {
-            **services._node_summary(alignment.node),
-            "alignment_id": alignment.id,
-            "alignment_type": alignment.alignment_type.value,
-        }
+        return services.alignment_summary(alignment)
 
 
-@blp.route("/alignments/<int:alignment_id>", methods=["DELETE"])
+@blp.route(f"/alignments/<{ID}:alignment_id>", methods=["DELETE"])
 @blp.response(204)
 def delete_alignment(alignment_id):
     """Remove an alignment (the resource's or course's editors)."""
     services.unalign(actor(), alignment_id)
-    commit()
 
 
 # --- classes --------------------------------------------------------------------------
@@ -259,48 +249,44 @@ class Classes(MethodView):
     def post(self, data):
         """Create a class of a school (its teachers, district admins)."""
         school_class = services.create_class(actor(), data)
-        commit()
         return class_detail(school_class)
 
 
-@blp.route("/classes/<int:class_id>")
+@blp.route(f"/classes/<{ID}:class_id>")
 @blp.response(200, schemas.ClassDetailSchema)
 def get_class(class_id):
     """A class with its teachers, students, editions and progress."""
     return class_detail(services.get_class(actor(), class_id))
 
 
-@blp.route("/classes/<int:class_id>/members", methods=["POST"])
+@blp.route(f"/classes/<{ID}:class_id>/members", methods=["POST"])
 @blp.arguments(schemas.MemberInSchema)
 @blp.response(201, schemas.ClassDetailSchema)
 def add_member(data, class_id):
     """Add a student or teacher of the school by email."""
     services.add_member_by_email(actor(), class_id, data["email"], data["role"])
-    commit()
     return class_detail(services.get_class(actor(), class_id))
 
 
-@blp.route("/classes/<int:class_id>/editions", methods=["PUT"])
+@blp.route(f"/classes/<{ID}:class_id>/editions", methods=["PUT"])
 @blp.arguments(schemas.EditionInSchema)
 @blp.response(200, schemas.ClassDetailSchema)
 def set_edition(data, class_id):
     """Set the textbook edition the class uses for a subject."""
     services.set_class_edition(actor(), class_id, data["subject"], data["edition"])
-    commit()
     return class_detail(services.get_class(actor(), class_id))
 
 
-@blp.route("/classes/<int:class_id>/progress", methods=["PUT"])
+@blp.route(f"/classes/<{ID}:class_id>/progress", methods=["PUT"])
 @blp.arguments(schemas.ProgressInSchema)
 @blp.response(200, schemas.ClassDetailSchema)
 def set_progress(data, class_id):
     """Record where the class actually is ("we are at lesson X")."""
     services.record_progress(actor(), class_id, data["node_id"])
-    commit()
     return class_detail(services.get_class(actor(), class_id))
 
 
-@blp.route("/classes/<int:class_id>/this-week")
+@blp.route(f"/classes/<{ID}:class_id>/this-week")
 @blp.arguments(schemas.WeekQuerySchema, location="query")
 @blp.response(200, schemas.WeekViewSchema(many=True))
 def class_week(args, class_id):
@@ -338,11 +324,10 @@ class Calendars(MethodView):
     def post(self, data):
         """Create a calendar with the default plan (lessons spread over teaching weeks)."""
         calendar = services.create_calendar(actor(), data)
-        commit()
         return calendar_detail(calendar)
 
 
-@blp.route("/calendars/<int:calendar_id>")
+@blp.route(f"/calendars/<{ID}:calendar_id>")
 class CalendarItem(MethodView):
     @blp.response(200, schemas.CalendarDetailSchema)
     def get(self, calendar_id):
@@ -357,76 +342,62 @@ class CalendarItem(MethodView):
     def put(self, data, calendar_id):
         """Save a new version (term, holidays, weeks → lessons, or ``regenerate``)."""
         calendar = services.save_calendar(actor(), calendar_id, data)
-        commit()
         return calendar_detail(calendar)
 
     @blp.response(204)
     def delete(self, calendar_id):
         """Delete a calendar."""
         services.delete_calendar(actor(), calendar_id)
-        commit()
 
 
-@blp.route("/calendars/<int:calendar_id>/shift", methods=["POST"])
+@blp.route(f"/calendars/<{ID}:calendar_id>/shift", methods=["POST"])
 @blp.arguments(schemas.ShiftSchema)
 @blp.response(200, schemas.CalendarDetailSchema)
 def shift(data, calendar_id):
     """Move lessons from ``from_week`` on by ``by`` weeks (a new version)."""
     calendar = services.shift_calendar(actor(), calendar_id, data["by"], data["from_week"])
-    commit()
     return calendar_detail(calendar)
 
 
-@blp.route("/calendars/<int:calendar_id>/move", methods=["POST"])
+@blp.route(f"/calendars/<{ID}:calendar_id>/move", methods=["POST"])
 @blp.arguments(schemas.MoveLessonSchema)
 @blp.response(200, schemas.CalendarDetailSchema)
 def move(data, calendar_id):
     """Move one lesson to another week (a new version)."""
     calendar = services.move_lesson(actor(), calendar_id, data["node_id"], data["week"])
-    commit()
     return calendar_detail(calendar)
 
 
-@blp.route("/calendars/<int:calendar_id>/override", methods=["POST"])
+@blp.route(f"/calendars/<{ID}:calendar_id>/override", methods=["POST"])
 @blp.arguments(schemas.OverrideSchema)
 @blp.response(201, schemas.CalendarDetailSchema)
 def override(data, calendar_id):
     """A teacher's copy of this calendar for her class (which then follows the copy)."""
     calendar = services.override_calendar(actor(), calendar_id, data["class_id"])
-    commit()
     return calendar_detail(calendar)
 
 
-@blp.route("/calendars/<int:calendar_id>/versions")
+@blp.route(f"/calendars/<{ID}:calendar_id>/versions")
 @blp.response(200, schemas.CalendarVersionSchema(many=True))
 def versions(calendar_id):
     """Every saved version, newest first."""
     return services.calendar_versions(actor(), calendar_id)
 
 
-@blp.route("/calendars/<int:calendar_id>/restore", methods=["POST"])
+@blp.route(f"/calendars/<{ID}:calendar_id>/restore", methods=["POST"])
 @blp.arguments(schemas.RestoreSchema)
 @blp.response(200, schemas.CalendarDetailSchema)
 def restore(data, calendar_id):
     """Make an old version current again (saved as a new version)."""
     calendar = services.restore_calendar_version(actor(), calendar_id, data["version"])
-    commit()
     return calendar_detail(calendar)
 
 
-@blp.route("/calendars/<int:calendar_id>/weeks/<int:week>")
+@blp.route(f"/calendars/<{ID}:calendar_id>/weeks/<{ID}:week>")
 @blp.response(200, schemas.WeekLessonSchema(many=True))
 def calendar_week(calendar_id, week):
     """One week of a calendar: lessons and the resources aligned to them."""
-    user = actor()
-    lessons = services.lessons_for_week(user, calendar_id, week)
-    aligned = services.aligned_resources(user, lessons)
-    kps = services.knowledge_points_of(lessons)
     return [
-        {
-            "node": n,
-            "knowledge_points": kps.get(n.identifier, []),
-            "resources": [resource_brief(e) for e in aligned.get(n.id, [])],
-        }
-        for n in lessons
+        {**lesson, "resources": [resource_brief(e) for e in lesson["resources"]]}
+        for lesson in services.week_plan(actor(), calendar_id, week)
     ]

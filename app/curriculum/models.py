@@ -255,6 +255,16 @@ class TeachingCalendar(TimestampMixin, db.Model):
     __tablename__ = "teaching_calendars"
     __table_args__ = (
         db.Index("ix_teaching_calendars_scope", "subject", "edition", "term_start", "term_end"),
+        # One calendar per class, subject and term: the class's own plan (NULL class ids,
+        # the district and school calendars, are never equal, so they are not limited).
+        # A unique index, not a constraint: SQLite adds it without rebuilding the table.
+        db.Index(
+            "uq_teaching_calendars_class_id_subject_term",
+            "class_id",
+            "subject",
+            "term",
+            unique=True,
+        ),
     )
 
     id = db.Column(db.Integer, primary_key=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.catalog import vocab
-from app.common.schemas import UtcDateTime
+from app.catalog.schemas import ID_RANGE, UtcDateTime
+from app.catalog.schemas import MAX_ID as MAX_ID  # re-exported for the views and API
+from app.catalog.schemas import PATH_ID as PATH_ID
 from app.curriculum.case import ASSOCIATION_TYPES
 from app.curriculum.models import AlignmentType, ClassRole, Level
 
@@ -63,6 +65,11 @@ class AssociationOutSchema(Schema):
     )
     other_identifier = fields.String()
     other = fields.Nested(NodeSchema, allow_none=True)
+    other_title = fields.String(allow_none=True, metadata={"description": "As the package gave it"})
+    other_uri = fields.String(allow_none=True)
+    external = fields.Boolean(
+        metadata={"description": "The other end is in no stored framework (another tool's)"}
+    )
 
 
 class ResourceBriefSchema(Schema):
@@ -248,7 +255,9 @@ class FrameworkQuerySchema(Schema):
 
 
 class ImportQuerySchema(Schema):
-    district_id = fields.Integer(metadata={"description": "Owning district (platform admins)"})
+    district_id = fields.Integer(
+        validate=ID_RANGE, metadata={"description": "Owning district (platform admins)"}
+    )
 
 
 class FrameworkCreateSchema(Schema):
@@ -256,7 +265,7 @@ class FrameworkCreateSchema(Schema):
     subject = fields.String(validate=one_of("subject"), allow_none=True)
     creator = fields.String(validate=validate.Length(max=300))
     version = fields.String(validate=validate.Length(max=100))
-    district_id = fields.Integer()
+    district_id = fields.Integer(validate=ID_RANGE)
 
 
 class NodeCreateSchema(Schema):
@@ -264,12 +273,12 @@ class NodeCreateSchema(Schema):
     title = fields.String(required=True, validate=TITLE)
     title_en = fields.String(validate=validate.Length(max=500))
     code = fields.String(validate=validate.Length(max=100))
-    parent_id = fields.Integer(allow_none=True)
+    parent_id = fields.Integer(validate=ID_RANGE, allow_none=True)
 
 
 class AssociationCreateSchema(Schema):
-    origin_id = fields.Integer(required=True)
-    destination_id = fields.Integer(required=True)
+    origin_id = fields.Integer(validate=ID_RANGE, required=True)
+    destination_id = fields.Integer(validate=ID_RANGE, required=True)
     type = fields.String(required=True, validate=validate.OneOf(list(ASSOCIATION_TYPES)))
 
 
@@ -280,7 +289,7 @@ class VolumeQuerySchema(Schema):
 
 
 class AlignmentCreateSchema(Schema):
-    node_id = fields.Integer(required=True)
+    node_id = fields.Integer(validate=ID_RANGE, required=True)
     resource_id = fields.String(
         validate=validate.Length(equal=36), metadata={"description": "content_id"}
     )
@@ -309,7 +318,7 @@ class GenerateCourseSchema(Schema):
 
 class ClassCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    school_id = fields.Integer()
+    school_id = fields.Integer(validate=ID_RANGE)
     grade = fields.String(validate=one_of("grade"), allow_none=True)
     editions = fields.Dict(
         keys=fields.String(validate=one_of("subject")),
@@ -328,29 +337,31 @@ class EditionInSchema(Schema):
 
 
 class ProgressInSchema(Schema):
-    node_id = fields.Integer(required=True)
+    node_id = fields.Integer(validate=ID_RANGE, required=True)
 
 
 class CalendarCreateSchema(Schema):
     term = fields.String(required=True, validate=validate.Length(min=1, max=40))
     title = fields.String(validate=validate.Length(max=200))
-    volume_id = fields.Integer(required=True)
+    volume_id = fields.Integer(validate=ID_RANGE, required=True)
     term_start = fields.Date(required=True)
     term_end = fields.Date(required=True)
     lessons_per_week = fields.Integer(load_default=5, validate=validate.Range(min=1, max=40))
     holidays = fields.List(
         fields.Nested(HolidaySchema), load_default=list, validate=validate.Length(max=50)
     )
-    district_id = fields.Integer()
-    school_id = fields.Integer()
-    class_id = fields.Integer()
+    district_id = fields.Integer(validate=ID_RANGE)
+    school_id = fields.Integer(validate=ID_RANGE)
+    class_id = fields.Integer(validate=ID_RANGE)
 
 
 class WeekInSchema(Schema):
     week = fields.Integer(required=True, validate=validate.Range(min=1, max=60))
     starts_on = fields.Date()
     ends_on = fields.Date()
-    lessons = fields.List(fields.Integer(), load_default=list, validate=validate.Length(max=200))
+    lessons = fields.List(
+        fields.Integer(validate=ID_RANGE), load_default=list, validate=validate.Length(max=200)
+    )
 
 
 class CalendarUpdateSchema(Schema):
@@ -370,16 +381,16 @@ class ShiftSchema(Schema):
 
 
 class MoveLessonSchema(Schema):
-    node_id = fields.Integer(required=True)
+    node_id = fields.Integer(validate=ID_RANGE, required=True)
     week = fields.Integer(required=True, validate=validate.Range(min=1, max=60))
 
 
 class OverrideSchema(Schema):
-    class_id = fields.Integer(required=True)
+    class_id = fields.Integer(validate=ID_RANGE, required=True)
 
 
 class RestoreSchema(Schema):
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, validate=ID_RANGE)
 
 
 class WeekQuerySchema(Schema):
@@ -389,5 +400,17 @@ class WeekQuerySchema(Schema):
         validate=validate.Range(min=-30, max=30),
         metadata={"description": "-1 last week, 1 next week"},
     )
-    class_id = fields.Integer()
+    class_id = fields.Integer(validate=ID_RANGE)
     subject = fields.String(validate=one_of("subject"))
+
+
+class LessonWeeksSchema(Schema):
+    """The calendar page's plan: the week of each lesson (lessons left out leave the
+    plan), and a note for the version."""
+
+    weeks = fields.Dict(
+        keys=fields.Integer(validate=ID_RANGE),
+        values=fields.Integer(validate=validate.Range(min=1, max=10_000)),
+        validate=validate.Length(max=500),
+    )
+    note = fields.String(validate=validate.Length(max=500))

@@ -1,4 +1,5 @@
-"""Curriculum pages.  Thin: parse the request, call a service, render."""
+"""Curriculum pages.  Thin: validate the form with the API's schema, call a service,
+render or redirect; the framework commits (app.common.transaction)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from flask_babel import gettext as _
 from app.accounts.auth import actor
 from app.catalog import services as catalog
 from app.catalog.models import Resource
-from app.common.events import commit
-from app.curriculum import services
+from app.catalog.schemas import load_form
+from app.common.transaction import skip_commit
+from app.core.views import translate_message
+from app.curriculum import schemas, services
 from app.curriculum.models import Level
 from app.errors import AppError, Invalid, Unauthorized
 from app.i18n import current_language
 
 bp = Blueprint("curriculum", __name__, url_prefix="/curriculum")
+# Ids past the database's integer range are simply not found (never a 500).
+ID = schemas.PATH_ID
 
 
 def _int(value, default=None):
@@ -38,8 +43,13 @@ def _day() -> date | None:
 
 
 def _flash_error(exc: AppError) -> None:
-    details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in (exc.fields or {}).items())
-    flash(f"{exc.message} {details}".strip(), "error")
+    """Show a refused action on the page it came from; nothing it wrote is kept."""
+    skip_commit()
+    details = "; ".join(
+        f"{k}: {' '.join(translate_message(str(m)) for m in v)}"
+        for k, v in (exc.fields or {}).items()
+    )
+    flash(f"{translate_message(exc.message)} {details}".strip(), "error")
 
 
 @bp.app_template_global()
@@ -104,7 +114,6 @@ def import_case():
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Invalid(_("The file is not JSON: %(error)s", error=str(exc)[:200])) from None
         report = services.import_case(actor(), package)
-        commit()
     except AppError as exc:
         _flash_error(exc)
         return redirect(url_for("curriculum.index"))
@@ -125,7 +134,7 @@ def import_case():
     return redirect(url_for("curriculum.framework", framework_id=report.framework_id))
 
 
-@bp.route("/frameworks/<int:framework_id>")
+@bp.route(f"/frameworks/<{ID}:framework_id>")
 def framework(framework_id: int):
     item = services.get_framework(framework_id)
     return render_template(
@@ -136,7 +145,7 @@ def framework(framework_id: int):
     )
 
 
-@bp.route("/frameworks/<int:framework_id>/case.json")
+@bp.route(f"/frameworks/<{ID}:framework_id>/case.json")
 def export(framework_id: int):
     package = services.export_case(framework_id)
     body = json.dumps(package, ensure_ascii=False, indent=1)
@@ -147,7 +156,7 @@ def export(framework_id: int):
     )
 
 
-@bp.route("/nodes/<int:node_id>")
+@bp.route(f"/nodes/<{ID}:node_id>")
 def node(node_id: int):
     user = actor()
     item = services.get_node(node_id)
@@ -163,57 +172,47 @@ def node(node_id: int):
         knowledge_points=services.knowledge_points_of([item]).get(item.identifier, []),
         associations=services.associations_of(item, current_language()),
         aligned=aligned,
-        direct_alignments=_direct_alignments(item),
+        direct_alignments=services.alignments_of_node(item),
         my_resources=my_resources,
         alignable=item.level in (Level.LESSON, Level.KNOWLEDGE_POINT, Level.UNIT),
     )
 
 
-def _direct_alignments(item):
-    from sqlalchemy import select
-
-    from app.curriculum.models import Alignment
-    from app.extensions import db
-
-    return list(db.session.execute(select(Alignment).where(Alignment.node_id == item.id)).scalars())
-
-
-@bp.route("/nodes/<int:node_id>/align", methods=["POST"])
+@bp.route(f"/nodes/<{ID}:node_id>/align", methods=["POST"])
 def align(node_id: int):
     try:
-        services.align(
-            actor(),
-            node_id,
-            "resource",
-            request.form.get("resource_id", ""),
-            request.form.get("alignment_type", "teaches"),
+        data = load_form(
+            schemas.AlignmentCreateSchema(),
+            {
+                "node_id": node_id,
+                "resource_id": request.form.get("resource_id", ""),
+                "alignment_type": request.form.get("alignment_type") or "teaches",
+            },
         )
-        commit()
+        services.align(actor(), node_id, "resource", data["resource_id"], data["alignment_type"])
         flash(_("Aligned."), "success")
     except AppError as exc:
         _flash_error(exc)
     return redirect(url_for("curriculum.node", node_id=node_id))
 
 
-@bp.route("/alignments/<int:alignment_id>/delete", methods=["POST"])
+@bp.route(f"/alignments/<{ID}:alignment_id>/delete", methods=["POST"])
 def unalign(alignment_id: int):
     node_id = _int(request.form.get("node_id"))
     try:
         services.unalign(actor(), alignment_id)
-        commit()
         flash(_("Alignment removed."), "success")
     except AppError as exc:
         _flash_error(exc)
-    return redirect(
-        url_for("curriculum.node", node_id=node_id) if node_id else url_for("curriculum.index")
-    )
+    if node_id is None or not 0 < node_id <= schemas.MAX_ID:
+        return redirect(url_for("curriculum.index"))
+    return redirect(url_for("curriculum.node", node_id=node_id))
 
 
-@bp.route("/volumes/<int:volume_id>/course", methods=["POST"])
+@bp.route(f"/volumes/<{ID}:volume_id>/course", methods=["POST"])
 def generate_course(volume_id: int):
     try:
         course = services.generate_course(actor(), volume_id)
-        commit()
     except AppError as exc:
         _flash_error(exc)
         return redirect(url_for("curriculum.node", node_id=volume_id))
@@ -223,9 +222,19 @@ def generate_course(volume_id: int):
     )
 
 
-@bp.route("/volumes/<int:volume_id>/coverage")
+@bp.route(f"/volumes/<{ID}:volume_id>/coverage")
 def coverage(volume_id: int):
     return render_template("curriculum/coverage.html", data=services.coverage(actor(), volume_id))
+
+
+def _week_args() -> tuple[date | None, int, int | None]:
+    """The day, week offset and class asked for; junk in a bookmarked URL falls back to
+    this week rather than an error page."""
+    offset = max(-30, min(_int(request.args.get("offset"), 0), 30))
+    class_id = _int(request.args.get("class_id"))
+    if class_id is not None and not 0 < class_id <= schemas.MAX_ID:
+        class_id = 0  # no such class: 404 from the service, like any unknown id
+    return _day(), offset, class_id
 
 
 @bp.route("/this-week")
@@ -233,31 +242,19 @@ def this_week():
     user = actor()
     if user is None:
         raise Unauthorized()
-    offset = max(-30, min(_int(request.args.get("offset"), 0), 30))
-    views = services.this_week(user, _int(request.args.get("class_id")), _day(), offset)
+    day, offset, class_id = _week_args()
+    views = services.this_week(user, class_id, day, offset)
     return render_template(
         "curriculum/this_week.html", views=views, offset=offset, school_class=None
     )
 
 
-@bp.route("/classes/<int:class_id>")
+@bp.route(f"/classes/<{ID}:class_id>")
 def school_class(class_id: int):
     user = actor()
     item = services.get_class(user, class_id)
-    offset = max(-30, min(_int(request.args.get("offset"), 0), 30))
-    views = services.this_week(user, item.id, _day(), offset)
-    lessons = {}
-    for edition in item.editions:
-        lessons[edition.subject] = [
-            n
-            for v in services.list_volumes(edition.subject, edition.edition, item.grade)
-            for n in services.lessons_of_volume(v)
-        ]
-    district_calendars = [
-        c
-        for c in services.list_calendars(user)
-        if c.class_id is None and c.district_id == item.school.district_id
-    ]
+    day, offset, _class = _week_args()
+    views = services.this_week(user, item.id, day, offset)
     return render_template(
         "curriculum/class.html",
         school_class=item,
@@ -265,17 +262,17 @@ def school_class(class_id: int):
         offset=offset,
         members=services.class_members(item),
         progress=services.progress_of(item),
-        lessons=lessons,
+        lessons=services.lessons_by_subject(item),
         can_manage=services.can_manage_class(user, item),
-        district_calendars=district_calendars,
+        district_calendars=services.district_calendars_for(user, item),
     )
 
 
-@bp.route("/classes/<int:class_id>/progress", methods=["POST"])
+@bp.route(f"/classes/<{ID}:class_id>/progress", methods=["POST"])
 def record_progress(class_id: int):
     try:
-        services.record_progress(actor(), class_id, _int(request.form.get("node_id"), 0))
-        commit()
+        data = load_form(schemas.ProgressInSchema(), {"node_id": request.form.get("node_id")})
+        services.record_progress(actor(), class_id, data["node_id"])
         flash(_("Progress saved."), "success")
     except AppError as exc:
         _flash_error(exc)
@@ -285,29 +282,23 @@ def record_progress(class_id: int):
 @bp.route("/calendars", methods=["POST"])
 def create_calendar():
     form = request.form
-    try:
-        holidays = []
-        if form.get("holiday_start") and form.get("holiday_end"):
-            holidays.append(
-                {
-                    "name": form.get("holiday_name", ""),
-                    "start": form["holiday_start"],
-                    "end": form["holiday_end"],
-                }
-            )
-        calendar = services.create_calendar(
-            actor(),
+    holidays = []
+    if form.get("holiday_start") and form.get("holiday_end"):
+        holidays.append(
             {
-                "term": form.get("term", "").strip() or "term",
-                "title": form.get("title") or None,
-                "volume_id": _int(form.get("volume_id"), 0),
-                "term_start": form.get("term_start"),
-                "term_end": form.get("term_end"),
-                "lessons_per_week": max(1, min(_int(form.get("lessons_per_week"), 5), 40)),
-                "holidays": holidays,
-            },
+                "name": form.get("holiday_name", ""),
+                "start": form["holiday_start"],
+                "end": form["holiday_end"],
+            }
         )
-        commit()
+    fields = ("title", "volume_id", "term_start", "term_end", "lessons_per_week")
+    submitted = {name: form[name] for name in fields if form.get(name)}
+    try:
+        data = load_form(
+            schemas.CalendarCreateSchema(),
+            {**submitted, "term": form.get("term", "").strip() or "term", "holidays": holidays},
+        )
+        calendar = services.create_calendar(actor(), data)
     except AppError as exc:
         _flash_error(exc)
         return redirect(url_for("curriculum.index"))
@@ -315,73 +306,60 @@ def create_calendar():
     return redirect(url_for("curriculum.calendar", calendar_id=calendar.id))
 
 
-@bp.route("/calendars/<int:calendar_id>", methods=["GET", "POST"])
+def _calendar_action(user, calendar, form) -> str:
+    """Run one action of the calendar page; returns the calendar to show next."""
+    action = form.get("action", "save")
+    if action == "shift":
+        data = load_form(schemas.ShiftSchema(), _present(form, "by", "from_week"))
+        services.shift_calendar(user, calendar.id, data["by"], data["from_week"])
+    elif action == "regenerate":
+        services.save_calendar(user, calendar.id, {"regenerate": True, "note": "Regenerated."})
+    elif action == "restore":
+        data = load_form(schemas.RestoreSchema(), _present(form, "version"))
+        services.restore_calendar_version(user, calendar.id, data["version"])
+    elif action == "override":
+        data = load_form(schemas.OverrideSchema(), _present(form, "class_id"))
+        copy = services.override_calendar(user, calendar.id, data["class_id"])
+        flash(_("Your class now follows its own copy of the calendar."), "success")
+        return copy.id
+    else:
+        data = load_form(
+            schemas.LessonWeeksSchema(),
+            {
+                "weeks": {
+                    key[len("lesson-") :]: value
+                    for key, value in form.items()
+                    if key.startswith("lesson-") and value
+                },
+                **_present(form, "note"),
+            },
+        )
+        services.assign_lessons(user, calendar.id, data["weeks"], data.get("note"))
+    flash(_("Calendar saved as a new version."), "success")
+    return calendar.id
+
+
+def _present(form, *names: str) -> dict:
+    return {name: form[name] for name in names if form.get(name)}
+
+
+@bp.route(f"/calendars/<{ID}:calendar_id>", methods=["GET", "POST"])
 def calendar(calendar_id: int):
     user = actor()
     item = services.get_calendar(user, calendar_id)
     if request.method == "POST":
+        target = item.id
         try:
-            action = request.form.get("action", "save")
-            if action == "shift":
-                services.shift_calendar(
-                    user,
-                    item.id,
-                    _int(request.form.get("by"), 1),
-                    _int(request.form.get("from_week"), 1),
-                )
-            elif action == "regenerate":
-                services.save_calendar(user, item.id, {"regenerate": True, "note": "Regenerated."})
-            elif action == "restore":
-                services.restore_calendar_version(
-                    user, item.id, _int(request.form.get("version"), 0)
-                )
-            elif action == "override":
-                copy = services.override_calendar(
-                    user, item.id, _int(request.form.get("class_id"), 0)
-                )
-                commit()
-                flash(_("Your class now follows its own copy of the calendar."), "success")
-                return redirect(url_for("curriculum.calendar", calendar_id=copy.id))
-            else:
-                weeks = {}
-                for key, value in request.form.items():
-                    if key.startswith("lesson-") and value:
-                        weeks.setdefault(_int(value, 0), []).append(_int(key[7:], 0))
-                plan = services.calendar_plan(item)
-                order = {n.id: (p["week"], i) for p in plan for i, n in enumerate(p["lessons"])}
-                payload = [
-                    {
-                        "week": p["week"],
-                        "starts_on": p["starts_on"],
-                        "ends_on": p["ends_on"],
-                        "lessons": sorted(
-                            weeks.get(p["week"], []), key=lambda n: order.get(n, (99, n))
-                        ),
-                    }
-                    for p in plan
-                ]
-                unknown = set(weeks) - {p["week"] for p in plan}
-                if unknown:
-                    raise Invalid(
-                        _("No such week: %(weeks)s", weeks=", ".join(map(str, sorted(unknown))))
-                    )
-                services.save_calendar(
-                    user, item.id, {"weeks": payload, "note": request.form.get("note")}
-                )
-            commit()
-            flash(_("Calendar saved as a new version."), "success")
+            target = _calendar_action(user, item, request.form)
         except AppError as exc:
             _flash_error(exc)
-        return redirect(url_for("curriculum.calendar", calendar_id=item.id))
-    teacher_classes = [
-        c for c in services.classes_of(user, "teacher") if c.school.district_id == item.district_id
-    ]
+        return redirect(url_for("curriculum.calendar", calendar_id=target))
     return render_template(
         "curriculum/calendar.html",
         calendar=item,
         plan=services.calendar_plan(item),
         versions=services.calendar_versions(user, item.id),
-        can_edit=services._calendar_editable(user, item),
-        teacher_classes=teacher_classes if item.class_id is None else [],
+        can_edit=services.can_edit_calendar(user, item),
+        teacher_classes=services.classes_to_override(user, item),
         today_week=services.week_number(item, services.today()),
     )

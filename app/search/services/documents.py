@@ -31,12 +31,12 @@ def alignment_terms(content_id: str) -> list[str]:
 
     The one place that reads :func:`app.curriculum.services.alignments_for_resource`;
     if its answer changes shape, this is what to adapt."""
-    terms: list[str] = []
-    for alignment in curriculum.alignments_for_resource(content_id):
-        for key in ("title", "title_en", "unit", "volume"):
-            value = alignment[key]
-            if value and value.strip():
-                terms.append(value.strip())
+    terms = [
+        term.strip()
+        for alignment in curriculum.alignments_for_resource(content_id)
+        for term in alignment.terms
+        if term and term.strip()
+    ]
     return list(dict.fromkeys(terms))[:50]
 
 

@@ -1,0 +1,129 @@
+"""Who may read, edit and create catalog content (the rules in the package docstring)."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_
+
+from app import sharing
+from app.accounts.models import Role, School, User
+from app.catalog.models import (
+    Course,
+    Resource,
+    State,
+    Visibility,
+)
+from app.errors import Forbidden, Unauthorized
+from app.extensions import db
+
+ContentModel = type[Course] | type[Resource]
+
+
+def visibility_condition(user: User | None, model: ContentModel):
+    """SQL condition: rows of ``model`` that ``user`` may read once published.
+
+    Used inside queries (never to filter a page afterwards) so counts stay right.
+    """
+    if user is not None and user.is_platform_admin:
+        return True
+    clauses = [model.visibility == Visibility.REGION]
+    if user is not None:
+        schools = user.member_school_ids()
+        districts = user.member_district_ids()
+        if schools:
+            clauses.append(
+                and_(model.visibility == Visibility.SCHOOL, model.school_id.in_(schools))
+            )
+        if districts:
+            clauses.append(
+                and_(model.visibility == Visibility.DISTRICT, model.district_id.in_(districts))
+            )
+            # Items the districts receive by subscription (app/sharing).
+            clauses.append(
+                and_(
+                    model.visibility != Visibility.PRIVATE,
+                    model.content_id.in_(sharing.subscribed_content_select(districts)),
+                )
+            )
+        admin_of = user.admin_district_ids()
+        if admin_of:
+            clauses.append(model.district_id.in_(admin_of))
+        clauses.append(model.author_id == user.id)
+    return or_(*clauses)
+
+
+def can_view(user: User | None, obj: Course | Resource) -> bool:
+    if can_edit(user, obj):
+        return True
+    if obj.state not in (State.PUBLISHED, State.SUPERSEDED):
+        return False
+    if obj.visibility == Visibility.REGION:
+        return True
+    if user is None:
+        return False
+    if obj.visibility == Visibility.DISTRICT and obj.district_id in user.member_district_ids():
+        return True
+    if (
+        obj.visibility == Visibility.SCHOOL
+        and obj.school_id is not None
+        and obj.school_id in user.member_school_ids()
+    ):
+        return True
+    # Items the user's districts receive by subscription (app/sharing).  An item its
+    # owner made private since the release is not shown to subscribers.
+    return obj.visibility != Visibility.PRIVATE and sharing.is_subscribed(
+        obj.content_id, user.member_district_ids()
+    )
+
+
+def visible_to_organisation(
+    obj: Course | Resource, district_id: int | None, school_id: int | None
+) -> bool:
+    """Whether published ``obj`` is visible to the members of a school (or, without one,
+    of a district) as such, whoever else they are — e.g. through an LMS deployment that
+    belongs to that school, when the user also belongs elsewhere."""
+    if obj.state not in (State.PUBLISHED, State.SUPERSEDED):
+        return False
+    if obj.visibility == Visibility.REGION:
+        return True
+    if obj.visibility == Visibility.DISTRICT:
+        return district_id is not None and obj.district_id == district_id
+    if obj.visibility == Visibility.SCHOOL:
+        return school_id is not None and obj.school_id == school_id
+    return False
+
+
+def can_edit(user: User | None, obj: Course | Resource) -> bool:
+    if user is None:
+        return False
+    return (
+        obj.author_id == user.id
+        or user.is_platform_admin
+        or user.is_district_admin(obj.district_id)
+    )
+
+
+def require_user(user: User | None) -> User:
+    if user is None:
+        raise Unauthorized("Log in first.")
+    return user
+
+
+def require_author(user: User | None) -> User:
+    user = require_user(user)
+    if not (user.is_teacher or user.is_district_admin() or user.is_platform_admin):
+        raise Forbidden("Only teachers and administrators can create content.")
+    return user
+
+
+def owning_school(user: User) -> tuple[int | None, int]:
+    """The school and district new content of ``user`` belongs to."""
+    for assignment in user.roles:
+        if assignment.role == Role.TEACHER and assignment.school_id:
+            school = db.session.get(School, assignment.school_id)
+            return school.id, school.district_id
+    if user.school_id:
+        return user.school_id, user.school.district_id
+    districts = sorted(user.admin_district_ids() or user.member_district_ids())
+    if districts:
+        return None, districts[0]
+    raise Forbidden("Your account belongs to no school or district, so it cannot own content.")

@@ -1,0 +1,159 @@
+"""Reading the catalog (browse, course and resource pages) and enrolling."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from app.accounts.auth import actor
+from app.catalog import services
+from app.catalog.models import Course, Resource
+from app.catalog.views.common import bp, flash_refusal, require_login
+from app.errors import AppError, Conflict, Forbidden, Invalid
+
+FILTER_KEYS = (
+    "kind",
+    "subject",
+    "grade",
+    "district",
+    "language",
+    "licence",
+    "tag",
+    "category",
+    "edition",
+    "q",
+    "sort",
+)
+
+
+def _filters_from_request(model) -> tuple[services.CatalogFilters, int]:
+    args = {k: request.args.get(k)[:200] for k in FILTER_KEYS if request.args.get(k)}
+    if "district" in args:
+        try:
+            args["district"] = int(args["district"])
+        except ValueError:
+            args.pop("district")
+    if args.get("sort") not in (None, "newest", "oldest", "title"):
+        args.pop("sort")
+    try:
+        page = max(1, min(int(request.args.get("page", 1)), 10_000))
+    except ValueError:
+        page = 1
+    return services.CatalogFilters(**args), page
+
+
+def _active_filters(filters: services.CatalogFilters) -> bool:
+    return any(getattr(filters, key) for key in FILTER_KEYS if key not in ("sort",))
+
+
+def _facets(user, model, filters, fields) -> dict:
+    """Counts per filter value, shown next to each choice."""
+    return {field: services.facet_counts(user, model, filters, field) for field in fields}
+
+
+@bp.route("/")
+def browse():
+    from app.accounts.services import list_districts
+
+    filters, page = _filters_from_request(Course)
+    user = actor()
+    result = services.list_published(user, Course, filters, page, 24)
+    return render_template(
+        "catalog/browse.html",
+        page=result,
+        filters=filters,
+        districts=list_districts(),
+        filtered=_active_filters(filters),
+        facets=_facets(user, Course, filters, ("kind", "category", "subject")),
+    )
+
+
+@bp.route("/resources")
+def browse_resources():
+    from app.accounts.services import list_districts
+
+    filters, page = _filters_from_request(Resource)
+    user = actor()
+    result = services.list_published(user, Resource, filters, page, 24)
+    return render_template(
+        "catalog/resources.html",
+        page=result,
+        filters=filters,
+        districts=list_districts(),
+        filtered=_active_filters(filters),
+        facets=_facets(user, Resource, filters, ("kind", "subject")),
+    )
+
+
+@bp.route("/courses/<content_id>")
+def course_detail(content_id: str):
+    user = actor()
+    course = services.get_content(user, Course, content_id, request.args.get("version"))
+    item_ids = [
+        item.resource_content_id
+        for s in course.sections
+        for item in s.items
+        if item.resource_content_id
+    ]
+    resources = services.resolve_resources(user, item_ids)
+    enrolment = services.enrolment_of(user, content_id)
+    can_edit = services.can_edit(user, course)
+    enrolments = (
+        services.list_enrolments(user, content_id) if can_edit and course.kind == "extended" else []
+    )
+    return render_template(
+        "catalog/course.html",
+        course=course,
+        resources=resources,
+        enrolment=enrolment,
+        position=services.waitlist_position(enrolment) if enrolment else None,
+        seats=services.seats_of(content_id),
+        can_edit=can_edit,
+        enrolments=enrolments,
+    )
+
+
+@bp.route("/resources/<content_id>")
+def resource_detail(content_id: str):
+    user = actor()
+    resource = services.get_content(user, Resource, content_id, request.args.get("version"))
+    return render_template(
+        "catalog/resource.html", resource=resource, can_edit=services.can_edit(user, resource)
+    )
+
+
+@bp.route("/courses/<content_id>/enrol", methods=["POST"])
+def enrol(content_id: str):
+    user = require_login()
+    try:
+        enrolment = services.enrol(user, content_id)
+    except (Conflict, Invalid) as exc:
+        flash_refusal(exc)
+    else:
+        if enrolment.status == "enrolled":
+            flash(_("You are enrolled."), "success")
+        else:
+            flash(_("The course is full: you are on the waiting list."), "success")
+    return redirect(url_for("catalog.course_detail", content_id=content_id))
+
+
+@bp.route("/courses/<content_id>/leave", methods=["POST"])
+def leave(content_id: str):
+    user = require_login()
+    try:
+        services.leave(user, content_id)
+    except AppError as exc:
+        if isinstance(exc, Forbidden):
+            raise
+        flash_refusal(exc)
+    else:
+        flash(_("You left the course."), "success")
+    return redirect(url_for("catalog.course_detail", content_id=content_id))
+
+
+@bp.route("/me/enrolments")
+def my_enrolments():
+    user = require_login()
+    rows = services.my_enrolments(user)
+    positions = {e.id: services.waitlist_position(e) for e, _course in rows}
+    return render_template("catalog/my_enrolments.html", rows=rows, positions=positions)

@@ -1,0 +1,234 @@
+"""Reading the curriculum tree: nodes, ancestors, volumes, knowledge points, equivalents."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import or_, select, union_all
+
+from app.catalog import vocab
+from app.curriculum import case
+from app.curriculum.models import (
+    Association,
+    Framework,
+    Level,
+    Node,
+)
+from app.errors import NotFound
+from app.extensions import db
+
+
+def get_node(node_id: int) -> Node:
+    node = db.session.get(Node, node_id)
+    if node is None:
+        raise NotFound("Curriculum node not found.")
+    return node
+
+
+def node_by_identifier(identifier: str) -> Node | None:
+    return db.session.execute(
+        select(Node).where(Node.identifier == identifier.lower())
+    ).scalar_one_or_none()
+
+
+def children_of(node: Node) -> list[Node]:
+    return list(
+        db.session.execute(
+            select(Node)
+            .where(Node.parent_identifier == node.identifier)
+            .order_by(Node.position, Node.seq)
+        ).scalars()
+    )
+
+
+def ancestors_of(node: Node) -> list[Node]:
+    path = []
+    current = node
+    while current.parent_identifier and len(path) < 50:
+        current = node_by_identifier(current.parent_identifier)
+        if current is None:
+            break
+        path.append(current)
+    return list(reversed(path))
+
+
+def framework_tree(framework: Framework, max_depth: int | None = None) -> list[dict]:
+    """The framework's nodes nested by parent (knowledge points included)."""
+    statement = (
+        select(Node)
+        .where(Node.framework_id == framework.id)
+        .order_by(Node.depth, Node.position, Node.seq)
+    )
+    if max_depth is not None:
+        statement = statement.where(Node.depth <= max_depth)
+    nodes = list(db.session.execute(statement).scalars())
+    entries = {node.identifier: {"node": node, "children": []} for node in nodes}
+    roots = []
+    for node in nodes:
+        parent = entries.get(node.parent_identifier) if node.parent_identifier else None
+        (parent["children"] if parent else roots).append(entries[node.identifier])
+    return roots
+
+
+def list_volumes(
+    subject: str | None = None, edition: str | None = None, grade: str | None = None
+) -> list[Node]:
+    statement = select(Node).where(Node.level == Level.VOLUME)
+    if subject:
+        statement = statement.where(Node.subject == subject)
+    if edition:
+        statement = statement.where(Node.edition == edition)
+    if grade:
+        statement = statement.where(Node.grade == grade)
+    return list(
+        db.session.execute(
+            statement.order_by(Node.subject, Node.grade, Node.edition, Node.seq)
+        ).scalars()
+    )
+
+
+def lessons_of_volume(volume: Node) -> list[Node]:
+    return list(
+        db.session.execute(
+            select(Node)
+            .where(Node.volume_identifier == volume.identifier, Node.level == Level.LESSON)
+            .order_by(Node.order_in_volume)
+        ).scalars()
+    )
+
+
+def units_of_volume(volume: Node) -> list[Node]:
+    return list(
+        db.session.execute(
+            select(Node)
+            .where(Node.volume_identifier == volume.identifier, Node.level == Level.UNIT)
+            .order_by(Node.position, Node.seq)
+        ).scalars()
+    )
+
+
+def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
+    """Knowledge points under each node (children) or linked to it by isPartOf/isRelatedTo."""
+    identifiers = [n.identifier for n in nodes]
+    result: dict[str, list[Node]] = defaultdict(list)
+    if not identifiers:
+        return result
+    for kp in db.session.execute(
+        select(Node)
+        .where(Node.parent_identifier.in_(identifiers), Node.level == Level.KNOWLEDGE_POINT)
+        .order_by(Node.position, Node.seq)
+    ).scalars():
+        result[kp.parent_identifier].append(kp)
+    # Knowledge points linked by isPartOf/isRelatedTo, either direction: one UNION ALL whose
+    # halves each use an index (an OR across both columns would scan the table).
+    kinds = ["isPartOf", "isRelatedTo"]
+    forward = select(
+        Association.destination_identifier.label("kp"), Association.origin_identifier.label("mine")
+    ).where(Association.association_type.in_(kinds), Association.origin_identifier.in_(identifiers))
+    backward = select(
+        Association.origin_identifier.label("kp"), Association.destination_identifier.label("mine")
+    ).where(
+        Association.association_type.in_(kinds), Association.destination_identifier.in_(identifiers)
+    )
+    pairs = union_all(forward, backward).subquery()
+    linked = db.session.execute(
+        select(Node, pairs.c.mine)
+        .join(pairs, pairs.c.kp == Node.identifier)
+        .where(Node.level == Level.KNOWLEDGE_POINT)
+    ).all()
+    wanted = set(identifiers)
+    for kp, mine in linked:
+        if mine in wanted and kp not in result[mine]:
+            result[mine].append(kp)
+    return result
+
+
+def equivalents(identifiers: set[str]) -> dict[str, set[str]]:
+    """For each identifier, the identifiers linked to it by exactMatchOf (both ways,
+    transitively), itself included."""
+    result = {i: {i} for i in identifiers}
+    frontier = {i: {i} for i in identifiers}
+    for _ in range(3):
+        pending = set().union(*frontier.values()) if frontier else set()
+        if not pending:
+            break
+        columns = (Association.origin_identifier, Association.destination_identifier)
+        exact = Association.association_type == "exactMatchOf"
+        rows = db.session.execute(
+            union_all(
+                select(*columns).where(exact, Association.origin_identifier.in_(pending)),
+                select(*columns).where(exact, Association.destination_identifier.in_(pending)),
+            )
+        ).all()
+        links = defaultdict(set)
+        for origin, destination in rows:
+            links[origin].add(destination)
+            links[destination].add(origin)
+        new_frontier = {}
+        for start, edge in frontier.items():
+            found = set().union(*(links.get(i, set()) for i in edge)) - result[start]
+            if found:
+                result[start] |= found
+                new_frontier[start] = found
+        frontier = new_frontier
+    return result
+
+
+def associations_of(node: Node, locale: str | None = None) -> list[dict]:
+    rows = (
+        db.session.execute(
+            select(Association)
+            .where(
+                or_(
+                    Association.origin_identifier == node.identifier,
+                    Association.destination_identifier == node.identifier,
+                )
+            )
+            .order_by(Association.association_type, Association.seq)
+        )
+        .scalars()
+        .all()
+    )
+    others = {
+        r.destination_identifier if r.origin_identifier == node.identifier else r.origin_identifier
+        for r in rows
+    }
+    nodes = {
+        n.identifier: n
+        for n in db.session.execute(
+            select(Node).where(Node.identifier.in_(others or {""}))
+        ).scalars()
+    }
+    out = []
+    for row in rows:
+        inverse = row.origin_identifier != node.identifier
+        other_identifier = row.origin_identifier if inverse else row.destination_identifier
+        # An end in no stored framework is an external reference: its title and uri are
+        # those the package gave.
+        reference = (row.raw or {}).get("originNodeURI" if inverse else "destinationNodeURI")
+        reference = reference if isinstance(reference, dict) else {}
+        other = nodes.get(other_identifier)
+        out.append(
+            {
+                "identifier": row.identifier,
+                "type": row.association_type,
+                "inverse": inverse,
+                "label": case.association_label(row.association_type, inverse, locale),
+                "other_identifier": other_identifier,
+                "other": other,
+                "other_title": reference.get("title"),
+                "other_uri": reference.get("uri"),
+                "external": other is None,
+            }
+        )
+    return out
+
+
+def volume_title(volume: Node) -> str:
+    parts = [
+        vocab.label("grade", volume.grade),
+        vocab.label("subject", volume.subject),
+        vocab.label("edition", volume.edition),
+        volume.title,
+    ]
+    return " ".join(p for p in parts if p)[:200]

@@ -1,0 +1,194 @@
+"""What a class learns in a given week, and which resources fit it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import and_, or_, select
+
+from app.accounts.models import User
+from app.catalog.models import Resource
+from app.curriculum.models import (
+    CalendarEntry,
+    CalendarWeek,
+    Node,
+    SchoolClass,
+    TeachingCalendar,
+)
+from app.curriculum.services.alignment import aligned_resources
+from app.curriculum.services.calendar_terms import today, week_number
+from app.curriculum.services.calendars import get_calendar
+from app.curriculum.services.classes import classes_of, get_class, progress_of
+from app.curriculum.services.nodes import knowledge_points_of
+from app.curriculum.services.permissions import require_user
+from app.extensions import db
+
+
+def _week_row(calendar: TeachingCalendar, week: int) -> CalendarWeek | None:
+    return db.session.get(CalendarWeek, (calendar.id, week))
+
+
+def lessons_for_week(user: User | None, calendar_id: int, week: int) -> list[Node]:
+    """The lessons planned for ``week`` of a calendar, in teaching order."""
+    calendar = get_calendar(user, calendar_id)
+    return list(
+        db.session.execute(
+            select(Node)
+            .join(CalendarEntry, CalendarEntry.node_id == Node.id)
+            .where(CalendarEntry.calendar_id == calendar.id, CalendarEntry.week == week)
+            .order_by(CalendarEntry.position)
+        ).scalars()
+    )
+
+
+def resources_for_week(user: User | None, calendar_id: int, week: int) -> list[Resource]:
+    """Published resources ``user`` may see aligned to the week's lessons (or their
+    knowledge points, or equivalent lessons of other editions), in lesson order."""
+    lessons = lessons_for_week(user, calendar_id, week)
+    aligned = aligned_resources(user, lessons)
+    out, seen = [], set()
+    for lesson in lessons:
+        for entry in aligned.get(lesson.id, []):
+            if entry.resource.content_id not in seen:
+                seen.add(entry.resource.content_id)
+                out.append(entry.resource)
+    return out
+
+
+def week_plan(user: User | None, calendar_id: int, week: int) -> list[dict]:
+    """One week of a calendar as a reader sees it: each lesson with its knowledge points
+    and the resources ``user`` may see aligned to it (``node``, ``knowledge_points``,
+    ``resources`` of :class:`AlignedResource`)."""
+    lessons = lessons_for_week(user, calendar_id, week)
+    knowledge_points = knowledge_points_of(lessons)
+    aligned = aligned_resources(user, lessons, knowledge_points=knowledge_points)
+    return [
+        {
+            "node": lesson,
+            "knowledge_points": knowledge_points.get(lesson.identifier, []),
+            "resources": aligned.get(lesson.id, []),
+        }
+        for lesson in lessons
+    ]
+
+
+def effective_calendar(
+    school_class: SchoolClass, subject: str, day: date
+) -> TeachingCalendar | None:
+    """The calendar a class follows for ``subject`` on ``day``: the teacher's class
+    calendar, else the school's, else the district's, for the class's edition."""
+    edition = school_class.edition_for(subject)
+    if edition is None:
+        return None
+    candidates = (
+        db.session.execute(
+            select(TeachingCalendar).where(
+                TeachingCalendar.subject == subject,
+                TeachingCalendar.edition == edition,
+                TeachingCalendar.term_start <= day,
+                TeachingCalendar.term_end >= day,
+                TeachingCalendar.district_id == school_class.school.district_id,
+                or_(
+                    TeachingCalendar.class_id == school_class.id,
+                    and_(
+                        TeachingCalendar.class_id.is_(None),
+                        TeachingCalendar.school_id == school_class.school_id,
+                    ),
+                    and_(TeachingCalendar.class_id.is_(None), TeachingCalendar.school_id.is_(None)),
+                ),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if school_class.grade:
+        candidates = [c for c in candidates if c.grade in (None, school_class.grade)]
+    if not candidates:
+        return None
+    return sorted(candidates, key=lambda c: (0 if c.class_id else 1 if c.school_id else 2, -c.id))[
+        0
+    ]
+
+
+@dataclass
+class WeekView:
+    school_class: SchoolClass
+    calendar: TeachingCalendar
+    week: int
+    starts_on: date | None
+    ends_on: date | None
+    lessons: list[dict] = field(default_factory=list)
+    progress: Node | None = None
+    progress_delta: int | None = None  # lessons ahead (+) or behind (-) of the plan
+
+
+def this_week(
+    user: User | None,
+    class_id: int | None = None,
+    on: date | None = None,
+    offset: int = 0,
+    subject: str | None = None,
+) -> list[WeekView]:
+    """What ``user``'s classes (or the one class) learn in the week of ``on`` (+ ``offset``
+    weeks): lessons, their knowledge points and the resources aligned to them."""
+    user = require_user(user)
+    on = on or today()
+    classes = [get_class(user, class_id)] if class_id is not None else classes_of(user)
+    views = []
+    for school_class in classes:
+        progress = progress_of(school_class)
+        for class_edition in school_class.editions:
+            if subject and class_edition.subject != subject:
+                continue
+            calendar = effective_calendar(school_class, class_edition.subject, on)
+            if calendar is None:
+                continue
+            number = week_number(calendar, on) + offset
+            row = _week_row(calendar, number)
+            lessons = list(
+                db.session.execute(
+                    select(Node)
+                    .join(CalendarEntry, CalendarEntry.node_id == Node.id)
+                    .where(CalendarEntry.calendar_id == calendar.id, CalendarEntry.week == number)
+                    .order_by(CalendarEntry.position)
+                ).scalars()
+            )
+            kps = knowledge_points_of(lessons)
+            aligned = aligned_resources(user, lessons, knowledge_points=kps)
+            view = WeekView(
+                school_class,
+                calendar,
+                number,
+                row.starts_on if row else None,
+                row.ends_on if row else None,
+                [
+                    {
+                        "node": n,
+                        "knowledge_points": kps.get(n.identifier, []),
+                        "resources": aligned.get(n.id, []),
+                    }
+                    for n in lessons
+                ],
+            )
+            at = progress.get(class_edition.subject)
+            if at is not None:
+                view.progress = at.node
+                planned = week_number(calendar, on)
+                planned_lessons = (
+                    db.session.execute(
+                        select(Node.order_in_volume)
+                        .join(CalendarEntry, CalendarEntry.node_id == Node.id)
+                        .where(
+                            CalendarEntry.calendar_id == calendar.id, CalendarEntry.week <= planned
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                if at.node.order_in_volume and planned_lessons:
+                    view.progress_delta = at.node.order_in_volume - max(
+                        o or 0 for o in planned_lessons
+                    )
+            views.append(view)
+    return views
