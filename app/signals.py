@@ -65,3 +65,16 @@ a new draft version of a resource is copied from the previous one.  kwargs: ``re
 (the new draft row, already added to the session; flush to get its id) and ``previous``
 (the row it was copied from).  Receivers may add rows with ``db.session`` (e.g. media
 attachments copied to the new version) but must neither commit nor roll back."""
+
+# --- added by portraits (issue 12) ------------------------------------------------------------
+
+personal_data_export = _signals.signal("personal-data-export")
+"""Sent synchronously by ``flask portraits export --student`` (PIPL-style access request).
+kwargs: ``user``.  A receiver returns a JSON-serialisable dict of what its feature or plugin
+stores about the user (e.g. ``{"exercise_attempts": [...]}``); the sections are merged into
+the export."""
+
+personal_data_erase = _signals.signal("personal-data-erase")
+"""Sent synchronously, INSIDE the transaction, by ``flask portraits forget --student``.
+kwargs: ``user``.  A receiver deletes what its feature or plugin stores about the user's
+learning (with ``db.session``, never committing) and returns the number of rows deleted."""
