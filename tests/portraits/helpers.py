@@ -73,4 +73,7 @@ def edit_exercise(author, content_id: str, questions: list[dict]) -> None:
 
 def page_csrf(client, path: str) -> str:
     page = client.get(path).get_data(as_text=True)
-    return re.search(r'data-csrf="([^"]+)"', page).group(1)
+    found = re.search(r'data-csrf="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    return found.group(1)
