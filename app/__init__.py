@@ -24,6 +24,7 @@ FEATURES = [
     "app.search",
     "app.xapi",
     "app.lti",
+    "app.portraits",
     "app.demo",
 ]
 
