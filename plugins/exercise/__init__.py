@@ -33,7 +33,6 @@ def _texts() -> dict:
         "again": escape(_("Try again")),
         "login": escape(_("Log in to answer this exercise.")),
         "malformed": escape(_("This exercise is malformed and cannot be answered.")),
-        "question": escape(_("Question")),
         "true": escape(_("True")),
         "false": escape(_("False")),
         "your_answer": escape(_("Your answer")),
@@ -48,7 +47,7 @@ def _texts() -> dict:
 def _question_html(index: int, question: dict, text: dict) -> str:
     name = f"q-{escape(question['id'])}"
     legend = (
-        f'<legend><span class="exercise-number">{text["question"]} {index}</span> '
+        f'<legend><span class="exercise-number">{escape(_("Question %(n)s", n=index))}</span> '
         f"{escape(question['prompt'])}</legend>"
     )
     kind = question["type"]

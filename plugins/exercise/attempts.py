@@ -31,6 +31,17 @@ class ExerciseError(Exception):
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
 
 
+def _expected(kind: str) -> str:
+    texts = {
+        "index": _("Expected an option index."),
+        "indexes": _("Expected a list of option indexes."),
+        "boolean": _("Expected true or false."),
+        "text": _("Expected text of at most %(n)s characters.", n=q.MAX_TEXT_ANSWER),
+        "number": _("Expected a number."),
+    }
+    return texts.get(kind, texts["text"])
+
+
 def _require_user(user):
     if user is None:
         raise ExerciseError(401, "unauthorized", _("Log in to answer exercises."))
@@ -184,7 +195,7 @@ def submit_attempt(user, attempt_id: str, answers) -> Attempt:
         try:
             checked[question_id] = q.check_response(version.body, response)
         except q.ResponseError as exc:
-            errors[question_id] = [_("Expected %(what)s.", what=str(exc))]
+            errors[question_id] = [_expected(str(exc))]
     if errors:
         raise ExerciseError(422, "invalid_answers", _("Some answers are invalid."), errors)
     now = utcnow()

@@ -179,7 +179,8 @@ def public_view(question: dict, locale: str | None = None) -> dict:
 
 
 class ResponseError(ValueError):
-    """A response of the wrong shape for its question (reported as 422)."""
+    """A response of the wrong shape for its question (reported as 422); the argument
+    names what was expected: index, indexes, boolean, text or number."""
 
 
 def check_response(question: dict, response):
@@ -187,30 +188,30 @@ def check_response(question: dict, response):
     kind = question["type"]
     if kind == "single_choice":
         if not _is_int(response) or not 0 <= response < len(question["options"]):
-            raise ResponseError("an option index")
+            raise ResponseError("index")
         return response
     if kind == "multiple_choice":
         if not isinstance(response, list) or len(response) > len(question["options"]):
-            raise ResponseError("a list of option indexes")
+            raise ResponseError("indexes")
         if not all(_is_int(i) and 0 <= i < len(question["options"]) for i in response):
-            raise ResponseError("a list of option indexes")
+            raise ResponseError("indexes")
         return sorted(set(response))
     if kind == "true_false":
         if not isinstance(response, bool):
-            raise ResponseError("true or false")
+            raise ResponseError("boolean")
         return response
     if kind == "fill_blank":
         if not isinstance(response, str) or len(response) > MAX_TEXT_ANSWER:
-            raise ResponseError(f"text of at most {MAX_TEXT_ANSWER} characters")
+            raise ResponseError("text")
         return response
     # numeric: a number, or text that is one (a phone keyboard sends text)
     if isinstance(response, str) and len(response) <= 40:
         try:
             response = float(normalise_text(response).replace(",", ""))
         except ValueError:
-            raise ResponseError("a number") from None
+            raise ResponseError("number") from None
     if not _is_number(response):
-        raise ResponseError("a number")
+        raise ResponseError("number")
     return response
 
 

@@ -88,7 +88,8 @@ def explain(locale: str | None, title: str, mastery: float | None, week: int, ki
             users=users,
         )
     else:
-        why = _("expected mastery gain %(gain)s", gain=f"{gain:.2f}")
+        rounded = f"{gain:.2f}"
+        why = _("expected mastery gain %(gain)s", gain=rounded)
     return _(
         "%(kp)s: mastery %(mastery)s, taught in week %(week)s — try this %(kind)s: %(why)s.",
         kp=title,
