@@ -393,11 +393,22 @@ def switch(generation_id: int) -> None:
 
 
 def _snapshot_all(generation: Generation) -> None:
+    """Today's snapshot of every student of the generation, written in bulk."""
     from app.portraits import sources
 
     day = sources.today()
-    users = db.session.execute(
-        select(Mastery.user_id).where(Mastery.generation_id == generation.id).distinct()
-    ).scalars().all()
-    for user_id in users:
-        take_snapshot(user_id, day, generation)
+    per_user: dict[int, dict[str, float]] = defaultdict(dict)
+    for user_id, skill, p in db.session.execute(
+        select(Mastery.user_id, Mastery.skill, Mastery.p_known).where(Mastery.generation_id == generation.id)
+    ).all():
+        per_user[user_id][skill] = round(p, 4)
+    users = list(per_user)
+    for start in range(0, len(users), 900):
+        db.session.execute(delete(Snapshot).where(Snapshot.day == day, Snapshot.user_id.in_(users[start : start + 900])))
+    rows = [
+        {"user_id": u, "day": day, "mastery": values, "average": round(sum(values.values()) / len(values), 4)}
+        for u, values in per_user.items()
+    ]
+    for start in range(0, len(rows), CHUNK):
+        db.session.execute(insert(Snapshot), rows[start : start + CHUNK])
+    db.session.flush()
