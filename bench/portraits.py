@@ -80,7 +80,9 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
         i = j + 1
     positives = labels.sum()
     negatives = len(labels) - positives
-    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+    return float(
+        (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    )
 
 
 def predictions(sequences: list[np.ndarray], p: bkt.Params) -> np.ndarray:
@@ -115,7 +117,8 @@ elapsed = time.perf_counter() - started
 params = model.params().reset_index()
 out = {"seconds": elapsed, "params": {}}
 for skill, rows in params.groupby("skill"):
-    values = {r["param"]: float(r["value"]) for _, r in rows.iterrows() if r["param"] in ("prior", "learns", "guesses", "slips")}
+    wanted = ("prior", "learns", "guesses", "slips")
+    values = {r["param"]: float(r["value"]) for _, r in rows.iterrows() if r["param"] in wanted}
     out["params"][str(skill)] = values
 pred = model.predict(data=test)
 out["predictions"] = pred["correct_predictions"].tolist()
@@ -129,7 +132,14 @@ def to_frame_rows(per_skill: dict[str, list[np.ndarray]], offset: int) -> list[d
         for s, seq in enumerate(sequences):
             for answer in seq:
                 order += 1
-                rows.append({"order_id": order, "user_id": f"u{offset + s}", "skill_name": skill, "correct": int(answer)})
+                rows.append(
+                    {
+                        "order_id": order,
+                        "user_id": f"u{offset + s}",
+                        "skill_name": skill,
+                        "correct": int(answer),
+                    }
+                )
     return rows
 
 
@@ -141,20 +151,32 @@ def quality(args) -> list[str]:
         test[f"kp{k}"] = simulate(params, args.quality_students // 4, args.quality_length, rng)
     lines = []
     started = time.perf_counter()
-    fitted = {skill: bkt.fit(bkt.Sequences.build(seqs), restarts=3)[0] for skill, seqs in train.items()}
+    fitted = {
+        skill: bkt.fit(bkt.Sequences.build(seqs), restarts=3)[0] for skill, seqs in train.items()
+    }
     ours_seconds = time.perf_counter() - started
     labels = np.concatenate([np.concatenate(test[s]) for s in test])
     ours_scores = np.concatenate([predictions(test[s], fitted[s]) for s in test])
-    ours_error = np.mean([
-        abs(getattr(fitted[f"kp{k}"], name) - getattr(t, name))
-        for k, t in enumerate(TRUTH) for name in ("prior", "learn", "guess", "slip")
-    ])  # fmt: skip
+    ours_error = np.mean(
+        [
+            abs(getattr(fitted[f"kp{k}"], name) - getattr(t, name))
+            for k, t in enumerate(TRUTH)
+            for name in ("prior", "learn", "guess", "slip")
+        ]
+    )
     baseline = np.concatenate([running_share(test[s]) for s in test])
     answers = sum(len(s) for seqs in train.values() for s in seqs)
-    lines.append(f"data: {len(TRUTH)} knowledge points × {args.quality_students} students × {args.quality_length} answers (train {answers} answers), held-out {args.quality_students // 4} students per knowledge point")
+    lines.append(
+        f"data: {len(TRUTH)} knowledge points × {args.quality_students} students × "
+        f"{args.quality_length} answers (train {answers} answers), held-out "
+        f"{args.quality_students // 4} students per knowledge point"
+    )
     lines.append("| model | parameter MAE | next-answer AUC (held out) | fit time |")
     lines.append("|---|---|---|---|")
-    lines.append(f"| Shuyuan vectorised EM (3 starts) | {ours_error:.3f} | {auc(labels, ours_scores):.4f} | {ours_seconds:.2f} s |")
+    lines.append(
+        f"| Shuyuan vectorised EM (3 starts) | {ours_error:.3f} | "
+        f"{auc(labels, ours_scores):.4f} | {ours_seconds:.2f} s |"
+    )
     if PYBKT_PYTHON.exists():
         import csv
 
@@ -164,31 +186,49 @@ def quality(args) -> list[str]:
                 path = Path(folder) / f"{name}.csv"
                 rows = to_frame_rows(data, offset)
                 with path.open("w", newline="") as handle:
-                    writer = csv.DictWriter(handle, fieldnames=["order_id", "user_id", "skill_name", "correct"])
+                    writer = csv.DictWriter(
+                        handle, fieldnames=["order_id", "user_id", "skill_name", "correct"]
+                    )
                     writer.writeheader()
                     writer.writerows(rows)
                 paths.append(str(path))
             done = subprocess.run(
-                [str(PYBKT_PYTHON), "-c", PYBKT_SCRIPT, *paths, "3"], capture_output=True, text=True, timeout=3600
+                [str(PYBKT_PYTHON), "-c", PYBKT_SCRIPT, *paths, "3"],
+                capture_output=True,
+                text=True,
+                timeout=3600,
             )
         if done.returncode != 0:
-            lines.append(f"| pyBKT 1.4.3 | failed: {done.stderr.strip().splitlines()[-1][:120]} | | |")
+            lines.append(
+                f"| pyBKT 1.4.3 | failed: {done.stderr.strip().splitlines()[-1][:120]} | | |"
+            )
         else:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             theirs = result["params"]
-            error = np.mean([
-                abs(theirs[f"kp{k}"][key] - getattr(t, name))
-                for k, t in enumerate(TRUTH)
-                for key, name in (("prior", "prior"), ("learns", "learn"), ("guesses", "guess"), ("slips", "slip"))
-            ])  # fmt: skip
+            error = np.mean(
+                [
+                    abs(theirs[f"kp{k}"][key] - getattr(t, name))
+                    for k, t in enumerate(TRUTH)
+                    for key, name in (
+                        ("prior", "prior"),
+                        ("learns", "learn"),
+                        ("guesses", "guess"),
+                        ("slips", "slip"),
+                    )
+                ]
+            )
             # pyBKT predicts rows in the order of its input: the same order as ours.
             scores = np.array(result["predictions"])
-            lines.append(f"| pyBKT 1.4.3 (num_fits=3, same data) | {error:.3f} | {auc(labels, scores):.4f} | {result['seconds']:.2f} s |")
+            lines.append(
+                f"| pyBKT 1.4.3 (num_fits=3, same data) | {error:.3f} | "
+                f"{auc(labels, scores):.4f} | {result['seconds']:.2f} s |"
+            )
     else:
         lines.append("| pyBKT 1.4.3 | not installed (bench/.venv-pybkt) | | |")
     lines.append(f"| bare baseline: running share right | – | {auc(labels, baseline):.4f} | – |")
     detail = ", ".join(
-        f"kp{k} true {t.prior:.2f}/{t.learn:.2f}/{t.guess:.2f}/{t.slip:.2f} ours {fitted[f'kp{k}'].prior:.2f}/{fitted[f'kp{k}'].learn:.2f}/{fitted[f'kp{k}'].guess:.2f}/{fitted[f'kp{k}'].slip:.2f}"
+        f"kp{k} true {t.prior:.2f}/{t.learn:.2f}/{t.guess:.2f}/{t.slip:.2f} ours "
+        f"{fitted[f'kp{k}'].prior:.2f}/{fitted[f'kp{k}'].learn:.2f}/{fitted[f'kp{k}'].guess:.2f}/{fitted[f'kp{k}'].slip:.2f}"
         for k, t in enumerate(TRUTH)
     )
     lines.append(f"(prior/learn/guess/slip: {detail})")
@@ -227,9 +267,17 @@ def rebuild_and_online(args, url: str, instance: str) -> list[str]:
         started = time.perf_counter()
         db.session.execute(
             insert(User),
-            [{"public_id": str(uuid.uuid4()), "email": f"u{i}@bench.test", "name": f"u{i}", "school_id": school.id,
-              "is_active_account": True} for i in range(args.students)],
-        )  # fmt: skip
+            [
+                {
+                    "public_id": str(uuid.uuid4()),
+                    "email": f"u{i}@bench.test",
+                    "name": f"u{i}",
+                    "school_id": school.id,
+                    "is_active_account": True,
+                }
+                for i in range(args.students)
+            ],
+        )
         user_ids = list(db.session.execute(select(User.id).order_by(User.id)).scalars())
         rng = np.random.default_rng(5)
         skills = [f"kp-{k:03d}" for k in range(args.skills)]
@@ -245,8 +293,18 @@ def rebuild_and_online(args, url: str, instance: str) -> list[str]:
                 for _ in range(per_skill):
                     correct = bool(rng.random() > p.slip) if known else bool(rng.random() < p.guess)
                     counter += 1
-                    rows.append({"user_id": user_id, "skill": skill, "knowledge_point": skill, "item": f"{skill}-{counter % 12}",
-                                 "correct": correct, "kind": "answer", "statement_id": str(counter), "at": base + timedelta(seconds=counter)})  # fmt: skip
+                    rows.append(
+                        {
+                            "user_id": user_id,
+                            "skill": skill,
+                            "knowledge_point": skill,
+                            "item": f"{skill}-{counter % 12}",
+                            "correct": correct,
+                            "kind": "answer",
+                            "statement_id": str(counter),
+                            "at": base + timedelta(seconds=counter),
+                        }
+                    )
                     if not known and rng.random() < p.learn:
                         known = True
             if len(rows) >= 50_000:
@@ -258,18 +316,33 @@ def rebuild_and_online(args, url: str, instance: str) -> list[str]:
         if url.startswith("postgresql"):
             db.session.execute(text("ANALYZE"))
             db.session.commit()
-        lines.append(f"seeded {args.students} students × {per_skill * args.skills} answers ({counter} observations, {args.skills} knowledge points) in {time.perf_counter() - started:.1f} s")
+        lines.append(
+            f"seeded {args.students} students × {per_skill * args.skills} answers ({counter} "
+            f"observations, {args.skills} knowledge points) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         started = time.perf_counter()
         generation = updates.rebuild()
         rebuild_seconds = time.perf_counter() - started
-        lines.append(f"full rebuild: {rebuild_seconds:.1f} s (generation {generation.id} {generation.state}; EM per skill, Elo replay, mastery and snapshots written, switch)")
+        lines.append(
+            f"full rebuild: {rebuild_seconds:.1f} s (generation {generation.id} "
+            f"{generation.state}; EM per skill, Elo replay, mastery and snapshots written, switch)"
+        )
 
         # Online update: one new answer at a time, database writes included.
         timings = []
         for i in range(args.online):
             user_id = user_ids[i % len(user_ids)]
-            obs = Observation(user_id=user_id, skill=skills[i % len(skills)], knowledge_point=skills[0], item="new",
-                              correct=bool(i % 2), kind="answer", statement_id=f"online-{i}", at=base + timedelta(days=60, seconds=i))  # fmt: skip
+            obs = Observation(
+                user_id=user_id,
+                skill=skills[i % len(skills)],
+                knowledge_point=skills[0],
+                item="new",
+                correct=bool(i % 2),
+                kind="answer",
+                statement_id=f"online-{i}",
+                at=base + timedelta(days=60, seconds=i),
+            )
             db.session.add(obs)
             db.session.flush()
             started = time.perf_counter()
@@ -284,8 +357,10 @@ def rebuild_and_online(args, url: str, instance: str) -> list[str]:
             value = bkt.update(value, i % 3 == 0, p)
         bare_us = (time.perf_counter() - started) * 10
         lines.append(
-            f"online update per answer (mastery + Elo + snapshot, DB included): p50 {statistics.median(timings):.2f} ms, "
-            f"p95 {timings[int(len(timings) * 0.95) - 1]:.2f} ms over {args.online}; bare BKT update {bare_us:.2f} µs"
+            "online update per answer (mastery + Elo + snapshot, DB included): p50 "
+            f"{statistics.median(timings):.2f} ms, "
+            f"p95 {timings[int(len(timings) * 0.95) - 1]:.2f} ms over {args.online}; bare BKT "
+            f"update {bare_us:.2f} µs"
         )
     return lines
 
@@ -304,7 +379,11 @@ def recommendations(args, url: str, instance: str) -> list[str]:
     with app.app_context():
         db.drop_all()
         db.create_all()
-        package = json.loads((HERE.parent / "content" / "curriculum" / "math-g7-vol1.case.json").read_text(encoding="utf-8"))
+        package = json.loads(
+            (HERE.parent / "content" / "curriculum" / "math-g7-vol1.case.json").read_text(
+                encoding="utf-8"
+            )
+        )
         region = accounts.ensure_region("r", "市")
         district = accounts.ensure_district(region, "d", "区")
         school = accounts.ensure_school(district, "s", "校")
@@ -316,36 +395,101 @@ def recommendations(args, url: str, instance: str) -> list[str]:
         admin = accounts.create_user("a@bench.test", "a", None, district=district)
         accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
         db.session.commit()
-        nodes = list(db.session.execute(select(Node.id).where(Node.level.in_((Level.LESSON, Level.KNOWLEDGE_POINT)))).scalars())
+        nodes = list(
+            db.session.execute(
+                select(Node.id).where(Node.level.in_((Level.LESSON, Level.KNOWLEDGE_POINT)))
+            ).scalars()
+        )
         rng = random.Random(3)
         started = time.perf_counter()
         for start in range(0, args.resources, 5000):
             rows, alignments = [], []
             for i in range(start, min(start + 5000, args.resources)):
                 content_id = str(uuid.uuid4())
-                rows.append({"content_id": content_id, "version": 1, "state": "published", "title": f"资源 {i}", "summary": "",
-                             "description_html": "", "language": "zh", "licence": "CC-BY-4.0",
-                             "visibility": rng.choice(["district", "region", "school", "private"]), "translations": {},
-                             "kind": rng.choice(["video", "document", "exercise", "interactive"]), "author_id": teacher.id,
-                             "school_id": school.id, "district_id": district.id, "data": {}, "usage_count": 0, "subject": "math"})  # fmt: skip
-                alignments.append({"node_id": rng.choice(nodes), "target_type": "resource", "target_key": content_id,
-                                   "alignment_type": rng.choice(["teaches", "assesses"])})  # fmt: skip
+                rows.append(
+                    {
+                        "content_id": content_id,
+                        "version": 1,
+                        "state": "published",
+                        "title": f"资源 {i}",
+                        "summary": "",
+                        "description_html": "",
+                        "language": "zh",
+                        "licence": "CC-BY-4.0",
+                        "visibility": rng.choice(["district", "region", "school", "private"]),
+                        "translations": {},
+                        "kind": rng.choice(["video", "document", "exercise", "interactive"]),
+                        "author_id": teacher.id,
+                        "school_id": school.id,
+                        "district_id": district.id,
+                        "data": {},
+                        "usage_count": 0,
+                        "subject": "math",
+                    }
+                )
+                alignments.append(
+                    {
+                        "node_id": rng.choice(nodes),
+                        "target_type": "resource",
+                        "target_key": content_id,
+                        "alignment_type": rng.choice(["teaches", "assesses"]),
+                    }
+                )
             db.session.execute(insert(Resource), rows)
             db.session.execute(insert(Alignment), alignments)
         db.session.commit()
-        volume = db.session.execute(select(Node).where(Node.level == Level.VOLUME, Node.edition == "pep")).scalars().first()
+        volume = (
+            db.session.execute(
+                select(Node).where(Node.level == Level.VOLUME, Node.edition == "pep")
+            )
+            .scalars()
+            .first()
+        )
         school_class = services.get_or_create_class(school, "七年级（1）班", grade="g7")
         services.add_class_member(school_class, student, "student")
         services.set_class_edition(admin, school_class.id, "math", "pep")
-        services.create_calendar(admin, {"term": "t", "volume_id": volume.id, "term_start": "2026-09-01", "term_end": "2027-01-22", "district_id": district.id, "holidays": []})
+        services.create_calendar(
+            admin,
+            {
+                "term": "t",
+                "volume_id": volume.id,
+                "term_start": "2026-09-01",
+                "term_end": "2027-01-22",
+                "district_id": district.id,
+                "holidays": [],
+            },
+        )
         generation = model.active_generation()
-        kps = list(db.session.execute(select(Node.identifier).where(Node.level == Level.KNOWLEDGE_POINT)).scalars())
-        db.session.execute(insert(Mastery), [{"generation_id": generation.id, "user_id": student.id, "skill": kp, "p_known": rng.random(), "method": "bkt", "answers": 3, "correct": 1, "last_observation_id": 0, "updated_at": datetime(2026, 11, 1)} for kp in kps])  # fmt: skip
+        kps = list(
+            db.session.execute(
+                select(Node.identifier).where(Node.level == Level.KNOWLEDGE_POINT)
+            ).scalars()
+        )
+        db.session.execute(
+            insert(Mastery),
+            [
+                {
+                    "generation_id": generation.id,
+                    "user_id": student.id,
+                    "skill": kp,
+                    "p_known": rng.random(),
+                    "method": "bkt",
+                    "answers": 3,
+                    "correct": 1,
+                    "last_observation_id": 0,
+                    "updated_at": datetime(2026, 11, 1),
+                }
+                for kp in kps
+            ],
+        )
         db.session.commit()
         if url.startswith("postgresql"):
             db.session.execute(text("ANALYZE"))
             db.session.commit()
-        lines.append(f"seeded {args.resources} aligned published resources in {time.perf_counter() - started:.1f} s")
+        lines.append(
+            f"seeded {args.resources} aligned published resources in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
         student_id = student.id
         timings, shown = [], 0
         for _ in range(args.repeat):
@@ -360,13 +504,16 @@ def recommendations(args, url: str, instance: str) -> list[str]:
         timings.sort()
         lines.append(
             f"recommendations for one student ({shown} shown, this + last week + preview): "
-            f"p50 {statistics.median(timings):.0f} ms, p95 {timings[int(len(timings) * 0.95) - 1]:.0f} ms over {args.repeat} calls"
+            f"p50 {statistics.median(timings):.0f} ms, p95 "
+            f"{timings[int(len(timings) * 0.95) - 1]:.0f} ms over {args.repeat} calls"
         )
     return lines
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--students", type=int, default=10_000)
     parser.add_argument("--answers", type=int, default=100)
     parser.add_argument("--skills", type=int, default=20)
@@ -375,8 +522,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--quality-students", type=int, default=400)
     parser.add_argument("--quality-length", type=int, default=20)
-    parser.add_argument("--postgres", action="store_true", help="Use a throwaway PostgreSQL database.")
-    parser.add_argument("--skip", default="", help="Comma list of parts to skip: quality,rebuild,recommend")
+    parser.add_argument(
+        "--postgres", action="store_true", help="Use a throwaway PostgreSQL database."
+    )
+    parser.add_argument(
+        "--skip", default="", help="Comma list of parts to skip: quality,rebuild,recommend"
+    )
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     from bench.common import machine_description

@@ -26,4 +26,7 @@ def init_app(app: Flask) -> None:
     demo.register()
     from app import hooks
 
-    hooks.registry(app).slots.setdefault("main_nav", []).append(views.nav_links)
+    slots = hooks.registry(app).slots
+    slots.setdefault("main_nav", []).append(views.nav_links)
+    # The LTI week page (a student launched from her LMS) shows her recommendations.
+    slots.setdefault("lti_week_bottom", []).append(views.recommendations_box)

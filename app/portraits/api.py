@@ -14,7 +14,8 @@ blp = Blueprint(
     "portraits_api",
     __name__,
     url_prefix="/api/v1",
-    description="Digital portraits (mastery per knowledge point, engagement) and explained recommendations",
+    description="Digital portraits (mastery per knowledge point, engagement) "
+    "and explained recommendations",
 )
 
 
@@ -63,7 +64,9 @@ class ClassAssignments(MethodView):
     def post(self, data, class_id):
         """Assign a resource to a group of the class (default: the students whose mastery
         of ``skill`` is weak)."""
-        return recommend.assign(actor(), class_id, data["content_id"], data["skill"], data["student_ids"])
+        return recommend.assign(
+            actor(), class_id, data["content_id"], data["skill"], data["student_ids"]
+        )
 
 
 @blp.route("/portraits/districts/<int:district_id>")
@@ -106,12 +109,29 @@ class Recommendations(MethodView):
             "this_week": [_rec_out(r, locale) for r in recs.this_week],
             "last_week": [_rec_out(r, locale) for r in recs.last_week],
             "next_week": [
-                {**item, "resources": [{"content_id": r.content_id, "title": r.translated("title", locale)} for r in item["resources"]]}
+                {
+                    **item,
+                    "resources": [
+                        {"content_id": r.content_id, "title": r.translated("title", locale)}
+                        for r in item["resources"]
+                    ],
+                }
                 for item in recs.next_week
             ],
-            "extended": [{"content_id": c.content_id, "title": c.translated("title", locale), "category": c.category} for c in recs.extended],
+            "extended": [
+                {
+                    "content_id": c.content_id,
+                    "title": c.translated("title", locale),
+                    "category": c.category,
+                }
+                for c in recs.extended
+            ],
             "assigned": [
-                {"content_id": a["resource"].content_id, "title": a["resource"].translated("title", locale), "skill": a["assignment"].skill}
+                {
+                    "content_id": a["resource"].content_id,
+                    "title": a["resource"].translated("title", locale),
+                    "skill": a["assignment"].skill,
+                }
                 for a in recs.assigned
             ],
         }

@@ -39,7 +39,9 @@ def _sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x))
 
 
-def _statement(user, verb: str, object_id: str, at: datetime, result=None, points=None, grouping=None) -> dict:
+def _statement(
+    user, verb: str, object_id: str, at: datetime, result=None, points=None, grouping=None
+) -> dict:
     from app.xapi.emit import vocab
 
     statement = {
@@ -53,13 +55,17 @@ def _statement(user, verb: str, object_id: str, at: datetime, result=None, point
     if points:
         statement["context"]["extensions"][vocab("extensions", "knowledge-points")] = points
     if grouping:
-        statement["context"]["contextActivities"] = {"grouping": [{"objectType": "Activity", "id": grouping}]}
+        statement["context"]["contextActivities"] = {
+            "grouping": [{"objectType": "Activity", "id": grouping}]
+        }
     if result:
         statement["result"] = result
     return statement
 
 
-def simulate_term(seed: int = 7, on=None, students: int = SIMULATED_STUDENTS, rebuild: bool = True) -> dict:
+def simulate_term(
+    seed: int = 7, on=None, students: int = SIMULATED_STUDENTS, rebuild: bool = True
+) -> dict:
     """Simulate the demo class's term up to ``on`` (default today).  Idempotent: a second
     run does nothing."""
     from app.portraits.services import updates
@@ -76,7 +82,9 @@ def simulate_term(seed: int = 7, on=None, students: int = SIMULATED_STUDENTS, re
     rng = random.Random(seed)
     learners = list(sources.class_students(school_class))
     for n in range(1, students + 1):
-        learners.append(sources.ensure_student(f"sim{n:02d}@shuyuan.test", f"模拟学生{n:02d}", school_class))
+        learners.append(
+            sources.ensure_student(f"sim{n:02d}@shuyuan.test", f"模拟学生{n:02d}", school_class)
+        )
     db.session.flush()
     ability = {u.id: rng.gauss(0, 1) for u in learners}
     weeks = [w for w in sources.calendar_weeks(calendar) if w["starts_on"] and w["starts_on"] <= on]
@@ -89,31 +97,58 @@ def simulate_term(seed: int = 7, on=None, students: int = SIMULATED_STUDENTS, re
         batch: dict[int, list] = {u.id: [] for u in learners}
         for lesson in lessons:
             points = week["knowledge_points"].get(lesson.identifier) or []
-            helpers = [a.resource for a in aligned.get(lesson.id, []) if a.resource.kind != "exercise"]
-            exercises = [a.resource for a in aligned.get(lesson.id, []) if a.resource.kind == "exercise"]
+            helpers = [
+                a.resource for a in aligned.get(lesson.id, []) if a.resource.kind != "exercise"
+            ]
+            exercises = [
+                a.resource for a in aligned.get(lesson.id, []) if a.resource.kind == "exercise"
+            ]
             for kp in points:
                 if kp.identifier not in params:
-                    params[kp.identifier] = (rng.uniform(0.15, 0.45), rng.uniform(0.10, 0.30), 0.20, 0.08)
+                    params[kp.identifier] = (
+                        rng.uniform(0.15, 0.45),
+                        rng.uniform(0.10, 0.30),
+                        0.20,
+                        0.08,
+                    )
                 prior, learn, guess, slip = params[kp.identifier]
                 for user in learners:
-                    state = known.setdefault((user.id, kp.identifier), rng.random() < _sigmoid(_logit(prior) + 0.8 * ability[user.id]))
+                    state = known.setdefault(
+                        (user.id, kp.identifier),
+                        rng.random() < _sigmoid(_logit(prior) + 0.8 * ability[user.id]),
+                    )
                     rate = _sigmoid(_logit(learn) + 0.5 * ability[user.id])
                     for i in range(rng.randint(2, 4)):
                         day = week["starts_on"] + timedelta(days=min(4, i + rng.randint(0, 2)))
                         at = datetime.combine(day, time(8 + rng.randint(0, 9), rng.randint(0, 59)))
                         correct = rng.random() > slip if state else rng.random() < guess
                         exercise = exercises[0].content_id if exercises else "simulated"
-                        question = f"{prefix}{exercise}#question=sim-{kp.identifier[:8]}-{i}&version=1"
+                        question = (
+                            f"{prefix}{exercise}#question=sim-{kp.identifier[:8]}-{i}&version=1"
+                        )
                         batch[user.id].append(
-                            _statement(user, "answered", question, at, {"success": correct, "duration": f"PT{rng.randint(20, 90)}S"},
-                                       [kp.identifier], f"{prefix}{exercise}")
+                            _statement(
+                                user,
+                                "answered",
+                                question,
+                                at,
+                                {"success": correct, "duration": f"PT{rng.randint(20, 90)}S"},
+                                [kp.identifier],
+                                f"{prefix}{exercise}",
+                            )
                         )
                         boost = 0.0
                         if not correct and helpers and rng.random() < 0.5:
                             helper = helpers[rng.randrange(len(helpers))]
                             watched = at + timedelta(minutes=10)
                             batch[user.id].append(
-                                _statement(user, "completed", f"{prefix}{helper.content_id}", watched, {"completion": True, "duration": f"PT{rng.randint(240, 600)}S"})
+                                _statement(
+                                    user,
+                                    "completed",
+                                    f"{prefix}{helper.content_id}",
+                                    watched,
+                                    {"completion": True, "duration": f"PT{rng.randint(240, 600)}S"},
+                                )
                             )
                             boost = 0.25
                         if not state and rng.random() < min(0.95, rate + boost):
@@ -140,7 +175,9 @@ def simulate_term(seed: int = 7, on=None, students: int = SIMULATED_STUDENTS, re
 
 def load(folder, report, tick) -> None:
     """Demo loader step (after the curriculum's): simulate the term once."""
-    done = db.session.execute(select(IngestCursor).where(IngestCursor.name == MARKER)).scalar_one_or_none()
+    done = db.session.execute(
+        select(IngestCursor).where(IngestCursor.name == MARKER)
+    ).scalar_one_or_none()
     if done is not None:
         report.add("simulated term", False)
         return

@@ -58,9 +58,7 @@ class Usage(db.Model):
 
     __tablename__ = "portraits_usage"
 
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     resource_content_id = db.Column(db.String(36), primary_key=True)
     first_at = db.Column(db.DateTime, nullable=False)
     last_at = db.Column(db.DateTime, nullable=False)
@@ -71,9 +69,7 @@ class Usage(db.Model):
 class EngagementDay(db.Model):
     __tablename__ = "portraits_engagement"
 
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     day = db.Column(db.Date, primary_key=True)
     seconds = db.Column(db.Float, nullable=False, default=0.0)
     events = db.Column(db.Integer, nullable=False, default=0)
@@ -86,9 +82,7 @@ class Interest(db.Model):
 
     __tablename__ = "portraits_interests"
 
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     category = db.Column(db.String(64), primary_key=True)
     seconds = db.Column(db.Float, nullable=False, default=0.0)
     events = db.Column(db.Integer, nullable=False, default=0)
@@ -118,9 +112,7 @@ class Mastery(db.Model):
     generation_id = db.Column(
         db.Integer, db.ForeignKey("portraits_generations.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     skill = db.Column(db.String(64), primary_key=True)
     p_known = db.Column(db.Float, nullable=False)
     method = db.Column(db.String(8), nullable=False)
@@ -162,9 +154,7 @@ class Snapshot(db.Model):
 
     __tablename__ = "portraits_snapshots"
 
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     day = db.Column(db.Date, primary_key=True)
     mastery = db.Column(JSONType, nullable=False, default=dict)  # skill -> p_known
     average = db.Column(db.Float)
@@ -191,7 +181,10 @@ class Assignment(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     class_id = db.Column(
-        db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), nullable=False, index=True
+        db.Integer,
+        db.ForeignKey("school_classes.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
     )
     resource_content_id = db.Column(db.String(36), nullable=False)
     skill = db.Column(db.String(64))
@@ -215,7 +208,5 @@ class Forgotten(db.Model):
 
     __tablename__ = "portraits_forgotten"
 
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     at = db.Column(db.DateTime, nullable=False, default=utcnow)

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import logging
 
-
 log = logging.getLogger(__name__)
 
 # Verbs that change a portrait (answers, scores, time, completion).
 RELEVANT = {
-    "answered", "completed", "passed", "failed", "experienced", "progressed", "played", "paused",
+    "answered",
+    "completed",
+    "passed",
+    "failed",
+    "experienced",
+    "progressed",
+    "played",
+    "paused",
 }
 
 

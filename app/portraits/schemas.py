@@ -39,7 +39,9 @@ class PortraitOut(Schema):
     student_id = fields.Integer()
     name = fields.String()
     skills = fields.List(fields.Nested(SkillOut))
-    volumes = fields.List(fields.Dict(), metadata={"description": "units → lessons → knowledge points with mastery"})
+    volumes = fields.List(
+        fields.Dict(), metadata={"description": "units → lessons → knowledge points with mastery"}
+    )
     trend = fields.List(fields.Nested(TrendPointOut))
     engagement = fields.Nested(EngagementOut)
     interests = fields.List(fields.Nested(InterestOut))
@@ -81,7 +83,9 @@ class RecommendationsQuery(Schema):
 
 class FeedbackIn(Schema):
     content_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
-    action = fields.String(required=True, validate=validate.OneOf(["clicked", "not_useful", "known"]))
+    action = fields.String(
+        required=True, validate=validate.OneOf(["clicked", "not_useful", "known"])
+    )
     skill = fields.String(validate=validate.Length(min=1, max=64), load_default=None)
 
 
@@ -113,7 +117,9 @@ class HeatMapOut(Schema):
 class AssignIn(Schema):
     content_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     skill = fields.String(validate=validate.Length(min=1, max=64), load_default=None)
-    student_ids = fields.List(fields.Integer(strict=True), validate=validate.Length(max=500), load_default=None)
+    student_ids = fields.List(
+        fields.Integer(strict=True), validate=validate.Length(max=500), load_default=None
+    )
 
 
 class AssignOut(Schema):

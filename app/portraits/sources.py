@@ -124,10 +124,15 @@ def knowledge_points_of_resources(content_ids: set[str]) -> dict[str, list[str]]
         for alignment in services.alignments_for_resource(content_id):
             if alignment["level"] == Level.KNOWLEDGE_POINT.value:
                 points.append(alignment["identifier"])
-            elif alignment["level"] == Level.LESSON.value and alignment["alignment_type"] != "requires":
+            elif (
+                alignment["level"] == Level.LESSON.value
+                and alignment["alignment_type"] != "requires"
+            ):
                 lesson_ids.append(alignment["node_id"])
         if lesson_ids:
-            lessons = list(db.session.execute(select(Node).where(Node.id.in_(lesson_ids))).scalars())
+            lessons = list(
+                db.session.execute(select(Node).where(Node.id.in_(lesson_ids))).scalars()
+            )
             for kps in services.knowledge_points_of(lessons).values():
                 points += [kp.identifier for kp in kps]
         out[content_id] = list(dict.fromkeys(points))
@@ -301,7 +306,9 @@ def school_names(school_ids: set[int]) -> dict[int, str]:
 
     if not school_ids:
         return {}
-    return dict(db.session.execute(select(School.id, School.name).where(School.id.in_(school_ids))).all())
+    return dict(
+        db.session.execute(select(School.id, School.name).where(School.id.in_(school_ids))).all()
+    )
 
 
 def users_of_district(district_id: int) -> dict[int, int]:
@@ -338,7 +345,9 @@ def calendar_weeks(calendar) -> list[dict]:
     plan = calendar_plan(calendar)
     kps = knowledge_points_of([n for w in plan for n in w["lessons"]])
     for week in plan:
-        week["knowledge_points"] = {n.identifier: kps.get(n.identifier, []) for n in week["lessons"]}
+        week["knowledge_points"] = {
+            n.identifier: kps.get(n.identifier, []) for n in week["lessons"]
+        }
     return plan
 
 

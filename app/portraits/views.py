@@ -28,10 +28,19 @@ def _user():
 
 
 def nav_links(**context) -> str:
-    """"My portrait" in the main navigation for a logged-in user."""
+    """ "My portrait" in the main navigation for a logged-in user."""
     if actor() is None:
         return ""
     return f'<a href="{url_for("portraits.index")}">{escape(_("Portraits"))}</a>'
+
+
+def recommendations_box(**context) -> str:
+    """This week's explained recommendations for the logged-in student (a page slot)."""
+    user = actor()
+    if user is None or not user.is_student:
+        return ""
+    recs = recommend.recommend(user, user.id, _locale(), limit=5)
+    return render_template("portraits/_box.html", recs=recs, locale=_locale())
 
 
 @bp.get("/")
@@ -78,7 +87,11 @@ def klass(class_id):
         offset = 0
     heat = queries.class_heatmap(user, class_id, _locale(), offset)
     return render_template(
-        "portraits/class.html", heat=heat, offset=offset, colour=charts.colour, text_colour=charts.text_colour
+        "portraits/class.html",
+        heat=heat,
+        offset=offset,
+        colour=charts.colour,
+        text_colour=charts.text_colour,
     )
 
 
@@ -87,7 +100,11 @@ def assign(class_id):
     user = _user()
     ids = request.form.getlist("student_ids", type=int)
     recommend.assign(
-        user, class_id, request.form.get("content_id", ""), request.form.get("skill") or None, ids or None
+        user,
+        class_id,
+        request.form.get("content_id", ""),
+        request.form.get("skill") or None,
+        ids or None,
     )
     flash(_("Assigned."), "success")
     return redirect(url_for("portraits.klass", class_id=class_id))
@@ -97,7 +114,9 @@ def assign(class_id):
 def district(district_id):
     user = _user()
     data = queries.district_aggregates(user, district_id, _locale())
-    return render_template("portraits/district.html", data=data, colour=charts.colour, text_colour=charts.text_colour)
+    return render_template(
+        "portraits/district.html", data=data, colour=charts.colour, text_colour=charts.text_colour
+    )
 
 
 @bp.get("/go/<content_id>")

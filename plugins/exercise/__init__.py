@@ -112,7 +112,7 @@ def player(resource, context=None) -> str:
         f"{fieldsets}"
         f'<p class="exercise-score" role="status" aria-live="polite"></p>'
         f'<button type="submit" class="button exercise-submit"'
-        f'{" disabled" if login_link else ""}>{text["submit"]}</button></form>'
+        f"{' disabled' if login_link else ''}>{text['submit']}</button></form>"
         f'{hooks.player_script()}<script src="{escape(script)}"></script>'
     )
 

@@ -319,7 +319,11 @@ def attempt_view(attempt: Attempt, locale: str | None) -> dict:
         "id": attempt.id,
         "exercise": attempt.resource_content_id,
         "resource_version": attempt.resource_version,
-        "state": "open" if is_open(attempt) else attempt.state if attempt.state != "open" else "closed",
+        "state": "open"
+        if is_open(attempt)
+        else attempt.state
+        if attempt.state != "open"
+        else "closed",
         "started_at": attempt.started_at.isoformat() + "Z",
         "expires_at": attempt.expires_at.isoformat() + "Z",
         "submitted_at": attempt.submitted_at.isoformat() + "Z" if attempt.submitted_at else None,

@@ -34,7 +34,9 @@ class QuestionVersion(db.Model):
 
 class Attempt(db.Model):
     __tablename__ = "exercise_attempts"
-    __table_args__ = (db.Index("ix_exercise_attempts_user_resource", "user_id", "resource_content_id"),)
+    __table_args__ = (
+        db.Index("ix_exercise_attempts_user_resource", "user_id", "resource_content_id"),
+    )
 
     id = db.Column(db.String(36), primary_key=True)
     user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)

@@ -133,9 +133,7 @@ def _is_int(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    )
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_exercise(data) -> list[dict]:

@@ -42,8 +42,17 @@ def live_server(tmp_path_factory):
             ("student@quiz.test", "李同学", Role.STUDENT),
             ("admin@quiz.test", "区管理员", Role.DISTRICT_ADMIN),
         ):
-            user = accounts.create_user(email, name, "password123", school=None if role == Role.DISTRICT_ADMIN else orgs.school)
-            scope = {"district": orgs.district} if role == Role.DISTRICT_ADMIN else {"school": orgs.school}
+            user = accounts.create_user(
+                email,
+                name,
+                "password123",
+                school=None if role == Role.DISTRICT_ADMIN else orgs.school,
+            )
+            scope = (
+                {"district": orgs.district}
+                if role == Role.DISTRICT_ADMIN
+                else {"school": orgs.school}
+            )
             accounts.assign_role(user, role, **scope)
             people[role] = user
         case.import_package(demo_package(), district_id=orgs.district.id)
@@ -53,7 +62,9 @@ def live_server(tmp_path_factory):
         admin = people[Role.DISTRICT_ADMIN]
         curriculum.set_class_edition(admin, school_class.id, "math", "pep")
         volume = [v for v in curriculum.list_volumes("math", "pep")][0]
-        curriculum.create_calendar(admin, {**TERM, "volume_id": volume.id, "district_id": orgs.district.id})
+        curriculum.create_calendar(
+            admin, {**TERM, "volume_id": volume.id, "district_id": orgs.district.id}
+        )
         db.session.commit()
         kp = next(
             lesson["knowledge_points"][0]
@@ -62,21 +73,51 @@ def live_server(tmp_path_factory):
             if lesson["knowledge_points"]
         )
         questions = [
-            {"id": "q1", "type": "single_choice", "prompt": "下列哪个数是负数？", "options": ["3", "-2", "0"],
-             "answer": 1, "explanation": "小于零的数是负数。", "knowledge_points": [kp.identifier]},
-            {"id": "q2", "type": "true_false", "prompt": "0 是正数。", "answer": False,
-             "explanation": "0 既不是正数也不是负数。", "knowledge_points": [kp.identifier]},
-            {"id": "q3", "type": "numeric", "prompt": "(-3) + 5 = ?", "answer": 2,
-             "explanation": "异号相加。", "knowledge_points": [kp.identifier]},
-        ]  # fmt: skip
+            {
+                "id": "q1",
+                "type": "single_choice",
+                "prompt": "下列哪个数是负数？",
+                "options": ["3", "-2", "0"],
+                "answer": 1,
+                "explanation": "小于零的数是负数。",
+                "knowledge_points": [kp.identifier],
+            },
+            {
+                "id": "q2",
+                "type": "true_false",
+                "prompt": "0 是正数。",
+                "answer": False,
+                "explanation": "0 既不是正数也不是负数。",
+                "knowledge_points": [kp.identifier],
+            },
+            {
+                "id": "q3",
+                "type": "numeric",
+                "prompt": "(-3) + 5 = ?",
+                "answer": 2,
+                "explanation": "异号相加。",
+                "knowledge_points": [kp.identifier],
+            },
+        ]
         teacher = people[Role.TEACHER]
         quiz = catalog.create_content(
-            teacher, Resource, {"kind": "exercise", "title": "课堂小测", "visibility": "region", "data": {"questions": questions}}
+            teacher,
+            Resource,
+            {
+                "kind": "exercise",
+                "title": "课堂小测",
+                "visibility": "region",
+                "data": {"questions": questions},
+            },
         )
         orgs.district.requires_review = False
         catalog.submit_content(teacher, Resource, quiz.content_id)
         db.session.commit()
-        info = {"quiz": quiz.content_id, "skill": sources.canonical_skills({kp.identifier})[kp.identifier], "kp": kp.title}
+        info = {
+            "quiz": quiz.content_id,
+            "skill": sources.canonical_skills({kp.identifier})[kp.identifier],
+            "kp": kp.title,
+        }
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -100,7 +141,9 @@ def test_student_answers_a_quiz_and_her_portrait_changes(live_server, browser):
     from playwright.sync_api import expect
 
     base, info = live_server
-    context = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     page = context.new_page()
     page.set_default_timeout(20_000)
     page.goto(f"{base}/login")
@@ -127,7 +170,9 @@ def test_student_answers_a_quiz_and_her_portrait_changes(live_server, browser):
     page.locator(".exercise-submit").focus()
     page.keyboard.press("Enter")
     expect(page.locator(".exercise-score")).to_contain_text("3")
-    expect(page.locator('fieldset[data-question="q1"] .exercise-feedback')).to_contain_text("小于零的数是负数")
+    expect(page.locator('fieldset[data-question="q1"] .exercise-feedback')).to_contain_text(
+        "小于零的数是负数"
+    )
     expect(page.locator('fieldset[data-question="q1"]')).to_have_class("exercise-question is-right")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 

@@ -51,7 +51,9 @@ def player(client, login, student, exercise):
             return response.json
 
         def submit(self, attempt_id, answers):
-            return self.post(f"/plugins/exercise/attempts/{attempt_id}/submit", {"answers": answers})
+            return self.post(
+                f"/plugins/exercise/attempts/{attempt_id}/submit", {"answers": answers}
+            )
 
     return Player()
 
@@ -199,7 +201,12 @@ def test_other_students_and_anonymous_are_refused(app, player, make_user, orgs, 
 
 
 def test_malformed_exercise_is_refused_clearly(client, login, teacher, student):
-    broken = make_exercise(teacher, questions=[{"id": "q1", "type": "single_choice", "prompt": "?", "options": ["a"], "answer": 3}])
+    broken = make_exercise(
+        teacher,
+        questions=[
+            {"id": "q1", "type": "single_choice", "prompt": "?", "options": ["a"], "answer": 3}
+        ],
+    )
     login(student)
     html = client.get(f"/resources/{broken}").get_data(as_text=True)
     assert "cannot be answered" in html or "无法作答" in html

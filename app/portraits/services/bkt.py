@@ -58,11 +58,18 @@ class Sequences:
         return cls.from_columns(students, correct)[0]
 
     @classmethod
-    def from_columns(cls, students: np.ndarray, correct: np.ndarray) -> tuple[Sequences, np.ndarray]:
+    def from_columns(
+        cls, students: np.ndarray, correct: np.ndarray
+    ) -> tuple[Sequences, np.ndarray]:
         """From parallel arrays already ordered by (student, time): the sequences and the
         distinct students in the caller's order."""
         if len(students) == 0:
-            return cls(np.zeros((0, 0)), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)), students
+            return cls(
+                np.zeros((0, 0)),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+            ), students
         boundaries = np.flatnonzero(np.diff(students)) + 1
         starts = np.concatenate(([0], boundaries))
         ends = np.concatenate((boundaries, [len(students)]))

@@ -10,6 +10,7 @@ two jobs never read the same statements twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from app.extensions import db
 from app.portraits import sources
 from app.portraits.models import EngagementDay, IngestCursor, Interest, Observation, Usage
 
+log = logging.getLogger(__name__)
 ADL = "http://adlnet.gov/expapi/verbs/"
 ANSWERED = ADL + "answered"
 SCORED = {ADL + "completed", ADL + "passed", ADL + "failed"}
@@ -34,7 +36,9 @@ USE_VERBS = {
 }
 PASS_MARK = 0.6
 MAX_SECONDS_PER_STATEMENT = 4 * 3600
-_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_DURATION = re.compile(
+    r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
+)
 
 
 def parse_duration(value) -> float:
@@ -115,12 +119,20 @@ def parse(full, prefixes: dict) -> Parsed | None:
         if course is None and candidate.startswith(prefixes["course"]):
             course = candidate[len(prefixes["course"]) :].split("#", 1)[0].split("/", 1)[0][:36]
     points = extensions.get(prefixes["kp"])
-    points = [p for p in (points if isinstance(points, list) else []) if isinstance(p, str) and 0 < len(p) <= 64][:20]
+    points = [
+        p
+        for p in (points if isinstance(points, list) else [])
+        if isinstance(p, str) and 0 < len(p) <= 64
+    ][:20]
     via = extensions.get(prefixes["via"])
     result = _dict(full.get("result"))
     success = result.get("success") if isinstance(result.get("success"), bool) else None
     scaled = _dict(result.get("score")).get("scaled")
-    scaled = float(scaled) if isinstance(scaled, int | float) and not isinstance(scaled, bool) and -1 <= scaled <= 1 else None
+    scaled = (
+        float(scaled)
+        if isinstance(scaled, int | float) and not isinstance(scaled, bool) and -1 <= scaled <= 1
+        else None
+    )
     seconds = parse_duration(result.get("duration"))
     if not seconds:
         time_from, time_to = prefixes["video"]
@@ -129,8 +141,18 @@ def parse(full, prefixes: dict) -> Parsed | None:
         if isinstance(start, int | float) and isinstance(end, int | float) and 0 <= start < end:
             seconds = min(float(end - start), MAX_SECONDS_PER_STATEMENT)
     return Parsed(
-        statement_id[:36], actor, verb, at, object_id, resource, course, points,
-        via if isinstance(via, str) else None, success, scaled, seconds,
+        statement_id[:36],
+        actor,
+        verb,
+        at,
+        object_id,
+        resource,
+        course,
+        points,
+        via if isinstance(via, str) else None,
+        success,
+        scaled,
+        seconds,
     )
 
 
@@ -139,7 +161,11 @@ def _forgotten(user_ids: set[int]) -> dict:
 
     if not user_ids:
         return {}
-    return dict(db.session.execute(select(Forgotten.user_id, Forgotten.at).where(Forgotten.user_id.in_(user_ids))).all())
+    return dict(
+        db.session.execute(
+            select(Forgotten.user_id, Forgotten.at).where(Forgotten.user_id.in_(user_ids))
+        ).all()
+    )
 
 
 def item_key(activity_id: str) -> str:
@@ -172,12 +198,17 @@ def extract(rows: list[tuple[int, dict]]) -> Batch:
     users = sources.user_ids_by_public_id({p.actor for p in parsed})
     forgotten = _forgotten(set(users.values()))
     parsed = [
-        p for p in parsed if p.actor in users and not (users[p.actor] in forgotten and p.at <= forgotten[users[p.actor]])
+        p
+        for p in parsed
+        if p.actor in users
+        and not (users[p.actor] in forgotten and p.at <= forgotten[users[p.actor]])
     ]
     needs_alignment = {
         p.resource
         for p in parsed
-        if p.resource and not p.knowledge_points and (p.verb == ANSWERED or (p.verb in SCORED and p.via != "exercise"))
+        if p.resource
+        and not p.knowledge_points
+        and (p.verb == ANSWERED or (p.verb in SCORED and p.via != "exercise"))
     }
     aligned = sources.knowledge_points_of_resources(needs_alignment)
     all_points = {kp for p in parsed for kp in p.knowledge_points} | {
@@ -202,7 +233,11 @@ def extract(rows: list[tuple[int, dict]]) -> Batch:
         evidence = None
         if p.verb == ANSWERED and p.success is not None:
             evidence = (p.success, item_key(p.object_id), "answer")
-        elif p.verb in SCORED and p.via != "exercise" and (p.success is not None or p.scaled is not None):
+        elif (
+            p.verb in SCORED
+            and p.via != "exercise"
+            and (p.success is not None or p.scaled is not None)
+        ):
             correct = p.success if p.success is not None else p.scaled >= PASS_MARK
             evidence = (correct, item_key(p.object_id), "resource")
         if evidence is not None:
@@ -225,7 +260,10 @@ def extract(rows: list[tuple[int, dict]]) -> Batch:
             key = (user_id, p.resource)
             first, last, seconds, completed = batch.usage.get(key, (p.at, p.at, 0.0, False))
             batch.usage[key] = (
-                min(first, p.at), max(last, p.at), seconds + p.seconds, completed or p.verb == COMPLETED
+                min(first, p.at),
+                max(last, p.at),
+                seconds + p.seconds,
+                completed or p.verb == COMPLETED,
             )
     return batch
 
@@ -238,8 +276,8 @@ def _lock_cursor(name: str) -> IngestCursor:
         try:
             with db.session.begin_nested():
                 db.session.add(IngestCursor(name=name, position=0))
-        except Exception:  # created concurrently
-            pass
+        except Exception:  # created concurrently: read the winner's row below
+            log.debug("cursor %s created concurrently", name)
         cursor = db.session.execute(
             select(IngestCursor).where(IngestCursor.name == name).with_for_update()
         ).scalar_one()
@@ -268,7 +306,16 @@ def write(batch: Batch) -> list[Observation]:
     for (user_id, resource), (first, last, seconds, completed) in batch.usage.items():
         row = db.session.get(Usage, (user_id, resource))
         if row is None:
-            db.session.add(Usage(user_id=user_id, resource_content_id=resource, first_at=first, last_at=last, seconds=seconds, completed=completed))
+            db.session.add(
+                Usage(
+                    user_id=user_id,
+                    resource_content_id=resource,
+                    first_at=first,
+                    last_at=last,
+                    seconds=seconds,
+                    completed=completed,
+                )
+            )
         else:
             row.first_at, row.last_at = min(row.first_at, first), max(row.last_at, last)
             row.seconds += seconds
@@ -276,7 +323,9 @@ def write(batch: Batch) -> list[Observation]:
     for (user_id, day), (seconds, events, completions, answers) in batch.engagement.items():
         row = db.session.get(EngagementDay, (user_id, day))
         if row is None:
-            row = EngagementDay(user_id=user_id, day=day, seconds=0.0, events=0, completions=0, answers=0)
+            row = EngagementDay(
+                user_id=user_id, day=day, seconds=0.0, events=0, completions=0, answers=0
+            )
             db.session.add(row)
         row.seconds += seconds
         row.events += events

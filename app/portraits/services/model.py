@@ -86,7 +86,9 @@ class _EloCache:
         if found is None:
             found = db.session.get(EloRating, (self.generation_id, kind, key))
             if found is None:
-                found = EloRating(generation_id=self.generation_id, kind=kind, key=key, value=0.0, count=0)
+                found = EloRating(
+                    generation_id=self.generation_id, kind=kind, key=key, value=0.0, count=0
+                )
                 db.session.add(found)
             self.ratings[(kind, key)] = found
         return found
@@ -123,7 +125,13 @@ def apply_observations(observations: list, generation: Generation | None = None)
         else:
             value, method = elo_mastery, "elo"
         if row is None:
-            row = Mastery(generation_id=generation.id, user_id=obs.user_id, skill=obs.skill, answers=0, correct=0)
+            row = Mastery(
+                generation_id=generation.id,
+                user_id=obs.user_id,
+                skill=obs.skill,
+                answers=0,
+                correct=0,
+            )
             db.session.add(row)
         row.p_known, row.method = float(value), method
         row.answers = (row.answers or 0) + 1
@@ -165,12 +173,16 @@ def plan_rebuild() -> tuple[Generation, list[tuple[str, str]]]:
     """A new generation in state ``building`` and its jobs: (skill, method) per skill,
     plus ("", "elo") for the Elo replay.  Stale builds are marked failed."""
     db.session.execute(
-        update(Generation).where(Generation.state == "building").values(state="failed", finished_at=utcnow())
+        update(Generation)
+        .where(Generation.state == "building")
+        .values(state="failed", finished_at=utcnow())
     )
     top = db.session.execute(select(func.max(Observation.id))).scalar() or 0
     jobs = sorted(skill_methods(top).items())
     jobs.append(("", "elo-replay"))
-    generation = Generation(state="building", skills_total=len(jobs), skills_done=0, max_observation_id=top)
+    generation = Generation(
+        state="building", skills_total=len(jobs), skills_done=0, max_observation_id=top
+    )
     db.session.add(generation)
     db.session.flush()
     return generation, jobs
@@ -210,8 +222,16 @@ def fit_skill(generation_id: int, skill: str, method: str) -> None:
         return
     students, correct = _skill_columns(generation, skill)
     sequences, user_ids = bkt.Sequences.from_columns(students, correct)
-    counts = np.bincount(np.searchsorted(user_ids, students), minlength=len(user_ids)) if len(students) else []
-    right = np.bincount(np.searchsorted(user_ids, students), weights=correct, minlength=len(user_ids)) if len(students) else []
+    counts = (
+        np.bincount(np.searchsorted(user_ids, students), minlength=len(user_ids))
+        if len(students)
+        else []
+    )
+    right = (
+        np.bincount(np.searchsorted(user_ids, students), weights=correct, minlength=len(user_ids))
+        if len(students)
+        else []
+    )
     if method == "bkt":
         params, loglik = bkt.fit(sequences, restarts=int(_config("PORTRAITS_BKT_RESTARTS", 3)))
         mastery = bkt.final_mastery(sequences, params)
@@ -279,7 +299,13 @@ def _resource_gains(generation: Generation, skill: str) -> None:
             tally[resource][1] += 1 if after[0] else 0
     for resource, (users, helped) in tally.items():
         db.session.add(
-            ResourceGain(generation_id=generation.id, resource_content_id=resource, skill=skill, users=users, helped=helped)
+            ResourceGain(
+                generation_id=generation.id,
+                resource_content_id=resource,
+                skill=skill,
+                users=users,
+                helped=helped,
+            )
         )
     db.session.flush()
 
@@ -302,7 +328,13 @@ def replay_elo(generation_id: int) -> None:
     last = 0
     while True:
         rows = db.session.execute(
-            select(Observation.id, Observation.user_id, Observation.skill, Observation.item, Observation.correct)
+            select(
+                Observation.id,
+                Observation.user_id,
+                Observation.skill,
+                Observation.item,
+                Observation.correct,
+            )
             .where(Observation.id > last, Observation.id <= generation.max_observation_id)
             .order_by(Observation.id)
             .limit(50000)
@@ -317,7 +349,13 @@ def replay_elo(generation_id: int) -> None:
                 tally[1] += 1 if correct else 0
             last = obs_id
     rating_rows = [
-        {"generation_id": generation_id, "kind": kind, "key": key, "value": r.value, "count": r.count}
+        {
+            "generation_id": generation_id,
+            "kind": kind,
+            "key": key,
+            "value": r.value,
+            "count": r.count,
+        }
         for kind, table in (("student", students), ("skill", pairs), ("item", items))
         for key, r in table.items()
     ]
@@ -370,21 +408,31 @@ def switch(generation_id: int) -> None:
     generation = db.session.get(Generation, generation_id)
     late = list(
         db.session.execute(
-            select(Observation).where(Observation.id > generation.max_observation_id).order_by(Observation.id)
+            select(Observation)
+            .where(Observation.id > generation.max_observation_id)
+            .order_by(Observation.id)
         ).scalars()
     )
     if late:
         apply_observations(late, generation)
-    previous = db.session.execute(select(Generation).where(Generation.state == "active")).scalars().all()
+    previous = (
+        db.session.execute(select(Generation).where(Generation.state == "active")).scalars().all()
+    )
     for old in previous:
         old.state = "retired"
     generation.state = "active"
     generation.finished_at = utcnow()
     db.session.flush()
     # Keep one retired generation (for comparison); older ones go.
-    retired = db.session.execute(
-        select(Generation.id).where(Generation.state.in_(("retired", "failed"))).order_by(Generation.id.desc())
-    ).scalars().all()
+    retired = (
+        db.session.execute(
+            select(Generation.id)
+            .where(Generation.state.in_(("retired", "failed")))
+            .order_by(Generation.id.desc())
+        )
+        .scalars()
+        .all()
+    )
     for old_id in retired[1:]:
         for model in (Mastery, SkillParams, EloRating, ResourceGain):
             db.session.execute(delete(model).where(model.generation_id == old_id))
@@ -399,14 +447,25 @@ def _snapshot_all(generation: Generation) -> None:
     day = sources.today()
     per_user: dict[int, dict[str, float]] = defaultdict(dict)
     for user_id, skill, p in db.session.execute(
-        select(Mastery.user_id, Mastery.skill, Mastery.p_known).where(Mastery.generation_id == generation.id)
+        select(Mastery.user_id, Mastery.skill, Mastery.p_known).where(
+            Mastery.generation_id == generation.id
+        )
     ).all():
         per_user[user_id][skill] = round(p, 4)
     users = list(per_user)
     for start in range(0, len(users), 900):
-        db.session.execute(delete(Snapshot).where(Snapshot.day == day, Snapshot.user_id.in_(users[start : start + 900])))
+        db.session.execute(
+            delete(Snapshot).where(
+                Snapshot.day == day, Snapshot.user_id.in_(users[start : start + 900])
+            )
+        )
     rows = [
-        {"user_id": u, "day": day, "mastery": values, "average": round(sum(values.values()) / len(values), 4)}
+        {
+            "user_id": u,
+            "day": day,
+            "mastery": values,
+            "average": round(sum(values.values()) / len(values), 4),
+        }
         for u, values in per_user.items()
     ]
     for start in range(0, len(rows), CHUNK):

@@ -51,7 +51,9 @@ def mastery_of(user_id: int) -> dict[str, Mastery]:
     return {
         m.skill: m
         for m in db.session.execute(
-            select(Mastery).where(Mastery.generation_id == generation.id, Mastery.user_id == user_id)
+            select(Mastery).where(
+                Mastery.generation_id == generation.id, Mastery.user_id == user_id
+            )
         ).scalars()
     }
 
@@ -101,7 +103,13 @@ def portrait(viewer, student_id: int, locale: str | None = None, days: int = 120
     out = Portrait(student)
     volumes = _volumes_of(student)
     maps = [(v, sources.volume_map(v)) for v in volumes]
-    kp_ids = {kp.identifier for _v, units in maps for u in units for lesson in u["lessons"] for kp in lesson["knowledge_points"]}
+    kp_ids = {
+        kp.identifier
+        for _v, units in maps
+        for u in units
+        for lesson in u["lessons"]
+        for kp in lesson["knowledge_points"]
+    }
     canonical = sources.canonical_skills(kp_ids)
     nodes = sources.nodes_by_identifier(set(masteries) | kp_ids)
     for skill, row in sorted(masteries.items(), key=lambda kv: kv[1].p_known):
@@ -145,14 +153,18 @@ def portrait(viewer, student_id: int, locale: str | None = None, days: int = 120
     out.trend = [
         {"day": s.day.isoformat(), "average": s.average, "mastery": s.mastery}
         for s in db.session.execute(
-            select(Snapshot).where(Snapshot.user_id == student.id, Snapshot.day >= since).order_by(Snapshot.day)
+            select(Snapshot)
+            .where(Snapshot.user_id == student.id, Snapshot.day >= since)
+            .order_by(Snapshot.day)
         ).scalars()
     ]
     out.engagement = engagement_of(student.id, since)
     out.interests = [
         {"category": i.category, "seconds": round(i.seconds), "events": i.events}
         for i in db.session.execute(
-            select(Interest).where(Interest.user_id == student.id).order_by(Interest.seconds.desc(), Interest.events.desc())
+            select(Interest)
+            .where(Interest.user_id == student.id)
+            .order_by(Interest.seconds.desc(), Interest.events.desc())
         ).scalars()
     ]
     return out
@@ -172,15 +184,24 @@ def _kp_cell(kp, canonical, masteries, locale) -> dict:
 
 
 def engagement_of(user_id: int, since) -> dict:
-    rows = db.session.execute(
-        select(EngagementDay).where(EngagementDay.user_id == user_id, EngagementDay.day >= since).order_by(EngagementDay.day)
-    ).scalars().all()
+    rows = (
+        db.session.execute(
+            select(EngagementDay)
+            .where(EngagementDay.user_id == user_id, EngagementDay.day >= since)
+            .order_by(EngagementDay.day)
+        )
+        .scalars()
+        .all()
+    )
     return {
         "active_days": len(rows),
         "seconds": round(sum(r.seconds for r in rows)),
         "completions": sum(r.completions for r in rows),
         "answers": sum(r.answers for r in rows),
-        "days": [{"day": r.day.isoformat(), "seconds": round(r.seconds), "events": r.events} for r in rows],
+        "days": [
+            {"day": r.day.isoformat(), "seconds": round(r.seconds), "events": r.events}
+            for r in rows
+        ],
     }
 
 
@@ -224,10 +245,16 @@ def class_heatmap(viewer, class_id: int, locale: str | None = None, offset: int 
     gains = defaultdict(list)
     if generation is not None and skills:
         for gain in db.session.execute(
-            select(ResourceGain).where(ResourceGain.generation_id == generation.id, ResourceGain.skill.in_(skills), ResourceGain.users > 0)
+            select(ResourceGain).where(
+                ResourceGain.generation_id == generation.id,
+                ResourceGain.skill.in_(skills),
+                ResourceGain.users > 0,
+            )
         ).scalars():
             gains[gain.skill].append(gain)
-    resources = sources.visible_resources(viewer, sorted({g.resource_content_id for gs in gains.values() for g in gs}))
+    resources = sources.visible_resources(
+        viewer, sorted({g.resource_content_id for gs in gains.values() for g in gs})
+    )
     return {
         "class": {"id": school_class.id, "name": school_class.name},
         "week": week_number,
@@ -244,7 +271,10 @@ def class_heatmap(viewer, class_id: int, locale: str | None = None, offset: int 
                         "helped": g.helped,
                         "users": g.users,
                     }
-                    for g in sorted(gains.get(canonical.get(kp.identifier, kp.identifier), []), key=lambda g: -g.helped / g.users)
+                    for g in sorted(
+                        gains.get(canonical.get(kp.identifier, kp.identifier), []),
+                        key=lambda g: -g.helped / g.users,
+                    )
                     if g.resource_content_id in resources
                 ][:3],
             }
@@ -266,7 +296,11 @@ def class_heatmap(viewer, class_id: int, locale: str | None = None, offset: int 
 def _cell(row) -> dict:
     if row is None:
         return {"mastery": None, "level": "none", "answers": 0}
-    return {"mastery": round(row.p_known, 3), "level": level_of(row.p_known), "answers": row.answers}
+    return {
+        "mastery": round(row.p_known, 3),
+        "level": level_of(row.p_known),
+        "answers": row.answers,
+    }
 
 
 # --- district aggregates ---------------------------------------------------------------------
@@ -291,7 +325,8 @@ def district_aggregates(viewer, district_id: int, locale: str | None = None) -> 
         for start in range(0, len(ids), 900):
             for user_id, skill, p in db.session.execute(
                 select(Mastery.user_id, Mastery.skill, Mastery.p_known).where(
-                    Mastery.generation_id == generation.id, Mastery.user_id.in_(ids[start : start + 900])
+                    Mastery.generation_id == generation.id,
+                    Mastery.user_id.in_(ids[start : start + 900]),
                 )
             ).all():
                 groups[(students[user_id], skill)].append(p)
@@ -309,9 +344,13 @@ def district_aggregates(viewer, district_id: int, locale: str | None = None) -> 
                 "title": _title(nodes.get(skill), locale) or skill,
                 "students": len(values),
                 "mean_mastery": round(sum(values) / len(values), 3),
-                "mastered_share": round(sum(1 for v in values if v >= model.mastered_threshold()) / len(values), 3),
+                "mastered_share": round(
+                    sum(1 for v in values if v >= model.mastered_threshold()) / len(values), 3
+                ),
             }
-            for (school, skill), values in sorted(shown.items(), key=lambda kv: (names.get(kv[0][0], ""), kv[0][1]))
+            for (school, skill), values in sorted(
+                shown.items(), key=lambda kv: (names.get(kv[0][0], ""), kv[0][1])
+            )
         ],
     }
 
@@ -323,4 +362,6 @@ def class_ids_taught(viewer) -> list:
 def count_observations(user_id: int) -> int:
     from app.portraits.models import Observation
 
-    return db.session.execute(select(func.count()).select_from(Observation).where(Observation.user_id == user_id)).scalar_one()
+    return db.session.execute(
+        select(func.count()).select_from(Observation).where(Observation.user_id == user_id)
+    ).scalar_one()

@@ -76,7 +76,16 @@ KIND_NAMES = {
 }
 
 
-def explain(locale: str | None, title: str, mastery: float | None, week: int, kind: str, helped: int, users: int, gain: float) -> str:
+def explain(
+    locale: str | None,
+    title: str,
+    mastery: float | None,
+    week: int,
+    kind: str,
+    helped: int,
+    users: int,
+    gain: float,
+) -> str:
     """One sentence naming the knowledge point, her mastery and the week."""
     english = bool(locale) and not str(locale).startswith("zh")
     kind_name = KIND_NAMES.get(kind, ("资源", "resource"))[1 if english else 0]
@@ -112,8 +121,12 @@ def _feedback(user_id: int) -> tuple[set, set, set]:
     return not_useful, known, clicked
 
 
-def recommend(viewer, student_id: int | None = None, locale: str | None = None, limit: int = 8) -> Recommendations:
-    student = queries.require_student(viewer, student_id if student_id is not None else getattr(viewer, "id", None))
+def recommend(
+    viewer, student_id: int | None = None, locale: str | None = None, limit: int = 8
+) -> Recommendations:
+    student = queries.require_student(
+        viewer, student_id if student_id is not None else getattr(viewer, "id", None)
+    )
     masteries = queries.mastery_of(student.id)
     generation = model.active_generation(create=False)
     not_useful, known, clicked = _feedback(student.id)
@@ -134,7 +147,10 @@ def recommend(viewer, student_id: int | None = None, locale: str | None = None, 
         candidates: dict[str, Recommendation] = {}
         for week_number, lesson, kps, canonical, by_node in entries:
             for aligned in lesson["resources"]:
-                if aligned.alignment_type == "requires" or aligned.resource.content_id in not_useful:
+                if (
+                    aligned.alignment_type == "requires"
+                    or aligned.resource.content_id in not_useful
+                ):
                     continue
                 targets = [by_node[aligned.node_id]] if aligned.node_id in by_node else kps
                 for kp in targets:
@@ -150,7 +166,11 @@ def recommend(viewer, student_id: int | None = None, locale: str | None = None, 
                     gain_row = gains.get((aligned.resource.content_id, skill))
                     helped, users = (gain_row.helped, gain_row.users) if gain_row else (0, 0)
                     rate = (helped + PSEUDO_STUDENTS * learn) / (users + PSEUDO_STUDENTS)
-                    base = mastery if mastery is not None else (p.prior if p is not None else bkt.DEFAULT.prior)
+                    base = (
+                        mastery
+                        if mastery is not None
+                        else (p.prior if p is not None else bkt.DEFAULT.prior)
+                    )
                     score = (1.0 - base) * rate * WEEK_WEIGHT[offset]
                     if aligned.resource.content_id in clicked:
                         score *= SEEN_FACTOR
@@ -168,10 +188,21 @@ def recommend(viewer, student_id: int | None = None, locale: str | None = None, 
                         gain=score,
                         helped=helped,
                         users=users,
-                        explanation=explain(locale, title, mastery, week_number, aligned.resource.kind, helped, users, score),
+                        explanation=explain(
+                            locale,
+                            title,
+                            mastery,
+                            week_number,
+                            aligned.resource.kind,
+                            helped,
+                            users,
+                            score,
+                        ),
                         offset=offset,
                     )
-        bucket.extend(sorted(candidates.values(), key=lambda r: (-r.gain, r.resource.title))[:limit])
+        bucket.extend(
+            sorted(candidates.values(), key=lambda r: (-r.gain, r.resource.title))[:limit]
+        )
     out.next_week = _preview(student, locale)
     out.extended = _extended(student)
     out.assigned = _assigned(student)
@@ -184,13 +215,17 @@ def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
     params = {
         p.skill: p
         for p in db.session.execute(
-            select(SkillParams).where(SkillParams.generation_id == generation.id, SkillParams.skill.in_(skills))
+            select(SkillParams).where(
+                SkillParams.generation_id == generation.id, SkillParams.skill.in_(skills)
+            )
         ).scalars()
     }
     gains = {
         (g.resource_content_id, g.skill): g
         for g in db.session.execute(
-            select(ResourceGain).where(ResourceGain.generation_id == generation.id, ResourceGain.skill.in_(skills))
+            select(ResourceGain).where(
+                ResourceGain.generation_id == generation.id, ResourceGain.skill.in_(skills)
+            )
         ).scalars()
     }
     return params, gains
@@ -204,8 +239,12 @@ def _preview(student, locale) -> list[dict]:
                 {
                     "week": week.week,
                     "lesson": queries._title(lesson["node"], locale),
-                    "knowledge_points": [queries._title(kp, locale) for kp in lesson["knowledge_points"]],
-                    "resources": [a.resource for a in lesson["resources"] if a.alignment_type != "requires"][:3],
+                    "knowledge_points": [
+                        queries._title(kp, locale) for kp in lesson["knowledge_points"]
+                    ],
+                    "resources": [
+                        a.resource for a in lesson["resources"] if a.alignment_type != "requires"
+                    ][:3],
                 }
             )
     return out
@@ -217,11 +256,18 @@ def _extended(student, limit: int = 4) -> list:
     categories = [
         row.category
         for row in db.session.execute(
-            select(Interest).where(Interest.user_id == student.id).order_by(Interest.seconds.desc(), Interest.events.desc()).limit(3)
+            select(Interest)
+            .where(Interest.user_id == student.id)
+            .order_by(Interest.seconds.desc(), Interest.events.desc())
+            .limit(3)
         ).scalars()
     ]
     enrolled = sources.enrolled_course_ids(student)
-    courses = [c for c in sources.extended_courses(student, categories, limit) if c.content_id not in enrolled]
+    courses = [
+        c
+        for c in sources.extended_courses(student, categories, limit)
+        if c.content_id not in enrolled
+    ]
     return courses[:limit]
 
 
@@ -232,12 +278,19 @@ def _assigned(student) -> list[dict]:
     rows = [
         a
         for a in db.session.execute(
-            select(Assignment).where(Assignment.class_id.in_(class_ids)).order_by(Assignment.created_at.desc()).limit(50)
+            select(Assignment)
+            .where(Assignment.class_id.in_(class_ids))
+            .order_by(Assignment.created_at.desc())
+            .limit(50)
         ).scalars()
         if student.id in (a.student_ids or [])
     ]
     resources = sources.visible_resources(student, [a.resource_content_id for a in rows])
-    return [{"assignment": a, "resource": resources[a.resource_content_id]} for a in rows if a.resource_content_id in resources]
+    return [
+        {"assignment": a, "resource": resources[a.resource_content_id]}
+        for a in rows
+        if a.resource_content_id in resources
+    ]
 
 
 # --- feedback and assignments ------------------------------------------------------------
@@ -251,19 +304,29 @@ def record_feedback(user, content_id: str, action: str, skill: str | None = None
         raise Invalid(_("Unknown action."), fields={"action": [", ".join(ACTIONS)]})
     if skill is not None and (not isinstance(skill, str) or len(skill) > 64):
         raise Invalid(_("Unknown knowledge point."), fields={"skill": ["string"]})
-    resource = sources.visible_resources(user, [content_id]).get(content_id) if isinstance(content_id, str) else None
+    resource = (
+        sources.visible_resources(user, [content_id]).get(content_id)
+        if isinstance(content_id, str)
+        else None
+    )
     if resource is None:
         raise NotFound(_("Resource not found."))
     row = Feedback(user_id=user.id, resource_content_id=content_id, skill=skill, action=action)
     db.session.add(row)
     db.session.flush()
-    from app.common.events import send_after_commit
     from app import signals
+    from app.common.events import send_after_commit
 
     verb = (
-        {"id": "http://adlnet.gov/expapi/verbs/interacted", "display": {"en-US": "interacted", "zh-CN": "点击"}}
+        {
+            "id": "http://adlnet.gov/expapi/verbs/interacted",
+            "display": {"en-US": "interacted", "zh-CN": "点击"},
+        }
         if action == "clicked"
-        else {"id": "http://id.tincanapi.com/verb/skipped", "display": {"en-US": "skipped", "zh-CN": "忽略"}}
+        else {
+            "id": "http://id.tincanapi.com/verb/skipped",
+            "display": {"en-US": "skipped", "zh-CN": "忽略"},
+        }
     )
     statement = {
         "verb": verb,
@@ -281,32 +344,51 @@ def record_feedback(user, content_id: str, action: str, skill: str | None = None
         resource=resource,
         course=None,
         result=None,
-        context={"statement": statement, "knowledge_points": [skill] if skill else [], "via": "recommendation"},
+        context={
+            "statement": statement,
+            "knowledge_points": [skill] if skill else [],
+            "via": "recommendation",
+        },
     )
     return row
 
 
-def assign(teacher, class_id: int, content_id: str, skill: str | None, student_ids: list[int] | None) -> Assignment:
+def assign(
+    teacher, class_id: int, content_id: str, skill: str | None, student_ids: list[int] | None
+) -> Assignment:
     """Assign a resource to a group of the class: the given students, or by default
     those whose mastery of ``skill`` is below the weak threshold."""
     school_class = queries.require_class_teacher(teacher, class_id)
-    resource = sources.visible_resources(teacher, [content_id]).get(content_id) if isinstance(content_id, str) else None
+    resource = (
+        sources.visible_resources(teacher, [content_id]).get(content_id)
+        if isinstance(content_id, str)
+        else None
+    )
     if resource is None:
         raise NotFound(_("Resource not found."))
     members = {s.id for s in sources.class_students(school_class)}
     if student_ids is None:
         if not skill:
-            raise Invalid(_("Choose students or a knowledge point."), fields={"student_ids": ["required"]})
+            raise Invalid(
+                _("Choose students or a knowledge point."), fields={"student_ids": ["required"]}
+            )
         student_ids = [
             user_id
             for user_id in sorted(members)
             if (m := queries.mastery_of(user_id).get(skill)) is None or m.p_known < weak_threshold()
         ]
-    if not isinstance(student_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in student_ids):
-        raise Invalid(_("Students must be a list of ids."), fields={"student_ids": ["list of integers"]})
+    if not isinstance(student_ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in student_ids
+    ):
+        raise Invalid(
+            _("Students must be a list of ids."), fields={"student_ids": ["list of integers"]}
+        )
     outsiders = set(student_ids) - members
     if outsiders:
-        raise Invalid(_("Some students are not in this class."), fields={"student_ids": sorted(outsiders)[:20]})
+        raise Invalid(
+            _("Some students are not in this class."),
+            fields={"student_ids": sorted(outsiders)[:20]},
+        )
     if not student_ids:
         raise Invalid(_("Nobody to assign to."), fields={"student_ids": ["empty"]})
     row = Assignment(
