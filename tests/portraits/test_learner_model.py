@@ -491,3 +491,31 @@ def test_lti_week_page_shows_her_recommendations(client, login, klass, material)
         pytest.skip("the LTI week page needs an LTI context here")
     html = page.get_data(as_text=True)
     assert "为你推荐" in html and material["kp"].title in html
+
+
+def test_teacher_and_district_pages(app, client, login, klass, material):
+    login(klass.student)
+    _answer(client, material["exercise"], False)
+    mine = client.get("/portraits/", follow_redirects=True).get_data(as_text=True)
+    assert 'role="img"' in mine and "pt-level-weak" in mine and "我已经会了" in mine
+    assert material["kp"].title in mine
+    teacher = app.test_client()
+    g.pop("csrf_token", None)
+    g.pop("_login_user", None)
+    from tests.conftest import csrf_token_from
+
+    token = csrf_token_from(teacher)
+    teacher.post(
+        "/login",
+        data={"email": klass.teacher.email, "password": "password123", "csrf_token": token},
+    )
+    g.pop("_login_user", None)
+    heat = teacher.get(f"/portraits/classes/{klass.class_id}").get_data(as_text=True)
+    assert 'id="heatmap"' in heat and klass.student.name in heat
+    g.pop("_login_user", None)
+    assert teacher.get("/portraits/classes/999999").status_code == 404
+    g.pop("_login_user", None)
+    assert (
+        teacher.get(f"/portraits/districts/{klass.school_class.school.district_id}").status_code
+        == 403
+    )
