@@ -121,7 +121,8 @@ for skill, rows in params.groupby("skill"):
     values = {r["param"]: float(r["value"]) for _, r in rows.iterrows() if r["param"] in wanted}
     out["params"][str(skill)] = values
 pred = model.predict(data=test)
-out["predictions"] = pred["correct_predictions"].tolist()
+ids = pred["order_id"].astype(int).tolist()
+out["predictions"] = dict(zip(ids, pred["correct_predictions"].tolist()))
 print(json.dumps(out))
 """
 
@@ -217,11 +218,27 @@ def quality(args) -> list[str]:
                     )
                 ]
             )
-            # pyBKT predicts rows in the order of its input: the same order as ours.
-            scores = np.array(result["predictions"])
+            # pyBKT may reorder rows (grouped by skill and student): align by order_id.
+            by_order = {int(k): v for k, v in result["predictions"].items()}
+            scores = np.array([by_order[i + 1] for i in range(len(labels))])
+            as_ours = np.concatenate(
+                [
+                    predictions(
+                        test[f"kp{k}"],
+                        bkt.Params(
+                            theirs[f"kp{k}"]["prior"],
+                            theirs[f"kp{k}"]["learns"],
+                            theirs[f"kp{k}"]["guesses"],
+                            theirs[f"kp{k}"]["slips"],
+                        ),
+                    )
+                    for k in range(len(TRUTH))
+                ]
+            )
             lines.append(
                 f"| pyBKT 1.4.3 (num_fits=3, same data) | {error:.3f} | "
-                f"{auc(labels, scores):.4f} | {result['seconds']:.2f} s |"
+                f"{auc(labels, scores):.4f} (its parameters in our filter: "
+                f"{auc(labels, as_ours):.4f}) | {result['seconds']:.2f} s |"
             )
     else:
         lines.append("| pyBKT 1.4.3 | not installed (bench/.venv-pybkt) | | |")
