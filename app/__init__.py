@@ -25,6 +25,7 @@ FEATURES = [
     "app.xapi",
     "app.lti",
     "app.sharing",
+    "app.portraits",
     "app.demo",
     "app.ops",
 ]

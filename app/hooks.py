@@ -43,6 +43,9 @@ __all__ = [
     "csp_nonce",
     "published_resources",
     "content_url",
+    # portraits (issue 12): what the exercise player plugin needs
+    "current_actor",
+    "visible_resource",
 ]
 
 
@@ -175,3 +178,24 @@ def player_script() -> Markup:
         f'<script src="{escape(src)}" data-csrf="{escape(generate_csrf())}" '
         f'data-endpoint="{escape(url_for("media_api.Progress"))}"></script>'
     )
+
+
+# --- added for the exercise player plugin (issue 12, portraits) ---------------------------
+
+
+def current_actor():
+    """The user making the request (session cookie or bearer token), or None."""
+    from app.accounts.auth import actor
+
+    return actor()
+
+
+def visible_resource(content_id: str, user=None):
+    """The published resource row ``content_id`` that ``user`` (default: whoever makes the
+    request) may see, or None.  Read-only: a plugin must not change it."""
+    from app.catalog import services
+
+    if not isinstance(content_id, str) or len(content_id) > 36:
+        return None
+    user = user if user is not None else current_actor()
+    return services.resolve_resources(user, [content_id]).get(content_id)

@@ -80,3 +80,14 @@ item_withdrawn = _signals.signal("item-withdrawn")
 """After commit. A publisher withdrew an item from a shared catalog; every subscriber
 lost it at once (app/sharing).  kwargs: ``catalog`` (the
 :class:`app.sharing.models.SharedCatalog` row), ``content_id`` (str), ``user``."""
+
+personal_data_export = _signals.signal("personal-data-export")
+"""Sent synchronously by ``flask portraits export --student`` (PIPL-style access request).
+kwargs: ``user``.  A receiver returns a JSON-serialisable dict of what its feature or plugin
+stores about the user (e.g. ``{"exercise_attempts": [...]}``); the sections are merged into
+the export."""
+
+personal_data_erase = _signals.signal("personal-data-erase")
+"""Sent synchronously, INSIDE the transaction, by ``flask portraits forget --student``.
+kwargs: ``user``.  A receiver deletes what its feature or plugin stores about the user's
+learning (with ``db.session``, never committing) and returns the number of rows deleted."""

@@ -1,0 +1,403 @@
+"""Explained recommendations.
+
+Candidates: published resources the student may see, aligned to the knowledge points of
+the lessons her class learns this week and learnt last week (from the class teaching
+calendar, in her edition or an exactMatchOf-equivalent lesson), for knowledge points she
+has not mastered.
+
+Ranking — expected mastery gain of resource r for student s on skill k:
+
+    ℓ(r,k)  = (helped(r,k) + A · learn(k)) / (users(r,k) + A)
+    gain    = (1 − m(s,k)) · ℓ(r,k) · w(week) · f(s,r)
+
+m(s,k) is her mastery (the skill's BKT prior when she has no answers yet); users(r,k)
+counts students who used r right after a wrong answer on k and helped(r,k) those of them
+whose next answer on k was right (learnt at each rebuild); learn(k) is the skill's BKT
+learn rate, the prior mean, with A = 5 pseudo-students; w = 1 for this week and 0.8 for
+last week; f = 0.5 once she has opened r from a recommendation, and r is dropped for k
+after "already know it" and everywhere after "not useful".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.errors import Invalid, NotFound
+from app.extensions import db
+from app.portraits import sources
+from app.portraits.models import Assignment, Feedback, ResourceGain, SkillParams
+from app.portraits.services import bkt, model, queries
+
+PSEUDO_STUDENTS = 5.0
+WEEK_WEIGHT = {0: 1.0, -1: 0.8}
+SEEN_FACTOR = 0.5
+ACTIONS = ("clicked", "not_useful", "known")
+
+
+def weak_threshold() -> float:
+    return float(current_app.config.get("PORTRAITS_WEAK", 0.6))
+
+
+@dataclass
+class Recommendation:
+    resource: object
+    skill: str
+    knowledge_point: str
+    knowledge_point_title: str
+    mastery: float | None
+    week: int
+    gain: float
+    helped: int
+    users: int
+    explanation: str
+    offset: int
+
+
+@dataclass
+class Recommendations:
+    this_week: list = field(default_factory=list)
+    last_week: list = field(default_factory=list)
+    next_week: list = field(default_factory=list)
+    extended: list = field(default_factory=list)
+    assigned: list = field(default_factory=list)
+
+
+KIND_NAMES = {
+    "video": ("视频", "video"),
+    "audio": ("音频", "audio"),
+    "document": ("文档", "document"),
+    "exercise": ("练习", "exercise"),
+    "interactive": ("互动练习", "interactive exercise"),
+    "link": ("网页", "web page"),
+}
+
+
+def explain(
+    locale: str | None,
+    title: str,
+    mastery: float | None,
+    week: int,
+    kind: str,
+    helped: int,
+    users: int,
+    gain: float,
+) -> str:
+    """One sentence naming the knowledge point, her mastery and the week."""
+    english = bool(locale) and not str(locale).startswith("zh")
+    kind_name = KIND_NAMES.get(kind, ("资源", "resource"))[1 if english else 0]
+    level = f"{mastery:.2f}" if mastery is not None else "—"
+    if users >= 3:
+        why = _(
+            "it helped %(helped)s of %(users)s classmates who were stuck there",
+            helped=helped,
+            users=users,
+        )
+    else:
+        rounded = f"{gain:.2f}"
+        why = _("expected mastery gain %(gain)s", gain=rounded)
+    return _(
+        "%(kp)s: mastery %(mastery)s, taught in week %(week)s — try this %(kind)s: %(why)s.",
+        kp=title,
+        mastery=level,
+        week=week,
+        kind=kind_name,
+        why=why,
+    )
+
+
+def _feedback(user_id: int) -> tuple[set, set, set]:
+    not_useful, known, clicked = set(), set(), set()
+    for row in db.session.execute(select(Feedback).where(Feedback.user_id == user_id)).scalars():
+        if row.action == "not_useful":
+            not_useful.add(row.resource_content_id)
+        elif row.action == "known":
+            known.add((row.resource_content_id, row.skill))
+        else:
+            clicked.add(row.resource_content_id)
+    return not_useful, known, clicked
+
+
+def recommend(
+    viewer, student_id: int | None = None, locale: str | None = None, limit: int = 8
+) -> Recommendations:
+    student = queries.require_student(
+        viewer, student_id if student_id is not None else getattr(viewer, "id", None)
+    )
+    masteries = queries.mastery_of(student.id)
+    generation = model.active_generation(create=False)
+    not_useful, known, clicked = _feedback(student.id)
+    out = Recommendations()
+    for offset, bucket in ((0, out.this_week), (-1, out.last_week)):
+        weeks = sources.weeks_of(student, offset)
+        entries = []
+        for week in weeks:
+            for lesson in week.lessons:
+                kps = lesson["knowledge_points"]
+                if not kps:
+                    continue
+                canonical = sources.canonical_skills({kp.identifier for kp in kps})
+                by_node = {kp.id: kp for kp in kps}
+                entries.append((week.week, lesson, kps, canonical, by_node))
+        skills = {c for _w, _l, _k, canonical, _b in entries for c in canonical.values()}
+        params, gains = _model_data(generation, skills)
+        candidates: dict[str, Recommendation] = {}
+        for week_number, lesson, kps, canonical, by_node in entries:
+            for aligned in lesson["resources"]:
+                if (
+                    aligned.alignment_type == "requires"
+                    or aligned.resource.content_id in not_useful
+                ):
+                    continue
+                targets = [by_node[aligned.node_id]] if aligned.node_id in by_node else kps
+                for kp in targets:
+                    skill = canonical.get(kp.identifier, kp.identifier)
+                    if (aligned.resource.content_id, skill) in known:
+                        continue
+                    row = masteries.get(skill)
+                    p = params.get(skill)
+                    mastery = row.p_known if row else None
+                    if mastery is not None and mastery >= weak_threshold():
+                        continue
+                    learn = p.learn if p is not None else bkt.DEFAULT.learn
+                    gain_row = gains.get((aligned.resource.content_id, skill))
+                    helped, users = (gain_row.helped, gain_row.users) if gain_row else (0, 0)
+                    rate = (helped + PSEUDO_STUDENTS * learn) / (users + PSEUDO_STUDENTS)
+                    base = (
+                        mastery
+                        if mastery is not None
+                        else (p.prior if p is not None else bkt.DEFAULT.prior)
+                    )
+                    score = (1.0 - base) * rate * WEEK_WEIGHT[offset]
+                    if aligned.resource.content_id in clicked:
+                        score *= SEEN_FACTOR
+                    best = candidates.get(aligned.resource.content_id)
+                    if best is not None and best.gain >= score:
+                        continue
+                    title = queries._title(kp, locale)
+                    candidates[aligned.resource.content_id] = Recommendation(
+                        resource=aligned.resource,
+                        skill=skill,
+                        knowledge_point=kp.identifier,
+                        knowledge_point_title=title,
+                        mastery=round(mastery, 3) if mastery is not None else None,
+                        week=week_number,
+                        gain=score,
+                        helped=helped,
+                        users=users,
+                        explanation=explain(
+                            locale,
+                            title,
+                            mastery,
+                            week_number,
+                            aligned.resource.kind,
+                            helped,
+                            users,
+                            score,
+                        ),
+                        offset=offset,
+                    )
+        bucket.extend(
+            sorted(candidates.values(), key=lambda r: (-r.gain, r.resource.title))[:limit]
+        )
+    out.next_week = _preview(student, locale)
+    out.extended = _extended(student)
+    out.assigned = _assigned(student)
+    return out
+
+
+def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
+    if generation is None or not skills:
+        return {}, {}
+    params = {
+        p.skill: p
+        for p in db.session.execute(
+            select(SkillParams).where(
+                SkillParams.generation_id == generation.id, SkillParams.skill.in_(skills)
+            )
+        ).scalars()
+    }
+    gains = {
+        (g.resource_content_id, g.skill): g
+        for g in db.session.execute(
+            select(ResourceGain).where(
+                ResourceGain.generation_id == generation.id, ResourceGain.skill.in_(skills)
+            )
+        ).scalars()
+    }
+    return params, gains
+
+
+def _preview(student, locale) -> list[dict]:
+    out = []
+    for week in sources.weeks_of(student, 1):
+        for lesson in week.lessons:
+            out.append(
+                {
+                    "week": week.week,
+                    "lesson": queries._title(lesson["node"], locale),
+                    "knowledge_points": [
+                        queries._title(kp, locale) for kp in lesson["knowledge_points"]
+                    ],
+                    "resources": [
+                        a.resource for a in lesson["resources"] if a.alignment_type != "requires"
+                    ][:3],
+                }
+            )
+    return out
+
+
+def _extended(student, limit: int = 4) -> list:
+    from app.portraits.models import Interest
+
+    categories = [
+        row.category
+        for row in db.session.execute(
+            select(Interest)
+            .where(Interest.user_id == student.id)
+            .order_by(Interest.seconds.desc(), Interest.events.desc())
+            .limit(3)
+        ).scalars()
+    ]
+    enrolled = sources.enrolled_course_ids(student)
+    courses = [
+        c
+        for c in sources.extended_courses(student, categories, limit)
+        if c.content_id not in enrolled
+    ]
+    return courses[:limit]
+
+
+def _assigned(student) -> list[dict]:
+    class_ids = [c.id for c in sources.classes_of(student, "student")]
+    if not class_ids:
+        return []
+    rows = [
+        a
+        for a in db.session.execute(
+            select(Assignment)
+            .where(Assignment.class_id.in_(class_ids))
+            .order_by(Assignment.created_at.desc())
+            .limit(50)
+        ).scalars()
+        if student.id in (a.student_ids or [])
+    ]
+    resources = sources.visible_resources(student, [a.resource_content_id for a in rows])
+    return [
+        {"assignment": a, "resource": resources[a.resource_content_id]}
+        for a in rows
+        if a.resource_content_id in resources
+    ]
+
+
+# --- feedback and assignments ------------------------------------------------------------
+
+
+def record_feedback(user, content_id: str, action: str, skill: str | None = None) -> Feedback:
+    """A click or a dismissal: stored (it changes the next recommendations) and reported
+    as xAPI (``interacted`` for a click, ``skipped`` with the reason for a dismissal)."""
+    queries._require(user)
+    if action not in ACTIONS:
+        raise Invalid(_("Unknown action."), fields={"action": [", ".join(ACTIONS)]})
+    if skill is not None and (not isinstance(skill, str) or len(skill) > 64):
+        raise Invalid(_("Unknown knowledge point."), fields={"skill": ["string"]})
+    resource = (
+        sources.visible_resources(user, [content_id]).get(content_id)
+        if isinstance(content_id, str)
+        else None
+    )
+    if resource is None:
+        raise NotFound(_("Resource not found."))
+    row = Feedback(user_id=user.id, resource_content_id=content_id, skill=skill, action=action)
+    db.session.add(row)
+    db.session.flush()
+    from app import signals
+    from app.common.events import send_after_commit
+
+    verb = (
+        {
+            "id": "http://adlnet.gov/expapi/verbs/interacted",
+            "display": {"en-US": "interacted", "zh-CN": "点击"},
+        }
+        if action == "clicked"
+        else {
+            "id": "http://id.tincanapi.com/verb/skipped",
+            "display": {"en-US": "skipped", "zh-CN": "忽略"},
+        }
+    )
+    statement = {
+        "verb": verb,
+        "object": {
+            "objectType": "Activity",
+            "id": f"{sources.resource_activity_prefix()}{content_id}#recommendation",
+            "definition": {"type": "http://adlnet.gov/expapi/activities/interaction"},
+        },
+        "result": {"response": action},
+    }
+    send_after_commit(
+        signals.learning_event,
+        user=user,
+        verb="recommendation",
+        resource=resource,
+        course=None,
+        result=None,
+        context={
+            "statement": statement,
+            "knowledge_points": [skill] if skill else [],
+            "via": "recommendation",
+        },
+    )
+    return row
+
+
+def assign(
+    teacher, class_id: int, content_id: str, skill: str | None, student_ids: list[int] | None
+) -> Assignment:
+    """Assign a resource to a group of the class: the given students, or by default
+    those whose mastery of ``skill`` is below the weak threshold."""
+    school_class = queries.require_class_teacher(teacher, class_id)
+    resource = (
+        sources.visible_resources(teacher, [content_id]).get(content_id)
+        if isinstance(content_id, str)
+        else None
+    )
+    if resource is None:
+        raise NotFound(_("Resource not found."))
+    members = {s.id for s in sources.class_students(school_class)}
+    if student_ids is None:
+        if not skill:
+            raise Invalid(
+                _("Choose students or a knowledge point."), fields={"student_ids": ["required"]}
+            )
+        student_ids = [
+            user_id
+            for user_id in sorted(members)
+            if (m := queries.mastery_of(user_id).get(skill)) is None or m.p_known < weak_threshold()
+        ]
+    if not isinstance(student_ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in student_ids
+    ):
+        raise Invalid(
+            _("Students must be a list of ids."), fields={"student_ids": ["list of integers"]}
+        )
+    outsiders = set(student_ids) - members
+    if outsiders:
+        raise Invalid(
+            _("Some students are not in this class."),
+            fields={"student_ids": sorted(outsiders)[:20]},
+        )
+    if not student_ids:
+        raise Invalid(_("Nobody to assign to."), fields={"student_ids": ["empty"]})
+    row = Assignment(
+        class_id=school_class.id,
+        resource_content_id=content_id,
+        skill=skill,
+        student_ids=sorted(set(student_ids)),
+        assigned_by_id=teacher.id,
+    )
+    db.session.add(row)
+    db.session.flush()
+    return row
