@@ -7,12 +7,12 @@ from datetime import timedelta
 
 import pytest
 from flask import g
+from shuyuan_plugins.exercise.models import Attempt, utcnow
 from sqlalchemy import select
 
 from app.extensions import db
 from app.lti.models import LtiDeployment, LtiGradeLink, LtiGradeOutbox, LtiPlatform
 from app.xapi.models import Statement
-from shuyuan_plugins.exercise.models import Attempt, utcnow
 from tests.conftest import csrf_token_from
 from tests.portraits.helpers import ALL_RIGHT, QUESTIONS, edit_exercise, make_exercise, page_csrf
 

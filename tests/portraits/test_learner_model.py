@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from flask import g
+from shuyuan_plugins.exercise.models import Attempt
 from sqlalchemy import func, select
 
 from app.curriculum import services as curriculum
@@ -16,7 +17,6 @@ from app.portraits import sources
 from app.portraits.models import Feedback, Generation, Mastery, Observation, SkillParams, Snapshot
 from app.portraits.services import bkt, ingest, model, queries, updates
 from app.xapi.models import Statement
-from shuyuan_plugins.exercise.models import Attempt
 from tests.portraits.helpers import make_exercise, page_csrf
 
 
