@@ -34,9 +34,10 @@ translations: install
 	done
 
 # What the tests drive besides Python: Debian's Chromium (browser tests), ffmpeg and
-# poppler (media derivatives), a CJK font (legible Chinese screenshots).  Installed when
+# poppler (media derivatives), nginx (the cluster test), a CJK font (legible Chinese
+# screenshots).  Installed when
 # a command is missing; in CI a missing one is an error, never a silent skip.
-SYSTEM_COMMANDS := chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg pdftoppm:poppler-utils \
+SYSTEM_COMMANDS := chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg pdftoppm:poppler-utils nginx:nginx \
   fc-list:fonts-wqy-microhei
 system-deps:
 	@missing=""; \

@@ -147,9 +147,7 @@ def test_district_admin_sees_only_her_districts_deployments(
     deployments = [d["deployment_id"] for p in listed.json for d in p["deployments"]]
     assert deployments == ["dep-1"]
     other = make_user("district_admin", district=orgs.review_district)
-    from flask import g
 
-    g.pop("_login_user", None)  # the test's app context is shared by its requests
     listed = app.test_client().get("/api/v1/lti/platforms", headers=token_for(other))
     assert [d["deployment_id"] for p in listed.json for d in p["deployments"]] == ["dep-review"]
 

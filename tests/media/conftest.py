@@ -137,7 +137,6 @@ def upload_file(client, headers, content_id, name, data, checksum=True, parts=No
     )
     # The derivatives job ran inline after the commit and ended the session: the user
     # Flask-Login cached in this shared app context is detached now.
-    forget_user()
     return response
 
 
@@ -150,11 +149,3 @@ def _small_single_put(request, monkeypatch):
     if "app" in request.fixturenames:
         application = request.getfixturevalue("app")
         monkeypatch.setitem(application.config, "MEDIA_SINGLE_PUT_MAX_BYTES", 1024 * 1024)
-
-
-def forget_user():
-    """Tests share one app context across requests, so Flask-Login's cached user in
-    ``flask.g`` would leak into the next request: drop it before switching users."""
-    from flask import g
-
-    g.pop("_login_user", None)

@@ -133,14 +133,10 @@ def test_upload_through_the_page_then_play_and_seek(
             reader.wait_for_function(
                 f"() => !{element}.seeking && {element}.currentTime >= 2.5", timeout=30_000
             )
-            reader.wait_for_timeout(500)
+            # The player reports asynchronously: wait until both reports are stored.
+            _wait_for_verbs(db, content_id, {"played", "seeked"})
         finally:
             browser.close()
-    db.session.expire_all()
-    verbs = set(
-        db.session.execute(select(ProgressEvent.verb).filter_by(content_id=content_id)).scalars()
-    )
-    assert {"played", "seeked"} <= verbs
 
 
 def test_pdf_viewer_renders_and_reports(live_server, make_user, make_resource, token_for, tmp_path):
@@ -185,11 +181,24 @@ def test_pdf_viewer_renders_and_reports(live_server, make_user, make_resource, t
             assert page.text_content(".pdf-page") == "1 / 2"
             page.click(".pdf-next")
             page.wait_for_selector(".pdf-viewer[data-rendered='2']", timeout=30_000)
-            page.wait_for_timeout(500)
+            _wait_for_verbs(_db, content_id, {"opened", "completed"})
         finally:
             browser.close()
-    _db.session.expire_all()
-    verbs = set(
-        _db.session.execute(select(ProgressEvent.verb).filter_by(content_id=content_id)).scalars()
-    )
-    assert {"opened", "completed"} <= verbs
+
+
+def _wait_for_verbs(database, content_id: str, wanted: set[str], seconds: float = 30) -> None:
+    """Poll the stored progress events until ``wanted`` are all there (no fixed sleep)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        database.session.expire_all()
+        verbs = set(
+            database.session.execute(
+                select(ProgressEvent.verb).filter_by(content_id=content_id)
+            ).scalars()
+        )
+        if wanted <= verbs or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert wanted <= verbs, verbs

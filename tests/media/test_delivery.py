@@ -15,7 +15,7 @@ from app.extensions import db
 from app.media import services
 from app.media.models import MediaAttachment
 from app.media.storage import sign_token
-from tests.media.conftest import forget_user, mp4_bytes, upload_file
+from tests.media.conftest import mp4_bytes, upload_file
 
 NAME = "第三课：光的折射 (实验).mp4"
 
@@ -49,7 +49,6 @@ def test_readers_get_short_lived_urls_with_range(
     student = make_user("student")
     outsider_headers, student_headers = token_for(outsider), token_for(student)
     _, content_id = _published_with_file(client, make_user, make_resource, token_for, data)
-    forget_user()
     files = client.get(f"/api/v1/resources/{content_id}/media", headers=student_headers).get_json()
     assert [f["filename"] for f in files] == [NAME]
     attachment_id = files[0]["id"]
@@ -66,18 +65,14 @@ def test_readers_get_short_lived_urls_with_range(
     assert ranged.status_code == 206 and _body(ranged) == data[1000:2000]
     assert ranged.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
     # The stable player address redirects to a fresh URL.
-    forget_user()
     redirect = client.get(f"/media/a/{attachment_id}", headers=student_headers)
     assert redirect.status_code == 302 and redirect.headers["Cache-Control"] == "private, no-store"
     # Someone who may not see the resource gets nothing.
-    forget_user()
     assert (
         client.get(f"/api/v1/media/{attachment_id}/url", headers=outsider_headers).status_code
         == 404
     )
-    forget_user()
     assert client.get(f"/media/a/{attachment_id}", headers=outsider_headers).status_code == 404
-    forget_user()
     assert client.get(f"/api/v1/media/{attachment_id}/url").status_code == 404
 
 
@@ -151,7 +146,6 @@ def test_new_version_keeps_files_and_published_version_is_untouched(
     )
     assert draft.version == 2
     # Replacing the file of the draft leaves the published version's file alone.
-    forget_user()
     second = mp4_bytes(4000, seed=b"v2")
     assert upload_file(client, token_for(teacher), content_id, "新.mp4", second).status_code == 200
     db.session.expire_all()

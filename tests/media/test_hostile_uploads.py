@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.media.models import MediaObject, MediaUpload
-from tests.media.conftest import forget_user, put, sha, upload_file, webm_bytes
+from tests.media.conftest import put, sha, upload_file, webm_bytes
 from tests.media.h5p_packages import zip_bytes
 
 H5P_JSON = json.dumps({"title": "坏", "mainLibrary": "H5P.Text"}).encode()
@@ -167,19 +167,16 @@ def test_bodies_over_their_limit_are_413_and_the_upload_stays_open(
         json={"resource_id": content_id, "filename": "课.webm", "size": len(data)},
     ).get_json()
     assert put(client, upload["url"], data + b"x").status_code == 413
-    forget_user()
     incomplete = client.post(
         f"/api/v1/media/uploads/{upload['id']}/complete", headers=headers, json={"parts": []}
     )
     assert incomplete.status_code == 422
     assert incomplete.get_json()["error"]["code"] == "upload_incomplete"
     assert put(client, upload["url"], data).status_code == 200
-    forget_user()
     done = client.post(
         f"/api/v1/media/uploads/{upload['id']}/complete", headers=headers, json={"parts": []}
     )
     assert done.status_code == 200 and done.get_json()["state"] == "complete"
-    forget_user()
     app.config["MEDIA_MAX_UPLOAD_BYTES"], old = 10_000, app.config["MEDIA_MAX_UPLOAD_BYTES"]
     try:
         big = client.post(
@@ -226,21 +223,17 @@ def test_any_json_shape_is_answered_without_a_server_error(
     headers = token_for(teacher)
     started = client.post("/api/v1/media/uploads", headers=headers, json=body)
     assert started.status_code < 500, started.get_json()
-    forget_user()
     upload = client.post(
         "/api/v1/media/uploads",
         headers=headers,
         json={"resource_id": make_resource(teacher), "filename": "a.webm", "size": 10},
     ).get_json()
-    forget_user()
     completed = client.post(
         f"/api/v1/media/uploads/{upload['id']}/complete", headers=headers, json={"parts": parts}
     )
     assert completed.status_code < 500, completed.get_json()
-    forget_user()
     reported = client.post("/api/v1/progress", headers=headers, json=progress)
     assert reported.status_code < 500, reported.get_json()
-    forget_user()
 
 
 def test_checksum_of_other_bytes_is_refused(client, storage, teacher, make_resource, token_for):

@@ -10,7 +10,7 @@ from app.catalog.models import Resource
 from app.extensions import db
 from app.media import services
 from app.media.storage import sign_token
-from tests.media.conftest import forget_user, upload_file
+from tests.media.conftest import upload_file
 from tests.media.h5p_packages import probe_package
 
 
@@ -90,7 +90,6 @@ def test_launch_tokens_are_checked_on_every_file(
     )["primary"].public_id
 
     def status(candidate: str) -> tuple[int, str]:
-        forget_user()
         answer = client.get(
             f"/media/pkg/{candidate}/h5p.json", headers={"Accept": "application/json"}
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from tests.media.conftest import forget_user, upload_file
+from tests.media.conftest import upload_file
 
 
 def _pdf() -> bytes:
@@ -25,24 +25,19 @@ def test_upload_page_and_players(client, make_user, make_resource, token_for):
         403,
         404,
     )
-    forget_user()
     page = client.get(f"/resources/{content_id}/media", headers=headers)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="media-upload"' in html and "application/pdf" in html and "上传文件" in html
-    forget_user()
     detail = client.get(f"/resources/{content_id}?version=latest", headers=headers).get_data(
         as_text=True
     )
     assert f"/resources/{content_id}/media" in detail and "尚未上传文件" in detail
-    forget_user()
     assert upload_file(client, headers, content_id, "讲义.pdf", _pdf()).status_code == 200
-    forget_user()
     detail = client.get(f"/resources/{content_id}?version=latest", headers=headers).get_data(
         as_text=True
     )
     assert 'class="pdf-viewer"' in detail and "vendor/pdfjs/pdf.min.mjs" in detail
     assert "js/shuyuan-player.js" in detail and 'data-csrf="' in detail
-    forget_user()
     assert client.get("/plugins/pdf/static/vendor/pdfjs/pdf.worker.min.mjs").status_code == 200
     assert client.get("/static/js/shuyuan-player.js").status_code == 200

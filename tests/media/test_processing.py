@@ -18,7 +18,7 @@ from app.common.models import utcnow
 from app.extensions import db
 from app.media.models import MediaAttachment, MediaObject, MediaUpload, ProgressEvent
 from tests.conftest import make_app
-from tests.media.conftest import forget_user, mp4_bytes, upload_file
+from tests.media.conftest import mp4_bytes, upload_file
 
 FFMPEG = shutil.which("ffmpeg")
 
@@ -213,7 +213,6 @@ def test_h5p_package_is_unpacked_and_served(client, storage, teacher, make_resou
     obj = _object_of(content_id)
     prefix = obj.meta["h5p"]["prefix"]
     assert storage.stat(prefix + "content/content.json") == len(b'{"text": "hello"}')
-    forget_user()
     # Served under a launch token inside the sandbox (tests/media/test_packages.py).
     base = _package_base(teacher, content_id)
     served = client.get(base + "content/content.json")
@@ -264,12 +263,10 @@ def test_gc_removes_only_unreferenced_objects(
     headers = token_for(teacher)
     keep, drop = make_resource(teacher, "image"), make_resource(teacher)
     assert upload_file(client, headers, keep, "留.png", _png()).status_code == 200
-    forget_user()
     assert (
         upload_file(client, headers, drop, "删.mp4", mp4_bytes(3000, seed=b"gc")).status_code == 200
     )
     # An abandoned multipart upload from long ago.
-    forget_user()
     data = mp4_bytes(2 * 1024 * 1024)
     stale = client.post(
         "/api/v1/media/uploads",
@@ -376,7 +373,6 @@ def test_progress_api_records_events_and_signals(
             ).status_code
             == 404
         )
-        forget_user()
         # Session cookie without the CSRF header is refused; with it accepted.
         login(student)
         no_csrf = client.post(
@@ -402,7 +398,6 @@ def test_progress_api_records_events_and_signals(
     assert received[0]["resource_content_id"] == content_id
     assert db.session.execute(select(func.count(ProgressEvent.id))).scalar_one() == 3
     anonymous_client = app.test_client()
-    forget_user()
     assert (
         anonymous_client.post(
             "/api/v1/progress", json={"resource_id": content_id, "verb": "played"}

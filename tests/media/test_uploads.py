@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.media import services
 from app.media.models import MediaAttachment, MediaObject, MediaUpload
-from tests.media.conftest import forget_user, mp4_bytes, put, sha, upload_file, webm_bytes
+from tests.media.conftest import mp4_bytes, put, sha, upload_file, webm_bytes
 
 
 def _attachments(content_id):
@@ -211,7 +211,6 @@ def test_only_editors_upload(client, make_user, make_resource, token_for, orgs):
     )
     assert anonymous.status_code == 401
     for user in (colleague, student):
-        forget_user()
         response = client.post(
             "/api/v1/media/uploads",
             headers=token_for(user),
@@ -219,7 +218,6 @@ def test_only_editors_upload(client, make_user, make_resource, token_for, orgs):
         )
         assert response.status_code in (403, 404)
     link = make_resource(owner, kind="exercise")
-    forget_user()
     response = client.post(
         "/api/v1/media/uploads",
         headers=token_for(owner),

@@ -16,9 +16,10 @@ from app.curriculum import case
 from app.curriculum import services as curriculum
 from app.extensions import db
 from app.portraits import sources
+from tests.browser import CHROMIUM, LAUNCH_ARGS
 from tests.conftest import Orgs, make_app
 from tests.curriculum.conftest import TERM, demo_package
-from tests.pages.test_browser import CHROMIUM, LAUNCH_ARGS, field
+from tests.pages.test_browser import field
 from tests.portraits.conftest import DAY
 
 pytestmark = [
@@ -130,7 +131,7 @@ def live_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield chromium

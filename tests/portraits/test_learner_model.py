@@ -368,7 +368,6 @@ def test_who_sees_what(app, client, login, klass, material, make_user, orgs, tok
     api = app.test_client()  # bearer tokens only, no session cookie
 
     def get(user, path):
-        g.pop("_login_user", None)  # tests share one app context: flask-login caches the user
         return api.get(path, headers=token_for(user))
 
     assert get(student, f"/api/v1/portraits/students/{student.id}").status_code == 200
@@ -402,14 +401,12 @@ def test_who_sees_what(app, client, login, klass, material, make_user, orgs, tok
     assert shown["groups"] and student.name not in json.dumps(shown)
 
     skill = heat["columns"][0]["skill"]
-    g.pop("_login_user", None)
     assigned = api.post(
         f"/api/v1/portraits/classes/{klass.class_id}/assignments",
         json={"content_id": material["video"], "skill": material["kp"].identifier},
         headers=token_for(teacher),
     )
     assert assigned.status_code == 201 and assigned.json["student_ids"] == [student.id]
-    g.pop("_login_user", None)
     bad = api.post(
         f"/api/v1/portraits/classes/{klass.class_id}/assignments",
         json={"content_id": material["video"], "student_ids": [other_student.id]},
@@ -501,7 +498,6 @@ def test_teacher_and_district_pages(app, client, login, klass, material):
     assert material["kp"].title in mine
     teacher = app.test_client()
     g.pop("csrf_token", None)
-    g.pop("_login_user", None)
     from tests.conftest import csrf_token_from
 
     token = csrf_token_from(teacher)
@@ -509,12 +505,9 @@ def test_teacher_and_district_pages(app, client, login, klass, material):
         "/login",
         data={"email": klass.teacher.email, "password": "password123", "csrf_token": token},
     )
-    g.pop("_login_user", None)
     heat = teacher.get(f"/portraits/classes/{klass.class_id}").get_data(as_text=True)
     assert 'id="heatmap"' in heat and klass.student.name in heat
-    g.pop("_login_user", None)
     assert teacher.get("/portraits/classes/999999").status_code == 404
-    g.pop("_login_user", None)
     assert (
         teacher.get(f"/portraits/districts/{klass.school_class.school.district_id}").status_code
         == 403

@@ -172,14 +172,12 @@ def test_cli_create_client(app, client, orgs):
 
 
 def test_api_manages_clients(client, make_user, token_for, orgs):
-    from flask import g
 
     admin = make_user("district_admin")
     teacher = make_user("teacher")
     admin_auth, teacher_auth = token_for(admin), token_for(teacher)
 
     def call(method, path, auth, **kwargs):
-        g.pop("_login_user", None)  # the test shares one app context between requests
         return getattr(client, method)(path, headers=auth, **kwargs)
 
     body = {"name": "Dashboard", "district_id": orgs.district.id, "scopes": ["all/read"]}
