@@ -14,8 +14,6 @@ from __future__ import annotations
 from flask import Flask, current_app
 from prometheus_client import Gauge
 
-_queue_gauges: dict[str, Gauge] = {}
-
 
 def _queue_stats() -> dict[str, float]:
     url = current_app.config.get("REDIS_URL")
@@ -39,25 +37,32 @@ def init_app(app: Flask) -> None:
     if app.config.get("METRICS_MULTIPROC_DIR"):
         from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
 
-        exporter = GunicornInternalPrometheusMetrics.for_app_factory(
-            path="/metrics", group_by="endpoint"
-        )
+        exporter = GunicornInternalPrometheusMetrics(app, path="/metrics", group_by="endpoint")
+        # Values go to the per-process files whatever the registry; the collector that
+        # answers /metrics reads those files, so these gauges must not be registered twice.
+        gauge_registry = None
     else:
+        from prometheus_client import CollectorRegistry
         from prometheus_flask_exporter import PrometheusMetrics
 
-        exporter = PrometheusMetrics.for_app_factory(path="/metrics", group_by="endpoint")
-    exporter.init_app(app)
+        # A registry per app: a process may build several apps (tests, the CLI), and
+        # metrics bound to the first app's hooks would never count the others' requests.
+        gauge_registry = CollectorRegistry(auto_describe=True)
+        exporter = PrometheusMetrics(
+            app, path="/metrics", group_by="endpoint", registry=gauge_registry
+        )
     app.extensions["shuyuan_metrics"] = exporter
-
-    if not _queue_gauges:
-        # Gauges whose value is computed at scrape time (multiprocess: "liveall" keeps one
-        # sample per live worker; they all read the same Redis, so max is the answer).
+    # Gauges computed at scrape time (multiprocess: "max" over the live workers; they all
+    # read the same Redis).
+    gauges = {
+        name: Gauge(
+            f"shuyuan_jobs_{name}", help_text, multiprocess_mode="max", registry=gauge_registry
+        )
         for name, help_text in (
             ("depth", "Jobs waiting in the background queue"),
             ("failed", "Jobs in the failed-job registry"),
-        ):
-            gauge = Gauge(f"shuyuan_jobs_{name}", help_text, multiprocess_mode="max")
-            _queue_gauges[name] = gauge
+        )
+    }
 
     @app.before_request
     def _refresh_queue_gauges():
@@ -66,4 +71,4 @@ def init_app(app: Flask) -> None:
         if request.path != "/metrics":
             return
         for name, value in _queue_stats().items():
-            _queue_gauges[name].set(value)
+            gauges[name].set(value)

@@ -122,13 +122,10 @@ def knowledge_points_of_resources(content_ids: set[str]) -> dict[str, list[str]]
         points: list[str] = []
         lesson_ids = []
         for alignment in services.alignments_for_resource(content_id):
-            if alignment["level"] == Level.KNOWLEDGE_POINT.value:
-                points.append(alignment["identifier"])
-            elif (
-                alignment["level"] == Level.LESSON.value
-                and alignment["alignment_type"] != "requires"
-            ):
-                lesson_ids.append(alignment["node_id"])
+            if alignment.level == Level.KNOWLEDGE_POINT.value:
+                points.append(alignment.identifier)
+            elif alignment.level == Level.LESSON.value and alignment.alignment_type != "requires":
+                lesson_ids.append(alignment.node_id)
         if lesson_ids:
             lessons = list(
                 db.session.execute(select(Node).where(Node.id.in_(lesson_ids))).scalars()
