@@ -110,6 +110,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "STORAGE_URL": _env("STORAGE_URL", f"file://{folder / 'media'}"),
         "SEARCH_INDEX_DIR": _env("SEARCH_INDEX_DIR", str(folder / "search-index")),
+        # "whoosh" (index folder on this host) | "postgresql" (in the database, indexed in
+        # the publishing transaction); default: whoosh on SQLite, postgresql on PostgreSQL.
+        "SEARCH_BACKEND": _env("SEARCH_BACKEND"),
         "REDIS_URL": _env("REDIS_URL"),
         "BABEL_DEFAULT_LOCALE": _env("SHUYUAN_DEFAULT_LOCALE", "zh_CN"),
         "BABEL_DEFAULT_TIMEZONE": _env("SHUYUAN_TIMEZONE", "Asia/Shanghai"),
@@ -165,4 +168,7 @@ def load_config(overrides: dict | None = None) -> dict:
     }
     if overrides:
         config.update(overrides)
+    if not config.get("SEARCH_BACKEND"):
+        on_postgresql = str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql")
+        config["SEARCH_BACKEND"] = "postgresql" if on_postgresql else "whoosh"
     return config

@@ -122,6 +122,14 @@ class IndexBusy(Exception):
 class SearchBackend(abc.ABC):
     """What the search feature needs from an engine."""
 
+    # True: writes go through the caller's database session and commit with it, so the
+    # signal receivers index inside the publishing transaction (see app.search.receivers).
+    transactional = False
+
+    def describe(self) -> str:
+        """Where the index lives, for messages."""
+        return type(self).__name__
+
     @abc.abstractmethod
     def upsert(self, documents: list[dict], timeout: float | None = None) -> None:
         """Add or replace documents.  Raises :class:`IndexBusy` when another writer holds

@@ -1,9 +1,14 @@
-"""Fixtures of the search tests: every test starts from an empty index."""
+"""Fixtures of the search tests: every test starts from an empty index.
+
+The ``app`` fixture runs each test on SQLite and on PostgreSQL; ``SEARCH_BACKEND``
+defaults to Whoosh on SQLite and to the PostgreSQL backend on PostgreSQL, so every
+search test (the judged relevance set included) runs against both backends."""
 
 from __future__ import annotations
 
 import pytest
 
+from app.extensions import db
 from app.search import services
 
 
@@ -15,6 +20,7 @@ def _empty_index(request):
     application = request.getfixturevalue("app")
     with application.app_context():
         services.get_backend().clear()
+        db.session.commit()  # the PostgreSQL backend clears in the session
     yield
 
 
