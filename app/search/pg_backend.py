@@ -392,9 +392,7 @@ class PostgresBackend(SearchBackend):
                 order = "score DESC, d.seq ASC"
             else:
                 score = "NULL"
-                order = (
-                    "d.usage DESC, d.seq DESC" if q.sort == "popular" else "d.published DESC, d.seq DESC"
-                )
+                order = "d.usage DESC, d.seq" if q.sort == "popular" else "d.published DESC, d.seq"
             params.update(offset=q.offset, limit=q.limit)
             page = self._execute(
                 text(

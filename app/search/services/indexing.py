@@ -36,7 +36,9 @@ def get_backend(app=None) -> SearchBackend:
         elif name == "whoosh":
             backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"])
         else:
-            raise RuntimeError(f"SEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}.")
+            raise RuntimeError(
+                f"SEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}."
+            )
         app.extensions["search_backend"] = backend
     return backend
 
