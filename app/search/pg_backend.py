@@ -164,6 +164,7 @@ class PostgresBackend(SearchBackend):
 
     def __init__(self, session_factory: Callable):
         self._session = session_factory
+        self._vocabulary: tuple | None = None  # (state marker, pinyin vocabulary)
 
     def describe(self) -> str:
         return "PostgreSQL table search_documents"
@@ -416,12 +417,24 @@ class PostgresBackend(SearchBackend):
         word = word.lower()
         if not word:
             return None
+        # Candidates: same first letter (a range of the primary key), length within two,
+        # the 500 most similar by pg_trgm (a trigram threshold alone misses swapped
+        # letters: "soalr" shares only two trigrams with "solar").
+        first = word[0]
         rows = self._execute(
             text(
-                "SELECT term, freq FROM search_terms WHERE field = 'words_en' AND term % :w"
-                " AND left(term, 1) = left(:w, 1)"
+                "SELECT term, freq FROM search_terms WHERE field = 'words_en'"
+                " AND term >= :lo AND term < :hi"
+                " AND char_length(term) BETWEEN :short AND :long"
+                " ORDER BY similarity(term, :w) DESC, term LIMIT 500"
             ),
-            {"w": word},
+            {
+                "w": word,
+                "lo": first,
+                "hi": chr(ord(first) + 1),
+                "short": len(word) - 2,
+                "long": len(word) + 2,
+            },
         ).all()
         # Whoosh's corrector: within two edits, same first letter, most frequent first.
         candidates = [
@@ -434,6 +447,22 @@ class PostgresBackend(SearchBackend):
         return sorted(candidates, key=lambda c: (-c[0], c[1]))[0][1]
 
     def chinese_vocabulary(self) -> dict[str, tuple[str, int]]:
+        # Rebuilt only when the title words or their counts change: a digest computed in
+        # SQL is much cheaper than the pinyin of every word in Python.
+        key = self._execute(
+            text(
+                "SELECT md5(coalesce(string_agg(term || ':' || df, ',' ORDER BY term), ''))"
+                " FROM search_terms WHERE field = 'title_zh'"
+            )
+        ).scalar_one()
+        cached = self._vocabulary
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        vocabulary = self._read_vocabulary()
+        self._vocabulary = (key, vocabulary)
+        return vocabulary
+
+    def _read_vocabulary(self) -> dict[str, tuple[str, int]]:
         vocabulary: dict[str, tuple[str, int]] = {}
 
         def add(word: str, freq: int) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from app.catalog.models import Resource
 from app.extensions import db
 from app.search import services
+from tests.search.helpers import publish
 
 
 @pytest.fixture(autouse=True)
@@ -31,3 +33,38 @@ def search_api(client, token_for):
         return client.get("/api/v1/search", query_string=params, headers=headers)
 
     return get
+
+
+@pytest.fixture
+def people(orgs, make_user):
+    class People:
+        teacher = make_user("teacher", school=orgs.school)
+        colleague = make_user("teacher", school=orgs.other_school)  # same district
+        outsider = make_user("teacher", school=orgs.review_school)  # other district
+        student = make_user("student", school=orgs.school)
+        district_admin = make_user("district_admin", district=orgs.district)
+        platform_admin = make_user("platform_admin")
+
+    return People
+
+
+@pytest.fixture
+def visibility_catalog(people):
+    """One 京剧 resource per visibility, all by the teacher of orgs.school."""
+    ids = {}
+    for visibility, grades in (
+        ("region", ["g7"]),
+        ("district", ["g7", "g8"]),
+        ("school", ["g8"]),
+        ("private", ["g9"]),
+    ):
+        ids[visibility] = publish(
+            people.teacher,
+            Resource,
+            title=f"京剧 {visibility}",
+            kind="video",
+            visibility=visibility,
+            subject="music",
+            grades=grades,
+        )
+    return ids

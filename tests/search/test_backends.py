@@ -20,7 +20,6 @@ from app.search.models import SearchDocument, SearchTerm
 from app.search.pg_backend import PostgresBackend, field_tokens
 from app.search.whoosh_backend import WhooshBackend, make_schema, to_whoosh
 from tests.search.helpers import publish
-from tests.search.test_search import people, visibility_catalog  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -29,7 +28,7 @@ def pg_only(app):
         pytest.skip("the PostgreSQL search backend runs on the PostgreSQL half only")
 
 
-def _more_content(people):  # noqa: F811
+def _more_content(people):
     publish(
         people.teacher,
         Resource,
@@ -110,7 +109,7 @@ def test_same_answers_as_whoosh_per_role(
     ctx,
     pg_only,
     people,
-    visibility_catalog,  # noqa: F811
+    visibility_catalog,
     tmp_path,
 ):
     _more_content(people)
@@ -158,7 +157,7 @@ def test_same_answers_as_whoosh_per_role(
     assert compared > 100  # the comparison saw real results, not empty pages
 
 
-def test_lexemes_are_exactly_the_analysers_tokens(ctx, pg_only, people):  # noqa: F811
+def test_lexemes_are_exactly_the_analysers_tokens(ctx, pg_only, people):
     content_id = publish(
         people.teacher,
         Resource,
@@ -183,7 +182,7 @@ def test_lexemes_are_exactly_the_analysers_tokens(ctx, pg_only, people):  # noqa
     assert services.search(None, "o'neil | 京剧 & !").total == 1
 
 
-def test_rolled_back_publish_leaves_no_search_document(app, ctx, pg_only, people):  # noqa: F811
+def test_rolled_back_publish_leaves_no_search_document(app, ctx, pg_only, people):
     author = db.session.get(User, people.teacher.id)
     obj = catalog.create_content(
         author, Resource, {"title": "围棋 定式", "kind": "document", "visibility": "region"}
@@ -230,7 +229,7 @@ def test_rolled_back_publish_leaves_no_search_document(app, ctx, pg_only, people
     assert services.search(None, "weiqi").total == 1
 
 
-def test_vocabulary_counts_follow_updates_and_deletes(ctx, pg_only, people):  # noqa: F811
+def test_vocabulary_counts_follow_updates_and_deletes(ctx, pg_only, people):
     backend = services.get_backend()
     first = publish(people.teacher, Resource, title="天文 星空", kind="document")
     publish(people.teacher, Resource, title="天文 望远镜", kind="document")

@@ -75,41 +75,6 @@ def test_query_syntax_is_never_interpreted(raw):
 # --- with the index ------------------------------------------------------------------
 
 
-@pytest.fixture
-def people(orgs, make_user):
-    class People:
-        teacher = make_user("teacher", school=orgs.school)
-        colleague = make_user("teacher", school=orgs.other_school)  # same district
-        outsider = make_user("teacher", school=orgs.review_school)  # other district
-        student = make_user("student", school=orgs.school)
-        district_admin = make_user("district_admin", district=orgs.district)
-        platform_admin = make_user("platform_admin")
-
-    return People
-
-
-@pytest.fixture
-def visibility_catalog(people):
-    """One 京剧 resource per visibility, all by the teacher of orgs.school."""
-    ids = {}
-    for visibility, grades in (
-        ("region", ["g7"]),
-        ("district", ["g7", "g8"]),
-        ("school", ["g8"]),
-        ("private", ["g9"]),
-    ):
-        ids[visibility] = publish(
-            people.teacher,
-            Resource,
-            title=f"京剧 {visibility}",
-            kind="video",
-            visibility=visibility,
-            subject="music",
-            grades=grades,
-        )
-    return ids
-
-
 def _counts(result, facet):
     return {fv.value: fv.count for fv in result.facets[facet]}
 

@@ -16,7 +16,6 @@ from app.search.backend import IndexBusy, SearchBackend
 from app.search.services.documents import document_for, iter_documents
 from app.search.whoosh_backend import WhooshBackend
 
-
 BACKENDS = ("whoosh", "postgresql")
 
 
