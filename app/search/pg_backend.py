@@ -126,7 +126,7 @@ class _Delta:
             mine[1] += sign * freq
 
 
-def _stored_delta(tf: dict, lengths_raw: dict) -> _Delta:
+def _stored_delta(tf: dict) -> _Delta:
     """What an indexed row contributed to the vocabulary (to take it back)."""
     df, freq = Counter(), {}
     for name, weights in tf.items():
@@ -181,13 +181,13 @@ class PostgresBackend(SearchBackend):
 
     def _remove(self, doc_ids: list[str], delta: _Delta) -> None:
         rows = self._execute(
-            text(
-                "DELETE FROM search_documents WHERE id = ANY(:ids) RETURNING tf, lengths"
-            ).bindparams(bindparam("ids")),
+            text("DELETE FROM search_documents WHERE id = ANY(:ids) RETURNING tf").bindparams(
+                bindparam("ids")
+            ),
             {"ids": list(doc_ids)},
         ).all()
-        for tf, lengths in rows:
-            delta.add(_stored_delta(tf, lengths), -1)
+        for (tf,) in rows:
+            delta.add(_stored_delta(tf), -1)
 
     def _apply(self, delta: _Delta) -> None:
         changes = [
