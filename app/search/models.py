@@ -7,8 +7,8 @@
 Whoosh field of the same name.  ``tf`` and ``lengths`` keep per-document term weights
 and field lengths for the BM25F ranking.  ``search_terms`` is the vocabulary: document
 and collection frequency of every (field, term), plus per-field totals (field
-``#length``) — idf, average field lengths, did-you-mean (``pg_trgm``) and the pinyin
-vocabulary come from it.
+``#length``) — idf, average field lengths, did-you-mean (``pg_trgm`` similarity) and
+the pinyin vocabulary come from it.
 
 The tables exist on SQLite too (the models are the same on both databases), but only the
 PostgreSQL backend uses them: there the text columns are ``TSVECTOR`` and the JSON
@@ -77,18 +77,12 @@ class SearchTerm(db.Model):
     term = db.Column(db.Text, primary_key=True)
     df = db.Column(db.Integer, nullable=False)
     freq = db.Column(db.Float, nullable=False)
-
-    __table_args__ = (
-        db.Index(
-            "ix_search_terms_trigram",
-            "term",
-            postgresql_using="gin",
-            postgresql_ops={"term": "gin_trgm_ops"},
-        ),
-    )
+    # No trigram index: did-you-mean ranks by pg_trgm ``similarity`` within a primary-key
+    # range (same first letter), and a GIN trigram index on ``term`` lured the planner
+    # away from the primary key for the exact look-ups every query makes (3 ms each).
 
 
-# The trigram index needs pg_trgm (the migration creates it too).
+# Did-you-mean needs pg_trgm (the migration creates it too).
 sa.event.listen(
     SearchTerm.__table__,
     "before_create",

@@ -283,9 +283,12 @@ class PostgresBackend(SearchBackend):
         keys = sorted(alternatives | {(LENGTH, f) for f in TEXT_FIELDS})
         rows = self._execute(
             text(
-                "SELECT field, term, df, freq FROM search_terms"
-                " WHERE (field, term) IN (SELECT * FROM unnest(CAST(:f AS text[]),"
-                " CAST(:t AS text[])))"
+                # one primary-key look-up per wanted key (an IN over the whole table
+                # made the planner scan it)
+                "SELECT s.field, s.term, s.df, s.freq"
+                " FROM unnest(CAST(:f AS varchar[]), CAST(:t AS text[])) AS k(field, term)"
+                " CROSS JOIN LATERAL (SELECT * FROM search_terms t"
+                " WHERE t.field = k.field AND t.term = k.term) s"
             ),
             {"f": [k[0] for k in keys], "t": [k[1] for k in keys]},
         ).all()

@@ -64,14 +64,6 @@ def upgrade():
         sa.Column("freq", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("field", "term"),
     )
-    with op.batch_alter_table("search_terms", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_search_terms_trigram",
-            ["term"],
-            unique=False,
-            postgresql_using="gin",
-            postgresql_ops={"term": "gin_trgm_ops"},
-        )
 
 
 def downgrade():
