@@ -131,6 +131,9 @@ def load_config(overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "STORAGE_URL": _env("STORAGE_URL", f"file://{folder / 'media'}"),
         "SEARCH_INDEX_DIR": _env("SEARCH_INDEX_DIR", str(folder / "search-index")),
+        # "whoosh" (index folder on this host) | "postgresql" (in the database, indexed in
+        # the publishing transaction); default: whoosh on SQLite, postgresql on PostgreSQL.
+        "SEARCH_BACKEND": _env("SEARCH_BACKEND"),
         "REDIS_URL": _env("REDIS_URL"),
         # Operations (app/ops): log format, metrics across gunicorn workers, the timetable.
         "JOBS_QUEUE": _env("SHUYUAN_JOBS_QUEUE", "shuyuan"),
@@ -255,4 +258,7 @@ def load_config(overrides: dict | None = None) -> dict:
     }
     if overrides:
         config.update(overrides)
+    if not config.get("SEARCH_BACKEND"):
+        on_postgresql = str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql")
+        config["SEARCH_BACKEND"] = "postgresql" if on_postgresql else "whoosh"
     return config

@@ -3,7 +3,8 @@
 
 Builds a synthetic catalog of N resources (default 100,000) with Chinese and English
 titles and descriptions drawn from a vocabulary of thousands of terms, indexes it with
-the real search backend (Whoosh, our jieba / pinyin / English analysers) and measures:
+each real search backend (Whoosh on SQLite, then the PostgreSQL backend on a throwaway
+database of the local server; the same jieba / pinyin / English analysers) and measures:
 
 - index build time and size on disk;
 - query latency p50/p95 through ``app.search.services.search`` (query understanding,
@@ -15,6 +16,7 @@ the real search backend (Whoosh, our jieba / pinyin / English analysers) and mea
     .venv/bin/python bench/search.py                      # 100,000 resources
     .venv/bin/python bench/search.py --docs 20000         # quicker
     .venv/bin/python bench/search.py --procs 2            # Whoosh multiprocess writer
+    .venv/bin/python bench/search.py --skip-postgresql    # Whoosh and FTS5 only
 
 The vocabulary: curriculum topics per subject (hand-written, Chinese with English), the
 catalog's vocabulary labels, the search user dictionary, and the 4,000 most frequent
@@ -38,6 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.catalog import vocab  # noqa: E402
+from bench.common import throwaway_postgres  # noqa: E402
 
 TOPICS = {
     "math": [
@@ -162,7 +165,75 @@ FORMS = [
     ("实验", "experiment"),
     ("拓展阅读", "further reading"),
 ]
-ENGLISH_COMMON = ["lesson", "unit", "practice", "review", "students", "teacher", "classroom", "activity", "worksheet", "group", "discussion", "project", "introduction", "basic", "advanced", "example", "exercise", "question", "answer", "homework", "reading", "writing", "listening", "speaking", "video", "audio", "picture", "diagram", "model", "experiment", "observation", "record", "report", "summary", "chapter", "section", "step", "method", "problem", "solution", "strategy", "game", "story", "song", "poem", "culture", "history", "nature", "science", "art", "music", "sport", "health", "safety", "team", "skill", "knowledge", "understanding", "explore", "compare", "explain", "describe", "design", "build", "measure", "calculate", "draw"]
+ENGLISH_COMMON = [
+    "lesson",
+    "unit",
+    "practice",
+    "review",
+    "students",
+    "teacher",
+    "classroom",
+    "activity",
+    "worksheet",
+    "group",
+    "discussion",
+    "project",
+    "introduction",
+    "basic",
+    "advanced",
+    "example",
+    "exercise",
+    "question",
+    "answer",
+    "homework",
+    "reading",
+    "writing",
+    "listening",
+    "speaking",
+    "video",
+    "audio",
+    "picture",
+    "diagram",
+    "model",
+    "experiment",
+    "observation",
+    "record",
+    "report",
+    "summary",
+    "chapter",
+    "section",
+    "step",
+    "method",
+    "problem",
+    "solution",
+    "strategy",
+    "game",
+    "story",
+    "song",
+    "poem",
+    "culture",
+    "history",
+    "nature",
+    "science",
+    "art",
+    "music",
+    "sport",
+    "health",
+    "safety",
+    "team",
+    "skill",
+    "knowledge",
+    "understanding",
+    "explore",
+    "compare",
+    "explain",
+    "describe",
+    "design",
+    "build",
+    "measure",
+    "calculate",
+    "draw",
+]
 
 
 def build_vocabulary(rng: random.Random) -> tuple[list[str], list[str]]:
@@ -328,7 +399,9 @@ def timed(fn, queries):
     return statistics.median(times), percentile(times, 95)
 
 
-def run_whoosh(docs, queries, folder, procs):
+def run_backend(docs, queries, folder, procs, database_url=None):
+    """Index ``docs`` with the configured backend and time ``queries`` through the
+    search service: Whoosh on SQLite, or the PostgreSQL backend on ``database_url``."""
     from app import create_app
     from app.extensions import db
     from app.search import services
@@ -336,27 +409,43 @@ def run_whoosh(docs, queries, folder, procs):
     app = create_app(
         {
             "TESTING": True,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/bench.db",
+            "SQLALCHEMY_DATABASE_URI": database_url or f"sqlite:///{folder}/bench.db",
             "INSTANCE_PATH": folder,
             "SECRET_KEY": "bench",
             "SEARCH_INDEX_DIR": f"{folder}/index",
+            "SEARCH_BACKEND": "postgresql" if database_url else "whoosh",
             "PLUGINS": [],
             "JOBS_EAGER": True,
             "REDIS_URL": None,
         }
     )
+
+    def search(q, **kwargs):
+        # each query in its own transaction, as each request has its own
+        try:
+            return services.search(None, q, per_page=10, **kwargs)
+        finally:
+            db.session.rollback()
+
     with app.app_context():
         db.create_all()
         backend = services.get_backend()
         start = time.perf_counter()
         backend.rebuild(iter(docs), procs=procs, limitmb=256)
+        db.session.commit()
+        if database_url:
+            db.session.execute(db.text("ANALYZE search_documents"))
+            db.session.execute(db.text("ANALYZE search_terms"))
+            db.session.commit()
         build = time.perf_counter() - start
         size = backend.size_bytes()
-        services.search(None, "京剧")  # open the searcher and warm caches once
-        services.search(None, "xyzzyq")  # and the did-you-mean vocabulary
-        hits = [services.search(None, q, per_page=10, facets=()).total for q in queries]
-        plain = timed(lambda q: services.search(None, q, per_page=10, facets=()), queries)
-        faceted = timed(lambda q: services.search(None, q, per_page=10), queries)
+        search("京剧")  # open the searcher and warm caches once
+        search("xyzzyq")  # and the did-you-mean vocabulary
+        hits = [search(q, facets=()).total for q in queries]
+        plain = timed(lambda q: search(q, facets=()), queries)
+        faceted = timed(search, queries)
+        db.session.remove()
+        db.engine.dispose()
     return {
         "build_s": build,
         "size_mb": size / 1e6,
@@ -365,6 +454,20 @@ def run_whoosh(docs, queries, folder, procs):
         "mean_hits": statistics.mean(hits),
         "zero_hit_queries": sum(1 for h in hits if h == 0),
     }
+
+
+def report(label, r, docs, procs=None):
+    writers = f", procs={procs}" if procs else ""
+    print(
+        f"{label}: build {r['build_s']:.1f} s ({docs / r['build_s']:.0f} docs/s{writers}), "
+        f"size {r['size_mb']:.1f} MB; mean hits/query {r['mean_hits']:.0f}, zero-hit queries {r['zero_hit_queries']}"
+    )
+    print(
+        f"{label}: query + highlights      p50 {r['plain'][0]:.1f} ms  p95 {r['plain'][1]:.1f} ms"
+    )
+    print(
+        f"{label}: query + highlights + 8 facet counts  p50 {r['faceted'][0]:.1f} ms  p95 {r['faceted'][1]:.1f} ms"
+    )
 
 
 def run_fts5(docs, queries, folder):
@@ -469,6 +572,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--procs", type=int, default=1)
     parser.add_argument("--skip-fts5", action="store_true")
+    parser.add_argument("--skip-postgresql", action="store_true")
     args = parser.parse_args()
 
     from app.search.analysis import warm_up
@@ -482,17 +586,16 @@ def main() -> None:
         f"{len(chinese):,} Chinese + {len(english):,} English terms; {len(queries)} queries"
     )
     with tempfile.TemporaryDirectory(prefix="search-bench-") as folder:
-        w = run_whoosh(docs, queries, folder, args.procs)
-        print(
-            f"Whoosh: build {w['build_s']:.1f} s ({args.docs / w['build_s']:.0f} docs/s, procs={args.procs}), "
-            f"size {w['size_mb']:.1f} MB; mean hits/query {w['mean_hits']:.0f}, zero-hit queries {w['zero_hit_queries']}"
-        )
-        print(
-            f"Whoosh: query + highlights      p50 {w['plain'][0]:.1f} ms  p95 {w['plain'][1]:.1f} ms"
-        )
-        print(
-            f"Whoosh: query + highlights + 8 facet counts  p50 {w['faceted'][0]:.1f} ms  p95 {w['faceted'][1]:.1f} ms"
-        )
+        w = run_backend(docs, queries, folder, args.procs)
+        report("Whoosh", w, args.docs, args.procs)
+        if not args.skip_postgresql:
+            with throwaway_postgres() as url:
+                p = run_backend(docs, queries, folder, 1, database_url=url)
+            report("PostgreSQL", p, args.docs)
+            print(
+                f"ratio PostgreSQL/Whoosh p95: highlights {p['plain'][1] / max(w['plain'][1], 1e-6):.1f}x, "
+                f"facets {p['faceted'][1] / max(w['faceted'][1], 1e-6):.1f}x"
+            )
         if not args.skip_fts5:
             f = run_fts5(docs, queries, folder)
             print(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from blinker import Signal
-from flask import current_app
+from flask import current_app, has_app_context
 from sqlalchemy import event
 
 from app.extensions import db
@@ -21,6 +21,8 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 _PENDING = "shuyuan_pending_signals"
 _READY = "shuyuan_ready_signals"
+_SEEN_BEFORE_COMMIT = "shuyuan_signals_seen_before_commit"
+_IN_TRANSACTION = "shuyuan_in_transaction_receivers"  # app.extensions key
 
 
 def send_after_commit(signal: Signal, **kwargs) -> None:
@@ -49,7 +51,32 @@ def deliver_ready() -> None:
                 db.session.rollback()
 
 
+def connect_in_transaction(app, signal: Signal, receiver) -> None:
+    """Run ``receiver(app, **kwargs)`` for ``signal`` inside the transaction that queued
+    it, just before it commits, instead of after the commit.  For listeners whose writes
+    must commit or roll back with the change itself (the PostgreSQL search backend); an
+    exception fails the commit, so nothing of the transaction is stored."""
+    app.extensions.setdefault(_IN_TRANSACTION, {}).setdefault(signal, []).append(receiver)
+
+
+def _before_commit(session) -> None:
+    if session.in_nested_transaction() or not has_app_context():
+        return
+    receivers = current_app.extensions.get(_IN_TRANSACTION)
+    pending = session.info.get(_PENDING)
+    if not receivers or not pending:
+        return
+    app = current_app._get_current_object()
+    # a receiver may queue more signals: deliver until none is left unseen
+    while session.info.get(_SEEN_BEFORE_COMMIT, 0) < len(pending):
+        signal, kwargs = pending[session.info.get(_SEEN_BEFORE_COMMIT, 0)]
+        session.info[_SEEN_BEFORE_COMMIT] = session.info.get(_SEEN_BEFORE_COMMIT, 0) + 1
+        for receiver in receivers.get(signal, ()):
+            receiver(app, **kwargs)
+
+
 def _mark_ready(session) -> None:
+    session.info.pop(_SEEN_BEFORE_COMMIT, None)
     pending = session.info.pop(_PENDING, [])
     if pending:
         session.info.setdefault(_READY, []).extend(pending)
@@ -57,9 +84,11 @@ def _mark_ready(session) -> None:
 
 def _discard(session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_SEEN_BEFORE_COMMIT, None)
 
 
 def install() -> None:
     if not event.contains(db.session, "after_commit", _mark_ready):
         event.listen(db.session, "after_commit", _mark_ready)
+        event.listen(db.session, "before_commit", _before_commit)
         event.listen(db.session, "after_soft_rollback", lambda session, previous: _discard(session))

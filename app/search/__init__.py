@@ -23,7 +23,7 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from app.extensions import api as rest_api
-    from app.search import api, cli, receivers, views
+    from app.search import api, cli, models, receivers, views  # noqa: F401  (models: tables)
 
     app.register_blueprint(views.bp)
     rest_api.register_blueprint(api.blp)

@@ -1,9 +1,11 @@
 """The search backend interface.
 
 Callers (services, CLI, tests) talk to :class:`SearchBackend` with plain data: documents
-are dicts (see :data:`DOCUMENT_FIELDS`), queries are :class:`BackendQuery`.  Whoosh is the
-default implementation (:mod:`app.search.whoosh_backend`); another engine (PostgreSQL
-FTS, Meilisearch...) only has to implement this class.
+are dicts (see :data:`DOCUMENT_FIELDS`), queries are :class:`BackendQuery`.  Two
+implementations, chosen by ``SEARCH_BACKEND``: Whoosh (:mod:`app.search.whoosh_backend`,
+a folder on one host) and PostgreSQL (:mod:`app.search.pg_backend`, tables in the
+application database, written in the caller's transaction); another engine only has to
+implement this class.
 """
 
 from __future__ import annotations
@@ -124,6 +126,14 @@ class IndexBusy(Exception):
 
 class SearchBackend(abc.ABC):
     """What the search feature needs from an engine."""
+
+    # True: writes go through the caller's database session and commit with it, so the
+    # signal receivers index inside the publishing transaction (see app.search.receivers).
+    transactional = False
+
+    def describe(self) -> str:
+        """Where the index lives, for messages."""
+        return type(self).__name__
 
     @abc.abstractmethod
     def upsert(self, documents: list[dict], timeout: float | None = None) -> None:

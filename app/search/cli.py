@@ -20,12 +20,14 @@ def reindex_command(procs):
     """Rebuild the whole index into a new folder and swap it in atomically."""
     from tqdm import tqdm
 
+    from app.common.events import commit
     from app.search import services
 
     total = services.count_documents()
     with tqdm(total=total, unit="doc", desc="indexing") as bar:
         count = services.reindex(progress=bar.update, procs=procs)
-    click.echo(f"Indexed {count} documents into {services.get_backend().root}.")
+    commit()  # the PostgreSQL backend wrote in this command's transaction
+    click.echo(f"Indexed {count} documents into {services.get_backend().describe()}.")
 
 
 @search_cli.command("check")
@@ -35,10 +37,12 @@ def check_command(repair):
     """Compare the index with the database: missing, stale and extra documents."""
     from tqdm import tqdm
 
+    from app.common.events import commit
     from app.search import services
 
     with tqdm(total=services.count_documents(), unit="doc", desc="checking") as bar:
         report = services.check_index(repair=repair, progress=bar.update)
+    commit()
     click.echo(f"published: {report.published}  indexed: {report.indexed}")
     for name in ("missing", "stale", "extra"):
         ids = getattr(report, name)

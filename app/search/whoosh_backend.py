@@ -151,6 +151,9 @@ class WhooshBackend(SearchBackend):
         self._scope_cache: dict = {}
         self._vocab_cache: dict = {}
 
+    def describe(self) -> str:
+        return str(self.root)
+
     # --- index location -----------------------------------------------------------------
 
     def _current_name(self) -> str | None:

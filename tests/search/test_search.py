@@ -13,7 +13,7 @@ from app.common.events import commit
 from app.extensions import db
 from app.search import services
 from app.search.highlight import MatchTerms, highlight
-from app.search.whoosh_backend import fingerprint
+from app.search.whoosh_backend import WhooshBackend, fingerprint
 from tests.search.helpers import publish
 
 # --- analysis and highlighting (no database) -----------------------------------------
@@ -73,41 +73,6 @@ def test_query_syntax_is_never_interpreted(raw):
 
 
 # --- with the index ------------------------------------------------------------------
-
-
-@pytest.fixture
-def people(orgs, make_user):
-    class People:
-        teacher = make_user("teacher", school=orgs.school)
-        colleague = make_user("teacher", school=orgs.other_school)  # same district
-        outsider = make_user("teacher", school=orgs.review_school)  # other district
-        student = make_user("student", school=orgs.school)
-        district_admin = make_user("district_admin", district=orgs.district)
-        platform_admin = make_user("platform_admin")
-
-    return People
-
-
-@pytest.fixture
-def visibility_catalog(people):
-    """One 京剧 resource per visibility, all by the teacher of orgs.school."""
-    ids = {}
-    for visibility, grades in (
-        ("region", ["g7"]),
-        ("district", ["g7", "g8"]),
-        ("school", ["g8"]),
-        ("private", ["g9"]),
-    ):
-        ids[visibility] = publish(
-            people.teacher,
-            Resource,
-            title=f"京剧 {visibility}",
-            kind="video",
-            visibility=visibility,
-            subject="music",
-            grades=grades,
-        )
-    return ids
 
 
 def _counts(result, facet):
@@ -209,10 +174,12 @@ def test_check_and_reindex_repair_drift(ctx, make_user):
     assert services.check_index(repair=True).repaired
     assert services.check_index().ok
     assert services.search(None, "书法").total == 1 and services.search(None, "过时").total == 0
-    # a full rebuild lands in a new folder and gives the same answers
-    before = backend._current_name()
+    # a full rebuild (Whoosh: into a new folder) gives the same answers
+    before = backend._current_name() if isinstance(backend, WhooshBackend) else None
     assert services.reindex() == 2
-    assert backend._current_name() != before
+    if isinstance(backend, WhooshBackend):
+        assert backend._current_name() != before
+    assert backend.count() == 2
     assert services.search(None, "天文").total == 1
 
 

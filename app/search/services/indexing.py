@@ -16,12 +16,29 @@ from app.search.backend import IndexBusy, SearchBackend
 from app.search.services.documents import document_for, iter_documents
 from app.search.whoosh_backend import WhooshBackend
 
+BACKENDS = ("whoosh", "postgresql")
+
 
 def get_backend(app=None) -> SearchBackend:
+    """The engine ``SEARCH_BACKEND`` names: Whoosh (a folder) or PostgreSQL (tables in the
+    application database, written in the caller's session)."""
     app = app or current_app._get_current_object()
     backend = app.extensions.get("search_backend")
     if backend is None:
-        backend = app.extensions["search_backend"] = WhooshBackend(app.config["SEARCH_INDEX_DIR"])
+        name = app.config.get("SEARCH_BACKEND") or "whoosh"
+        if name == "postgresql":
+            if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+                raise RuntimeError("SEARCH_BACKEND=postgresql needs a PostgreSQL DATABASE_URL.")
+            from app.search.pg_backend import PostgresBackend
+
+            backend = PostgresBackend(lambda: db.session)
+        elif name == "whoosh":
+            backend = WhooshBackend(app.config["SEARCH_INDEX_DIR"])
+        else:
+            raise RuntimeError(
+                f"SEARCH_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}."
+            )
+        app.extensions["search_backend"] = backend
     return backend
 
 
@@ -119,7 +136,8 @@ def check_index(repair: bool = False, progress: Callable[[int], None] | None = N
 
 def reindex(progress: Callable[[int], None] | None = None, procs: int = 1) -> int:
     """Rebuild the whole index into a new folder, swap it in, then catch up with changes
-    made while it was building.  Returns the number of documents."""
+    made while it was building (on PostgreSQL: replace every row in the caller's
+    transaction).  Returns the number of documents."""
     backend = get_backend()
     count = backend.rebuild(iter_documents(), progress=progress, procs=procs)
     check_index(repair=True)
