@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow
 from app.extensions import db
 
 # A reviewer's note to the author: the API, the pages and the service refuse longer ones.
@@ -212,9 +212,7 @@ class CourseSession(db.Model):
     __tablename__ = "course_sessions"
 
     id = db.Column(db.Integer, primary_key=True)
-    course_id = db.Column(
-        db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    course_id = cascading_fk("courses.id")
     position = db.Column(db.Integer, nullable=False, default=0)
     starts_at = db.Column(db.DateTime, nullable=False)
     ends_at = db.Column(db.DateTime, nullable=False)
@@ -229,9 +227,7 @@ class CourseSection(db.Model):
     __tablename__ = "course_sections"
 
     id = db.Column(db.Integer, primary_key=True)
-    course_id = db.Column(
-        db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    course_id = cascading_fk("courses.id")
     position = db.Column(db.Integer, nullable=False, default=0)
     title = db.Column(db.String(200), nullable=False)
     summary = db.Column(db.String(1000))
@@ -252,12 +248,7 @@ class SectionItem(db.Model):
     __tablename__ = "section_items"
 
     id = db.Column(db.Integer, primary_key=True)
-    section_id = db.Column(
-        db.Integer,
-        db.ForeignKey("course_sections.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    section_id = cascading_fk("course_sections.id")
     position = db.Column(db.Integer, nullable=False, default=0)
     title = db.Column(db.String(200))
     resource_content_id = db.Column(db.String(36), index=True)
@@ -287,9 +278,7 @@ class Enrolment(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     course_content_id = db.Column(db.String(36), nullable=False)
-    student_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    student_id = cascading_fk("users.id")
     status = db.Column(_enum(EnrolmentStatus), nullable=False)
     queued_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 

@@ -16,6 +16,14 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
+def cascading_fk(target: str) -> db.Column:
+    """A required, indexed integer reference to ``target`` (``"table.id"``) whose rows go
+    when the referenced row goes: the usual "belongs to" column of a child table."""
+    return db.Column(
+        db.Integer, db.ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True
+    )
+
+
 class TimestampMixin:
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow
 from app.extensions import db
 
 
@@ -68,12 +68,7 @@ class LtiDeployment(TimestampMixin, db.Model):
     __table_args__ = (db.UniqueConstraint("platform_id", "deployment_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    platform_id = cascading_fk("lti_platforms.id")
     deployment_id = db.Column(db.String(255), nullable=False)
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
     district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
@@ -120,15 +115,8 @@ class LtiIdentity(TimestampMixin, db.Model):
     id = db.Column(db.Integer, primary_key=True)
     issuer = db.Column(db.String(255), nullable=False)
     sub = db.Column(db.String(255), nullable=False)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    platform_id = cascading_fk("lti_platforms.id")
+    user_id = cascading_fk("users.id")
     last_launch_at = db.Column(db.DateTime)
 
     user = db.relationship("User")
@@ -141,18 +129,8 @@ class LtiContext(TimestampMixin, db.Model):
     __table_args__ = (db.UniqueConstraint("platform_id", "context_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    deployment_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_deployments.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    platform_id = cascading_fk("lti_platforms.id")
+    deployment_id = cascading_fk("lti_deployments.id")
     context_id = db.Column(db.String(255), nullable=False)
     title = db.Column(db.String(255), nullable=False, default="")
     label = db.Column(db.String(255))
@@ -173,12 +151,8 @@ class LtiContextMember(db.Model):
     __table_args__ = (db.UniqueConstraint("context_id", "user_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    context_id = db.Column(
-        db.Integer, db.ForeignKey("lti_contexts.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    context_id = cascading_fk("lti_contexts.id")
+    user_id = cascading_fk("users.id")
     role = db.Column(db.String(20), nullable=False)
     active = db.Column(db.Boolean, nullable=False, default=True)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
@@ -194,12 +168,7 @@ class LtiGradeLink(TimestampMixin, db.Model):
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    platform_id = cascading_fk("lti_platforms.id")
     deployment_id = db.Column(
         db.Integer, db.ForeignKey("lti_deployments.id", ondelete="CASCADE"), nullable=False
     )
@@ -219,12 +188,7 @@ class LtiGradeOutbox(db.Model):
     __table_args__ = (db.Index("ix_lti_grade_outbox_due", "status", "next_attempt_at"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    link_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_grade_links.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    link_id = cascading_fk("lti_grade_links.id")
     score_given = db.Column(db.Float, nullable=False)
     score_maximum = db.Column(db.Float, nullable=False)
     activity_progress = db.Column(db.String(20), nullable=False, default="Completed")
@@ -249,9 +213,7 @@ class LtiRegistrationLink(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
-    district_id = db.Column(
-        db.Integer, db.ForeignKey("districts.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    district_id = cascading_fk("districts.id")
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id", ondelete="CASCADE"))
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
     note = db.Column(db.String(200), nullable=False, default="")

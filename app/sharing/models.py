@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow
 from app.extensions import db
 
 
@@ -92,12 +92,7 @@ class Release(db.Model):
     __table_args__ = (db.UniqueConstraint("catalog_id", "number"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    catalog_id = db.Column(
-        db.Integer,
-        db.ForeignKey("sharing_catalogs.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    catalog_id = cascading_fk("sharing_catalogs.id")
     number = db.Column(db.Integer, nullable=False)
     notes = db.Column(db.String(4000), nullable=False, default="")
     # {content_id: {"type", "version", "digest", "fields": {...}}}
@@ -178,12 +173,7 @@ class RemoteRelease(db.Model):
     __table_args__ = (db.UniqueConstraint("subscription_id", "number"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    subscription_id = db.Column(
-        db.Integer,
-        db.ForeignKey("sharing_subscriptions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    subscription_id = cascading_fk("sharing_subscriptions.id")
     number = db.Column(db.Integer, nullable=False)
     notes = db.Column(db.String(4000), nullable=False, default="")
     manifest = db.Column(JSONType, nullable=False)
@@ -198,12 +188,7 @@ class RemoteSubscriber(TimestampMixin, db.Model):
     __table_args__ = (db.UniqueConstraint("origin", "request_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    catalog_id = db.Column(
-        db.Integer,
-        db.ForeignKey("sharing_catalogs.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    catalog_id = cascading_fk("sharing_catalogs.id")
     origin = db.Column(db.String(300), nullable=False)
     request_id = db.Column(db.String(36), nullable=False)
     district_name = db.Column(db.String(200), nullable=False)
