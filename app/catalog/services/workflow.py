@@ -79,16 +79,17 @@ def _announce(event: str, row, user: User) -> None:
     send_after_commit(names[event], **{names["kwarg"]: row, "user": user})
 
 
-def _change_state(
-    user: User | None,
-    model: ContentModel,
-    content_id: str,
-    action: str,
-    source: State,
-    target: State,
-    refusal: str,
-):
-    """Move the version in state ``source`` to ``target`` (409 ``refusal`` if none is)."""
+# Plain state moves: action (as permissions name it) -> (from, to, refusal when none is).
+_MOVES = {
+    "withdraw": (State.IN_REVIEW, State.DRAFT, "Nothing is waiting for review."),
+    "archive": (State.PUBLISHED, State.ARCHIVED, "Only published content can be archived."),
+    "restore": (State.ARCHIVED, State.PUBLISHED, "Nothing archived to restore."),
+}
+
+
+def _move(user: User | None, model: ContentModel, content_id: str, action: str):
+    """Move the version in the action's source state to its target (409 if none is)."""
+    source, target, refusal = _MOVES[action]
     user, rows = load_for_write(user, model, content_id, action)
     row = next((r for r in rows if r.state == source), None)
     if row is None:
@@ -155,44 +156,20 @@ def reject_content(user: User | None, model: ContentModel, content_id: str, note
 
 def withdraw_content(user: User | None, model: ContentModel, content_id: str):
     """The author takes a version back out of the review queue to keep editing."""
-    _, row = _change_state(
-        user,
-        model,
-        content_id,
-        "withdraw",
-        State.IN_REVIEW,
-        State.DRAFT,
-        "Nothing is waiting for review.",
-    )
+    _, row = _move(user, model, content_id, "withdraw")
     return row
 
 
 def archive_content(user: User | None, model: ContentModel, content_id: str):
     """Take published content out of the catalog (editors still see it; restorable)."""
-    user, row = _change_state(
-        user,
-        model,
-        content_id,
-        "archive",
-        State.PUBLISHED,
-        State.ARCHIVED,
-        "Only published content can be archived.",
-    )
+    user, row = _move(user, model, content_id, "archive")
     _announce("archived", row, user)
     return row
 
 
 def restore_content(user: User | None, model: ContentModel, content_id: str):
     """Bring archived content back to the catalog."""
-    user, row = _change_state(
-        user,
-        model,
-        content_id,
-        "restore",
-        State.ARCHIVED,
-        State.PUBLISHED,
-        "Nothing archived to restore.",
-    )
+    user, row = _move(user, model, content_id, "restore")
     _announce("published", row, user)
     return row
 
