@@ -6,7 +6,7 @@ import enum
 
 from flask_login import UserMixin
 
-from app.common.models import TimestampMixin, cascading_fk, new_uuid, utcnow
+from app.common.models import TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
 from app.extensions import db
 
 
@@ -136,10 +136,7 @@ class RoleAssignment(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     user_id = cascading_fk("users.id")
-    role = db.Column(
-        db.Enum(Role, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e]),
-        nullable=False,
-    )
+    role = db.Column(value_enum(Role, length=32), nullable=False)
     district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
 from app.extensions import db
 
 
@@ -46,15 +46,6 @@ class TargetType(enum.StrEnum):
 class ClassRole(enum.StrEnum):
     STUDENT = "student"
     TEACHER = "teacher"
-
-
-def _enum(enum_class, length=20):
-    return db.Enum(
-        enum_class,
-        native_enum=False,
-        length=length,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class Framework(TimestampMixin, db.Model):
@@ -92,7 +83,7 @@ class Node(db.Model):
     framework_id = cascading_fk("curriculum_frameworks.id")
     identifier = db.Column(db.String(64), nullable=False, unique=True)
     seq = db.Column(db.Integer, nullable=False, default=0)
-    level = db.Column(_enum(Level), nullable=False, default=Level.OTHER)
+    level = db.Column(value_enum(Level), nullable=False, default=Level.OTHER)
     title = db.Column(db.Text, nullable=False)
     title_en = db.Column(db.String(500))
     code = db.Column(db.String(100))
@@ -151,9 +142,11 @@ class Alignment(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     node_id = cascading_fk("curriculum_nodes.id")
-    target_type = db.Column(_enum(TargetType), nullable=False)
+    target_type = db.Column(value_enum(TargetType), nullable=False)
     target_key = db.Column(db.String(36), nullable=False)
-    alignment_type = db.Column(_enum(AlignmentType), nullable=False, default=AlignmentType.TEACHES)
+    alignment_type = db.Column(
+        value_enum(AlignmentType), nullable=False, default=AlignmentType.TEACHES
+    )
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
@@ -196,7 +189,7 @@ class ClassMember(db.Model):
     user_id = db.Column(
         db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    role = db.Column(_enum(ClassRole), primary_key=True)
+    role = db.Column(value_enum(ClassRole), primary_key=True)
 
     school_class = db.relationship("SchoolClass", back_populates="members")
     user = db.relationship("User")

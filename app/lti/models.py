@@ -8,17 +8,8 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
 from app.extensions import db
-
-
-def _enum(enum_class, length=20):
-    return db.Enum(
-        enum_class,
-        native_enum=False,
-        length=length,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class KeyState(enum.StrEnum):
@@ -89,7 +80,7 @@ class LtiKey(db.Model):
     kid = db.Column(db.String(64), nullable=False, unique=True)
     private_pem = db.Column(db.Text, nullable=False)
     public_jwk = db.Column(JSONType, nullable=False)
-    state = db.Column(_enum(KeyState), nullable=False, default=KeyState.NEXT, index=True)
+    state = db.Column(value_enum(KeyState), nullable=False, default=KeyState.NEXT, index=True)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     activated_at = db.Column(db.DateTime)
     retiring_at = db.Column(db.DateTime)
@@ -194,7 +185,7 @@ class LtiGradeOutbox(db.Model):
     activity_progress = db.Column(db.String(20), nullable=False, default="Completed")
     grading_progress = db.Column(db.String(20), nullable=False, default="FullyGraded")
     timestamp = db.Column(db.String(40), nullable=False)
-    status = db.Column(_enum(OutboxStatus), nullable=False, default=OutboxStatus.PENDING)
+    status = db.Column(value_enum(OutboxStatus), nullable=False, default=OutboxStatus.PENDING)
     attempts = db.Column(db.Integer, nullable=False, default=0)
     next_attempt_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     last_error = db.Column(db.String(1000))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
 from app.extensions import db
 
 
@@ -24,15 +24,6 @@ class SubscriptionStatus(enum.StrEnum):
     ACTIVE = "active"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
-
-
-def _enum(enum_class):
-    return db.Enum(
-        enum_class,
-        native_enum=False,
-        length=20,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class SharedCatalog(TimestampMixin, db.Model):
@@ -129,7 +120,7 @@ class Subscription(TimestampMixin, db.Model):
     remote_publisher = db.Column(JSONType)
     # Only items whose fields match: {"subject": [...], "grade": [...], ...}.
     filters = db.Column(JSONType)
-    status = db.Column(_enum(SubscriptionStatus), nullable=False)
+    status = db.Column(value_enum(SubscriptionStatus), nullable=False)
     auto_accept = db.Column(db.Boolean, nullable=False, default=False)
     # The newest release accepted in full (None before the first acceptance).
     accepted_number = db.Column(db.Integer)
@@ -192,7 +183,7 @@ class RemoteSubscriber(TimestampMixin, db.Model):
     origin = db.Column(db.String(300), nullable=False)
     request_id = db.Column(db.String(36), nullable=False)
     district_name = db.Column(db.String(200), nullable=False)
-    status = db.Column(_enum(SubscriptionStatus), nullable=False)
+    status = db.Column(value_enum(SubscriptionStatus), nullable=False)
 
     catalog = db.relationship("SharedCatalog")
 
