@@ -183,10 +183,17 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def browser():
+def chromium():
     """Headless Debian Chromium driven by Playwright, one per test session."""
-    with launch_chromium() as chromium:
-        yield chromium
+    with launch_chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="session")
+def browser(chromium):
+    """The session's Chromium (``chromium`` under the name most tests use; a package
+    that needs ``browser`` for something else, like tests/lti, asks for ``chromium``)."""
+    return chromium
 
 
 @pytest.fixture

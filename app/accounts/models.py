@@ -6,7 +6,7 @@ import enum
 
 from flask_login import UserMixin
 
-from app.common.models import TimestampMixin, new_uuid, utcnow
+from app.common.models import TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
 from app.extensions import db
 
 
@@ -135,13 +135,8 @@ class RoleAssignment(db.Model):
     __table_args__ = (db.UniqueConstraint("user_id", "role", "district_id", "school_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    role = db.Column(
-        db.Enum(Role, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e]),
-        nullable=False,
-    )
+    user_id = cascading_fk("users.id")
+    role = db.Column(value_enum(Role, length=32), nullable=False)
     district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
 
@@ -154,9 +149,7 @@ class ApiToken(db.Model):
     __tablename__ = "api_tokens"
 
     id = db.Column(db.Integer, primary_key=True)
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    user_id = cascading_fk("users.id")
     name = db.Column(db.String(100), nullable=False, default="api")
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
     prefix = db.Column(db.String(12), nullable=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
 from app.extensions import db
 
 # A reviewer's note to the author: the API, the pages and the service refuse longer ones.
@@ -36,15 +36,6 @@ class EnrolmentStatus(enum.StrEnum):
     ENROLLED = "enrolled"
     WAITLISTED = "waitlisted"
     LEFT = "left"
-
-
-def _enum(enum_class):
-    return db.Enum(
-        enum_class,
-        native_enum=False,
-        length=20,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class Tag(db.Model):
@@ -91,13 +82,13 @@ class VersionedContentMixin(TimestampMixin):
 
     content_id = db.Column(db.String(36), nullable=False, default=new_uuid, index=True)
     version = db.Column(db.Integer, nullable=False, default=1)
-    state = db.Column(_enum(State), nullable=False, default=State.DRAFT)
+    state = db.Column(value_enum(State), nullable=False, default=State.DRAFT)
     title = db.Column(db.String(200), nullable=False)
     summary = db.Column(db.String(500), nullable=False, default="")
     description_html = db.Column(db.Text, nullable=False, default="")
     language = db.Column(db.String(10), nullable=False, default="zh")
     licence = db.Column(db.String(20), nullable=False, default="CC-BY-4.0")
-    visibility = db.Column(_enum(Visibility), nullable=False, default=Visibility.SCHOOL)
+    visibility = db.Column(value_enum(Visibility), nullable=False, default=Visibility.SCHOOL)
     subject = db.Column(db.String(32), index=True)
     # {"en": {"title": ..., "summary": ..., "description_html": ...}}
     translations = db.Column(JSONType, nullable=False, default=dict)
@@ -212,9 +203,7 @@ class CourseSession(db.Model):
     __tablename__ = "course_sessions"
 
     id = db.Column(db.Integer, primary_key=True)
-    course_id = db.Column(
-        db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    course_id = cascading_fk("courses.id")
     position = db.Column(db.Integer, nullable=False, default=0)
     starts_at = db.Column(db.DateTime, nullable=False)
     ends_at = db.Column(db.DateTime, nullable=False)
@@ -229,9 +218,7 @@ class CourseSection(db.Model):
     __tablename__ = "course_sections"
 
     id = db.Column(db.Integer, primary_key=True)
-    course_id = db.Column(
-        db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    course_id = cascading_fk("courses.id")
     position = db.Column(db.Integer, nullable=False, default=0)
     title = db.Column(db.String(200), nullable=False)
     summary = db.Column(db.String(1000))
@@ -252,12 +239,7 @@ class SectionItem(db.Model):
     __tablename__ = "section_items"
 
     id = db.Column(db.Integer, primary_key=True)
-    section_id = db.Column(
-        db.Integer,
-        db.ForeignKey("course_sections.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    section_id = cascading_fk("course_sections.id")
     position = db.Column(db.Integer, nullable=False, default=0)
     title = db.Column(db.String(200))
     resource_content_id = db.Column(db.String(36), index=True)
@@ -287,10 +269,8 @@ class Enrolment(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     course_content_id = db.Column(db.String(36), nullable=False)
-    student_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    status = db.Column(_enum(EnrolmentStatus), nullable=False)
+    student_id = cascading_fk("users.id")
+    status = db.Column(value_enum(EnrolmentStatus), nullable=False)
     queued_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
     student = db.relationship("User")

@@ -16,6 +16,25 @@ def new_uuid() -> str:
     return str(uuid.uuid4())
 
 
+def value_enum(enum_class, length: int = 20) -> db.Enum:
+    """A Python enum stored by its values in a plain string column (no database enum
+    type, so adding a member needs no migration of the type)."""
+    return db.Enum(
+        enum_class,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+def cascading_fk(target: str) -> db.Column:
+    """A required, indexed integer reference to ``target`` (``"table.id"``) whose rows go
+    when the referenced row goes: the usual "belongs to" column of a child table."""
+    return db.Column(
+        db.Integer, db.ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True
+    )
+
+
 class TimestampMixin:
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)

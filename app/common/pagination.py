@@ -13,9 +13,9 @@ MAX_PER_PAGE = 100
 MAX_PAGE = 10_000
 
 
-@dataclass
-class Page:
-    items: list
+class PageNumbers:
+    """Page arithmetic for a result with ``page``, ``per_page`` and ``total``."""
+
     page: int
     per_page: int
     total: int
@@ -31,6 +31,14 @@ class Page:
     @property
     def has_prev(self) -> bool:
         return self.page > 1
+
+
+@dataclass
+class Page(PageNumbers):
+    items: list
+    page: int
+    per_page: int
+    total: int
 
 
 def check_page_args(page: int, per_page: int) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
 from app.extensions import db
 
 
@@ -46,15 +46,6 @@ class TargetType(enum.StrEnum):
 class ClassRole(enum.StrEnum):
     STUDENT = "student"
     TEACHER = "teacher"
-
-
-def _enum(enum_class, length=20):
-    return db.Enum(
-        enum_class,
-        native_enum=False,
-        length=length,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class Framework(TimestampMixin, db.Model):
@@ -89,15 +80,10 @@ class Node(db.Model):
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    framework_id = db.Column(
-        db.Integer,
-        db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    framework_id = cascading_fk("curriculum_frameworks.id")
     identifier = db.Column(db.String(64), nullable=False, unique=True)
     seq = db.Column(db.Integer, nullable=False, default=0)
-    level = db.Column(_enum(Level), nullable=False, default=Level.OTHER)
+    level = db.Column(value_enum(Level), nullable=False, default=Level.OTHER)
     title = db.Column(db.Text, nullable=False)
     title_en = db.Column(db.String(500))
     code = db.Column(db.String(100))
@@ -135,12 +121,7 @@ class Association(db.Model):
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    framework_id = db.Column(
-        db.Integer,
-        db.ForeignKey("curriculum_frameworks.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    framework_id = cascading_fk("curriculum_frameworks.id")
     identifier = db.Column(db.String(64), nullable=False, unique=True)
     seq = db.Column(db.Integer, nullable=False, default=0)
     association_type = db.Column(db.String(32), nullable=False)
@@ -160,15 +141,12 @@ class Alignment(db.Model):
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    node_id = db.Column(
-        db.Integer,
-        db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    target_type = db.Column(_enum(TargetType), nullable=False)
+    node_id = cascading_fk("curriculum_nodes.id")
+    target_type = db.Column(value_enum(TargetType), nullable=False)
     target_key = db.Column(db.String(36), nullable=False)
-    alignment_type = db.Column(_enum(AlignmentType), nullable=False, default=AlignmentType.TEACHES)
+    alignment_type = db.Column(
+        value_enum(AlignmentType), nullable=False, default=AlignmentType.TEACHES
+    )
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
@@ -211,7 +189,7 @@ class ClassMember(db.Model):
     user_id = db.Column(
         db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
-    role = db.Column(_enum(ClassRole), primary_key=True)
+    role = db.Column(value_enum(ClassRole), primary_key=True)
 
     school_class = db.relationship("SchoolClass", back_populates="members")
     user = db.relationship("User")
@@ -279,12 +257,7 @@ class TeachingCalendar(TimestampMixin, db.Model):
     subject = db.Column(db.String(32), nullable=False)
     edition = db.Column(db.String(32), nullable=False)
     grade = db.Column(db.String(8))
-    volume_id = db.Column(
-        db.Integer,
-        db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    volume_id = cascading_fk("curriculum_nodes.id")
     term_start = db.Column(db.Date, nullable=False)
     term_end = db.Column(db.Date, nullable=False)
     lessons_per_week = db.Column(db.Integer, nullable=False, default=5)
@@ -352,12 +325,7 @@ class CalendarVersion(db.Model):
     __table_args__ = (db.UniqueConstraint("calendar_id", "version"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    calendar_id = db.Column(
-        db.Integer,
-        db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    calendar_id = cascading_fk("teaching_calendars.id")
     version = db.Column(db.Integer, nullable=False)
     note = db.Column(db.String(500))
     data = db.Column(JSONType, nullable=False, default=dict)

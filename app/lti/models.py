@@ -8,17 +8,8 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
 from app.extensions import db
-
-
-def _enum(enum_class, length=20):
-    return db.Enum(
-        enum_class,
-        native_enum=False,
-        length=length,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class KeyState(enum.StrEnum):
@@ -68,12 +59,7 @@ class LtiDeployment(TimestampMixin, db.Model):
     __table_args__ = (db.UniqueConstraint("platform_id", "deployment_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    platform_id = cascading_fk("lti_platforms.id")
     deployment_id = db.Column(db.String(255), nullable=False)
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
     district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
@@ -94,7 +80,7 @@ class LtiKey(db.Model):
     kid = db.Column(db.String(64), nullable=False, unique=True)
     private_pem = db.Column(db.Text, nullable=False)
     public_jwk = db.Column(JSONType, nullable=False)
-    state = db.Column(_enum(KeyState), nullable=False, default=KeyState.NEXT, index=True)
+    state = db.Column(value_enum(KeyState), nullable=False, default=KeyState.NEXT, index=True)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     activated_at = db.Column(db.DateTime)
     retiring_at = db.Column(db.DateTime)
@@ -120,15 +106,8 @@ class LtiIdentity(TimestampMixin, db.Model):
     id = db.Column(db.Integer, primary_key=True)
     issuer = db.Column(db.String(255), nullable=False)
     sub = db.Column(db.String(255), nullable=False)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    platform_id = cascading_fk("lti_platforms.id")
+    user_id = cascading_fk("users.id")
     last_launch_at = db.Column(db.DateTime)
 
     user = db.relationship("User")
@@ -141,18 +120,8 @@ class LtiContext(TimestampMixin, db.Model):
     __table_args__ = (db.UniqueConstraint("platform_id", "context_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
-    deployment_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_deployments.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    platform_id = cascading_fk("lti_platforms.id")
+    deployment_id = cascading_fk("lti_deployments.id")
     context_id = db.Column(db.String(255), nullable=False)
     title = db.Column(db.String(255), nullable=False, default="")
     label = db.Column(db.String(255))
@@ -173,12 +142,8 @@ class LtiContextMember(db.Model):
     __table_args__ = (db.UniqueConstraint("context_id", "user_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    context_id = db.Column(
-        db.Integer, db.ForeignKey("lti_contexts.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    context_id = cascading_fk("lti_contexts.id")
+    user_id = cascading_fk("users.id")
     role = db.Column(db.String(20), nullable=False)
     active = db.Column(db.Boolean, nullable=False, default=True)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
@@ -194,12 +159,7 @@ class LtiGradeLink(TimestampMixin, db.Model):
     )
 
     id = db.Column(db.Integer, primary_key=True)
-    platform_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_platforms.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    platform_id = cascading_fk("lti_platforms.id")
     deployment_id = db.Column(
         db.Integer, db.ForeignKey("lti_deployments.id", ondelete="CASCADE"), nullable=False
     )
@@ -219,18 +179,13 @@ class LtiGradeOutbox(db.Model):
     __table_args__ = (db.Index("ix_lti_grade_outbox_due", "status", "next_attempt_at"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    link_id = db.Column(
-        db.Integer,
-        db.ForeignKey("lti_grade_links.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    link_id = cascading_fk("lti_grade_links.id")
     score_given = db.Column(db.Float, nullable=False)
     score_maximum = db.Column(db.Float, nullable=False)
     activity_progress = db.Column(db.String(20), nullable=False, default="Completed")
     grading_progress = db.Column(db.String(20), nullable=False, default="FullyGraded")
     timestamp = db.Column(db.String(40), nullable=False)
-    status = db.Column(_enum(OutboxStatus), nullable=False, default=OutboxStatus.PENDING)
+    status = db.Column(value_enum(OutboxStatus), nullable=False, default=OutboxStatus.PENDING)
     attempts = db.Column(db.Integer, nullable=False, default=0)
     next_attempt_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     last_error = db.Column(db.String(1000))
@@ -249,9 +204,7 @@ class LtiRegistrationLink(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     token_hash = db.Column(db.String(64), nullable=False, unique=True)
-    district_id = db.Column(
-        db.Integer, db.ForeignKey("districts.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    district_id = cascading_fk("districts.id")
     school_id = db.Column(db.Integer, db.ForeignKey("schools.id", ondelete="CASCADE"))
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
     note = db.Column(db.String(200), nullable=False, default="")

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from app.common.models import JSONType, TimestampMixin, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow
 from app.extensions import db
 
 UPLOAD_STATES = ("pending", "verifying", "complete", "failed", "aborted")
@@ -88,12 +88,8 @@ class MediaUpload(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     public_id = db.Column(db.String(36), nullable=False, unique=True, default=new_uuid)
-    user_id = db.Column(
-        db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True
-    )
-    district_id = db.Column(
-        db.Integer, db.ForeignKey("districts.id", ondelete="CASCADE"), nullable=False, index=True
-    )
+    user_id = cascading_fk("users.id")
+    district_id = cascading_fk("districts.id")
     resource_content_id = db.Column(db.String(36), nullable=False, index=True)
     kind = db.Column(db.String(20), nullable=False)
     filename = db.Column(db.String(255), nullable=False)

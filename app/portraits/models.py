@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger
 
-from app.common.models import JSONType, utcnow
+from app.common.models import JSONType, cascading_fk, utcnow
 from app.extensions import db
 
 BigId = BigInteger().with_variant(db.Integer(), "sqlite")
@@ -180,12 +180,7 @@ class Assignment(db.Model):
     __tablename__ = "portraits_assignments"
 
     id = db.Column(db.Integer, primary_key=True)
-    class_id = db.Column(
-        db.Integer,
-        db.ForeignKey("school_classes.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    class_id = cascading_fk("school_classes.id")
     resource_content_id = db.Column(db.String(36), nullable=False)
     skill = db.Column(db.String(64))
     student_ids = db.Column(JSONType, nullable=False, default=list)

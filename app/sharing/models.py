@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
 from app.extensions import db
 
 
@@ -24,15 +24,6 @@ class SubscriptionStatus(enum.StrEnum):
     ACTIVE = "active"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
-
-
-def _enum(enum_class):
-    return db.Enum(
-        enum_class,
-        native_enum=False,
-        length=20,
-        values_callable=lambda members: [m.value for m in members],
-    )
 
 
 class SharedCatalog(TimestampMixin, db.Model):
@@ -92,12 +83,7 @@ class Release(db.Model):
     __table_args__ = (db.UniqueConstraint("catalog_id", "number"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    catalog_id = db.Column(
-        db.Integer,
-        db.ForeignKey("sharing_catalogs.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    catalog_id = cascading_fk("sharing_catalogs.id")
     number = db.Column(db.Integer, nullable=False)
     notes = db.Column(db.String(4000), nullable=False, default="")
     # {content_id: {"type", "version", "digest", "fields": {...}}}
@@ -134,7 +120,7 @@ class Subscription(TimestampMixin, db.Model):
     remote_publisher = db.Column(JSONType)
     # Only items whose fields match: {"subject": [...], "grade": [...], ...}.
     filters = db.Column(JSONType)
-    status = db.Column(_enum(SubscriptionStatus), nullable=False)
+    status = db.Column(value_enum(SubscriptionStatus), nullable=False)
     auto_accept = db.Column(db.Boolean, nullable=False, default=False)
     # The newest release accepted in full (None before the first acceptance).
     accepted_number = db.Column(db.Integer)
@@ -178,12 +164,7 @@ class RemoteRelease(db.Model):
     __table_args__ = (db.UniqueConstraint("subscription_id", "number"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    subscription_id = db.Column(
-        db.Integer,
-        db.ForeignKey("sharing_subscriptions.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    subscription_id = cascading_fk("sharing_subscriptions.id")
     number = db.Column(db.Integer, nullable=False)
     notes = db.Column(db.String(4000), nullable=False, default="")
     manifest = db.Column(JSONType, nullable=False)
@@ -198,16 +179,11 @@ class RemoteSubscriber(TimestampMixin, db.Model):
     __table_args__ = (db.UniqueConstraint("origin", "request_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    catalog_id = db.Column(
-        db.Integer,
-        db.ForeignKey("sharing_catalogs.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    catalog_id = cascading_fk("sharing_catalogs.id")
     origin = db.Column(db.String(300), nullable=False)
     request_id = db.Column(db.String(36), nullable=False)
     district_name = db.Column(db.String(200), nullable=False)
-    status = db.Column(_enum(SubscriptionStatus), nullable=False)
+    status = db.Column(value_enum(SubscriptionStatus), nullable=False)
 
     catalog = db.relationship("SharedCatalog")
 

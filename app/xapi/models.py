@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Index
 
-from app.common.models import JSONType, TimestampMixin, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow
 from app.extensions import db
 
 BigId = BigInteger().with_variant(db.Integer(), "sqlite")
@@ -203,12 +203,7 @@ class OutboxEntry(db.Model):
     __table_args__ = (Index("ix_xapi_outbox_due", "next_attempt_at", "id"),)
 
     id = db.Column(BigId, primary_key=True, autoincrement=True)
-    target_id = db.Column(
-        db.Integer,
-        db.ForeignKey("xapi_forward_targets.id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    )
+    target_id = cascading_fk("xapi_forward_targets.id")
     statement_pk = db.Column(
         BigId, db.ForeignKey("xapi_statements.id", ondelete="CASCADE"), nullable=False
     )

@@ -4,36 +4,19 @@ docs work under the policy, "Try it out" included with a bearer token."""
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
 
 from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.extensions import db
+from tests.browser import NEEDS_CHROMIUM, serve
 from tests.conftest import Orgs, make_app
 
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from werkzeug.serving import make_server
-
     instance = tmp_path_factory.mktemp("security-browser")
     app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance))
     with app.app_context():
@@ -45,23 +28,10 @@ def live(tmp_path_factory):
         accounts.assign_role(user, Role.TEACHER, school=orgs.school)
         _, token = accounts.issue_token(user, "browser")
         db.session.commit()
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", token
-    server.shutdown()
-    thread.join(timeout=10)
+    with serve(app) as base:
+        yield base, token
     with app.app_context():
         db.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_injected_inline_script_is_blocked(live, browser):

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from app.common.events import commit
 from app.lti.services import registrations
+from tests.browser import serve
 from tests.lti.platform import Platform
 
 
 @pytest.fixture(scope="session")
 def live(app):
     """Shuyuan served by a werkzeug server thread on a free port of 127.0.0.1."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serve(app) as base:
+        yield base
 
 
 @pytest.fixture

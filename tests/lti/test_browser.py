@@ -4,22 +4,16 @@ launch flow unusable there, state and nonce kept through LTI platform storage
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlencode
 
-import pytest
-
+from tests.browser import NEEDS_CHROMIUM
 from tests.lti.helpers import published_resource
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium is not installed"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
-def test_cookie_less_launch_in_a_cross_site_iframe(live, platform, registered, make_user):
-    from playwright.sync_api import sync_playwright
+def test_cookie_less_launch_in_a_cross_site_iframe(chromium, live, platform, registered, make_user):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
     content_id = published_resource(make_user("teacher"), title="框架里的练习")
     hint = platform.prepare(sub="stu-frame", custom={"resource": content_id})
@@ -31,36 +25,35 @@ def test_cookie_less_launch_in_a_cross_site_iframe(live, platform, registered, m
         tool + "/lti/login?" + urlencode(platform.login_params(hint, lti_storage_target="_parent"))
     )
     page_url = platform.url + "/course-page?" + urlencode({"tool_login": login})
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        try:
-            page = browser.new_page()
-            page.goto(page_url)
-            arrived = False
-            for _ in range(100):
+
+    def tool_arrived(frame) -> bool:
+        return frame.name == "tool" and f"/resources/{content_id}" in frame.url
+
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.goto(page_url)
+        frame = page.frame(name="tool")
+        arrived = frame is not None and tool_arrived(frame)
+        if not arrived:
+            # The frame goes login -> platform auth -> launch -> resource page.
+            try:
+                frame = page.wait_for_event(
+                    "framenavigated", predicate=tool_arrived, timeout=20_000
+                )
+                arrived = True
+            except PlaywrightTimeoutError:
                 frame = page.frame(name="tool")
-                if frame is not None and f"/resources/{content_id}" in frame.url:
-                    arrived = True
-                    break
-                page.wait_for_timeout(200)
-            log = page.evaluate("window.ltiLog")
-            assert arrived, (
-                frame.url if frame else None,
-                log,
-                frame.content()[:800] if frame else "",
-            )
-            # get_data is asked only by the cookie-less launch page: the state came back
-            # from the platform's storage, not from a cookie.
-            assert "lti.put_data" in log and "lti.get_data" in log
-            frame.wait_for_load_state()
-            assert "框架里的练习" in frame.content()
-        finally:
-            browser.close()
+        log = page.evaluate("window.ltiLog")
+        assert arrived, (
+            frame.url if frame else None,
+            log,
+            frame.content()[:800] if frame else "",
+        )
+        # get_data is asked only by the cookie-less launch page: the state came back
+        # from the platform's storage, not from a cookie.
+        assert "lti.put_data" in log and "lti.get_data" in log
+        frame.wait_for_load_state()
+        assert "框架里的练习" in frame.content()
+    finally:
+        context.close()

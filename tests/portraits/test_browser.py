@@ -3,9 +3,6 @@ explanations, and her portrait's knowledge map changes."""
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
 import pytest
 
 from app.accounts import services as accounts
@@ -16,22 +13,17 @@ from app.curriculum import case
 from app.curriculum import services as curriculum
 from app.extensions import db
 from app.portraits import sources
-from tests.browser import CHROMIUM, LAUNCH_ARGS
+from tests.browser import NEEDS_CHROMIUM, serve
 from tests.conftest import Orgs, make_app
 from tests.curriculum.conftest import TERM, demo_package
 from tests.pages.test_browser import field
 from tests.portraits.conftest import DAY
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
-]
+pytestmark = NEEDS_CHROMIUM
 
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
-    from werkzeug.serving import make_server
-
     instance = tmp_path_factory.mktemp("portraits-browser")
     app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance), PORTRAITS_TODAY=DAY)
     with app.app_context():
@@ -119,23 +111,10 @@ def live_server(tmp_path_factory):
             "skill": sources.canonical_skills({kp.identifier})[kp.identifier],
             "kp": kp.title,
         }
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", info
-    server.shutdown()
-    thread.join(timeout=10)
+    with serve(app) as base:
+        yield base, info
     with app.app_context():
         db.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def test_student_answers_a_quiz_and_her_portrait_changes(live_server, browser):

@@ -70,8 +70,33 @@ def _publish_row(row, user: User) -> None:
     if model is Course:
         sync_seats(row)
     db.session.flush()
-    names = _SIGNALS[model]
-    send_after_commit(names["published"], **{names["kwarg"]: row, "user": user})
+    _announce("published", row, user)
+
+
+def _announce(event: str, row, user: User) -> None:
+    """Queue the content model's ``event`` signal (see ``_SIGNALS``) for after commit."""
+    names = _SIGNALS[type(row)]
+    send_after_commit(names[event], **{names["kwarg"]: row, "user": user})
+
+
+# Plain state moves: action (as permissions name it) -> (from, to, refusal when none is).
+_MOVES = {
+    "withdraw": (State.IN_REVIEW, State.DRAFT, "Nothing is waiting for review."),
+    "archive": (State.PUBLISHED, State.ARCHIVED, "Only published content can be archived."),
+    "restore": (State.ARCHIVED, State.PUBLISHED, "Nothing archived to restore."),
+}
+
+
+def _move(user: User | None, model: ContentModel, content_id: str, action: str):
+    """Move the version in the action's source state to its target (409 if none is)."""
+    source, target, refusal = _MOVES[action]
+    user, rows = load_for_write(user, model, content_id, action)
+    row = next((r for r in rows if r.state == source), None)
+    if row is None:
+        raise Conflict(refusal)
+    row.state = target
+    db.session.flush()
+    return user, row
 
 
 def submit_content(user: User | None, model: ContentModel, content_id: str):
@@ -88,8 +113,7 @@ def submit_content(user: User | None, model: ContentModel, content_id: str):
         row.review_note = None
         row.updated_at = utcnow()
         db.session.flush()
-        names = _SIGNALS[model]
-        send_after_commit(names["submitted"], **{names["kwarg"]: row, "user": user})
+        _announce("submitted", row, user)
     else:
         _publish_row(row, user)
     return row
@@ -132,38 +156,21 @@ def reject_content(user: User | None, model: ContentModel, content_id: str, note
 
 def withdraw_content(user: User | None, model: ContentModel, content_id: str):
     """The author takes a version back out of the review queue to keep editing."""
-    user, rows = load_for_write(user, model, content_id, "withdraw")
-    row = next((r for r in rows if r.state == State.IN_REVIEW), None)
-    if row is None:
-        raise Conflict("Nothing is waiting for review.")
-    row.state = State.DRAFT
-    db.session.flush()
+    _, row = _move(user, model, content_id, "withdraw")
     return row
 
 
 def archive_content(user: User | None, model: ContentModel, content_id: str):
     """Take published content out of the catalog (editors still see it; restorable)."""
-    user, rows = load_for_write(user, model, content_id, "archive")
-    row = next((r for r in rows if r.state == State.PUBLISHED), None)
-    if row is None:
-        raise Conflict("Only published content can be archived.")
-    row.state = State.ARCHIVED
-    db.session.flush()
-    names = _SIGNALS[model]
-    send_after_commit(names["archived"], **{names["kwarg"]: row, "user": user})
+    user, row = _move(user, model, content_id, "archive")
+    _announce("archived", row, user)
     return row
 
 
 def restore_content(user: User | None, model: ContentModel, content_id: str):
     """Bring archived content back to the catalog."""
-    user, rows = load_for_write(user, model, content_id, "restore")
-    row = next((r for r in rows if r.state == State.ARCHIVED), None)
-    if row is None:
-        raise Conflict("Nothing archived to restore.")
-    row.state = State.PUBLISHED
-    db.session.flush()
-    names = _SIGNALS[model]
-    send_after_commit(names["published"], **{names["kwarg"]: row, "user": user})
+    user, row = _move(user, model, content_id, "restore")
+    _announce("published", row, user)
     return row
 
 

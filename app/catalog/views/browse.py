@@ -51,38 +51,31 @@ def _facets(user, model, filters, fields) -> dict:
     return {field: services.facet_counts(user, model, filters, field) for field in fields}
 
 
-@bp.route("/")
-def browse():
+def _browse_page(model, template: str, facet_fields: tuple[str, ...]):
+    """One page of the published ``model`` rows, filtered from the query string."""
     from app.accounts.services import list_districts
 
-    filters, page = _filters_from_request(Course)
+    filters, page = _filters_from_request(model)
     user = actor()
-    result = services.list_published(user, Course, filters, page, 24)
+    result = services.list_published(user, model, filters, page, 24)
     return render_template(
-        "catalog/browse.html",
+        template,
         page=result,
         filters=filters,
         districts=list_districts(),
         filtered=_active_filters(filters),
-        facets=_facets(user, Course, filters, ("kind", "category", "subject")),
+        facets=_facets(user, model, filters, facet_fields),
     )
+
+
+@bp.route("/")
+def browse():
+    return _browse_page(Course, "catalog/browse.html", ("kind", "category", "subject"))
 
 
 @bp.route("/resources")
 def browse_resources():
-    from app.accounts.services import list_districts
-
-    filters, page = _filters_from_request(Resource)
-    user = actor()
-    result = services.list_published(user, Resource, filters, page, 24)
-    return render_template(
-        "catalog/resources.html",
-        page=result,
-        filters=filters,
-        districts=list_districts(),
-        filtered=_active_filters(filters),
-        facets=_facets(user, Resource, filters, ("kind", "subject")),
-    )
+    return _browse_page(Resource, "catalog/resources.html", ("kind", "subject"))
 
 
 @bp.route("/courses/<content_id>")

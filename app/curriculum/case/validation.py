@@ -72,6 +72,26 @@ def _check_identifier(value, where: str, problems: Problems) -> bool:
     return True
 
 
+def _register(entry, where: str, seen: dict[str, str], problems: Problems):
+    """Check that ``entry`` is an object with a UUID identifier, noting where each
+    identifier first stood in ``seen``.  None when the entry cannot be checked further,
+    otherwise ``(identifier, first)``: lowercased, and whether this is its first place."""
+    if not isinstance(entry, dict):
+        problems.add(where, "must be an object.")
+        return None
+    if not _check_identifier(entry.get("identifier"), f"{where}.identifier", problems):
+        return None
+    identifier = entry["identifier"].lower()
+    if identifier in seen:
+        problems.add(
+            f"{where}.identifier",
+            f"duplicate identifier {identifier} (also {seen[identifier]}).",
+        )
+        return identifier, False
+    seen[identifier] = where
+    return identifier, True
+
+
 def _check_uri_ref(value, where: str, problems: Problems) -> str | None:
     if not isinstance(value, dict):
         problems.add(where, "must be an object with title, identifier and uri.")
@@ -189,19 +209,11 @@ def validate_package(package) -> None:
     item_ids: set[str] = set()
     for index, item in enumerate(items):
         where = f"CFItems[{index}]"
-        if not isinstance(item, dict):
-            problems.add(where, "must be an object.")
+        registered = _register(item, where, seen, problems)
+        if registered is None:
             continue
-        if not _check_identifier(item.get("identifier"), f"{where}.identifier", problems):
-            continue
-        identifier = item["identifier"].lower()
-        if identifier in seen:
-            problems.add(
-                f"{where}.identifier",
-                f"duplicate identifier {identifier} (also {seen[identifier]}).",
-            )
-        else:
-            seen[identifier] = where
+        identifier, first = registered
+        if first:
             item_ids.add(identifier)
         for key in _ITEM_STRINGS:
             if not is_str(item.get(key)):
@@ -230,19 +242,10 @@ def validate_package(package) -> None:
     references: list[tuple[str, str, str]] = []
     for index, association in enumerate(associations):
         where = f"CFAssociations[{index}]"
-        if not isinstance(association, dict):
-            problems.add(where, "must be an object.")
+        registered = _register(association, where, seen, problems)
+        if registered is None:
             continue
-        if not _check_identifier(association.get("identifier"), f"{where}.identifier", problems):
-            continue
-        identifier = association["identifier"].lower()
-        if identifier in seen:
-            problems.add(
-                f"{where}.identifier",
-                f"duplicate identifier {identifier} (also {seen[identifier]}).",
-            )
-        else:
-            seen[identifier] = where
+        identifier, _ = registered
         kind = association.get("associationType")
         if not isinstance(kind, str):
             problems.add(

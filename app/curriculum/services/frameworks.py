@@ -171,6 +171,17 @@ def _touch(framework: Framework) -> None:
     framework.raw = {**framework.raw, "lastChangeDateTime": now}
 
 
+def _next_seq(model, framework) -> int:
+    """The next sequence number of ``model`` rows (nodes, associations) in ``framework``."""
+    last = db.session.execute(
+        select(model.seq)
+        .where(model.framework_id == framework.id)
+        .order_by(model.seq.desc())
+        .limit(1)
+    ).scalar()
+    return (last or 0) + 1
+
+
 def add_node(user: User | None, framework_id: int, data: dict) -> Node:
     """Add an item (``level``, ``title``, optional ``parent_id``, ``code``, ``title_en``)."""
     framework = _framework_for_edit(user, framework_id)
@@ -194,15 +205,7 @@ def add_node(user: User | None, framework_id: int, data: dict) -> Node:
         item["humanCodingScheme"] = data["code"]
     if data.get("title_en"):
         item["alternativeLabel"] = data["title_en"]
-    seq = (
-        db.session.execute(
-            select(Node.seq)
-            .where(Node.framework_id == framework.id)
-            .order_by(Node.seq.desc())
-            .limit(1)
-        ).scalar()
-        or 0
-    ) + 1
+    seq = _next_seq(Node, framework)
     node = Node(
         framework_id=framework.id,
         identifier=identifier,
@@ -247,15 +250,7 @@ def _new_association(
     }
     if sequence is not None:
         raw["sequenceNumber"] = sequence
-    seq = (
-        db.session.execute(
-            select(Association.seq)
-            .where(Association.framework_id == framework.id)
-            .order_by(Association.seq.desc())
-            .limit(1)
-        ).scalar()
-        or 0
-    ) + 1
+    seq = _next_seq(Association, framework)
     row = Association(
         framework_id=framework.id,
         identifier=identifier,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
+from app.common.pagination import PageNumbers
 from app.errors import Invalid
 from app.search.backend import BackendQuery
 from app.search.highlight import MatchTerms, highlight
@@ -64,7 +65,7 @@ class SearchHit:
 
 
 @dataclass
-class SearchResult:
+class SearchResult(PageNumbers):
     """What :func:`search` returns.
 
     ``items`` is one page of :class:`SearchHit`; ``total`` counts every visible match;
@@ -87,18 +88,6 @@ class SearchResult:
     did_you_mean: str | None = None
     corrected: bool = False
     relaxed: bool = False
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
 
 
 def _hit(fields: dict, score, terms: MatchTerms, locale: str | None) -> SearchHit:

@@ -211,20 +211,23 @@ def query_from_more(token: str) -> StatementQuery:
         raise BadRequest("The more link is invalid.", fields={"more": ["invalid"]}) from None
 
 
+def _related(principal: Principal, table, kind: str, key: str):
+    """Statements that name the ``kind`` ("agent"/"activity") hashed ``key`` anywhere."""
+    return table.id.in_(
+        select(StatementRelation.statement_pk).where(
+            StatementRelation.district_id == principal.district_id,
+            StatementRelation.key_hash == key,
+            StatementRelation.kind == kind,
+        )
+    )
+
+
 def _direct_conditions(principal: Principal, query: StatementQuery, table) -> list:
     conditions = []
     if query.agent is not None:
         key = sha1(agent_key(query.agent))
         if query.related_agents:
-            conditions.append(
-                table.id.in_(
-                    select(StatementRelation.statement_pk).where(
-                        StatementRelation.district_id == principal.district_id,
-                        StatementRelation.key_hash == key,
-                        StatementRelation.kind == "agent",
-                    )
-                )
-            )
+            conditions.append(_related(principal, table, "agent", key))
         else:
             conditions.append(
                 or_(
@@ -237,15 +240,7 @@ def _direct_conditions(principal: Principal, query: StatementQuery, table) -> li
     if query.activity is not None:
         key = sha1(query.activity)
         if query.related_activities:
-            conditions.append(
-                table.id.in_(
-                    select(StatementRelation.statement_pk).where(
-                        StatementRelation.district_id == principal.district_id,
-                        StatementRelation.key_hash == key,
-                        StatementRelation.kind == "activity",
-                    )
-                )
-            )
+            conditions.append(_related(principal, table, "activity", key))
         else:
             conditions.append(and_(table.object_hash == key, table.object_type == "Activity"))
     if query.registration is not None:
