@@ -66,6 +66,9 @@ demo: db
 run: demo
 	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
+# Both cores: each test file runs whole on one worker (module fixtures such as the cluster
+# and the fuzz server stay in one process).  PYTEST_ARGS= runs serially.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: translations system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -16,6 +16,7 @@ NOT_IMPORTED = {
     "psycopg": "SQLAlchemy loads it for postgresql+psycopg:// URLs",
     "gunicorn": "the production server runs the app",
     "ruff": "the linter of `make lint`",
+    "pytest-xdist": "make test spreads the test files over both cores (-n 2 --dist loadfile)",
 }
 OWN = {"app", "shuyuan_plugins", "tests", "bench", "__future__"}
 

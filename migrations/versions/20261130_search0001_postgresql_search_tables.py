@@ -12,7 +12,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision = "search0001"
-down_revision = "lti0001"
+down_revision = "portraits0001"
 branch_labels = None
 depends_on = None
 
