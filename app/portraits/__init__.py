@@ -24,9 +24,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli.portraits_cli)
     receivers.connect(app)
     demo.register()
-    from app import hooks
+    from app import plugins
 
-    slots = hooks.registry(app).slots
+    slots = plugins.registry(app).slots
     slots.setdefault("main_nav", []).append(views.nav_links)
     # The LTI week page (a student launched from her LMS) shows her recommendations.
     slots.setdefault("lti_week_bottom", []).append(views.recommendations_box)

@@ -315,6 +315,16 @@ class PostgresBackend(SearchBackend):
             if scope.author:
                 params["sc_author"] = scope.author
                 visible.append("d.author = :sc_author")
+            if scope.subscribed_content_ids:
+                # Items the districts receive by subscription (app/sharing); private ones
+                # excluded, as in the catalog's rule.
+                # Documents are keyed "<type>:<content_id>", so the primary key answers.
+                params["sc_subscribed"] = sorted(
+                    f"{kind}:{content_id}"
+                    for content_id in scope.subscribed_content_ids
+                    for kind in ("course", "resource")
+                )
+                visible.append("(d.id = ANY(:sc_subscribed) AND d.visibility <> 'private')")
             where.append("(" + " OR ".join(visible) + ")")
         for n, (facet, accepted) in enumerate(sorted(q.filters.items())):
             if facet not in _FACET_COLUMNS:

@@ -164,13 +164,14 @@ def test_race_for_the_last_seat(app, people, orgs, make_user):
 
 def test_same_student_enrolling_twice_at_once(app, people, orgs, make_user):
     cid = make_content(people.owner, Course, "published", capacity=10)
-    student = people.student_same
+    # The id is read here: the threads must not touch the test's session's objects.
+    student_id = people.student_same.id
     barrier = threading.Barrier(2)
     outcomes = []
 
     def work():
         with app.app_context():
-            user = db.session.get(User, student.id)
+            user = db.session.get(User, student_id)
             barrier.wait()
             try:
                 services.enrol(user, cid)
