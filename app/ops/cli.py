@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -37,9 +39,9 @@ def run_scheduler():
         ) from exc
     scheduler = periodic.build_scheduler(app, lock)
     click.echo(f"scheduler {lock.identity} started; {len(scheduler.get_jobs()) - 1} periodic jobs")
+    # Ctrl-C or systemd's stop ends the loop; the lock is released for a standby.
     try:
-        scheduler.start()
-    except (KeyboardInterrupt, SystemExit):
-        pass
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
+            scheduler.start()
     finally:
         lock.release()
