@@ -258,3 +258,55 @@ def format_result(label: str, result: LoadResult) -> str:
         f"{result.throughput:.0f} req/s; latency ms p50 {p['p50']:.1f} p95 {p['p95']:.1f} "
         f"p99 {p['p99']:.1f} max {p['max']:.1f}"
     )
+
+
+def seed_aligned_resources(
+    session, count: int, node_ids: list[int], author, school, district, kinds: list[str]
+):
+    """``count`` published maths resources by ``author``, each aligned (teaches or
+    assesses) to one random node of ``node_ids``; multi-row inserts of 5,000, then a
+    commit.  Visibility is spread over every level so visibility filters do real work."""
+    import random
+
+    from sqlalchemy import insert
+
+    from app.catalog.models import Resource
+    from app.curriculum.models import Alignment
+
+    rng = random.Random(3)
+    for start in range(0, count, 5000):
+        rows, alignments = [], []
+        for i in range(start, min(start + 5000, count)):
+            content_id = str(uuid.uuid4())
+            rows.append(
+                {
+                    "content_id": content_id,
+                    "version": 1,
+                    "state": "published",
+                    "title": f"资源 {i}",
+                    "summary": "",
+                    "description_html": "",
+                    "language": "zh",
+                    "licence": "CC-BY-4.0",
+                    "visibility": rng.choice(["district", "region", "school", "private"]),
+                    "translations": {},
+                    "kind": rng.choice(kinds),
+                    "author_id": author.id,
+                    "school_id": school.id,
+                    "district_id": district.id,
+                    "data": {},
+                    "usage_count": 0,
+                    "subject": "math",
+                }
+            )
+            alignments.append(
+                {
+                    "node_id": rng.choice(node_ids),
+                    "target_type": "resource",
+                    "target_key": content_id,
+                    "alignment_type": rng.choice(["teaches", "assesses"]),
+                }
+            )
+        session.execute(insert(Resource), rows)
+        session.execute(insert(Alignment), alignments)
+    session.commit()

@@ -28,10 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, insert, select, text  # noqa: E402
+from sqlalchemy import create_engine, select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
+from bench.common import seed_aligned_resources  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -197,9 +198,8 @@ def main() -> None:
 def run(args, url: str) -> None:
     from app.accounts import services as accounts
     from app.accounts.models import Role, User
-    from app.catalog.models import Resource
     from app.curriculum import case, services
-    from app.curriculum.models import Alignment, Level, Node
+    from app.curriculum.models import Level, Node
 
     backend = "sqlite" if url.startswith("sqlite") else "postgresql"
     package = generate_package(args.items, args.associations)
@@ -245,46 +245,16 @@ def run(args, url: str) -> None:
     lesson_ids = list(
         db.session.execute(select(Node.id).where(Node.level == Level.LESSON)).scalars()
     )
-    rng = random.Random(3)
-    kinds = ["video", "document", "exercise", "interactive", "audio"]
     started = time.perf_counter()
-    batch = 5000
-    for start in range(0, args.resources, batch):
-        rows, alignments = [], []
-        for i in range(start, min(start + batch, args.resources)):
-            content_id = str(uuid.uuid4())
-            rows.append(
-                {
-                    "content_id": content_id,
-                    "version": 1,
-                    "state": "published",
-                    "title": f"资源 {i}",
-                    "summary": "",
-                    "description_html": "",
-                    "language": "zh",
-                    "licence": "CC-BY-4.0",
-                    "visibility": rng.choice(["district", "region", "school", "private"]),
-                    "translations": {},
-                    "kind": rng.choice(kinds),
-                    "author_id": teacher.id,
-                    "school_id": school.id,
-                    "district_id": district.id,
-                    "data": {},
-                    "usage_count": 0,
-                    "subject": "math",
-                }
-            )
-            alignments.append(
-                {
-                    "node_id": rng.choice(lesson_ids),
-                    "target_type": "resource",
-                    "target_key": content_id,
-                    "alignment_type": rng.choice(["teaches", "assesses"]),
-                }
-            )
-        db.session.execute(insert(Resource), rows)
-        db.session.execute(insert(Alignment), alignments)
-    db.session.commit()
+    seed_aligned_resources(
+        db.session,
+        args.resources,
+        lesson_ids,
+        teacher,
+        school,
+        district,
+        kinds=["video", "document", "exercise", "interactive", "audio"],
+    )
     print(
         f"seeded {args.resources} published resources with one alignment each "
         f"over {len(lesson_ids)} lessons "

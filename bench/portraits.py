@@ -42,6 +42,7 @@ from sqlalchemy import insert, select, text  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.portraits.services import bkt  # noqa: E402
+from bench.common import seed_aligned_resources  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PYBKT_PYTHON = HERE / ".venv-pybkt" / "bin" / "python"
@@ -394,9 +395,8 @@ def rebuild_and_online(args, url: str, instance: str) -> list[str]:
 def recommendations(args, url: str, instance: str) -> list[str]:
     from app.accounts import services as accounts
     from app.accounts.models import Role, User
-    from app.catalog.models import Resource
     from app.curriculum import case, services
-    from app.curriculum.models import Alignment, Level, Node
+    from app.curriculum.models import Level, Node
     from app.portraits.models import Mastery
     from app.portraits.services import model, recommend
 
@@ -428,42 +428,15 @@ def recommendations(args, url: str, instance: str) -> list[str]:
         )
         rng = random.Random(3)
         started = time.perf_counter()
-        for start in range(0, args.resources, 5000):
-            rows, alignments = [], []
-            for i in range(start, min(start + 5000, args.resources)):
-                content_id = str(uuid.uuid4())
-                rows.append(
-                    {
-                        "content_id": content_id,
-                        "version": 1,
-                        "state": "published",
-                        "title": f"资源 {i}",
-                        "summary": "",
-                        "description_html": "",
-                        "language": "zh",
-                        "licence": "CC-BY-4.0",
-                        "visibility": rng.choice(["district", "region", "school", "private"]),
-                        "translations": {},
-                        "kind": rng.choice(["video", "document", "exercise", "interactive"]),
-                        "author_id": teacher.id,
-                        "school_id": school.id,
-                        "district_id": district.id,
-                        "data": {},
-                        "usage_count": 0,
-                        "subject": "math",
-                    }
-                )
-                alignments.append(
-                    {
-                        "node_id": rng.choice(nodes),
-                        "target_type": "resource",
-                        "target_key": content_id,
-                        "alignment_type": rng.choice(["teaches", "assesses"]),
-                    }
-                )
-            db.session.execute(insert(Resource), rows)
-            db.session.execute(insert(Alignment), alignments)
-        db.session.commit()
+        seed_aligned_resources(
+            db.session,
+            args.resources,
+            nodes,
+            teacher,
+            school,
+            district,
+            kinds=["video", "document", "exercise", "interactive"],
+        )
         volume = (
             db.session.execute(
                 select(Node).where(Node.level == Level.VOLUME, Node.edition == "pep")
