@@ -131,6 +131,18 @@ def requests_for(catalog_id):
     return subscriptions.requests_for(user, catalog)
 
 
+@blp.route("/catalogs/<int:catalog_id>/usage")
+@blp.arguments(schemas.UsageQuerySchema, location="query")
+@blp.response(200, schemas.DistrictUsageSchema(many=True))
+def catalog_usage(args, catalog_id):
+    """Launches, completions, average score and launches per day of the catalog's items
+    by subscriber district, federated subscribers included (counts only)."""
+    _, catalog = _own_catalog(catalog_id)
+    from app.sharing.services import usage
+
+    return usage.usage_for_catalog(catalog.id, args["days"])
+
+
 @blp.route("/catalogs/<int:catalog_id>/remote-requests")
 @blp.response(200, schemas.RemoteSubscriberSchema(many=True))
 def remote_requests(catalog_id):

@@ -71,8 +71,26 @@ def subscribe_remote(district_code, origin, catalog_uid, auto_accept):
     if admin is None:
         raise click.ClickException("no platform admin to act as")
     sub = federation.request_remote(admin, district.id, origin, catalog_uid, None, auto_accept)
+    sub_id = sub.id
+    commit()  # queues the delivery job (the request goes out after this commit)
+    from app.jobs import drain
+
+    drain()  # in-process jobs: wait for the delivery before the command exits
+    log = federation.sync_log(db.session.get(Subscription, sub_id), limit=1)
+    click.echo(f"subscription {sub_id}: {log[0].message if log else 'request queued'}")
+
+
+@sharing_cli.command("report-usage")
+@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True)
+@with_appcontext
+def report_usage_command(days):
+    """Send the daily usage counts of remote subscriptions to their publishers now."""
+    from app.sharing.services import usage
+
+    outcome = usage.report_upstream(days)
     commit()
-    click.echo(f"subscription {sub.id}: {sub.status}")
+    for sub_id, message in sorted(outcome.items()):
+        click.echo(f"  {sub_id}: {message}")
 
 
 @sharing_cli.command("sync")
