@@ -124,7 +124,10 @@ def build(folder: str, n: int):
         db.session.add(sub)
         db.session.commit()
         sub_id = sub.id
-    adapters = {"publisher.bench": WSGIAdapter(apps["a"]), "subscriber.bench": WSGIAdapter(apps["b"])}
+    adapters = {
+        "publisher.bench": WSGIAdapter(apps["a"]),
+        "subscriber.bench": WSGIAdapter(apps["b"]),
+    }
     requests.Session.get_adapter = lambda self, url: adapters[urlsplit(url).netloc]
     return apps, sub_id
 
