@@ -164,3 +164,54 @@ def import_command(path, district_code):
         f"subscription {result.subscription.id}: release {result.release_number}, "
         f"{result.items} items, media {result.media_new} new / {result.media_reused} reused"
     )
+
+
+@sharing_cli.group("cartridge")
+def cartridge_cli():
+    """Common Cartridge 1.3 (Thin) exports, made as a platform admin."""
+
+
+def _platform_admin():
+    from app.accounts.models import User
+
+    admin = next(
+        (u for u in db.session.execute(select(User)).scalars() if u.is_platform_admin), None
+    )
+    if admin is None:
+        raise click.ClickException("no platform admin to act as")
+    return admin
+
+
+def _write_cartridge(make, path):
+    from app.errors import AppError
+
+    try:
+        body = make()
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    with open(path, "wb") as out:
+        out.write(body)
+    click.echo(f"wrote {path} ({len(body)} bytes)")
+
+
+@cartridge_cli.command("course")
+@click.argument("content_id")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def cartridge_course_command(content_id, path):
+    """Write the cartridge of a course."""
+    from app.sharing.services import cartridge
+
+    _write_cartridge(lambda: cartridge.export_course(_platform_admin(), content_id), path)
+
+
+@cartridge_cli.command("week")
+@click.argument("calendar_id", type=int)
+@click.argument("week", type=int)
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def cartridge_week_command(calendar_id, week, path):
+    """Write the cartridge of one week of a teaching calendar."""
+    from app.sharing.services import cartridge
+
+    _write_cartridge(lambda: cartridge.export_week(_platform_admin(), calendar_id, week).body, path)
