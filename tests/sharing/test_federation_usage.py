@@ -126,7 +126,7 @@ def test_single_worker_subscriber_request_sync_and_usage_reports(pair):
                 )
             )
         commit()
-        assert usage.report_upstream(7) == {sub_id: "usage report of 7 days delivered"}
+        assert usage.report_upstream(7) == {sub_id: "usage report delivered"}
         commit()
         body = usage.report_body(db.session.get(Subscription, sub_id), 7)
     # Counts only: no user, actor or statement in what goes upstream.

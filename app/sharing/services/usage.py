@@ -239,7 +239,7 @@ def report_upstream(days: int = 7) -> dict[int, str]:
             outcome[sub.id] = f"usage report not delivered: {exc.reason}"
         else:
             outcome[sub.id] = (
-                f"usage report of {days} days delivered"
+                "usage report delivered"
                 if response.status_code < 300
                 else f"usage report refused: the publisher answered {response.status_code}"
             )
