@@ -246,8 +246,17 @@ def report_upstream(days: int = 7) -> dict[int, str]:
         ok = outcome[sub.id].endswith("delivered")
         if not ok:
             log.warning("sharing: subscription %s: %s", sub.id, outcome[sub.id])
-        db.session.add(SyncLog(subscription_id=sub.id, ok=ok, message=outcome[sub.id]))
-        db.session.flush()
+        last = db.session.execute(
+            select(SyncLog.ok, SyncLog.message)
+            .where(SyncLog.subscription_id == sub.id)
+            .order_by(SyncLog.id.desc())
+            .limit(1)
+        ).first()
+        # Hourly reports must not push the sync history off the page: a success right
+        # after the same success is not logged again.
+        if not (ok and last is not None and last.ok and last.message == outcome[sub.id]):
+            db.session.add(SyncLog(subscription_id=sub.id, ok=ok, message=outcome[sub.id]))
+            db.session.flush()
     return outcome
 
 
