@@ -235,7 +235,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "SHARING_ORIGIN": _env("SHUYUAN_SHARING_ORIGIN")
         or _env("SHUYUAN_PUBLIC_URL", "http://localhost:5000"),
         "SHARING_PEERS": _env_list("SHUYUAN_SHARING_PEERS", []),
-        "SHARING_PAGE_SIZE": _env_int("SHUYUAN_SHARING_PAGE_SIZE", 500),
+        # 1,000 items ≈ 0.5 MB: few signed round trips per release, far below the page cap.
+        "SHARING_PAGE_SIZE": _env_int("SHUYUAN_SHARING_PAGE_SIZE", 1000),
         "SHARING_MAX_PAGE_BYTES": _env_int("SHUYUAN_SHARING_MAX_PAGE_BYTES", 4 * 1024**2),
         "SHARING_MAX_PAGES": _env_int("SHUYUAN_SHARING_MAX_PAGES", 200),
         "SHARING_SIGNATURE_MAX_AGE": _env_int("SHUYUAN_SHARING_SIGNATURE_MAX_AGE", 300),

@@ -44,6 +44,9 @@ def periodic_jobs(config) -> list[PeriodicJob]:
         PeriodicJob("lti-rotate-keys", "app.lti.jobs:rotate_keys", 24 * 3600),
         PeriodicJob("xapi-forward", "app.xapi.services:forward_due", 30),
         PeriodicJob("media-gc", "app.media.services:collect_garbage", 24 * 3600, {"apply": True}),
+        # Federated subscribers send their daily usage counts to the publishers (the last
+        # week each time: the publisher replaces each day, so repeats are harmless).
+        PeriodicJob("sharing-usage-report", "app.sharing.services.usage:report_upstream", 3600),
     ]
     return [
         PeriodicJob(job.name, job.path, int(every.get(job.name, job.seconds)), job.kwargs)

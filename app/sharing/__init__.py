@@ -43,6 +43,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli.sharing_cli)
     demo.register()
     signals.learning_event.connect(receivers.on_learning_event, sender=app, weak=False)
+    from app.sharing.services import federation
+
+    federation.request_ready.connect(receivers.on_request_ready, sender=app, weak=False)
     # Peers authenticate with HTTP Message Signatures, never with a browser session.
     exempt = list(app.config.get("CSRF_EXEMPT_PREFIXES", []))
     app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/sharing/federation/", "/sharing/oai"]

@@ -131,6 +131,18 @@ def requests_for(catalog_id):
     return subscriptions.requests_for(user, catalog)
 
 
+@blp.route("/catalogs/<int:catalog_id>/usage")
+@blp.arguments(schemas.UsageQuerySchema, location="query")
+@blp.response(200, schemas.DistrictUsageSchema(many=True))
+def catalog_usage(args, catalog_id):
+    """Launches, completions, average score and launches per day of the catalog's items
+    by subscriber district, federated subscribers included (counts only)."""
+    _, catalog = _own_catalog(catalog_id)
+    from app.sharing.services import usage
+
+    return usage.usage_for_catalog(catalog.id, args["days"])
+
+
 @blp.route("/catalogs/<int:catalog_id>/remote-requests")
 @blp.response(200, schemas.RemoteSubscriberSchema(many=True))
 def remote_requests(catalog_id):
@@ -252,3 +264,44 @@ def sync(subscription_id):
         )
         response.status_code = 409
         return response
+
+
+_CARTRIDGE_DOC = {
+    "responses": {
+        "200": {
+            "description": "The .imscc file (a zip).",
+            "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+}
+
+
+def _imscc(body: bytes, filename: str):
+    from flask import Response
+
+    return Response(
+        body,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@blp.route("/cartridge/courses/<content_id>")
+@blp.doc(**_CARTRIDGE_DOC)
+def course_cartridge(content_id):
+    """Common Cartridge 1.3 (Thin) of a course you may read (LTI 1.3 links, web links
+    where licences allow)."""
+    from app.sharing.services import cartridge
+
+    return _imscc(cartridge.export_course(_user(), content_id), f"{content_id}.imscc")
+
+
+@blp.route("/cartridge/calendars/<int:calendar_id>/weeks/<int:week>")
+@blp.doc(**_CARTRIDGE_DOC)
+def week_cartridge(calendar_id, week):
+    """Common Cartridge 1.3 (Thin) of one week of a teaching calendar you may read: the
+    week's lessons and the resources aligned to them."""
+    from app.sharing.services import cartridge
+
+    exported = cartridge.export_week(_user(), calendar_id, week)
+    return _imscc(exported.body, exported.filename)

@@ -71,8 +71,26 @@ def subscribe_remote(district_code, origin, catalog_uid, auto_accept):
     if admin is None:
         raise click.ClickException("no platform admin to act as")
     sub = federation.request_remote(admin, district.id, origin, catalog_uid, None, auto_accept)
+    sub_id = sub.id
+    commit()  # queues the delivery job (the request goes out after this commit)
+    from app.jobs import drain
+
+    drain()  # in-process jobs: wait for the delivery before the command exits
+    log = federation.sync_log(db.session.get(Subscription, sub_id), limit=1)
+    click.echo(f"subscription {sub_id}: {log[0].message if log else 'request queued'}")
+
+
+@sharing_cli.command("report-usage")
+@click.option("--days", type=click.IntRange(1, 62), default=7, show_default=True)
+@with_appcontext
+def report_usage_command(days):
+    """Send the daily usage counts of remote subscriptions to their publishers now."""
+    from app.sharing.services import usage
+
+    outcome = usage.report_upstream(days)
     commit()
-    click.echo(f"subscription {sub.id}: {sub.status}")
+    for sub_id, message in sorted(outcome.items()):
+        click.echo(f"  {sub_id}: {message}")
 
 
 @sharing_cli.command("sync")
@@ -146,3 +164,54 @@ def import_command(path, district_code):
         f"subscription {result.subscription.id}: release {result.release_number}, "
         f"{result.items} items, media {result.media_new} new / {result.media_reused} reused"
     )
+
+
+@sharing_cli.group("cartridge")
+def cartridge_cli():
+    """Common Cartridge 1.3 (Thin) exports, made as a platform admin."""
+
+
+def _platform_admin():
+    from app.accounts.models import User
+
+    admin = next(
+        (u for u in db.session.execute(select(User)).scalars() if u.is_platform_admin), None
+    )
+    if admin is None:
+        raise click.ClickException("no platform admin to act as")
+    return admin
+
+
+def _write_cartridge(make, path):
+    from app.errors import AppError
+
+    try:
+        body = make()
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    with open(path, "wb") as out:
+        out.write(body)
+    click.echo(f"wrote {path} ({len(body)} bytes)")
+
+
+@cartridge_cli.command("course")
+@click.argument("content_id")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def cartridge_course_command(content_id, path):
+    """Write the cartridge of a course."""
+    from app.sharing.services import cartridge
+
+    _write_cartridge(lambda: cartridge.export_course(_platform_admin(), content_id), path)
+
+
+@cartridge_cli.command("week")
+@click.argument("calendar_id", type=int)
+@click.argument("week", type=int)
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@with_appcontext
+def cartridge_week_command(calendar_id, week, path):
+    """Write the cartridge of one week of a teaching calendar."""
+    from app.sharing.services import cartridge
+
+    _write_cartridge(lambda: cartridge.export_week(_platform_admin(), calendar_id, week).body, path)

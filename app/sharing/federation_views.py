@@ -12,8 +12,8 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from app.common.transaction import keep_on_error
-from app.errors import AppError, Forbidden
-from app.sharing.services import federation, keys
+from app.errors import AppError, Forbidden, Invalid
+from app.sharing.services import federation, keys, usage
 from app.sharing.services.keys import FederationRefused
 
 log = logging.getLogger(__name__)
@@ -60,3 +60,16 @@ def feed(uid: str):
     response.headers["ETag"] = page.etag
     keys.sign_response(response, page.body)
     return response
+
+
+@bp.post(usage.USAGE_PATH.replace("{uid}", "<uid>"))
+def receive_usage(uid: str):
+    """A federated subscriber's daily usage counts (signed; replaces the days sent)."""
+    origin = _verified_peer()
+    try:
+        stored = usage.receive_report(origin, uid, request.get_json(silent=True))
+    except usage.ReportRefused as exc:
+        log.warning("sharing: refused usage report from %s: %s", origin, exc.reason)
+        refusal = Forbidden if exc.status == 403 else Invalid
+        raise refusal(exc.reason, code="usage_refused") from None
+    return jsonify({"stored": stored}), 200

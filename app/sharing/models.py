@@ -129,6 +129,10 @@ class Subscription(TimestampMixin, db.Model):
     remote_request_id = db.Column(db.String(36), default=new_uuid, unique=True)
     # ETag of the remote feed's first page at the last good sync (If-None-Match).
     remote_etag = db.Column(db.String(100))
+    # When the publisher acknowledged the request (None: not delivered yet).  The request
+    # is sent by a job after this instance's own request ends, never inside it: the
+    # publisher reads our keys from our well-known URL while it verifies the request.
+    remote_requested_at = db.Column(db.DateTime)
 
     subscriber_district = db.relationship("District")
     catalog = db.relationship("SharedCatalog")
@@ -244,3 +248,24 @@ class Usage(db.Model):
     completions = db.Column(db.Integer, nullable=False, default=0)
     score_sum = db.Column(db.Float, nullable=False, default=0.0)
     score_count = db.Column(db.Integer, nullable=False, default=0)
+
+
+class RemoteUsage(db.Model):
+    """Publisher side: one day of a federated subscriber's use of one item, as that
+    instance reported it (counts only).  A report for a day replaces the stored day, so
+    sending the same day again never doubles it."""
+
+    __tablename__ = "sharing_remote_usage"
+
+    remote_subscriber_id = db.Column(
+        db.Integer,
+        db.ForeignKey("sharing_remote_subscribers.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    day = db.Column(db.Date, primary_key=True)
+    content_id = db.Column(db.String(36), primary_key=True)
+    launches = db.Column(db.Integer, nullable=False, default=0)
+    completions = db.Column(db.Integer, nullable=False, default=0)
+    score_sum = db.Column(db.Float, nullable=False, default=0.0)
+    score_count = db.Column(db.Integer, nullable=False, default=0)
+    received_at = db.Column(db.DateTime, nullable=False, default=utcnow)

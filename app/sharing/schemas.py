@@ -135,6 +135,8 @@ class SubscriptionSchema(Schema):
     status = fields.String()
     auto_accept = fields.Boolean()
     accepted_number = fields.Integer(allow_none=True)
+    # Remote subscriptions: when the publisher acknowledged the request (None: not yet).
+    remote_requested_at = fields.DateTime(allow_none=True)
 
 
 class RemoteSubscriberSchema(Schema):
@@ -197,3 +199,20 @@ class SyncResultSchema(Schema):
     status = fields.String()
     release_number = fields.Integer(allow_none=True)
     items = fields.Integer()
+
+
+class UsageQuerySchema(Schema):
+    days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=365))
+
+
+class DistrictUsageSchema(Schema):
+    """One subscriber district (federated ones carry their instance in the name)."""
+
+    district = fields.String()
+    launches = fields.Integer()
+    completions = fields.Integer()
+    average_score = fields.Float(allow_none=True)
+    by_day = fields.Method("_by_day")
+
+    def _by_day(self, obj) -> dict:
+        return {day.isoformat(): n for day, n in sorted(obj.by_day.items())}

@@ -257,3 +257,19 @@ def course_cartridge(content_id: str):
         mimetype="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{content_id}.imscc"'},
     )
+
+
+@bp.get("/cartridge/calendars/<int:calendar_id>/weeks/<int:week>.imscc")
+def week_cartridge(calendar_id: int, week: int):
+    """Common Cartridge 1.3 (Thin) of one week of a teaching calendar: its lessons and
+    the resources aligned to them that the reader may see."""
+    from flask import Response
+
+    from app.sharing.services import cartridge
+
+    exported = cartridge.export_week(actor(), calendar_id, week)
+    return Response(
+        exported.body,
+        mimetype="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{exported.filename}"'},
+    )

@@ -44,10 +44,22 @@ def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
 
 
 class Instance:
-    """A Shuyuan instance served by gunicorn (two workers, threads) in a subprocess."""
+    """A Shuyuan instance served by gunicorn (two workers with four threads unless told
+    otherwise) in a subprocess."""
 
-    def __init__(self, name: str, database_url: str, folder: Path, port: int, env: dict):
+    def __init__(
+        self,
+        name: str,
+        database_url: str,
+        folder: Path,
+        port: int,
+        env: dict,
+        workers: int = 2,
+        threads: int = 4,
+    ):
         self.name = name
+        self.workers = workers
+        self.threads = threads
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.folder = folder
@@ -73,9 +85,9 @@ class Instance:
             [
                 str(Path(sys.executable).parent / "gunicorn"),
                 "--workers",
-                "2",
+                str(self.workers),
                 "--threads",
-                "4",
+                str(self.threads),
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "wsgi:app",

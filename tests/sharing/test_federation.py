@@ -18,7 +18,7 @@ from app.extensions import db
 from app.sharing.models import RemoteRelease, SubscribedItem, Subscription, SyncLog
 from app.sharing.services import catalogs
 from tests.conftest import create_postgres_database, make_app
-from tests.sharing.instances import Instance, TamperProxy, free_port
+from tests.sharing.instances import Instance, TamperProxy, free_port, wait_until
 
 
 def _database(backend, folder, name):
@@ -188,9 +188,14 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     # Not approved yet: the feed is closed to B.
     assert _call("POST", sync_url, b_token).json()["status"] == "pending"
 
-    requests_list = _call(
-        "GET", f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/remote-requests", a_token
-    ).json()
+    # The request goes out from a job once B's own request has answered.
+    requests_list = wait_until(
+        lambda: _call(
+            "GET", f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/remote-requests", a_token
+        ).json(),
+        60,
+        "the subscription request to reach A",
+    )
     assert [(r["origin"], r["district_name"], r["status"]) for r in requests_list] == [
         (f.b.url, "江汉区", "pending")
     ]

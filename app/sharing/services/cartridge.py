@@ -1,13 +1,15 @@
-"""Common Cartridge 1.3 "Thin" export of a course: its units as organisation items, each
-resource as an LTI 1.3 resource link (``imsbasiclti_xmlv1p3``, custom ``resource`` = its
-content id, which the LTI tool launches) and, where its licence allows sharing, also as
-a web link (``imswl_xmlv1p3``).  For LMSs that import cartridges instead of deep linking.
+"""Common Cartridge 1.3 "Thin" export of a course or of one week of a teaching calendar:
+units (course sections, or the week's lessons) as organisation items, each resource as an
+LTI 1.3 resource link (``imsbasiclti_xmlv1p3``, custom ``resource`` = its content id,
+which the LTI tool launches) and, where its licence allows sharing, also as a web link
+(``imswl_xmlv1p3``).  For LMSs that import cartridges instead of deep linking.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET  # noqa: S405  (writes XML, never parses)
 
 from flask import current_app
@@ -63,24 +65,40 @@ def _web_link(title: str, url: str) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def export_course(user: User | None, content_id: str) -> bytes:
-    """The cartridge of a course ``user`` may read (404 otherwise)."""
-    course = catalog.get_content(user, Course, content_id)
-    item_ids = [
-        i.resource_content_id for s in course.sections for i in s.items if i.resource_content_id
-    ]
-    resources = catalog.resolve_resources(user, item_ids)
+@dataclass
+class _Leaf:
+    key: str  # unique within the cartridge (XML ID material)
+    title: str
+    resource: object  # a catalog Resource the reader may see
+
+
+@dataclass
+class _Unit:
+    title: str
+    leaves: list[_Leaf] = field(default_factory=list)
+
+
+def _package(
+    identifier: str,
+    title: str,
+    language: str,
+    units: list[_Unit],
+    whole: tuple[str, dict[str, str]] | None = None,
+) -> bytes:
+    """The .imscc bytes: ``units`` as organisation items, each leaf an LTI 1.3 link (and
+    a web link where its licence allows sharing), ``whole`` one more link for all of it.
+    One resource element per distinct item, however many leaves point at it."""
     ET.register_namespace("", CP)
     for prefix, uri in (("lomimscc", LOMM), ("lom", LOM), ("xsi", XSI)):
         ET.register_namespace(prefix, uri)
-    manifest = ET.Element(f"{{{CP}}}manifest", identifier=f"M-{course.content_id}")
+    manifest = ET.Element(f"{{{CP}}}manifest", identifier=f"M-{identifier}")
     metadata = ET.SubElement(manifest, f"{{{CP}}}metadata")
     ET.SubElement(metadata, f"{{{CP}}}schema").text = "IMS Thin Common Cartridge"
     ET.SubElement(metadata, f"{{{CP}}}schemaversion").text = "1.3.0"
     lom = ET.SubElement(metadata, f"{{{LOMM}}}lom")
     general = ET.SubElement(lom, f"{{{LOMM}}}general")
-    title = ET.SubElement(general, f"{{{LOMM}}}title")
-    ET.SubElement(title, f"{{{LOMM}}}string", language=course.language or "zh").text = course.title
+    title_el = ET.SubElement(general, f"{{{LOMM}}}title")
+    ET.SubElement(title_el, f"{{{LOMM}}}string", language=language or "zh").text = title
     organizations = ET.SubElement(manifest, f"{{{CP}}}organizations")
     organization = ET.SubElement(
         organizations, f"{{{CP}}}organization", identifier="O-1", structure="rooted-hierarchy"
@@ -88,26 +106,27 @@ def export_course(user: User | None, content_id: str) -> bytes:
     root_item = ET.SubElement(organization, f"{{{CP}}}item", identifier="I-root")
     resources_el = ET.SubElement(manifest, f"{{{CP}}}resources")
     files: dict[str, bytes] = {}
-    course_ref = f"R-course-{course.content_id}"
-    files[f"{course_ref}.xml"] = _lti_link(course.title, {"course": course.content_id})
-    for position, section in enumerate(course.sections, start=1):
-        unit = ET.SubElement(root_item, f"{{{CP}}}item", identifier=f"I-unit-{position}")
-        ET.SubElement(unit, f"{{{CP}}}title").text = section.title
-        for slot in section.items:
-            resource = resources.get(slot.resource_content_id or "")
-            if resource is None:
-                continue  # not visible to this user: never exported
-            ref = f"R-{slot.item_key}"
-            files[f"{ref}.xml"] = _lti_link(resource.title, {"resource": resource.content_id})
-            leaf = ET.SubElement(
-                unit, f"{{{CP}}}item", identifier=f"I-{slot.item_key}", identifierref=ref
+    if whole is not None:
+        ref, custom = whole
+        files[f"{ref}.xml"] = _lti_link(title, custom)
+    for position, unit in enumerate(units, start=1):
+        unit_el = ET.SubElement(root_item, f"{{{CP}}}item", identifier=f"I-unit-{position}")
+        ET.SubElement(unit_el, f"{{{CP}}}title").text = unit.title
+        for leaf in unit.leaves:
+            resource = leaf.resource
+            ref = f"R-{resource.content_id}"
+            files.setdefault(
+                f"{ref}.xml", _lti_link(resource.title, {"resource": resource.content_id})
             )
-            ET.SubElement(leaf, f"{{{CP}}}title").text = slot.title or resource.title
+            item = ET.SubElement(
+                unit_el, f"{{{CP}}}item", identifier=f"I-{leaf.key}", identifierref=ref
+            )
+            ET.SubElement(item, f"{{{CP}}}title").text = leaf.title or resource.title
             if resource.licence in SHAREABLE_LICENCES and resource.url:
-                web_ref = f"W-{slot.item_key}"
-                files[f"{web_ref}.xml"] = _web_link(resource.title, resource.url)
+                web_ref = f"W-{resource.content_id}"
+                files.setdefault(f"{web_ref}.xml", _web_link(resource.title, resource.url))
                 web = ET.SubElement(
-                    unit, f"{{{CP}}}item", identifier=f"I-w-{slot.item_key}", identifierref=web_ref
+                    unit_el, f"{{{CP}}}item", identifier=f"I-w-{leaf.key}", identifierref=web_ref
                 )
                 ET.SubElement(web, f"{{{CP}}}title").text = f"{resource.title} (web)"
     for name in sorted(files):
@@ -124,3 +143,58 @@ def export_course(user: User | None, content_id: str) -> bytes:
         for name in sorted(files):
             archive.writestr(zipfile.ZipInfo(name, _EPOCH), files[name])
     return out.getvalue()
+
+
+def export_course(user: User | None, content_id: str) -> bytes:
+    """The cartridge of a course ``user`` may read (404 otherwise)."""
+    course = catalog.get_content(user, Course, content_id)
+    item_ids = [
+        i.resource_content_id for s in course.sections for i in s.items if i.resource_content_id
+    ]
+    resources = catalog.resolve_resources(user, item_ids)
+    units = []
+    for section in course.sections:
+        unit = _Unit(section.title)
+        for slot in section.items:
+            resource = resources.get(slot.resource_content_id or "")
+            if resource is not None:  # not visible to this user: never exported
+                unit.leaves.append(_Leaf(slot.item_key, slot.title, resource))
+        units.append(unit)
+    return _package(
+        course.content_id,
+        course.title,
+        course.language,
+        units,
+        (f"R-course-{course.content_id}", {"course": course.content_id}),
+    )
+
+
+@dataclass
+class WeekCartridge:
+    filename: str
+    body: bytes
+
+
+def export_week(user: User | None, calendar_id: int, week: int) -> WeekCartridge:
+    """The cartridge of one week of a teaching calendar (a district's, a school's or a
+    class's) that ``user`` may read: the week's lessons in teaching order as units, each
+    with the published resources aligned to it that ``user`` may see."""
+    from app.curriculum import services as curriculum
+    from app.errors import NotFound
+
+    calendar = curriculum.get_calendar(user, calendar_id)
+    weeks = {w.week: w for w in calendar.weeks}
+    if week not in weeks:
+        raise NotFound("Week not found.")
+    span = weeks[week]
+    plan = curriculum.week_plan(user, calendar.id, week)
+    units = []
+    for position, lesson in enumerate(plan, start=1):
+        node = lesson["node"]
+        unit = _Unit(node.title)
+        for n, aligned in enumerate(lesson["resources"], start=1):
+            unit.leaves.append(_Leaf(f"{position}-{n}", "", aligned.resource))
+        units.append(unit)
+    title = f"{calendar.title} · {week} ({span.starts_on:%Y-%m-%d} – {span.ends_on:%Y-%m-%d})"
+    identifier = f"calendar-{calendar.id}-week-{week}"
+    return WeekCartridge(f"{identifier}.imscc", _package(identifier, title, "zh", units))

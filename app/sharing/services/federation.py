@@ -17,10 +17,14 @@ import logging
 from dataclasses import dataclass
 
 import requests
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.accounts.models import District, User
+from app.common.events import send_after_commit
+from app.common.models import utcnow
 from app.common.transaction import savepoint
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
@@ -80,8 +84,14 @@ def receive_request(origin: str, data) -> RemoteSubscriber:
             district_name=district,
             status=SubscriptionStatus.PENDING,
         )
-        db.session.add(row)
-        db.session.flush()
+        try:
+            with savepoint():
+                db.session.add(row)
+                db.session.flush()
+        except IntegrityError:  # the same request delivered twice at once
+            row = db.session.execute(
+                select(RemoteSubscriber).filter_by(origin=origin, request_id=request_id)
+            ).scalar_one()
     return row
 
 
@@ -221,18 +231,56 @@ def request_remote(
     )
     db.session.add(sub)
     db.session.flush()
-    body = manifests.canonical(
-        {"catalog": catalog_uid, "request_id": sub.remote_request_id, "district": district.name}
-    )
-    try:
-        response = _send("POST", origin + SUBSCRIBE_PATH, body)
-    except FederationRefused as exc:
-        raise Conflict(f"The remote instance could not be reached: {exc.reason}") from None
-    if response.status_code == 404:
-        raise NotFound("The remote instance has no such catalog.")
-    if response.status_code >= 400:
-        raise Conflict(f"The remote instance refused the request ({response.status_code}).")
+    # Sent by a job once this request has committed and answered, never from inside it:
+    # the publisher verifies the request by reading our keys from our well-known URL, so
+    # a synchronous call would need a second free worker here (and hang without one).
+    send_after_commit(request_ready, subscription_id=sub.id)
     return sub
+
+
+# Local to sharing: "a remote subscription request waits to be delivered" (after commit).
+request_ready = Namespace().signal("sharing-remote-request-ready")
+
+
+def deliver_request(subscription_id: int) -> str:
+    """Job: send a pending remote subscription request to its publisher.  Safe to repeat
+    (the publisher keys requests by origin and request id).  Returns what happened."""
+    sub = db.session.get(Subscription, subscription_id)
+    if sub is None or sub.remote_origin is None or sub.remote_requested_at is not None:
+        return "nothing to do"
+    if sub.status != SubscriptionStatus.PENDING:
+        return "not pending"
+    keys.ensure_key()
+    district = db.session.get(District, sub.subscriber_district_id)
+    body = manifests.canonical(
+        {
+            "catalog": sub.remote_catalog_uid,
+            "request_id": sub.remote_request_id,
+            "district": district.name,
+        }
+    )
+
+    def logged(ok: bool, message: str) -> str:
+        db.session.add(SyncLog(subscription_id=sub.id, ok=ok, message=message[:1000]))
+        db.session.flush()
+        if not ok:
+            log.warning("sharing: request of subscription %s: %s", sub.id, message)
+        return message
+
+    try:
+        keys.allowed_origin(sub.remote_origin)
+        response = _send("POST", sub.remote_origin + SUBSCRIBE_PATH, body)
+    except FederationRefused as exc:
+        return logged(False, f"request not delivered: {exc.reason}")
+    if response.status_code == 404:
+        sub.status = SubscriptionStatus.REJECTED
+        return logged(False, "request refused: the remote instance has no such catalog")
+    if response.status_code >= 400:
+        return logged(
+            False, f"request not delivered: the remote instance answered {response.status_code}"
+        )
+    sub.remote_requested_at = utcnow()
+    return logged(True, "request delivered; waiting for the publishing district's approval")
 
 
 def _send(method: str, url: str, body: bytes = b"", headers: dict | None = None):
@@ -356,6 +404,9 @@ def sync(subscription: Subscription) -> SyncResult:
     if first.status_code == 304:
         return SyncResult("up_to_date", newest.number if newest else None)
     if first.status_code == 403:
+        if subscription.remote_requested_at is None:
+            # Never delivered (publisher unreachable then): try again, off this request.
+            send_after_commit(request_ready, subscription_id=subscription.id)
         return SyncResult("pending")
     if first.status_code != 200:
         _refuse(subscription, f"feed answered {first.status_code}")

@@ -32,8 +32,10 @@ from http_message_signatures import (
 )
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from app.common.models import utcnow
+from app.common.transaction import savepoint
 from app.extensions import db
 from app.sharing.models import InstanceKey, PeerKey
 
@@ -113,9 +115,7 @@ def ensure_key() -> None:
     # flushed here, or on SQLite this session would hold the write lock that the
     # separate connection below then waits for in vain.
     with db.session.no_autoflush:
-        exists = db.session.execute(
-            select(InstanceKey.id).filter_by(active=True).limit(1)
-        ).first()
+        exists = db.session.execute(select(InstanceKey.id).filter_by(active=True).limit(1)).first()
     if exists is None:
         with db.engine.begin() as connection:
             connection.execute(InstanceKey.__table__.insert().values(**_new_key_row()))
@@ -142,17 +142,6 @@ def published_keys() -> dict:
     }
 
 
-class _OwnKeys(HTTPSignatureKeyResolver):
-    def __init__(self, key: InstanceKey):
-        self.key = key
-
-    def resolve_private_key(self, key_id: str):
-        return self.key.private_pem.encode()
-
-    def resolve_public_key(self, key_id: str):
-        return self.key.public_pem.encode()
-
-
 class _OutgoingResponse:
     """A Flask response in the shape the signer reads (a plain header mapping)."""
 
@@ -161,13 +150,45 @@ class _OutgoingResponse:
         self.headers = {"Content-Type": response.headers["Content-Type"]}
 
 
+# Loaded signers are kept per key id: parsing the PEM and building the signer on every
+# feed page was a measurable part of a sync (bench/sharing_profile.py).  The newest key
+# is still looked up each time (two columns), so a rotation takes effect at once.
+_SIGNERS: dict[str, HTTPMessageSigner] = {}
+
+
+def _signer() -> tuple[str, HTTPMessageSigner]:
+    row = db.session.execute(
+        select(InstanceKey.kid, InstanceKey.private_pem)
+        .filter_by(active=True)
+        .order_by(InstanceKey.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        ensure_key()
+        return _signer()
+    signer = _SIGNERS.get(row.kid)
+    if signer is None:
+        private = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
+
+        class Resolver(HTTPSignatureKeyResolver):
+            def resolve_private_key(self, key_id: str):
+                return private
+
+            def resolve_public_key(self, key_id: str):  # pragma: no cover - never verifies
+                return private.public_key()
+
+        signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=Resolver())
+        _SIGNERS[row.kid] = signer
+    return row.kid, signer
+
+
 def sign_response(response, body: bytes) -> None:
     """Sign a Flask response in place (adds Content-Digest, Signature-Input, Signature)."""
-    key = signing_key()
+    kid, signer = _signer()
     message = _OutgoingResponse(response)
-    HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_OwnKeys(key)).sign(
+    signer.sign(
         message,
-        key_id=key.kid,
+        key_id=kid,
         label="shuyuan",
         tag=FEED_TAG,
         covered_component_ids=RESPONSE_COMPONENTS,
@@ -179,11 +200,11 @@ def sign_response(response, body: bytes) -> None:
 
 def sign_request(request, body: bytes) -> None:
     """Sign an outgoing ``requests.PreparedRequest`` in place."""
-    key = signing_key()
+    kid, signer = _signer()
     request.headers["Shuyuan-Origin"] = own_origin()
-    HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_OwnKeys(key)).sign(
+    signer.sign(
         request,
-        key_id=key.kid,
+        key_id=kid,
         label="shuyuan",
         tag=REQUEST_TAG,
         covered_component_ids=REQUEST_COMPONENTS,
@@ -225,8 +246,12 @@ def peer_key(origin: str, kid: str) -> str:
     fresh = _fetch_peer_keys(origin)
     for fresh_kid, pem in fresh.items():
         if db.session.get(PeerKey, (origin, fresh_kid)) is None:
-            db.session.add(PeerKey(origin=origin, kid=fresh_kid, public_pem=pem))
-    db.session.flush()
+            try:
+                with savepoint():
+                    db.session.add(PeerKey(origin=origin, kid=fresh_kid, public_pem=pem))
+                    db.session.flush()
+            except IntegrityError:
+                pass  # another request of the same peer stored it meanwhile: same key
     if kid not in fresh:
         raise FederationRefused(f"signed with a key {origin} does not publish")
     return fresh[kid]
