@@ -94,6 +94,13 @@ def _editor_link(resource=None, **kwargs):
 
 
 def register_slots(app: Flask) -> None:
+    from app.media import slots
     from app.plugins import PluginContext
 
-    PluginContext(app, "media").add_to_slot("resource_page_player", _editor_link)
+    context = PluginContext(app, "media")
+    context.add_to_slot("resource_page_player", _editor_link)
+    context.add_to_slot("card_picture", slots.card_picture)
+    context.add_to_slot("card_progress", slots.card_progress)
+    context.add_to_slot("catalog_list_top", slots.continue_learning)
+    context.add_to_slot("editor_cover", slots.editor_cover)
+    context.add_to_slot("resource_editor_files", slots.editor_files)
