@@ -31,6 +31,11 @@ COVER_SIZE = (640, 360)
 MAX_PIXELS = 80_000_000
 
 
+def N_(message: str) -> str:
+    """Mark a message for the media catalogue; pages show it with ``translate_message``."""
+    return message
+
+
 def cover_thumbnail(data: bytes) -> bytes:
     """The card picture of an image: upright, 640×360 (cropped to fill), JPEG."""
     from PIL import Image, ImageOps
@@ -52,10 +57,10 @@ def cover_thumbnail(data: bytes) -> bytes:
 def _editable(user: User, model, content_id: str):
     row = catalog.get_content(user, model, content_id, "latest")
     if not catalog.can_edit(user, row):
-        raise Forbidden("Only the owner or her district admin can change this picture.")
+        raise Forbidden(N_("Only the owner or her district admin can change this picture."))
     if not catalog.can_take_changes(row):
         raise Conflict(
-            "This version is waiting for review: withdraw it from review before changing it.",
+            N_("This version is waiting for review: withdraw it from review before changing it."),
             code="resource_in_review",
         )
     return row
@@ -69,14 +74,14 @@ def upload_cover(user: User | None, model, content_id: str, data: bytes):
     user = require_user(user)
     _editable(user, model, content_id)
     if not data:
-        raise Invalid("The picture is empty.", fields={"cover": ["Choose a picture."]})
+        raise Invalid(N_("The picture is empty."), fields={"cover": ["Choose a picture."]})
     if len(data) > COVER_MAX_BYTES:
         raise PayloadTooLarge(
-            "The picture is larger than 10 MB.", fields={"cover": ["At most 10 MB."]}
+            N_("The picture is larger than 10 MB."), fields={"cover": ["At most 10 MB."]}
         )
     if sniff(data[:8192]) not in COVER_TYPES:
         raise Invalid(
-            "The cover must be a PNG, JPEG, GIF or WebP picture.",
+            N_("The cover must be a PNG, JPEG, GIF or WebP picture."),
             fields={"cover": ["Not a picture."]},
             code="not_a_picture",
         )
@@ -84,7 +89,7 @@ def upload_cover(user: User | None, model, content_id: str, data: bytes):
         picture = cover_thumbnail(data)
     except Exception:  # Pillow raises many types for broken or hostile files
         raise Invalid(
-            "The picture could not be read.",
+            N_("The picture could not be read."),
             fields={"cover": ["Unreadable picture."]},
             code="not_a_picture",
         ) from None
