@@ -132,8 +132,11 @@
     stored.forEach(function (p) { etags[p.part_number] = p.etag; meter.already(p.size); });
     var todo = [];
     for (var n = 1; n <= upload.part_count; n++) { if (!(n in etags)) { todo.push(n); } }
+    // A failed part stops the others from starting new parts, but the parts on their
+    // way are let finish: they are stored, and a resumed upload will not send them again.
+    var failure = null;
     function worker() {
-      if (!todo.length || (current && current.cancelled)) { return Promise.resolve(); }
+      if (failure || !todo.length || (current && current.cancelled)) { return Promise.resolve(); }
       var number = todo.shift();
       return call("POST", api + "/" + upload.id + "/parts", {part_numbers: [number]}).then(function (data) {
         var start = (number - 1) * upload.part_size;
@@ -143,11 +146,12 @@
           meter.finished(number, blob.size);
           return worker();
         });
-      });
+      }).catch(function (error) { failure = failure || error; });
     }
     var workers = [];
     for (var i = 0; i < CONCURRENCY; i++) { workers.push(worker()); }
     return Promise.all(workers).then(function () {
+      if (failure) { throw failure; }
       if (current && current.cancelled) { var e = new Error(form.dataset.msgCancelled); e.fatal = true; throw e; }
       var parts = [];
       for (var n2 = 1; n2 <= upload.part_count; n2++) {
