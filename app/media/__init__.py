@@ -86,7 +86,10 @@ def _editor_link(resource=None, **kwargs):
         or not can_edit(actor(), resource)
     ):
         return ""
-    href = url_for("media.upload_page", content_id=resource.content_id)
+    # The editor holds the upload (drop zone, progress, resume) next to the other fields.
+    href = url_for(
+        "catalog.edit_content", kind="resources", content_id=resource.content_id, _anchor="files"
+    )
     label = _("Upload or replace the file")
     return Markup(  # noqa: S704  (escaped)
         f'<p><a class="button media-upload-link" href="{escape(href)}">{escape(label)}</a></p>'

@@ -357,3 +357,32 @@ def test_cover_pictures_and_video_posters_on_the_catalog_cards(
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_descriptions_are_written_in_the_rich_text_editor(browser, live_server, make_user):
+    teacher = make_user("teacher")
+    email = teacher.email
+    course = make_content(
+        teacher, Course, "draft", title="京剧入门", description_html="<p>旧的</p>"
+    )
+    context = _context(browser)
+    try:
+        page = context.new_page()
+        errors = _errors(page)
+        _login(page, live_server, email)
+        page.goto(f"{live_server}/me/courses/{course}/edit")
+        editor = page.locator("#description_html-editor")
+        expect(editor).to_have_text("旧的")  # the stored HTML is shown in the editor
+        assert page.locator("textarea#description_html").is_hidden()
+        page.get_by_label("详细介绍", exact=True).click()  # the label leads to the editor
+        page.keyboard.press("Control+A")
+        page.keyboard.type("唱念做打 四功")
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Control+B")
+        page.click("#details button[type=submit]")
+        page.wait_for_load_state()
+        stored = _working(Course, course).description_html
+        assert stored == "<p><strong>唱念做打 四功</strong></p>", stored
+        assert not errors, errors
+    finally:
+        context.close()
