@@ -1,8 +1,11 @@
 """Media feature: files of resources in object storage, direct uploads, delivery, players.
 
 Public surface for other features and :mod:`app.hooks`: ``services.media_context``
-(what a player needs), ``services.accepted_types`` and the ``resource_version_created``
-receiver (a new draft keeps the files of the version it was copied from).  Uploaded
+(what a player needs), ``services.accepted_types``, a learner's own progress
+(``services.learner_progress``, ``course_progress``, ``recent_resources``: typed
+answers) and the ``resource_version_created`` receiver (a new draft keeps the files of
+the version it was copied from).  Inside the catalog's pages it shows card pictures,
+progress, the editor's upload and cover forms through page slots (:mod:`app.media.slots`).  Uploaded
 packages are played only in the sandbox described in :mod:`app.media.services.delivery`.
 """
 
