@@ -139,6 +139,9 @@
     fallback.remove();
     picker.appendChild(hidden);
     input.hidden = false;
+    // The live search replaces the page's "find" form (kept for browsers without scripts).
+    var finder = picker.closest("details") && picker.closest("details").querySelector("form.finder");
+    if (finder) { finder.hidden = true; }
     var options = [];
     var active = -1;
     var timer = null;
