@@ -261,11 +261,21 @@ def test_the_catalog_and_her_courses_show_her_progress(app, make_user):
     compile_catalogues()
     teacher, student = make_user("teacher"), make_user("student")
     ids = [make_content(teacher, Resource, "published", title=f"资源{n}") for n in range(2)]
+    course = make_content(teacher, Course, "draft", title="两节课")
+    catalog.add_section(
+        fresh(teacher), course, {"title": "S", "items": [{"resource_id": c} for c in ids]}
+    )
+    catalog.submit_content(fresh(teacher), Course, course)
+    commit()
+    catalog.enrol(fresh(student), course)
     _event(student, _working(Resource, ids[0]), "progressed", 0.4)
+    _event(student, _working(Resource, ids[1]), "completed")
     commit()
     page = PageClient(app, student)
     html = page.get("/resources").get_data(as_text=True)
     assert "继续上次的学习" in html and "已完成 40%" in html
+    for path in ("/", "/me/enrolments", f"/courses/{course}"):
+        assert "已完成 1 / 2" in page.get(path).get_data(as_text=True), path
     assert PageClient(app, teacher).get("/resources").get_data(as_text=True).count("已完成") == 0
     page.get("/lang/en")
     html = page.get("/resources").get_data(as_text=True)

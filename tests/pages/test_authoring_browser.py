@@ -374,6 +374,13 @@ def test_descriptions_are_written_in_the_rich_text_editor(browser, live_server, 
         editor = page.locator("#description_html-editor")
         expect(editor).to_have_text("旧的")  # the stored HTML is shown in the editor
         assert page.locator("textarea#description_html").is_hidden()
+        # The toolbar speaks the page's language (Quill's own words are English).
+        expect(page.locator("#details .ql-toolbar button.ql-bold").first).to_have_attribute(
+            "aria-label", "粗体"
+        )
+        expect(page.locator("#details .ql-header .ql-picker-label").first).to_have_attribute(
+            "data-label", "正文"
+        )
         page.get_by_label("详细介绍", exact=True).click()  # the label leads to the editor
         page.keyboard.press("Control+A")
         page.keyboard.type("唱念做打 四功")
