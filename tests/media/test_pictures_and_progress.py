@@ -280,3 +280,56 @@ def test_the_catalog_and_her_courses_show_her_progress(app, make_user):
     page.get("/lang/en")
     html = page.get("/resources").get_data(as_text=True)
     assert "Continue where you left off" in html and "40% done" in html
+
+
+def _queries_for(app, client, path: str) -> int:
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert client.get(path).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+@pytest.mark.parametrize("path", ["/", "/resources"])
+def test_pictures_and_progress_cost_no_query_per_card(app, make_user, path):
+    """A page of 24 cards with pictures and her progress needs as many queries as a page
+    of 2: pictures come with the rows, progress is loaded once per page."""
+    from tests.pages.conftest import PageClient
+
+    teacher, student = make_user("teacher"), make_user("student")
+
+    def add(n: int) -> None:
+        for i in range(n):
+            resource = make_content(teacher, Resource, "published", title=f"R{i}")
+            course = make_content(teacher, Course, "draft", title=f"C{i}")
+            catalog.add_section(
+                fresh(teacher), course, {"title": "S", "items": [{"resource_id": resource}]}
+            )
+            catalog.submit_content(fresh(teacher), Course, course)
+            services.upload_cover(
+                fresh(teacher), Course, course, _png((64, 36), (i * 9 % 255, 0, 0))
+            )
+            catalog.submit_content(fresh(teacher), Course, course)
+            _event(student, _working(Resource, resource), "progressed", 0.5)
+        commit()
+
+    page = PageClient(app, student)
+    add(2)
+    few = _queries_for(app, page.client, path)
+    add(22)
+    many = _queries_for(app, page.client, path)
+    html = page.get(path).get_data(as_text=True)
+    assert html.count("card-progress") >= 24 and (
+        path == "/resources" or html.count("card-picture") >= 24
+    )
+    assert few > 3 and many == few, (few, many)
