@@ -251,6 +251,30 @@ def vocabularies():
     }
 
 
+@blp.route("/me/resource-choices")
+@blp.arguments(schemas.ChoicesQuerySchema, location="query")
+@blp.response(200, schemas.ResourceChoiceSchema(many=True))
+def resource_choices(args):
+    """Resources I may put in a course section, matching ``q``: my own (any state) first,
+    then published ones I may read.  For the editor's search picker."""
+    from app.i18n import current_language
+
+    locale = current_language()
+    return [
+        {
+            "id": row.content_id,
+            "title": row.translated("title", locale),
+            "kind": row.kind,
+            "kind_label": vocab.label("resource_kind", row.kind, locale),
+            "state": row.state,
+            "state_label": vocab.label("state", row.state, locale),
+            "own": own,
+            "duration_seconds": row.duration_seconds,
+        }
+        for row, own in services.resource_choices(actor(), args.get("q"), args["limit"])
+    ]
+
+
 # --- a course's parts, one at a time ----------------------------------------------------
 # Each call edits the draft of the next version (as PATCH does) and answers with it, so a
 # client sees the positions after the change.  Parts are addressed by 0-based position.

@@ -96,6 +96,12 @@ class VersionedContentMixin(TimestampMixin):
     published_at = db.Column(db.DateTime)
     # The content this one was copied from, so copies stay linked to their origin.
     source_content_id = db.Column(db.String(36), index=True)
+    # The picture on catalog cards: the public id of a stored image (a thumbnail the
+    # media feature made).  ``cover_source`` says where it came from: "upload" (the
+    # author chose it) or "file" (the resource's own file: a video's poster frame, a
+    # PDF's first page), so a new file replaces only a picture it made itself.
+    cover_id = db.Column(db.String(36))
+    cover_source = db.Column(db.String(10))
 
     def translated(self, field: str, locale: str | None) -> str:
         if locale and not locale.startswith("zh"):
@@ -126,6 +132,8 @@ class Resource(VersionedContentMixin, db.Model):
     # Kind-specific payload (exercise questions, media object references, player options).
     data = db.Column(JSONType, nullable=False, default=dict)
     usage_count = db.Column(db.Integer, nullable=False, default=0)
+    # Length of a video or audio file in whole seconds (measured when the file is processed).
+    duration_seconds = db.Column(db.Integer)
 
     author = db.relationship("User")
     school = db.relationship("School")

@@ -247,6 +247,24 @@ class MineQuerySchema(PageArgsSchema):
     state = Text(validate=one_of("state"))
 
 
+class ChoicesQuerySchema(Schema):
+    q = Text(load_default=None, validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=50))
+
+
+class ResourceChoiceSchema(Schema):
+    """A resource the section picker offers."""
+
+    id = fields.String()
+    title = fields.String()
+    kind = fields.String()
+    kind_label = fields.String()
+    state = fields.String()
+    state_label = fields.String()
+    own = fields.Boolean()
+    duration_seconds = fields.Integer(allow_none=True)
+
+
 # --- output ---------------------------------------------------------------------------
 
 
@@ -280,6 +298,16 @@ class _ContentOutSchema(Schema):
     licence = fields.String()
     visibility = fields.String()
     subject = fields.String(allow_none=True)
+    # A draft the district's reviewer returned with a note ("Sent back: <note>").
+    sent_back = fields.Method("_sent_back")
+    has_picture = fields.Method("_has_picture")
+
+    def _sent_back(self, obj) -> bool:
+        return obj.state == "draft" and bool(obj.review_note)
+
+    def _has_picture(self, obj) -> bool:
+        return bool(obj.cover_id)
+
     tags = fields.Method("_tags")
     author = fields.Nested(PersonSchema)
     school = fields.Nested(OrgSchema, allow_none=True)
@@ -332,6 +360,7 @@ class CourseSchema(CourseSummarySchema):
 class ResourceSummarySchema(_ContentOutSchema):
     grades = fields.List(fields.String())
     url = fields.String(allow_none=True)
+    duration_seconds = fields.Integer(allow_none=True)
 
 
 class ResourceSchema(ResourceSummarySchema):

@@ -1,8 +1,11 @@
 """Media feature: files of resources in object storage, direct uploads, delivery, players.
 
 Public surface for other features and :mod:`app.hooks`: ``services.media_context``
-(what a player needs), ``services.accepted_types`` and the ``resource_version_created``
-receiver (a new draft keeps the files of the version it was copied from).  Uploaded
+(what a player needs), ``services.accepted_types``, a learner's own progress
+(``services.learner_progress``, ``course_progress``, ``recent_resources``: typed
+answers) and the ``resource_version_created`` receiver (a new draft keeps the files of
+the version it was copied from).  Inside the catalog's pages it shows card pictures,
+progress, the editor's upload and cover forms through page slots (:mod:`app.media.slots`).  Uploaded
 packages are played only in the sandbox described in :mod:`app.media.services.delivery`.
 """
 
@@ -86,7 +89,10 @@ def _editor_link(resource=None, **kwargs):
         or not can_edit(actor(), resource)
     ):
         return ""
-    href = url_for("media.upload_page", content_id=resource.content_id)
+    # The editor holds the upload (drop zone, progress, resume) next to the other fields.
+    href = url_for(
+        "catalog.edit_content", kind="resources", content_id=resource.content_id, _anchor="files"
+    )
     label = _("Upload or replace the file")
     return Markup(  # noqa: S704  (escaped)
         f'<p><a class="button media-upload-link" href="{escape(href)}">{escape(label)}</a></p>'
@@ -94,6 +100,13 @@ def _editor_link(resource=None, **kwargs):
 
 
 def register_slots(app: Flask) -> None:
+    from app.media import slots
     from app.plugins import PluginContext
 
-    PluginContext(app, "media").add_to_slot("resource_page_player", _editor_link)
+    context = PluginContext(app, "media")
+    context.add_to_slot("resource_page_player", _editor_link)
+    context.add_to_slot("card_picture", slots.card_picture)
+    context.add_to_slot("card_progress", slots.card_progress)
+    context.add_to_slot("catalog_list_top", slots.continue_learning)
+    context.add_to_slot("editor_cover", slots.editor_cover)
+    context.add_to_slot("resource_editor_files", slots.editor_files)

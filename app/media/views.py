@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import mimetypes
-
 from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -156,22 +153,9 @@ def upload_page(content_id: str):
         raise Forbidden(
             _("Only the owner or her district admin can upload media for this resource.")
         )
-    attachments = services.attachments_of(resource)
-    accepts = services.accepted_types(resource.kind)
-    quota = services.district_quota(resource.district_id)
-    used = services.district_usage(resource.district_id)
-    return render_template(
-        "media/upload.html",
-        resource=resource,
-        attachments=attachments,
-        accepts=accepts,
-        quota=quota,
-        used=used,
-        max_bytes=current_app.config["MEDIA_MAX_UPLOAD_BYTES"],
-        extensions=sorted(
-            {ext for t in accepts for ext in (mimetypes.guess_all_extensions(t) or [])}
-        ),
-    )
+    from app.media.slots import upload_context
+
+    return render_template("media/upload.html", **upload_context(resource))
 
 
 @bp.route("/resources/<content_id>/media/remove", methods=["POST"])
@@ -185,3 +169,60 @@ def remove_file(content_id: str):
     else:
         flash(_("The file was removed from the draft."), "success")
     return redirect(url_for("media.upload_page", content_id=content_id))
+
+
+# --- pictures on catalog cards and the cover form of the editor ---------------------------
+
+_MODELS = {"courses": "Course", "resources": "Resource"}
+
+
+def _model(kind: str):
+    from app.catalog.models import Course
+
+    if kind not in _MODELS:
+        abort(404)
+    return Course if kind == "courses" else Resource
+
+
+@bp.route("/media/pictures/<kind>/<content_id>")
+def picture(kind: str, content_id: str):
+    """The card picture of a course or resource (``?v=`` a version; the editor's preview
+    asks for ``latest``): checks who asks, then redirects to a short-lived URL."""
+    delivery = services.picture_delivery(
+        actor(), _model(kind), content_id, request.args.get("v") or None
+    )
+    response = redirect(delivery.url, code=302)
+    # Cards of one page ask again only after a few minutes (the URL is signed for 15).
+    response.headers["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@bp.route("/me/<kind>/<content_id>/cover", methods=["POST"])
+def cover_form(kind: str, content_id: str):
+    """The editor's cover form: a picture file, or ``remove``."""
+    from flask import flash
+
+    from app.common.transaction import skip_commit
+    from app.core.views import translate_message
+
+    model = _model(kind)
+    user = actor()
+    if user is None:
+        return redirect(url_for("accounts.login", next=request.full_path))
+    try:
+        if request.form.get("remove"):
+            services.remove_cover(user, model, content_id)
+            flash(_("The cover picture was removed from the draft."), "success")
+        else:
+            upload = request.files.get("cover")
+            data = upload.read(services.COVER_MAX_BYTES + 1) if upload else b""
+            services.upload_cover(user, model, content_id, data)
+            flash(_("Cover picture saved to the draft."), "success")
+    except AppError as exc:
+        if exc.status in (401, 403, 404):
+            raise
+        skip_commit()
+        flash(translate_message(exc.message), "error")
+    return redirect(
+        url_for("catalog.edit_content", kind=kind, content_id=content_id, _anchor="cover")
+    )

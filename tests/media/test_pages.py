@@ -32,7 +32,8 @@ def test_upload_page_and_players(client, make_user, make_resource, token_for):
     detail = client.get(f"/resources/{content_id}?version=latest", headers=headers).get_data(
         as_text=True
     )
-    assert f"/resources/{content_id}/media" in detail and "尚未上传文件" in detail
+    # The resource page sends the author to the editor, where the upload is (issue 16).
+    assert f"/me/resources/{content_id}/edit#files" in detail and "尚未上传文件" in detail
     assert upload_file(client, headers, content_id, "讲义.pdf", _pdf()).status_code == 200
     detail = client.get(f"/resources/{content_id}?version=latest", headers=headers).get_data(
         as_text=True

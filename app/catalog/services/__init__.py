@@ -3,7 +3,8 @@
 - ``permissions`` — who may read, edit and create (:func:`can_view`, :func:`can_edit`,
   :func:`visibility_condition`);
 - ``queries`` — loading content and its versions, catalog lists, filters, facets;
-- ``editing`` — creating content, editing the draft of its next version;
+- ``editing`` — creating content, editing the draft of its next version, its pictures
+  (``set_cover``, ``set_file_picture``: the media feature stores the images);
 - ``structure`` — a course's sessions, sections and items, one at a time;
 - ``workflow`` — submit, review, withdraw, archive, restore, delete;
 - ``enrolment`` — seats, waiting list, enrolling and leaving.
@@ -13,9 +14,13 @@ from __future__ import annotations
 
 from app.catalog.services.editing import (
     MAX_TAGS,
+    can_take_changes,
     create_content,
     editable_draft,
     editing_draft,
+    sent_back,
+    set_cover,
+    set_file_picture,
     update_content,
 )
 from app.catalog.services.enrolment import (
@@ -55,6 +60,7 @@ from app.catalog.services.queries import (
     published_row,
     readable_rows,
     resolve_resources,
+    resource_choices,
     working_row,
 )
 from app.catalog.services.structure import (
@@ -100,6 +106,7 @@ __all__ = [
     "approve_content",
     "archive_content",
     "can_edit",
+    "can_take_changes",
     "can_view",
     "check_filters",
     "content_rows",
@@ -134,9 +141,13 @@ __all__ = [
     "require_author",
     "require_user",
     "resolve_resources",
+    "resource_choices",
     "restore_content",
     "seats_of",
     "section_of",
+    "sent_back",
+    "set_cover",
+    "set_file_picture",
     "submit_content",
     "sync_seats",
     "update_content",

@@ -301,3 +301,41 @@ def update_content(user: User | None, model: ContentModel, content_id: str, data
             raise Invalid("Kind cannot change.", fields={"kind": ["Create new content instead."]})
         _apply(draft, data, user)
     return draft
+
+
+# --- pictures (set by the media feature, which stores the images) ----------------------
+
+
+def set_cover(user: User | None, model: ContentModel, content_id: str, picture_id: str | None):
+    """Put the author's chosen picture (``picture_id``: a stored image's public id) on
+    the draft of the next version, or take it away with None; returns the draft.  A
+    picture taken away lets the resource's own file (its poster frame) show again."""
+    with editing_draft(user, model, content_id) as draft:
+        draft.cover_id = picture_id
+        draft.cover_source = "upload" if picture_id else None
+    return draft
+
+
+def set_file_picture(
+    resource: Resource, picture_id: str | None, duration_seconds: int | None = None
+) -> None:
+    """What the resource's file shows on cards: its poster frame or first page, and its
+    length.  Never replaces a picture the author chose.  For the media feature's jobs
+    (no user: the file was already accepted for this row)."""
+    if resource.cover_source != "upload" and picture_id:
+        resource.cover_id = picture_id
+        resource.cover_source = "file"
+    if duration_seconds is not None and duration_seconds >= 0:
+        resource.duration_seconds = int(duration_seconds)
+    db.session.flush()
+
+
+def can_take_changes(row) -> bool:
+    """Whether the author may change this content now (False while a version waits
+    for review); pages ask before offering an upload."""
+    return row.state != State.IN_REVIEW
+
+
+def sent_back(row) -> bool:
+    """A draft the district's reviewer returned with a note (until it is submitted again)."""
+    return row.state == State.DRAFT and bool(row.review_note)

@@ -316,8 +316,12 @@ def list_review_queue(user: User | None, page: int = 1, per_page: int = 50) -> d
     return result
 
 
-def resolve_resources(user: User | None, content_ids: list[str]) -> dict[str, Resource]:
-    """Published resources by content id, only those ``user`` may see."""
+def resolve_resources(
+    user: User | None, content_ids: list[str], drafts: bool = False
+) -> dict[str, Resource]:
+    """Published resources by content id, only those ``user`` may see.  With ``drafts``
+    (an author previewing her course), resources she edits that are not published yet
+    come as their working version, so her preview lists them rather than "not available"."""
     if not content_ids:
         return {}
     rows = db.session.execute(
@@ -327,7 +331,13 @@ def resolve_resources(user: User | None, content_ids: list[str]) -> dict[str, Re
             visibility_condition(user, Resource),
         )
     ).scalars()
-    return {row.content_id: row for row in rows}
+    found = {row.content_id: row for row in rows}
+    if drafts and user is not None:
+        for content_id in set(content_ids) - set(found):
+            versions = content_rows(Resource, content_id)
+            if versions and can_edit(user, versions[-1]):
+                found[content_id] = working_row(versions)
+    return found
 
 
 def count_published(model: ContentModel) -> int:
@@ -358,3 +368,24 @@ def get_working(user: User | None, model: ContentModel, content_id: str):
     if not can_edit(user, versions[-1]):
         raise Forbidden("Only the owner or her district admin can edit this.")
     return working_row(versions)
+
+
+def resource_choices(user: User | None, q: str | None = None, limit: int = 20) -> list[tuple]:
+    """Resources an author may put in a course section, for the editor's search picker:
+    her own (any state, newest version) first, then published ones she may read, both
+    matching ``q`` in the title or summary.  ``[(resource, own)]``, at most ``limit``."""
+    user = require_user(user)
+    limit = max(1, min(int(limit), 50))
+    needle = (q or "").strip().lower()[:_MAX_FILTER_TEXT] or None
+    own = [
+        row
+        for row in list_editable(user, Resource, 1, 100).items
+        if needle is None
+        or needle in (row.title or "").lower()
+        or needle in (row.summary or "").lower()
+    ]
+    public = list_published(user, Resource, CatalogFilters(sort="title", q=needle), 1, limit).items
+    seen = {row.content_id for row in own}
+    chosen = [(row, True) for row in own[:limit]]
+    chosen += [(row, False) for row in public if row.content_id not in seen]
+    return chosen[:limit]

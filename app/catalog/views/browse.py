@@ -88,9 +88,10 @@ def course_detail(content_id: str):
         for item in s.items
         if item.resource_content_id
     ]
-    resources = services.resolve_resources(user, item_ids)
-    enrolment = services.enrolment_of(user, content_id)
     can_edit = services.can_edit(user, course)
+    # Her own preview lists the resources she has not published yet (not "not available").
+    resources = services.resolve_resources(user, item_ids, drafts=can_edit)
+    enrolment = services.enrolment_of(user, content_id)
     enrolments = (
         services.list_enrolments(user, content_id) if can_edit and course.kind == "extended" else []
     )

@@ -171,3 +171,20 @@ def remove_item(content_id: str, index: int, item: int):
         _("Item removed."),
         f"section-{index}",
     )
+
+
+@bp.route("/me/courses/<content_id>/sections/<int:index>/items/<int:item>/move", methods=["POST"])
+def move_item(content_id: str, index: int, item: int):
+    """One step up or down within the section (the page's script moves items by
+    dragging or with the keyboard through the API; this is the form without it)."""
+    user = require_login()
+    section = services.section_of(user, content_id, index)
+    target = item - 1 if request.form.get("direction") == "up" else item + 1
+    if not 0 <= target < len(section.items):
+        target = item
+    return _change(
+        content_id,
+        lambda: services.move_item(user, content_id, index, item, index, target),
+        _("Item moved."),
+        f"section-{index}",
+    )

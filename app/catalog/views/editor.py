@@ -83,25 +83,21 @@ def _editor_context(user, model, content_id: str) -> dict:
         and not (user.is_district_admin(working.district_id) or user.is_platform_admin),
     }
     if model is Course:
-        own = services.list_editable(user, Resource, 1, 100).items
         query = (request.args.get("resource_q") or "").strip()[:200] or None
-        public = services.list_published(
-            user, Resource, services.CatalogFilters(sort="title", q=query), 1, 100
-        ).items
         context["resource_q"] = query
-        seen = {r.content_id for r in own}
-        context["own_resources"] = own
-        context["other_resources"] = [r for r in public if r.content_id not in seen]
+        # A short list for the form without JavaScript; the page's search picker asks
+        # the JSON endpoint (GET /api/v1/me/resource-choices) as she types.
+        context["choices"] = services.resource_choices(user, query, 20)
         item_ids = [
             i.resource_content_id
             for s in working.sections
             for i in s.items
             if i.resource_content_id
         ]
-        titles = {r.content_id: r.title for r in own}
-        titles.update(
-            {cid: r.title for cid, r in services.resolve_resources(user, item_ids).items()}
-        )
+        titles = {
+            cid: r.title
+            for cid, r in services.resolve_resources(user, item_ids, drafts=True).items()
+        }
         context["resource_titles"] = titles
     return context
 

@@ -8,7 +8,10 @@
 - :mod:`~app.media.services.attachments` — files of resource version rows;
 - :mod:`~app.media.services.derivatives` — thumbnails, posters, durations (job);
 - :mod:`~app.media.services.delivery` — short-lived URLs and the package sandbox;
-- :mod:`~app.media.services.progress` — player events → ``learning_event``;
+- :mod:`~app.media.services.progress` — player events → ``learning_event``, and a
+  learner's own progress (:func:`learner_progress`, :func:`course_progress`,
+  :func:`recent_resources`: typed answers, for the catalog's cards);
+- :mod:`~app.media.services.covers` — pictures on catalog cards (uploaded covers);
 - :mod:`~app.media.services.gc` — abandoned uploads, unreferenced objects.
 
 Every function taking ``user`` checks what that user may do and only flushes; the
@@ -31,6 +34,12 @@ from app.media.services.attachments import (
     remove_attachment,
 )
 from app.media.services.common import accepted_types, clean_filename, jobs_due
+from app.media.services.covers import (
+    COVER_MAX_BYTES,
+    picture_delivery,
+    remove_cover,
+    upload_cover,
+)
 from app.media.services.delivery import (
     Delivery,
     PackageFile,
@@ -43,7 +52,16 @@ from app.media.services.delivery import (
 )
 from app.media.services.derivatives import make_derivatives
 from app.media.services.gc import GcReport, collect_garbage, delete_collected_bytes
-from app.media.services.progress import VERBS, progress_of, record_progress
+from app.media.services.progress import (
+    VERBS,
+    CourseProgress,
+    LearnerProgress,
+    course_progress,
+    learner_progress,
+    progress_of,
+    recent_resources,
+    record_progress,
+)
 from app.media.services.quota import (
     district_quota,
     district_usage,
@@ -63,6 +81,15 @@ from app.media.services.uploads import (
 from app.media.services.verification import finalize_upload, request_verification
 
 __all__ = [
+    "COVER_MAX_BYTES",
+    "CourseProgress",
+    "LearnerProgress",
+    "course_progress",
+    "learner_progress",
+    "picture_delivery",
+    "recent_resources",
+    "remove_cover",
+    "upload_cover",
     "Delivery",
     "GcReport",
     "PackageFile",

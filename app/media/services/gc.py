@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, exists, select
 
+from app.catalog.models import Course, Resource
 from app.common.models import utcnow
 from app.extensions import db
 from app.media.models import MediaAttachment, MediaDerivative, MediaObject, MediaUpload
@@ -38,7 +39,18 @@ def _referenced_ids() -> set[int]:
             select(MediaDerivative.object_id).where(MediaDerivative.source_id.in_(attached or {-1}))
         ).scalars()
     )
-    return attached | derived
+    # Pictures on catalog cards are referenced by public id from the content rows.
+    pictures = set()
+    for model in (Course, Resource):
+        pictures |= set(
+            db.session.execute(select(model.cover_id).where(model.cover_id.is_not(None))).scalars()
+        )
+    covers = set(
+        db.session.execute(
+            select(MediaObject.id).where(MediaObject.public_id.in_(pictures or {""}))
+        ).scalars()
+    )
+    return attached | derived | covers
 
 
 def collect_garbage(apply: bool = False, now=None) -> GcReport:
@@ -120,6 +132,8 @@ def collect_garbage(apply: bool = False, now=None) -> GcReport:
                     MediaObject.id == object_id,
                     ~exists().where(MediaAttachment.object_id == object_id),
                     ~exists().where(MediaDerivative.object_id == object_id),
+                    ~exists().where(Course.cover_id == MediaObject.public_id),
+                    ~exists().where(Resource.cover_id == MediaObject.public_id),
                 )
                 .execution_options(synchronize_session=False)
             )

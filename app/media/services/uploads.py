@@ -11,6 +11,7 @@ import logging
 import math
 
 from app.accounts.models import User
+from app.catalog import services as catalog
 from app.common.models import new_uuid
 from app.errors import Conflict, Invalid, PayloadTooLarge
 from app.extensions import db
@@ -43,6 +44,13 @@ def start_upload(
 ) -> MediaUpload:
     user = require_user(user)
     resource = editable_resource(user, content_id)
+    if not catalog.can_take_changes(resource):
+        # Refused before a byte is sent: the file could not be attached until the review
+        # is over, and the teacher would otherwise wait for a whole upload to learn it.
+        raise Conflict(
+            "This resource is waiting for review: withdraw it from review before uploading a file.",
+            code="resource_in_review",
+        )
     filename = clean_filename(filename)
     accepts = accepted_types(resource.kind)
     if not accepts:

@@ -24,6 +24,7 @@ from app.media.services.common import (
     object_key,
     setting,
 )
+from app.media.services.derivatives import picture_for
 from app.media.services.permissions import draft_for
 from app.media.services.uploads import discard_staging
 from app.media.sniff import describe, sniff
@@ -131,6 +132,8 @@ def finalize_upload(upload_id: str) -> str:
     db.session.flush()
     if not obj.meta.get("derivatives"):
         enqueue_after_commit(DERIVATIVES_JOB, obj.id)
+    else:  # the same bytes were processed before: their poster serves this resource too
+        picture_for(resource, obj)
     return upload.state
 
 

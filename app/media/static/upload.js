@@ -1,11 +1,19 @@
-/* Direct upload of one file to storage: presigned PUT or resumable multipart, with fetch.
+/* Direct upload of one file to storage: presigned PUT or resumable multipart.
  * The bytes go from the browser to the URLs the API hands out (S3 / MinIO presigned, or
- * Shuyuan's signed local URLs); the API only starts, lists and completes the upload. */
+ * Shuyuan's signed local URLs); the API only starts, lists and completes the upload.
+ *
+ * - drop a file on the zone (or choose one and press Upload);
+ * - the bar follows the bytes sent (XMLHttpRequest upload progress, part by part);
+ * - resumable: the upload id is kept in localStorage under the file's name, size and
+ *   date, and a second try asks the API which parts are stored and sends only the rest;
+ * - refused before a byte is sent when the resource cannot take a file (waiting for
+ *   review: the page says so; the API's 409 says so if the state changed meanwhile). */
 (function () {
   "use strict";
   var form = document.getElementById("media-upload");
   if (!form) { return; }
   var input = document.getElementById("media-file");
+  var zone = document.getElementById("media-drop");
   var bar = document.getElementById("media-progress");
   var status = document.getElementById("media-status");
   var submit = document.getElementById("media-submit");
@@ -15,10 +23,20 @@
   var HASH_LIMIT = 256 * 1024 * 1024;
   var CONCURRENCY = 3;
   var current = null;
+  var MESSAGES = {  // the API's refusal codes, in the page's language
+    resource_in_review: form.dataset.msgInReview,
+    quota_exceeded: form.dataset.msgQuota,
+    upload_rejected: form.dataset.msgRejected
+  };
 
   function say(text, isError) {
     status.textContent = text;
     status.className = isError ? "error" : "";
+  }
+
+  function refuse(text) {
+    form.dataset.state = "refused";
+    say(text, true);
   }
 
   function call(method, url, body) {
@@ -30,8 +48,10 @@
       if (response.status === 204) { return {}; }
       return response.json().then(function (data) {
         if (!response.ok) {
-          var error = new Error((data.error && data.error.message) || ("HTTP " + response.status));
+          var code = data.error && data.error.code;
+          var error = new Error(MESSAGES[code] || (data.error && data.error.message) || ("HTTP " + response.status));
           error.fatal = true;
+          error.code = code;
           throw error;
         }
         return data;
@@ -55,19 +75,28 @@
     return "shuyuan-upload:" + form.dataset.resource + ":" + file.name + ":" + file.size + ":" + file.lastModified;
   }
 
-  function put(url, blob) {
+  /* One PUT with upload progress (fetch has none); retried 3 times unless refused. */
+  function put(url, blob, onProgress) {
     var attempt = 0;
     function once() {
       attempt += 1;
-      return fetch(url, {method: "PUT", body: blob}).then(function (response) {
-        if (!response.ok) {
-          return response.text().then(function (text) {
-            var error = new Error("HTTP " + response.status + " " + text.slice(0, 200));
-            error.fatal = response.status === 403 || response.status === 413;
-            throw error;
-          });
-        }
-        return (response.headers.get("ETag") || "").replace(/"/g, "");
+      return new Promise(function (resolve, reject) {
+        var xhr = new XMLHttpRequest();
+        if (current) { current.requests.push(xhr); }
+        xhr.open("PUT", url);
+        xhr.upload.onprogress = function (event) { onProgress(event.loaded); };
+        xhr.onload = function () {
+          if (xhr.status >= 200 && xhr.status < 300) {
+            onProgress(blob.size);
+            resolve((xhr.getResponseHeader("ETag") || "").replace(/"/g, ""));
+          } else {
+            var error = new Error("HTTP " + xhr.status + " " + (xhr.responseText || "").slice(0, 200));
+            error.fatal = xhr.status === 403 || xhr.status === 413;
+            reject(error);
+          }
+        };
+        xhr.onerror = xhr.onabort = function () { onProgress(0); reject(new Error("network")); };
+        xhr.send(blob);
       }).catch(function (error) {
         if (error.fatal || attempt >= 3 || (current && current.cancelled)) { throw error; }
         return new Promise(function (resolve) { setTimeout(resolve, 1000 * attempt); }).then(once);
@@ -76,31 +105,54 @@
     return once();
   }
 
-  function uploadParts(file, upload, done) {
+  function progressOf(file) {
+    var done = 0;
+    var inFlight = {};
+    function show() {
+      var sent = done;
+      Object.keys(inFlight).forEach(function (k) { sent += inFlight[k]; });
+      var percent = Math.min(100, Math.round(100 * sent / file.size));
+      bar.value = percent;
+      bar.setAttribute("aria-valuenow", String(percent));
+      form.dataset.sent = String(sent);
+      say(form.dataset.msgUploading + " " + percent + "%");
+    }
+    return {
+      already: function (bytes) { done += bytes; show(); },
+      part: function (n) {
+        return function (loaded) { inFlight[n] = loaded; show(); };
+      },
+      finished: function (n, size) { delete inFlight[n]; done += size; show(); }
+    };
+  }
+
+  function uploadParts(file, upload, stored) {
     var etags = {};
-    var sent = 0;
-    done.forEach(function (p) { etags[p.part_number] = p.etag; sent += p.size; });
+    var meter = progressOf(file);
+    stored.forEach(function (p) { etags[p.part_number] = p.etag; meter.already(p.size); });
     var todo = [];
     for (var n = 1; n <= upload.part_count; n++) { if (!(n in etags)) { todo.push(n); } }
-    function progress() { bar.value = Math.round(100 * sent / file.size); }
-    progress();
+    // A failed part stops the others from starting new parts, but the parts on their
+    // way are let finish: they are stored, and a resumed upload will not send them again.
+    var failure = null;
     function worker() {
-      if (!todo.length || (current && current.cancelled)) { return Promise.resolve(); }
+      if (failure || !todo.length || (current && current.cancelled)) { return Promise.resolve(); }
       var number = todo.shift();
       return call("POST", api + "/" + upload.id + "/parts", {part_numbers: [number]}).then(function (data) {
         var start = (number - 1) * upload.part_size;
         var blob = file.slice(start, Math.min(file.size, start + upload.part_size));
-        return put(data.part_urls[String(number)], blob).then(function (etag) {
+        return put(data.part_urls[String(number)], blob, meter.part(number)).then(function (etag) {
           etags[number] = etag;
-          sent += blob.size;
-          progress();
+          meter.finished(number, blob.size);
           return worker();
         });
-      });
+      }).catch(function (error) { failure = failure || error; });
     }
     var workers = [];
     for (var i = 0; i < CONCURRENCY; i++) { workers.push(worker()); }
     return Promise.all(workers).then(function () {
+      if (failure) { throw failure; }
+      if (current && current.cancelled) { var e = new Error(form.dataset.msgCancelled); e.fatal = true; throw e; }
       var parts = [];
       for (var n2 = 1; n2 <= upload.part_count; n2++) {
         parts.push(etags[n2] ? {part_number: n2, etag: etags[n2]} : {part_number: n2});
@@ -129,6 +181,7 @@
     return resumed.then(function (upload) {
       if (upload && upload.state === "pending") {
         say(form.dataset.msgResuming);
+        form.dataset.resumed = String((upload.done_parts || []).length);
         return {upload: upload, done: upload.done_parts || []};
       }
       return sha256(file).then(function (checksum) {
@@ -140,13 +193,14 @@
       });
     }).then(function (state) {
       var upload = state.upload;
-      current = {upload: upload, cancelled: false};
-      say(form.dataset.msgUploading);
+      current = {upload: upload, cancelled: false, requests: []};
+      form.dataset.uploadId = upload.id;
       if (upload.mode === "single") {
+        var meter = progressOf(file);
+        if (state.done.length) { meter.already(file.size); return finish(upload, [{part_number: 1}]); }
         var url = upload.url ? Promise.resolve(upload.url) :
           call("POST", api + "/" + upload.id + "/parts", {}).then(function (d) { return d.url; });
-        return url.then(function (u) { return put(u, file); }).then(function (etag) {
-          bar.value = 100;
+        return url.then(function (u) { return put(u, file, meter.part(1)); }).then(function (etag) {
           return finish(upload, [{part_number: 1, etag: etag}]);
         });
       }
@@ -161,29 +215,56 @@
     });
   }
 
-  form.addEventListener("submit", function (event) {
-    event.preventDefault();
-    var file = input.files[0];
+  function send(file) {
     if (!file) { return; }
-    if (file.size > Number(form.dataset.max)) { say("> " + form.dataset.max + " bytes", true); return; }
+    if (form.dataset.refused) { refuse(form.dataset.msgInReview); return; }
+    if (file.size > Number(form.dataset.max)) { refuse(form.dataset.msgTooBig); return; }
     submit.disabled = true;
     cancel.hidden = false;
     form.dataset.state = "uploading";
+    document.getElementById("media-filename").textContent = file.name;
     start(file).catch(function (error) {
-      form.dataset.state = "failed";
+      form.dataset.state = error.code === "resource_in_review" ? "refused" : "failed";
       if (error.fatal) {
         if (window.localStorage) { localStorage.removeItem(resumeKey(file)); }
         say(error.message, true);
       } else {
-        say(form.dataset.msgLost + " (" + error.message + ")", true);
+        say(form.dataset.msgLost, true);
       }
     }).then(function () { submit.disabled = false; cancel.hidden = true; });
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    send(input.files[0]);
   });
+  input.addEventListener("change", function () {
+    if (input.files[0]) { document.getElementById("media-filename").textContent = input.files[0].name; }
+  });
+
+  if (zone) {
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (event) {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function () { zone.classList.remove("dragging"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      var files = event.dataTransfer && event.dataTransfer.files;
+      if (files && files.length) { send(files[0]); }
+    });
+  }
 
   cancel.addEventListener("click", function () {
     if (!current) { return; }
     current.cancelled = true;
+    current.requests.forEach(function (xhr) { try { xhr.abort(); } catch (e) { /* done already */ } });
     call("DELETE", api + "/" + current.upload.id).catch(function () { return null; });
     if (input.files[0] && window.localStorage) { localStorage.removeItem(resumeKey(input.files[0])); }
+    say(form.dataset.msgCancelled);
   });
 })();
