@@ -1,7 +1,7 @@
 """catalog cover pictures and media durations
 
 Revision ID: catalog0001
-Revises: search0001
+Revises: sharing0002
 Create Date: 2026-11-30 10:00:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "catalog0001"
-down_revision = "search0001"
+down_revision = "sharing0002"
 branch_labels = None
 depends_on = None
 
