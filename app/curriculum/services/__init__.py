@@ -48,6 +48,7 @@ from app.curriculum.services.calendar_terms import (
     week_number,
 )
 from app.curriculum.services.calendars import (
+    WEEK_KINDS,
     assign_lessons,
     calendar_plan,
     calendar_versions,
@@ -70,6 +71,7 @@ from app.curriculum.services.classes import (
     class_members,
     classes_of,
     create_class,
+    district_classes,
     get_class,
     get_or_create_class,
     lessons_by_subject,
@@ -117,7 +119,9 @@ from app.curriculum.services.permissions import (
     require_user,
 )
 from app.curriculum.services.this_week import (
+    ClassCalendars,
     WeekView,
+    district_class_calendars,
     effective_calendar,
     lessons_for_week,
     resources_for_week,
@@ -126,6 +130,9 @@ from app.curriculum.services.this_week import (
 )
 
 __all__ = [
+    "ClassCalendars",
+    "district_class_calendars",
+    "district_classes",
     "ALIGNMENT_ORDER",
     "AlignedResource",
     "MAX_WEEKS",
@@ -144,6 +151,7 @@ __all__ = [
     "ancestors_of",
     "assign_lessons",
     "associations_of",
+    "WEEK_KINDS",
     "calendar_plan",
     "calendar_versions",
     "can_edit_calendar",
