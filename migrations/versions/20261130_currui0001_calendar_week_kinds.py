@@ -21,7 +21,9 @@ def upgrade():
         batch_op.add_column(
             sa.Column(
                 "kind",
-                sa.Enum("teaching", "review", "exam", name="weekkind", native_enum=False, length=20),
+                sa.Enum(
+                    "teaching", "review", "exam", name="weekkind", native_enum=False, length=20
+                ),
                 nullable=False,
                 server_default="teaching",
             )
