@@ -17,6 +17,7 @@ from app.common.transaction import skip_commit
 from app.core.views import translate_message
 from app.curriculum import schemas, services
 from app.curriculum.models import Level
+from app.curriculum.services import browse as browse_service
 from app.errors import AppError, Invalid, Unauthorized
 from app.i18n import current_language
 
@@ -111,6 +112,41 @@ def index():
         calendars=services.list_calendars(user),
         can_import=services.can_manage_framework(user, None),
         district_classes=services.district_class_calendars(user),
+    )
+
+
+@bp.app_template_global()
+def stage_label(stage: str | None) -> str:
+    return {
+        "primary": _("Primary school"),
+        "junior": _("Junior secondary"),
+        "senior": _("Senior secondary"),
+    }.get(stage or "", stage or "")
+
+
+@bp.route("/browse")
+def browse():
+    """The textbook-tree browser: stage, subject, edition and volume selectors, the
+    volume's table of contents with resource counts, and the resources of each lesson of
+    the chosen part (the national platform's way of finding material)."""
+    user = actor()
+    choice = browse_service.choose_volume(
+        (request.args.get("stage") or "")[:20] or None,
+        (request.args.get("subject") or "")[:32] or None,
+        (request.args.get("edition") or "")[:32] or None,
+        _int(request.args.get("volume")),
+    )
+    contents, selected = [], None
+    if choice.volume is not None:
+        contents = browse_service.volume_contents(user, choice.volume)
+        node_id = _int(request.args.get("node"))
+        selected = browse_service.find_entry(contents, node_id) if node_id else None
+        selected = selected or (contents[0] if contents else None)
+    return render_template(
+        "curriculum/browse.html",
+        choice=choice,
+        contents=contents,
+        selected=selected,
     )
 
 
