@@ -20,7 +20,9 @@ CLI command) commits once.  Other features use only these, with these signatures
   ``lessons_for_week(user, calendar_id, week) -> list[Node]`` and
   ``resources_for_week(user, calendar_id, week) -> list[Resource]`` (LTI deep linking);
 - ``alignments_for_resource(content_id) -> list[NodeAlignment]`` (search indexes each
-  alignment's ``terms``: node title, English title, unit and volume titles).
+  alignment's ``terms``: node title, English title, unit and volume titles);
+- ``app.curriculum.filters.filter_content_ids(user, edition, chapter) -> set[str] | None``
+  and ``chapter_options(edition) -> list[tuple[int, str]]`` (search's chapter filter).
 """
 
 from app.curriculum.services.alignment import (
