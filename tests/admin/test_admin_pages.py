@@ -7,10 +7,14 @@ from __future__ import annotations
 import hashlib
 import re
 
+import pytest
 from sqlalchemy import select
 
+from app.common.models import utcnow
+from app.errors import Forbidden
 from app.extensions import db
-from app.lti.models import LtiPlatform
+from app.lti.models import LtiIdentity, LtiPlatform
+from app.lti.services import registrations
 from app.xapi.models import ForwardTarget, LrsClient
 from tests.conftest import csrf_token_from
 
@@ -263,3 +267,40 @@ def test_api_writes_with_a_bearer_token_need_no_csrf_but_cookie_sessions_do(
     response = client.post("/api/v1/xapi/clients", json=body)
     assert response.status_code == 400
     assert "CSRF" in response.get_json()["error"]["message"]
+
+
+def test_recent_launches_are_scoped_to_the_admins_districts(make_user, orgs):
+    deployment = registrations.add_platform(
+        None,
+        {
+            "issuer": "https://lms.example",
+            "client_id": "c",
+            "deployment_id": "d",
+            "auth_login_url": "https://lms.example/auth",
+            "auth_token_url": "https://lms.example/token",
+            "key_set_url": "https://lms.example/jwks",
+            "school": orgs.school.code,
+            "name": "区 Moodle",
+        },
+        system=True,
+    )
+    here = make_user("student", school=orgs.school)
+    there = make_user("student", school=orgs.review_school)
+    for user, sub in ((here, "a"), (there, "b")):
+        db.session.add(
+            LtiIdentity(
+                issuer="https://lms.example",
+                sub=sub,
+                platform_id=deployment.platform_id,
+                user_id=user.id,
+                last_launch_at=utcnow(),
+            )
+        )
+    db.session.commit()
+    mine = registrations.recent_launches(make_user("district_admin"))
+    assert [launch.user_name for launch in mine] == [here.name]
+    assert mine[0].platform_name == "区 Moodle" and mine[0].school.id == orgs.school.id
+    everyone = registrations.recent_launches(make_user("platform_admin"))
+    assert {launch.user_name for launch in everyone} == {here.name, there.name}
+    with pytest.raises(Forbidden):
+        registrations.recent_launches(make_user("teacher"))
