@@ -358,6 +358,12 @@ class CalendarCreateSchema(Schema):
     district_id = fields.Integer(validate=ID_RANGE)
     school_id = fields.Integer(validate=ID_RANGE)
     class_id = fields.Integer(validate=ID_RANGE)
+    kinds = fields.Dict(
+        keys=fields.Integer(validate=validate.Range(min=1, max=60)),
+        values=fields.String(validate=WEEK_KIND),
+        validate=validate.Length(max=60),
+        metadata={"description": "review and exam weeks (week number -> kind): no new lessons"},
+    )
 
 
 class WeekInSchema(Schema):

@@ -161,3 +161,31 @@ def test_coverage_map_is_compact_with_knowledge_points_on_demand(client, login, 
     page = client.get(f"/curriculum/volumes/{volume.id}/coverage").get_data(as_text=True)
     assert 'class="heat compact"' in page and 'id="heat-kp"' in page
     assert 'class="heat-wrap"' in page
+
+
+def test_a_new_calendar_can_reserve_review_and_exam_weeks(
+    client, klass, curriculum, orgs, token_for
+):
+    admin = token_for(klass.admin)
+    body = {
+        "term": "2027-2028-1",
+        "term_start": "2027-09-01",
+        "term_end": "2028-01-21",
+        "volume_id": curriculum.volume("bnu").id,
+        "district_id": orgs.district.id,
+        "kinds": {"19": "review", "20": "exam"},
+    }
+    response = client.post("/api/v1/curriculum/calendars", json=body, headers=admin)
+    assert response.status_code == 201, response.get_json()
+    detail = client.get(
+        f"/api/v1/curriculum/calendars/{response.get_json()['id']}", headers=admin
+    ).get_json()
+    weeks = {w["week"]: w for w in detail["weeks"]}
+    assert weeks[19]["kind"] == "review" and weeks[20]["kind"] == "exam"
+    assert weeks[19]["lessons"] == [] and weeks[20]["lessons"] == []
+    bad = client.post(
+        "/api/v1/curriculum/calendars",
+        json={**body, "term": "x", "kinds": {"45": "exam"}},
+        headers=admin,
+    )
+    assert bad.status_code == 422

@@ -179,9 +179,23 @@ def create_calendar(user: User | None, data: dict) -> TeachingCalendar:
         raise _second_class_calendar()
     if not _inserted(calendar):
         raise _second_class_calendar()
-    weeks = term_weeks(term_start, term_end, holidays)
+    # Review and exam weeks (``kinds``: week number -> kind) take no new lessons.
+    kinds = {int(k): v for k, v in (data.get("kinds") or {}).items()}
+    weeks = [
+        {**w, "kind": kinds.get(w["week"], WeekKind.TEACHING.value)}
+        for w in term_weeks(term_start, term_end, holidays)
+    ]
+    unknown = sorted(set(kinds) - {w["week"] for w in weeks})
+    if unknown:
+        raise Invalid(
+            "No such week.",
+            fields={"kinds": [f"Week {w} is not in this term." for w in unknown]},
+        )
+    capacity = [
+        {**w, "teaching_days": w["teaching_days"] if w["kind"] == "teaching" else 0} for w in weeks
+    ]
     plan = spread_lessons(
-        [n.id for n in lessons_of_volume(volume)], weeks, calendar.lessons_per_week
+        [n.id for n in lessons_of_volume(volume)], capacity, calendar.lessons_per_week
     )
     _write_plan(
         user,
