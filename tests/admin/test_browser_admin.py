@@ -110,6 +110,7 @@ def test_lms_registration_with_a_bad_field_keeps_the_input(site, browser):
         expect(page.locator("#lti-auth_login_url")).to_have_value("moodle.school.example/auth")
         expect(page.locator("#lti-auth_login_url")).to_have_attribute("aria-invalid", "true")
         assert page.locator(".error-page").count() == 0
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
         _shot(page, f"admin-lti-error-{lang}.png")
         context.close()
 

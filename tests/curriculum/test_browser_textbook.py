@@ -144,3 +144,10 @@ def test_catalog_and_search_filter_by_chapter(site, browser):
     expect(page.locator(".search-results")).not_to_contain_text("加法讲义")
     _shot(page, "search-chapter-filter.png")
     context.close()
+    # The long chapter names fit a phone's filter panel.
+    phone = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})
+    page = phone.new_page()
+    page.goto(f"{base}/resources?chapter={site['unit']}&lang=zh_CN")
+    expect(page.locator("#f-chapter")).to_have_value(str(site["unit"]))
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    phone.close()
