@@ -157,6 +157,21 @@ def set_language(code: str):
     return redirect_next(request.args.get("next"))
 
 
+@bp.route("/admin")
+def admin_home():
+    """One place where administrators find every integration screen.  Features add their
+    cards through the ``admin_links`` slot; each screen checks its own permissions."""
+    from app.accounts.auth import actor
+    from app.errors import Forbidden, Unauthorized
+
+    user = actor()
+    if user is None:
+        raise Unauthorized("Log in first.")
+    if not (user.is_platform_admin or user.is_district_admin()):
+        raise Forbidden()
+    return render_template("core/admin.html", links=render_slot("admin_links", user=user))
+
+
 @bp.route("/api/docs")
 def api_docs():
     return render_template("core/api_docs.html", spec_url=url_for("api-docs.openapi_json"))

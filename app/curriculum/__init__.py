@@ -22,6 +22,10 @@ def init_app(app: Flask) -> None:
     from app import plugins
 
     plugins.registry(app).slots.setdefault("main_nav", []).append(_nav_links)
+    from app.catalog.services import register_resource_filter
+    from app.curriculum import filters
+
+    register_resource_filter(app, filters.RESOURCE_FILTER)
 
 
 def _nav_links(**context) -> str:

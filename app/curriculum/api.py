@@ -48,6 +48,7 @@ def week_view_out(view) -> dict:
         "ends_on": view.ends_on,
         "progress": view.progress,
         "progress_delta": view.progress_delta,
+        "kind": view.kind,
         "lessons": [
             {
                 "node": lesson["node"],

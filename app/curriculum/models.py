@@ -43,6 +43,15 @@ class TargetType(enum.StrEnum):
     ITEM = "item"
 
 
+class WeekKind(enum.StrEnum):
+    """What a calendar week is for: new lessons, review, or exams (no new lessons are
+    spread into review and exam weeks)."""
+
+    TEACHING = "teaching"
+    REVIEW = "review"
+    EXAM = "exam"
+
+
 class ClassRole(enum.StrEnum):
     STUDENT = "student"
     TEACHER = "teacher"
@@ -289,6 +298,9 @@ class CalendarWeek(db.Model):
     week = db.Column(db.Integer, primary_key=True)
     starts_on = db.Column(db.Date, nullable=False)
     ends_on = db.Column(db.Date, nullable=False)
+    kind = db.Column(
+        value_enum(WeekKind), nullable=False, default=WeekKind.TEACHING, server_default="teaching"
+    )
 
 
 class CalendarEntry(db.Model):

@@ -157,10 +157,14 @@ class HolidaySchema(Schema):
     end = fields.Date(required=True)
 
 
+WEEK_KIND = validate.OneOf(["teaching", "review", "exam"])
+
+
 class CalendarWeekSchema(Schema):
     week = fields.Integer()
     starts_on = fields.Date()
     ends_on = fields.Date()
+    kind = fields.String(metadata={"enum": ["teaching", "review", "exam"]})
     lessons = fields.List(fields.Nested(NodeSchema))
 
 
@@ -216,6 +220,7 @@ class WeekViewSchema(Schema):
     progress_delta = fields.Integer(
         allow_none=True, metadata={"description": "Lessons ahead (+) or behind (-) of the plan"}
     )
+    kind = fields.String(metadata={"enum": ["teaching", "review", "exam"]})
 
 
 class CoverageKnowledgePointSchema(Schema):
@@ -353,12 +358,22 @@ class CalendarCreateSchema(Schema):
     district_id = fields.Integer(validate=ID_RANGE)
     school_id = fields.Integer(validate=ID_RANGE)
     class_id = fields.Integer(validate=ID_RANGE)
+    kinds = fields.Dict(
+        keys=fields.Integer(validate=validate.Range(min=1, max=60)),
+        values=fields.String(validate=WEEK_KIND),
+        validate=validate.Length(max=60),
+        metadata={"description": "review and exam weeks (week number -> kind): no new lessons"},
+    )
 
 
 class WeekInSchema(Schema):
     week = fields.Integer(required=True, validate=validate.Range(min=1, max=60))
     starts_on = fields.Date()
     ends_on = fields.Date()
+    kind = fields.String(
+        validate=WEEK_KIND,
+        metadata={"description": "teaching (default), review or exam: no new lessons"},
+    )
     lessons = fields.List(
         fields.Integer(validate=ID_RANGE), load_default=list, validate=validate.Length(max=200)
     )
@@ -371,6 +386,12 @@ class CalendarUpdateSchema(Schema):
     lessons_per_week = fields.Integer(validate=validate.Range(min=1, max=40))
     holidays = fields.List(fields.Nested(HolidaySchema), validate=validate.Length(max=50))
     weeks = fields.List(fields.Nested(WeekInSchema), validate=validate.Length(max=60))
+    kinds = fields.Dict(
+        keys=fields.Integer(validate=validate.Range(min=1, max=60)),
+        values=fields.String(validate=WEEK_KIND),
+        validate=validate.Length(max=60),
+        metadata={"description": "week number -> teaching, review or exam"},
+    )
     regenerate = fields.Boolean(load_default=False)
     note = fields.String(validate=validate.Length(max=500))
 
@@ -411,6 +432,16 @@ class LessonWeeksSchema(Schema):
     weeks = fields.Dict(
         keys=fields.Integer(validate=ID_RANGE),
         values=fields.Integer(validate=validate.Range(min=1, max=10_000)),
+        validate=validate.Length(max=500),
+    )
+    kinds = fields.Dict(
+        keys=fields.Integer(validate=validate.Range(min=1, max=60)),
+        values=fields.String(validate=WEEK_KIND),
+        validate=validate.Length(max=60),
+    )
+    order = fields.Dict(
+        keys=fields.Integer(validate=ID_RANGE),
+        values=fields.Integer(validate=validate.Range(min=0, max=10_000)),
         validate=validate.Length(max=500),
     )
     note = fields.String(validate=validate.Length(max=500))

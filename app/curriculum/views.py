@@ -17,6 +17,7 @@ from app.common.transaction import skip_commit
 from app.core.views import translate_message
 from app.curriculum import schemas, services
 from app.curriculum.models import Level
+from app.curriculum.services import browse as browse_service
 from app.errors import AppError, Invalid, Unauthorized
 from app.i18n import current_language
 
@@ -81,6 +82,16 @@ def alignment_label(value) -> str:
 
 
 @bp.app_template_global()
+def week_kind_label(kind) -> str:
+    value = getattr(kind, "value", kind)
+    return {
+        "teaching": _("Teaching week"),
+        "review": _("Review week"),
+        "exam": _("Exam week"),
+    }.get(value, value)
+
+
+@bp.app_template_global()
 def heat_colour(count: int, maximum: int) -> str:
     """Background of a coverage cell: red for a gap, then lighter to darker green."""
     if not count:
@@ -100,6 +111,42 @@ def index():
         classes=services.classes_of(user),
         calendars=services.list_calendars(user),
         can_import=services.can_manage_framework(user, None),
+        district_classes=services.district_class_calendars(user),
+    )
+
+
+@bp.app_template_global()
+def stage_label(stage: str | None) -> str:
+    return {
+        "primary": _("Primary school"),
+        "junior": _("Junior secondary"),
+        "senior": _("Senior secondary"),
+    }.get(stage or "", stage or "")
+
+
+@bp.route("/browse")
+def browse():
+    """The textbook-tree browser: stage, subject, edition and volume selectors, the
+    volume's table of contents with resource counts, and the resources of each lesson of
+    the chosen part (the national platform's way of finding material)."""
+    user = actor()
+    choice = browse_service.choose_volume(
+        (request.args.get("stage") or "")[:20] or None,
+        (request.args.get("subject") or "")[:32] or None,
+        (request.args.get("edition") or "")[:32] or None,
+        _int(request.args.get("volume")),
+    )
+    contents, selected = [], None
+    if choice.volume is not None:
+        contents = browse_service.volume_contents(user, choice.volume)
+        node_id = _int(request.args.get("node"))
+        selected = browse_service.find_entry(contents, node_id) if node_id else None
+        selected = selected or (contents[0] if contents else None)
+    return render_template(
+        "curriculum/browse.html",
+        choice=choice,
+        contents=contents,
+        selected=selected,
     )
 
 
@@ -244,8 +291,14 @@ def this_week():
         raise Unauthorized()
     day, offset, class_id = _week_args()
     views = services.this_week(user, class_id, day, offset)
+    # An administrator is in no class: she picks one of her districts' classes.
+    picker = services.district_class_calendars(user, day) if class_id is None else []
     return render_template(
-        "curriculum/this_week.html", views=views, offset=offset, school_class=None
+        "curriculum/this_week.html",
+        views=views,
+        offset=offset,
+        school_class=None,
+        picker=picker,
     )
 
 
@@ -326,17 +379,30 @@ def _calendar_action(user, calendar, form) -> str:
         data = load_form(
             schemas.LessonWeeksSchema(),
             {
-                "weeks": {
-                    key[len("lesson-") :]: value
-                    for key, value in form.items()
-                    if key.startswith("lesson-") and value
-                },
+                "weeks": _prefixed(form, "lesson-"),
+                "kinds": _prefixed(form, "kind-"),
+                "order": _prefixed(form, "order-"),
                 **_present(form, "note"),
             },
         )
-        services.assign_lessons(user, calendar.id, data["weeks"], data.get("note"))
+        services.assign_lessons(
+            user,
+            calendar.id,
+            data["weeks"],
+            data.get("note"),
+            kinds=data.get("kinds"),
+            order=data.get("order"),
+        )
     flash(_("Calendar saved as a new version."), "success")
     return calendar.id
+
+
+def _prefixed(form, prefix: str) -> dict:
+    """``{"<suffix>": value}`` of the form fields named ``<prefix><suffix>`` (the week
+    grid: ``lesson-<id>`` = week, ``order-<id>`` = place in the week, ``kind-<week>``)."""
+    return {
+        key[len(prefix) :]: value for key, value in form.items() if key.startswith(prefix) and value
+    }
 
 
 def _present(form, *names: str) -> dict:
@@ -360,6 +426,7 @@ def calendar(calendar_id: int):
         plan=services.calendar_plan(item),
         versions=services.calendar_versions(user, item.id),
         can_edit=services.can_edit_calendar(user, item),
+        week_kinds=services.WEEK_KINDS,
         teacher_classes=services.classes_to_override(user, item),
         today_week=services.week_number(item, services.today()),
     )

@@ -40,6 +40,9 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.lti_cli)
     signals.learning_event.connect(receivers.on_learning_event, sender=app, weak=False)
+    from app import plugins
+
+    plugins.registry(app).slots.setdefault("admin_links", []).append(views.admin_card)
 
     @app.after_request
     def _lti_cookies(response):

@@ -25,9 +25,9 @@ from pylti1p3.exception import LtiException
 
 from app.accounts import services as accounts
 from app.accounts.auth import actor
-from app.common.transaction import keep_on_error, savepoint
+from app.common.transaction import keep_on_error, savepoint, skip_commit
 from app.curriculum import services as curriculum
-from app.errors import Forbidden, NotFound, Unauthorized
+from app.errors import Forbidden, Invalid, NotFound, Unauthorized
 from app.extensions import csrf
 from app.lti.errors import N_, LaunchRefused
 from app.lti.jobs import enqueue_after_commit
@@ -286,6 +286,31 @@ def deep_link_submit(launch_id: str):
 # --- admin pages ----------------------------------------------------------------------
 
 
+@bp.app_template_global()
+def grade_status_label(status) -> str:
+    value = getattr(status, "value", status)
+    return {"pending": _("queued"), "sent": _("sent"), "failed": _("failed")}.get(value, value)
+
+
+def admin_card(user=None, **_context) -> str:
+    """The LMS card of the administration page (``admin_links`` slot)."""
+    from markupsafe import escape
+
+    return (
+        '<section class="card" id="admin-lti"><h2><a href="{url}">{title}</a></h2>'
+        "<p>{text}</p></section>"
+    ).format(
+        url=url_for("lti.admin"),
+        title=escape(_("LMS connections (LTI 1.3)")),
+        text=escape(
+            _(
+                "Add an LMS, make a one-time registration link, approve or suspend "
+                "deployments, see recent launches and grade deliveries."
+            )
+        ),
+    )
+
+
 def _admin():
     user = actor()
     if user is None:
@@ -293,7 +318,16 @@ def _admin():
     return permissions.require_admin(user)
 
 
-def _admin_page(user, new_link: str | None = None):
+def _admin_page(
+    user,
+    new_link: str | None = None,
+    *,
+    platform_form: dict | None = None,
+    platform_errors: dict | None = None,
+    link_form: dict | None = None,
+    link_errors: dict | None = None,
+    status: int = 200,
+):
     if user.is_platform_admin:
         schools = accounts.list_schools()
     else:
@@ -308,12 +342,59 @@ def _admin_page(user, new_link: str | None = None):
         "lti/admin.html",
         platforms=registrations.list_platforms(user),
         links=dynamic.list_registration_links(user),
+        launches=registrations.recent_launches(user, limit=10),
+        grades=ags.grade_log(user, None, 1).items[:10],
         new_link=new_link,
         base=base_url(),
         schools=schools,
         districts=districts,
         is_platform_admin=user.is_platform_admin,
-    )
+        platform_form=platform_form or {},
+        platform_errors=_translated_fields(platform_errors),
+        link_form=link_form or {},
+        link_errors=_translated_fields(link_errors),
+    ), status
+
+
+def _translated_fields(fields: dict | None) -> dict[str, list[str]]:
+    """A service's field errors in the reader's language (shown beside each field)."""
+    return {
+        name: [
+            _(str(message)) for message in (messages if isinstance(messages, list) else [messages])
+        ]
+        for name, messages in (fields or {}).items()
+    }
+
+
+# Messages the services raise that these pages show beside a field (the catalogue needs
+# them; they are translated where they are shown).
+ADMIN_MESSAGES = (
+    N_("Required."),
+    N_("An http(s) URL."),
+    N_("No such school."),
+    N_("No such district."),
+    N_("Give a school or a district."),
+    N_("Required before approval."),
+    N_("The registration is not complete."),
+    N_("A deployment belongs to a school or a district."),
+    N_("A registration link belongs to a district or a school."),
+    N_("Unknown school."),
+    N_("Unknown district."),
+    N_("Invalid lifetime."),
+    N_("1 to 720."),
+    N_("Not a valid integer."),
+)
+
+_PLATFORM_FIELDS = (
+    "issuer",
+    "client_id",
+    "deployment_id",
+    "auth_login_url",
+    "auth_token_url",
+    "key_set_url",
+    "auth_audience",
+    "name",
+)
 
 
 @bp.route("/admin")
@@ -321,18 +402,47 @@ def admin():
     return _admin_page(_admin())
 
 
+def _form_int(name: str, errors: dict) -> int | None:
+    value = (request.form.get(name) or "").strip()
+    if not value:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        errors[name] = ["Not a valid integer."]
+        return None
+    if not 0 < number <= 2147483647:
+        errors[name] = ["Not a valid integer."]
+        return None
+    return number
+
+
 @bp.route("/admin/registration-links", methods=["POST"])
 def admin_registration_link():
     csrf.protect()  # /lti/ is exempt by prefix for the LMS's posts; admin forms are not
     user = _admin()
     form = request.form
-    made = dynamic.create_registration_link(
-        user,
-        district_id=form.get("district_id", type=int),
-        school_id=form.get("school_id", type=int) or None,
-        hours=form.get("hours", 72, type=int),
-        note=form.get("note", "")[:200],
-    )
+    errors: dict = {}
+    district_id = _form_int("district_id", errors)
+    school_id = _form_int("school_id", errors)
+    hours = _form_int("hours", errors) or 72
+    if errors:
+        return _admin_page(user, link_form=form, link_errors=errors, status=422)
+    try:
+        with savepoint():
+            made = dynamic.create_registration_link(
+                user,
+                district_id=district_id,
+                school_id=school_id,
+                hours=hours,
+                note=form.get("note", "")[:200],
+            )
+    except Invalid as exc:
+        fields = {
+            ("district_id" if k == "district" else "school_id" if k == "school" else k): v
+            for k, v in exc.fields.items()
+        }
+        return _admin_page(user, link_form=form, link_errors=fields, status=422)
     # Shown once, on this page: only the link's digest is stored.
     return _admin_page(user, new_link=made.url(base_url()))
 
@@ -350,21 +460,20 @@ def admin_add_platform():
     csrf.protect()
     user = _admin()
     form = request.form
-    data = {
-        name: form.get(name)
-        for name in (
-            "issuer",
-            "client_id",
-            "deployment_id",
-            "auth_login_url",
-            "auth_token_url",
-            "key_set_url",
-            "auth_audience",
-            "name",
-        )
-    }
-    data["school_id"] = form.get("school_id", type=int)
-    registrations.add_platform(user, data)
+    errors: dict = {}
+    data = {name: (form.get(name) or "")[:1000] for name in _PLATFORM_FIELDS}
+    data["school_id"] = _form_int("school_id", errors)
+    if errors:
+        return _admin_page(user, platform_form=form, platform_errors=errors, status=422)
+    try:
+        with savepoint():  # a refused registration leaves nothing half-written
+            registrations.add_platform(user, data)
+    except Invalid as exc:
+        # The form comes back as typed, each problem beside its field.
+        fields = {
+            ("school_id" if k in ("school", "district") else k): v for k, v in exc.fields.items()
+        }
+        return _admin_page(user, platform_form=form, platform_errors=fields, status=422)
     flash(_("Platform registered."), "success")
     return redirect(url_for("lti.admin"))
 
@@ -374,9 +483,18 @@ def admin_deployment(deployment_pk: int):
     csrf.protect()
     user = _admin()
     approve = request.form.get("action") == "approve"
-    registrations.set_deployment_approval(
-        user, deployment_pk, approve, school_id=request.form.get("school_id", type=int)
-    )
+    errors: dict = {}
+    school_id = _form_int("school_id", errors)
+    try:
+        with savepoint():
+            registrations.set_deployment_approval(user, deployment_pk, approve, school_id=school_id)
+    except Invalid as exc:
+        skip_commit()
+        flash(
+            " ".join([_(exc.message)] + [_(str(m)) for v in exc.fields.values() for m in v]),
+            "error",
+        )
+        return redirect(url_for("lti.admin"))
     flash(_("Deployment approved.") if approve else _("Deployment suspended."), "success")
     return redirect(url_for("lti.admin"))
 

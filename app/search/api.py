@@ -51,4 +51,5 @@ def search(args):
         locale=str(get_locale() or ""),
         facets=tuple(args.get("facets") or services.SHOWN_FACETS),
         facet_words=args["facet_words"],
+        chapter=args.get("chapter"),
     )

@@ -105,6 +105,9 @@ class BackendQuery:
     offset: int = 0
     limit: int = 20
     facets: tuple[str, ...] = ()
+    # Only these documents ("resource:<content_id>"...): a filter resolved outside the
+    # index, such as the curriculum's chapter.  None: no such restriction.
+    ids: frozenset[str] | None = None
 
 
 @dataclass

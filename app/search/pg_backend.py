@@ -326,6 +326,9 @@ class PostgresBackend(SearchBackend):
                 )
                 visible.append("(d.id = ANY(:sc_subscribed) AND d.visibility <> 'private')")
             where.append("(" + " OR ".join(visible) + ")")
+        if q.ids is not None:
+            params["only_ids"] = sorted(q.ids)
+            where.append("d.id = ANY(:only_ids)")
         for n, (facet, accepted) in enumerate(sorted(q.filters.items())):
             if facet not in _FACET_COLUMNS:
                 raise ValueError(f"unknown facet {facet!r}")

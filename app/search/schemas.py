@@ -43,6 +43,13 @@ class SearchArgsSchema(Schema):
         Text(validate=validate.OneOf(FACET_NAMES)),
         metadata={"description": "Facets to count (default: all shown facets)."},
     )
+    chapter = fields.Integer(
+        validate=validate.Range(min=1, max=2**31 - 1),
+        metadata={
+            "description": "A textbook chapter, section or lesson (curriculum node id): only "
+            "resources aligned to it, its lessons and their knowledge points."
+        },
+    )
     facet_words = fields.Boolean(
         load_default=True,
         metadata={"description": "Turn query words that name a facet value into filters."},

@@ -25,8 +25,19 @@ def _args() -> tuple[str, dict, str, int]:
     return request.args.get("q", ""), filters, request.args.get("sort") or "relevance", page
 
 
+def _chapter() -> int | None:
+    """The chapter filter (a curriculum node id); junk in a bookmarked URL is ignored."""
+    try:
+        value = int(request.args.get("chapter", ""))
+    except ValueError:
+        return None
+    return value if 0 < value <= 2**31 - 1 else None
+
+
 def _url(q: str, filters: dict, sort: str, page: int = 1) -> str:
     args = {name: values for name, values in filters.items() if values}
+    if _chapter() is not None:
+        args["chapter"] = _chapter()
     if q:
         args["q"] = q
     if sort != "relevance":
@@ -47,6 +58,7 @@ def results():
         page=page,
         per_page=20,
         locale=str(get_locale() or ""),
+        chapter=_chapter(),
     )
     applied = result.filters
     # Words turned into filters disappear from the query in the links we build.
@@ -82,4 +94,6 @@ def results():
         sort_url=sort_url,
         suggestion_url=_url(result.did_you_mean or "", filters, result.sort),
         facet_names=services.SHOWN_FACETS,
+        chapter=_chapter(),
+        chapters=services.chapter_choices((applied.get("edition") or [None])[0]),
     )

@@ -302,6 +302,13 @@ class WhooshBackend(SearchBackend):
 
     def _allowed(self, searcher, q: BackendQuery) -> set[int] | None:
         allowed = self._scope_docs(searcher, q.scope)
+        if q.ids is not None:
+            wanted = (
+                self._docs_for(searcher, query.Or([query.Term("id", i) for i in sorted(q.ids)]))
+                if q.ids
+                else set()
+            )
+            allowed = wanted if allowed is None else (allowed & wanted)
         for facet, accepted in q.filters.items():
             postings = self._facet_postings(searcher, facet)
             matching: set[int] = set()

@@ -16,12 +16,15 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Registered in app.FEATURES; wires the LRS blueprint, CLI and signal receivers."""
+    from app import plugins
     from app.common.routing import add_json_prefix
     from app.extensions import api as rest_api
-    from app.xapi import api, cli, emit, services, views
+    from app.xapi import admin_views, api, cli, emit, services, views
 
     add_json_prefix(app, "/xapi/")
     app.register_blueprint(views.bp)
+    app.register_blueprint(admin_views.bp)
+    plugins.registry(app).slots.setdefault("admin_links", []).append(admin_views.admin_card)
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.xapi_cli)
     emit.connect(app)

@@ -7,7 +7,8 @@ from datetime import date, datetime
 
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import insert, select
+from sqlalchemy import column, insert, select
+from sqlalchemy import table as sa_table
 
 from app.accounts.models import District, Region, School
 from app.config import PROJECT_ROOT
@@ -132,8 +133,16 @@ def test_duplicates_are_resolved_before_the_constraint(backend_name, tmp_path):
                     _calendar(None, "T1", datetime(2026, 9, 4), id=6, based_on_id=4),
                 ],
             )
+            # The weeks table as it was at that revision (later ones add columns).
+            weeks_then = sa_table(
+                "teaching_calendar_weeks",
+                column("calendar_id"),
+                column("week"),
+                column("starts_on"),
+                column("ends_on"),
+            )
             db.session.execute(
-                insert(CalendarWeek.__table__),
+                insert(weeks_then),
                 [
                     {
                         "calendar_id": i,

@@ -46,6 +46,7 @@ from app.catalog.services.permissions import (
 from app.catalog.services.queries import (
     CONTENT_ID,
     CatalogFilters,
+    ResourceFilter,
     check_filters,
     content_rows,
     count_published,
@@ -59,8 +60,10 @@ from app.catalog.services.queries import (
     load_for_write,
     published_row,
     readable_rows,
+    register_resource_filter,
     resolve_resources,
     resource_choices,
+    resource_filters,
     working_row,
 )
 from app.catalog.services.structure import (
@@ -95,6 +98,9 @@ __all__ = [
     "visible_to_organisation",
     "CONTENT_ID",
     "CatalogFilters",
+    "ResourceFilter",
+    "register_resource_filter",
+    "resource_filters",
     "ContentModel",
     "MAX_NOTE",
     "MAX_PARTS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select
@@ -145,9 +146,38 @@ class CatalogFilters:
     edition: str | None = None
     q: str | None = None
     sort: str = "newest"
+    # Only these content ids (a filter another feature resolved, e.g. the curriculum's
+    # chapter); None: no such restriction.
+    content_ids: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class ResourceFilter:
+    """A filter another feature adds to the resource catalog, so the catalog needs no
+    import of it (the curriculum registers "edition" and "chapter").
+
+    ``content_ids(user, args) -> set[str] | None`` reads the query arguments and returns
+    the resources to keep (None: the filter is not in use); ``render(args) -> str``
+    gives its form fields (escaped HTML)."""
+
+    names: tuple[str, ...]
+    content_ids: Callable[..., set[str] | None]
+    render: Callable[..., str]
+
+
+def register_resource_filter(app, resource_filter: ResourceFilter) -> None:
+    app.extensions.setdefault("catalog_resource_filters", []).append(resource_filter)
+
+
+def resource_filters() -> list[ResourceFilter]:
+    from flask import current_app
+
+    return list(current_app.extensions.get("catalog_resource_filters", []))
 
 
 def _apply_filters(statement, model: ContentModel, filters: CatalogFilters):
+    if filters.content_ids is not None:
+        statement = statement.where(model.content_id.in_(sorted(filters.content_ids) or [""]))
     if filters.kind:
         statement = statement.where(model.kind == filters.kind)
     if filters.subject:

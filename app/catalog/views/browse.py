@@ -42,8 +42,33 @@ def _filters_from_request(model) -> tuple[services.CatalogFilters, int]:
     return services.CatalogFilters(**args), page
 
 
+@bp.app_template_global()
+def catalog_resource_filter_fields():
+    """The form fields of the filters other features registered (escaped HTML)."""
+    from markupsafe import Markup
+
+    # Each part is rendered by a Jinja template (autoescaped), so it is markup already.
+    parts = [extra.render(request.args) for extra in services.resource_filters()]
+    return Markup("".join(parts))  # noqa: S704
+
+
 def _active_filters(filters: services.CatalogFilters) -> bool:
-    return any(getattr(filters, key) for key in FILTER_KEYS if key not in ("sort",))
+    return filters.content_ids is not None or any(
+        getattr(filters, key) for key in FILTER_KEYS if key not in ("sort",)
+    )
+
+
+def _with_resource_filters(user, filters: services.CatalogFilters) -> services.CatalogFilters:
+    """Apply the filters other features registered (the curriculum's edition and chapter):
+    each narrows the resources to a set of content ids."""
+    from dataclasses import replace
+
+    kept = None
+    for extra in services.resource_filters():
+        ids = extra.content_ids(user, request.args)
+        if ids is not None:
+            kept = set(ids) if kept is None else kept & set(ids)
+    return filters if kept is None else replace(filters, content_ids=frozenset(kept))
 
 
 def _facets(user, model, filters, fields) -> dict:
@@ -57,6 +82,8 @@ def _browse_page(model, template: str, facet_fields: tuple[str, ...]):
 
     filters, page = _filters_from_request(model)
     user = actor()
+    if model is Resource:
+        filters = _with_resource_filters(user, filters)
     result = services.list_published(user, model, filters, page, 24)
     return render_template(
         template,

@@ -20,7 +20,9 @@ CLI command) commits once.  Other features use only these, with these signatures
   ``lessons_for_week(user, calendar_id, week) -> list[Node]`` and
   ``resources_for_week(user, calendar_id, week) -> list[Resource]`` (LTI deep linking);
 - ``alignments_for_resource(content_id) -> list[NodeAlignment]`` (search indexes each
-  alignment's ``terms``: node title, English title, unit and volume titles).
+  alignment's ``terms``: node title, English title, unit and volume titles);
+- ``app.curriculum.filters.filter_content_ids(user, edition, chapter) -> set[str] | None``
+  and ``chapter_options(edition) -> list[tuple[int, str]]`` (search's chapter filter).
 """
 
 from app.curriculum.services.alignment import (
@@ -48,6 +50,7 @@ from app.curriculum.services.calendar_terms import (
     week_number,
 )
 from app.curriculum.services.calendars import (
+    WEEK_KINDS,
     assign_lessons,
     calendar_plan,
     calendar_versions,
@@ -70,6 +73,7 @@ from app.curriculum.services.classes import (
     class_members,
     classes_of,
     create_class,
+    district_classes,
     get_class,
     get_or_create_class,
     lessons_by_subject,
@@ -117,7 +121,9 @@ from app.curriculum.services.permissions import (
     require_user,
 )
 from app.curriculum.services.this_week import (
+    ClassCalendars,
     WeekView,
+    district_class_calendars,
     effective_calendar,
     lessons_for_week,
     resources_for_week,
@@ -126,6 +132,9 @@ from app.curriculum.services.this_week import (
 )
 
 __all__ = [
+    "ClassCalendars",
+    "district_class_calendars",
+    "district_classes",
     "ALIGNMENT_ORDER",
     "AlignedResource",
     "MAX_WEEKS",
@@ -144,6 +153,7 @@ __all__ = [
     "ancestors_of",
     "assign_lessons",
     "associations_of",
+    "WEEK_KINDS",
     "calendar_plan",
     "calendar_versions",
     "can_edit_calendar",

@@ -19,6 +19,7 @@ from app.curriculum.models import (
     Level,
     SchoolClass,
     TeachingCalendar,
+    WeekKind,
 )
 from app.curriculum.services.calendar_terms import (
     holiday_entry,
@@ -178,9 +179,23 @@ def create_calendar(user: User | None, data: dict) -> TeachingCalendar:
         raise _second_class_calendar()
     if not _inserted(calendar):
         raise _second_class_calendar()
-    weeks = term_weeks(term_start, term_end, holidays)
+    # Review and exam weeks (``kinds``: week number -> kind) take no new lessons.
+    kinds = {int(k): v for k, v in (data.get("kinds") or {}).items()}
+    weeks = [
+        {**w, "kind": kinds.get(w["week"], WeekKind.TEACHING.value)}
+        for w in term_weeks(term_start, term_end, holidays)
+    ]
+    unknown = sorted(set(kinds) - {w["week"] for w in weeks})
+    if unknown:
+        raise Invalid(
+            "No such week.",
+            fields={"kinds": [f"Week {w} is not in this term." for w in unknown]},
+        )
+    capacity = [
+        {**w, "teaching_days": w["teaching_days"] if w["kind"] == "teaching" else 0} for w in weeks
+    ]
     plan = spread_lessons(
-        [n.id for n in lessons_of_volume(volume)], weeks, calendar.lessons_per_week
+        [n.id for n in lessons_of_volume(volume)], capacity, calendar.lessons_per_week
     )
     _write_plan(
         user,
@@ -189,6 +204,9 @@ def create_calendar(user: User | None, data: dict) -> TeachingCalendar:
         "Generated default plan.",
     )
     return calendar
+
+
+WEEK_KINDS = tuple(k.value for k in WeekKind)
 
 
 def _validate_weeks(calendar: TeachingCalendar, weeks: list[dict]) -> None:
@@ -211,6 +229,10 @@ def _validate_weeks(calendar: TeachingCalendar, weeks: list[dict]) -> None:
                 f"({calendar.term_start} to {calendar.term_end})."
             )
         ranges.append((start, end, number, where))
+        if week.get("kind", WeekKind.TEACHING) not in WEEK_KINDS:
+            errors.setdefault(where, []).append(
+                f"Week {number} has an unknown kind (teaching, review or exam)."
+            )
         for node_id in week.get("lessons", []):
             if node_id not in lessons:
                 errors.setdefault(where, []).append(
@@ -247,6 +269,7 @@ def _write_plan(
                 week=week["week"],
                 starts_on=week["starts_on"],
                 ends_on=week["ends_on"],
+                kind=WeekKind(week.get("kind") or WeekKind.TEACHING),
             )
         )
         for position, node_id in enumerate(week.get("lessons", [])):
@@ -273,6 +296,7 @@ def _write_plan(
                     "week": w["week"],
                     "starts_on": w["starts_on"].isoformat(),
                     "ends_on": w["ends_on"].isoformat(),
+                    "kind": str(WeekKind(w.get("kind") or WeekKind.TEACHING)),
                     "lessons": list(w.get("lessons", [])),
                 }
                 for w in weeks
@@ -299,6 +323,7 @@ def calendar_plan(calendar: TeachingCalendar) -> list[dict]:
             "week": w.week,
             "starts_on": w.starts_on,
             "ends_on": w.ends_on,
+            "kind": (w.kind or WeekKind.TEACHING).value,
             "lessons": entries.get(w.week, []),
         }
         for w in calendar.weeks
@@ -312,7 +337,11 @@ def save_calendar(user: User | None, calendar_id: int, data: dict) -> TeachingCa
     with ``regenerate`` the default plan is spread again.
     """
     calendar = get_calendar(user, calendar_id, edit=True)
-    current = {p["week"]: [n.id for n in p["lessons"]] for p in calendar_plan(calendar)}
+    plan_now = calendar_plan(calendar)
+    current = {p["week"]: [n.id for n in p["lessons"]] for p in plan_now}
+    # A week keeps its kind (review, exam) through every save that does not change it.
+    kinds = {p["week"]: p["kind"] for p in plan_now}
+    kinds.update({int(k): v for k, v in (data.get("kinds") or {}).items()})
     if "title" in data and data["title"]:
         calendar.title = data["title"][:200]
     term_start = parse_date(data.get("term_start", calendar.term_start), "term_start")
@@ -326,11 +355,19 @@ def save_calendar(user: User | None, calendar_id: int, data: dict) -> TeachingCa
     calendar.term_start, calendar.term_end, calendar.holidays = term_start, term_end, holidays
     if data.get("lessons_per_week"):
         calendar.lessons_per_week = data["lessons_per_week"]
-    defaults = {w["week"]: w for w in term_weeks(term_start, term_end, holidays)}
+    defaults = {
+        w["week"]: {**w, "kind": kinds.get(w["week"], WeekKind.TEACHING.value)}
+        for w in term_weeks(term_start, term_end, holidays)
+    }
     if data.get("regenerate"):
+        # Review and exam weeks take no new lessons.
+        capacity = [
+            {**w, "teaching_days": w["teaching_days"] if w["kind"] == "teaching" else 0}
+            for w in defaults.values()
+        ]
         plan = spread_lessons(
             [n.id for n in lessons_of_volume(calendar.volume)],
-            list(defaults.values()),
+            capacity,
             calendar.lessons_per_week,
         )
         weeks = [{**w, "lessons": plan[n]} for n, w in defaults.items()]
@@ -354,6 +391,7 @@ def save_calendar(user: User | None, calendar_id: int, data: dict) -> TeachingCa
                     "week": week["week"],
                     "starts_on": parse_date(starts_on, f"weeks[{i}].starts_on"),
                     "ends_on": parse_date(ends_on, f"weeks[{i}].ends_on"),
+                    "kind": week.get("kind") or kinds.get(week["week"], WeekKind.TEACHING.value),
                     "lessons": list(week.get("lessons") or []),
                 }
             )
@@ -471,6 +509,7 @@ def restore_calendar_version(user: User | None, calendar_id: int, version: int) 
             "week": w["week"],
             "starts_on": date.fromisoformat(w["starts_on"]),
             "ends_on": date.fromisoformat(w["ends_on"]),
+            "kind": w.get("kind", WeekKind.TEACHING.value),
             "lessons": w["lessons"],
         }
         for w in data["weeks"]
@@ -501,30 +540,54 @@ def classes_to_override(user: User | None, calendar: TeachingCalendar) -> list[S
 
 
 def assign_lessons(
-    user: User | None, calendar_id: int, weeks_of: dict[int, int], note: str | None = None
+    user: User | None,
+    calendar_id: int,
+    weeks_of: dict[int, int],
+    note: str | None = None,
+    kinds: dict[int, str] | None = None,
+    order: dict[int, int] | None = None,
 ) -> TeachingCalendar:
     """Save a new version where each lesson ``node_id`` is taught in week
-    ``weeks_of[node_id]`` (lessons left out leave the plan).  Within a week lessons keep
+    ``weeks_of[node_id]`` (lessons left out leave the plan), and week ``n`` is of kind
+    ``kinds[n]`` (teaching, review, exam; weeks left out keep theirs).  Within a week
+    lessons follow ``order[node_id]`` when given (the editor's drag and drop), else
     their planned order; lessons new to the week follow, by id."""
     calendar = get_calendar(user, calendar_id, edit=True)
     plan = calendar_plan(calendar)
     known_weeks = {p["week"] for p in plan}
-    unknown = sorted(set(weeks_of.values()) - known_weeks)
+    unknown = sorted((set(weeks_of.values()) | set(kinds or {})) - known_weeks)
     if unknown:
         raise Invalid(
             "No such week.",
             fields={"weeks": [f"Week {w} is not in this calendar." for w in unknown]},
         )
-    order = {n.id: (p["week"], i) for p in plan for i, n in enumerate(p["lessons"])}
+    bad_kinds = {w: k for w, k in (kinds or {}).items() if k not in WEEK_KINDS}
+    if bad_kinds:
+        raise Invalid(
+            "The calendar is not valid.",
+            fields={
+                "kinds": [
+                    f"Week {w}: unknown kind {k!r} (teaching, review or exam)."
+                    for w, k in bad_kinds.items()
+                ]
+            },
+        )
+    planned = {n.id: (p["week"], i) for p in plan for i, n in enumerate(p["lessons"])}
+    wanted = order or {}
     by_week: dict[int, list[int]] = defaultdict(list)
     for node_id, week in weeks_of.items():
         by_week[week].append(node_id)
+    week_kinds = {p["week"]: p["kind"] for p in plan} | dict(kinds or {})
     weeks = [
         {
             "week": p["week"],
             "starts_on": p["starts_on"],
             "ends_on": p["ends_on"],
-            "lessons": sorted(by_week.get(p["week"], []), key=lambda n: order.get(n, (99, n))),
+            "kind": week_kinds[p["week"]],
+            "lessons": sorted(
+                by_week.get(p["week"], []),
+                key=lambda n: (wanted.get(n, 10_000), planned.get(n, (99, n))),
+            ),
         }
         for p in plan
     ]

@@ -115,6 +115,22 @@ def classes_of(user: User | None, role: str | None = None) -> list[SchoolClass]:
     )
 
 
+def district_classes(user: User | None) -> list[SchoolClass]:
+    """The classes of every school in the districts ``user`` administers (every class
+    for a platform admin; none for anyone else), by school and name."""
+    if user is None or not (user.is_platform_admin or user.is_district_admin()):
+        return []
+    statement = select(SchoolClass).join(School, School.id == SchoolClass.school_id)
+    if not user.is_platform_admin:
+        statement = statement.where(School.district_id.in_(sorted(user.admin_district_ids())))
+    statement = statement.options(joinedload(SchoolClass.school))
+    return list(
+        db.session.execute(statement.order_by(School.name, SchoolClass.name, SchoolClass.id))
+        .unique()
+        .scalars()
+    )
+
+
 def create_class(user: User | None, data: dict) -> SchoolClass:
     """A teacher creates a class of her school (she becomes its teacher); a district admin
     one of any school of her district."""

@@ -19,7 +19,12 @@ from app.curriculum.models import (
 from app.curriculum.services.alignment import aligned_resources
 from app.curriculum.services.calendar_terms import today, week_number
 from app.curriculum.services.calendars import get_calendar
-from app.curriculum.services.classes import classes_of, get_class, progress_of
+from app.curriculum.services.classes import (
+    classes_of,
+    district_classes,
+    get_class,
+    progress_of,
+)
 from app.curriculum.services.nodes import knowledge_points_of
 from app.curriculum.services.permissions import require_user
 from app.extensions import db
@@ -121,6 +126,7 @@ class WeekView:
     lessons: list[dict] = field(default_factory=list)
     progress: Node | None = None
     progress_delta: int | None = None  # lessons ahead (+) or behind (-) of the plan
+    kind: str = "teaching"  # teaching | review | exam
 
 
 def this_week(
@@ -170,6 +176,7 @@ def this_week(
                     }
                     for n in lessons
                 ],
+                kind=row.kind.value if row is not None and row.kind else "teaching",
             )
             at = progress.get(class_edition.subject)
             if at is not None:
@@ -192,3 +199,27 @@ def this_week(
                     )
             views.append(view)
     return views
+
+
+@dataclass
+class ClassCalendars:
+    """A class of the administrator's districts with the calendar it follows in each
+    subject on a given day (what the district pages link to)."""
+
+    school_class: SchoolClass
+    calendars: list[TeachingCalendar]
+
+
+def district_class_calendars(user: User | None, on: date | None = None) -> list[ClassCalendars]:
+    """Every class of the districts ``user`` administers, each with the calendars it
+    follows on ``on`` (today by default); empty for anyone but administrators."""
+    on = on or today()
+    out = []
+    for school_class in district_classes(user):
+        calendars = [
+            calendar
+            for edition in school_class.editions
+            if (calendar := effective_calendar(school_class, edition.subject, on)) is not None
+        ]
+        out.append(ClassCalendars(school_class, calendars))
+    return out

@@ -12,7 +12,7 @@ from app.accounts.models import District, School, User
 from app.common.models import utcnow
 from app.errors import Forbidden, Invalid, NotFound
 from app.extensions import db
-from app.lti.models import LtiDeployment, LtiPlatform
+from app.lti.models import LtiDeployment, LtiIdentity, LtiPlatform
 from app.lti.services.permissions import can_manage, require_platform_admin
 
 
@@ -198,3 +198,35 @@ def remove_platform(actor: User | None, platform_id: int) -> None:
     for deployment in platform.deployments:
         deployment.approved = False
     db.session.flush()
+
+
+@dataclass(frozen=True)
+class RecentLaunch:
+    """The last launch of one LMS user (issuer + sub) through a platform."""
+
+    at: object  # datetime (naive UTC)
+    user_name: str
+    platform_name: str
+    school: object  # School | None
+
+
+def recent_launches(actor: User | None, limit: int = 20) -> list[RecentLaunch]:
+    """The latest launches the administrator may see: every one for a platform admin,
+    those of users of her districts' schools for a district admin.  Built from each
+    identity's last launch (no launch log is kept: the xAPI ``launched`` statements
+    are the history)."""
+    if actor is None or not (actor.is_platform_admin or actor.is_district_admin()):
+        raise Forbidden("Only administrators see LTI registrations.")
+    statement = (
+        select(LtiIdentity.last_launch_at, User.name, LtiPlatform.name, School)
+        .join(User, User.id == LtiIdentity.user_id)
+        .join(LtiPlatform, LtiPlatform.id == LtiIdentity.platform_id)
+        .outerjoin(School, School.id == User.school_id)
+        .where(LtiIdentity.last_launch_at.is_not(None))
+    )
+    if not actor.is_platform_admin:
+        statement = statement.where(School.district_id.in_(sorted(actor.admin_district_ids())))
+    rows = db.session.execute(
+        statement.order_by(LtiIdentity.last_launch_at.desc(), LtiIdentity.id.desc()).limit(limit)
+    ).all()
+    return [RecentLaunch(at, name, platform, school) for at, name, platform, school in rows]

@@ -19,6 +19,7 @@ results, so totals, facet counts and pages are right for each reader.
 
 from app.search.services.documents import (
     alignment_terms,
+    chapter_choices,
     count_documents,
     document_for,
     iter_documents,
@@ -66,6 +67,7 @@ from app.search.services.searching import (
 )
 
 __all__ = [
+    "chapter_choices",
     "FACET_VOCABULARIES",
     "JOB_WRITE_WAIT",
     "MAX_PAGE",

@@ -40,6 +40,29 @@ def alignment_terms(content_id: str) -> list[str]:
     return list(dict.fromkeys(terms))[:50]
 
 
+def alignment_edition(content_id: str) -> str:
+    """The textbook edition a resource is aligned to (its first alignment in textbook
+    order), so the edition facet and filter find resources too; '' when unaligned."""
+    return next(
+        (a.edition for a in curriculum.alignments_for_resource(content_id) if a.edition), ""
+    )
+
+
+def chapter_content_ids(user, chapter: int) -> set[str]:
+    """The resources under a chapter (section, lesson) of a textbook that ``user`` may
+    see — the adapter to :func:`app.curriculum.filters.filter_content_ids`."""
+    from app.curriculum.filters import filter_content_ids
+
+    return filter_content_ids(user, None, chapter) or set()
+
+
+def chapter_choices(edition: str | None = None) -> list[tuple[int, str]]:
+    """(node id, label) of the chapters the search page's chapter filter offers."""
+    from app.curriculum.filters import chapter_options
+
+    return chapter_options(edition)
+
+
 def _epoch(moment) -> int:
     if moment is None:
         return 0
@@ -60,9 +83,11 @@ def document_for(obj: Course | Resource) -> dict:
             body_parts.extend(item.title or "" for item in section.items)
         grades = [obj.grade] if obj.grade else []
         terms = []
+        edition = obj.edition or ""
     else:
         grades = list(obj.grades)
         terms = alignment_terms(obj.content_id)
+        edition = alignment_edition(obj.content_id)
     doc = {
         "id": f"{'course' if is_course else 'resource'}:{obj.content_id}",
         "type": "course" if is_course else "resource",
@@ -71,7 +96,7 @@ def document_for(obj: Course | Resource) -> dict:
         "kind": obj.kind,
         "subject": obj.subject or "",
         "grade": grades,
-        "edition": (obj.edition or "") if is_course else "",
+        "edition": edition,
         "category": (obj.category or "") if is_course else "",
         "language": obj.language or "",
         "licence": obj.licence or "",

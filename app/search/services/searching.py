@@ -11,6 +11,7 @@ from app.common.pagination import PageNumbers
 from app.errors import Invalid
 from app.search.backend import BackendQuery
 from app.search.highlight import MatchTerms, highlight
+from app.search.services.documents import chapter_content_ids
 from app.search.services.facets import (
     FACET_VOCABULARIES,
     SHOWN_FACETS,
@@ -144,6 +145,7 @@ def search(
     locale: str | None = None,
     facets: tuple[str, ...] = SHOWN_FACETS,
     facet_words: bool = True,
+    chapter: int | None = None,
 ) -> SearchResult:
     """Search courses and resources ``user`` may see.
 
@@ -151,6 +153,8 @@ def search(
     ``MAX_QUERY_CHARS``; operators and wildcards are ignored).  ``filters`` maps facet
     name (``type kind subject grade edition district language licence category``) to a
     code or list of codes; an unknown facet or value raises :class:`app.errors.Invalid`.
+    ``chapter`` (a curriculum node id: chapter, section or lesson) keeps the resources
+    aligned to that part of the textbook (an unknown one keeps nothing).
     ``sort`` is ``relevance`` | ``newest`` | ``popular`` (most used).  Words of ``q``
     naming a facet value ("视频", "video", "七年级", "数学") become filters unless
     ``facet_words`` is False.  Pages beyond the last are empty.
@@ -169,6 +173,11 @@ def search(
     if errors:
         raise Invalid("Invalid search request.", fields=errors)
     given = check_filters(filters)
+    only_ids = None
+    if chapter is not None:
+        if not isinstance(chapter, int) or not 0 < chapter <= 2**31 - 1:
+            raise Invalid("Invalid search request.", fields={"chapter": ["Not a valid id."]})
+        only_ids = frozenset(f"resource:{cid}" for cid in chapter_content_ids(user, chapter))
     backend = get_backend()
     scope = scope_for(user)
     parsed = expand_unknown_words(backend, parse_query(q, facet_words=facet_words))
@@ -188,6 +197,7 @@ def search(
             offset=(page - 1) * per_page,
             limit=per_page,
             facets=tuple(facets),
+            ids=only_ids,
         )
         return backend.search(request), merged
 

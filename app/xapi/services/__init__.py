@@ -50,11 +50,15 @@ from app.xapi.services.documents import (
 )
 from app.xapi.services.formats import render_statement
 from app.xapi.services.forwarding import (
+    FORWARD_VERSIONS,
     forward_due,
     forward_job,
+    list_forward_targets,
     outbox_filled,
     outbox_size,
+    pending_by_target,
     set_forward_target,
+    set_forward_target_as,
     start_forwarding,
 )
 from app.xapi.services.identity import (
@@ -80,6 +84,10 @@ from app.xapi.services.signatures import same_statement, verify_signature
 from app.xapi.services.store import store_statements
 
 __all__ = [
+    "FORWARD_VERSIONS",
+    "list_forward_targets",
+    "pending_by_target",
+    "set_forward_target_as",
     "SCOPES",
     "SUPPORTED_VERSIONS",
     "DocumentScope",

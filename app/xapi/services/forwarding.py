@@ -172,3 +172,85 @@ def forward_job() -> dict:
 
 def outbox_size() -> int:
     return db.session.execute(select(func.count()).select_from(OutboxEntry)).scalar_one()
+
+
+# --- managing forwarding targets as a platform user (admin page) -------------------------
+
+FORWARD_VERSIONS = ("1.0.3", "2.0.0")
+
+
+def _require_forwarding_admin(user, district_id: int | None = None) -> None:
+    from app.errors import Forbidden, Unauthorized
+
+    if user is None:
+        raise Unauthorized("Log in or send a bearer token.")
+    allowed = user.is_platform_admin or (
+        user.is_district_admin(district_id) if district_id else user.is_district_admin()
+    )
+    if not allowed:
+        raise Forbidden("Only the district's administrators manage its forwarding.")
+
+
+def list_forward_targets(user) -> list[ForwardTarget]:
+    """The forwarding targets of the districts ``user`` administers (all for a platform
+    admin); passwords never leave this module's callers' pages."""
+    _require_forwarding_admin(user)
+    statement = select(ForwardTarget).order_by(ForwardTarget.district_id)
+    if not user.is_platform_admin:
+        statement = statement.where(
+            ForwardTarget.district_id.in_(sorted(user.admin_district_ids()))
+        )
+    return list(db.session.execute(statement).scalars())
+
+
+def pending_by_target(targets: list[ForwardTarget]) -> dict[int, int]:
+    """How many statements wait in the outbox for each target."""
+    if not targets:
+        return {}
+    rows = db.session.execute(
+        select(OutboxEntry.target_id, func.count())
+        .where(OutboxEntry.target_id.in_([t.id for t in targets]))
+        .group_by(OutboxEntry.target_id)
+    ).all()
+    return {target_id: int(n) for target_id, n in rows}
+
+
+def set_forward_target_as(
+    user,
+    district_id: int,
+    endpoint: str,
+    username: str = "",
+    password: str | None = None,
+    version: str = "1.0.3",
+    active: bool = True,
+) -> ForwardTarget:
+    """An administrator sets (or changes) her district's forwarding target.  An empty
+    ``password`` keeps the stored one (the page never shows it back)."""
+    from urllib.parse import urlparse
+
+    from app.accounts.models import District
+    from app.errors import Invalid, NotFound
+
+    _require_forwarding_admin(user, district_id)
+    district = db.session.get(District, district_id)
+    if district is None:
+        raise NotFound("District not found.")
+    errors: dict[str, list[str]] = {}
+    endpoint = (endpoint or "").strip()
+    parsed = urlparse(endpoint)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(endpoint) > 500:
+        errors["endpoint"] = ["An http(s) URL."]
+    if version not in FORWARD_VERSIONS:
+        errors["version"] = ["Must be one of: 1.0.3, 2.0.0."]
+    if len(username or "") > 200:
+        errors["username"] = ["Longer than maximum length 200."]
+    if password is not None and len(password) > 500:
+        errors["password"] = ["Longer than maximum length 500."]
+    if errors:
+        raise Invalid("The submitted data is not valid.", fields=errors)
+    existing = db.session.execute(
+        select(ForwardTarget).filter_by(district_id=district.id)
+    ).scalar_one_or_none()
+    if not password and existing is not None:
+        password = existing.password
+    return set_forward_target(district, endpoint, username or "", password or "", version, active)
