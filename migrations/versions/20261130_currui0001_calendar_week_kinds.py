@@ -1,7 +1,7 @@
 """curriculum: a kind for each calendar week (teaching, review, exam)
 
 Revision ID: currui0001
-Revises: search0001
+Revises: catalog0001
 Create Date: 2026-11-30 10:00:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "currui0001"
-down_revision = "search0001"
+down_revision = "catalog0001"
 branch_labels = None
 depends_on = None
 
