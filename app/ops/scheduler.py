@@ -45,6 +45,9 @@ def periodic_jobs(config) -> list[PeriodicJob]:
         PeriodicJob("xapi-forward", "app.xapi.services:forward_due", 30),
         PeriodicJob("media-gc", "app.media.services:collect_garbage", 24 * 3600, {"apply": True}),
     ]
+    if config.get("EDGE_UPSTREAM"):
+        # Edge node: mirror its upstream; the job itself keeps to the mirror window.
+        table.append(PeriodicJob("sharing-mirror", "app.sharing.services.mirror:mirror_job", 600))
     return [
         PeriodicJob(job.name, job.path, int(every.get(job.name, job.seconds)), job.kwargs)
         for job in table
