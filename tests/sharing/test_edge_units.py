@@ -403,3 +403,26 @@ def test_remote_items_become_local_rows_with_their_source(api, people, orgs, cli
     commit()
     row = db.session.execute(select(Resource).filter_by(content_id=first)).scalar_one()
     assert row.state == State.ARCHIVED
+
+
+def test_items_accepted_inside_a_savepoint_are_searchable(api, people, orgs):
+    """A sync auto-accepts inside a savepoint; the signals it queues must still reach
+    the search index at the outer commit (on PostgreSQL they run inside the commit)."""
+    from app.common.transaction import savepoint
+
+    sub = Subscription(
+        subscriber_district_id=orgs.review_district.id,
+        remote_origin="http://peer.test",
+        remote_catalog_uid=str(uuid.uuid4()),
+        status=SubscriptionStatus.ACTIVE,
+        requested_by_id=people.sub_admin.id,
+    )
+    db.session.add(sub)
+    commit()
+    content_id = str(uuid.uuid4())
+    _release(sub, 1, {content_id: (1, _fields("几何作图"))})
+    with savepoint():
+        subscriptions.accept(None, sub, 1, None, _system=True)
+    commit()
+    hits = api.get("/api/v1/search?q=几何作图", people.sub_teacher).json["items"]
+    assert content_id in {hit["content_id"] for hit in hits}
