@@ -246,6 +246,8 @@ def load_config(overrides: dict | None = None) -> dict:
         "EDGE_UPSTREAM": (_env("SHUYUAN_EDGE_UPSTREAM") or "").rstrip("/") or None,
         "EDGE_MIRROR_WINDOW": _env("SHUYUAN_EDGE_MIRROR_WINDOW", ""),
         "EDGE_BANDWIDTH_LIMIT": _env_int("SHUYUAN_EDGE_BANDWIDTH_LIMIT", 0),
+        # Media objects fetched at once (the limit above is shared by all of them).
+        "EDGE_MIRROR_PARALLEL": _env_int("SHUYUAN_EDGE_MIRROR_PARALLEL", 3),
         "SHARING_MAX_MEDIA_BYTES": _env_int("SHUYUAN_SHARING_MAX_MEDIA_BYTES", 4 * 1024**3),
         "SHARING_PARTIAL_DIR": _env("SHUYUAN_SHARING_PARTIAL_DIR", str(folder / "sharing-partial")),
         # Media (app/media): limits, quota, URL lifetimes, H5P unpacking limits.

@@ -378,7 +378,9 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
         noon = utcnow().replace(hour=12, minute=0)
         assert mirror.mirror(now=noon).ran is False
 
-    # First mirror: the upstream dies after CUT_AFTER bytes of the second object.
+    # First mirror, one object at a time so the cut lands in a known object: the
+    # upstream dies after CUT_AFTER bytes of the second one.
+    s.app_edge.config["EDGE_MIRROR_PARALLEL"] = 1
     s.proxy.cut = (items[1]["sha"], CUT_AFTER, lambda: _quick_stop(s.up))
     report = _mirror(s)
     assert report.ran and report.errors, report
@@ -450,8 +452,9 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
         db.session.remove()
     assert sorted(stored) == sorted((st["id"], 1) for st in statements)
 
-    # Resume: the finished object is not asked for again, the cut one continues from
-    # the bytes already here, the third comes in full.
+    # Resume (objects fetched in parallel now): the finished object is not asked for
+    # again, the cut one continues from the bytes already here, the third comes in full.
+    s.app_edge.config["EDGE_MIRROR_PARALLEL"] = 3
     s.proxy.reset_counts()
     report = _mirror(s)
     assert report.complete, report.errors

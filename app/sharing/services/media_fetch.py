@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,13 @@ class FetchStats:
     bytes: int = 0  # bytes read from the publisher
     requests: int = 0  # media requests sent to the publisher
     refused: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        """Thread-safe increments (downloads run in parallel)."""
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
 
 
 def safe_filename(name) -> bool:
@@ -219,24 +227,28 @@ def partial_path(sha256: str) -> Path:
     return folder / f"{sha256}.part"
 
 
-def fetch_object(
+def already_here(entry: dict):
+    """The media row for an object this instance holds (recorded now for bytes an
+    offline package stored), or None when it must be fetched."""
+    sha, size = entry["sha256"], entry["size"]
+    existing = have_object(sha)
+    if existing is None and _storage().stat(MEDIA_PREFIX + sha) == size:
+        existing = _record(sha, size, entry["media_type"])
+    return existing
+
+
+def download(
     session: requests.Session,
     origin: str,
     entry: dict,
     stats: FetchStats,
     consume: Callable[[int], None] = lambda n: None,
     progress: Callable[[int], None] = lambda n: None,
-):
-    """The media row of ``entry`` once its verified bytes are in storage."""
-    sha, size, media_type = entry["sha256"], entry["size"], entry["media_type"]
-    existing = have_object(sha)
-    if existing is not None:
-        stats.reused += 1
-        return existing
-    storage = _storage()
-    if storage.stat(MEDIA_PREFIX + sha) == size:
-        stats.reused += 1
-        return _record(sha, size, media_type)
+) -> Path:
+    """Fetch an object's bytes into its partial file (resuming it) and verify them;
+    returns the verified file.  Writes nothing to the database, so several downloads can
+    run in threads (each with its own ``requests`` session and app context)."""
+    sha, size = entry["sha256"], entry["size"]
     part = partial_path(sha)
     digest, have = hashlib.sha256(), 0
     if part.exists():
@@ -250,15 +262,15 @@ def fetch_object(
     if have < size:
         headers = {"Range": f"bytes={have}-"} if have else {}
         response = _signed_get(session, origin + MEDIA_OBJECT_PATH.format(sha256=sha), headers)
-        stats.requests += 1
+        stats.add(requests=1)
         try:
             if response.status_code in (403, 404):
                 raise MediaRefused(f"media {sha[:12]}: publisher answered {response.status_code}")
             if response.status_code == 206 and have:
-                expected = f"bytes {have}-"
-                if not response.headers.get("Content-Range", "").startswith(expected):
+                if not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
+                    part.unlink(missing_ok=True)
                     raise MediaRefused(f"media {sha[:12]}: wrong range served")
-                stats.resumed += 1
+                stats.add(resumed=1)
             elif response.status_code == 200:
                 digest, have = hashlib.sha256(), 0  # no range support: start over
             else:
@@ -274,7 +286,7 @@ def fetch_object(
                         out.write(chunk)
                         digest.update(chunk)
                         have += len(chunk)
-                        stats.bytes += len(chunk)
+                        stats.add(bytes=len(chunk))
                         progress(len(chunk))
                 except (requests.RequestException, OSError) as exc:
                     raise Interrupted(f"media {sha[:12]}: cut after {have} bytes") from exc
@@ -285,9 +297,36 @@ def fetch_object(
     if digest.hexdigest() != sha:
         part.unlink(missing_ok=True)
         raise MediaRefused(f"media {sha[:12]}: hash mismatch")
-    _store(part, sha, media_type)
-    stats.fetched += 1
-    return _record(sha, size, media_type)
+    return part
+
+
+def finish(entry: dict, part: Path, stats: FetchStats):
+    """Move a verified download into storage and record it (the caller commits)."""
+    existing = have_object(entry["sha256"])
+    if existing is not None:  # another run finished it meanwhile
+        part.unlink(missing_ok=True)
+        return existing
+    _store(part, entry["sha256"], entry["media_type"])
+    stats.add(fetched=1)
+    return _record(entry["sha256"], entry["size"], entry["media_type"])
+
+
+def fetch_object(
+    session: requests.Session,
+    origin: str,
+    entry: dict,
+    stats: FetchStats,
+    consume: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int], None] = lambda n: None,
+):
+    """The media row of ``entry`` once its verified bytes are in storage (one object,
+    in this thread: the mirror runs :func:`download` in parallel instead)."""
+    existing = already_here(entry)
+    if existing is not None:
+        stats.add(reused=1)
+        return existing
+    part = download(session, origin, entry, stats, consume, progress)
+    return finish(entry, part, stats)
 
 
 def attach(content_id: str, entry: dict, obj) -> None:
@@ -298,17 +337,20 @@ def attach(content_id: str, entry: dict, obj) -> None:
     fed = db.session.get(FederatedItem, content_id)
     if fed is None or fed.item_type != "resource":
         return
-    resource = db.session.execute(
-        select(Resource).where(Resource.content_id == content_id, Resource.state == State.PUBLISHED)
+    # The id only: loading the row would load its tags and grades too.
+    resource_id = db.session.execute(
+        select(Resource.id).where(
+            Resource.content_id == content_id, Resource.state == State.PUBLISHED
+        )
     ).scalar_one_or_none()
-    if resource is None:
+    if resource_id is None:
         return
     row = db.session.execute(
-        select(MediaAttachment).filter_by(resource_id=resource.id, role=entry["role"])
+        select(MediaAttachment).filter_by(resource_id=resource_id, role=entry["role"])
     ).scalar_one_or_none()
     if row is None:
         row = MediaAttachment(
-            resource_id=resource.id,
+            resource_id=resource_id,
             role=entry["role"],
             object_id=obj.id,
             filename=entry["filename"],

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +43,7 @@ class MirrorReport:
     synced: dict = field(default_factory=dict)  # subscription id → status
     media: media_fetch.FetchStats = field(default_factory=media_fetch.FetchStats)
     media_total: int = 0  # bytes still to fetch when the media step began
+    media_seconds: float = 0.0  # wall time of the media step (index, downloads, storing)
     forwarded: dict = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -132,8 +136,9 @@ def _run(open_now, bucket, progress, on_object, forward) -> MirrorReport:
             report.errors.append(f"sync {sub.id}: {exc}")
         commit()
     # 2. Media of accepted items, by hash.
+    started = time.perf_counter()
     with requests.Session() as session:
-        plans = []
+        plans: dict[str, tuple[str, dict, list[str]]] = {}  # sha → (origin, entry, items)
         for sub in subscriptions:
             if sub.status != SubscriptionStatus.ACTIVE:
                 continue
@@ -142,42 +147,24 @@ def _run(open_now, bucket, progress, on_object, forward) -> MirrorReport:
             except (media_fetch.MediaRefused, media_fetch.Interrupted) as exc:
                 report.errors.append(f"media index {sub.id}: {exc.reason}")
                 continue
-            plans.extend((sub.remote_origin, cid, e) for cid, e in media_fetch.plan(sub, index))
-            commit()
-        todo = [p for p in plans if media_fetch.have_object(p[2]["sha256"]) is None]
-        seen: set[str] = set()
-        report.media_total = sum(
-            e["size"] for _, _, e in todo if not (e["sha256"] in seen or seen.add(e["sha256"]))
-        )
-        done = 0
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, report.media_total)
-
-        for origin, content_id, entry in plans:
-            if not open_now():
-                report.errors.append("the mirror window closed")
-                break
-            try:
-                obj = media_fetch.fetch_object(
-                    session, origin, entry, report.media, bucket.consume, advance
+            for content_id, entry in media_fetch.plan(sub, index):
+                plans.setdefault(entry["sha256"], (sub.remote_origin, entry, []))[2].append(
+                    content_id
                 )
-            except media_fetch.MediaRefused as exc:
-                log.warning("sharing: refused media from %s: %s", origin, exc.reason)
-                report.media.refused.append(exc.reason)
-                report.errors.append(exc.reason)
-                continue
-            except media_fetch.Interrupted as exc:
-                # The link is down: stop here, the partial file waits for the next run.
-                report.errors.append(exc.reason)
-                break
-            media_fetch.attach(content_id, entry, obj)
             commit()
-            if on_object:
-                on_object(entry["sha256"])
+    todo = []
+    for sha, (_origin, entry, content_ids) in plans.items():
+        obj = media_fetch.already_here(entry)
+        if obj is None:
+            todo.append(sha)
+            continue
+        report.media.add(reused=1)  # deduplicated by hash: never fetched again
+        for content_id in content_ids:
+            media_fetch.attach(content_id, entry, obj)
+    commit()
+    report.media_total = sum(plans[sha][1]["size"] for sha in todo)
+    _fetch_all(todo, plans, report, open_now, bucket, progress, on_object)
+    report.media_seconds = time.perf_counter() - started
     # 3. Statements made here go upstream (exactly once: see the module docstring).
     if forward:
         from app.xapi.services.forwarding import forward_due
@@ -185,6 +172,76 @@ def _run(open_now, bucket, progress, on_object, forward) -> MirrorReport:
         report.forwarded = forward_due()
         commit()
     return report
+
+
+def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> None:
+    """Download up to ``EDGE_MIRROR_PARALLEL`` objects at once (so one object's request
+    latency overlaps another's transfer); store and record each in this thread, in the
+    order they finish, committing after each."""
+    app = current_app._get_current_object()
+    parallel = max(1, int(app.config.get("EDGE_MIRROR_PARALLEL") or 1))
+    local = threading.local()
+    lock = threading.Lock()
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        with lock:
+            done += n
+            if progress:
+                progress(done, report.media_total)
+
+    def work(sha: str):
+        origin, entry, _ = plans[sha]
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        with app.app_context():  # signing reads this instance's key
+            try:
+                return media_fetch.download(
+                    local.session, origin, entry, report.media, bucket.consume, advance
+                )
+            finally:
+                db.session.remove()
+
+    queue = list(todo)
+    stopped = False
+    with ThreadPoolExecutor(parallel, thread_name_prefix="shuyuan-mirror") as pool:
+        running = {}
+        while queue or running:
+            while queue and len(running) < parallel and not stopped:
+                if not open_now():
+                    report.errors.append("the mirror window closed")
+                    stopped = True
+                    break
+                sha = queue.pop(0)
+                running[pool.submit(work, sha)] = sha
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                sha = running.pop(future)
+                origin, entry, content_ids = plans[sha]
+                try:
+                    part = future.result()
+                except media_fetch.MediaRefused as exc:
+                    log.warning("sharing: refused media from %s: %s", origin, exc.reason)
+                    report.media.refused.append(exc.reason)
+                    report.errors.append(exc.reason)
+                    continue
+                except media_fetch.Interrupted as exc:
+                    # The link is down: start nothing more; partial files wait for the
+                    # next run (the downloads under way end on their own).
+                    report.errors.append(exc.reason)
+                    stopped = True
+                    continue
+                obj = media_fetch.finish(entry, part, report.media)
+                for content_id in content_ids:
+                    media_fetch.attach(content_id, entry, obj)
+                commit()
+                if on_object:
+                    on_object(sha)
+            if stopped:
+                queue.clear()
 
 
 def mirror_job() -> dict:
