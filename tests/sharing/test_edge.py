@@ -261,8 +261,7 @@ def edge_setup(backend, tmp_path):
     )
     proxy = CountingProxy(upstream.url, proxy_port)
     try:
-        upstream.start()
-        edge.start()
+        _together(upstream.start, edge.start)  # both boot at once: half the wait
         proxy.start()
         yield type(
             "EdgeSetup",
@@ -280,14 +279,32 @@ def edge_setup(backend, tmp_path):
         )
     finally:
         proxy.stop()
-        upstream.stop()
-        edge.stop()
+        _together(upstream.stop, edge.stop)
         for application in (app_up, app_edge):
             with application.app_context():
                 db.session.remove()
                 db.engine.dispose()
         drop_up()
         drop_edge()
+
+
+def _together(*calls) -> None:
+    """Run the calls in threads and wait for all; the first error is raised."""
+    errors: list[BaseException] = []
+
+    def run(call):
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001  (re-raised below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 def _call(method, url, token, **kw):
@@ -356,11 +373,16 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
         },
     )
     assert made.status_code == 201, made.text
-    [remote] = _call(
-        "GET",
-        f"{s.up.url}/api/v1/sharing/catalogs/{s.up_seed['catalog_id']}/remote-requests",
-        s.up_seed["token"],
-    ).json()
+
+    def remote_requests():
+        return _call(
+            "GET",
+            f"{s.up.url}/api/v1/sharing/catalogs/{s.up_seed['catalog_id']}/remote-requests",
+            s.up_seed["token"],
+        ).json()
+
+    # The request may travel in a background job: wait until the publisher has it.
+    [remote] = wait_until(remote_requests, 60, "the subscription request upstream")
     assert (
         _call(
             "POST",

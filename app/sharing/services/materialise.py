@@ -37,18 +37,13 @@ log = logging.getLogger(__name__)
 _MODELS = {"course": Course, "resource": Resource}
 
 
-def _tags(names) -> list[Tag]:
+def _tags(names, cache: dict[str, Tag]) -> list[Tag]:
     wanted = sorted({str(n)[:50] for n in names if isinstance(n, str) and n})
-    if not wanted:
-        return []
-    found = {
-        t.name: t for t in db.session.execute(select(Tag).where(Tag.name.in_(wanted))).scalars()
-    }
     for name in wanted:
-        if name not in found:
-            found[name] = Tag(name=name)
-            db.session.add(found[name])
-    return [found[n] for n in wanted]
+        if name not in cache:
+            cache[name] = Tag(name=name)
+            db.session.add(cache[name])
+    return [cache[n] for n in wanted]
 
 
 def _row(model, content_id: str):
@@ -61,8 +56,7 @@ def _row(model, content_id: str):
     )
 
 
-def _write(row, item: SubscribedItem, sub: Subscription, origin: str) -> None:
-    fields = item.fields
+def _write(row, item, fields: dict, sub: Subscription, origin: str, tags: dict) -> None:
     row.version = item.version
     row.state = State.PUBLISHED
     row.title = str(fields.get("title", ""))[:200] or item.content_id
@@ -75,7 +69,7 @@ def _write(row, item: SubscribedItem, sub: Subscription, origin: str) -> None:
     row.district_id = sub.subscriber_district_id
     row.school_id = None
     row.published_at = row.published_at or utcnow()
-    row.tags = _tags(fields.get("tags") or [])
+    row.tags = _tags(fields.get("tags") or [], tags)
     grades = [str(g)[:8] for g in (fields.get("grades") or []) if isinstance(g, str)]
     if isinstance(row, Resource):
         # The publisher's page for the item, for "open at the source" (never fetched).
@@ -98,14 +92,19 @@ def reconcile(subscription: Subscription) -> dict:
     origin = subscription.remote_origin
     active = subscription.status == SubscriptionStatus.ACTIVE
     owner_id = subscription.requested_by_id
+    # Columns, not entities: a bulk UPDATE applied the withdrawals (read them as stored),
+    # and the fields (JSON, costly to decode) are read only for items to be written.
     items = {
-        i.content_id: i
-        for i in db.session.execute(
-            select(SubscribedItem)
-            .where(SubscribedItem.subscription_id == subscription.id)
-            # Withdrawals are applied with a bulk UPDATE: read the rows as stored.
-            .execution_options(populate_existing=True)
-        ).scalars()
+        row.content_id: row
+        for row in db.session.execute(
+            select(
+                SubscribedItem.content_id,
+                SubscribedItem.item_type,
+                SubscribedItem.version,
+                SubscribedItem.digest,
+                SubscribedItem.withdrawn,
+            ).where(SubscribedItem.subscription_id == subscription.id)
+        )
     }
     known = {
         f.content_id: f
@@ -114,12 +113,30 @@ def reconcile(subscription: Subscription) -> dict:
         ).scalars()
     }
     catalog_title = subscription.remote_title or ""
+    # Decide first from the hashes which items need their row (an unchanged item of a
+    # 10,000-item catalog costs no query), then load those rows in batches.
+    todo = []
     for content_id, item in items.items():
-        model = _MODELS.get(item.item_type)
-        if model is None:
+        if item.item_type not in _MODELS:
             continue
         fed = known.get(content_id)
-        row = _row(model, content_id)
+        if item.withdrawn or not active:
+            if fed is not None and (fed.withdrawn_at is None or not active):
+                todo.append(content_id)
+            continue
+        if fed is not None and fed.digest == item.digest and fed.withdrawn_at is None:
+            continue  # written by us with these fields and still published
+        todo.append(content_id)
+    removed = [c for c, fed in known.items() if c not in items and fed.digest]
+    rows = _rows(
+        todo + removed,
+        {**{c: items[c].item_type for c in todo}, **{c: known[c].item_type for c in removed}},
+    )
+    fields = _fields_of(subscription.id, [c for c in todo if not items[c].withdrawn])
+    tags = _tag_cache(fields.values())
+    for content_id in todo:
+        item, fed, row = items[content_id], known.get(content_id), rows.get(content_id)
+        model = _MODELS[item.item_type]
         if item.withdrawn or not active:
             if fed is not None and row is not None and row.state == State.PUBLISHED:
                 _archive(row)
@@ -131,9 +148,6 @@ def reconcile(subscription: Subscription) -> dict:
             # Same id already here and not ours to overwrite (e.g. the publisher's own row).
             log.warning("sharing: %s exists locally; not materialised", content_id)
             continue
-        unchanged = fed is not None and fed.digest == item.digest
-        if unchanged and row is not None and row.state == State.PUBLISHED:
-            continue
         if row is None:
             if owner_id is None:
                 log.warning("sharing: subscription %s has no owner user", subscription.id)
@@ -143,30 +157,76 @@ def reconcile(subscription: Subscription) -> dict:
             counts["created"] += 1
         else:
             counts["updated"] += 1
-        _write(row, item, subscription, origin)
+        _write(row, item, fields[content_id], subscription, origin, tags)
         if fed is None:
             fed = FederatedItem(content_id=content_id, subscription_id=subscription.id, media=[])
             db.session.add(fed)
         fed.item_type = item.item_type
         fed.origin = origin
-        fed.publisher = str(item.fields.get("publisher", ""))[:200]
+        fed.publisher = str(fields[content_id].get("publisher", ""))[:200]
         fed.catalog_title = catalog_title[:200]
         fed.version = item.version
         fed.digest = item.digest
         fed.withdrawn_at = None
         fed.updated_at = utcnow()
-        db.session.flush()
         _announce(row, "published")
-    # Accepted removals (no longer in the subscription): their rows leave the catalog.
-    for content_id, fed in known.items():
-        if content_id in items:
-            continue
-        row = _row(_MODELS.get(fed.item_type, Resource), content_id)
+    # Accepted removals (no longer in the subscription): their rows leave the catalog;
+    # the emptied hash makes a later re-acceptance write the row again.
+    for content_id in removed:
+        row = rows.get(content_id)
         if row is not None and row.state == State.PUBLISHED:
             _archive(row)
             counts["archived"] += 1
+        known[content_id].digest = ""
     db.session.flush()
     return counts
+
+
+def _rows(content_ids: list[str], types: dict[str, str]) -> dict:
+    """content id → its (newest) local row, loaded in batches per model."""
+    found: dict = {}
+    for kind, model in _MODELS.items():
+        ids = sorted(c for c in content_ids if types.get(c) == kind)
+        for start in range(0, len(ids), 500):
+            for row in db.session.execute(
+                select(model)
+                .where(model.content_id.in_(ids[start : start + 500]))
+                .order_by(model.version)
+            ).scalars():
+                found[row.content_id] = row  # ordered by version: the newest wins
+    return found
+
+
+def _fields_of(subscription_id: int, content_ids: list[str]) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for start in range(0, len(content_ids), 500):
+        found.update(
+            db.session.execute(
+                select(SubscribedItem.content_id, SubscribedItem.fields).where(
+                    SubscribedItem.subscription_id == subscription_id,
+                    SubscribedItem.content_id.in_(content_ids[start : start + 500]),
+                )
+            ).all()
+        )
+    return found
+
+
+def _tag_cache(field_sets) -> dict[str, Tag]:
+    names = sorted(
+        {
+            str(n)[:50]
+            for fields in field_sets
+            for n in (fields.get("tags") or [])
+            if isinstance(n, str) and n
+        }
+    )
+    cache: dict[str, Tag] = {}
+    for start in range(0, len(names), 500):
+        for tag in db.session.execute(
+            select(Tag).where(Tag.name.in_(names[start : start + 500]))
+        ).scalars():
+            cache[tag.name] = tag
+    return cache
 
 
 def _archive(row) -> None:
