@@ -167,8 +167,12 @@ def mirror_command(force, no_forward):
             bar.refresh()
         bar.update(done - bar.n)
 
+    from app.sharing.services.edge import BadWindow
+
     try:
         report = mirror.mirror(force=force, progress=progress, forward=not no_forward)
+    except BadWindow as exc:
+        raise click.ClickException(f"{exc} (SHUYUAN_EDGE_MIRROR_WINDOW)") from None
     finally:
         bar.close()
     if not report.ran:

@@ -426,3 +426,15 @@ def test_items_accepted_inside_a_savepoint_are_searchable(api, people, orgs):
     commit()
     hits = api.get("/api/v1/search?q=几何作图", people.sub_teacher).json["items"]
     assert content_id in {hit["content_id"] for hit in hits}
+
+
+def test_mirror_command_reports_what_it_did(app, ctx):
+    result = app.test_cli_runner().invoke(args=["sharing", "mirror", "--force", "--no-forward"])
+    assert result.exit_code == 0, result.output
+    assert "synced 0 subscription(s); media 0 fetched" in result.output
+    app.config["EDGE_MIRROR_WINDOW"] = "bad"
+    try:
+        refused = app.test_cli_runner().invoke(args=["sharing", "mirror"])
+        assert refused.exit_code == 1 and "HH:MM-HH:MM" in refused.output
+    finally:
+        app.config["EDGE_MIRROR_WINDOW"] = ""
