@@ -240,6 +240,17 @@ def load_config(overrides: dict | None = None) -> dict:
         "SHARING_MAX_PAGE_BYTES": _env_int("SHUYUAN_SHARING_MAX_PAGE_BYTES", 4 * 1024**2),
         "SHARING_MAX_PAGES": _env_int("SHUYUAN_SHARING_MAX_PAGES", 200),
         "SHARING_SIGNATURE_MAX_AGE": _env_int("SHUYUAN_SHARING_SIGNATURE_MAX_AGE", 300),
+        # School edge node (docs/operations.md): the upstream instance it mirrors, the
+        # local hours mirroring may run ("22:00-06:00", empty = any time), the download
+        # bandwidth limit in bytes per second (0 = none), the largest media object it
+        # accepts from a peer, and where unfinished downloads wait to be resumed.
+        "EDGE_UPSTREAM": (_env("SHUYUAN_EDGE_UPSTREAM") or "").rstrip("/") or None,
+        "EDGE_MIRROR_WINDOW": _env("SHUYUAN_EDGE_MIRROR_WINDOW", ""),
+        "EDGE_BANDWIDTH_LIMIT": _env_int("SHUYUAN_EDGE_BANDWIDTH_LIMIT", 0),
+        # Media objects fetched at once (the limit above is shared by all of them).
+        "EDGE_MIRROR_PARALLEL": _env_int("SHUYUAN_EDGE_MIRROR_PARALLEL", 3),
+        "SHARING_MAX_MEDIA_BYTES": _env_int("SHUYUAN_SHARING_MAX_MEDIA_BYTES", 4 * 1024**3),
+        "SHARING_PARTIAL_DIR": _env("SHUYUAN_SHARING_PARTIAL_DIR", str(folder / "sharing-partial")),
         # Media (app/media): limits, quota, URL lifetimes, H5P unpacking limits.
         "MEDIA_MAX_UPLOAD_BYTES": _env_int("SHUYUAN_MEDIA_MAX_UPLOAD_BYTES", 4 * 1024**3),
         "MEDIA_DISTRICT_QUOTA_BYTES": _env_int("SHUYUAN_MEDIA_DISTRICT_QUOTA_BYTES", 200 * 1024**3),

@@ -10,7 +10,12 @@
    every item's hash checked, stored; then accepting all 10,000.  Baseline: the same
    pages' bytes downloaded from a bare WSGI server without signatures or checks.
 
-Mirror throughput (edge node) is not measured: the edge node is not built.
+3. **Mirror throughput** (edge node, target >= 0.8x): the mirror fetching N media objects
+   from an upstream instance (signed index and requests, SHA-256 of every byte, partial
+   file, move into storage, a media row per object) vs a plain HTTP download of the same
+   objects from a bare WSGI app under the same gunicorn settings, alternating runs in
+   one process; plus one run under a bandwidth limit.  ``--mirror`` (``--objects``,
+   ``--object-mb``); also ``table_rows(full)`` for ``python -m bench``.
 
     .venv/bin/python bench/sharing.py            # SQLite
     .venv/bin/python bench/sharing.py --postgres # throwaway PostgreSQL databases
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -36,7 +42,12 @@ from werkzeug.wrappers import Request, Response  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
-from bench.common import Gunicorn, machine_description, throwaway_postgres  # noqa: E402
+from bench.common import (  # noqa: E402
+    Gunicorn,
+    free_port,
+    machine_description,
+    throwaway_postgres,
+)
 
 
 def synthetic_manifest(n: int, seed: int = 0, publisher: str = "河西区") -> dict:
@@ -395,6 +406,7 @@ def table_rows(full: bool) -> list:
             size,
             "profile: bench/sharing_profile.py (pyinstrument, both instances in one process)",
         ),
+        *mirror_rows(full),
     ]
 
 
@@ -404,16 +416,351 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--skip-sync", action="store_true")
     parser.add_argument("--skip-diff", action="store_true")
+    parser.add_argument("--mirror", action="store_true", help="Only the edge mirror bench.")
+    parser.add_argument("--objects", type=int, default=6)
+    parser.add_argument("--object-mb", type=int, default=64)
+    parser.add_argument("--limit-mb", type=float, default=16.0)
     args = parser.parse_args()
     print(machine_description())
     print(f"backend: {'PostgreSQL' if args.postgres else 'SQLite'}")
 
     with _databases(args.postgres) as make_db:
+        if args.mirror:
+            bench_mirror(
+                make_db, args.objects, args.object_mb * 1024**2, limit=int(args.limit_mb * 1024**2)
+            )
+            return
         if not args.skip_diff:
             with make_db() as url:
                 bench_diff(url, args.items)
         if not args.skip_sync:
             bench_sync(make_db, args.items)
+
+
+# --- edge node: mirror throughput vs a plain HTTP download ------------------------------
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _seed_mirror_upstream(app, media_dir: Path, objects: int, size: int) -> dict:
+    """A publisher with ``objects`` video resources of ``size`` random bytes each."""
+    import hashlib
+
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+    from app.catalog.models import Resource, State, Visibility
+    from app.common.models import utcnow
+    from app.media.models import MediaAttachment, MediaObject
+    from app.sharing.services import catalogs
+
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("xa", "雄安新区", "Xiong'an")
+        district = accounts.ensure_district(region, "rc", "容城县", "Rongcheng")
+        admin = accounts.create_user("a@rc.test", "admin", None, district=district)
+        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+        db.session.flush()
+        (media_dir / "sha256").mkdir(parents=True, exist_ok=True)
+        shas = []
+        for n in range(objects):
+            data = os.urandom(size)
+            sha = hashlib.sha256(data).hexdigest()
+            (media_dir / "sha256" / sha).write_bytes(data)
+            shas.append(sha)
+            resource = Resource(
+                title=f"视频 {n}",
+                kind="video",
+                state=State.PUBLISHED,
+                visibility=Visibility.DISTRICT,
+                subject="art",
+                licence="CC-BY-4.0",
+                author_id=admin.id,
+                district_id=district.id,
+                published_at=utcnow(),
+            )
+            obj = MediaObject(
+                backend="file",
+                key=f"sha256/{sha}",
+                size=size,
+                checksum=sha,
+                media_type="video/mp4",
+                meta={},
+            )
+            db.session.add_all([resource, obj])
+            db.session.flush()
+            db.session.add(
+                MediaAttachment(
+                    resource_id=resource.id, role="primary", object_id=obj.id, filename=f"{n}.mp4"
+                )
+            )
+        shared = catalogs.create_catalog(
+            admin, district.id, {"title": "容城资源", "rules": {"subject": ["art"]}}
+        )
+        catalogs.publish_release(admin, shared, "bench")
+        db.session.commit()
+        return {"uid": shared.uid, "catalog_id": shared.id, "shas": shas}
+
+
+def _plain_download(base_url: str, shas: list[str], folder: Path) -> float:
+    """The baseline client: stream each object to a file, nothing else."""
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with requests.Session() as session:
+        for sha in shas:
+            with session.get(f"{base_url}/{sha}", stream=True, timeout=120) as response:
+                response.raise_for_status()
+                with (folder / sha).open("wb") as out:
+                    for chunk in response.iter_content(256 * 1024):
+                        out.write(chunk)
+    elapsed = time.perf_counter() - start
+    for sha in shas:
+        (folder / sha).unlink()
+    return elapsed
+
+
+def _forget_mirrored_media(app) -> None:
+    """Between runs: drop what the mirror fetched so the next run fetches it all again."""
+    import shutil
+
+    from app.media.models import MediaAttachment, MediaObject
+    from app.media.storage import get_storage
+
+    with app.app_context():
+        db.session.execute(MediaAttachment.__table__.delete())
+        db.session.execute(MediaObject.__table__.delete())
+        db.session.commit()
+        shutil.rmtree(Path(get_storage().local_path("sharing/media/x")).parent, True)
+
+
+def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int = 0) -> dict:
+    """Mirror (signed index, signed Range-capable requests through the Shuyuan app, SHA-256
+    of every byte, partial file, move into storage, one media row committed per object)
+    vs a plain HTTP download of the same objects from a bare WSGI app, same gunicorn
+    settings, same client machine, alternating runs; median of ``repeat``."""
+    import subprocess
+
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+    from app.sharing.models import RemoteSubscriber, Subscription
+    from app.sharing.services import edge, federation, mirror
+
+    total = objects * size
+    with make_db() as up_db, make_db() as edge_db, tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        up = Gunicorn(up_db, instance_path=f"{folder}/up")
+        edge_server = Gunicorn(edge_db, instance_path=f"{folder}/edge")
+        (root / "up").mkdir()
+        (root / "edge").mkdir()
+        up.env |= {
+            "SHUYUAN_SHARING_ORIGIN": up.base_url,
+            "SHUYUAN_SHARING_PEERS": edge_server.base_url,
+            "STORAGE_URL": f"file://{folder}/up/media",
+        }
+        edge_server.env |= {
+            "SHUYUAN_SHARING_ORIGIN": edge_server.base_url,
+            "SHUYUAN_SHARING_PEERS": up.base_url,
+            "STORAGE_URL": f"file://{folder}/edge/media",
+        }
+        common = {"SECRET_KEY": "bench", "PLUGINS": None, "JOBS_EAGER": True}
+        app_up = create_app(
+            common
+            | {
+                "SQLALCHEMY_DATABASE_URI": up_db,
+                "INSTANCE_PATH": f"{folder}/up",
+                "STORAGE_URL": f"file://{folder}/up/media",
+                "SHARING_ORIGIN": up.base_url,
+                "SHARING_PEERS": [edge_server.base_url],
+            }
+        )
+        app_edge = create_app(
+            common
+            | {
+                "SQLALCHEMY_DATABASE_URI": edge_db,
+                "INSTANCE_PATH": f"{folder}/edge",
+                "STORAGE_URL": f"file://{folder}/edge/media",
+                "SHARING_ORIGIN": edge_server.base_url,
+                "SHARING_PEERS": [up.base_url],
+                "EDGE_UPSTREAM": up.base_url,
+            }
+        )
+        seed = _seed_mirror_upstream(app_up, root / "up" / "media", objects, size)
+        with app_edge.app_context():
+            db.create_all()
+            region = accounts.ensure_region("xa2", "雄安学校", "Schools")
+            district = accounts.ensure_district(region, "edge", "边缘节点", "Edge")
+            admin = accounts.create_user("a@edge.test", "admin", None, district=district)
+            accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+            _, token = accounts.issue_token(admin, "bench")
+            district_id = district.id
+            db.session.commit()
+        bare_port = free_port()
+        bare_log = (root / "bare.log").open("wb")
+        bare = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-w",
+                "2",
+                "-b",
+                f"127.0.0.1:{bare_port}",
+                "bench.mirror_bare_server:app",
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            env=os.environ | {"BARE_MEDIA_DIR": f"{folder}/up/media/sha256"},
+            stdout=bare_log,
+            stderr=subprocess.STDOUT,
+        )
+        up.start(timeout=600)
+        edge_server.start(timeout=600)
+        try:
+            bare_url = f"http://127.0.0.1:{bare_port}"
+            deadline = time.monotonic() + 120
+            while True:
+                with contextlib.suppress(requests.RequestException):
+                    if requests.get(f"{bare_url}/{seed['shas'][0]}", timeout=5).ok:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("bare server did not start")
+                time.sleep(0.2)
+            made = requests.post(
+                edge_server.base_url + "/api/v1/sharing/subscriptions",
+                headers={"Authorization": f"Bearer {token}"},
+                json={
+                    "district_id": district_id,
+                    "origin": up.base_url,
+                    "catalog_uid": seed["uid"],
+                    "auto_accept": True,
+                },
+                timeout=60,
+            )
+            made.raise_for_status()
+            with app_up.app_context():
+                db.session.execute(RemoteSubscriber.__table__.update().values(status="active"))
+                db.session.commit()
+            with app_edge.app_context():
+                # Catalog synced and materialised before the timed runs: they time media.
+                federation.sync(db.session.get(Subscription, made.json()["id"]))
+                db.session.commit()
+            plain_times, mirror_times, run_times = [], [], []
+            single_times = []
+            for _ in range(repeat):
+                plain_times.append(_plain_download(bare_url, seed["shas"], root / "plain"))
+                for parallel, times in ((1, single_times), (3, mirror_times)):
+                    _forget_mirrored_media(app_edge)
+                    app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel
+                    with app_edge.app_context():
+                        start = time.perf_counter()
+                        report = mirror.mirror(force=True, forward=False)
+                        if parallel == 3:
+                            run_times.append(time.perf_counter() - start)
+                        # The media step: signed index, downloads, hashing, storing,
+                        # recording (the catalog sync before it is benchmarked above).
+                        times.append(report.media_seconds)
+                        assert report.complete and report.media.bytes == total, report
+                        db.session.remove()
+            limited = None
+            if limit:
+                _forget_mirrored_media(app_edge)
+                with app_edge.app_context():
+                    start = time.perf_counter()
+                    report = mirror.mirror(
+                        force=True, forward=False, bucket=edge.TokenBucket(limit)
+                    )
+                    limited = time.perf_counter() - start
+                    assert report.complete, report
+                    db.session.remove()
+        finally:
+            bare.terminate()
+            bare.wait(timeout=30)
+            up.stop()
+            edge_server.stop()
+            for application in (app_up, app_edge):
+                with application.app_context():
+                    db.session.remove()
+                    db.engine.dispose()
+    plain, mirrored = statistics.median(plain_times), statistics.median(mirror_times)
+    result = {
+        "objects": objects,
+        "size": size,
+        "plain_mb_s": total / plain / 1e6,
+        "mirror_mb_s": total / mirrored / 1e6,
+        "plain_times": plain_times,
+        "mirror_times": mirror_times,
+        "single_mb_s": total / statistics.median(single_times) / 1e6,
+        "single_times": single_times,
+        "run_mb_s": total / statistics.median(run_times) / 1e6,
+        "limit_mb_s": limit / 1e6 if limit else None,
+        "limited_mb_s": total / limited / 1e6 if limited else None,
+        "load": _load(),
+    }
+    print(
+        f"mirror of {objects} x {size / 1e6:.0f} MB (median of {repeat}, load {result['load']}):\n"
+        f"  plain HTTP download (bare WSGI, gunicorn -w 2)  {result['plain_mb_s']:7.1f} MB/s\n"
+        f"  mirror, 3 connections (default)                  {result['mirror_mb_s']:7.1f} MB/s"
+        f"  = {result['mirror_mb_s'] / result['plain_mb_s']:.2f}x\n"
+        f"  mirror, one connection (EDGE_MIRROR_PARALLEL=1) {result['single_mb_s']:7.1f} MB/s"
+        f"  = {result['single_mb_s'] / result['plain_mb_s']:.2f}x\n"
+        f"  whole mirror run incl. catalog sync (304)      {result['run_mb_s']:7.1f} MB/s"
+    )
+    if limited:
+        print(
+            f"  mirror with a {limit / 1e6:.0f} MB/s limit              "
+            f"{result['limited_mb_s']:7.1f} MB/s"
+        )
+    return result
+
+
+def mirror_rows(full: bool) -> list:
+    """Rows for ``python -m bench`` (bench/table.py): mirror throughput beside a plain
+    HTTP download of the same objects, and the bandwidth limit held."""
+    from bench.table import Row
+
+    objects, size = (6, 64 * 1024**2) if full else (4, 16 * 1024**2)
+    limit = 16 * 1024**2
+    with _databases(False) as make_db:
+        result = bench_mirror(make_db, objects, size, repeat=3 if full else 2, limit=limit)
+    label = f"{objects} x {size // 1024**2} MiB"
+    total = objects * size
+    ratio = result["mirror_mb_s"] / result["plain_mb_s"]
+    return [
+        Row(
+            path=(
+                "Edge mirror media throughput, 3 connections (default; signed, "
+                "SHA-256 verified, resumable; SQLite)"
+            ),
+            figure=round(result["mirror_mb_s"], 1),
+            unit="MB/s",
+            baseline=round(result["plain_mb_s"], 1),
+            baseline_label="plain HTTP download of the same objects (bare WSGI app, gunicorn -w 2)",
+            target=">= 0.8x baseline",
+            met=ratio >= 0.8,
+            size=label,
+        ),
+        Row(
+            path="Edge mirror media throughput, one connection (EDGE_MIRROR_PARALLEL=1)",
+            figure=round(result["single_mb_s"], 1),
+            unit="MB/s",
+            baseline=round(result["plain_mb_s"], 1),
+            baseline_label="plain HTTP download of the same objects (bare WSGI app, gunicorn -w 2)",
+            target=">= 0.8x baseline",
+            met=result["single_mb_s"] / result["plain_mb_s"] >= 0.8,
+            size=label,
+            note="SHA-256 of every byte costs CPU the plain download does not spend",
+        ),
+        Row(
+            path=f"Edge mirror under a {limit / 1e6:.1f} MB/s bandwidth limit",
+            figure=round(result["limited_mb_s"], 2),
+            unit="MB/s",
+            baseline=round(limit / 1e6, 2),
+            baseline_label="the configured limit",
+            target="<= limit (+ one second's burst)",
+            # The bucket starts full (one second's worth), so over ``total`` bytes the
+            # rate may exceed the limit by at most total / (total - limit).
+            met=result["limited_mb_s"] <= limit / 1e6 * total / (total - limit) * 1.001,
+            size=label,
+        ),
+    ]
 
 
 if __name__ == "__main__":

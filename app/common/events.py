@@ -76,6 +76,11 @@ def _before_commit(session) -> None:
 
 
 def _mark_ready(session) -> None:
+    # SQLAlchemy fires after_commit for a released savepoint too: its signals must wait
+    # for the outer commit, or the in-transaction receivers (PostgreSQL search) never
+    # see them (a sync's auto-accept runs in a savepoint and its items went unindexed).
+    if session.in_nested_transaction():
+        return
     session.info.pop(_SEEN_BEFORE_COMMIT, None)
     pending = session.info.pop(_PENDING, [])
     if pending:

@@ -48,6 +48,9 @@ def periodic_jobs(config) -> list[PeriodicJob]:
         # week each time: the publisher replaces each day, so repeats are harmless).
         PeriodicJob("sharing-usage-report", "app.sharing.services.usage:report_upstream", 3600),
     ]
+    if config.get("EDGE_UPSTREAM"):
+        # Edge node: mirror its upstream; the job itself keeps to the mirror window.
+        table.append(PeriodicJob("sharing-mirror", "app.sharing.services.mirror:mirror_job", 600))
     return [
         PeriodicJob(job.name, job.path, int(every.get(job.name, job.seconds)), job.kwargs)
         for job in table

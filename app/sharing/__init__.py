@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
         cli,
         demo,
         federation_views,
+        media_views,
         models,  # noqa: F401  (tables)
         oai,
         receivers,
@@ -39,6 +40,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     app.register_blueprint(oai.bp)
     app.register_blueprint(federation_views.bp)
+    app.register_blueprint(media_views.bp)
+    app.before_request(redirect_withdrawn)
+    # Templates mark federated items with their source ("From 天津市 · 河西区").
+    app.jinja_env.globals["shared_from"] = shared_from
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.sharing_cli)
     demo.register()
@@ -92,7 +97,7 @@ def withdrawal_notice(content_id: str) -> WithdrawalNotice | None:
         .limit(1)
     ).first()
     if row is None:
-        return None
+        return _federated_withdrawal(str(content_id)[:36])
     withdrawal, catalog = row
     return WithdrawalNotice(
         withdrawal.content_id,
@@ -113,3 +118,48 @@ def is_subscribed(content_id: str, district_ids: Iterable[int]) -> bool:
 
     statement = subscribed_content_select(ids).where(SubscribedItem.content_id == content_id)
     return db.session.execute(statement.limit(1)).first() is not None
+
+
+def _federated_withdrawal(content_id: str) -> WithdrawalNotice | None:
+    """A remote item its publisher withdrew (learnt by a sync): the local row is archived."""
+    from app.extensions import db
+    from app.sharing.models import FederatedItem
+
+    fed = db.session.get(FederatedItem, content_id)
+    if fed is None or fed.withdrawn_at is None:
+        return None
+    from app.sharing.services.materialise import local_title
+
+    return WithdrawalNotice(
+        content_id, local_title(fed), fed.publisher or fed.origin, "", fed.withdrawn_at
+    )
+
+
+def redirect_withdrawn():
+    """``before_request``: a detail page of a withdrawn remote item shows the
+    "withdrawn by its publisher" page (410) instead of a 404 or a dead link."""
+    from flask import redirect, request, url_for
+
+    if request.endpoint not in ("catalog.resource_detail", "catalog.course_detail"):
+        return None
+    content_id = (request.view_args or {}).get("content_id")
+    if not isinstance(content_id, str) or _federated_withdrawal(content_id[:36]) is None:
+        return None
+    return redirect(url_for("sharing.withdrawn", content_id=content_id[:36]))
+
+
+def shared_from(item) -> str | None:
+    """The publisher label of a federated (remote) item, or None for local content.
+    Takes a course/resource row or a content id (search hits)."""
+    data = getattr(item, "data", None)
+    if isinstance(data, dict):  # resources carry it: no query per card
+        federated = data.get("federated")
+        return federated.get("publisher") or federated.get("origin") if federated else None
+    content_id = getattr(item, "content_id", item)
+    if not isinstance(content_id, str):
+        return None
+    from app.extensions import db
+    from app.sharing.models import FederatedItem
+
+    fed = db.session.get(FederatedItem, content_id[:36])
+    return (fed.publisher or fed.origin) if fed is not None else None

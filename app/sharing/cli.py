@@ -215,3 +215,45 @@ def cartridge_week_command(calendar_id, week, path):
     from app.sharing.services import cartridge
 
     _write_cartridge(lambda: cartridge.export_week(_platform_admin(), calendar_id, week).body, path)
+
+
+@sharing_cli.command("mirror")
+@click.option("--force", is_flag=True, help="Run outside the configured mirror window too.")
+@click.option("--no-forward", is_flag=True, help="Do not forward xAPI statements upstream.")
+@with_appcontext
+def mirror_command(force, no_forward):
+    """Edge node: sync subscribed catalogs, fetch their media (resumable, within the
+    bandwidth limit) and forward xAPI statements upstream."""
+    from tqdm import tqdm
+
+    from app.sharing.services import mirror
+
+    bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, desc="media")
+
+    def progress(done, total):
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    from app.sharing.services.edge import BadWindow
+
+    try:
+        report = mirror.mirror(force=force, progress=progress, forward=not no_forward)
+    except BadWindow as exc:
+        raise click.ClickException(f"{exc} (SHUYUAN_EDGE_MIRROR_WINDOW)") from None
+    finally:
+        bar.close()
+    if not report.ran:
+        click.echo(f"not run: {report.reason}")
+        return
+    stats = report.media
+    click.echo(
+        f"synced {len(report.synced)} subscription(s); media {stats.fetched} fetched "
+        f"({stats.resumed} resumed), {stats.reused} already here, {stats.bytes} bytes; "
+        f"statements forwarded {report.forwarded.get('sent', 0)}"
+    )
+    for error in report.errors:
+        click.echo(f"  {error}", err=True)
+    if report.errors:
+        raise SystemExit(1)

@@ -269,3 +269,27 @@ class RemoteUsage(db.Model):
     score_sum = db.Column(db.Float, nullable=False, default=0.0)
     score_count = db.Column(db.Integer, nullable=False, default=0)
     received_at = db.Column(db.DateTime, nullable=False, default=utcnow)
+
+
+class FederatedItem(db.Model):
+    """A remote (federated) item materialised as a local catalog row with the same
+    content id, so browse, search, "this week", LTI and media serve it from this
+    instance (an edge node keeps serving while its upstream is down).  The local row is
+    owned by the subscribing district; this row remembers where it came from."""
+
+    __tablename__ = "sharing_federated_items"
+
+    content_id = db.Column(db.String(36), primary_key=True)
+    item_type = db.Column(db.String(10), nullable=False)
+    subscription_id = db.Column(
+        db.Integer, db.ForeignKey("sharing_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    origin = db.Column(db.String(300), nullable=False)
+    publisher = db.Column(db.String(200), nullable=False, default="")
+    catalog_title = db.Column(db.String(200), nullable=False, default="")
+    version = db.Column(db.Integer, nullable=False)
+    digest = db.Column(db.String(64), nullable=False)
+    # [{"sha256", "size", "media_type", "filename", "role"}] as the publisher listed them.
+    media = db.Column(JSONType, nullable=False, default=list)
+    withdrawn_at = db.Column(db.DateTime)
+    updated_at = db.Column(db.DateTime, nullable=False, default=utcnow)

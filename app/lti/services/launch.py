@@ -173,6 +173,15 @@ def _visible(user: User, deployment: LtiDeployment, model, content_id: str):
             raise LaunchRefused(
                 N_("The content this link opens no longer exists."), "lti_not_found", 404
             )
+        # SHARING HOOK (app/sharing): a shared item its publisher withdrew is said so.
+        from app import sharing
+
+        if sharing.withdrawal_notice(content_id) is not None:
+            raise LaunchRefused(
+                N_("The content this link opens was withdrawn by its publisher."),
+                "lti_withdrawn",
+                410,
+            )
         raise _not_visible()
     if not catalog.can_view(user, obj) or not catalog.visible_to_organisation(
         obj, deployment.district_id, deployment.school_id

@@ -494,6 +494,10 @@ def _apply_withdrawals(subscription: Subscription, withdrawn: list[str]) -> None
         )
         .values(withdrawn=True)
     )
+    # Materialised local rows of withdrawn items leave the catalog at once (edge branch).
+    from app.sharing.services import materialise
+
+    materialise.reconcile(subscription)
 
 
 def sync_log(subscription: Subscription, limit: int = 20) -> list[SyncLog]:

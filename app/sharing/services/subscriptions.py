@@ -348,6 +348,11 @@ def accept(
         subscription.accepted_number = number
     db.session.flush()
     db.session.expire_all()
+    if subscription.remote_origin is not None:
+        # Remote items become local catalog rows (browse, search, LTI, media here).
+        from app.sharing.services import materialise
+
+        materialise.reconcile(subscription)
     taken = [c.content_id for c in chosen]
     send_after_commit(
         signals.subscription_accepted,
@@ -376,7 +381,8 @@ def subscribed_ids_select(district_ids):
         .where(
             Subscription.subscriber_district_id.in_(list(district_ids)),
             Subscription.status == SubscriptionStatus.ACTIVE,
-            Subscription.catalog_id.is_not(None),
+            # Remote items count too: they are materialised as local rows with the
+            # publisher's content id (services/materialise.py).
             SubscribedItem.withdrawn.is_(False),
         )
     )

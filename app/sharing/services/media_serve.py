@@ -1,0 +1,122 @@
+"""Publisher side of media over federation: which media the items of a catalog have
+(a signed index, so the subscriber knows each object's SHA-256 from the publisher's
+key) and the bytes of one object by its hash, with HTTP Range so a cut download
+resumes where it stopped.
+
+Only media of items in the newest release of a catalog the peer's request was approved
+for, minus withdrawn items, are listed or served; any other hash is a 404 (so a peer
+cannot probe for objects it was not given).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.catalog.models import Resource, State
+from app.errors import Forbidden, NotFound
+from app.extensions import db
+from app.sharing.models import (
+    Release,
+    RemoteSubscriber,
+    SharedCatalog,
+    SubscriptionStatus,
+    Withdrawal,
+)
+from app.sharing.services import keys
+from app.sharing.services import manifest as manifests
+from app.sharing.services.catalogs import catalog_by_uid
+from app.sharing.services.subscriptions import _manifest
+
+MEDIA_INDEX_PATH = "/sharing/federation/catalogs/{uid}/media"
+MEDIA_OBJECT_PATH = "/sharing/federation/media/{sha256}"
+
+
+def _shared_ids(catalog: SharedCatalog) -> set[str]:
+    """Content ids of the newest release, without withdrawn items."""
+    release = db.session.execute(
+        select(Release.id, Release.digest)
+        .where(Release.catalog_id == catalog.id)
+        .order_by(Release.number.desc())
+        .limit(1)
+    ).first()
+    if release is None:
+        return set()
+    withdrawn = set(
+        db.session.execute(
+            select(Withdrawal.content_id).where(Withdrawal.catalog_id == catalog.id)
+        ).scalars()
+    )
+    return set(_manifest(Release, release.id, release.digest)) - withdrawn
+
+
+def _require_approved(origin: str, catalog: SharedCatalog) -> None:
+    approved = db.session.execute(
+        select(RemoteSubscriber.id).filter_by(
+            catalog_id=catalog.id, origin=origin, status=SubscriptionStatus.ACTIVE
+        )
+    ).first()
+    if approved is None:
+        raise Forbidden("The publishing district has not approved this subscription yet.")
+
+
+def _media_rows(content_ids):
+    from app.media.models import MediaAttachment, MediaObject
+
+    ids = sorted(content_ids)
+    for start in range(0, len(ids), 1000):
+        yield from db.session.execute(
+            select(Resource.content_id, MediaAttachment.role, MediaAttachment.filename, MediaObject)
+            .join(MediaAttachment, MediaAttachment.resource_id == Resource.id)
+            .join(MediaObject, MediaObject.id == MediaAttachment.object_id)
+            .where(
+                Resource.content_id.in_(ids[start : start + 1000]),
+                Resource.state == State.PUBLISHED,
+            )
+            .order_by(Resource.content_id, MediaAttachment.role)
+        )
+
+
+def media_index(origin: str, uid: str) -> bytes:
+    """Canonical JSON ``{origin, catalog, items: {content_id: [media...]}}``."""
+    catalog = catalog_by_uid(uid)
+    _require_approved(origin, catalog)
+    items: dict[str, list[dict]] = {}
+    for content_id, role, filename, obj in _media_rows(_shared_ids(catalog)):
+        items.setdefault(content_id, []).append(
+            {
+                "sha256": obj.checksum,
+                "size": obj.size,
+                "media_type": obj.media_type,
+                "filename": filename,
+                "role": role,
+            }
+        )
+    return manifests.canonical({"origin": keys.own_origin(), "catalog": uid, "items": items})
+
+
+def media_object(origin: str, sha256: str):
+    """The stored object with this hash, if it belongs to an item shared with ``origin``."""
+    from app.media.models import MediaAttachment, MediaObject
+
+    if not isinstance(sha256, str) or not manifests.DIGEST.match(sha256):
+        raise NotFound("Media not found.")
+    rows = db.session.execute(
+        select(Resource.content_id, MediaObject)
+        .join(MediaAttachment, MediaAttachment.resource_id == Resource.id)
+        .join(MediaObject, MediaObject.id == MediaAttachment.object_id)
+        .where(MediaObject.checksum == sha256, Resource.state == State.PUBLISHED)
+    ).all()
+    if rows:
+        catalogs = db.session.execute(
+            select(SharedCatalog)
+            .join(RemoteSubscriber, RemoteSubscriber.catalog_id == SharedCatalog.id)
+            .where(
+                RemoteSubscriber.origin == origin,
+                RemoteSubscriber.status == SubscriptionStatus.ACTIVE,
+            )
+        ).scalars()
+        owners = {content_id for content_id, _ in rows}
+        for catalog in catalogs:
+            if owners & _shared_ids(catalog):
+                return rows[0][1]
+    raise NotFound("Media not found.")

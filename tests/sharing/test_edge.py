@@ -1,0 +1,516 @@
+"""School edge node (issue 13): two real instances — an upstream publisher and an edge
+subscriber, each a gunicorn process with its own database and storage — and a counting
+proxy in front of the upstream (it tells how many bytes and requests the upstream
+served, and can cut a connection).
+
+The edge mirrors the catalog and its media; the upstream is stopped in the middle of a
+media object; the edge keeps serving a page, a finished media file, browse and search
+from its own data; statements made offline are forwarded when the upstream is back —
+through a cut *mid-forward* (the upstream stored the batch, the edge never heard) — and
+arrive exactly once; the mirror resumes the cut object with Range and never downloads a
+finished object again; a withdrawal upstream shows the "withdrawn" page on the edge.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import signal
+import threading
+import uuid
+from datetime import timedelta
+
+import pytest
+import requests
+from sqlalchemy import func, select
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from app.accounts import services as accounts
+from app.accounts.models import Role
+from app.catalog import services as catalog
+from app.catalog.models import Resource, State
+from app.common.events import commit
+from app.common.models import utcnow
+from app.extensions import db
+from app.sharing.models import FederatedItem
+from app.sharing.services import catalogs
+from tests.conftest import create_postgres_database, make_app
+from tests.sharing.instances import HOP_HEADERS, Instance, free_port, wait_until
+
+SIZES = (700_000, 900_000, 500_000)  # three media objects (the second one is cut)
+CUT_AFTER = 300_000  # bytes of the second object served before the upstream dies
+
+
+class CountingProxy:
+    """Forwards to the upstream; counts media bytes and requests per hash; ``cut`` =
+    (sha256, n, callback): serve n bytes of that object, call back (stops the upstream)
+    and break the connection; ``drop_xapi``: deliver statement batches upstream but
+    answer 502, as if the link died before the answer came back."""
+
+    def __init__(self, upstream: str, port: int):
+        self.upstream = upstream
+        self.url = f"http://127.0.0.1:{port}"
+        self.served: collections.Counter = collections.Counter()
+        self.media_requests: list[tuple[str, str | None]] = []
+        self.cut: tuple[str, int, callable] | None = None
+        self.drop_xapi = False
+        self.lock = threading.Lock()
+        self.server = make_server("127.0.0.1", port, self._wsgi, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+
+    def reset_counts(self):
+        with self.lock:
+            self.served.clear()
+            self.media_requests.clear()
+
+    @Request.application
+    def _wsgi(self, request: Request) -> Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
+        try:
+            upstream = requests.request(
+                request.method,
+                self.upstream + request.full_path.rstrip("?"),
+                headers=headers,
+                data=request.get_data(),
+                allow_redirects=False,
+                timeout=60,
+                stream=True,
+            )
+        except requests.RequestException:
+            return Response("upstream unreachable", status=502)
+        out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS]
+        if request.method == "POST" and request.path.rstrip("/").endswith("/xapi/statements"):
+            body = upstream.content
+            if self.drop_xapi:
+                return Response("link cut before the answer", status=502)
+            return Response(body, status=upstream.status_code, headers=out_headers)
+        if "/sharing/federation/media/" not in request.path:
+            return Response(upstream.content, status=upstream.status_code, headers=out_headers)
+        sha = request.path.rsplit("/", 1)[1]
+        with self.lock:
+            self.media_requests.append((sha, request.headers.get("Range")))
+
+        def stream():
+            sent = 0
+            for chunk in upstream.iter_content(32 * 1024):
+                cut = self.cut
+                if cut and cut[0] == sha and sent + len(chunk) >= cut[1]:
+                    part = chunk[: cut[1] - sent]
+                    with self.lock:
+                        self.served[sha] += len(part)
+                    yield part
+                    self.cut = None
+                    cut[2]()
+                    raise ConnectionAbortedError("upstream died mid-object")
+                with self.lock:
+                    self.served[sha] += len(chunk)
+                sent += len(chunk)
+                yield chunk
+
+        return Response(stream(), status=upstream.status_code, headers=out_headers)
+
+
+def _database(backend, folder, name):
+    if backend == "sqlite":
+        return f"sqlite:///{folder / (name + '.db')}", lambda: None
+    return create_postgres_database()
+
+
+def _media_bytes(index: int, size: int) -> bytes:
+    seed = hashlib.sha256(f"media-{index}".encode()).digest()
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+def _seed_upstream(app):
+    from app.media.models import MediaAttachment, MediaObject
+    from app.media.storage import get_storage
+    from app.xapi.services import create_client
+
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("xa", "雄安新区", "Xiong'an")
+        district = accounts.ensure_district(region, "rongcheng", "容城县", "Rongcheng")
+        school = accounts.ensure_school(district, "rc1", "容城一中", "Rongcheng No.1")
+        teacher = accounts.create_user("t@rc.test", "容城老师", None, school=school)
+        accounts.assign_role(teacher, Role.TEACHER, school=school)
+        admin = accounts.create_user("a@rc.test", "容城管理员", None, district=district)
+        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+        commit()
+        storage = get_storage()
+        items = []
+        for index, (title, size) in enumerate(
+            zip(("古诗朗读", "几何作图", "英语听力"), SIZES, strict=True)
+        ):
+            obj = catalog.create_content(
+                teacher,
+                Resource,
+                {
+                    "title": title,
+                    "kind": "video",
+                    "visibility": "district",
+                    "subject": "art",
+                    "url": "https://example.org/v",
+                },
+            )
+            data = _media_bytes(index, size)
+            sha = hashlib.sha256(data).hexdigest()
+            storage.put_bytes(f"sha256/{sha}", data, "video/mp4")
+            media = MediaObject(
+                backend=storage.name,
+                key=f"sha256/{sha}",
+                size=size,
+                checksum=sha,
+                media_type="video/mp4",
+                meta={},
+            )
+            db.session.add(media)
+            db.session.flush()
+            db.session.add(
+                MediaAttachment(
+                    resource_id=obj.id, role="primary", object_id=media.id, filename=f"{index}.mp4"
+                )
+            )
+            catalog.submit_content(teacher, Resource, obj.content_id)
+            items.append({"id": obj.content_id, "title": title, "sha": sha, "data": data})
+        shared = catalogs.create_catalog(
+            admin, district.id, {"title": "容城资源", "rules": {"subject": ["art"]}}
+        )
+        catalogs.publish_release(admin, shared, "第一版")
+        _, token = accounts.issue_token(admin, "test")
+        lrs, secret = create_client("edge forwarding", district, ["all"])
+        commit()
+        return {
+            "items": items,
+            "catalog_id": shared.id,
+            "uid": shared.uid,
+            "token": token,
+            "lrs": (lrs.key, secret),
+        }
+
+
+def _seed_edge(app, upstream_url, upstream_lrs):
+    from app.xapi.services import create_client, set_forward_target
+
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("xa2", "雄安学校", "Xiong'an schools")
+        district = accounts.ensure_district(region, "edge", "容城边缘节点", "Edge")
+        school = accounts.ensure_school(district, "e1", "容城小学", "Rongcheng Primary")
+        admin = accounts.create_user("a@edge.test", "边缘管理员", None, district=district)
+        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+        student = accounts.create_user("s@edge.test", "学生", None, school=school)
+        accounts.assign_role(student, Role.STUDENT, school=school)
+        _, admin_token = accounts.issue_token(admin, "test")
+        _, student_token = accounts.issue_token(student, "test")
+        lrs, secret = create_client("classroom", district, ["all"])
+        set_forward_target(district, upstream_url + "/xapi/", *upstream_lrs)
+        commit()
+        return {
+            "district_id": district.id,
+            "token": admin_token,
+            "student": student_token,
+            "lrs": (lrs.key, secret),
+        }
+
+
+@pytest.fixture
+def edge_setup(backend, tmp_path):
+    up_port, proxy_port, edge_port = free_port(), free_port(), free_port()
+    proxy_url, edge_url = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{edge_port}"
+    up_db, drop_up = _database(backend, tmp_path, "up")
+    edge_db, drop_edge = _database(backend, tmp_path, "edge")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "edge").mkdir()
+    app_up = make_app(
+        up_db, str(tmp_path / "up"), SHARING_ORIGIN=proxy_url, SHARING_PEERS=[edge_url]
+    )
+    edge_conf = {
+        "SHARING_ORIGIN": edge_url,
+        "SHARING_PEERS": [proxy_url],
+        "EDGE_UPSTREAM": proxy_url,
+        "EDGE_MIRROR_WINDOW": "22:00-06:00",
+    }
+    app_edge = make_app(edge_db, str(tmp_path / "edge"), **edge_conf)
+    up_seed = _seed_upstream(app_up)
+    edge_seed = _seed_edge(app_edge, proxy_url, up_seed["lrs"])
+    upstream = Instance(
+        "up",
+        up_db,
+        tmp_path / "up",
+        up_port,
+        {"SHUYUAN_SHARING_ORIGIN": proxy_url, "SHUYUAN_SHARING_PEERS": edge_url},
+    )
+    edge = Instance(
+        "edge",
+        edge_db,
+        tmp_path / "edge",
+        edge_port,
+        {
+            "SHUYUAN_SHARING_ORIGIN": edge_url,
+            "SHUYUAN_SHARING_PEERS": proxy_url,
+            "SHUYUAN_EDGE_UPSTREAM": proxy_url,
+        },
+    )
+    proxy = CountingProxy(upstream.url, proxy_port)
+    try:
+        _together(upstream.start, edge.start)  # both boot at once: half the wait
+        proxy.start()
+        yield type(
+            "EdgeSetup",
+            (),
+            {
+                "up": upstream,
+                "edge": edge,
+                "proxy": proxy,
+                "app_up": app_up,
+                "app_edge": app_edge,
+                "up_seed": up_seed,
+                "edge_seed": edge_seed,
+                "folder": tmp_path,
+            },
+        )
+    finally:
+        proxy.stop()
+        _together(upstream.stop, edge.stop)
+        for application in (app_up, app_edge):
+            with application.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        drop_up()
+        drop_edge()
+
+
+def _together(*calls) -> None:
+    """Run the calls in threads and wait for all; the first error is raised."""
+    errors: list[BaseException] = []
+
+    def run(call):
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001  (re-raised below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _call(method, url, token, **kw):
+    return requests.request(
+        method, url, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kw
+    )
+
+
+def _quick_stop(instance: Instance) -> None:
+    """Kill the upstream now (gunicorn's quick shutdown: workers exit at once)."""
+    if instance.process and instance.process.poll() is None:
+        instance.process.send_signal(signal.SIGQUIT)
+        instance.process.wait(timeout=30)
+
+
+def _statement(n: int) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "actor": {"objectType": "Agent", "mbox": f"mailto:student{n}@edge.test"},
+        "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en": "completed"}},
+        "object": {"objectType": "Activity", "id": f"https://edge.test/activity/{n}"},
+    }
+
+
+def _media_of(s, content_id) -> bytes:
+    """The item's primary media as the edge serves it to a student."""
+    from app.media.models import MediaAttachment
+
+    with s.app_edge.app_context():
+        attachment = db.session.execute(
+            select(MediaAttachment.public_id)
+            .join(Resource, Resource.id == MediaAttachment.resource_id)
+            .where(Resource.content_id == content_id)
+        ).scalar_one()
+    response = _call("GET", f"{s.edge.url}/media/a/{attachment}", s.edge_seed["student"])
+    assert response.status_code == 200, response.text[:300]
+    return response.content
+
+
+def _mirror(s, **kw):
+    from app.sharing.services import mirror
+
+    with s.app_edge.app_context():
+        report = mirror.mirror(force=True, forward=False, **kw)
+        db.session.remove()
+        return report
+
+
+def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(edge_setup):
+    s = edge_setup
+    # The mirror fetches in content id order: items[1] is the second object it asks for.
+    items = sorted(s.up_seed["items"], key=lambda i: i["id"])
+    ids = [i["id"] for i in items]
+    sizes = [len(i["data"]) for i in items]
+
+    # The edge's district subscribes (auto-accept), the publishing district approves.
+    made = _call(
+        "POST",
+        s.edge.url + "/api/v1/sharing/subscriptions",
+        s.edge_seed["token"],
+        json={
+            "district_id": s.edge_seed["district_id"],
+            "origin": s.proxy.url,
+            "catalog_uid": s.up_seed["uid"],
+            "auto_accept": True,
+        },
+    )
+    assert made.status_code == 201, made.text
+
+    def remote_requests():
+        return _call(
+            "GET",
+            f"{s.up.url}/api/v1/sharing/catalogs/{s.up_seed['catalog_id']}/remote-requests",
+            s.up_seed["token"],
+        ).json()
+
+    # The request may travel in a background job: wait until the publisher has it.
+    [remote] = wait_until(remote_requests, 60, "the subscription request upstream")
+    assert (
+        _call(
+            "POST",
+            f"{s.up.url}/api/v1/sharing/remote-requests/{remote['id']}/decision",
+            s.up_seed["token"],
+            json={"approve": True},
+        ).status_code
+        == 200
+    )
+
+    # Outside its window the scheduled job does nothing.
+    from app.sharing.services import mirror
+
+    with s.app_edge.app_context():
+        noon = utcnow().replace(hour=12, minute=0)
+        assert mirror.mirror(now=noon).ran is False
+
+    # First mirror, one object at a time so the cut lands in a known object: the
+    # upstream dies after CUT_AFTER bytes of the second one.
+    s.app_edge.config["EDGE_MIRROR_PARALLEL"] = 1
+    s.proxy.cut = (items[1]["sha"], CUT_AFTER, lambda: _quick_stop(s.up))
+    report = _mirror(s)
+    assert report.ran and report.errors, report
+    assert any("cut after" in e for e in report.errors), report.errors
+    assert report.media.fetched == 1 and report.media.bytes >= sizes[0]
+    assert s.up.process.poll() is not None  # the upstream really is down
+    partial = s.folder / "edge" / "sharing-partial" / f"{items[1]['sha']}.part"
+    held = partial.stat().st_size
+    assert 0 < held <= CUT_AFTER
+
+    # The edge keeps serving students from its own data: pages, browse, search, media.
+    student = s.edge_seed["student"]
+    page = _call("GET", f"{s.edge.url}/resources/{ids[0]}", student)
+    assert page.status_code == 200 and items[0]["title"] in page.text
+    assert "容城县" in page.text  # marked with its source
+    browse = _call("GET", f"{s.edge.url}/resources", student)
+    assert all(i["title"] in browse.text for i in items)
+    found = _call("GET", f"{s.edge.url}/search", student, params={"q": items[2]["title"]})
+    assert found.status_code == 200 and ids[2] in found.text
+    assert _media_of(s, ids[0]) == items[0]["data"]
+    # Another run while the link is down fails softly and keeps the partial file.
+    again = _mirror(s)
+    assert again.errors and partial.stat().st_size == held
+
+    # Statements made on the edge while the upstream is down wait in the outbox.
+    statements = [_statement(n) for n in range(3)]
+    key, secret = s.edge_seed["lrs"]
+    posted = requests.post(
+        f"{s.edge.url}/xapi/statements",
+        json=statements,
+        auth=(key, secret),
+        headers={"X-Experience-API-Version": "1.0.3"},
+        timeout=60,
+    )
+    assert posted.status_code == 200, posted.text
+    from app.xapi.models import OutboxEntry
+    from app.xapi.models import Statement as XStatement
+    from app.xapi.services.forwarding import forward_due
+
+    def outbox():
+        with s.app_edge.app_context():
+            rows = db.session.execute(select(OutboxEntry.attempts)).scalars().all()
+            db.session.remove()
+            return rows
+
+    with s.app_edge.app_context():
+        forward_due()
+        commit()
+    wait_until(lambda: len(outbox()) == 3 and min(outbox()) >= 1, 60, "a failed forward")
+
+    # The upstream returns.  The first forward is cut after the upstream stored the
+    # batch (the edge gets no answer) and the second sends it again: stored once.
+    s.up.start()
+    s.proxy.drop_xapi = True
+    with s.app_edge.app_context():
+        assert forward_due(now=utcnow() + timedelta(hours=2))["failed"] == 3
+        commit()
+    s.proxy.drop_xapi = False
+    with s.app_edge.app_context():
+        assert forward_due(now=utcnow() + timedelta(hours=4))["sent"] == 3
+        commit()
+    assert outbox() == []
+    with s.app_up.app_context():
+        stored = db.session.execute(
+            select(XStatement.statement_id, func.count())
+            .where(XStatement.statement_id.in_([st["id"] for st in statements]))
+            .group_by(XStatement.statement_id)
+        ).all()
+        db.session.remove()
+    assert sorted(stored) == sorted((st["id"], 1) for st in statements)
+
+    # Resume (objects fetched in parallel now): the finished object is not asked for
+    # again, the cut one continues from the bytes already here, the third comes in full.
+    s.app_edge.config["EDGE_MIRROR_PARALLEL"] = 3
+    s.proxy.reset_counts()
+    report = _mirror(s)
+    assert report.complete, report.errors
+    assert report.media.reused == 1 and report.media.fetched == 2 and report.media.resumed == 1
+    requested = dict(s.proxy.media_requests)
+    assert items[0]["sha"] not in requested
+    assert requested[items[1]["sha"]] == f"bytes={held}-"
+    assert s.proxy.served[items[1]["sha"]] == sizes[1] - held
+    assert s.proxy.served[items[2]["sha"]] == sizes[2]
+    assert sum(s.proxy.served.values()) == report.media.bytes
+    assert not partial.exists()
+    for item in items:
+        assert _media_of(s, item["id"]) == item["data"]
+
+    # A third run fetches nothing at all.
+    s.proxy.reset_counts()
+    report = _mirror(s)
+    assert report.complete and report.media.reused == 3 and s.proxy.media_requests == []
+
+    # The publisher withdraws an item: the edge's link shows the withdrawn page.
+    withdrawn = _call(
+        "POST",
+        f"{s.up.url}/api/v1/sharing/catalogs/{s.up_seed['catalog_id']}/withdrawals",
+        s.up_seed["token"],
+        json={"content_id": ids[2], "reason": "版权到期"},
+    )
+    assert withdrawn.status_code == 201, withdrawn.text
+    assert _mirror(s).complete
+    gone = _call("GET", f"{s.edge.url}/resources/{ids[2]}", student)
+    assert gone.status_code == 410 and items[2]["title"] in gone.text
+    assert items[2]["title"] not in _call("GET", f"{s.edge.url}/resources", student).text
+    with s.app_edge.app_context():
+        fed = db.session.get(FederatedItem, ids[2])
+        assert fed.withdrawn_at is not None
+        row = db.session.execute(select(Resource).filter_by(content_id=ids[2])).scalar_one()
+        assert row.state == State.ARCHIVED
+    assert os.path.exists(s.edge.log_path)
