@@ -1,7 +1,7 @@
 """sharing: federated items materialised as local catalog rows (edge nodes)
 
 Revision ID: edge0001
-Revises: search0001
+Revises: currui0001
 Create Date: 2026-11-30 10:00:00
 
 """
@@ -12,7 +12,7 @@ from sqlalchemy import Text
 from sqlalchemy.dialects import postgresql
 
 revision = "edge0001"
-down_revision = "search0001"
+down_revision = "currui0001"
 branch_labels = None
 depends_on = None
 
