@@ -39,6 +39,7 @@ from app.catalog.services.permissions import (
     visible_to_organisation,
 )
 from app.catalog.services.queries import (
+    CACHE_SCOPE,
     CONTENT_ID,
     CatalogFilters,
     check_filters,
@@ -87,6 +88,7 @@ from app.catalog.services.workflow import (
 
 __all__ = [
     "visible_to_organisation",
+    "CACHE_SCOPE",
     "CONTENT_ID",
     "CatalogFilters",
     "ContentModel",
