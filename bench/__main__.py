@@ -32,7 +32,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 # Files of bench/ that are helpers, not benchmarks.
-NOT_BENCHMARKS = {"__init__", "__main__", "common", "table", "lti_bare_tool"}
+NOT_BENCHMARKS = {"__init__", "__main__", "common", "table", "lti_bare_tool", "catalog_bare"}
 DEFAULT_OUTPUT = PROJECT_ROOT / "docs" / "benchmarks.md"
 # Per module: the small runs take tens of seconds each; a full run may seed 1M rows.
 SMALL_TIMEOUT_S = 900
