@@ -524,19 +524,29 @@ class S3Storage(Storage):
         )
 
 
+def _is_outage(exc: Exception) -> bool:
+    """No answer from S3: the minio SDK's transport (urllib3: refused connections,
+    timeouts, retries used up; matched by module so that urllib3 stays minio's own
+    dependency), a 5xx after its retries, or a plain socket error."""
+    from minio.error import ServerError
+
+    if isinstance(exc, ServerError | ConnectionError | TimeoutError):
+        return True
+    return any(cls.__module__.startswith("urllib3.") for cls in type(exc).__mro__)
+
+
 def _s3_unavailable(method):
     """S3 that does not answer (connection refused, timeouts, 5xx after the SDK's own
     retries) becomes :class:`StorageUnavailable`; S3's answers (NoSuchKey...) pass."""
 
     @functools.wraps(method)
     def call(*args, **kwargs):
-        from minio.error import ServerError
-        from urllib3.exceptions import HTTPError
-
         try:
             return method(*args, **kwargs)
-        except (HTTPError, ServerError, ConnectionError, TimeoutError) as exc:
-            raise StorageUnavailable("unreachable", f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if _is_outage(exc):
+                raise StorageUnavailable("unreachable", f"{type(exc).__name__}: {exc}") from exc
+            raise
 
     return call
 
@@ -544,13 +554,12 @@ def _s3_unavailable(method):
 def _s3_unavailable_stream(method):
     @functools.wraps(method)
     def call(*args, **kwargs):
-        from minio.error import ServerError
-        from urllib3.exceptions import HTTPError
-
         try:
             yield from method(*args, **kwargs)
-        except (HTTPError, ServerError, ConnectionError, TimeoutError) as exc:
-            raise StorageUnavailable("unreachable", f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if _is_outage(exc):
+                raise StorageUnavailable("unreachable", f"{type(exc).__name__}: {exc}") from exc
+            raise
 
     return call
 
