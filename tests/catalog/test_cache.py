@@ -156,3 +156,20 @@ def test_a_cache_on_an_unreachable_redis_serves_from_the_database(
     assert first.status_code == 200 and "total" in first.json
     assert client.get("/").status_code == 200
     assert "cache unavailable" in caplog.text
+
+
+def test_facet_counts_follow_publishing(app, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    make_content(teacher, Course, "published", title="京剧", category="opera")
+
+    def facets():
+        with app.test_request_context():
+            return services.facet_counts(None, Course, services.CatalogFilters(), "category")
+
+    assert facets() == {"opera": 1}
+    assert facets() == {"opera": 1}  # cached
+    second = make_content(teacher, Course, "published", title="茶艺", category="opera")
+    assert facets() == {"opera": 2}
+    services.archive_content(fresh(teacher), Course, second)
+    commit()
+    assert facets() == {"opera": 1}
