@@ -75,8 +75,12 @@ test: translations system-deps
 lint: install
 	$(BIN)/ruff check .
 
-bench: install
-	@echo "see bench/README.md"
+# Every benchmark of bench/ at its small size beside its bare baseline (a few minutes), one
+# table in docs/benchmarks.md.  BENCH_ARGS="--full" runs issue 14's sizes,
+# BENCH_ARGS="--only catalog,media" some modules.
+BENCH_ARGS ?=
+bench: translations
+	PYTHONPATH=$$PWD:$$PWD/plugins $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

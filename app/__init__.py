@@ -59,6 +59,10 @@ def create_app(config: dict | None = None) -> Flask:
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API token."}
     )
 
+    from app.common import cache
+
+    cache.init_app(app)
+
     from app import i18n
 
     i18n.init_app(app)

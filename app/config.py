@@ -113,6 +113,45 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def _cache_settings(config: dict) -> None:
+    redis_url = config.get("CACHE_REDIS_URL") or config.get("REDIS_URL")
+    if not config.get("CACHE_TYPE"):
+        config["CACHE_TYPE"] = "RedisCache" if redis_url else "SimpleCache"
+    if config["CACHE_TYPE"] == "RedisCache":
+        config["CACHE_REDIS_URL"] = redis_url
+        config.setdefault("CACHE_DEFAULT_TIMEOUT", config["CACHE_SECONDS"])
+    else:
+        config.setdefault("CACHE_DEFAULT_TIMEOUT", config["CACHE_LOCAL_SECONDS"])
+    # Entries belong to one database: two sites (or two test runs) on one Redis never
+    # read each other's pages.
+    from hashlib import sha256
+
+    database = str(config["SQLALCHEMY_DATABASE_URI"]).encode()
+    config.setdefault("CACHE_KEY_PREFIX", f"shuyuan:{sha256(database).hexdigest()[:12]}:")
+
+
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
+
+
+def check_database_url(url: str) -> None:
+    """A DATABASE_URL that cannot work is one line at start, not a traceback later."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StartupError(
+            "DATABASE_URL is not a database URL; expected e.g. "
+            "postgresql://user:password@host:5432/shuyuan or sqlite:////srv/shuyuan/shuyuan.db."
+        ) from None
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        raise StartupError(
+            f"DATABASE_URL names the database type '{parsed.get_backend_name()}'; Shuyuan runs "
+            "on PostgreSQL (postgresql://...) or SQLite (sqlite:///...)."
+        )
+
+
 def load_config(overrides: dict | None = None) -> dict:
     """Build the Flask config mapping from the environment, then apply ``overrides``."""
     folder = Path((overrides or {}).get("INSTANCE_PATH") or instance_path())
@@ -120,6 +159,7 @@ def load_config(overrides: dict | None = None) -> dict:
     database_url = normalise_database_url(
         _env("DATABASE_URL", f"sqlite:///{folder / 'shuyuan.db'}")
     )
+    check_database_url(database_url)
     secret_key = _env("SECRET_KEY") or (overrides or {}).get("SECRET_KEY")
     if not secret_key:
         secret_key = _load_or_create_secret_key(folder)
@@ -128,13 +168,33 @@ def load_config(overrides: dict | None = None) -> dict:
         "INSTANCE_PATH": str(folder),
         "SECRET_KEY": secret_key,
         "SQLALCHEMY_DATABASE_URI": database_url,
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No ping before every checkout (a round trip on every request, seen in the list
+        # API's profile): a connection the database dropped fails its request once (503,
+        # "try again"), SQLAlchemy then discards the pool's connections and the next
+        # request reconnects.  Connections are renewed after 30 minutes anyway.
+        # SHUYUAN_DB_PRE_PING=1 restores the ping (e.g. behind a pooler that drops idle
+        # connections silently).
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": _env_bool("SHUYUAN_DB_PRE_PING", False),
+            "pool_recycle": 1800,
+        },
         "STORAGE_URL": _env("STORAGE_URL", f"file://{folder / 'media'}"),
         "SEARCH_INDEX_DIR": _env("SEARCH_INDEX_DIR", str(folder / "search-index")),
         # "whoosh" (index folder on this host) | "postgresql" (in the database, indexed in
         # the publishing transaction); default: whoosh on SQLite, postgresql on PostgreSQL.
         "SEARCH_BACKEND": _env("SEARCH_BACKEND"),
         "REDIS_URL": _env("REDIS_URL"),
+        # Flask-Caching (app/common/cache.py): anonymous catalog pages, list counts, API
+        # token lookups.  On Redis (default when REDIS_URL is set) every process shares
+        # it and an invalidation is seen at once everywhere; without Redis each process
+        # keeps its own SimpleCache, whose entries live only CACHE_LOCAL_SECONDS, so a
+        # publish or a revoked token reaches the other worker processes of a host within
+        # that time (docs/operations.md).  SHUYUAN_CACHE_TYPE=NullCache turns it off.
+        "CACHE_TYPE": _env("SHUYUAN_CACHE_TYPE"),
+        "CACHE_REDIS_URL": _env("SHUYUAN_CACHE_REDIS_URL"),
+        "CACHE_SECONDS": _env_int("SHUYUAN_CACHE_SECONDS", 300),
+        "CACHE_LOCAL_SECONDS": _env_int("SHUYUAN_CACHE_LOCAL_SECONDS", 10),
+        "CACHE_THRESHOLD": 5000,
         # Operations (app/ops): log format, metrics across gunicorn workers, the timetable.
         "JOBS_QUEUE": _env("SHUYUAN_JOBS_QUEUE", "shuyuan"),
         "JOBS_RETRIES": _env_int("SHUYUAN_JOBS_RETRIES", 3),
@@ -270,6 +330,7 @@ def load_config(overrides: dict | None = None) -> dict:
     }
     if overrides:
         config.update(overrides)
+    _cache_settings(config)
     if not config.get("SEARCH_BACKEND"):
         on_postgresql = str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql")
         config["SEARCH_BACKEND"] = "postgresql" if on_postgresql else "whoosh"

@@ -5,6 +5,7 @@ The rate limiter is the exception: it is built per application in
 """
 
 from flask_babel import Babel
+from flask_caching import Cache
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_smorest import Api
@@ -38,6 +39,8 @@ migrate = Migrate()
 login_manager = LoginManager()
 babel = Babel()
 csrf = CSRFProtect()
+# Flask-Caching; use it through app/common/cache.py (generations, Redis outages).
+cache = Cache()
 api = ShuyuanApi()
 # Path ids are documented as the bounded integers they are (app/common/routing.py).
 api.register_converter(BoundedIntegerConverter, integerconverter2paramschema)

@@ -6,6 +6,7 @@ one shared catalogue); they are merged at start.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from babel import Locale
@@ -23,7 +24,10 @@ class CatalogueLocale(Locale):
         return self.catalogue_name or super().__str__()
 
 
+@functools.cache
 def _locale(code: str) -> Locale:
+    # One parsed Locale per supported code for the life of the process: parsing (and
+    # Babel's locale-data lookups, two stat() calls) on every request showed in profiles.
     parsed = Locale.parse(code)
     locale = CatalogueLocale(parsed.language, parsed.territory, parsed.script, parsed.variant)
     locale.catalogue_name = code

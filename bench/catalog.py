@@ -669,6 +669,111 @@ def bench_backend(name: str, database_url: str, args, seed_first: bool = True) -
                     print("   error:", sample)
 
 
+def browse_mix(n: int, seeded: dict, seed: int = 11) -> list[tuple[str, dict, str]]:
+    """``n`` anonymous catalog page views (HTML): the course and resource catalogs, no
+    filter or one filter, pages 1..5 (readers rarely go further)."""
+    from app.catalog import vocab
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        base = "/" if i % 3 else "/resources"
+        params = {}
+        roll = rng.random()
+        if roll < 0.3:
+            params["subject"] = rng.choice(list(vocab.SUBJECTS))
+        elif roll < 0.5:
+            params["tag"] = rng.choice(seeded["tags"][:20])
+        params["page"] = rng.randint(1, 5)
+        out.append((base + "?" + urlencode(params), {}, "browse"))
+    return out
+
+
+def _measure(server, mix, concurrency, time_limit, database_url):
+    """Closed-loop load on ``server``; (LoadResult, CPU ms per request of the server's
+    processes and its PostgreSQL backends, load average before/after)."""
+    from bench.common import CpuMeter
+
+    load_before = os.getloadavg()[0]
+    # Warm-up (connections, caches, imports) outside the measurement.
+    run_load(server.base_url, mix[: min(100, len(mix))], concurrency=concurrency, time_limit_s=30)
+    meter = CpuMeter(server.process.pid, database_url).start()
+    result = run_load(server.base_url, mix, concurrency=concurrency, time_limit_s=time_limit)
+    cpu = meter.stop()
+    cpu_ms = cpu * 1000 / max(1, result.requests)
+    return result, cpu_ms, (load_before, os.getloadavg()[0])
+
+
+def table_rows(full: bool) -> list:
+    """The catalog's rows of ``python -m bench`` (bench/table.py): the list API beside a
+    bare Flask route running the same queries (bench/catalog_bare.py), and the anonymous
+    browse page, all on one throwaway PostgreSQL database, 2 gunicorn workers, 16 clients."""
+    from bench.table import Row
+
+    courses, resources = (10_000, 100_000) if full else (1_000, 10_000)
+    requests_n, time_limit = (4000, 120.0) if full else (1500, 30.0)
+    size = f"{resources // 1000}k resources, {courses // 1000}k courses"
+    rows = []
+    with throwaway_postgres() as url, tempfile.TemporaryDirectory() as instance:
+        seed(url, instance, courses, resources)
+        run = prepare_run(url, instance)
+        with Gunicorn(url, workers=2) as server:
+            mix = request_mix(requests_n, run, server.base_url)
+            api, api_cpu, api_load = _measure(server, mix, 16, time_limit, url)
+            pages = browse_mix(requests_n, run)
+            browse, _browse_cpu, browse_load = _measure(server, pages, 16, time_limit, url)
+        with Gunicorn(url, workers=2, app_module="bench.catalog_bare:app") as bare_server:
+            bare, bare_cpu, bare_load = _measure(bare_server, mix, 16, time_limit, url)
+    errors = api.errors + bare.errors + browse.errors
+    note = (
+        f"load average {api_load[0]:.1f}->{api_load[1]:.1f} (Shuyuan), "
+        f"{bare_load[0]:.1f}->{bare_load[1]:.1f} (bare); {errors} errors"
+    )
+    p_api = percentiles(api.latencies_ms)
+    rows.append(
+        Row(
+            path="catalog list API (GET /api/v1/courses, 16 clients, 2 workers, PostgreSQL)",
+            figure=api.throughput,
+            unit="req/s",
+            baseline=bare.throughput,
+            baseline_label="bare Flask route, same queries and JSON",
+            target=">= 300 req/s",
+            met=api.throughput >= 300 and not api.errors,
+            size=size,
+            note=f"p95 {p_api['p95']:.0f} ms; {note}",
+        )
+    )
+    rows.append(
+        Row(
+            path="catalog list API, CPU per request (gunicorn workers + PostgreSQL backends)",
+            figure=api_cpu,
+            unit="ms CPU",
+            baseline=bare_cpu,
+            baseline_label="bare Flask route, same queries and JSON",
+            target="<= 2x baseline",
+            met=bare_cpu > 0 and api_cpu <= 2 * bare_cpu,
+            size=size,
+            note=note,
+        )
+    )
+    p_browse = percentiles(browse.latencies_ms)
+    rows.append(
+        Row(
+            path="catalog browse page (HTML, anonymous, 16 clients, 2 workers, PostgreSQL)",
+            figure=browse.throughput,
+            unit="req/s",
+            baseline=None,
+            baseline_label="",
+            target=">= 200 req/s",
+            met=browse.throughput >= 200 and not browse.errors,
+            size=size,
+            note=f"p95 {p_browse['p95']:.0f} ms; load average "
+            f"{browse_load[0]:.1f}->{browse_load[1]:.1f}; {browse.errors} errors",
+        )
+    )
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -84,7 +84,9 @@ class Gunicorn:
         workers: int = 2,
         extra_env: dict | None = None,
         instance_path: str | None = None,
+        app_module: str = "wsgi:app",
     ):
+        self.app_module = app_module
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -119,7 +121,7 @@ class Gunicorn:
                 f"127.0.0.1:{self.port}",
                 "--log-level",
                 "warning",
-                "wsgi:app",
+                self.app_module,
             ],
             cwd=PROJECT_ROOT,
             env=self.env,
@@ -310,3 +312,69 @@ def seed_aligned_resources(
         session.execute(insert(Resource), rows)
         session.execute(insert(Alignment), alignments)
     session.commit()
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class CpuMeter:
+    """CPU seconds spent by a process tree (e.g. gunicorn's master and workers) and,
+    optionally, by the PostgreSQL backends serving one database, between :meth:`start`
+    and :meth:`stop`; so a benchmark reports CPU per request, not only a rate that other
+    processes on a shared machine can depress."""
+
+    def __init__(self, root_pid: int, database_url: str | None = None):
+        self.root_pid = root_pid
+        self.database_url = database_url
+        self.seconds = 0.0
+
+    def _pids(self) -> list[int]:
+        pids, todo = [], [self.root_pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            todo.extend(_children(pid))
+        if self.database_url and self.database_url.startswith("postgresql"):
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url)
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                pids += [
+                    row[0]
+                    for row in conn.execute(
+                        text(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = :name "
+                            "AND pid <> pg_backend_pid()"
+                        ),
+                        {"name": url.database},
+                    )
+                ]
+            engine.dispose()
+        return pids
+
+    def _sample(self) -> dict[int, float]:
+        return {pid: _process_cpu_seconds(pid) for pid in self._pids()}
+
+    def start(self) -> CpuMeter:
+        self._before = self._sample()
+        return self
+
+    def stop(self) -> float:
+        after = self._sample()
+        self.seconds = sum(cpu - self._before.get(pid, 0.0) for pid, cpu in after.items())
+        return self.seconds

@@ -67,11 +67,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--presign-requests", type=int, default=3000)
     args = parser.parse_args()
+    run(args)
+
+
+def run(args) -> dict:
+    """The whole benchmark (``args``: size, threads, presign_requests); prints the
+    figures and returns them (seconds, rates) for :func:`table_rows`."""
 
     import logging
     import subprocess
-
-    from minio import Minio
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -85,6 +89,16 @@ def main() -> None:
             break
         except OSError:
             time.sleep(0.1)
+    try:
+        return _run(args, port)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _run(args, port: int) -> dict:
+    from minio import Minio
+
     workdir = Path(tempfile.mkdtemp(prefix="shuyuan-bench-media-"))
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     storage_url = f"s3://bench:bench@127.0.0.1:{port}/{bucket}?secure=false"
@@ -256,11 +270,79 @@ def main() -> None:
         f"presigned URL issuance, HTTP API, 1 thread, bearer + can_view: {presign_rate:8.0f} req/s"
     )
     print(f"presigned URLs, service call only (can_view + presign): {service_rate:8.0f} /s")
-    server.terminate()
-    server.wait(timeout=30)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        raw.presigned_get_object(bucket, "raw/lesson.mp4")
+    bare_presign_rate = n / (time.perf_counter() - t0)
+    print(f"presigned URLs, bare minio presigned_get_object: {bare_presign_rate:8.0f} /s")
     import shutil
 
     shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "size": size,
+        "raw_up": raw_up,
+        "parts_up": t_parts,
+        "shuyuan_up": shuyuan_up,
+        "raw_down": raw_down,
+        "shuyuan_down": shuyuan_down,
+        "presign_rate": presign_rate,
+        "service_rate": service_rate,
+        "bare_presign_rate": bare_presign_rate,
+    }
+
+
+def table_rows(full: bool) -> list:
+    """The media rows of ``python -m bench`` (bench/table.py), moto S3 in its own process."""
+    from types import SimpleNamespace
+
+    from bench.table import Row
+
+    size_mb, presigns = (256, 2000) if full else (64, 400)
+    load_before = os.getloadavg()[0]
+    got = run(SimpleNamespace(size=size_mb, threads=4, presign_requests=presigns))
+    load = f"load average {load_before:.1f}->{os.getloadavg()[0]:.1f}"
+    size = got["size"]
+    up, raw_up = mbps(size, got["shuyuan_up"]), mbps(size, got["raw_up"])
+    down, raw_down = mbps(size, got["shuyuan_down"]), mbps(size, got["raw_down"])
+    label = f"{size_mb} MiB file, moto S3"
+    return [
+        Row(
+            path="S3 upload incl. verification (API + presigned part PUTs + complete + verify)",
+            figure=up,
+            unit="MB/s",
+            baseline=raw_up,
+            baseline_label="raw minio fput_object, same server",
+            target=">= 0.9x raw",
+            met=up >= 0.9 * raw_up,
+            size=label,
+            note=f"part PUTs alone {mbps(size, got['parts_up']):.0f} MB/s; verification "
+            f"{got['shuyuan_up'] - got['parts_up']:.1f} s (read-back for SHA-256 + copy "
+            f"inside moto); {load}",
+        ),
+        Row(
+            path="S3 download (API URL + presigned GET)",
+            figure=down,
+            unit="MB/s",
+            baseline=raw_down,
+            baseline_label="raw minio get_object",
+            target=">= 0.9x raw",
+            met=down >= 0.9 * raw_down,
+            size=label,
+            note=load,
+        ),
+        Row(
+            path="presigned URL issuance, GET /api/v1/media/<id>/url, bearer auth "
+            "(WSGI in-process, 1 thread = one worker)",
+            figure=got["presign_rate"],
+            unit="req/s",
+            baseline=got["bare_presign_rate"],
+            baseline_label="bare minio presigned_get_object, no HTTP/auth/DB",
+            target=">= 1000 req/s",
+            met=got["presign_rate"] >= 1000,
+            size=f"{presigns} requests",
+            note=f"service call alone (can_view + presign) {got['service_rate']:.0f}/s; {load}",
+        ),
+    ]
 
 
 if __name__ == "__main__":

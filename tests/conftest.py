@@ -29,7 +29,7 @@ from app import create_app
 from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.common.events import commit
-from app.extensions import db
+from app.extensions import cache, db
 from tests.browser import launch_chromium, serve
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -169,6 +169,9 @@ def _clean_database(request):
     yield
     with application.app_context():
         _clear_tables()
+        # Cached pages and counts (app/common/cache.py) describe rows just deleted
+        # behind the app's back, without the signals that would invalidate them.
+        cache.clear()
 
 
 @pytest.fixture

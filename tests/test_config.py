@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import stat
 
+import pytest
+
 from app.config import _load_or_create_secret_key
 
 
@@ -36,3 +38,33 @@ def test_workers_starting_together_share_one_complete_key(tmp_path):
         assert [p.name for p in folder.iterdir()] == ["secret_key"]  # no temporary files
         # A restart reads the same key back.
         assert _load_or_create_secret_key(folder) == keys[0]
+
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("garbage", "DATABASE_URL is not a database URL"),
+        ("mysql://shuyuan@db/shuyuan", "database type 'mysql'"),
+    ],
+)
+def test_a_wrong_database_url_is_one_line_not_a_traceback(tmp_path, url, words):
+    """What gunicorn and the flask CLI show when they import wsgi.py (issue 15)."""
+    import os
+    import subprocess
+    import sys
+
+    from app.config import PROJECT_ROOT
+
+    env = {**os.environ, "DATABASE_URL": url, "SHUYUAN_INSTANCE_PATH": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "Shuyuan cannot start" in line]
+    assert len(lines) == 1 and words in lines[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr

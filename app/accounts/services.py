@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts import throttle
@@ -249,9 +250,18 @@ def revoke_token(actor: User, token_id: int) -> ApiToken:
 def user_for_token(raw: str) -> User | None:
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = db.session.execute(
-        select(ApiToken).filter_by(token_hash=_hash_token(raw))
-    ).scalar_one_or_none()
+    # One statement for the token, its user and the user's roles (every request that
+    # sends a token pays it; three round trips before).  Not cached: a revoked token or
+    # a disabled account must be refused by every process at once.
+    token = (
+        db.session.execute(
+            select(ApiToken)
+            .filter_by(token_hash=_hash_token(raw))
+            .options(joinedload(ApiToken.user).joinedload(User.roles))
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
     now = utcnow()
     if token is None or token.revoked_at is not None:
         return None

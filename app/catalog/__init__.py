@@ -15,9 +15,10 @@ def duration_text(seconds) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from app.catalog import api, views
+    from app.catalog import api, receivers, views
     from app.extensions import api as rest_api
 
     app.register_blueprint(views.bp)
     rest_api.register_blueprint(api.blp)
     app.jinja_env.globals["duration_text"] = duration_text
+    receivers.connect(app)

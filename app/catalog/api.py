@@ -6,12 +6,15 @@ Content is addressed by its stable ``content_id``.
 
 from __future__ import annotations
 
+from flask import Response, current_app
 from flask.views import MethodView
+from flask_babel import get_locale
 from flask_smorest import Blueprint
 
 from app.accounts.auth import actor
 from app.catalog import schemas, services, vocab
 from app.catalog.models import Course, Resource
+from app.common import cache
 from app.errors import NotFound, require_json_body
 
 blp = Blueprint(
@@ -38,6 +41,24 @@ def _page(page) -> dict:
     }
 
 
+def _json(data) -> Response:
+    # The page schemas (@blp.response) document these answers; the body is built by
+    # schemas.page_dict, which gives the same JSON without marshmallow's per-field cost.
+    return current_app.response_class(current_app.json.dumps(data), mimetype="application/json")
+
+
+def _anonymous_page(model, args: dict, page: int, per_page: int) -> Response:
+    locale = str(get_locale() or "")
+    parts = ("api-list", model.__tablename__, sorted(args.items()), page, per_page, locale)
+
+    def produce() -> str:
+        result = services.list_published(None, model, _filters(args), page, per_page)
+        return current_app.json.dumps(schemas.page_dict(result, locale))
+
+    body = cache.remember(services.CACHE_SCOPE, parts, produce)
+    return current_app.response_class(body, mimetype="application/json")
+
+
 def _register(model, path: str, create_schema, update_schema, out_schema, page_schema):
     noun = model.__name__.lower()
 
@@ -46,7 +67,13 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
         @blp.response(200, page_schema)
         def get(self, args):
             page, per_page = args.pop("page"), args.pop("per_page")
-            return _page(services.list_published(actor(), model, _filters(args), page, per_page))
+            user = actor()
+            if user is None:
+                # What anonymous readers see is the same for all of them: the finished
+                # JSON is cached until the catalog changes (app/catalog/receivers.py).
+                return _anonymous_page(model, args, page, per_page)
+            result = services.list_published(user, model, _filters(args), page, per_page)
+            return _json(schemas.page_dict(result, str(get_locale() or "")))
 
         @blp.arguments(create_schema)
         @blp.response(201, out_schema)

@@ -51,12 +51,18 @@ def check_page_args(page: int, per_page: int) -> None:
         raise Invalid("Invalid pagination.", fields=errors)
 
 
-def paginate(statement, page: int = 1, per_page: int = 20, count_statement=None) -> Page:
-    """Run ``statement`` for one page; ``count_statement`` counts without ORDER BY work."""
+def paginate(
+    statement, page: int = 1, per_page: int = 20, count_statement=None, count=None
+) -> Page:
+    """Run ``statement`` for one page; ``count_statement`` counts without ORDER BY work;
+    ``count`` (a function of the count statement, e.g. a cached one) runs it."""
     check_page_args(page, per_page)
     if count_statement is None:
         count_statement = select(func.count()).select_from(statement.order_by(None).subquery())
-    total = db.session.execute(count_statement).scalar_one()
+    if count is None:
+        total = db.session.execute(count_statement).scalar_one()
+    else:
+        total = count(count_statement)
     items = (
         db.session.execute(statement.limit(per_page).offset((page - 1) * per_page)).scalars().all()
     )

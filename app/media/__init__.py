@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, abort, request
 
+from app.media.storage import StorageUnavailable
+
 
 def init_app(app: Flask) -> None:
     """Blueprints, the ``flask media`` CLI and the version-copy receiver."""
@@ -31,9 +33,44 @@ def init_app(app: Flask) -> None:
         services.on_resource_version_created, sender=app, weak=False
     )
     services.jobs_due.connect(_start_job, sender=app, weak=False)
+    app.register_error_handler(StorageUnavailable, _storage_unavailable)
     _check_content_origin(app.config.get("CONTENT_ORIGIN"))
     _separate_content_host(app)
     register_slots(app)
+
+
+# How long a client should wait before trying again (Retry-After): an outage of the
+# store usually passes in seconds; a full disk needs an administrator.
+RETRY_AFTER = {"unreachable": 30, "disk_full": 300}
+
+
+def _storage_unavailable(exc):
+    """503 with a clear message in the reader's language; the request's rows are rolled
+    back (error_response) and the storage layer removed what it was writing."""
+    import logging
+
+    from flask_babel import gettext as _
+
+    from app.errors import error_response
+
+    logging.getLogger(__name__).error(
+        "media storage unavailable on %s %s: %s", request.method, request.path, exc
+    )
+    if exc.reason == "disk_full":
+        message = _(
+            "The media storage is full. Nothing was saved; try again later or tell the "
+            "administrator."
+        )
+    else:
+        message = _(
+            "The media storage cannot be reached. Nothing was saved; try again in a moment."
+        )
+    return error_response(
+        503,
+        "storage_unavailable",
+        message,
+        headers={"Retry-After": str(RETRY_AFTER.get(exc.reason, 60))},
+    )
 
 
 def _start_job(app, path: str, args: tuple, **kwargs) -> None:

@@ -16,6 +16,8 @@ services never look at which one is in use.  Keys are plain strings such as
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import os
 import shutil
@@ -35,6 +37,21 @@ CHUNK = 1024 * 1024
 
 class StorageError(Exception):
     """The store refused or failed an operation."""
+
+
+class StorageUnavailable(StorageError):
+    """The store cannot take or give bytes now: the media folder's disk is full
+    (``reason`` "disk_full") or S3 does not answer ("unreachable").  Answered with 503
+    (app/media/__init__.py); the request's rows are rolled back and what was being written
+    is removed, so nothing is half-recorded."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+# A full disk (or quota, or a folder made read-only by the kernel after errors).
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 @dataclass
@@ -165,7 +182,12 @@ class LocalStorage(Storage):
         try:
             writer(tmp)
             os.replace(tmp, target)
+        except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise StorageUnavailable("disk_full", str(exc)) from exc
+            raise
         finally:
+            # The partial file goes, whatever stopped the write (a full disk included).
             if tmp.exists():
                 tmp.unlink()
 
@@ -233,7 +255,12 @@ class LocalStorage(Storage):
         return self._path(key + ".parts")
 
     def start_upload(self, key, media_type):
-        self._parts_dir(key).mkdir(parents=True, exist_ok=True)
+        try:
+            self._parts_dir(key).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise StorageUnavailable("disk_full", str(exc)) from exc
+            raise
         return "local"
 
     def _put_url(self, key: str, max_bytes: int, expires: int) -> str:
@@ -495,6 +522,67 @@ class S3Storage(Storage):
                 "response-content-disposition": content_disposition(filename, inline),
             },
         )
+
+
+def _is_outage(exc: Exception) -> bool:
+    """No answer from S3: the minio SDK's transport (urllib3: refused connections,
+    timeouts, retries used up; matched by module so that urllib3 stays minio's own
+    dependency), a 5xx after its retries, or a plain socket error."""
+    from minio.error import ServerError
+
+    if isinstance(exc, ServerError | ConnectionError | TimeoutError):
+        return True
+    return any(cls.__module__.startswith("urllib3.") for cls in type(exc).__mro__)
+
+
+def _s3_unavailable(method):
+    """S3 that does not answer (connection refused, timeouts, 5xx after the SDK's own
+    retries) becomes :class:`StorageUnavailable`; S3's answers (NoSuchKey...) pass."""
+
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            if _is_outage(exc):
+                raise StorageUnavailable("unreachable", f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    return call
+
+
+def _s3_unavailable_stream(method):
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        try:
+            yield from method(*args, **kwargs)
+        except Exception as exc:
+            if _is_outage(exc):
+                raise StorageUnavailable("unreachable", f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    return call
+
+
+for _name in (
+    "ensure_bucket",
+    "put_file",
+    "put_bytes",
+    "stat",
+    "read_range",
+    "download_to",
+    "delete",
+    "delete_prefix",
+    "move",
+    "start_upload",
+    "list_parts",
+    "complete_upload",
+    "abort_upload",
+    "pending_uploads",
+):
+    setattr(S3Storage, _name, _s3_unavailable(getattr(S3Storage, _name)))
+for _name in ("iter_chunks", "list"):
+    setattr(S3Storage, _name, _s3_unavailable_stream(getattr(S3Storage, _name)))
 
 
 _LOCK = threading.Lock()

@@ -20,7 +20,14 @@ from app.catalog import services as catalog
 from app.catalog.models import Resource
 from app.errors import AppError, Forbidden, PayloadTooLarge
 from app.media import services
-from app.media.storage import LocalStorage, StorageError, TokenRejected, get_storage, read_token
+from app.media.storage import (
+    LocalStorage,
+    StorageError,
+    StorageUnavailable,
+    TokenRejected,
+    get_storage,
+    read_token,
+)
 
 bp = Blueprint("media", __name__, static_folder="static", static_url_path="/static/media-feature")
 
@@ -102,6 +109,8 @@ def local_put(token: str):
         raise PayloadTooLarge(f"This part may have at most {limit} bytes.")
     try:
         written, etag = storage.write_part(payload["k"], request.stream, limit)
+    except StorageUnavailable:
+        raise  # 503 (app/media/__init__.py)
     except StorageError as exc:
         if str(exc) == "too_large":
             raise PayloadTooLarge(f"This part may have at most {limit} bytes.") from None

@@ -44,6 +44,7 @@ from app.catalog.services.permissions import (
     visible_to_organisation,
 )
 from app.catalog.services.queries import (
+    CACHE_SCOPE,
     CONTENT_ID,
     CatalogFilters,
     ResourceFilter,
@@ -96,6 +97,7 @@ from app.catalog.services.workflow import (
 
 __all__ = [
     "visible_to_organisation",
+    "CACHE_SCOPE",
     "CONTENT_ID",
     "CatalogFilters",
     "ResourceFilter",

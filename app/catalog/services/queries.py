@@ -23,7 +23,9 @@ from app.catalog.services.permissions import (
     can_view,
     require_user,
     visibility_condition,
+    visibility_key,
 )
+from app.common import cache
 from app.common.pagination import Page, paginate
 from app.errors import Forbidden, Invalid, NotFound
 from app.extensions import db
@@ -295,7 +297,25 @@ def list_published(
     statement = _apply_filters(select(model).where(condition), model, filters)
     count = _apply_filters(select(func.count(model.id)).where(condition), model, filters)
     statement = statement.order_by(*_SORTS[filters.sort](model)).options(*_list_options(model))
-    return paginate(statement, page, per_page, count_statement=count)
+    # The visibility-filtered COUNT reads every visible row: cached per visibility and
+    # filters until the catalog changes (app/catalog/receivers.py bumps the generation).
+    parts = ("count", model.__tablename__, visibility_key(user), _filter_key(filters))
+    return paginate(
+        statement,
+        page,
+        per_page,
+        count_statement=count,
+        count=lambda stmt: cache.remember(
+            CACHE_SCOPE, parts, lambda: db.session.execute(stmt).scalar_one()
+        ),
+    )
+
+
+CACHE_SCOPE = "catalog"
+
+
+def _filter_key(filters: CatalogFilters) -> tuple:
+    return tuple(sorted((k, v) for k, v in vars(filters).items() if v is not None and k != "sort"))
 
 
 def list_editable(
@@ -387,8 +407,15 @@ def facet_counts(
     condition = and_(model.state == State.PUBLISHED, visibility_condition(user, model))
     others = replace(filters, **{field: None}) if hasattr(filters, field) else filters
     statement = _apply_filters(select(column, func.count(model.id)).where(condition), model, others)
-    rows = db.session.execute(statement.group_by(column)).all()
-    return {value: number for value, number in rows if value}
+
+    def count() -> dict[str, int]:
+        rows = db.session.execute(statement.group_by(column)).all()
+        return {value: number for value, number in rows if value}
+
+    # A GROUP BY over every visible row, the same for each page of one filter: cached
+    # like the list counts, until the catalog changes.
+    parts = ("facets", model.__tablename__, field, visibility_key(user), _filter_key(others))
+    return cache.remember(CACHE_SCOPE, parts, count)
 
 
 def get_working(user: User | None, model: ContentModel, content_id: str):

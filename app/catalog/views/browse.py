@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from app.accounts.auth import actor
 from app.catalog import services
 from app.catalog.models import Course, Resource
 from app.catalog.views.common import bp, flash_refusal, require_login
+from app.common import cache
 from app.errors import AppError, Conflict, Forbidden, Invalid
 
 FILTER_KEYS = (
@@ -77,11 +79,32 @@ def _facets(user, model, filters, fields) -> dict:
 
 
 def _browse_page(model, template: str, facet_fields: tuple[str, ...]):
-    """One page of the published ``model`` rows, filtered from the query string."""
+    """One page of the published ``model`` rows, filtered from the query string.
+
+    Anonymous visitors all see the same page: it is rendered once per query string and
+    language and cached until the catalog changes (app/catalog/receivers.py).  Never for
+    a logged-in user (her menu, name and CSRF token are in the page, and she sees more),
+    nor when a message is waiting to be flashed or the page used the request's CSP nonce.
+    """
+    user = actor()
+    if user is not None or session.get("_flashes"):
+        return _render_browse_page(user, model, template, facet_fields)
+    parts = ("browse", request.path, sorted(request.args.items(multi=True)), str(get_locale()))
+
+    def produce() -> str | None:
+        body = _render_browse_page(None, model, template, facet_fields)
+        return None if g.get("_csp_nonce") else body
+
+    body = cache.remember(services.CACHE_SCOPE, parts, produce)
+    if body is None:  # a page with a nonce: rendered for this request only
+        return _render_browse_page(None, model, template, facet_fields)
+    return body
+
+
+def _render_browse_page(user, model, template: str, facet_fields: tuple[str, ...]) -> str:
     from app.accounts.services import list_districts
 
     filters, page = _filters_from_request(model)
-    user = actor()
     if model is Resource:
         filters = _with_resource_filters(user, filters)
     result = services.list_published(user, model, filters, page, 24)

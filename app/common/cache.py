@@ -1,0 +1,120 @@
+"""The shared cache (Flask-Caching): Redis when ``REDIS_URL`` is set, SimpleCache otherwise.
+
+What is cached is read far more often than it changes (anonymous catalog pages and list
+counts, API token lookups).  Invalidation is by *generation*: every entry's key carries
+the current number of its scope (``"catalog"``...), and a change bumps that number
+(:func:`bump`, called from signal receivers), so every older entry is simply never read
+again and expires on its own.  A reader that read the old number while a publish
+committed stores its page under the old number, where nobody looks: no stale page is
+served after the bump.
+
+The cache is an optimisation, never a dependency: when Redis does not answer, reads are
+misses and writes are dropped (logged once a minute), and requests are served from the
+database.  Settings are in app/config.py (``CACHE_*``).
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections.abc import Callable
+from hashlib import sha256
+from typing import Any
+
+from flask import Flask, current_app
+
+from app.extensions import cache
+
+log = logging.getLogger(__name__)
+
+_MISS = object()
+_last_warning = 0.0
+
+
+def _failed(action: str, exc: Exception) -> None:
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning > 60:
+        _last_warning = now
+        log.warning(
+            "cache unavailable (%s: %s: %s); serving without it", action, type(exc).__name__, exc
+        )
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return (OSError,)
+    return (RedisError, OSError, pickle.PickleError)
+
+
+def key(*parts: Any) -> str:
+    """A short, safe cache key for any tuple of parts (query strings can be long)."""
+    text = repr(parts).encode()
+    return sha256(text).hexdigest()[:40]
+
+
+def generation(scope: str) -> int:
+    try:
+        return int(cache.get(f"gen:{scope}") or 0)
+    except _errors() as exc:
+        _failed("read", exc)
+        return -1  # entries of generation -1 are never written (see remember)
+
+
+def bump(scope: str) -> None:
+    """Make every entry of ``scope`` stale, in every process sharing the cache."""
+    name = f"gen:{scope}"
+    try:
+        if current_app.config.get("CACHE_TYPE") == "RedisCache":
+            cache.inc(name)  # INCR: atomic across processes, and the key never expires
+        else:
+            # Never expiring (timeout 0): a generation number that expired and restarted
+            # from an old value could find entries stored under it before.
+            current = int(cache.get(name) or 0)
+            cache.set(name, max(current + 1, time.time_ns() // 1000), timeout=0)
+    except _errors() as exc:
+        _failed("invalidate", exc)
+
+
+def get(name: str, default: Any = None) -> Any:
+    try:
+        value = cache.get(name)
+    except _errors() as exc:
+        _failed("read", exc)
+        return default
+    return default if value is None else value
+
+
+def set(name: str, value: Any, timeout: int | None = None) -> None:  # noqa: A001
+    try:
+        cache.set(name, value, timeout=timeout)
+    except _errors() as exc:
+        _failed("write", exc)
+
+
+def delete(name: str) -> None:
+    try:
+        cache.delete(name)
+    except _errors() as exc:
+        _failed("delete", exc)
+
+
+def remember(scope: str, parts: tuple, produce: Callable[[], Any], timeout: int | None = None):
+    """The cached value of ``parts`` in the current generation of ``scope``, or
+    ``produce()`` (stored for the next reader)."""
+    number = generation(scope)
+    if number < 0:
+        return produce()
+    name = f"{scope}:{number}:{key(*parts)}"
+    value = get(name, _MISS)
+    if value is _MISS:
+        value = produce()
+        set(name, value, timeout)
+    return value
+
+
+def init_app(app: Flask) -> None:
+    cache.init_app(app)

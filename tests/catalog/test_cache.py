@@ -1,0 +1,175 @@
+"""Cached catalog pages and counts (app/common/cache.py, app/catalog/receivers.py):
+never stale after a publish or an archive, never an anonymous page for a logged-in user,
+the fast list JSON equal to the schemas' dump, few statements, and no failure when the
+cache's Redis is down."""
+
+from __future__ import annotations
+
+import pytest
+from flask_babel import force_locale
+
+from app.catalog import schemas, services
+from app.catalog.models import Course, Resource
+from app.common import cache as cache_module
+from app.common.events import commit
+from app.extensions import db
+from tests.catalog.helpers import fresh, make_content
+from tests.catalog.test_queries import count_statements
+from tests.conftest import make_app
+
+
+def titles(response) -> list[str]:
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return [item["title"] for item in response.json["items"]]
+
+
+@pytest.mark.parametrize("path", ["courses", "resources"])
+def test_a_publish_or_archive_shows_at_once_in_the_anonymous_list(api, orgs, make_user, path):
+    model = Course if path == "courses" else Resource
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    make_content(teacher, model, "published", title="第一")
+    assert titles(api.get(f"/api/v1/{path}")) == ["第一"]
+    assert titles(api.get(f"/api/v1/{path}")) == ["第一"]  # now from the cache
+
+    second = make_content(teacher, model, "published", title="第二")
+    listed = api.get(f"/api/v1/{path}")
+    assert titles(listed) == ["第二", "第一"] and listed.json["total"] == 2
+
+    services.archive_content(fresh(teacher), model, second)
+    commit()
+    listed = api.get(f"/api/v1/{path}")
+    assert titles(listed) == ["第一"] and listed.json["total"] == 1
+
+
+def test_a_publish_through_the_api_shows_at_once_on_the_browse_page(client, api, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    make_content(teacher, Course, "published", title="旧课程")
+    assert "旧课程" in client.get("/").get_data(as_text=True)
+    assert "新课程" not in client.get("/").get_data(as_text=True)
+
+    created = api.post(
+        "/api/v1/courses",
+        teacher,
+        json={
+            "title": "新课程",
+            "kind": "extended",
+            "category": "opera",
+            "visibility": "region",
+        },
+    )
+    assert created.status_code == 201
+    assert "新课程" not in client.get("/").get_data(as_text=True)  # a draft is not listed
+    submitted = api.post(f"/api/v1/courses/{created.json['id']}/submit", teacher)
+    assert submitted.status_code == 200 and submitted.json["state"] == "published"
+    assert "新课程" in client.get("/").get_data(as_text=True)
+
+    assert api.post(f"/api/v1/courses/{created.json['id']}/archive", teacher).status_code == 200
+    page = client.get("/").get_data(as_text=True)
+    assert "新课程" not in page and "旧课程" in page
+
+
+def test_a_logged_in_user_never_gets_the_anonymous_page(app, client, api, login, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school)
+    make_content(teacher, Course, "published", title="全区可见")
+    make_content(teacher, Course, "published", title="本校可见", visibility="school")
+    anonymous = client.get("/").get_data(as_text=True)
+    assert "全区可见" in anonymous and "本校可见" not in anonymous
+    assert client.get("/").get_data(as_text=True) == anonymous  # cached
+
+    login(teacher)
+    page = client.get("/").get_data(as_text=True)
+    assert "本校可见" in page and teacher.name in page and 'name="csrf_token"' in page
+    # And the API: a member of the school sees her school's course; anonymous does not.
+    assert "本校可见" in titles(api.get("/api/v1/courses", teacher))
+    assert "本校可见" not in titles(app.test_client().get("/api/v1/courses"))
+
+
+def test_counts_of_logged_in_readers_follow_publishing(api, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    student = make_user("student", school=orgs.school, password=None)
+    make_content(teacher, Course, "published", title="甲", visibility="school")
+    assert api.get("/api/v1/courses", student).json["total"] == 1
+    make_content(teacher, Course, "published", title="乙", visibility="school")
+    assert api.get("/api/v1/courses", student).json["total"] == 2
+    # A student of another school has her own count, not this one.
+    other = make_user("student", school=orgs.other_school, password=None)
+    assert api.get("/api/v1/courses", other).json["total"] == 0
+
+
+def test_the_list_json_equals_the_documented_schema(app, api, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    make_content(
+        teacher,
+        Course,
+        "published",
+        title="京剧",
+        tags=["戏曲", "入门"],
+        translations={"en": {"title": "Peking opera", "summary": "Sing"}},
+    )
+    make_content(teacher, Resource, "published", title="视频", grades=["g7", "g8"], tags=["t"])
+    for model, schema in (
+        (Course, schemas.CoursePageSchema()),
+        (Resource, schemas.ResourcePageSchema()),
+    ):
+        for locale in ("zh_CN", "en"):
+            with app.test_request_context(), force_locale(locale):
+                page = services.list_published(
+                    fresh(teacher), model, services.CatalogFilters(), 1, 20
+                )
+                assert schemas.page_dict(page, locale) == schema.dump(page)
+    english = api.get("/api/v1/courses?lang=en").json["items"][0]
+    assert english["title"] == "Peking opera" and english["tags"] == ["入门", "戏曲"]
+
+
+def test_list_statements(app, api, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    student = make_user("student", school=orgs.school, password=None)
+    for i in range(3):
+        make_content(teacher, Course, "published", title=f"课程{i}", tags=[f"t{i}"])
+    api.get("/api/v1/me", student)  # the token's first use is written: keep it out
+    api.get("/api/v1/courses")
+    with count_statements(app) as statements:
+        assert len(titles(api.get("/api/v1/courses"))) == 3
+    assert statements == [], "an anonymous list is answered from the cache"
+    api.get("/api/v1/courses", student)
+    with count_statements(app) as statements:
+        assert len(titles(api.get("/api/v1/courses", student))) == 3
+    # Token + user + roles in one; the count is cached; the page, its authors, schools,
+    # districts and tags.
+    assert len(statements) == 6, "\n".join(s[:120] for s in statements)
+
+
+def test_a_cache_on_an_unreachable_redis_serves_from_the_database(
+    database_url, tmp_path, caplog, monkeypatch
+):
+    monkeypatch.setattr(cache_module, "_last_warning", 0.0)  # its warning is once a minute
+    broken = make_app(
+        database_url,
+        str(tmp_path),
+        CACHE_TYPE="RedisCache",
+        CACHE_REDIS_URL="redis://127.0.0.1:1/3",
+    )
+    with broken.app_context():
+        db.create_all()
+    client = broken.test_client()
+    first = client.get("/api/v1/courses")
+    assert first.status_code == 200 and "total" in first.json
+    assert client.get("/").status_code == 200
+    assert "cache unavailable" in caplog.text
+
+
+def test_facet_counts_follow_publishing(app, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    make_content(teacher, Course, "published", title="京剧", category="opera")
+
+    def facets():
+        with app.test_request_context():
+            return services.facet_counts(None, Course, services.CatalogFilters(), "category")
+
+    assert facets() == {"opera": 1}
+    assert facets() == {"opera": 1}  # cached
+    second = make_content(teacher, Course, "published", title="茶艺", category="opera")
+    assert facets() == {"opera": 2}
+    services.archive_content(fresh(teacher), Course, second)
+    commit()
+    assert facets() == {"opera": 1}
