@@ -25,6 +25,9 @@ CHANGES = (
     signals.release_published,
     signals.subscription_accepted,
     signals.item_withdrawn,
+    # The edition and chapter filters of /resources (registered by the curriculum) and
+    # their counts follow alignments.
+    signals.alignment_changed,
 )
 
 
