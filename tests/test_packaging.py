@@ -17,7 +17,6 @@ NOT_IMPORTED = {
     "gunicorn": "the production server runs the app",
     "ruff": "the linter of `make lint`",
     "pytest-xdist": "make test spreads the test files over both cores (-n 2 --dist loadfile)",
-    "pyinstrument": "the profiler of the commands in docs/catalog.md (run, not imported)",
 }
 OWN = {"app", "shuyuan_plugins", "tests", "bench", "__future__"}
 
