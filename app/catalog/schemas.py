@@ -437,6 +437,8 @@ def summary_dict(obj, locale: str) -> dict:
         "licence": _text(obj.licence),
         "visibility": _text(obj.visibility),
         "subject": _text(obj.subject),
+        "sent_back": obj.state == "draft" and bool(obj.review_note),
+        "has_picture": bool(obj.cover_id),
         "tags": [tag.name for tag in obj.tags],
         "author": None
         if author is None
@@ -450,6 +452,7 @@ def summary_dict(obj, locale: str) -> dict:
     if hasattr(obj, "grade_rows"):  # a resource
         data["grades"] = [_text(grade) for grade in obj.grades]
         data["url"] = _text(obj.url)
+        data["duration_seconds"] = obj.duration_seconds
     else:
         data["category"] = _text(obj.category)
         data["grade"] = _text(obj.grade)

@@ -155,11 +155,36 @@ def shared_from(item) -> str | None:
     if isinstance(data, dict):  # resources carry it: no query per card
         federated = data.get("federated")
         return federated.get("publisher") or federated.get("origin") if federated else None
-    content_id = getattr(item, "content_id", item)
-    if not isinstance(content_id, str):
+    content_id = getattr(item, "content_id", None)
+    if isinstance(content_id, str):  # a course row
+        return _federated_course_labels().get(content_id[:36])
+    if not isinstance(item, str):
         return None
     from app.extensions import db
     from app.sharing.models import FederatedItem
 
-    fed = db.session.get(FederatedItem, content_id[:36])
+    fed = db.session.get(FederatedItem, item[:36])
     return (fed.publisher or fed.origin) if fed is not None else None
+
+
+def _federated_course_labels() -> dict[str, str]:
+    """Publisher labels of the federated courses, loaded once per request: a page of
+    cards asks for each card, and one query per card is what
+    tests/media/test_pictures_and_progress.py forbids.  Federated courses are few (a
+    region's catalog holds hundreds, not thousands)."""
+    from flask import g
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.sharing.models import FederatedItem
+
+    labels = g.get("_shuyuan_federated_labels")
+    if labels is None:
+        rows = db.session.execute(
+            select(FederatedItem.content_id, FederatedItem.publisher, FederatedItem.origin).where(
+                FederatedItem.item_type == "course"
+            )
+        )
+        labels = {row.content_id: row.publisher or row.origin for row in rows}
+        g._shuyuan_federated_labels = labels
+    return labels
