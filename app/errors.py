@@ -159,11 +159,15 @@ def error_response(
 def _error_body(status: int, code: str, message: str, fields: dict | None):
     # Services and libraries speak English; the reader gets her language (see
     # app.i18n.translate_message), on the page and in the JSON envelope alike.
-    from app.i18n import translate_fields, translate_message
+    from app.i18n import language_chosen, translate_fields, translate_message
 
-    message = translate_message(message)
-    fields = translate_fields(fields) if fields else fields
-    if wants_json():
+    json = wants_json()
+    # A program that names no language (no Accept-Language, ?lang= or session choice)
+    # keeps the English text it may match on; a person's browser always names one.
+    if not json or language_chosen():
+        message = translate_message(message)
+        fields = translate_fields(fields) if fields else fields
+    if json:
         body = {"error": {"code": code, "message": message}}
         if fields:
             body["error"]["fields"] = fields

@@ -52,6 +52,19 @@ def _select_code() -> str:
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+def language_chosen() -> bool:
+    """Whether the request names a language (``?lang=``, the session's choice or an
+    Accept-Language header), rather than falling back to the default."""
+    if not request:
+        return False
+    supported = current_app.config["LANGUAGES"]
+    return (
+        request.args.get("lang") in supported
+        or session.get("lang") in supported
+        or bool(request.headers.get("Accept-Language"))
+    )
+
+
 def current_language() -> str:
     return str(get_locale() or "zh_CN")
 
