@@ -108,7 +108,10 @@ PEP = [
                         "2.1.1",
                         "有理数的加法",
                         "Addition of rational numbers",
-                        [("有理数加法法则", "Rule of addition"), ("加法运算律", "Laws of addition")],
+                        [
+                            ("有理数加法法则", "Rule of addition"),
+                            ("加法运算律", "Laws of addition"),
+                        ],
                     ),
                     (
                         "2.1.2",
@@ -503,7 +506,9 @@ def main() -> None:
             unit = item(f"unit:{edition_code}:{unit_code}", unit_title, "Unit", unit_code, unit_en)
             link("isChildOf", unit, volume, u)
 
-            def lesson_node(parent, number, code, title, title_en, item_type, points):
+            def lesson_node(
+                parent, number, code, title, title_en, item_type, points, edition_code=edition_code
+            ):
                 nonlocal previous
                 node = item(
                     f"lesson:{edition_code}:{code}",
@@ -544,7 +549,11 @@ def main() -> None:
                     pep_nodes[code] = lesson_node(unit, number, code, title, title_en, "节", points)
                     continue
                 section = item(
-                    f"section:{edition_code}:{code}", f"{code} {title}", "节", code, f"{code} {title_en}"
+                    f"section:{edition_code}:{code}",
+                    f"{code} {title}",
+                    "节",
+                    code,
+                    f"{code} {title_en}",
                 )
                 link("isChildOf", section, unit, number)
                 pep_nodes[code] = section
