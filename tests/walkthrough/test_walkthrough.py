@@ -283,11 +283,21 @@ def test_walkthrough(demo_site, browser, tmp_path, user, lang, width):
     page.set_default_timeout(30_000)
     walk = Walk(demo_site, lang, width, user, tmp_path)
     problems: list[str] = []
+    report = ARTIFACTS / f"problems-{user}-{lang}-{width}.txt"
+    report.unlink(missing_ok=True)
+    current = "start"
     try:
         walk.go(page, f"/lang/{lang}?next=/")
         for step in USERS[user]():
+            current = step.name
             step.act(page, walk)
             _check(page, walk, step.name, problems)
+    except Exception as exc:
+        problems.append(f"{user}/{lang}/{width}/{current} {page.url}: {type(exc).__name__}: {exc}")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{user}-{lang}-{width}-{current}-failed.png"))
     finally:
         context.close()
+    if problems:  # kept beside the screenshots, for whoever looks at them
+        report.write_text("\n".join(problems) + "\n", encoding="utf-8")
     assert not problems, "\n".join(problems)
