@@ -139,7 +139,7 @@ def load(folder: Path, report, tick) -> None:
                     {
                         "kinds": {int(k): str(v) for k, v in entry["week_kinds"].items()},
                         "regenerate": True,
-                        "note": "demo: review and exam weeks",
+                        "note": "演示：期中、期末的复习周和考试周",
                     },
                 )
     for entry in spec.get("alignments", []):

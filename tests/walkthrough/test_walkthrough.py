@@ -104,8 +104,8 @@ def teacher_steps() -> list[Step]:
         open_nav("我的课程", "My courses")(page, walk)
         walk.go(page, "/me/resources/new")
         page.locator("#kind").select_option("document")
-        page.locator("#title").fill(walk.text("京剧脸谱讲义", "Peking opera masks handout"))
-        page.locator("#summary").fill(walk.text("认识生旦净丑的脸谱。", "Faces of the roles."))
+        page.locator("#title").fill("京剧脸谱讲义")  # her content is Chinese in either UI
+        page.locator("#summary").fill("认识生旦净丑的脸谱。")
         page.locator("main form button[type=submit]").first.click()
         page.wait_for_load_state()
 
@@ -122,17 +122,17 @@ def teacher_steps() -> list[Step]:
     def new_course(page, walk: Walk):
         walk.go(page, "/me/courses/new")
         page.locator("#kind").select_option("extended")
-        page.locator("#title").fill(walk.text("京剧赏析", "Peking opera appreciation"))
-        page.locator("#summary").fill(walk.text("看懂一出戏。", "Watch a play with new eyes."))
+        page.locator("#title").fill("京剧赏析")
+        page.locator("#summary").fill("看懂一出戏。")
         page.locator("#visibility").select_option("region")
         page.locator("#category").select_option(index=1)
         page.locator("main form button[type=submit]").first.click()
         expect(page.locator(".flash-success")).to_be_visible()
 
     def add_section_and_publish(page, walk: Walk):
-        page.locator("#new-section-title").fill(walk.text("第一讲 脸谱", "Lesson 1 Masks"))
+        page.locator("#new-section-title").fill("第一讲 脸谱")
         page.locator("#new-section-title").press("Enter")
-        expect(page.locator("#sections-list")).to_contain_text(walk.text("脸谱", "Masks"))
+        expect(page.locator("#sections-list")).to_contain_text("脸谱")
         page.get_by_role("button", name=walk.text("发布", "Publish"), exact=True).click()
         expect(page.locator(".flash-success")).to_be_visible()
 
@@ -151,9 +151,11 @@ def student_steps() -> list[Step]:
         expect(page.locator("#course-list")).to_be_visible()
 
     def course(page, walk: Walk):
-        page.get_by_role("link", name=re.compile("京剧启蒙")).first.click()
+        page.locator("#course-list").get_by_role(
+            "link", name=re.compile("京剧启蒙|Peking Opera for Beginners")
+        ).first.click()
         page.wait_for_load_state()
-        expect(page.locator("h1")).to_contain_text("京剧")
+        expect(page.locator("h1")).to_contain_text(re.compile("京剧|Peking Opera"))
 
     def search(page, walk: Walk):
         walk.go(page, "/search?q=京剧")
@@ -205,7 +207,7 @@ def platform_admin_steps() -> list[Step]:
         walk.go(page, "/lti/admin")
 
     def registration_link(page, walk: Walk):
-        page.locator("#lti-link-note").fill(walk.text("区教育网 Moodle", "District Moodle"))
+        page.locator("#lti-link-note").fill("区教育网 Moodle")
         page.locator("form[action$='/admin/registration-links'] button[type=submit]").click()
         page.wait_for_load_state()
 
