@@ -51,7 +51,9 @@ def material(klass, week, publish):
         klass.teacher, questions=_questions(kp.identifier), visibility="district"
     )
     video = publish(klass.teacher, "讲解微课", kind="video")
-    curriculum.align(klass.teacher, lesson.id, "resource", video, "teaches")
+    # Aligned to the point, not the lesson: a lesson may have several points (the 2024
+    # 节 4.2 has four), and a lesson resource is recommended once for each.
+    curriculum.align(klass.teacher, kp.id, "resource", video, "teaches")
     curriculum.align(klass.teacher, kp.id, "resource", exercise, "assesses")
     db.session.commit()
     return {"exercise": exercise, "video": video, "kp": kp, "week": week_number, "lesson": lesson}
