@@ -157,7 +157,17 @@ def error_response(
 
 
 def _error_body(status: int, code: str, message: str, fields: dict | None):
-    if wants_json():
+    # Services and libraries speak English; the reader gets her language (see
+    # app.i18n.translate_message), on the page and in the JSON envelope alike.
+    from app.i18n import language_chosen, translate_fields, translate_message
+
+    json = wants_json()
+    # A program that names no language (no Accept-Language, ?lang= or session choice)
+    # keeps the English text it may match on; a person's browser always names one.
+    if not json or language_chosen():
+        message = translate_message(message)
+        fields = translate_fields(fields) if fields else fields
+    if json:
         body = {"error": {"code": code, "message": message}}
         if fields:
             body["error"]["fields"] = fields
@@ -259,7 +269,7 @@ def register_error_handlers(app: Flask) -> None:
         fields = _webargs_fields(exc)
         message = exc.description or exc.name
         if status == 422 and fields:
-            message = "The submitted data is not valid."
+            message = _("The submitted data is not valid.")
         return error_response(status, _HTTP_CODES.get(status, "error"), message, fields)
 
     from sqlalchemy.exc import DataError
@@ -275,7 +285,7 @@ def register_error_handlers(app: Flask) -> None:
             str(exc.orig).splitlines()[0] if exc.orig else exc,
         )
         return error_response(
-            400, "bad_request", "The request contains a value that cannot be stored."
+            400, "bad_request", _("The request contains a value that cannot be stored.")
         )
 
     from sqlalchemy.exc import SQLAlchemyError
@@ -291,7 +301,7 @@ def register_error_handlers(app: Flask) -> None:
                 str(exc.orig).splitlines()[0] if str(exc.orig) else "",
             )
             return error_response(
-                409, "conflict", "The request conflicts with a concurrent change. Try again."
+                409, "conflict", _("The request conflicts with a concurrent change. Try again.")
             )
         if is_connection_failure(exc):
             return database_unavailable(exc)
@@ -300,4 +310,4 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "Internal server error.")
+        return error_response(500, "internal_error", _("Internal server error."))

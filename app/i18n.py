@@ -6,12 +6,15 @@ one shared catalogue); they are merged at start.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from babel import Locale
 from flask import Flask, current_app, request, session
-from flask_babel import get_locale
+from flask_babel import get_locale, get_translations
 
 
 class CatalogueLocale(Locale):
@@ -53,6 +56,19 @@ def _select_code() -> str:
     return current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
+def language_chosen() -> bool:
+    """Whether the request names a language (``?lang=``, the session's choice or an
+    Accept-Language header), rather than falling back to the default."""
+    if not request:
+        return False
+    supported = current_app.config["LANGUAGES"]
+    return (
+        request.args.get("lang") in supported
+        or session.get("lang") in supported
+        or bool(request.headers.get("Accept-Language"))
+    )
+
+
 def current_language() -> str:
     return str(get_locale() or "zh_CN")
 
@@ -70,3 +86,109 @@ def init_app(app: Flask) -> None:
     def _language():
         lang = current_language()
         return {"current_language": lang, "is_english": lang.startswith("en")}
+
+
+# --- Messages services raise in English -------------------------------------------------
+#
+# Services raise errors with English text (``Invalid("Unknown grade 'g13'.")``); the
+# catalogue holds them as ids, the variable parts as ``%(name)s`` placeholders
+# ("Unknown grade '%(grade)s'.").  The page or JSON envelope shows them in the reader's
+# language: an exact id first, else the first placeholder id whose shape matches, with
+# the matched parts put back into its translation.  tests/test_error_messages.py finds
+# every such message in the source and checks that the zh_CN catalogue has it.
+
+_PLACEHOLDER = re.compile(r"%\((\w*)\)s")
+_patterns_cache: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _message_patterns(translations) -> list[tuple[re.Pattern, str, list[str]]]:
+    cached = _patterns_cache.get(translations)
+    if cached is not None:
+        return cached
+    catalog = getattr(translations, "_catalog", {})
+    # A placeholder may hold a catalogue phrase ("greater than or equal to" in marshmallow's
+    # "Must be {min_op} {min}…"); trying those first, longest first, splits such a message
+    # where it was joined rather than at the first space.
+    phrases = sorted(
+        (
+            m
+            for m in catalog
+            if isinstance(m, str) and "%" not in m and len(m) <= 40 and m[:1].islower()
+        ),
+        key=len,
+        reverse=True,
+    )
+    value = "(" + "".join(re.escape(p) + "|" for p in phrases) + ".+?)"
+    patterns = []
+    for msgid in catalog:
+        if not isinstance(msgid, str) or "%(" not in msgid:
+            continue
+        names = _PLACEHOLDER.findall(msgid)
+        literal = _PLACEHOLDER.split(msgid)[::2]
+        if not "".join(literal).strip():
+            continue  # nothing but placeholders: would match anything
+        regex = value.join(re.escape(part.replace("%%", "%")) for part in literal)
+        patterns.append((re.compile(regex, re.DOTALL), msgid, names))
+    # Longest literal text first: the most specific shape wins.
+    patterns.sort(key=lambda entry: -len(_PLACEHOLDER.sub("", entry[1])))
+    # NullTranslations of some versions cannot be weakly referenced: then no cache.
+    with contextlib.suppress(TypeError):
+        _patterns_cache[translations] = patterns
+    return patterns
+
+
+def translate_message(message) -> str:
+    """A service's English message in the reader's language when the catalogue has it."""
+    if not message:
+        return ""
+    message = str(message)
+    translations = get_translations()
+    translated = translations.ugettext(message)
+    if translated != message or current_language().startswith("en"):
+        return translated
+    for regex, msgid, names in _message_patterns(translations):
+        match = regex.fullmatch(message)
+        if match is None:
+            continue
+        # A matched part may itself be catalogue text (marshmallow's "greater than").
+        values = {
+            name: translations.ugettext(value)
+            for name, value in zip(names, match.groups(), strict=False)
+        }
+        text = translations.ugettext(msgid)
+        try:
+            return text % values
+        except (KeyError, ValueError, TypeError):
+            return message
+    return message
+
+
+def translate_fields(fields):
+    """Field messages (a dict of lists or nested dicts, as marshmallow gives them)
+    translated; the field names are left as they are (they name the input)."""
+    if isinstance(fields, dict):
+        return {key: translate_fields(value) for key, value in fields.items()}
+    if isinstance(fields, list | tuple):
+        return [translate_fields(value) for value in fields]
+    if isinstance(fields, str):
+        return translate_message(fields)
+    return fields
+
+
+def flat_fields(fields, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """``{"a": {"b": ["x"]}, "c": ["y"]}`` → ``[("a.b", ["x"]), ("c", ["y"])]`` for a page."""
+    result: list[tuple[str, list[str]]] = []
+    for name, value in (fields or {}).items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if isinstance(value, dict):
+            result.extend(flat_fields(value, key))
+        elif isinstance(value, list | tuple):
+            texts = [translate_message(v) for v in value if not isinstance(v, dict | list)]
+            for nested in value:
+                if isinstance(nested, dict):
+                    result.extend(flat_fields(nested, key))
+            if texts:
+                result.append((key, texts))
+        else:
+            result.append((key, [translate_message(value)]))
+    return result

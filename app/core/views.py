@@ -13,14 +13,13 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import gettext
 from sqlalchemy import text
 from swagger_ui_bundle import swagger_ui_path
 
 from app.catalog import vocab
 from app.common.redirects import redirect_next
 from app.extensions import db
-from app.i18n import current_language
+from app.i18n import current_language, flat_fields, translate_fields, translate_message
 from app.plugins import render_slot
 
 bp = Blueprint("core", __name__)
@@ -124,13 +123,6 @@ KNOWN_MESSAGES = (
 )
 
 
-def translate_message(message: str | None) -> str:
-    """A service's English message in the reader's language when the catalogue has it."""
-    if not message:
-        return ""
-    return gettext(message)
-
-
 @bp.route("/healthz")
 def healthz():
     """Liveness and database reachability, for load balancers and `make run` checks."""
@@ -217,4 +209,6 @@ def register_template_helpers(app: Flask) -> None:
 
     app.jinja_env.globals["render_slot"] = render_slot
     app.jinja_env.globals["translate_message"] = translate_message
+    app.jinja_env.globals["translate_fields"] = translate_fields
+    app.jinja_env.globals["flat_fields"] = flat_fields
     app.jinja_env.filters["translate_message"] = translate_message

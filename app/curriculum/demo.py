@@ -38,6 +38,19 @@ def _lesson(edition: str, code: str) -> Node:
     return node
 
 
+def _knowledge_point(lesson: Node, title: str) -> Node:
+    node = db.session.execute(
+        select(Node).where(
+            Node.parent_identifier == lesson.identifier,
+            Node.level == Level.KNOWLEDGE_POINT,
+            Node.title == title,
+        )
+    ).scalar_one_or_none()
+    if node is None:
+        raise LookupError(f"demo.yaml: no knowledge point {title} under {lesson.code}")
+    return node
+
+
 def _volume(spec: dict) -> Node:
     return db.session.execute(
         select(Node).where(
@@ -100,7 +113,7 @@ def load(folder: Path, report, tick) -> None:
         ).first()
         report.add("teaching calendars", exists is None)
         if exists is None:
-            services.create_calendar(
+            calendar = services.create_calendar(
                 get_user_by_email(entry["by"]),
                 {
                     "district_id": district.id,
@@ -116,8 +129,23 @@ def load(folder: Path, report, tick) -> None:
                     ],
                 },
             )
+            if entry.get("week_kinds"):
+                # Review and exam weeks (week number → kind), then the lessons spread
+                # again around them.  Data only: the calendar service decides what a
+                # week kind means.
+                services.save_calendar(
+                    get_user_by_email(entry["by"]),
+                    calendar.id,
+                    {
+                        "kinds": {int(k): str(v) for k, v in entry["week_kinds"].items()},
+                        "regenerate": True,
+                        "note": "演示：期中、期末的复习周和考试周",
+                    },
+                )
     for entry in spec.get("alignments", []):
         node = _lesson(entry["edition"], str(entry["lesson"]))
+        if entry.get("knowledge_point"):
+            node = _knowledge_point(node, entry["knowledge_point"])
         exists = db.session.execute(
             select(Alignment.id).filter_by(
                 node_id=node.id,

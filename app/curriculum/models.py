@@ -27,6 +27,8 @@ class Level(enum.StrEnum):
     EDITION = "edition"
     VOLUME = "volume"
     UNIT = "unit"
+    # A 节 that holds 小节: the 小节 are the lessons, the 节 groups them.
+    SECTION = "section"
     LESSON = "lesson"
     KNOWLEDGE_POINT = "knowledge_point"
     OTHER = "other"

@@ -60,6 +60,23 @@ def node_title(node) -> str:
 
 @bp.app_template_global()
 def level_label(level) -> str:
+    """The name of a node's level; given the node itself, a textbook's 节 and 小节 are told
+    apart (both are lessons when they are what is taught) by the CASE item type."""
+    if hasattr(level, "level"):
+        node = level
+        item_type = str((node.raw or {}).get("CFItemType") or "").strip().lower()
+        if node.level == Level.LESSON and item_type in ("小节", "subsection"):
+            return _("Subsection")
+        if node.level == Level.LESSON and item_type in ("节", "section"):
+            return _("Section")
+        if node.level == Level.OTHER and item_type:
+            return {
+                "数学活动": _("Maths activity"),
+                "小结": _("Chapter summary"),
+                "复习题": _("Review exercises"),
+                "综合与实践": _("Integrated practice"),
+            }.get(item_type, _("Other"))
+        level = node.level
     value = getattr(level, "value", level)
     return {
         "subject": _("Subject"),
@@ -68,6 +85,7 @@ def level_label(level) -> str:
         "edition": _("Edition"),
         "volume": _("Volume"),
         "unit": _("Unit"),
+        "section": _("Section"),
         "lesson": _("Lesson"),
         "knowledge_point": _("Knowledge point"),
     }.get(value, _("Other"))
@@ -221,7 +239,7 @@ def node(node_id: int):
         aligned=aligned,
         direct_alignments=services.alignments_of_node(item),
         my_resources=my_resources,
-        alignable=item.level in (Level.LESSON, Level.KNOWLEDGE_POINT, Level.UNIT),
+        alignable=item.level in (Level.LESSON, Level.KNOWLEDGE_POINT, Level.UNIT, Level.SECTION),
     )
 
 

@@ -22,7 +22,23 @@ def uid(key: str) -> str:
     return str(uuid.uuid5(NS, key))
 
 
-# unit: (code, title, title_en, [(lesson code, title, title_en, [knowledge points (zh, en)])])
+# The 2024 人教版 七年级上册 数学 table of contents (see README.md in this folder for the
+# source): chapter → 节 → 小节.  A chapter lists its entries in book order:
+#   ("节", code, title, title_en, knowledge points, [小节 ...])  a 节; with no 小节 it is
+#                                                               itself a lesson
+#   (item type, key, title, title_en)                          数学活动 / 小结 / 复习题 /
+#                                                               综合与实践 (not lessons)
+# a 小节 is (code, title, title_en, knowledge points); a knowledge point (zh, en).
+END = [
+    ("数学活动", "activity", "数学活动", "Mathematics activity"),
+    ("小结", "summary", "小结", "Summary"),
+]
+
+
+def _review(n: int):
+    return ("复习题", "review", f"复习题{n}", f"Review exercises {n}")
+
+
 PEP = [
     (
         "1",
@@ -30,6 +46,7 @@ PEP = [
         "Chapter 1 Rational numbers",
         [
             (
+                "节",
                 "1.1",
                 "正数和负数",
                 "Positive and negative numbers",
@@ -37,32 +54,42 @@ PEP = [
                     ("正数与负数的意义", "Meaning of positive and negative numbers"),
                     ("用正负数表示相反意义的量", "Quantities with opposite meanings"),
                 ],
+                [],
             ),
             (
-                "1.2.1",
-                "有理数的概念",
-                "The concept of rational numbers",
-                [("有理数的概念与分类", "Definition and classification of rational numbers")],
-            ),
-            (
-                "1.2.2",
-                "数轴",
-                "The number line",
+                "节",
+                "1.2",
+                "有理数及其大小比较",
+                "Rational numbers and their order",
+                [],
                 [
-                    ("数轴的三要素", "Origin, direction and unit of a number line"),
-                    ("用数轴上的点表示有理数", "Rational numbers as points on the line"),
+                    (
+                        "1.2.1",
+                        "有理数的概念",
+                        "The concept of rational numbers",
+                        [("有理数的概念与分类", "Definition and classification")],
+                    ),
+                    (
+                        "1.2.2",
+                        "数轴",
+                        "The number line",
+                        [
+                            ("数轴的三要素", "Origin, direction and unit of a number line"),
+                            ("用数轴上的点表示有理数", "Rational numbers as points on the line"),
+                        ],
+                    ),
+                    ("1.2.3", "相反数", "Opposite numbers", [("相反数的意义", "Opposite numbers")]),
+                    ("1.2.4", "绝对值", "Absolute value", [("绝对值的意义", "Absolute value")]),
+                    (
+                        "1.2.5",
+                        "有理数的大小比较",
+                        "Comparing rational numbers",
+                        [("有理数的大小比较", "Comparing rational numbers")],
+                    ),
                 ],
             ),
-            ("1.2.3", "相反数", "Opposite numbers", [("相反数的意义", "Opposite numbers")]),
-            (
-                "1.2.4",
-                "绝对值",
-                "Absolute value",
-                [
-                    ("绝对值的意义", "Absolute value"),
-                    ("有理数的大小比较", "Comparing rational numbers"),
-                ],
-            ),
+            *END,
+            _review(1),
         ],
     ),
     (
@@ -71,42 +98,90 @@ PEP = [
         "Chapter 2 Operations on rational numbers",
         [
             (
-                "2.1.1",
-                "有理数的加法",
-                "Addition of rational numbers",
-                [("有理数加法法则", "Rule of addition"), ("加法运算律", "Laws of addition")],
+                "节",
+                "2.1",
+                "有理数的加法与减法",
+                "Addition and subtraction of rational numbers",
+                [],
+                [
+                    (
+                        "2.1.1",
+                        "有理数的加法",
+                        "Addition of rational numbers",
+                        [
+                            ("有理数加法法则", "Rule of addition"),
+                            ("加法运算律", "Laws of addition"),
+                        ],
+                    ),
+                    (
+                        "2.1.2",
+                        "有理数的减法",
+                        "Subtraction of rational numbers",
+                        [
+                            ("有理数减法法则", "Rule of subtraction"),
+                            ("有理数的加减混合运算", "Mixed addition and subtraction"),
+                        ],
+                    ),
+                ],
             ),
             (
-                "2.1.2",
-                "有理数的减法",
-                "Subtraction of rational numbers",
-                [("有理数减法法则", "Rule of subtraction")],
+                "节",
+                "2.2",
+                "有理数的乘法与除法",
+                "Multiplication and division of rational numbers",
+                [],
+                [
+                    (
+                        "2.2.1",
+                        "有理数的乘法",
+                        "Multiplication of rational numbers",
+                        [
+                            ("有理数乘法法则", "Rule of multiplication"),
+                            ("倒数", "Reciprocals"),
+                            ("乘法运算律", "Laws of multiplication"),
+                        ],
+                    ),
+                    (
+                        "2.2.2",
+                        "有理数的除法",
+                        "Division of rational numbers",
+                        [("有理数除法法则", "Rule of division")],
+                    ),
+                ],
             ),
             (
-                "2.2.1",
-                "有理数的乘法",
-                "Multiplication of rational numbers",
-                [("有理数乘法法则", "Rule of multiplication"), ("倒数", "Reciprocals")],
+                "节",
+                "2.3",
+                "有理数的乘方",
+                "Powers of rational numbers",
+                [],
+                [
+                    (
+                        "2.3.1",
+                        "乘方",
+                        "Powers",
+                        [
+                            ("乘方的意义", "Meaning of powers"),
+                            ("有理数的混合运算", "Mixed operations"),
+                        ],
+                    ),
+                    (
+                        "2.3.2",
+                        "科学记数法",
+                        "Scientific notation",
+                        [("科学记数法", "Scientific notation")],
+                    ),
+                    (
+                        "2.3.3",
+                        "近似数",
+                        "Approximate numbers",
+                        [("近似数与精确度", "Approximation and precision")],
+                    ),
+                ],
             ),
-            (
-                "2.2.2",
-                "有理数的除法",
-                "Division of rational numbers",
-                [("有理数除法法则", "Rule of division")],
-            ),
-            (
-                "2.3.1",
-                "乘方",
-                "Powers",
-                [("乘方的意义", "Meaning of powers"), ("有理数的混合运算", "Mixed operations")],
-            ),
-            ("2.3.2", "科学记数法", "Scientific notation", [("科学记数法", "Scientific notation")]),
-            (
-                "2.3.3",
-                "近似数",
-                "Approximate numbers",
-                [("近似数与精确度", "Approximation and precision")],
-            ),
+            *END,
+            _review(2),
+            ("综合与实践", "practice", "综合与实践 进位制的认识与探究", "Project: number bases"),
         ],
     ),
     (
@@ -115,6 +190,7 @@ PEP = [
         "Chapter 3 Algebraic expressions",
         [
             (
+                "节",
                 "3.1",
                 "列代数式表示数量关系",
                 "Writing algebraic expressions",
@@ -122,13 +198,18 @@ PEP = [
                     ("用字母表示数", "Letters standing for numbers"),
                     ("列代数式", "Writing expressions"),
                 ],
+                [],
             ),
             (
+                "节",
                 "3.2",
                 "代数式的值",
                 "Value of an algebraic expression",
                 [("求代数式的值", "Evaluating expressions")],
+                [],
             ),
+            *END,
+            _review(3),
         ],
     ),
     (
@@ -136,25 +217,29 @@ PEP = [
         "第四章 整式的加减",
         "Chapter 4 Adding and subtracting polynomials",
         [
-            ("4.1", "整式", "Polynomials", [("单项式", "Monomials"), ("多项式", "Polynomials")]),
             (
-                "4.2.1",
-                "合并同类项",
-                "Combining like terms",
-                [("同类项", "Like terms"), ("合并同类项", "Combining like terms")],
+                "节",
+                "4.1",
+                "整式",
+                "Polynomials",
+                [("单项式", "Monomials"), ("多项式", "Polynomials")],
+                [],
             ),
             (
-                "4.2.2",
-                "去括号",
-                "Removing brackets",
-                [("去括号法则", "Rule for removing brackets")],
-            ),
-            (
-                "4.2.3",
-                "整式的加减",
+                "节",
+                "4.2",
+                "整式的加法与减法",
                 "Adding and subtracting polynomials",
-                [("整式加减运算", "Adding and subtracting polynomials")],
+                [
+                    ("同类项", "Like terms"),
+                    ("合并同类项", "Combining like terms"),
+                    ("去括号法则", "Rule for removing brackets"),
+                    ("整式加减运算", "Adding and subtracting polynomials"),
+                ],
+                [],
             ),
+            *END,
+            _review(4),
         ],
     ),
     (
@@ -163,38 +248,50 @@ PEP = [
         "Chapter 5 Linear equations in one unknown",
         [
             (
-                "5.1.1",
-                "从算式到方程",
-                "From arithmetic to equations",
+                "节",
+                "5.1",
+                "方程",
+                "Equations",
+                [],
                 [
-                    ("方程与一元一次方程", "Equations and linear equations"),
-                    ("方程的解", "Solutions of an equation"),
+                    (
+                        "5.1.1",
+                        "从算式到方程",
+                        "From arithmetic to equations",
+                        [
+                            ("方程与一元一次方程", "Equations and linear equations"),
+                            ("方程的解", "Solutions of an equation"),
+                        ],
+                    ),
+                    (
+                        "5.1.2",
+                        "等式的性质",
+                        "Properties of equality",
+                        [("等式的性质", "Properties of equality")],
+                    ),
                 ],
             ),
             (
-                "5.1.2",
-                "等式的性质",
-                "Properties of equality",
-                [("等式的性质", "Properties of equality")],
+                "节",
+                "5.2",
+                "解一元一次方程",
+                "Solving linear equations",
+                [
+                    ("合并同类项与移项", "Combining and moving terms"),
+                    ("去括号与去分母", "Removing brackets and denominators"),
+                ],
+                [],
             ),
             (
-                "5.2.1",
-                "解一元一次方程：合并同类项与移项",
-                "Solving: combining terms and moving terms",
-                [("移项", "Moving terms across the equals sign")],
-            ),
-            (
-                "5.2.2",
-                "解一元一次方程：去括号与去分母",
-                "Solving: removing brackets and denominators",
-                [("去分母", "Clearing denominators")],
-            ),
-            (
+                "节",
                 "5.3",
                 "实际问题与一元一次方程",
                 "Real problems and linear equations",
                 [("列方程解应用题", "Word problems with equations")],
+                [],
             ),
+            *END,
+            _review(5),
         ],
     ),
     (
@@ -203,70 +300,129 @@ PEP = [
         "Chapter 6 First steps in geometry",
         [
             (
-                "6.1.1",
-                "立体图形与平面图形",
-                "Solid and plane figures",
+                "节",
+                "6.1",
+                "几何图形",
+                "Geometric figures",
+                [],
                 [
-                    ("立体图形与平面图形", "Solid and plane figures"),
-                    ("展开图与三视图", "Nets and views"),
+                    (
+                        "6.1.1",
+                        "立体图形与平面图形",
+                        "Solid and plane figures",
+                        [
+                            ("立体图形与平面图形", "Solid and plane figures"),
+                            ("展开图与三视图", "Nets and views"),
+                        ],
+                    ),
+                    (
+                        "6.1.2",
+                        "点、线、面、体",
+                        "Points, lines, surfaces and solids",
+                        [("点线面体的关系", "Points, lines, surfaces, solids")],
+                    ),
                 ],
             ),
             (
-                "6.1.2",
-                "点、线、面、体",
-                "Points, lines, surfaces and solids",
-                [("点线面体的关系", "Points, lines, surfaces, solids")],
-            ),
-            (
-                "6.2.1",
+                "节",
+                "6.2",
                 "直线、射线、线段",
                 "Lines, rays and segments",
-                [("直线的基本事实", "Two points determine a line")],
-            ),
-            (
-                "6.2.2",
-                "线段的比较与运算",
-                "Comparing segments",
+                [],
                 [
-                    ("线段的中点", "Midpoint of a segment"),
-                    ("两点之间线段最短", "The shortest path is a segment"),
+                    (
+                        "6.2.1",
+                        "直线、射线、线段",
+                        "Lines, rays and segments",
+                        [("直线的基本事实", "Two points determine a line")],
+                    ),
+                    (
+                        "6.2.2",
+                        "线段的比较与运算",
+                        "Comparing segments",
+                        [
+                            ("线段的中点", "Midpoint of a segment"),
+                            ("两点之间线段最短", "The shortest path is a segment"),
+                        ],
+                    ),
                 ],
             ),
             (
-                "6.3.1",
-                "角的概念",
+                "节",
+                "6.3",
+                "角",
                 "Angles",
+                [],
                 [
-                    ("角的概念与表示", "Angles and how they are named"),
-                    ("角的度量", "Measuring angles"),
+                    (
+                        "6.3.1",
+                        "角的概念",
+                        "The concept of an angle",
+                        [
+                            ("角的概念与表示", "Angles and how they are named"),
+                            ("角的度量", "Measuring angles"),
+                        ],
+                    ),
+                    (
+                        "6.3.2",
+                        "角的比较与运算",
+                        "Comparing angles",
+                        [("角的平分线", "Angle bisector")],
+                    ),
+                    (
+                        "6.3.3",
+                        "余角和补角",
+                        "Complementary and supplementary angles",
+                        [("余角和补角", "Complementary and supplementary angles")],
+                    ),
                 ],
             ),
-            ("6.3.2", "角的比较与运算", "Comparing angles", [("角的平分线", "Angle bisector")]),
+            *END,
+            _review(6),
             (
-                "6.3.3",
-                "余角和补角",
-                "Complementary and supplementary angles",
-                [("余角和补角", "Complementary and supplementary angles")],
-            ),
-            (
-                "6.4",
-                "课题学习 设计制作长方体形状的包装纸盒",
-                "Project: design a box",
-                [("长方体的展开图", "Nets of a cuboid")],
+                "综合与实践",
+                "practice",
+                "综合与实践 设计学校田径运动会比赛场地",
+                "Project: lay out a school sports ground",
             ),
         ],
     ),
 ]
 
+# 北师大版（2024）七年级上册 第五章: its 节 have no 小节.  Equivalences only where the
+# content really is the same: 5.1 认识方程 is the whole of 人教版 5.1 方程 (节 to 节), and
+# its knowledge points match 人教版 5.1.1 and 5.1.2 one to one; 5.2 and 5.3 match 人教版
+# 5.2 and 5.3.  (code, title, title_en, [(kp zh, kp en, 人教版 kp zh)], 人教版 节 code)
 BNU = [
     (
         "5",
         "第五章 一元一次方程",
         "Chapter 5 Linear equations in one unknown",
         [
-            ("5.1", "认识方程", "Getting to know equations", [], "5.1.1"),
-            ("5.2", "一元一次方程的解法", "Solving linear equations", [], "5.2.1"),
-            ("5.3", "一元一次方程的应用", "Applying linear equations", [], "5.3"),
+            (
+                "5.1",
+                "认识方程",
+                "Getting to know equations",
+                [
+                    ("方程与一元一次方程", "Equations and linear equations", "方程与一元一次方程"),
+                    ("等式的基本性质", "Basic properties of equality", "等式的性质"),
+                ],
+                "5.1",
+            ),
+            (
+                "5.2",
+                "一元一次方程的解法",
+                "Solving linear equations",
+                [("解一元一次方程", "Solving linear equations", None)],
+                "5.2",
+            ),
+            (
+                "5.3",
+                "一元一次方程的应用",
+                "Applying linear equations",
+                [("列方程解应用题", "Word problems with equations", "列方程解应用题")],
+                "5.3",
+            ),
         ],
     ),
 ]
@@ -330,7 +486,8 @@ def main() -> None:
     link("isChildOf", stage, subject, 1)
     grade = item("grade:g7", "七年级", "Grade", "g7", "Grade 7", ["07"])
     link("isChildOf", grade, stage, 1)
-    pep_lessons = {}
+    pep_nodes: dict[str, dict] = {}
+    kps: dict[tuple[str, str], dict] = {}
     for n, (edition_code, edition_name, edition_en, units) in enumerate(
         [
             ("pep", "人教版（2024）", "People's Education Press (2024)", PEP),
@@ -345,34 +502,69 @@ def main() -> None:
         )
         link("isChildOf", volume, edition, 1)
         previous = None
-        for u, unit_data in enumerate(units, start=1):
-            unit_code, unit_title, unit_en, lessons = unit_data
+        for u, (unit_code, unit_title, unit_en, entries) in enumerate(units, start=1):
             unit = item(f"unit:{edition_code}:{unit_code}", unit_title, "Unit", unit_code, unit_en)
             link("isChildOf", unit, volume, u)
-            for number, lesson_data in enumerate(lessons, start=1):
-                code, title, title_en, points = lesson_data[:4]
-                lesson = item(
+
+            def lesson_node(
+                parent, number, code, title, title_en, item_type, points, edition_code=edition_code
+            ):
+                nonlocal previous
+                node = item(
                     f"lesson:{edition_code}:{code}",
                     f"{code} {title}",
-                    "Lesson",
+                    item_type,
                     code,
                     f"{code} {title_en}",
                 )
-                link("isChildOf", lesson, unit, number)
+                link("isChildOf", node, parent, number)
                 if previous is not None:
-                    link("precedes", previous, lesson)
-                previous = lesson
-                if edition_code == "pep":
-                    pep_lessons[code] = lesson
-                else:
-                    link("exactMatchOf", lesson, pep_lessons[lesson_data[4]])
-                for k, (point, point_en) in enumerate(points, start=1):
+                    link("precedes", previous, node)
+                previous = node
+                for k, point in enumerate(points, start=1):
                     kp = item(
-                        f"kp:{edition_code}:{code}:{k}", point, "Knowledge Point", None, point_en
+                        f"kp:{edition_code}:{code}:{k}", point[0], "Knowledge Point", None, point[1]
                     )
-                    link("isChildOf", kp, lesson, k)
+                    link("isChildOf", kp, node, k)
+                    kps[(edition_code, point[0])] = kp
+                    if len(point) > 2 and point[2]:
+                        link("exactMatchOf", kp, kps[("pep", point[2])])
+                return node
+
+            for number, entry in enumerate(entries, start=1):
+                if edition_code == "bnu":
+                    code, title, title_en, points, pep_code = entry
+                    node = lesson_node(unit, number, code, title, title_en, "节", points)
+                    link("exactMatchOf", node, pep_nodes[pep_code])
+                    continue
+                if entry[0] != "节":
+                    item_type, key, title, title_en = entry
+                    other = item(
+                        f"other:{edition_code}:{unit_code}:{key}", title, item_type, None, title_en
+                    )
+                    link("isChildOf", other, unit, number)
+                    continue
+                _, code, title, title_en, points, subsections = entry
+                if not subsections:  # a 节 taught as one lesson
+                    pep_nodes[code] = lesson_node(unit, number, code, title, title_en, "节", points)
+                    continue
+                section = item(
+                    f"section:{edition_code}:{code}",
+                    f"{code} {title}",
+                    "节",
+                    code,
+                    f"{code} {title_en}",
+                )
+                link("isChildOf", section, unit, number)
+                pep_nodes[code] = section
+                for position, (sub_code, sub_title, sub_en, sub_points) in enumerate(
+                    subsections, start=1
+                ):
+                    pep_nodes[sub_code] = lesson_node(
+                        section, position, sub_code, sub_title, sub_en, "小节", sub_points
+                    )
     # A prerequisite across chapters: solving equations needs combining like terms.
-    link("isRelatedTo", pep_lessons["5.2.1"], pep_lessons["4.2.1"])
+    link("isRelatedTo", pep_nodes["5.2"], pep_nodes["4.2"])
 
     package = {
         "CFDocument": {
@@ -385,9 +577,9 @@ def main() -> None:
             "version": "2024.1",
             "adoptionStatus": "Adopted",
             "subject": ["math"],
-            "description": "七年级数学：人教版（2024）七年级上册全册，"
-            "北师大版（2024）七年级上册第五章，"
-            "课时与知识点。",
+            "description": "七年级数学：人教版（2024）七年级上册全册（章、节、小节，"
+            "数学活动、小结、复习题、综合与实践），北师大版（2024）七年级上册第五章，"
+            "知识点；目录来源见 content/curriculum/README.md。",
             "CFPackageURI": {
                 "title": doc_ref["title"],
                 "identifier": doc_id,

@@ -41,6 +41,14 @@ class Curriculum:
             )
         ).scalar_one()
 
+    def section(self, edition: str, code: str) -> Node:
+        """A 节 that holds 小节 (level section)."""
+        return db.session.execute(
+            select(Node).where(
+                Node.edition == edition, Node.code == code, Node.level == Level.SECTION
+            )
+        ).scalar_one()
+
     def volume(self, edition: str) -> Node:
         return db.session.execute(
             select(Node).where(Node.edition == edition, Node.level == Level.VOLUME)

@@ -60,6 +60,12 @@ def derive(items: list[dict], associations: list[dict]) -> dict[str, dict]:
         identifier, parent, depth, inherited = stack.pop()
         item = by_id[identifier]
         level = level_of(item.get("CFItemType"))
+        if level == Level.LESSON and any(
+            level_of(by_id[child].get("CFItemType")) == Level.LESSON
+            for child in children.get(identifier, [])
+        ):
+            # A 节 with 小节 (a lesson holding lessons): its 小节 are what is taught.
+            level = Level.SECTION
         here = dict(inherited)
         code = item.get("humanCodingScheme")
         if level == Level.SUBJECT and code:

@@ -77,7 +77,7 @@ def align(
             },
         ) from None
     node = get_node(node_id)
-    if node.level not in (Level.LESSON, Level.KNOWLEDGE_POINT, Level.UNIT):
+    if node.level not in (Level.LESSON, Level.KNOWLEDGE_POINT, Level.UNIT, Level.SECTION):
         raise Invalid(
             "Align to a lesson, a unit or a knowledge point.",
             fields={"node_id": [f"This node is a {node.level.value}."]},
