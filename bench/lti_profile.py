@@ -50,8 +50,7 @@ def main() -> None:
     from pyinstrument import Profiler
     from sqlalchemy import event
 
-    from app import create_app
-    from app import jobs
+    from app import create_app, jobs
     from app.extensions import db
 
     platform = Platform(client_id="bench-client", deployment_id="bench-dep").start()

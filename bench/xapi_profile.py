@@ -82,7 +82,9 @@ def main() -> None:
             print("   ", s)
 
         singles = [json.dumps(make_statement(rng)) for _ in range(args.requests)]
-        batches = [json.dumps([make_statement(rng) for _ in range(100)]) for _ in range(args.batches)]
+        batches = [
+            json.dumps([make_statement(rng) for _ in range(100)]) for _ in range(args.batches)
+        ]
         for label, bodies in (("single POSTs", singles), ("batches of 100", batches)):
             profiler = Profiler(interval=0.0005)
             profiler.start()
