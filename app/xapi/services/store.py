@@ -327,7 +327,6 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
         new_statements.append(full)
     if not rows:
         return ids
-    rows.sort(key=lambda r: r["statement_id"])  # one lock order for concurrent batches
     connection = db.session.connection()
     postgresql = connection.dialect.name == "postgresql"
     if postgresql:
@@ -406,13 +405,19 @@ def _copy_statements(connection, rows: list[dict]) -> dict[str, int]:
         "FROM generate_series(1, %s)",
         (len(rows),),
     )
-    pks = [pk for (pk,) in cursor.fetchall()]
+    # Keys in the order the statements were sent (a batch reads back in that order),
+    # rows written in statement-id order: one lock order for concurrent batches, so
+    # overlapping batches wait for each other instead of deadlocking.
+    keyed = sorted(
+        zip(sorted(pk for (pk,) in cursor.fetchall()), rows, strict=True),
+        key=lambda pair: pair[1]["statement_id"],
+    )
     columns = ", ".join(_STATEMENT_COLUMNS)
     dumps = json.dumps
     with cursor.copy(f"COPY xapi_statements (id, {columns}, data) FROM STDIN") as copy:
-        for pk, row in zip(pks, rows, strict=True):
+        for pk, row in keyed:
             copy.write_row((pk, *[row[c] for c in _STATEMENT_COLUMNS], dumps(row["data"])))
-    return {row["statement_id"]: pk for pk, row in zip(pks, rows, strict=True)}
+    return {row["statement_id"]: pk for pk, row in keyed}
 
 
 def _copy_relations(connection, relations: list[dict]) -> None:
