@@ -113,9 +113,7 @@ def ensure_key() -> None:
     # flushed here, or on SQLite this session would hold the write lock that the
     # separate connection below then waits for in vain.
     with db.session.no_autoflush:
-        exists = db.session.execute(
-            select(InstanceKey.id).filter_by(active=True).limit(1)
-        ).first()
+        exists = db.session.execute(select(InstanceKey.id).filter_by(active=True).limit(1)).first()
     if exists is None:
         with db.engine.begin() as connection:
             connection.execute(InstanceKey.__table__.insert().values(**_new_key_row()))
