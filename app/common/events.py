@@ -76,6 +76,11 @@ def _before_commit(session) -> None:
 
 
 def _mark_ready(session) -> None:
+    if session.in_nested_transaction():
+        # SQLAlchemy sends after_commit for a released SAVEPOINT too: what was queued
+        # inside it waits for the real commit (it may still be rolled back, and the
+        # in-transaction receivers run at that commit, not at the savepoint's release).
+        return
     session.info.pop(_SEEN_BEFORE_COMMIT, None)
     pending = session.info.pop(_PENDING, [])
     if pending:
