@@ -262,6 +262,8 @@ def run_bare(platform: Platform, args, ok: set[int]) -> dict:
         import subprocess
 
         gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
+        if not gunicorn.exists():  # another virtualenv: the one running this script
+            gunicorn = Path(sys.executable).parent / "gunicorn"
         process = subprocess.Popen(
             [
                 str(gunicorn),
