@@ -399,7 +399,11 @@ def _copy_statements(connection, rows: list[dict]) -> dict[str, int]:
     keys, so they are taken from the sequence first, in one round trip.  A unique
     violation (another request stored one of the ids meanwhile) raises like the INSERT
     did and is retried by :func:`_insert_with_retries`."""
-    cursor = connection.connection.driver_connection.cursor()
+    with connection.connection.driver_connection.cursor() as cursor:
+        return _copy_statements_with(cursor, rows)
+
+
+def _copy_statements_with(cursor, rows: list[dict]) -> dict[str, int]:
     cursor.execute(
         "SELECT nextval(pg_get_serial_sequence('xapi_statements', 'id')) "
         "FROM generate_series(1, %s)",
@@ -421,10 +425,12 @@ def _copy_statements(connection, rows: list[dict]) -> dict[str, int]:
 
 
 def _copy_relations(connection, relations: list[dict]) -> None:
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(
-        "COPY xapi_statement_relations (statement_pk, district_id, kind, key_hash) FROM STDIN"
-    ) as copy:
+    with (
+        connection.connection.driver_connection.cursor() as cursor,
+        cursor.copy(
+            "COPY xapi_statement_relations (statement_pk, district_id, kind, key_hash) FROM STDIN"
+        ) as copy,
+    ):
         for r in relations:
             copy.write_row((r["statement_pk"], r["district_id"], r["kind"], r["key_hash"]))
 
