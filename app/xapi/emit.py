@@ -270,9 +270,15 @@ def _hand_over(app, **_) -> None:
     try:
         enqueue("app.xapi.emit:store_job", batches)
     except Exception:
-        # Redis configured and down (JobsUnavailable): the request committed already;
-        # the statements are lost only if Redis stays down, and the log says which.
-        log.exception("xAPI: could not queue %d statements", len(built))
+        # Redis configured and unreachable (JobsUnavailable): store them here, as before
+        # the queue, rather than lose them; the request has committed already.
+        log.exception("xAPI: could not queue %d statements; storing them now", len(built))
+        try:
+            store_job(batches)
+            events.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("xAPI: %d statements lost: %s", len(built), batches)
 
 
 def _forget_built(session, previous_transaction=None) -> None:

@@ -109,3 +109,24 @@ def test_rq_worker_stores_every_emitted_statement(app, ctx, tmp_path, student_an
             db.engine.dispose()
         jobs.redis_client(application).close()
         probe.close()
+
+
+def test_unreachable_redis_stores_the_statements_in_the_request(
+    app, ctx, tmp_path, student_and_content
+):
+    """Redis configured but down: the statements are stored at once rather than lost."""
+    from tests.conftest import free_port
+
+    application = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        str(tmp_path),
+        JOBS_EAGER=False,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        JOBS_REDIS_CONNECT_TIMEOUT=1,
+    )
+    before = _stored_ids()
+    _emit(application, *student_and_content)
+    new = _progress_statements(before)
+    assert [s["verb"]["id"].rsplit("/", 1)[-1] for s in new] == ["progressed"] * EVENTS
+    with application.app_context():
+        db.engine.dispose()
