@@ -198,6 +198,11 @@ def load_config(overrides: dict | None = None) -> dict:
         # Operations (app/ops): log format, metrics across gunicorn workers, the timetable.
         "JOBS_QUEUE": _env("SHUYUAN_JOBS_QUEUE", "shuyuan"),
         "JOBS_RETRIES": _env_int("SHUYUAN_JOBS_RETRIES", 3),
+        # Without Redis: worker threads in each web process, the delays (seconds) before
+        # retries of a failed job (also RQ's), how long an exiting process drains them.
+        "JOBS_THREADS": _env_int("SHUYUAN_JOBS_THREADS", 2),
+        "JOBS_RETRY_INTERVALS": (10, 60, 300),
+        "JOBS_SHUTDOWN_SECONDS": _env_int("SHUYUAN_JOBS_SHUTDOWN_SECONDS", 20),
         "JOBS_MAINTENANCE_SECONDS": _env_int("SHUYUAN_JOBS_MAINTENANCE_SECONDS", 60),
         "LOG_FORMAT": _env("SHUYUAN_LOG_FORMAT", "text"),
         "METRICS_MULTIPROC_DIR": _env("PROMETHEUS_MULTIPROC_DIR"),

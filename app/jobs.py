@@ -7,9 +7,15 @@ from the request, on one of three paths chosen by configuration:
   Redis client per application holds a connection pool, so enqueueing reuses
   connections.  When Redis is configured but unreachable, :func:`enqueue` raises
   :class:`JobsUnavailable` (a 503) instead of dropping the job.
-- no ``REDIS_URL``: a small thread pool inside the web process (one machine, no
-  worker to run).  Each job gets its own application context and database session;
-  :func:`drain` waits for the queued jobs (tests, shutdown).
+- no ``REDIS_URL``: worker threads inside the web process (one machine, no worker to
+  run; ``JOBS_THREADS``, default 2), started on the first job and kept for the life of
+  the process, taking jobs in the order they were queued.  Each job gets its own
+  application context and database session.  A job that fails is queued again after
+  ``JOBS_RETRY_INTERVALS`` seconds (10, 60, 300: the same schedule as RQ's retries),
+  at most ``JOBS_RETRIES`` times.  :func:`drain` waits for every queued job, retries
+  included (tests); at interpreter exit (a gunicorn worker stopping) the queue is
+  drained for up to ``JOBS_SHUTDOWN_SECONDS`` (20 s), and retries not yet due are run
+  at once, one last time, so a graceful stop loses nothing.
 - ``JOBS_EAGER`` (tests): the job runs at once, in the caller's application context
   and database session, and the caller carries on with that same session afterwards.
 
@@ -23,11 +29,13 @@ knows what is safe to repeat.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import logging
+import queue as queue_module
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+import time
 from dataclasses import dataclass, field
 
 import click
@@ -55,8 +63,114 @@ class _Jobs:
     lock: threading.Lock = field(default_factory=threading.Lock)
     redis: object | None = None  # redis.Redis, holding its own connection pool
     queue: object | None = None  # rq.Queue bound to that client
-    pool: ThreadPoolExecutor | None = None
-    pending: set[Future] = field(default_factory=set)
+    pool: _Pool | None = None
+
+
+@dataclass
+class _Item:
+    path: str
+    args: tuple
+    kwargs: dict
+    request_id: str | None
+    attempt: int = 0
+
+
+class _Pool:
+    """The in-process queue: worker threads that outlive requests, FIFO, with retries.
+
+    ``unfinished`` counts every job not done yet: queued, running, or waiting for its
+    retry; :meth:`wait` returns once it is 0."""
+
+    def __init__(self, app: Flask, threads: int):
+        self.app = app
+        self.items: queue_module.SimpleQueue = queue_module.SimpleQueue()
+        self.changed = threading.Condition()
+        self.unfinished = 0
+        self.timers: dict[threading.Timer, _Item] = {}
+        self.closing = False
+        self.threads = [
+            threading.Thread(target=self._work, name=f"shuyuan-job-{n}", daemon=True)
+            for n in range(max(1, threads))
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, item: _Item) -> None:
+        with self.changed:
+            self.unfinished += 1
+        self.items.put(item)
+
+    def _work(self) -> None:
+        while True:
+            item = self.items.get()
+            if item is None:
+                return
+            try:
+                with request_id.bound(item.request_id):
+                    _run_in_own_context(self.app, item.path, item.args, item.kwargs)
+            except Exception:  # logged by the runner with its traceback
+                if self._retry_later(item):
+                    continue  # still unfinished: the retry will finish it
+            except BaseException:  # noqa: BLE001 - a pool thread must never die
+                log.exception("job %s ended abnormally", item.path)
+            with self.changed:
+                self.unfinished -= 1
+                self.changed.notify_all()
+
+    def _retry_later(self, item: _Item) -> bool:
+        retries = self.app.config.get("JOBS_RETRIES", 3)
+        if item.attempt >= retries:
+            log.error("job %s gave up after %d attempts", item.path, item.attempt + 1)
+            return False
+        intervals = self.app.config.get("JOBS_RETRY_INTERVALS") or (0,)
+        delay = float(intervals[min(item.attempt, len(intervals) - 1)])
+        again = _Item(item.path, item.args, item.kwargs, item.request_id, item.attempt + 1)
+        log.warning("job %s failed; attempt %d in %.0f s", item.path, again.attempt + 1, delay)
+        with self.changed:
+            if self.closing or delay <= 0:
+                self.items.put(again)
+                return True
+            timer = threading.Timer(delay, self._due, args=(again,))
+            timer.daemon = True
+            self.timers[timer] = again
+            timer.start()
+        return True
+
+    def _due(self, item: _Item) -> None:
+        with self.changed:
+            for timer, waiting in list(self.timers.items()):
+                if waiting is item:
+                    del self.timers[timer]
+                    break
+            else:
+                return  # already run by close()
+        self.items.put(item)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.changed:
+            while self.unfinished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self.changed.wait(remaining)
+        return True
+
+    def close(self, timeout: float) -> bool:
+        """Run retries that are not due yet at once, then wait for the queue to empty."""
+        with self.changed:
+            self.closing = True
+            waiting = list(self.timers.items())
+            self.timers.clear()
+        for timer, item in waiting:
+            timer.cancel()
+            self.items.put(item)
+        done = self.wait(timeout)
+        if not done:
+            log.error("%d background jobs were still unfinished at exit", self.unfinished)
+        for _ in self.threads:
+            self.items.put(None)
+        return done
 
 
 def _state(app: Flask) -> _Jobs:
@@ -202,7 +316,10 @@ def _enqueue_on_redis(app: Flask, path: str, args, kwargs) -> None:
             job_timeout=app.config.get("JOBS_TIMEOUT", 3600),
             # A job whose worker died mid-way (kill -9, OOM, host lost) is put back on the
             # queue by the next worker's registry clean-up instead of being lost.
-            retry=Retry(max=app.config.get("JOBS_RETRIES", 3), interval=[10, 60, 300]),
+            retry=Retry(
+                max=app.config.get("JOBS_RETRIES", 3),
+                interval=list(app.config.get("JOBS_RETRY_INTERVALS") or (10, 60, 300)),
+            ),
             meta={"request_id": request_id.current()},
         )
     except RedisError as exc:
@@ -214,39 +331,32 @@ def _submit_to_pool(app: Flask, path: str, args, kwargs) -> None:
     state = _state(app)
     with state.lock:
         if state.pool is None:
-            state.pool = ThreadPoolExecutor(
-                max_workers=app.config.get("JOBS_THREADS", 2), thread_name_prefix="shuyuan-job"
-            )
-        queued_by = request_id.current()
-
-        def run():
-            with request_id.bound(queued_by):
-                _run_in_own_context(app, path, args, kwargs)
-
-        future = state.pool.submit(run)
-        state.pending.add(future)
-    # The failure was logged by the job runner; a pool thread has no caller to raise to.
-    future.add_done_callback(lambda done: _forget(state, done))
-
-
-def _forget(state: _Jobs, future: Future) -> None:
-    with state.lock:
-        state.pending.discard(future)
+            state.pool = _Pool(app, app.config.get("JOBS_THREADS", 2))
+            atexit.register(shutdown, app)
+        pool = state.pool
+    pool.submit(_Item(path, tuple(args), dict(kwargs), request_id.current()))
 
 
 def drain(app: Flask | None = None, timeout: float | None = None) -> bool:
-    """Wait until the in-process jobs queued so far (and those they queue) are done.
-    Returns False if some were still running after ``timeout`` seconds."""
+    """Wait until the in-process jobs queued so far (those they queue, and retries of
+    failed ones) are done.  Returns False if some were unfinished after ``timeout``
+    seconds."""
     app = app or current_app._get_current_object()
+    pool = _state(app).pool
+    return True if pool is None else pool.wait(timeout)
+
+
+def shutdown(app: Flask, timeout: float | None = None) -> bool:
+    """Drain the in-process queue before the process exits (registered with atexit on
+    the first job): retries not yet due run now, then the queue is waited for."""
     state = _state(app)
-    while True:
-        with state.lock:
-            pending = set(state.pending)
-        if not pending:
-            return True
-        _, not_done = wait(pending, timeout=timeout)
-        if not_done:
-            return False
+    with state.lock:
+        pool, state.pool = state.pool, None
+    if pool is None:
+        return True
+    if timeout is None:
+        timeout = app.config.get("JOBS_SHUTDOWN_SECONDS", 20)
+    return pool.close(timeout)
 
 
 # --- the worker --------------------------------------------------------------------------

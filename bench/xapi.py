@@ -6,7 +6,12 @@ client, then with ``--clients`` concurrent clients (default 8):
 
 1. single-statement POSTs for ``--seconds`` seconds -> statements/s;
 2. POSTs of batches of 100 for ``--seconds`` seconds -> statements/s;
-3. GET queries: agent, verb+since, activity (``--queries`` each) -> p50/p95 ms.
+3. GET queries: agent, verb+since, activity (``--queries`` each) -> p50/p95 ms;
+
+then the same phases against the bare baseline (``bench/xapi_bare.py``: the same rows and
+page queries in plain SQL, no validation) on the same database, and prints both, with the
+EXPLAIN ANALYZE of the three page queries.  ``table_rows(full)`` returns the figures as
+``bench.table.Row`` objects for ``python -m bench``.
 
 Any 5xx, deadlock or connection error is counted and printed.
 
@@ -245,9 +250,7 @@ def post_load(
                 i += 1
                 began = time.perf_counter()
                 try:
-                    response = session.post(
-                        base + "/xapi/statements", data=body, headers=headers, timeout=60
-                    )
+                    response = session.post(base, data=body, headers=headers, timeout=60)
                 except requests.RequestException as exc:
                     counter.fail("connection", repr(exc))
                     continue
@@ -310,21 +313,136 @@ def query_load(base: str, headers: dict, clients: int, paths: list[str]) -> Coun
     return counter
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--statements", type=int, default=1_000_000, help="bulk-loaded before measuring"
-    )
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=30.0, help="duration of each POST phase")
-    parser.add_argument("--queries", type=int, default=400, help="GETs per query kind")
-    parser.add_argument("--limit", type=int, default=25, help="limit= of the GET queries")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    args = parser.parse_args()
+SMALL = {"statements": 20_000, "seconds": 8.0, "queries": 100}
+FULL = {"statements": 1_000_000, "seconds": 30.0, "queries": 400}
+TARGETS = {"single": 400.0, "batch": 3000.0, "get_p95": 40.0}
 
+
+class BareServer:
+    """``gunicorn -w N bench.xapi_bare:app`` on the same database (the baseline)."""
+
+    def __init__(self, database_url: str, district_id: int, workers: int):
+        import os
+
+        from bench.common import free_port
+
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "BARE_DISTRICT_ID": str(district_id),
+        }
+        self.workers = workers
+
+    def __enter__(self):
+        root = Path(__file__).resolve().parent.parent
+        gunicorn = root / ".venv" / "bin" / "gunicorn"
+        if not gunicorn.exists():
+            gunicorn = Path(sys.executable).parent / "gunicorn"
+        self.process = subprocess.Popen(
+            [str(gunicorn), "-w", str(self.workers), "-b", f"127.0.0.1:{self.port}"]
+            + ["--log-level", "warning", "bench.xapi_bare:app"],
+            cwd=root,
+            env=self.env,
+        )
+        for _ in range(300):
+            try:
+                if requests.get(self.base_url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError("the bare xAPI server did not start")
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def query_paths(queries: int, limit: int) -> dict[str, list[str]]:
+    rng = random.Random(7)
+    now = datetime.utcnow()
+    kinds = {
+        "agent": lambda: "agent=" + requests.utils.quote(json.dumps(actor(rng.randrange(ACTORS)))),
+        "verb+since": lambda: (
+            "verb="
+            + requests.utils.quote(rng.choice(VERBS))
+            + "&since="
+            + (now - timedelta(days=rng.randrange(1, 60))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ),
+        "activity": lambda: (
+            "activity=" + requests.utils.quote(activity_id(rng.randrange(ACTIVITIES)))
+        ),
+    }
+    return {
+        label: [f"?limit={limit}&{make()}" for _ in range(queries)] for label, make in kinds.items()
+    }
+
+
+def measure(base: str, prefix: str, headers: dict, args, label: str) -> dict:
+    """The POST phases and the GET queries against one server; returns the figures."""
+    for _ in range(20):  # warm both workers
+        requests.get(base + prefix + "?limit=1&verb=" + VERBS[0], headers=headers, timeout=30)
+    print(
+        f"{label}: gunicorn -w {args.workers}, {args.clients} clients, {args.seconds:.0f} s/phase"
+    )
+    figures: dict = {}
+    for key, batch in (("single", 1), ("batch", 100)):
+        result = post_load(base + prefix, headers, args.clients, args.seconds, batch, seed=batch)
+        p = percentiles(result.latencies)
+        figures[key] = result.statements / result.elapsed
+        figures[key + "_errors"] = sum(result.errors.values())
+        print(
+            f"  POST {'single statements' if batch == 1 else 'batches of 100'}: "
+            f"{figures[key]:,.0f} statements/s ({result.requests / result.elapsed:,.1f} req/s; "
+            f"p50 {p['p50']:.1f} ms p95 {p['p95']:.1f} ms); errors: {result.errors or 'none'}"
+        )
+        for sample in result.samples:
+            print("   ", sample)
+    for kind, paths in query_paths(args.queries, args.limit).items():
+        result = query_load(base, headers, args.clients, [prefix + path for path in paths])
+        p = percentiles(result.latencies)
+        figures[kind] = p["p95"]
+        print(
+            f"  GET {kind}: p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms, p99 {p['p99']:.1f} ms "
+            f"({result.requests} queries, {result.statements / max(result.requests, 1):.1f} "
+            f"statements each; errors: {result.errors or 'none'})"
+        )
+    return figures
+
+
+def explain(database_url: str, district_id: int, limit: int) -> None:
+    """EXPLAIN ANALYZE of the three page queries (the SQL Shuyuan runs, as in xapi_bare)."""
+    import psycopg
+
+    from bench.xapi_bare import PAGE, WHERE, agent_key
+
+    rng = random.Random(11)
+    agent = sha1(agent_key(actor(rng.randrange(ACTORS))))
+    since = datetime.utcnow() - timedelta(days=30)
+    cases = {
+        "agent": (WHERE["agent"], [agent, agent]),
+        "verb+since": (WHERE["verb"], [sha1(VERBS[0]), since]),
+        "activity": (WHERE["activity"], [sha1(activity_id(rng.randrange(ACTIVITIES)))]),
+    }
+    url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        for label, (where, params) in cases.items():
+            cur.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + PAGE.format(where=where),
+                [district_id, *params, limit + 1],
+            )
+            print(f"EXPLAIN ANALYZE {label}:")
+            for (line,) in cur.fetchall():
+                print("   ", line)
+
+
+def run(args) -> dict:
+    """Load, then measure Shuyuan and the bare baseline on the same database."""
     print(f"machine: {machine_description()}")
+    print(f"load average at start: {load_average()}")
+    results: dict = {}
     with throwaway_postgres() as database_url:
         from app import create_app
         from app.accounts import services as accounts
@@ -347,74 +465,108 @@ def main() -> None:
             client, secret = services.create_client("bench", district, ["all"])
             key, district_id = client.key, district.id
             commit()
+            db.session.remove()
             db.engine.dispose()
         print(f"bulk-loading {args.statements:,} statements with COPY ...", flush=True)
         took = bulk_load(database_url, district_id, args.statements)
         print(f"bulk load: {took:.0f} s ({args.statements / took:,.0f} statements/s)")
+        explain(database_url, district_id, args.limit)
         headers = {
             "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode(),
             "X-Experience-API-Version": "2.0.0",
             "Content-Type": "application/json",
         }
         with Gunicorn(database_url, workers=args.workers) as server:
-            base = server.base_url
-            # Warm both workers.
-            for _ in range(20):
-                requests.get(base + "/xapi/statements?limit=1", headers=headers, timeout=30)
-            print(
-                f"gunicorn -w {args.workers}, {args.clients} concurrent clients, "
-                f"{args.seconds:.0f} s per phase"
+            results["shuyuan"] = measure(
+                server.base_url, "/xapi/statements", headers, args, "Shuyuan"
             )
-            for label, batch in (("single POSTs", 1), ("batches of 100", 100)):
-                result = post_load(base, headers, args.clients, args.seconds, batch, seed=batch)
-                p = percentiles(result.latencies)
-                print(
-                    f"{label}: {result.statements / result.elapsed:,.0f} statements/s "
-                    f"({result.requests / result.elapsed:,.1f} requests/s; "
-                    f"request p50 {p['p50']:.1f} ms "
-                    f"p95 {p['p95']:.1f} ms); errors: {result.errors or 'none'}"
-                )
-                for sample in result.samples:
-                    print("   ", sample)
-            rng = random.Random(7)
-            now = datetime.utcnow()
-            kinds = {
-                "agent": lambda: (
-                    "agent=" + requests.utils.quote(json.dumps(actor(rng.randrange(ACTORS))))
-                ),
-                "verb+since": lambda: (
-                    "verb="
-                    + requests.utils.quote(rng.choice(VERBS))
-                    + "&since="
-                    + (now - timedelta(days=rng.randrange(1, 60))).strftime("%Y-%m-%dT%H:%M:%SZ")
-                ),
-                "activity": lambda: (
-                    "activity=" + requests.utils.quote(activity_id(rng.randrange(ACTIVITIES)))
-                ),
-            }
-            for label, make in kinds.items():
-                paths = [
-                    f"/xapi/statements?limit={args.limit}&{make()}" for _ in range(args.queries)
-                ]
-                result = query_load(base, headers, args.clients, paths)
-                p = percentiles(result.latencies)
-                print(
-                    f"GET {label}: p50 {p['p50']:.1f} ms, p95 {p['p95']:.1f} ms, "
-                    f"p99 {p['p99']:.1f} ms ({result.requests} queries, "
-                    f"{result.statements / max(result.requests, 1):.1f} "
-                    f"statements each; errors: {result.errors or 'none'})"
-                )
-        with app.app_context():
-            from sqlalchemy import text
+        if not args.no_bare:
+            with BareServer(database_url, district_id, args.workers) as bare:
+                results["bare"] = measure(bare.base_url, "/statements", {}, args, "bare baseline")
+        print(f"load average at end: {load_average()}")
+    return results
 
-            count = db.session.execute(text("SELECT count(*) FROM xapi_statements")).scalar_one()
-            size = db.session.execute(
-                text("SELECT pg_size_pretty(pg_total_relation_size('xapi_statements'))")
-            ).scalar_one()
-            print(f"stored at the end: {count:,} statements, table + indexes {size}")
-            db.session.remove()
-            db.engine.dispose()
-    subprocess.run(["true"], check=False)
+
+def load_average() -> str:
+    import os
+
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def table_rows(full: bool) -> list:
+    """Rows for ``python -m bench`` (bench/table.py): Shuyuan beside the bare baseline
+    (bench/xapi_bare.py: the same inserts and page queries in plain SQL) of the same run."""
+    from bench.table import Row
+
+    sizes = FULL if full else SMALL
+    args = argparse.Namespace(clients=8, limit=25, workers=2, no_bare=False, **sizes)
+    results = run(args)
+    ours, bare = results["shuyuan"], results["bare"]
+    size = f"{args.statements:,} statements stored"
+    rows = [
+        Row(
+            "xAPI single POST (2 gunicorn workers, PostgreSQL, 8 clients)",
+            ours["single"],
+            "st/s",
+            bare["single"],
+            "bare Flask route, same rows in plain SQL",
+            f">= {TARGETS['single']:.0f} st/s",
+            ours["single"] >= TARGETS["single"],
+            size,
+        ),
+        Row(
+            "xAPI batches of 100 (2 gunicorn workers, PostgreSQL, 8 clients)",
+            ours["batch"],
+            "st/s",
+            bare["batch"],
+            "bare Flask route, same rows in plain SQL",
+            f">= {TARGETS['batch']:.0f} st/s",
+            ours["batch"] >= TARGETS["batch"],
+            size,
+        ),
+    ]
+    for kind in ("agent", "verb+since", "activity"):
+        rows.append(
+            Row(
+                f"xAPI GET by {kind}, limit 25 (8 clients)",
+                ours[kind],
+                "ms p95",
+                bare[kind],
+                "bare Flask route, same page query",
+                f"< {TARGETS['get_p95']:.0f} ms p95",
+                ours[kind] < TARGETS["get_p95"],
+                size,
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--statements", type=int, default=FULL["statements"], help="bulk-loaded before measuring"
+    )
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--seconds", type=float, default=FULL["seconds"], help="duration of each POST phase"
+    )
+    parser.add_argument("--queries", type=int, default=FULL["queries"], help="GETs per kind")
+    parser.add_argument("--limit", type=int, default=25, help="limit= of the GET queries")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare baseline")
+    args = parser.parse_args()
+    results = run(args)
+    if "bare" in results:
+        ours, bare = results["shuyuan"], results["bare"]
+        print("summary (Shuyuan / bare baseline, same run):")
+        for key, unit in (("single", "st/s"), ("batch", "st/s")):
+            print(
+                f"  {key}: {ours[key]:,.0f} / {bare[key]:,.0f} {unit} = {ours[key] / bare[key]:.2f}"
+            )
+        for key in ("agent", "verb+since", "activity"):
+            print(f"  GET {key} p95: {ours[key]:.1f} / {bare[key]:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,17 @@ def add_region_and_fail(code: str) -> None:
     raise RuntimeError("the job broke")
 
 
+_failures: dict[str, int] = {}
+
+
+def add_region_failing_first(code: str, failures: int) -> None:
+    """Fails ``failures`` times (after writing, so a retry must not see that write)."""
+    add_region(code)
+    if _failures.get(code, 0) < failures:
+        _failures[code] = _failures.get(code, 0) + 1
+        raise RuntimeError(f"attempt {_failures[code]} broke")
+
+
 def wait_for_gate_then_add(code: str) -> None:
     if not _gate.wait(timeout=60):
         raise TimeoutError("the test never opened the gate")
@@ -90,7 +101,11 @@ def test_a_request_keeps_its_user_after_an_eager_job(app, make_user):
 @pytest.fixture
 def pool_app(app, tmp_path):
     application = make_app(
-        app.config["SQLALCHEMY_DATABASE_URI"], str(tmp_path), JOBS_EAGER=False, JOBS_THREADS=2
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        str(tmp_path),
+        JOBS_EAGER=False,
+        JOBS_THREADS=2,
+        JOBS_RETRY_INTERVALS=(0,),  # retries at once: no test waits for a backoff
     )
     yield application
     assert jobs.drain(application, timeout=60)
@@ -118,6 +133,50 @@ def test_pool_survives_a_failing_job(pool_app, ctx, caplog):
     assert "job tests.test_jobs:add_region_and_fail failed" in caplog.text
     codes = _region_codes()
     assert "pool-after" in codes and "pool-broken" not in codes
+
+
+def test_pool_retries_a_failed_job_until_it_succeeds(pool_app, ctx, caplog):
+    with pool_app.app_context(), caplog.at_level(logging.WARNING, logger="app.jobs"):
+        code = "flaky-" + uuid.uuid4().hex[:8]  # _failures outlives the backend's run
+        jobs.enqueue("tests.test_jobs:add_region_failing_first", code, 2)
+        assert jobs.drain(pool_app, timeout=60)
+    assert _failures[code] == 2
+    assert code in _region_codes()  # the third attempt committed, once
+    assert "attempt 3 in 0 s" in caplog.text
+
+
+def test_pool_gives_up_after_the_configured_retries(pool_app, ctx, caplog):
+    pool_app.config["JOBS_RETRIES"] = 1
+    with pool_app.app_context(), caplog.at_level(logging.WARNING, logger="app.jobs"):
+        code = "hopeless-" + uuid.uuid4().hex[:8]
+        jobs.enqueue("tests.test_jobs:add_region_failing_first", code, 5)
+        assert jobs.drain(pool_app, timeout=60)
+    assert _failures[code] == 2
+    assert "gave up after 2 attempts" in caplog.text
+    assert code not in _region_codes()
+
+
+def test_shutdown_runs_retries_that_are_not_due_yet(app, ctx, tmp_path):
+    """A process that stops (gunicorn worker exit) does not wait an hour for a backoff,
+    nor drop the job: the retry runs at once, and shutdown waits for it."""
+    application = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        str(tmp_path),
+        JOBS_EAGER=False,
+        JOBS_RETRY_INTERVALS=(3600,),
+    )
+    code = "at-exit-" + uuid.uuid4().hex[:8]
+    with application.app_context():
+        jobs.enqueue("tests.test_jobs:add_region_failing_first", code, 1)
+    # The first attempt has failed once its retry is scheduled (a timer, not a thread).
+    pool = jobs._state(application).pool
+    with pool.changed:
+        assert pool.changed.wait_for(lambda: pool.timers, timeout=60)
+    assert jobs.drain(application, timeout=0.01) is False
+    assert jobs.shutdown(application, timeout=60) is True
+    assert code in _region_codes()
+    with application.app_context():
+        db.engine.dispose()
 
 
 def test_drain_reports_jobs_still_running(pool_app, ctx):

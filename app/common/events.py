@@ -76,10 +76,10 @@ def _before_commit(session) -> None:
 
 
 def _mark_ready(session) -> None:
-    # SQLAlchemy fires after_commit for a released savepoint too: its signals must wait
-    # for the outer commit, or the in-transaction receivers (PostgreSQL search) never
-    # see them (a sync's auto-accept runs in a savepoint and its items went unindexed).
     if session.in_nested_transaction():
+        # SQLAlchemy sends after_commit for a released SAVEPOINT too: what was queued
+        # inside it waits for the real commit (it may still be rolled back, and the
+        # in-transaction receivers run at that commit, not at the savepoint's release).
         return
     session.info.pop(_SEEN_BEFORE_COMMIT, None)
     pending = session.info.pop(_PENDING, [])

@@ -9,6 +9,7 @@ an ``lti_…`` code), never a bare ``Exception``.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from flask import current_app
@@ -44,6 +45,30 @@ def registration_for(platform: LtiPlatform, with_keys: bool = True) -> Registrat
     if platform.auth_audience:
         registration.set_auth_audience(platform.auth_audience)
     return registration
+
+
+# Platform key sets (public keys) kept in this process for a short while in front of the
+# shared cache in the launch store, which costs a database read per launch otherwise
+# (issue 14).  An unknown kid still goes to the platform (get_public_key), so a key
+# rotation is seen at once; the memo only saves reads of a key set that works.
+_JWKS_MEMO: dict[str, tuple[float, dict]] = {}
+_JWKS_MEMO_LOCK = threading.Lock()
+
+
+def _jwks_memo_get(key: str) -> dict | None:
+    seconds = current_app.config.get("LTI_JWKS_MEMO_SECONDS", 60)
+    with _JWKS_MEMO_LOCK:
+        entry = _JWKS_MEMO.get(key)
+    if entry is None or time.monotonic() - entry[0] > seconds:
+        return None
+    return entry[1]
+
+
+def _jwks_memo_put(key: str, key_set: dict) -> None:
+    with _JWKS_MEMO_LOCK:
+        if len(_JWKS_MEMO) > 1000:  # one entry per platform key set URL; bounded anyway
+            _JWKS_MEMO.clear()
+        _JWKS_MEMO[key] = (time.monotonic(), key_set)
 
 
 def find_platform(issuer: str | None, client_id: str | None) -> LtiPlatform | None:
@@ -249,7 +274,11 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
         """The platform's key for this token, from the shared JWKS cache when it has the
         token's kid, else fetched (and cached for every worker)."""
         cache_key = "platform-jwks-" + (self._registration.get_key_set_url() or "")
-        cached = launch_store().get(cache_key)
+        cached = _jwks_memo_get(cache_key)
+        if cached is None:
+            cached = launch_store().get(cache_key)
+            if _is_key_set(cached):
+                _jwks_memo_put(cache_key, cached)
         if _is_key_set(cached):
             self._registration.set_key_set(cached)
             try:
@@ -266,6 +295,7 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
         result = super().get_public_key()
         ttl = current_app.config.get("LTI_JWKS_CACHE_SECONDS", 300)
         launch_store().put(cache_key, key_set, ttl)
+        _jwks_memo_put(cache_key, key_set)
         return result
 
     def save_launch_data(self):

@@ -24,6 +24,7 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Blueprints (pages, JSON API, federation endpoints) and the CLI."""
     from app import signals
+    from app.common import events
     from app.extensions import api as rest_api
     from app.sharing import (
         api,
@@ -47,7 +48,7 @@ def init_app(app: Flask) -> None:
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.sharing_cli)
     demo.register()
-    signals.learning_event.connect(receivers.on_learning_event, sender=app, weak=False)
+    events.connect_in_transaction(app, signals.learning_event, receivers.on_learning_event)
     from app.sharing.services import federation
 
     federation.request_ready.connect(receivers.on_request_ready, sender=app, weak=False)

@@ -1,9 +1,20 @@
 """Shuyuan's own events as xAPI statements (the vocabulary is documented in docs/xapi.md).
 
-Receivers of :mod:`app.signals`; each runs after the commit that caused the event and
-commits its own statements into the LRS tenant of the student's district (with the
-student's school, so school-scoped clients see them too).  A receiver never raises: an
-event that cannot be expressed as a valid statement is logged and skipped.
+Receivers of :mod:`app.signals`, in two halves (issue 14: storing the statement inside
+the request after its commit was 35-40 % of an LTI launch, most of it reloading the
+objects the commit had expired):
+
+1. *inside* the transaction that sends the event, just before it commits
+   (:func:`app.common.events.connect_in_transaction`), the statement is built from the
+   objects the request has loaded anyway, and kept in the session;
+2. *after* the commit, every statement the transaction built is handed to one job,
+   :func:`store_job`, which validates and stores them in the LRS tenant of the student's
+   district (with the student's school, so school-scoped clients see them too), on the
+   job queue (:mod:`app.jobs`), off the request.
+
+A transaction that rolls back hands nothing over.  Neither half raises: an event that
+cannot be expressed as a valid statement is logged and skipped; a job that fails is
+retried by the queue.
 """
 
 from __future__ import annotations
@@ -210,26 +221,68 @@ def build_result(verb: str, result: dict | None) -> dict | None:
     return out or None
 
 
-def _store(user, statements: list[dict]) -> list[str]:
+_BUILT = "shuyuan_xapi_built_statements"  # session.info key: [(district, school, statement)]
+
+
+def _store(user, statements: list[dict]) -> None:
+    """Keep the statements for the job that stores them once this transaction commits."""
     district_id = services.user_district_id(user)
     if district_id is None:
         log.info("xAPI: user %s has no district; statements not recorded", user.public_id)
-        return []
-    principal = services.platform_principal(district_id, user.school_id)
-    valid = []
-    for statement in statements:
+        return
+    built = db.session.info.setdefault(_BUILT, [])
+    built.extend((district_id, user.school_id, statement) for statement in statements)
+
+
+def store_job(batches: list) -> int:
+    """Validate and store built statements; ``batches`` is a list of
+    ``[district_id, school_id, [statement, ...]]``.  Run by :func:`app.jobs.run_job`,
+    which commits once.  Statement ids were set when they were built, so a retried job
+    stores nothing twice (the LRS accepts the same statement again as a no-op)."""
+    stored = 0
+    for district_id, school_id, statements in batches:
+        principal = services.platform_principal(district_id, school_id)
+        valid = []
+        for statement in statements:
+            try:
+                schemas.validate_statement(statement, "2.0.0")
+            except ValidationError as exc:
+                flat = schemas.flatten_errors(exc.messages)
+                log.warning("xAPI: dropped an invalid statement: %s", schemas.describe_errors(flat))
+                continue
+            valid.append(statement)
+        if valid:
+            stored += len(services.store_statements(principal, valid, "2.0.0"))
+    return stored
+
+
+def _hand_over(app, **_) -> None:
+    """After the commit: one job for every statement the transaction built."""
+    built = db.session.info.pop(_BUILT, None)
+    if not built:
+        return
+    grouped: dict[tuple, list] = {}
+    for district_id, school_id, statement in built:
+        grouped.setdefault((district_id, school_id), []).append(statement)
+    batches = [[d, s, statements] for (d, s), statements in grouped.items()]
+    from app.jobs import enqueue
+
+    try:
+        enqueue("app.xapi.emit:store_job", batches)
+    except Exception:
+        # Redis configured and unreachable (JobsUnavailable): store them here, as before
+        # the queue, rather than lose them; the request has committed already.
+        log.exception("xAPI: could not queue %d statements; storing them now", len(built))
         try:
-            schemas.validate_statement(statement, "2.0.0")
-        except ValidationError as exc:
-            flat = schemas.flatten_errors(exc.messages)
-            log.warning("xAPI: dropped an invalid statement: %s", schemas.describe_errors(flat))
-            continue
-        valid.append(statement)
-    if not valid:
-        return []
-    ids = services.store_statements(principal, valid, "2.0.0")
-    events.commit()  # a receiver is its own unit of work (see app.common.events)
-    return ids
+            store_job(batches)
+            events.commit()
+        except Exception:
+            db.session.rollback()
+            log.exception("xAPI: %d statements lost: %s", len(built), batches)
+
+
+def _forget_built(session, previous_transaction=None) -> None:
+    session.info.pop(_BUILT, None)
 
 
 def statement_for(
@@ -318,7 +371,6 @@ def on_learning_event(
         _store(user, statements)
     except Exception:
         log.exception("xAPI: could not record a learning event")
-        db.session.rollback()
 
 
 def _course_of(enrolment):
@@ -347,7 +399,6 @@ def on_student_enrolled(app, enrolment=None, **_):
         _store(student, [statement])
     except Exception:
         log.exception("xAPI: could not record an enrolment")
-        db.session.rollback()
 
 
 def on_student_unenrolled(app, enrolment=None, promoted=None, **_):
@@ -360,10 +411,19 @@ def on_student_unenrolled(app, enrolment=None, promoted=None, **_):
             _store(student, [statement])
     except Exception:
         log.exception("xAPI: could not record an unenrolment")
-        db.session.rollback()
 
 
 def connect(app: Flask) -> None:
-    signals.learning_event.connect(on_learning_event, sender=app, weak=False)
-    signals.student_enrolled.connect(on_student_enrolled, sender=app, weak=False)
-    signals.student_unenrolled.connect(on_student_unenrolled, sender=app, weak=False)
+    from sqlalchemy import event
+
+    # Built inside the transaction (the objects are loaded, nothing is reloaded) ...
+    events.connect_in_transaction(app, signals.learning_event, on_learning_event)
+    events.connect_in_transaction(app, signals.student_enrolled, on_student_enrolled)
+    events.connect_in_transaction(app, signals.student_unenrolled, on_student_unenrolled)
+    # ... queued after its commit.  Connected before the other features' receivers of
+    # the same signals (app.portraits reads what the LRS stored), so the statements'
+    # job is queued before theirs.
+    for signal in (signals.learning_event, signals.student_enrolled, signals.student_unenrolled):
+        signal.connect(_hand_over, sender=app, weak=False)
+    if not event.contains(db.session, "after_soft_rollback", _forget_built):
+        event.listen(db.session, "after_soft_rollback", _forget_built)

@@ -65,6 +65,48 @@ def check(value, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
     """Walk an already parsed value (iteratively, so depth cannot overflow the stack)
     and raise :class:`JsonRejected` for non-finite numbers, lone surrogates in strings
     or keys, and nesting deeper than ``max_depth``."""
+    # Nearly every value is fine: walk it once without building a path for every node
+    # (that was most of the cost, issue 14), and only when something is wrong walk it
+    # again with paths, to name the place in the 400.
+    if not _rejectable(value, max_depth):
+        return
+    _check_with_paths(value, max_depth)
+
+
+def _rejectable(value, max_depth: int) -> bool:
+    search = _SURROGATE.search
+    isfinite = math.isfinite
+    stack = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        kind = type(node)
+        if kind is str:
+            if search(node):
+                return True
+        elif kind is dict:
+            if depth >= max_depth:
+                return True
+            for key, item in node.items():
+                if type(key) is not str or search(key):
+                    return True
+                if type(item) in (dict, list, str, float):
+                    push((item, depth + 1))
+        elif kind is list:
+            if depth >= max_depth:
+                return True
+            for item in node:
+                if type(item) in (dict, list, str, float):
+                    push((item, depth + 1))
+        elif kind is float:
+            if not isfinite(node):
+                return True
+        elif isinstance(node, str | float | dict | list):  # subclasses: the careful walk
+            return True
+    return False
+
+
+def _check_with_paths(value, max_depth: int) -> None:
     stack = [(value, 0, "$")]
     while stack:
         node, depth, path = stack.pop()

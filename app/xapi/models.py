@@ -93,6 +93,17 @@ Index(
     postgresql_where=Statement.object_type == "StatementRef",
     sqlite_where=Statement.object_type == "StatementRef",
 )
+# The agent filter also matches statements whose object is that agent: few of them, so a
+# partial index keeps that branch of the query off the (activity-filled) object index.
+Index(
+    "ix_xapi_statements_agent_object",
+    Statement.district_id,
+    Statement.object_hash,
+    Statement.stored,
+    Statement.id,
+    postgresql_where=Statement.object_type.in_(("Agent", "Group")),
+    sqlite_where=Statement.object_type.in_(("Agent", "Group")),
+)
 Index(
     "ix_xapi_statements_target",
     Statement.district_id,

@@ -297,6 +297,7 @@ def statements_put(req: LrsRequest) -> Response:
         multipart.keys_case(attachments, statements),
         statement_id=statement_id,
         single=True,
+        json_checked=True,
     )
     return Response(status=204)
 
@@ -313,6 +314,7 @@ def statements_post(req: LrsRequest) -> Response:
         req.version,
         multipart.keys_case(attachments, statements),
         single=single,
+        json_checked=True,
     )
     return _json(ids)
 

@@ -67,6 +67,16 @@ def record(user, verb: str, content_ids: list[str], result: dict | None) -> int:
             SubscribedItem.withdrawn.is_(False),
         )
     ).all()
+    if not rows:
+        return 0
+    # The writes in a savepoint: the caller may be the event's own transaction (an
+    # in-transaction receiver), whose commit a failed counter must not fail.
+    with db.session.begin_nested():
+        _count(rows, launches, completions, score)
+    return len(rows)
+
+
+def _count(rows, launches: int, completions: int, score: float | None) -> None:
     today = utcnow().date()
     for subscription_id, content_id in rows:
         values = {
@@ -99,7 +109,6 @@ def record(user, verb: str, content_ids: list[str], result: dict | None) -> int:
                 )
         except IntegrityError:
             db.session.execute(update(Usage).where(key).values(**values))
-    return len(rows)
 
 
 @dataclass

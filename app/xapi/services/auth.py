@@ -102,7 +102,8 @@ def revoke_client(client: LrsClient) -> None:
     db.session.flush()
 
 
-def principal_for_client(client: LrsClient, forward_target_id=None, known=False) -> Principal:
+def principal_for_client(client, forward_target_id=None, known=False) -> Principal:
+    """``client``: an :class:`LrsClient` or a row with the same column names."""
     return Principal(
         district_id=client.district_id,
         school_id=client.school_id,
@@ -150,9 +151,20 @@ def authenticate(authorization: str | None) -> Principal:
         raise Unauthorized("Malformed Basic credentials.") from None
     if key == "launch":
         return principal_for_launch_token(secret)
-    # One query for the client and its district's forwarding target.
+    # One query for the client and its district's forwarding target; plain columns, not
+    # an ORM entity (no identity map or instance state on every LRS request, issue 14).
     row = db.session.execute(
-        select(LrsClient, ForwardTarget.id)
+        select(
+            LrsClient.id,
+            LrsClient.secret_hash,
+            LrsClient.revoked_at,
+            LrsClient.district_id,
+            LrsClient.school_id,
+            LrsClient.scopes,
+            LrsClient.authority,
+            LrsClient.last_version,
+            ForwardTarget.id.label("target_id"),
+        )
         .outerjoin(
             ForwardTarget,
             and_(
@@ -161,12 +173,11 @@ def authenticate(authorization: str | None) -> Principal:
         )
         .where(LrsClient.key == key)
     ).first()
-    client, target_id = row if row is not None else (None, None)
-    expected = client.secret_hash if client else "0" * 64
+    expected = row.secret_hash if row is not None else "0" * 64
     good = hmac.compare_digest(expected, hashlib.sha256(secret.encode()).hexdigest())
-    if client is None or not good or client.revoked_at is not None:
+    if row is None or not good or row.revoked_at is not None:
         raise Unauthorized("Unknown or revoked LRS credentials.")
-    return principal_for_client(client, target_id, known=True)
+    return principal_for_client(row, row.target_id, known=True)
 
 
 def _launch_serializer() -> URLSafeTimedSerializer:

@@ -1,0 +1,106 @@
+"""Profile the LRS's POST path in-process (pyinstrument), on a throwaway PostgreSQL database.
+
+Sends ``--requests`` single-statement POSTs and ``--batches`` batches of 100 through the
+Flask test client (no HTTP server, no other clients), and prints pyinstrument's call tree
+of each phase, so the figures in docs/xapi.md can be traced to the frames that cost them::
+
+    .venv/bin/python bench/xapi_profile.py --requests 300 --batches 20
+    .venv/bin/python bench/xapi_profile.py --html /tmp/xapi.html   # browsable profile
+
+Also prints the SQL statements one POST runs (the same count tests/xapi/test_queries.py
+asserts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import random
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import throwaway_postgres  # noqa: E402
+from bench.xapi import make_statement  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--html", help="also write the batch profile as HTML here")
+    args = parser.parse_args()
+    from pyinstrument import Profiler
+    from sqlalchemy import event
+
+    from app import create_app
+    from app.accounts import services as accounts
+    from app.common.events import commit
+    from app.extensions import db
+    from app.xapi import services
+
+    with throwaway_postgres() as url:
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "PLUGINS": [],
+                "INSTANCE_PATH": tempfile.mkdtemp(prefix="shuyuan-xapi-profile-"),
+                "SECRET_KEY": "profile",
+            }
+        )
+        with app.app_context():
+            db.create_all()
+            region = accounts.ensure_region("bench", "基准市", "Bench City")
+            district = accounts.ensure_district(region, "bench", "基准区", "Bench")
+            client, secret = services.create_client("bench", district, ["all"])
+            key = client.key
+            commit()
+        headers = {
+            "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode(),
+            "X-Experience-API-Version": "2.0.0",
+            "Content-Type": "application/json",
+        }
+        rng = random.Random(1)
+        http = app.test_client()
+        for _ in range(20):  # warm up (imports, first connections)
+            http.post("/xapi/statements", data=json.dumps(make_statement(rng)), headers=headers)
+        with app.app_context():
+            engine = db.engine
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement.split("\n")[0][:110])
+
+        event.listen(engine, "before_cursor_execute", record)
+        http.post("/xapi/statements", data=json.dumps(make_statement(rng)), headers=headers)
+        event.remove(engine, "before_cursor_execute", record)
+        print(f"SQL statements of one single POST: {len(statements)}")
+        for s in statements:
+            print("   ", s)
+
+        singles = [json.dumps(make_statement(rng)) for _ in range(args.requests)]
+        batches = [
+            json.dumps([make_statement(rng) for _ in range(100)]) for _ in range(args.batches)
+        ]
+        for label, bodies in (("single POSTs", singles), ("batches of 100", batches)):
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
+            for body in bodies:
+                response = http.post("/xapi/statements", data=body, headers=headers)
+                assert response.status_code == 200, response.text
+            session = profiler.stop()
+            per = session.duration / len(bodies) * 1000
+            print(f"\n=== {label}: {len(bodies)} requests, {per:.2f} ms wall per request ===")
+            print(profiler.output_text(unicode=False, color=False, show_all=False, timeline=False))
+            if args.html and label.startswith("batches"):
+                Path(args.html).write_text(profiler.output_html())
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
