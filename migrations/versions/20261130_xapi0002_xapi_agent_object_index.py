@@ -6,7 +6,7 @@ object index, whose entries are almost all activities; this partial index holds 
 agent objects, so that branch is a scan of a small index (issue 14).
 
 Revision ID: xapi0002
-Revises: search0001
+Revises: edge0001
 Create Date: 2026-11-30 10:15:00
 
 """
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "xapi0002"
-down_revision = "search0001"
+down_revision = "edge0001"
 branch_labels = None
 depends_on = None
 
