@@ -29,14 +29,18 @@ def init_app(app: Flask) -> None:
 
 
 def _nav_links(**context) -> str:
-    """ "Curriculum" (and "This week" for members of a class) in the main navigation."""
+    """ "Textbooks" (the textbook-tree browser, for everyone), "Curriculum" and "This week"
+    (signed-in users) in the main navigation."""
     from flask import url_for
     from flask_babel import gettext as _
     from markupsafe import escape
 
     from app.accounts.auth import actor
 
-    links = [f'<a href="{url_for("curriculum.index")}">{escape(_("Curriculum"))}</a>']
+    links = [
+        f'<a href="{url_for("curriculum.browse")}">{escape(_("Textbooks"))}</a>',
+        f'<a href="{url_for("curriculum.index")}">{escape(_("Curriculum"))}</a>',
+    ]
     if actor() is not None:
         links.append(f'<a href="{url_for("curriculum.this_week")}">{escape(_("This week"))}</a>')
     return "".join(links)
