@@ -169,8 +169,13 @@ def student_steps() -> list[Step]:
         page.locator(".search-hit h3 a").first.click()
         page.wait_for_load_state()
 
+    def textbooks(page, walk: Walk):
+        open_nav("教材", "Textbooks")(page, walk)
+        expect(page.locator("#tb-select")).to_be_visible()
+
     return [
         log_in("student@shuyuan.test", "shuyuan-student"),
+        Step("textbooks", textbooks),
         Step("catalog", catalog),
         Step("course", course),
         Step("search", search),
@@ -192,9 +197,21 @@ def district_steps() -> list[Step]:
         page.locator("a[href*='/coverage']").first.click()
         page.wait_for_load_state()
 
+    def pending_release(page, walk: Walk):
+        open_nav("共享", "Sharing")(page, walk)
+        links = page.locator("main a[href*='/sharing/subscriptions/']")
+        hrefs = {links.nth(i).get_attribute("href") for i in range(links.count())}
+        for href in sorted(h for h in hrefs if h):
+            walk.go(page, href)
+            if page.locator("#pending-release").count():
+                break
+        # The demo's subscription to Wuhan's grade 7 maths has release 2 waiting.
+        expect(page.locator("#pending-release table.diff")).to_be_visible()
+
     return [
         log_in("district@shuyuan.test", "shuyuan-district"),
         Step("reviews", open_nav("审核", "Review")),
+        Step("pending-release", pending_release),
         Step("curriculum", curriculum),
         Step("calendar", calendar),
         Step("coverage", coverage),
@@ -211,8 +228,17 @@ def platform_admin_steps() -> list[Step]:
         page.locator("form[action$='/admin/registration-links'] button[type=submit]").click()
         page.wait_for_load_state()
 
+    def lrs_credentials(page, walk: Walk):
+        walk.go(page, "/admin/lrs/")
+        page.locator("#lrs-name").fill("区平台学习记录")
+        page.locator("#lrs-client-form button[type=submit]").click()
+        page.wait_for_load_state()
+        expect(page.locator("#lrs-new-secret-value")).to_be_visible()
+
     return [
         log_in("admin@shuyuan.test", "shuyuan-admin"),
+        Step("administration", open_nav("管理", "Administration")),
+        Step("lrs-credentials", lrs_credentials),
         Step("lti-admin", lti_admin),
         Step("registration-link", registration_link),
         Step("my-content", open_nav("我的课程", "My courses")),
