@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,7 @@ class Walk:
     width: str
     user: str
     tmp: Path
+    made: dict = field(default_factory=dict)  # what earlier steps created (ids)
 
     @property
     def zh(self) -> bool:
@@ -112,12 +113,18 @@ def teacher_steps() -> list[Step]:
     def upload_pdf(page, walk: Walk):
         match = re.search(r"/me/resources/([^/]+)/edit", page.url)
         assert match, page.url
+        walk.made["pdf"] = match.group(1)
         walk.go(page, f"/resources/{match.group(1)}/media")
         pdf = walk.tmp / "handout.pdf"
         pdf.write_bytes(PDF)
         page.locator("#media-file").set_input_files(str(pdf))
         page.locator("#media-submit").click()
         expect(page.locator("form[action$='/media/remove']")).to_be_visible(timeout=60_000)
+
+    def publish_pdf(page, walk: Walk):
+        walk.go(page, f"/me/resources/{walk.made['pdf']}/edit")
+        page.get_by_role("button", name=walk.text("发布", "Publish"), exact=True).click()
+        expect(page.locator(".flash-success")).to_be_visible()
 
     def new_course(page, walk: Walk):
         walk.go(page, "/me/courses/new")
@@ -133,6 +140,16 @@ def teacher_steps() -> list[Step]:
         page.locator("#new-section-title").fill("第一讲 脸谱")
         page.locator("#new-section-title").press("Enter")
         expect(page.locator("#sections-list")).to_contain_text("脸谱")
+        # The handout goes into the section through the searchable picker.
+        page.click("#section-0 details summary")
+        picker = page.locator("#picker-0")
+        picker.fill("脸谱讲义")
+        expect(page.locator("#picker-0-list [role=option]").first).to_contain_text("京剧脸谱讲义")
+        picker.press("ArrowDown")
+        picker.press("Enter")
+        page.click("#section-0 form.add-item button[type=submit]")
+        page.wait_for_load_state()
+        expect(page.locator("#section-0 li.item")).to_contain_text(["京剧脸谱讲义"])
         page.get_by_role("button", name=walk.text("发布", "Publish"), exact=True).click()
         expect(page.locator(".flash-success")).to_be_visible()
 
@@ -140,6 +157,7 @@ def teacher_steps() -> list[Step]:
         log_in("teacher@shuyuan.test", "shuyuan-teacher"),
         Step("new-pdf", new_pdf),
         Step("upload-pdf", upload_pdf),
+        Step("publish-pdf", publish_pdf),
         Step("new-course", new_course),
         Step("publish-course", add_section_and_publish),
     ]
