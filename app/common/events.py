@@ -23,6 +23,7 @@ _PENDING = "shuyuan_pending_signals"
 _READY = "shuyuan_ready_signals"
 _SEEN_BEFORE_COMMIT = "shuyuan_signals_seen_before_commit"
 _IN_TRANSACTION = "shuyuan_in_transaction_receivers"  # app.extensions key
+_SAVEPOINT_MARKS = "shuyuan_signals_at_savepoints"  # savepoint -> len(pending) at its start
 
 
 def send_after_commit(signal: Signal, **kwargs) -> None:
@@ -82,18 +83,41 @@ def _mark_ready(session) -> None:
         # in-transaction receivers run at that commit, not at the savepoint's release).
         return
     session.info.pop(_SEEN_BEFORE_COMMIT, None)
+    session.info.pop(_SAVEPOINT_MARKS, None)
     pending = session.info.pop(_PENDING, [])
     if pending:
         session.info.setdefault(_READY, []).extend(pending)
 
 
-def _discard(session) -> None:
+def _mark_savepoint(session, transaction) -> None:
+    if transaction.nested:
+        marks = session.info.setdefault(_SAVEPOINT_MARKS, {})
+        marks[id(transaction)] = len(session.info.get(_PENDING, ()))
+
+
+def _discard(session, previous) -> None:
+    """A rollback drops what its transaction queued.  A savepoint's rollback (a local
+    retry, a receiver's failed write) drops only the signals queued since the savepoint
+    began: the outer transaction's signals still belong to a change that may commit, and
+    the in-transaction delivery loop of :func:`_before_commit` keeps its place."""
+    if previous.nested:
+        mark = session.info.get(_SAVEPOINT_MARKS, {}).pop(id(previous), None)
+        pending = session.info.get(_PENDING)
+        if mark is not None and pending is not None:
+            del pending[mark:]
+            if session.info.get(_SEEN_BEFORE_COMMIT, 0) > mark:
+                session.info[_SEEN_BEFORE_COMMIT] = mark
+        return
+    if previous.parent is not None:  # an inner subtransaction: the outer one decides
+        return
     session.info.pop(_PENDING, None)
     session.info.pop(_SEEN_BEFORE_COMMIT, None)
+    session.info.pop(_SAVEPOINT_MARKS, None)
 
 
 def install() -> None:
     if not event.contains(db.session, "after_commit", _mark_ready):
         event.listen(db.session, "after_commit", _mark_ready)
         event.listen(db.session, "before_commit", _before_commit)
-        event.listen(db.session, "after_soft_rollback", lambda session, previous: _discard(session))
+        event.listen(db.session, "after_transaction_create", _mark_savepoint)
+        event.listen(db.session, "after_soft_rollback", _discard)

@@ -269,7 +269,7 @@ def report_upstream(days: int = 7) -> dict[int, str]:
     return outcome
 
 
-def _count(value, name: str) -> int:
+def _whole_count(value, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
         raise ReportRefused(f"{name} must be a whole number from 0")
     return value
@@ -326,7 +326,7 @@ def receive_report(origin: str, uid: str, data) -> int:
             if not isinstance(counts, dict) or set(counts) != set(_COUNTS):
                 raise ReportRefused(f"counts of {content_id} must be exactly {', '.join(_COUNTS)}")
             score_sum = counts["score_sum"]
-            score_count = _count(counts["score_count"], "score_count")
+            score_count = _whole_count(counts["score_count"], "score_count")
             if (
                 not isinstance(score_sum, int | float)
                 or isinstance(score_sum, bool)
@@ -338,8 +338,8 @@ def receive_report(origin: str, uid: str, data) -> int:
                     "remote_subscriber_id": subscriber.id,
                     "day": day,
                     "content_id": content_id,
-                    "launches": _count(counts["launches"], "launches"),
-                    "completions": _count(counts["completions"], "completions"),
+                    "launches": _whole_count(counts["launches"], "launches"),
+                    "completions": _whole_count(counts["completions"], "completions"),
                     "score_sum": float(score_sum),
                     "score_count": score_count,
                     "received_at": utcnow(),
