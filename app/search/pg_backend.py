@@ -130,6 +130,21 @@ def _row(doc: dict, seq: int) -> tuple[dict, _Delta]:
     return row, _Delta(df, freq)
 
 
+def _prepared(numbered: tuple[dict, int]) -> tuple[dict, dict]:
+    """The INSERT parameters of one document and its vocabulary contribution (plain
+    data, so a worker process can make them)."""
+    import json
+
+    doc, seq = numbered
+    row, contribution = _row(doc, seq)
+    row.update(
+        fields=json.dumps(row["fields"], ensure_ascii=False),
+        tf=json.dumps(row["tf"], ensure_ascii=False),
+        lengths=json.dumps(row["lengths"]),
+    )
+    return row, contribution.values
+
+
 class _Delta:
     """Changes to ``search_terms``: (field, term) -> (df, freq)."""
 
@@ -139,7 +154,10 @@ class _Delta:
             self.values[key] = [n, (freq or {}).get(key, 0.0)]
 
     def add(self, other: _Delta, sign: int = 1) -> None:
-        for key, (df, freq) in other.values.items():
+        self.values_add(other.values, sign)
+
+    def values_add(self, values: dict, sign: int = 1) -> None:
+        for key, (df, freq) in values.items():
             mine = self.values.setdefault(key, [0, 0.0])
             mine[0] += sign * df
             mine[1] += sign * freq
@@ -239,19 +257,15 @@ class PostgresBackend(SearchBackend):
         self._execute(text("DELETE FROM search_terms WHERE df <= 0"))
 
     def _write(self, documents: list[dict], delta: _Delta) -> None:
-        import json
-
         seq = self._next_seq()
         rows = []
         for offset, doc in enumerate(documents, start=1):
-            row, contribution = _row(doc, seq + offset)
-            delta.add(contribution)
-            row.update(
-                fields=json.dumps(row["fields"], ensure_ascii=False),
-                tf=json.dumps(row["tf"], ensure_ascii=False),
-                lengths=json.dumps(row["lengths"]),
-            )
+            row, contribution = _prepared((doc, seq + offset))
+            delta.values_add(contribution)
             rows.append(row)
+        self._insert(rows)
+
+    def _insert(self, rows: list[dict]) -> None:
         if rows:
             self._execute(_INSERT, rows)
 
@@ -274,23 +288,44 @@ class PostgresBackend(SearchBackend):
         self._apply(delta)
 
     def rebuild(
-        self, documents: Iterable[dict], progress: Callable[[int], None] | None = None, **_
+        self,
+        documents: Iterable[dict],
+        progress: Callable[[int], None] | None = None,
+        procs: int = 1,
+        **_,
     ) -> int:
         """Replace every document in the caller's transaction: readers see the old set
-        until it commits, then the new one (MVCC)."""
+        until it commits, then the new one (MVCC).
+
+        The analysers (jieba, pinyin, stemming: pure Python) are nearly all the cost, so
+        with ``procs`` > 1 they run in that many forked processes while this one
+        writes multi-row INSERTs of 500 rows."""
         self.clear()
         count, batch, delta = 0, [], _Delta()
-        for doc in documents:
-            batch.append(doc)
-            if len(batch) >= 500:
-                self._write(batch, delta)
-                count += len(batch)
-                batch = []
-            if progress:
-                progress(1)
-        if batch:
-            self._write(batch, delta)
-            count += len(batch)
+        numbered = ((doc, seq) for seq, doc in enumerate(documents, start=1))
+        pool = None
+        if procs > 1:
+            import multiprocessing
+
+            pool = multiprocessing.get_context("fork").Pool(procs)
+            prepared = pool.imap(_prepared, numbered, chunksize=32)
+        else:
+            prepared = map(_prepared, numbered)
+        try:
+            for row, contribution in prepared:
+                batch.append(row)
+                delta.values_add(contribution)
+                if len(batch) >= 500:
+                    self._insert(batch)
+                    count += len(batch)
+                    batch = []
+                if progress:
+                    progress(1)
+        finally:
+            if pool is not None:
+                pool.terminate()
+        self._insert(batch)
+        count += len(batch)
         self._apply(delta)
         return count
 
