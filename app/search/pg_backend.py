@@ -529,13 +529,12 @@ class PostgresBackend(SearchBackend):
                     " set_config('enable_seqscan', 'off', true)"
                 )
             ).first()[0]
-            try:
-                rows = self._execute(text(statement), params).all()
-            finally:
-                self._execute(
-                    text("SELECT set_config('enable_seqscan', :previous, true)"),
-                    {"previous": previous},
-                )
+            # (on an error the transaction is aborted, and its rollback restores it)
+            rows = self._execute(text(statement), params).all()
+            self._execute(
+                text("SELECT set_config('enable_seqscan', :previous, true)"),
+                {"previous": previous},
+            )
         else:
             rows = self._execute(text(statement), params).all()
         total = 0
