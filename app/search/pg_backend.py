@@ -130,6 +130,18 @@ def _row(doc: dict, seq: int) -> tuple[dict, _Delta]:
     return row, _Delta(df, freq)
 
 
+def _batches(documents: Iterable[dict], size: int):
+    """``(document, seq)`` pairs in lists of ``size``; seq counts from 1."""
+    batch = []
+    for seq, doc in enumerate(documents, start=1):
+        batch.append((doc, seq))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _prepared(numbered: tuple[dict, int]) -> tuple[dict, dict]:
     """The INSERT parameters of one document and its vocabulary contribution (plain
     data, so a worker process can make them)."""
@@ -301,33 +313,42 @@ class PostgresBackend(SearchBackend):
         with ``procs`` > 1 they run in that many forked processes while this one
         writes multi-row INSERTs of 500 rows."""
         self.clear()
-        count, batch, delta = 0, [], _Delta()
-        numbered = ((doc, seq) for seq, doc in enumerate(documents, start=1))
+        count, delta = 0, _Delta()
         pool = None
         if procs > 1:
             import multiprocessing
 
             pool = multiprocessing.get_context("fork").Pool(procs)
-            prepared = pool.imap(_prepared, numbered, chunksize=32)
-        else:
-            prepared = map(_prepared, numbered)
         try:
-            for row, contribution in prepared:
-                batch.append(row)
-                delta.values_add(contribution)
-                if len(batch) >= 500:
-                    self._insert(batch)
-                    count += len(batch)
-                    batch = []
-                if progress:
-                    progress(1)
+            # The documents are read here, in this thread (they come from the database
+            # session of the application context); the workers only analyse.  While
+            # they analyse one batch, this thread reads the next.
+            pending = None
+            for batch in _batches(documents, 500):
+                if pool is None:
+                    count += self._store(list(map(_prepared, batch)), delta, progress)
+                    continue
+                submitted = pool.map_async(_prepared, batch, chunksize=32)
+                if pending is not None:
+                    count += self._store(pending.get(), delta, progress)
+                pending = submitted
+            if pending is not None:
+                count += self._store(pending.get(), delta, progress)
         finally:
             if pool is not None:
                 pool.terminate()
-        self._insert(batch)
-        count += len(batch)
         self._apply(delta)
         return count
+
+    def _store(self, prepared: list, delta: _Delta, progress) -> int:
+        rows = []
+        for row, contribution in prepared:
+            rows.append(row)
+            delta.values_add(contribution)
+        self._insert(rows)
+        if progress:
+            progress(len(rows))
+        return len(rows)
 
     def clear(self) -> None:
         self._forget_terms()
