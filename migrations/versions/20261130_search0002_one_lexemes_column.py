@@ -1,7 +1,7 @@
 """search: one combined lexemes tsvector under one GIN index
 
 Revision ID: search0002
-Revises: search0001
+Revises: xapi0002
 Create Date: 2026-11-30 10:00:00
 
 Queries matched seven per-field tsvectors with an OR/AND of seven ``@@``; the planner
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "search0002"
-down_revision = "search0001"
+down_revision = "xapi0002"
 branch_labels = None
 depends_on = None
 
