@@ -1,6 +1,7 @@
 """Throughput of a Shuyuan cluster behind nginx, with one and with two web hosts.
 
     .venv/bin/python bench/cluster.py [--resources 300] [--seconds 20] [--concurrency 16]
+                                     [--search-docs 100000]
 
 For each run the same machine serves: nginx (deploy/nginx/shuyuan.conf) in front of 1 or 2
 gunicorn hosts (deploy/gunicorn.conf.py, 2 workers each), a worker, the scheduler,
@@ -11,8 +12,11 @@ PostgreSQL, Redis and moto S3 (tests/cluster/harness.py).  Measured paths:
 
 The bare baseline is the same request sent straight to one gunicorn host, in the same run,
 so ``1 host via nginx ÷ direct`` is the balancer's own overhead and ``2 hosts ÷ 1 host`` the
-scaling.  On a 2-core machine two hosts cannot be faster than one (both share the cores);
-the figure says what the balancer costs, not what a second machine would add.
+scaling.  With ``--search-docs N`` the same run then measures search p95 at N documents on
+the PostgreSQL backend beside Whoosh (bench/search.py's measurement, each beside its bare
+baseline).  ``table_rows(full)`` returns everything as ``bench.table.Row`` objects.
+On a 2-core machine two hosts cannot be faster than one (both share the cores); the
+figure says what the balancer costs, not what a second machine would add.
 Benchmarks print figures; they never assert on them.
 """
 
@@ -134,13 +138,7 @@ def measure(cluster, base: str, seconds: float, concurrency: int, batch: int) ->
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--resources", type=int, default=300)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=50)
-    args = parser.parse_args(argv)
+def run(resources: int, seconds: float, concurrency: int, batch: int) -> list:
     rows = []
     for hosts in (1, 2):
         with (
@@ -148,25 +146,88 @@ def main(argv=None) -> int:
             tempfile.TemporaryDirectory(prefix="shuyuan-bench-cluster-") as root,
             running_cluster(Path(root), database_url, web_hosts=hosts, web_workers=2) as cluster,
         ):
-            seed_resources(cluster, args.resources)
+            seed_resources(cluster, resources)
             if hosts == 1:
-                direct = measure(
-                    cluster, cluster.url("a"), args.seconds, args.concurrency, args.batch
-                )
+                direct = measure(cluster, cluster.url("a"), seconds, concurrency, batch)
+                direct["load"] = os.getloadavg()[0]
                 rows.append(("1 host, direct (baseline)", direct))
-            rows.append(
-                (
-                    f"{hosts} host{'s' if hosts > 1 else ''} via nginx",
-                    measure(cluster, cluster.lb, args.seconds, args.concurrency, args.batch),
-                )
+            behind = measure(cluster, cluster.lb, seconds, concurrency, batch)
+            behind["load"] = os.getloadavg()[0]
+            rows.append((f"{hosts} host{'s' if hosts > 1 else ''} via nginx", behind))
+    return rows
+
+
+def cluster_rows(rows: list, resources: int) -> list:
+    """bench.table.Row objects: each set-up beside the one it is compared with."""
+    from bench.table import Row
+
+    direct, one, two = rows[0][1], rows[1][1], rows[2][1]
+    size = f"{resources} resources, 2 gunicorn workers per host"
+    out = []
+    for key, unit, name in (
+        ("catalog_rps", "req/s", "catalog list API"),
+        ("xapi_sps", "st/s", "xAPI ingest (batches)"),
+    ):
+        out.append(
+            Row(
+                path=f"{name}, 1 host behind nginx",
+                figure=round(one[key]),
+                unit=unit,
+                baseline=round(direct[key]),
+                baseline_label="same host, direct (no balancer)",
+                target="balancer overhead <= 10 % (ratio >= 0.9)",
+                met=one[key] >= 0.9 * direct[key],
+                size=size,
+                note=f"load average {one['load']:.1f}",
             )
+        )
+        out.append(
+            Row(
+                path=f"{name}, 2 hosts behind nginx (same 2 cores)",
+                figure=round(two[key]),
+                unit=unit,
+                baseline=round(one[key]),
+                baseline_label="1 host behind nginx",
+                target="no loss from the second host (ratio >= 0.9)",
+                met=two[key] >= 0.9 * one[key],
+                size=size,
+                note=f"load average {two['load']:.1f}",
+            )
+        )
+    return out
+
+
+def table_rows(full: bool) -> list:
+    """Cluster throughput (1 and 2 hosts behind nginx, beside direct) and search p95 on
+    both backends; ``full``: 20 s per path and 100,000 search documents, else 5 s and
+    5,000."""
+    from bench import search
+
+    seconds, search_docs = (20, 100_000) if full else (5, 5_000)
+    rows = cluster_rows(run(300, seconds, 16, 50), 300)
+    rows += search.rows_from(search.measure(search_docs, 500 if full else 200, os.cpu_count() or 1))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--resources", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument(
+        "--search-docs", type=int, default=0, help="then search p95 at N docs on both backends"
+    )
+    parser.add_argument("--search-queries", type=int, default=500)
+    args = parser.parse_args(argv)
+    rows = run(args.resources, args.seconds, args.concurrency, args.batch)
     load_avg = os.getloadavg()
     print(f"machine: {machine_description()}; load average {load_avg[0]:.1f}")
     print(
         f"{args.concurrency} clients, {args.seconds:.0f} s per path, xAPI batches of {args.batch}"
     )
-    print("| set-up | catalog list req/s | p95 ms | xAPI statements/s | errors |")
-    print("|---|---|---|---|---|")
+    print("| set-up | catalog list req/s | p95 ms | xAPI statements/s | errors | load avg |")
+    print("|---|---|---|---|---|---|")
     base = rows[0][1]
     for label, row in rows:
         catalog_ratio = row["catalog_rps"] / base["catalog_rps"]
@@ -174,8 +235,22 @@ def main(argv=None) -> int:
         print(
             f"| {label} | {row['catalog_rps']:.0f} ({catalog_ratio:.2f}×)"
             f" | {row['catalog_p95']:.0f} | {row['xapi_sps']:.0f} ({xapi_ratio:.2f}×) | "
-            f"{row['catalog_errors'] + row['xapi_errors']} |"
+            f"{row['catalog_errors'] + row['xapi_errors']} | {row['load']:.1f} |",
+            flush=True,
         )
+    if args.search_docs:
+        from bench import search
+
+        result = search.measure(args.search_docs, args.search_queries, os.cpu_count() or 1)
+        print("| path | size | figure | baseline | ratio | target | met | note |")
+        print("|---|---|---|---|---|---|---|---|")
+        for row in search.rows_from(result):
+            ratio = f"{row.ratio:.2f}x" if row.ratio else "–"
+            print(
+                f"| {row.path} | {row.size} | {row.figure} {row.unit} | {row.baseline}"
+                f" ({row.baseline_label}) | {ratio} | {row.target} |"
+                f" {'yes' if row.met else 'no'} | {row.note} |"
+            )
     return 0
 
 

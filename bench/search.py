@@ -15,8 +15,13 @@ database of the local server; the same jieba / pinyin / English analysers) and m
 
     .venv/bin/python bench/search.py                      # 100,000 resources
     .venv/bin/python bench/search.py --docs 20000         # quicker
-    .venv/bin/python bench/search.py --procs 2            # Whoosh multiprocess writer
-    .venv/bin/python bench/search.py --skip-postgresql    # Whoosh and FTS5 only
+    .venv/bin/python bench/search.py --procs 1            # one writer process (default: CPUs)
+    .venv/bin/python bench/search.py --skip-postgresql    # Whoosh only
+    .venv/bin/python bench/search.py --fts5               # plus the SQLite FTS5 baseline
+
+Each backend is also timed bare on its own index (Whoosh alone / plain SQL, no query
+understanding, visibility, highlights or did-you-mean), and ``table_rows(full)`` returns
+the figures as ``bench.table.Row`` objects for ``python -m bench``.
 
 The vocabulary: curriculum topics per subject (hand-written, Chinese with English), the
 catalog's vocabulary labels, the search user dictionary, and the 4,000 most frequent
@@ -399,9 +404,142 @@ def timed(fn, queries):
     return statistics.median(times), percentile(times, 95)
 
 
+def bare_whoosh(root: str, queries) -> dict:
+    """The baseline without our layers: Whoosh alone on the same index folder — the
+    query words (jieba precise mode) OR-ed over the four text fields and AND-ed,
+    top 10 with stored fields; then the same with Whoosh's own facet grouping."""
+    from whoosh import index, query
+    from whoosh.sorting import FieldFacet
+
+    from app.search.analysis import query_words, stem
+
+    ix = index.open_dir(f"{root}/{Path(root, 'CURRENT').read_text().strip()}")
+    searcher = ix.searcher()
+
+    def build(q):
+        groups = []
+        for word in query_words(q):
+            english = stem(word) if word.isascii() else word
+            groups.append(
+                query.Or(
+                    [
+                        query.Term("title_zh", word),
+                        query.Term("body_zh", word),
+                        query.Term("title_en", english),
+                        query.Term("body_en", english),
+                    ]
+                )
+            )
+        return query.And(groups) if groups else query.Every()
+
+    def plain(q):
+        results = searcher.search(build(q), limit=10)
+        [hit.fields() for hit in results]
+        len(results)
+
+    facets = [FieldFacet(f) for f in ("type", "kind", "subject", "grade", "edition", "district")]
+    facets += [FieldFacet("language"), FieldFacet("licence")]
+
+    def faceted(q):
+        results = searcher.search(build(q), limit=10, groupedby=facets)
+        [hit.fields() for hit in results]
+        for name in results.facet_names():
+            results.groups(name)
+
+    try:
+        plain(queries[0])  # open the segments once, as the services' warm-up did
+        return {"plain": timed(plain, queries), "faceted": timed(faceted, queries)}
+    finally:
+        searcher.close()
+
+
+_FACET_SQL = ("type", "kind", "subject", "edition", "district", "language", "licence")
+
+
+def bare_postgresql(queries) -> dict:
+    """The baseline without our layers: plain SQL on the same table — the query words
+    as one tsquery on the ``lexemes`` GIN index, ``ts_rank`` top 10 and a count; then
+    plus one GROUP BY per facet (grades through unnest)."""
+    from app.extensions import db
+    from app.search.analysis import query_words, stem
+    from app.search.pg_backend import FIELD_CODES, _tsquery
+
+    def tsquery(q):
+        groups = []
+        for word in query_words(q):
+            english = stem(word) if word.isascii() else word
+            alternatives = [
+                _tsquery(f"{FIELD_CODES[f]}:{w}")
+                for f, w in (
+                    ("title_zh", word),
+                    ("body_zh", word),
+                    ("title_en", english),
+                    ("body_en", english),
+                )
+            ]
+            groups.append("(" + " | ".join(alternatives) + ")")
+        return " & ".join(groups)
+
+    connection = db.engine.raw_connection()
+    cursor = connection.cursor()
+
+    def plain(q, facets=False):
+        match = tsquery(q)
+        if not match:
+            return
+        condition = "lexemes @@ CAST(%(q)s AS tsquery) AND visibility = 'region'"
+        cursor.execute(
+            f"SELECT fields FROM search_documents WHERE {condition}"
+            " ORDER BY ts_rank(lexemes, CAST(%(q)s AS tsquery)) DESC LIMIT 10",
+            {"q": match},
+        )
+        cursor.fetchall()
+        cursor.execute(f"SELECT count(*) FROM search_documents WHERE {condition}", {"q": match})
+        cursor.fetchall()
+        if facets:
+            for column in _FACET_SQL:
+                cursor.execute(
+                    f"SELECT {column}, count(*) FROM search_documents WHERE {condition}"
+                    f" GROUP BY {column}",
+                    {"q": match},
+                )
+                cursor.fetchall()
+            cursor.execute(
+                "SELECT g, count(*) FROM search_documents, unnest(grade) g"
+                f" WHERE {condition} GROUP BY g",
+                {"q": match},
+            )
+            cursor.fetchall()
+        connection.rollback()
+
+    try:
+        plain(queries[0])
+        return {
+            "plain": timed(plain, queries),
+            "faceted": timed(lambda q: plain(q, facets=True), queries),
+        }
+    finally:
+        connection.close()
+
+
+def segmentation_floor(docs, sample: int = 2000) -> float:
+    """Seconds jieba alone needs to segment (search mode) every title and description
+    once, estimated from a sample: the floor of any index build with these analysers."""
+    from app.search.analysis import segmenter
+
+    seg = segmenter()
+    picked = docs[:: max(1, len(docs) // sample)]
+    start = time.perf_counter()
+    for doc in picked:
+        list(seg.tokenize(doc["title"] + " " + doc["title_en"], mode="search"))
+        list(seg.tokenize(doc["body"], mode="search"))
+    return (time.perf_counter() - start) * len(docs) / len(picked)
+
+
 def run_backend(docs, queries, folder, procs, database_url=None):
     """Index ``docs`` with the configured backend and time ``queries`` through the
-    search service: Whoosh on SQLite, or the PostgreSQL backend on ``database_url``."""
+    search service: Whoosh on SQLite, or the PostgreSQL backend on ``database_url``;
+    then the bare baseline on the same index."""
     from app import create_app
     from app.extensions import db
     from app.search import services
@@ -444,6 +582,7 @@ def run_backend(docs, queries, folder, procs, database_url=None):
         hits = [search(q, facets=()).total for q in queries]
         plain = timed(lambda q: search(q, facets=()), queries)
         faceted = timed(search, queries)
+        bare = bare_postgresql(queries) if database_url else bare_whoosh(f"{folder}/index", queries)
         db.session.remove()
         db.engine.dispose()
     return {
@@ -451,8 +590,10 @@ def run_backend(docs, queries, folder, procs, database_url=None):
         "size_mb": size / 1e6,
         "plain": plain,
         "faceted": faceted,
+        "bare": bare,
         "mean_hits": statistics.mean(hits),
         "zero_hit_queries": sum(1 for h in hits if h == 0),
+        "load": os.getloadavg()[0],
     }
 
 
@@ -467,6 +608,12 @@ def report(label, r, docs, procs=None):
     )
     print(
         f"{label}: query + highlights + 8 facet counts  p50 {r['faceted'][0]:.1f} ms  p95 {r['faceted'][1]:.1f} ms"
+    )
+    bare = r["bare"]
+    print(
+        f"{label} bare (no layers): top 10 p50 {bare['plain'][0]:.1f} ms  p95 {bare['plain'][1]:.1f} ms;"
+        f" + facets p50 {bare['faceted'][0]:.1f} ms  p95 {bare['faceted'][1]:.1f} ms"
+        f"  (load average {r['load']:.1f})"
     )
 
 
@@ -566,51 +713,139 @@ def run_fts5(docs, queries, folder):
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--procs", type=int, default=1)
-    parser.add_argument("--skip-fts5", action="store_true")
-    parser.add_argument("--skip-postgresql", action="store_true")
-    args = parser.parse_args()
-
+def measure(n_docs: int, n_queries: int, procs: int, postgresql: bool = True) -> dict:
+    """Whoosh and (unless told not to) PostgreSQL on the same documents and queries, in
+    one run, each with its bare baseline and the jieba floor of a build."""
     from app.search.analysis import warm_up
 
     warm_up()
     start = time.perf_counter()
-    docs, chinese, english = make_documents(args.docs)
-    queries = make_queries(docs, chinese, english, args.queries)
+    docs, chinese, english = make_documents(n_docs)
+    queries = make_queries(docs, chinese, english, n_queries)
     print(
-        f"{args.docs:,} documents generated in {time.perf_counter() - start:.1f} s; vocabulary "
-        f"{len(chinese):,} Chinese + {len(english):,} English terms; {len(queries)} queries"
+        f"{n_docs:,} documents generated in {time.perf_counter() - start:.1f} s; vocabulary "
+        f"{len(chinese):,} Chinese + {len(english):,} English terms; {len(queries)} queries",
+        flush=True,
+    )
+    out = {"docs": n_docs, "queries": len(queries), "procs": procs}
+    out["floor_s"] = segmentation_floor(docs)
+    print(
+        f"jieba alone (search mode, titles + descriptions): {out['floor_s']:.1f} s",
+        flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="search-bench-") as folder:
-        w = run_backend(docs, queries, folder, args.procs)
-        report("Whoosh", w, args.docs, args.procs)
-        if not args.skip_postgresql:
+        out["whoosh"] = run_backend(docs, queries, folder, procs)
+        report("Whoosh", out["whoosh"], n_docs, procs)
+        if postgresql:
             with throwaway_postgres() as url:
-                p = run_backend(docs, queries, folder, 1, database_url=url)
-            report("PostgreSQL", p, args.docs)
+                out["postgresql"] = run_backend(docs, queries, folder, procs, database_url=url)
+            report("PostgreSQL", out["postgresql"], n_docs, procs)
+            w, p = out["whoosh"], out["postgresql"]
             print(
                 f"ratio PostgreSQL/Whoosh p95: highlights {p['plain'][1] / max(w['plain'][1], 1e-6):.1f}x, "
-                f"facets {p['faceted'][1] / max(w['faceted'][1], 1e-6):.1f}x"
+                f"facets {p['faceted'][1] / max(w['faceted'][1], 1e-6):.1f}x",
+                flush=True,
             )
-        if not args.skip_fts5:
+    out["folder_docs"] = (docs, queries, None)
+    return out
+
+
+def rows_from(result: dict) -> list:
+    """bench.table.Row objects of one :func:`measure` result."""
+    from bench.table import Row
+
+    size = f"{result['docs']:,} docs, {result['queries']} queries"
+    rows = []
+    for key, label in (("whoosh", "Whoosh"), ("postgresql", "PostgreSQL")):
+        r = result.get(key)
+        if not r:
+            continue
+        load = f"load average {r['load']:.1f}"
+        rows += [
+            Row(
+                path=f"search with highlights, p95 ({label}, anonymous, via services.search)",
+                figure=round(r["plain"][1], 1),
+                unit="ms p95",
+                baseline=round(r["bare"]["plain"][1], 1),
+                baseline_label=f"bare {label} top-10 query, same index",
+                target="< 40 ms p95",
+                met=r["plain"][1] < 40,
+                size=size,
+                note=load,
+            ),
+            Row(
+                path=f"search with 8 facet counts, p95 ({label})",
+                figure=round(r["faceted"][1], 1),
+                unit="ms p95",
+                baseline=round(r["bare"]["faceted"][1], 1),
+                baseline_label=f"bare {label} top-10 + facet grouping, same index",
+                target="< 60 ms p95",
+                met=r["faceted"][1] < 60,
+                size=size,
+                note=load,
+            ),
+            Row(
+                path=f"search index build ({label}, {result['procs']} processes)",
+                figure=round(r["build_s"], 1),
+                unit="s",
+                baseline=round(result["floor_s"], 1),
+                baseline_label="jieba alone segmenting the same texts once",
+                target="< 300 s at 100k docs",
+                met=r["build_s"] < 300 * result["docs"] / 100_000,
+                size=f"{result['docs']:,} docs",
+                note=load,
+            ),
+        ]
+    return rows
+
+
+def table_rows(full: bool) -> list:
+    """Rows for ``python -m bench``: 100,000 documents and 500 queries with ``full``,
+    else 5,000 and 200 (about two minutes); both backends, each beside its bare
+    baseline."""
+    if full:
+        result = measure(100_000, 500, os.cpu_count() or 1)
+    else:
+        result = measure(5_000, 200, os.cpu_count() or 1)
+    return rows_from(result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--procs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--fts5", action="store_true", help="also the SQLite FTS5 baseline")
+    parser.add_argument("--skip-postgresql", action="store_true")
+    args = parser.parse_args()
+    result = measure(args.docs, args.queries, args.procs, postgresql=not args.skip_postgresql)
+    if args.fts5:
+        docs, queries, _ = result["folder_docs"]
+        with tempfile.TemporaryDirectory(prefix="search-bench-fts-") as folder:
             f = run_fts5(docs, queries, folder)
-            print(
-                f"FTS5:   build {f['build_s']:.1f} s (jieba pre-tokenised), size {f['size_mb']:.1f} MB"
-            )
-            print(
-                f"FTS5:   query + highlight/snippet + count  p50 {f['plain'][0]:.1f} ms  p95 {f['plain'][1]:.1f} ms"
-            )
-            print(
-                f"FTS5:   + 7 facet GROUP BYs  p50 {f['faceted'][0]:.1f} ms  p95 {f['faceted'][1]:.1f} ms"
-            )
-            print(
-                f"ratio Whoosh/FTS5 p95: highlights {w['plain'][1] / max(f['plain'][1], 1e-6):.1f}x, "
-                f"facets {w['faceted'][1] / max(f['faceted'][1], 1e-6):.1f}x"
-            )
+        w = result["whoosh"]
+        print(
+            f"FTS5:   build {f['build_s']:.1f} s (jieba pre-tokenised), size {f['size_mb']:.1f} MB"
+        )
+        print(
+            f"FTS5:   query + highlight/snippet + count  p50 {f['plain'][0]:.1f} ms  p95 {f['plain'][1]:.1f} ms"
+        )
+        print(
+            f"FTS5:   + 7 facet GROUP BYs  p50 {f['faceted'][0]:.1f} ms  p95 {f['faceted'][1]:.1f} ms"
+        )
+        print(
+            f"ratio Whoosh/FTS5 p95: highlights {w['plain'][1] / max(f['plain'][1], 1e-6):.1f}x, "
+            f"facets {w['faceted'][1] / max(f['faceted'][1], 1e-6):.1f}x"
+        )
+    print()
+    print("| path | size | figure | baseline | ratio | target | met | note |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows_from(result):
+        ratio = f"{row.ratio:.2f}x" if row.ratio else "–"
+        print(
+            f"| {row.path} | {row.size} | {row.figure} {row.unit} | {row.baseline} ({row.baseline_label})"
+            f" | {ratio} | {row.target} | {'yes' if row.met else 'no'} | {row.note} |"
+        )
 
 
 if __name__ == "__main__":

@@ -140,11 +140,54 @@ def dictionary_terms() -> tuple[str, ...]:
     return tuple(terms)
 
 
+def _han_blocks():
+    import jieba
+
+    # jieba's own block pattern: cut() splits every text with it and segments each
+    # block on its own, so segmenting block by block gives exactly the same tokens.
+    return jieba.re_han_default
+
+
+@lru_cache(maxsize=50_000)
+def _block_segments(block: str, mode: str) -> tuple[tuple[str, int, int], ...]:
+    return tuple(segmenter().tokenize(block, mode=mode))
+
+
+def _blocks(text: str):
+    """``(offset, block)`` of ``text`` split as jieba splits it."""
+    position = 0
+    for block in _han_blocks().split(text):
+        if block:
+            yield position, block
+            position += len(block)
+
+
 @lru_cache(maxsize=512)
 def segments(text: str, mode: str = "search") -> tuple[tuple[str, int, int], ...]:
-    """jieba tokens ``(word, start, end)`` of ``text``; memoised because one document's
-    title is segmented for several fields in a row."""
-    return tuple(segmenter().tokenize(text, mode=mode))
+    """jieba tokens ``(word, start, end)`` of ``text``, identical to
+    ``segmenter().tokenize(text, mode=mode)``.
+
+    Memoised per text (one document's title is segmented for several fields in a row)
+    and per jieba block: titles and descriptions repeat blocks ("人教版", "七年级",
+    "数学", set phrases), and jieba's Python DAG + HMM for a block costs far more than
+    a dictionary hit (the index build's largest cost, docs/search.md)."""
+    out = []
+    for offset, block in _blocks(text):
+        out.extend(
+            (word, start + offset, end + offset)
+            for word, start, end in _block_segments(block, mode)
+        )
+    return tuple(out)
+
+
+def segments_containing(text: str, needles, mode: str = "search"):
+    """The tokens of :func:`segments` that can equal one of ``needles`` (lowercase):
+    only the jieba blocks containing a needle are segmented (highlighting)."""
+    for offset, block in _blocks(text):
+        lowered = block.lower()
+        if any(needle in lowered for needle in needles):
+            for word, start, end in _block_segments(block, mode):
+                yield word, start + offset, end + offset
 
 
 def is_cjk(text: str) -> bool:
@@ -155,6 +198,9 @@ def _keep(word: str) -> bool:
     if not WORDISH.search(word):
         return False
     return word not in CHINESE_STOP
+
+
+keep_word = _keep  # what the Chinese tokenizer keeps (the highlighter asks too)
 
 
 class _SegmentTokenizer(Tokenizer):

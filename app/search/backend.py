@@ -165,6 +165,11 @@ class SearchBackend(abc.ABC):
     @abc.abstractmethod
     def doc_frequency(self, field_name: str, text: str) -> int: ...
 
+    def prefetch_frequencies(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Hint: :meth:`doc_frequency` will soon be asked for these ``(field, text)``
+        pairs.  A backend with round trips (PostgreSQL) reads them all at once."""
+        return None
+
     @abc.abstractmethod
     def suggest_english(self, word: str) -> str | None:
         """The closest word of the index vocabulary (edit distance), or None."""

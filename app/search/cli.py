@@ -13,16 +13,23 @@ def search_cli():
 
 @search_cli.command("reindex")
 @click.option(
-    "--procs", default=1, show_default=True, help="Writer processes (Whoosh multiprocessing)."
+    "--procs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Analysing processes (default: one per CPU; Whoosh's multiprocess writer, or"
+    " forked analysers for PostgreSQL).",
 )
 @with_appcontext
 def reindex_command(procs):
     """Rebuild the whole index into a new folder and swap it in atomically."""
+    import os
+
     from tqdm import tqdm
 
     from app.common.events import commit
     from app.search import services
 
+    procs = procs or os.cpu_count() or 1
     total = services.count_documents()
     with tqdm(total=total, unit="doc", desc="indexing") as bar:
         count = services.reindex(progress=bar.update, procs=procs)

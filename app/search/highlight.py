@@ -43,7 +43,6 @@ class MatchTerms:
         return min(positions) if positions else None
 
 
-_ZH = analysis.ChineseTokenizer(search_mode=True)
 _PY = analysis.PinyinTokenizer(initials=False)
 _PYI = analysis.PinyinTokenizer(initials=True)
 _LATIN = re.compile(r"[A-Za-z]")
@@ -56,7 +55,16 @@ def match_spans(text: str, terms: MatchTerms, offset: int = 0) -> list[tuple[int
     lowered = text.lower()
     spans = []
     if terms.zh and any(term in lowered for term in terms.zh):
-        spans += [(t.startchar, t.endchar) for t in _ZH(text, chars=True) if t.text in terms.zh]
+        # The Chinese tokenizer's tokens (search mode, stripped, stop words dropped,
+        # lowercased), but only of the jieba blocks where a term occurs: a token equal
+        # to a term lies in a block containing it, and jieba segments blocks separately.
+        spans += [
+            (start, end)
+            for word, start, end in analysis.segments_containing(text, terms.zh)
+            if (stripped := word.strip())
+            and analysis.keep_word(stripped)
+            and stripped.lower() in terms.zh
+        ]
     if terms.en and _LATIN.search(text):
         analyzer = analysis.english_analyzer()
         spans += [

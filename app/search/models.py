@@ -60,12 +60,13 @@ class SearchDocument(db.Model):
     py = db.Column(_VECTOR)
     pyi = db.Column(_VECTOR)
     words_en = db.Column(_VECTOR)
+    # Every matchable field's tokens behind a field prefix ("a:七年级"), the one column
+    # queries match (one GIN index, one ``@@`` per search; see pg_backend.FIELD_CODES).
+    # The per-field columns above keep each field's lexemes for inspection and checks.
+    lexemes = db.Column(_VECTOR)
 
     __table_args__ = (
-        *(
-            db.Index(f"ix_search_documents_{name}", name, postgresql_using="gin")
-            for name in TEXT_FIELDS
-        ),
+        db.Index("ix_search_documents_lexemes", "lexemes", postgresql_using="gin"),
         db.Index("ix_search_documents_published", "published"),
     )
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.orm import Session, scoped_session
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
 from app.search import analysis
@@ -38,8 +39,23 @@ from app.search.whoosh_backend import MAX_COLLECT, make_schema, to_whoosh
 B, K1 = 0.75, 1.2
 FIELD_BOOSTS = {"title_zh": 3.0, "title_en": 3.0, "py": 2.0, "pyi": 1.5}
 LENGTH = "#length"  # search_terms rows holding per-field totals: df = documents, freq = tokens
-MAX_LEXEME_BYTES = 2000  # PostgreSQL's limit is 2047
+MAX_LEXEME_BYTES = 2000  # PostgreSQL's limit is 2047 (the field prefix below included)
 _FACET_COLUMNS = {f: f for f in FACETS}
+_TERM_CACHE = "search_term_cache"  # session.info key, see PostgresBackend._term_cache
+# One combined tsvector, ``lexemes``, holds every matchable field's tokens behind a
+# fixed-length field prefix ("a:七年级" is title_zh's 七年级), under ONE GIN index: a whole
+# query is one ``@@`` of one tsquery ((alternatives | ...) & ...), which the planner
+# estimates from the column's statistics and answers from one index.  With one column
+# per field the OR/AND of seven ``@@`` looked like one row and ran as a sequential scan
+# detoasting every tsvector (issue 14: 90-160 ms at 20k for "how plants grow").
+FIELD_CODES = {
+    "title_zh": "a",
+    "body_zh": "b",
+    "title_en": "c",
+    "body_en": "d",
+    "py": "e",
+    "pyi": "f",
+}
 
 
 @lru_cache(maxsize=1)
@@ -107,8 +123,38 @@ def _row(doc: dict, seq: int) -> tuple[dict, _Delta]:
         "tf": tf,
         "lengths": lengths,
         **{name: sorted(set(words)) for name, words in tokens.items()},
+        "lexemes": sorted(
+            {f"{code}:{w}" for name, code in FIELD_CODES.items() for w in tokens[name]}
+        ),
     }
     return row, _Delta(df, freq)
+
+
+def _batches(documents: Iterable[dict], size: int):
+    """``(document, seq)`` pairs in lists of ``size``; seq counts from 1."""
+    batch = []
+    for seq, doc in enumerate(documents, start=1):
+        batch.append((doc, seq))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _prepared(numbered: tuple[dict, int]) -> tuple[dict, dict]:
+    """The INSERT parameters of one document and its vocabulary contribution (plain
+    data, so a worker process can make them)."""
+    import json
+
+    doc, seq = numbered
+    row, contribution = _row(doc, seq)
+    row.update(
+        fields=json.dumps(row["fields"], ensure_ascii=False),
+        tf=json.dumps(row["tf"], ensure_ascii=False),
+        lengths=json.dumps(row["lengths"]),
+    )
+    return row, contribution.values
 
 
 class _Delta:
@@ -120,7 +166,10 @@ class _Delta:
             self.values[key] = [n, (freq or {}).get(key, 0.0)]
 
     def add(self, other: _Delta, sign: int = 1) -> None:
-        for key, (df, freq) in other.values.items():
+        self.values_add(other.values, sign)
+
+    def values_add(self, values: dict, sign: int = 1) -> None:
+        for key, (df, freq) in values.items():
             mine = self.values.setdefault(key, [0, 0.0])
             mine[0] += sign * df
             mine[1] += sign * freq
@@ -147,11 +196,12 @@ def _tsquery(term: str) -> str:
 _INSERT = text(
     "INSERT INTO search_documents (id, seq, type, kind, subject, grade, edition, category,"
     " language, licence, district, school, visibility, author, published, usage,"
-    " fingerprint, fields, tf, lengths, "
+    " fingerprint, fields, tf, lengths, lexemes, "
     + ", ".join(TEXT_FIELDS)
     + ") VALUES (:id, :seq, :type, :kind, :subject, :grade, :edition, :category,"
     " :language, :licence, :district, :school, :visibility, :author, :published, :usage,"
-    " :fingerprint, CAST(:fields AS jsonb), CAST(:tf AS jsonb), CAST(:lengths AS jsonb), "
+    " :fingerprint, CAST(:fields AS jsonb), CAST(:tf AS jsonb), CAST(:lengths AS jsonb),"
+    " array_to_tsvector(CAST(:lexemes AS text[])), "
     + ", ".join(f"array_to_tsvector(CAST(:{f} AS text[]))" for f in TEXT_FIELDS)
     + ")"
 )
@@ -190,6 +240,7 @@ class PostgresBackend(SearchBackend):
             delta.add(_stored_delta(tf), -1)
 
     def _apply(self, delta: _Delta) -> None:
+        self._forget_terms()
         changes = [
             {"field": f, "term": t, "df": int(df), "freq": float(freq)}
             for (f, t), (df, freq) in sorted(delta.values.items())
@@ -218,19 +269,15 @@ class PostgresBackend(SearchBackend):
         self._execute(text("DELETE FROM search_terms WHERE df <= 0"))
 
     def _write(self, documents: list[dict], delta: _Delta) -> None:
-        import json
-
         seq = self._next_seq()
         rows = []
         for offset, doc in enumerate(documents, start=1):
-            row, contribution = _row(doc, seq + offset)
-            delta.add(contribution)
-            row.update(
-                fields=json.dumps(row["fields"], ensure_ascii=False),
-                tf=json.dumps(row["tf"], ensure_ascii=False),
-                lengths=json.dumps(row["lengths"]),
-            )
+            row, contribution = _prepared((doc, seq + offset))
+            delta.values_add(contribution)
             rows.append(row)
+        self._insert(rows)
+
+    def _insert(self, rows: list[dict]) -> None:
         if rows:
             self._execute(_INSERT, rows)
 
@@ -253,47 +300,117 @@ class PostgresBackend(SearchBackend):
         self._apply(delta)
 
     def rebuild(
-        self, documents: Iterable[dict], progress: Callable[[int], None] | None = None, **_
+        self,
+        documents: Iterable[dict],
+        progress: Callable[[int], None] | None = None,
+        procs: int = 1,
+        **_,
     ) -> int:
         """Replace every document in the caller's transaction: readers see the old set
-        until it commits, then the new one (MVCC)."""
+        until it commits, then the new one (MVCC).
+
+        The analysers (jieba, pinyin, stemming: pure Python) are nearly all the cost, so
+        with ``procs`` > 1 they run in that many forked processes while this one
+        writes multi-row INSERTs of 500 rows."""
         self.clear()
-        count, batch, delta = 0, [], _Delta()
-        for doc in documents:
-            batch.append(doc)
-            if len(batch) >= 500:
-                self._write(batch, delta)
-                count += len(batch)
-                batch = []
-            if progress:
-                progress(1)
-        if batch:
-            self._write(batch, delta)
-            count += len(batch)
+        count, delta = 0, _Delta()
+        pool = None
+        if procs > 1:
+            import multiprocessing
+
+            pool = multiprocessing.get_context("fork").Pool(procs)
+        try:
+            # The documents are read here, in this thread (they come from the database
+            # session of the application context); the workers only analyse.  While
+            # they analyse one batch, this thread reads the next.
+            pending = None
+            for batch in _batches(documents, 500):
+                if pool is None:
+                    count += self._store(list(map(_prepared, batch)), delta, progress)
+                    continue
+                submitted = pool.map_async(_prepared, batch, chunksize=32)
+                if pending is not None:
+                    count += self._store(pending.get(), delta, progress)
+                pending = submitted
+            if pending is not None:
+                count += self._store(pending.get(), delta, progress)
+        finally:
+            if pool is not None:
+                pool.terminate()
         self._apply(delta)
         return count
 
+    def _store(self, prepared: list, delta: _Delta, progress) -> int:
+        rows = []
+        for row, contribution in prepared:
+            rows.append(row)
+            delta.values_add(contribution)
+        self._insert(rows)
+        if progress:
+            progress(len(rows))
+        return len(rows)
+
     def clear(self) -> None:
+        self._forget_terms()
         self._execute(text("DELETE FROM search_documents"))
         self._execute(text("DELETE FROM search_terms"))
 
     # --- reading ------------------------------------------------------------------------
 
+    def _term_cache(self) -> dict:
+        """(field, term) -> (df, freq) read in this transaction (misses as (0, 0)).
+
+        Query understanding, did-you-mean, highlighting and ranking all ask for the
+        same few frequencies; one round trip (:meth:`prefetch_frequencies`) answers them
+        for the whole search.  Scoped to the transaction (a new one reads afresh) and
+        dropped by this backend's own writes."""
+        session = self._real_session()
+        transaction = session.get_transaction()
+        cached = session.info.get(_TERM_CACHE)
+        if cached is None or cached[0] is not transaction or transaction is None:
+            cached = (transaction, {})
+            if transaction is not None:
+                session.info[_TERM_CACHE] = cached
+        return cached[1]
+
+    def _real_session(self) -> Session:
+        session = self._session()
+        return session() if isinstance(session, scoped_session) else session
+
+    def _forget_terms(self) -> None:
+        self._real_session().info.pop(_TERM_CACHE, None)
+
+    def prefetch_frequencies(self, keys: Iterable[tuple[str, str]]) -> None:
+        self._frequencies(keys)
+
+    def _frequencies(self, keys: Iterable[tuple[str, str]]) -> dict:
+        wanted = set(keys) | {(LENGTH, f) for f in TEXT_FIELDS}
+        cache = self._term_cache()
+        missing = sorted(k for k in wanted if k not in cache)
+        if missing:
+            rows = self._execute(
+                text(
+                    # one primary-key look-up per wanted key (an IN over the whole table
+                    # made the planner scan it)
+                    "SELECT s.field, s.term, s.df, s.freq"
+                    " FROM unnest(CAST(:f AS varchar[]), CAST(:t AS text[])) AS k(field, term)"
+                    " CROSS JOIN LATERAL (SELECT * FROM search_terms t"
+                    " WHERE t.field = k.field AND t.term = k.term) s"
+                ),
+                {"f": [k[0] for k in missing], "t": [k[1] for k in missing]},
+            ).all()
+            # the cache belongs to the transaction the statement ran in
+            cache = self._term_cache()
+            for key in missing:
+                cache[key] = (0, 0.0)
+            for f, t, d, fr in rows:
+                cache[(f, t)] = (int(d), float(fr))
+        return cache
+
     def _statistics(self, alternatives: set[tuple[str, str]]) -> tuple[dict, dict, int]:
-        keys = sorted(alternatives | {(LENGTH, f) for f in TEXT_FIELDS})
-        rows = self._execute(
-            text(
-                # one primary-key look-up per wanted key (an IN over the whole table
-                # made the planner scan it)
-                "SELECT s.field, s.term, s.df, s.freq"
-                " FROM unnest(CAST(:f AS varchar[]), CAST(:t AS text[])) AS k(field, term)"
-                " CROSS JOIN LATERAL (SELECT * FROM search_terms t"
-                " WHERE t.field = k.field AND t.term = k.term) s"
-            ),
-            {"f": [k[0] for k in keys], "t": [k[1] for k in keys]},
-        ).all()
-        df = {(f, t): d for f, t, d, _ in rows if f != LENGTH}
-        totals = {t: (d, fr) for f, t, d, fr in rows if f == LENGTH}
+        stats = self._frequencies(alternatives)
+        df = {key: stats[key][0] for key in alternatives if stats[key][0]}
+        totals = {f: stats[(LENGTH, f)] for f in TEXT_FIELDS if stats[(LENGTH, f)][0]}
         docs = max((d for d, _ in totals.values()), default=0)
         average = {name: (fr / docs if docs else 0) or 1 for name, (_, fr) in totals.items()}
         return df, average, docs
@@ -338,19 +455,21 @@ class PostgresBackend(SearchBackend):
             else:
                 where.append(f"d.{facet} = ANY(:flt{n})")
         groups = []
-        for g, group in enumerate(q.groups):
+        for group in q.groups:
             matches = []
-            for a, (name, term, _) in enumerate(group.alternatives):
-                if name not in TEXT_FIELDS:
+            for name, term, _ in group.alternatives:
+                if name not in FIELD_CODES:
                     raise ValueError(f"unknown field {name!r}")
-                params[f"q{g}_{a}"] = _tsquery(term)
-                matches.append(f"d.{name} @@ CAST(:q{g}_{a} AS tsquery)")
-            groups.append("(" + " OR ".join(matches) + ")")
+                matches.append(_tsquery(f"{FIELD_CODES[name]}:{term}"))
+            groups.append("(" + " | ".join(matches) + ")")
         if groups:
-            where.append("(" + (" OR " if q.relaxed else " AND ").join(groups) + ")")
+            params["match"] = (" | " if q.relaxed else " & ").join(groups)
+            where.append("d.lexemes @@ CAST(:match AS tsquery)")
         return where
 
     def _score(self, q: BackendQuery, params: dict) -> str:
+        """Whoosh's BM25F over the alternatives, reading the weights of ``w.tf`` (the
+        row's ``tf`` decompressed once, see :meth:`search`)."""
         wanted = {(name, term) for g in q.groups for name, term, _ in g.alternatives}
         df, average, docs = self._statistics(wanted)
         parts = []
@@ -360,74 +479,107 @@ class PostgresBackend(SearchBackend):
                 params[f"t{g}_{a}"] = term
                 params[f"c{g}_{a}"] = boost * idf * (K1 + 1)
                 params[f"n{g}_{a}"] = K1 * B / average.get(name, 1)
-                weight = f"coalesce(CAST(d.tf -> '{name}' ->> :t{g}_{a} AS float8), 0)"
+                weight = f"coalesce(CAST(w.tf -> '{name}' ->> :t{g}_{a} AS float8), 0)"
                 parts.append(
                     f"(:c{g}_{a} * {weight} / nullif({weight} + {K1 * (1 - B)}"
-                    f" + :n{g}_{a} * CAST(d.lengths ->> '{name}' AS float8), 0))"
+                    f" + :n{g}_{a} * CAST(w.lengths ->> '{name}' AS float8), 0))"
                 )
         return "coalesce(" + " + ".join(f"coalesce({p}, 0)" for p in parts) + ", 0)"
 
     def search(self, q: BackendQuery) -> BackendResults:
+        """Count, facet counts and the page in ONE statement: the visible matches are
+        read once (one GIN look-up of ``lexemes``) into a materialised CTE with their
+        facet columns and sort key, the facets are ``GROUP BY``s over it, and only the
+        page's rows fetch their stored fields."""
         params: dict = {}
         where = self._where(q, params)
         condition = " AND ".join(where) or "TRUE"
-        facet_sql = ["SELECT '' AS facet, '' AS value, count(*) AS n FROM m"]
         for facet in q.facets:
             if facet not in _FACET_COLUMNS:
                 raise ValueError(f"unknown facet {facet!r}")
+        wanted = q.offset + q.limit
+        scored = bool(q.groups) and q.sort == "relevance"
+        lateral = ""
+        if scored:
+            key = self._score(q, params)
+            order = "m.key DESC, m.seq"
+            # ``tf`` is stored compressed: every ``->`` on the column would decompress it
+            # again (two per alternative); OFFSET 0 keeps this sub-select from being
+            # inlined, so each matching row decompresses it once.
+            lateral = (
+                " CROSS JOIN LATERAL (SELECT d.tf || '{}'::jsonb AS tf,"
+                " d.lengths AS lengths OFFSET 0) w"
+            )
+        elif q.sort == "popular":
+            key, order = "d.usage", "m.key DESC, m.seq"
+        else:
+            key, order = "d.published", "m.key DESC, m.seq"
+        columns = sorted({"grade", *q.facets})
+        parts = ["SELECT 0 AS part, '' AS facet, '' AS value, count(*) AS n FROM m"]
+        for facet in q.facets:
             if facet == "grade":
-                facet_sql.append(
-                    "SELECT 'grade', g, count(*) FROM m CROSS JOIN LATERAL unnest(m.grade) g"
+                parts.append(
+                    "SELECT 1, 'grade', g, count(*) FROM m CROSS JOIN LATERAL unnest(m.grade) g"
                     " WHERE g <> '' GROUP BY g"
                 )
             else:
-                facet_sql.append(
-                    f"SELECT '{facet}', m.{facet}, count(*) FROM m WHERE m.{facet} <> ''"
+                parts.append(
+                    f"SELECT 1, '{facet}', m.{facet}, count(*) FROM m WHERE m.{facet} <> ''"
                     f" GROUP BY m.{facet}"
                 )
-        columns = ", ".join(sorted({"grade", *(f for f in q.facets)}))
-        rows = self._execute(
-            text(
-                f"WITH m AS MATERIALIZED (SELECT {columns} FROM search_documents d"
-                f" WHERE {condition}) " + " UNION ALL ".join(facet_sql)
-            ),
-            params,
-        ).all()
+        # Whoosh never ranks more than MAX_COLLECT hits for one page; neither do we.
+        params.update(offset=q.offset, limit=q.limit if wanted <= MAX_COLLECT else 0)
+        statement = (
+            "WITH m AS MATERIALIZED (SELECT d.id, d.seq, "
+            + ", ".join(f"d.{c}" for c in columns)
+            + f", {key} AS key FROM search_documents d{lateral} WHERE {condition}),"
+            f" p AS (SELECT m.id, m.seq, m.key FROM m ORDER BY {order}"
+            " OFFSET :offset LIMIT :limit)"
+            " SELECT part, facet, value, n, NULL::jsonb AS fields, NULL::float8 AS key,"
+            " NULL::bigint AS seq FROM ("
+            + " UNION ALL ".join(parts)
+            + ") f UNION ALL SELECT 2, '', '', 0, d.fields, CAST(p.key AS float8), p.seq"
+            " FROM p JOIN search_documents d ON d.id = p.id"
+        )
+        if q.groups:
+            # The planner prices a sequential scan as cheap as the GIN index even when
+            # thousands of rows match, because it does not count decompressing each
+            # row's ``lexemes`` (out of line, TOASTed): 215 ms instead of 11 ms for
+            # 1,549 matches of 20,000 (EXPLAIN ANALYZE in docs/search.md).  The matches
+            # always come from the index; the setting is put back right after.
+            previous = self._execute(
+                text(
+                    "SELECT current_setting('enable_seqscan'),"
+                    " set_config('enable_seqscan', 'off', true)"
+                )
+            ).first()[0]
+            # (on an error the transaction is aborted, and its rollback restores it)
+            rows = self._execute(text(statement), params).all()
+            self._execute(
+                text("SELECT set_config('enable_seqscan', :previous, true)"),
+                {"previous": previous},
+            )
+        else:
+            rows = self._execute(text(statement), params).all()
         total = 0
         facets: dict[str, dict[str, int]] = {f: {} for f in q.facets}
-        for facet, value, n in rows:
-            if facet == "":
+        page = []
+        for part, facet, value, n, fields, sort_key, seq in rows:
+            if part == 0:
                 total = int(n)
-            else:
+            elif part == 1:
                 facets[facet][value] = int(n)
-        hits: list[BackendHit] = []
-        wanted = q.offset + q.limit
-        if total and q.offset < total and wanted <= MAX_COLLECT:
-            scored = bool(q.groups) and q.sort == "relevance"
-            if scored:
-                score = self._score(q, params)
-                order = "score DESC, d.seq ASC"
             else:
-                score = "NULL"
-                order = "d.usage DESC, d.seq" if q.sort == "popular" else "d.published DESC, d.seq"
-            params.update(offset=q.offset, limit=q.limit)
-            page = self._execute(
-                text(
-                    f"SELECT d.fields, {score} AS score FROM search_documents d"
-                    f" WHERE {condition} ORDER BY {order} OFFSET :offset LIMIT :limit"
-                ),
-                params,
-            ).all()
-            for fields, value in page:
-                hits.append(BackendHit(fields=dict(fields), score=value))
+                page.append((-(sort_key or 0), seq, fields, sort_key))
+        page.sort(key=lambda row: (row[0], row[1]))
+        hits = [
+            BackendHit(fields=dict(fields), score=sort_key if scored else None)
+            for _, _, fields, sort_key in page
+        ]
         return BackendResults(hits=hits, total=total, facets=facets)
 
     def doc_frequency(self, field_name: str, text_: str) -> int:
-        value = self._execute(
-            text("SELECT df FROM search_terms WHERE field = :f AND term = :t"),
-            {"f": field_name, "t": text_},
-        ).scalar()
-        return int(value or 0)
+        return self._frequencies([(field_name, text_)])[(field_name, text_)][0]
 
     def suggest_english(self, word: str) -> str | None:
         word = word.lower()

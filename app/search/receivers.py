@@ -1,10 +1,12 @@
 """Keeping the index current: listeners of the catalog and curriculum signals.
 
 Whoosh: each runs after the commit that published, archived or deleted an item (or
-changed its alignments), so the index never shows what the database does not hold.
-Whoosh's writer lock serialises writers of all processes; when it stays busy the update
-moves to a job, and a failure is logged by the signal dispatcher and repaired by
-``flask search check --repair``.
+changed its alignments), so the index never shows what the database does not hold, and
+only queues a job (:mod:`app.jobs`): Whoosh's writer lock serialises writers of all
+processes, and a publish request must not wait for it (issue 14).  The job re-reads the
+database and waits for the lock itself; a failure is logged and repaired by
+``flask search check --repair``.  When the job queue is unreachable the request indexes
+itself (with the short request wait) rather than lose the update.
 
 PostgreSQL (a ``transactional`` backend): the same receivers run inside the publishing
 transaction, just before it commits (:func:`app.common.events.connect_in_transaction`),
@@ -14,15 +16,24 @@ the catalog; a failure to index fails the publish.
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, current_app
 
 from app import signals
 from app.common import events
+from app.jobs import JobsUnavailable, enqueue
 from app.search.services import indexing
 
 
 def _index(kind: str, content_id: str | None) -> None:
-    if content_id:
+    if not content_id:
+        return
+    if indexing.get_backend(current_app).transactional:
+        # PostgreSQL: inside the publishing transaction, through its session.
+        indexing.index_content(kind, content_id)
+        return
+    try:
+        enqueue("app.search.services.indexing:index_content_job", kind, content_id)
+    except JobsUnavailable:
         indexing.index_content(kind, content_id, wait=indexing.REQUEST_WRITE_WAIT)
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from whoosh import fields, index, query
+from whoosh.codec.whoosh3 import W3PerDocReader
 from whoosh.sorting import FieldFacet
 
 from app.search import analysis
@@ -44,6 +45,23 @@ log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT = 30.0
 MAX_COLLECT = 10_000  # never rank more than this many hits for one page
+
+
+def _cached_column_reader(self, fieldname, column):
+    # Whoosh 2.7.4 (the last release) remembers the column readers it found but not the
+    # columns it did not: writing a segment asks for the length of every posting, and for
+    # each posting of an unscored field (the ID and KEYWORD facet fields) that meant a
+    # path join and a stat() of a file that does not exist — 40 % of an index build in
+    # the profile (docs/search.md).  A readable segment's columns never change, so the
+    # answer "no such column" is remembered too.
+    readers = self._readers
+    if fieldname not in readers:
+        exists = self.has_column(fieldname)
+        readers[fieldname] = self.column_reader(fieldname, column) if exists else None
+    return readers[fieldname]
+
+
+W3PerDocReader._cached_reader = _cached_column_reader
 
 
 def make_schema() -> fields.Schema:

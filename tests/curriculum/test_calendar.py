@@ -308,3 +308,36 @@ def test_interfaces_for_other_features(klass, orgs, make_user, curriculum, publi
     assert (aligned[0].subject, aligned[0].grade, aligned[0].edition) == ("math", "g7", "pep")
     assert aligned[0].title == lessons[0].title and aligned[0].volume == "七年级上册"
     assert lessons[0].title in aligned[0].terms and "七年级上册" in aligned[0].terms
+
+
+def test_this_week_statement_count_does_not_grow_with_resources(app, klass, curriculum, publish):
+    """ "This week" reads a fixed number of statements (issue 14): class, editions,
+    progress, calendar, week with its lessons in one, knowledge points (children and
+    links) in one, the exactMatchOf rounds and the aligned resources in one."""
+    from tests.catalog.test_queries import count_statements
+
+    week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
+    week13_ids = [n.id for n in week13]
+    student_id, user_type = klass.student.id, type(klass.student)
+
+    def statements_for_week() -> int:
+        db.session.commit()  # everything expired: read afresh, as a new request would
+        student = db.session.get(user_type, student_id)
+        student.roles  # noqa: B018  (the request's login loads them, not "this week")
+        with count_statements(app) as statements:
+            views = services.this_week(student, on=MONDAY)
+        assert [lesson["node"].id for lesson in views[0].lessons] == week13_ids
+        assert views[0].starts_on == date(2026, 11, 23)
+        return len(statements), sum(len(lesson["resources"]) for lesson in views[0].lessons)
+
+    publish_one = publish(klass.teacher, "本周微课 0")
+    services.align(klass.teacher, week13_ids[0], "resource", publish_one, "teaches")
+    db.session.commit()
+    few, shown_few = statements_for_week()
+    for n in range(1, 6):
+        content_id = publish(klass.teacher, f"本周微课 {n}")
+        services.align(klass.teacher, week13_ids[-1], "resource", content_id, "teaches")
+    db.session.commit()
+    many, shown_many = statements_for_week()
+    assert shown_many == shown_few + 5
+    assert many == few <= 9, (few, many)

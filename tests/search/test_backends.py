@@ -257,3 +257,27 @@ def test_vocabulary_counts_follow_updates_and_deletes(ctx, pg_only, people):
         ).all()
     )
     assert before == after and backend.count() == 1
+
+
+def test_one_search_is_few_statements_and_leaves_settings_alone(app, ctx, pg_only, people):
+    """PostgreSQL: a search reads its term statistics in one statement and count, facets
+    and page in one (plus the setting put back around it), whatever the number of
+    words or hits; the planner setting it changes is restored for the rest of the
+    transaction."""
+    from tests.catalog.test_queries import count_statements
+
+    _more_content(people)
+    for n in range(3):
+        publish(people.teacher, Resource, title=f"京剧 第{n}课", kind="video", grades=["g7"])
+    db.session.commit()
+    counts = []
+    for q in ("京剧", "京剧 脸谱 绘画", "jingju"):
+        with count_statements(app) as statements:
+            result = services.search(None, q)
+        assert result.total >= 1
+        counts.append(len(statements))
+        assert db.session.execute(sa.text("SHOW enable_seqscan")).scalar_one() == "on"
+        db.session.rollback()
+    # term statistics, planner setting off, count + facets + page, setting back, and the
+    # district facet's names (app.search.services.facets.district_labels)
+    assert counts == [5, 5, 5], counts

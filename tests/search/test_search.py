@@ -357,3 +357,34 @@ def test_curriculum_words_follow_alignments(ctx, orgs, make_user):
     curriculum.unalign(teacher, alignment.id)
     commit()
     assert services.search(None, "数轴").total == 0
+
+
+def test_blockwise_segmentation_equals_jieba():
+    """Segmenting jieba block by block (memoised) gives jieba's own tokens and offsets,
+    and highlighting only the blocks containing a term marks the same spans."""
+    from app.search import analysis
+
+    texts = [
+        "人教版 七年级 数学 分数的加法教案，京剧脸谱与马克思主义。Adding fractions 2.5% c++",
+        "㐀㐁 京剧！！京剧 \r\n 一元一次方程（二）_test-word #tag 古筝",
+        "",
+    ]
+    for text in texts:
+        for mode in ("search", "default"):
+            expected = tuple(analysis.segmenter().tokenize(text, mode=mode))
+            assert analysis.segments(text, mode) == expected
+    terms = MatchTerms(zh={"京剧", "七年级", "方程", "c++"})
+    for text in texts:
+        old = sorted(
+            (t.startchar, t.endchar)
+            for t in analysis.ChineseTokenizer(search_mode=True)(text, chars=True)
+            if t.text in terms.zh
+        )
+        new = sorted(
+            (start, end)
+            for word, start, end in analysis.segments_containing(text, terms.zh)
+            if word.strip()
+            and analysis.keep_word(word.strip())
+            and word.strip().lower() in terms.zh
+        )
+        assert new == old

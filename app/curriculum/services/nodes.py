@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import or_, select, union_all
+from sqlalchemy import literal, or_, select, union_all
 
 from app.catalog import vocab
 from app.curriculum import case
@@ -113,14 +113,9 @@ def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
     result: dict[str, list[Node]] = defaultdict(list)
     if not identifiers:
         return result
-    for kp in db.session.execute(
-        select(Node)
-        .where(Node.parent_identifier.in_(identifiers), Node.level == Level.KNOWLEDGE_POINT)
-        .order_by(Node.position, Node.seq)
-    ).scalars():
-        result[kp.parent_identifier].append(kp)
-    # Knowledge points linked by isPartOf/isRelatedTo, either direction: one UNION ALL whose
-    # halves each use an index (an OR across both columns would scan the table).
+    # Children, and knowledge points linked by isPartOf/isRelatedTo in either direction,
+    # in one statement ("this week" asks for every lesson of the week at once): a UNION
+    # ALL whose parts each use an index (an OR across both columns would scan the table).
     kinds = ["isPartOf", "isRelatedTo"]
     forward = select(
         Association.destination_identifier.label("kp"), Association.origin_identifier.label("mine")
@@ -130,12 +125,24 @@ def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
     ).where(
         Association.association_type.in_(kinds), Association.destination_identifier.in_(identifiers)
     )
-    pairs = union_all(forward, backward).subquery()
-    linked = db.session.execute(
-        select(Node, pairs.c.mine)
+    children = select(
+        Node.identifier.label("kp"), Node.parent_identifier.label("mine"), literal(0).label("link")
+    ).where(Node.parent_identifier.in_(identifiers), Node.level == Level.KNOWLEDGE_POINT)
+    pairs = union_all(
+        children,
+        select(forward.subquery(), literal(1).label("link")),
+        select(backward.subquery(), literal(1).label("link")),
+    ).subquery()
+    rows = db.session.execute(
+        select(Node, pairs.c.mine, pairs.c.link)
         .join(pairs, pairs.c.kp == Node.identifier)
         .where(Node.level == Level.KNOWLEDGE_POINT)
+        .order_by(pairs.c.link, Node.position, Node.seq)
     ).all()
+    for kp, mine, link in rows:
+        if not link:
+            result[mine].append(kp)
+    linked = [(kp, mine) for kp, mine, link in rows if link]
     wanted = set(identifiers)
     for kp, mine in linked:
         if mine in wanted and kp not in result[mine]:

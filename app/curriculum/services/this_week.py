@@ -30,8 +30,31 @@ from app.curriculum.services.permissions import require_user
 from app.extensions import db
 
 
-def _week_row(calendar: TeachingCalendar, week: int) -> CalendarWeek | None:
-    return db.session.get(CalendarWeek, (calendar.id, week))
+def _week_and_lessons(calendar: TeachingCalendar, week: int):
+    """The week's row (dates) and its lessons in teaching order, in one statement."""
+    found = db.session.execute(
+        select(CalendarWeek, Node)
+        .outerjoin(
+            CalendarEntry,
+            and_(
+                CalendarEntry.calendar_id == CalendarWeek.calendar_id,
+                CalendarEntry.week == CalendarWeek.week,
+            ),
+        )
+        .outerjoin(Node, Node.id == CalendarEntry.node_id)
+        .where(CalendarWeek.calendar_id == calendar.id, CalendarWeek.week == week)
+        .order_by(CalendarEntry.position)
+    ).all()
+    if not found:  # a week outside the calendar: no dates, and lessons only if planned
+        return None, list(
+            db.session.execute(
+                select(Node)
+                .join(CalendarEntry, CalendarEntry.node_id == Node.id)
+                .where(CalendarEntry.calendar_id == calendar.id, CalendarEntry.week == week)
+                .order_by(CalendarEntry.position)
+            ).scalars()
+        )
+    return found[0][0], [node for _, node in found if node is not None]
 
 
 def lessons_for_week(user: User | None, calendar_id: int, week: int) -> list[Node]:
@@ -151,15 +174,7 @@ def this_week(
             if calendar is None:
                 continue
             number = week_number(calendar, on) + offset
-            row = _week_row(calendar, number)
-            lessons = list(
-                db.session.execute(
-                    select(Node)
-                    .join(CalendarEntry, CalendarEntry.node_id == Node.id)
-                    .where(CalendarEntry.calendar_id == calendar.id, CalendarEntry.week == number)
-                    .order_by(CalendarEntry.position)
-                ).scalars()
-            )
+            row, lessons = _week_and_lessons(calendar, number)
             kps = knowledge_points_of(lessons)
             aligned = aligned_resources(user, lessons, knowledge_points=kps)
             view = WeekView(

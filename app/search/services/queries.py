@@ -152,6 +152,17 @@ def term_group(word: str) -> TermGroup:
     return TermGroup(word, alternatives)
 
 
+def frequency_keys(words: list[str]) -> list[tuple[str, str]]:
+    """Every ``(field, text)`` whose document frequency query understanding,
+    did-you-mean, highlighting and ranking will ask about for ``words``."""
+    keys = []
+    for word in words:
+        keys.extend((f, t) for f, t, _ in term_group(word).alternatives)
+        if word.isascii() and word.isalpha():
+            keys.extend((("py", word), ("pyi", word)))
+    return keys
+
+
 def match_terms(words: list[str], backend: SearchBackend | None = None) -> MatchTerms:
     """What to mark in the results.  Pinyin is only looked for when the word is indexed
     as pinyin (so "tea" does not make every Chinese word a pinyin candidate)."""

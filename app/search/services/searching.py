@@ -25,6 +25,7 @@ from app.search.services.permissions import scope_for
 from app.search.services.queries import (
     ParsedQuery,
     expand_unknown_words,
+    frequency_keys,
     match_terms,
     parse_query,
     suggest,
@@ -180,7 +181,12 @@ def search(
         only_ids = frozenset(f"resource:{cid}" for cid in chapter_content_ids(user, chapter))
     backend = get_backend()
     scope = scope_for(user)
-    parsed = expand_unknown_words(backend, parse_query(q, facet_words=facet_words))
+    first = parse_query(q, facet_words=facet_words)
+    # one round trip for every frequency the steps below look up (PostgreSQL)
+    backend.prefetch_frequencies(
+        frequency_keys(first.words + parse_query(q, facet_words=False).words)
+    )
+    parsed = expand_unknown_words(backend, first)
 
     def run(parsed_query: ParsedQuery, use_facet_words: bool, relaxed: bool = False):
         merged = {k: list(v) for k, v in given.items()}
