@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,31 +101,60 @@ def open_nav(zh: str, en: str) -> Callable:
     return act
 
 
-def teacher_steps() -> list[Step]:
-    def new_pdf(page, walk: Walk):
-        open_nav("我的课程", "My courses")(page, walk)
-        walk.go(page, "/me/resources/new")
-        page.locator("#kind").select_option("document")
-        page.locator("#title").fill("京剧脸谱讲义")  # her content is Chinese in either UI
-        page.locator("#summary").fill("认识生旦净丑的脸谱。")
-        page.locator("main form button[type=submit]").first.click()
-        page.wait_for_load_state()
+def video_clip(folder: Path) -> Path:
+    """Three seconds of test picture, made by ffmpeg (installed by make system-deps)."""
+    clip = folder / "liangxiang.webm"
+    if not clip.exists():
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
+             "-t", "3", "-c:v", "libvpx", "-deadline", "realtime", "-b:v", "80k", str(clip)],
+            check=True,
+            timeout=120,
+        )  # fmt: skip
+    return clip
 
-    def upload_pdf(page, walk: Walk):
-        match = re.search(r"/me/resources/([^/]+)/edit", page.url)
-        assert match, page.url
-        walk.made["pdf"] = match.group(1)
-        walk.go(page, f"/resources/{match.group(1)}/media")
+
+def teacher_steps() -> list[Step]:
+    def new_resource(key: str, kind: str, title: str, summary: str):
+        def act(page, walk: Walk):
+            walk.go(page, "/me/resources/new")
+            page.locator("#kind").select_option(kind)
+            page.locator("#title").fill(title)  # her content is Chinese in either UI
+            page.locator("#summary").fill(summary)
+            page.locator("main form button[type=submit]").first.click()
+            page.wait_for_load_state()
+            match = re.search(r"/me/resources/([^/]+)/edit", page.url)
+            assert match, page.url
+            walk.made[key] = match.group(1)
+
+        return act
+
+    def upload(key: str, make_file: Callable[[Walk], Path]):
+        def act(page, walk: Walk):
+            # In the resource editor: the file goes up with a progress bar, then the
+            # editor shows it with its remove button.
+            walk.go(page, f"/me/resources/{walk.made[key]}/edit")
+            page.locator("#media-file").set_input_files(str(make_file(walk)))
+            page.locator("#media-submit").click()
+            expect(page.locator("form[action$='/media/remove']")).to_be_visible(timeout=90_000)
+
+        return act
+
+    def handout(walk: Walk) -> Path:
         pdf = walk.tmp / "handout.pdf"
         pdf.write_bytes(PDF)
-        page.locator("#media-file").set_input_files(str(pdf))
-        page.locator("#media-submit").click()
-        expect(page.locator("form[action$='/media/remove']")).to_be_visible(timeout=60_000)
+        return pdf
 
-    def publish_pdf(page, walk: Walk):
-        walk.go(page, f"/me/resources/{walk.made['pdf']}/edit")
-        page.get_by_role("button", name=walk.text("发布", "Publish"), exact=True).click()
-        expect(page.locator(".flash-success")).to_be_visible()
+    def publish(key: str):
+        def act(page, walk: Walk):
+            walk.go(page, f"/me/resources/{walk.made[key]}/edit")
+            page.get_by_role("button", name=walk.text("发布", "Publish"), exact=True).click()
+            expect(page.locator(".flash-success")).to_be_visible()
+
+        return act
+
+    def my_courses(page, walk: Walk):
+        open_nav("我的课程", "My courses")(page, walk)
 
     def new_course(page, walk: Walk):
         walk.go(page, "/me/courses/new")
@@ -140,24 +170,29 @@ def teacher_steps() -> list[Step]:
         page.locator("#new-section-title").fill("第一讲 脸谱")
         page.locator("#new-section-title").press("Enter")
         expect(page.locator("#sections-list")).to_contain_text("脸谱")
-        # The handout goes into the section through the searchable picker.
-        page.click("#section-0 details summary")
-        picker = page.locator("#picker-0")
-        picker.fill("脸谱讲义")
-        expect(page.locator("#picker-0-list [role=option]").first).to_contain_text("京剧脸谱讲义")
-        picker.press("ArrowDown")
-        picker.press("Enter")
-        page.click("#section-0 form.add-item button[type=submit]")
-        page.wait_for_load_state()
-        expect(page.locator("#section-0 li.item")).to_contain_text(["京剧脸谱讲义"])
+        # The video and the handout go into the section through the searchable picker.
+        for query, title in (("亮相", "亮相：京剧身段"), ("脸谱讲义", "京剧脸谱讲义")):
+            page.click("#section-0 details summary")
+            picker = page.locator("#picker-0")
+            picker.fill(query)
+            expect(page.locator("#picker-0-list [role=option]").first).to_contain_text(title)
+            picker.press("ArrowDown")
+            picker.press("Enter")
+            page.click("#section-0 form.add-item button[type=submit]")
+            page.wait_for_load_state()
+            expect(page.locator("#section-0 li.item").last).to_contain_text(title)
         page.get_by_role("button", name=walk.text("发布", "Publish"), exact=True).click()
         expect(page.locator(".flash-success")).to_be_visible()
 
     return [
         log_in("teacher@shuyuan.test", "shuyuan-teacher"),
-        Step("new-pdf", new_pdf),
-        Step("upload-pdf", upload_pdf),
-        Step("publish-pdf", publish_pdf),
+        Step("my-courses", my_courses),
+        Step("new-video", new_resource("video", "video", "亮相：京剧身段", "看名角的亮相。")),
+        Step("upload-video", upload("video", lambda walk: video_clip(walk.tmp))),
+        Step("publish-video", publish("video")),
+        Step("new-pdf", new_resource("pdf", "document", "京剧脸谱讲义", "认识生旦净丑的脸谱。")),
+        Step("upload-pdf", upload("pdf", handout)),
+        Step("publish-pdf", publish("pdf")),
         Step("new-course", new_course),
         Step("publish-course", add_section_and_publish),
     ]
