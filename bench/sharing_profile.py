@@ -57,7 +57,7 @@ class WSGIAdapter(requests.adapters.BaseAdapter):
         return requests.adapters.HTTPAdapter().build_response(request, raw)
 
     def close(self):
-        pass
+        """Nothing to release: the test client holds no connection."""
 
 
 def build(folder: str, n: int):

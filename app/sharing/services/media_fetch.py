@@ -19,6 +19,7 @@ by content hash — deduplicated, verified, resumable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -212,11 +213,10 @@ def _store(part: Path, sha256: str, media_type: str) -> None:
     target = storage.local_path(key)
     if target is not None:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(part, target)  # same file system: no copy
+        # Same file system: a rename, no copy; another one: copied by the storage below.
+        with contextlib.suppress(OSError):
+            os.replace(part, target)
             return
-        except OSError:
-            pass
     storage.put_file(key, str(part), media_type)
     part.unlink(missing_ok=True)
 

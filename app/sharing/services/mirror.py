@@ -53,7 +53,7 @@ class MirrorReport:
 
 
 class _Busy(Exception):
-    pass
+    """Another process holds the mirror lock: this run does nothing."""
 
 
 class _RunLock:
