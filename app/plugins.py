@@ -124,6 +124,15 @@ def render_slot(slot: str, **context) -> Markup:
     return Markup("".join(parts))  # noqa: S704
 
 
+def link_card(anchor: str, url: str, title: str, text: str) -> Markup:
+    """A card with a linked heading and one line of text: what features contribute to
+    link slots such as ``admin_links`` (the administration page).  Title and text are
+    escaped here."""
+    return Markup(
+        '<section class="card" id="{}"><h2><a href="{}">{}</a></h2><p>{}</p></section>'
+    ).format(anchor, url, title, text)
+
+
 def discover(folder: str | None) -> dict[str, str]:
     """Plugin name → where it comes from (``module`` or ``module:attribute``)."""
     found: dict[str, str] = {}

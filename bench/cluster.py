@@ -198,15 +198,11 @@ def cluster_rows(rows: list, resources: int) -> list:
 
 
 def table_rows(full: bool) -> list:
-    """Cluster throughput (1 and 2 hosts behind nginx, beside direct) and search p95 on
-    both backends; ``full``: 20 s per path and 100,000 search documents, else 5 s and
-    5,000."""
-    from bench import search
-
-    seconds, search_docs = (20, 100_000) if full else (5, 5_000)
-    rows = cluster_rows(run(300, seconds, 16, 50), 300)
-    rows += search.rows_from(search.measure(search_docs, 500 if full else 200, os.cpu_count() or 1))
-    return rows
+    """Cluster throughput (1 and 2 hosts behind nginx, beside direct); ``full``: 20 s per
+    path, else 5 s.  Search p95 on both backends comes from bench/search.py in the same
+    ``python -m bench`` run (``--search-docs`` adds it to a standalone cluster run)."""
+    seconds = 20 if full else 5
+    return cluster_rows(run(300, seconds, 16, 50), 300)
 
 
 def main(argv=None) -> int:

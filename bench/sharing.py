@@ -635,9 +635,20 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
                 timeout=60,
             )
             made.raise_for_status()
-            with app_up.app_context():
-                db.session.execute(RemoteSubscriber.__table__.update().values(status="active"))
-                db.session.commit()
+            # The request reaches the upstream from a job after the response: approve it
+            # once it is there.
+            deadline = time.monotonic() + 60
+            while True:
+                with app_up.app_context():
+                    approved = db.session.execute(
+                        RemoteSubscriber.__table__.update().values(status="active")
+                    ).rowcount
+                    db.session.commit()
+                if approved:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the subscription request never reached the upstream")
+                time.sleep(0.2)
             with app_edge.app_context():
                 # Catalog synced and materialised before the timed runs: they time media.
                 federation.sync(db.session.get(Subscription, made.json()["id"]))

@@ -20,6 +20,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import login_user
+from markupsafe import Markup
 from pylti1p3.contrib.flask import FlaskCookieService
 from pylti1p3.exception import LtiException
 
@@ -46,6 +47,7 @@ from app.lti.services import (
 )
 from app.lti.services.http import http_session
 from app.lti.tool import DatabaseToolConf, ShuyuanMessageLaunch, flask_request
+from app.plugins import link_card
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 
@@ -292,21 +294,15 @@ def grade_status_label(status) -> str:
     return {"pending": _("queued"), "sent": _("sent"), "failed": _("failed")}.get(value, value)
 
 
-def admin_card(user=None, **_context) -> str:
+def admin_card(user=None, **_context) -> Markup:
     """The LMS card of the administration page (``admin_links`` slot)."""
-    from markupsafe import escape
-
-    return (
-        '<section class="card" id="admin-lti"><h2><a href="{url}">{title}</a></h2>'
-        "<p>{text}</p></section>"
-    ).format(
-        url=url_for("lti.admin"),
-        title=escape(_("LMS connections (LTI 1.3)")),
-        text=escape(
-            _(
-                "Add an LMS, make a one-time registration link, approve or suspend "
-                "deployments, see recent launches and grade deliveries."
-            )
+    return link_card(
+        "admin-lti",
+        url_for("lti.admin"),
+        _("LMS connections (LTI 1.3)"),
+        _(
+            "Add an LMS, make a one-time registration link, approve or suspend "
+            "deployments, see recent launches and grade deliveries."
         ),
     )
 

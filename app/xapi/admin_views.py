@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from markupsafe import escape
+from markupsafe import Markup
 
 from app.accounts import services as accounts
 from app.accounts.auth import actor
 from app.errors import Forbidden, Invalid, NotFound, Unauthorized
+from app.plugins import link_card
 from app.xapi import services
 
 bp = Blueprint("xapi_admin", __name__, url_prefix="/admin/lrs")
@@ -202,18 +203,14 @@ def set_forwarding():
     return redirect(url_for("xapi_admin.index"))
 
 
-def admin_card(user=None, **_context) -> str:
+def admin_card(user=None, **_context) -> Markup:
     """The LRS card of the administration page (``admin_links`` slot)."""
-    return (
-        '<section class="card" id="admin-lrs"><h2><a href="{url}">{title}</a></h2>'
-        "<p>{text}</p></section>"
-    ).format(
-        url=url_for("xapi_admin.index"),
-        title=escape(_("Learning record store (xAPI)")),
-        text=escape(
-            _(
-                "Create and revoke credentials for xAPI tools, choose what each may do, "
-                "and forward the district's statements to its own LRS."
-            )
+    return link_card(
+        "admin-lrs",
+        url_for("xapi_admin.index"),
+        _("Learning record store (xAPI)"),
+        _(
+            "Create and revoke credentials for xAPI tools, choose what each may do, "
+            "and forward the district's statements to its own LRS."
         ),
     )

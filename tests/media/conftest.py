@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -78,6 +80,19 @@ def make_resource(ctx):
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def webm_clip(path: Path, seconds: int = 3, size: str = "160x120") -> Path:
+    """A real WebM video of ffmpeg's test picture (``make system-deps`` installs ffmpeg):
+    for what must decode — posters, durations, players, the walkthrough's upload."""
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=10",
+         "-t", str(seconds), "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
+         "-b:v", "80k", str(path)],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return path
 
 
 def webm_bytes(size: int = 4096) -> bytes:

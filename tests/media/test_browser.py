@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
 import wave
 
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.media.models import ProgressEvent
 from tests.browser import NEEDS_CHROMIUM
+from tests.media.conftest import webm_clip
 
 pytestmark = NEEDS_CHROMIUM
 
@@ -21,32 +21,7 @@ pytestmark = NEEDS_CHROMIUM
 def _media_file(tmp_path) -> tuple[str, str]:
     """A 4-second WebM made with ffmpeg, or a WAV tone when ffmpeg is missing."""
     if shutil.which("ffmpeg"):
-        path = tmp_path / "课堂实验.webm"
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=160x120:rate=10",
-                "-t",
-                "4",
-                "-c:v",
-                "libvpx",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-                "-b:v",
-                "100k",
-                str(path),
-            ],
-            check=True,
-            timeout=120,
-        )
+        path = webm_clip(tmp_path / "课堂实验.webm", seconds=4)
         return str(path), "video"
     path = tmp_path / "课堂录音.wav"
     buffer = io.BytesIO()

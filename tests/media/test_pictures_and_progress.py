@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import subprocess
 
 import pytest
 from sqlalchemy import func, select
@@ -18,7 +17,7 @@ from app.extensions import db
 from app.media import services
 from app.media.models import MediaObject, MediaUpload, ProgressEvent
 from tests.catalog.helpers import fresh, make_content
-from tests.media.conftest import upload_file
+from tests.media.conftest import upload_file, webm_clip
 
 
 def _png(size=(1200, 900), colour=(200, 30, 30)) -> bytes:
@@ -170,13 +169,7 @@ def test_covers_cannot_change_in_review_nor_by_others(app, make_user, orgs):
 def test_a_videos_poster_and_length_go_on_its_card_but_never_over_an_authors_cover(
     client, token_for, make_user, tmp_path
 ):
-    path = tmp_path / "v.webm"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
-         "-t", "3", "-c:v", "libvpx", "-deadline", "realtime", "-b:v", "80k", str(path)],
-        check=True,
-        timeout=120,
-    )  # fmt: skip
+    path = webm_clip(tmp_path / "v.webm")
     teacher = make_user("teacher")
     content_id = make_content(teacher, Resource, "draft", kind="video")
     response = upload_file(client, token_for(teacher), content_id, "v.webm", path.read_bytes())

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 import shutil
-import subprocess
 
 import pytest
 from playwright.sync_api import expect
@@ -21,6 +20,7 @@ from app.common.events import commit
 from app.extensions import db
 from tests.browser import NEEDS_CHROMIUM
 from tests.catalog.helpers import fresh, make_content
+from tests.media.conftest import webm_clip
 
 pytestmark = NEEDS_CHROMIUM
 
@@ -311,13 +311,7 @@ def test_cover_pictures_and_video_posters_on_the_catalog_cards(
     cover.write_bytes(_png())
     video = None
     if shutil.which("ffmpeg"):
-        clip = tmp_path / "clip.webm"
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
-             "-t", "3", "-c:v", "libvpx", "-deadline", "realtime", "-b:v", "80k", str(clip)],
-            check=True,
-            timeout=120,
-        )  # fmt: skip
+        clip = webm_clip(tmp_path / "clip.webm", size="320x240")
         video = make_content(teacher, Resource, "draft", kind="video", title="亮相")
         client = current_app.test_client()
         response = upload_file(client, token_for(teacher), video, "clip.webm", clip.read_bytes())

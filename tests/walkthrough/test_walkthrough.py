@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from tests import axe
 from tests.browser import NEEDS_CHROMIUM, serve
 from tests.conftest import make_app
 from tests.english import english_in
+from tests.media.conftest import webm_clip
 
 pytestmark = NEEDS_CHROMIUM
 
@@ -104,14 +104,7 @@ def open_nav(zh: str, en: str) -> Callable:
 def video_clip(folder: Path) -> Path:
     """Three seconds of test picture, made by ffmpeg (installed by make system-deps)."""
     clip = folder / "liangxiang.webm"
-    if not clip.exists():
-        subprocess.run(
-            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
-             "-t", "3", "-c:v", "libvpx", "-deadline", "realtime", "-b:v", "80k", str(clip)],
-            check=True,
-            timeout=120,
-        )  # fmt: skip
-    return clip
+    return clip if clip.exists() else webm_clip(clip, size="320x240")
 
 
 def teacher_steps() -> list[Step]:

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.sharing.models import (
     CatalogEntry,
     Release,
+    RemoteSubscriber,
     SharedCatalog,
     SubscribedItem,
     Subscription,
@@ -72,6 +73,18 @@ def catalog_by_uid(uid: str) -> SharedCatalog:
     if catalog is None:
         raise NotFound("Catalog not found.")
     return catalog
+
+
+def require_approved_peer(origin: str, catalog: SharedCatalog) -> None:
+    """A verified peer reads a catalog's feed or media only once the publishing district
+    approved its subscription request."""
+    approved = db.session.execute(
+        select(RemoteSubscriber.id).filter_by(
+            catalog_id=catalog.id, origin=origin, status=SubscriptionStatus.ACTIVE
+        )
+    ).first()
+    if approved is None:
+        raise Forbidden("The publishing district has not approved this subscription yet.")
 
 
 def create_catalog(user: User | None, district_id: int, data: dict) -> SharedCatalog:

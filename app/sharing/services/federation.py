@@ -46,6 +46,7 @@ from app.sharing.services.catalogs import (
     clean_rules,
     publisher_label,
     require_admin_of,
+    require_approved_peer,
 )
 from app.sharing.services.keys import FederationRefused
 from app.sharing.services.subscriptions import _manifest
@@ -124,13 +125,7 @@ class FeedPage:
 def feed_page(origin: str, uid: str, release_number, page) -> FeedPage:
     """One page of a catalog's feed for a verified peer with an approved request."""
     catalog = catalog_by_uid(uid)
-    approved = db.session.execute(
-        select(RemoteSubscriber.id).filter_by(
-            catalog_id=catalog.id, origin=origin, status=SubscriptionStatus.ACTIVE
-        )
-    ).first()
-    if approved is None:
-        raise Forbidden("The publishing district has not approved this subscription yet.")
+    require_approved_peer(origin, catalog)
     statement = (
         select(Release.id, Release.number, Release.notes, Release.digest, Release.item_count)
         .where(Release.catalog_id == catalog.id)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.catalog.models import Resource, State
-from app.errors import Forbidden, NotFound
+from app.errors import NotFound
 from app.extensions import db
 from app.sharing.models import (
     Release,
@@ -24,7 +24,7 @@ from app.sharing.models import (
 )
 from app.sharing.services import keys
 from app.sharing.services import manifest as manifests
-from app.sharing.services.catalogs import catalog_by_uid
+from app.sharing.services.catalogs import catalog_by_uid, require_approved_peer
 from app.sharing.services.subscriptions import _manifest
 
 MEDIA_INDEX_PATH = "/sharing/federation/catalogs/{uid}/media"
@@ -49,16 +49,6 @@ def _shared_ids(catalog: SharedCatalog) -> set[str]:
     return set(_manifest(Release, release.id, release.digest)) - withdrawn
 
 
-def _require_approved(origin: str, catalog: SharedCatalog) -> None:
-    approved = db.session.execute(
-        select(RemoteSubscriber.id).filter_by(
-            catalog_id=catalog.id, origin=origin, status=SubscriptionStatus.ACTIVE
-        )
-    ).first()
-    if approved is None:
-        raise Forbidden("The publishing district has not approved this subscription yet.")
-
-
 def _media_rows(content_ids):
     from app.media.models import MediaAttachment, MediaObject
 
@@ -79,7 +69,7 @@ def _media_rows(content_ids):
 def media_index(origin: str, uid: str) -> bytes:
     """Canonical JSON ``{origin, catalog, items: {content_id: [media...]}}``."""
     catalog = catalog_by_uid(uid)
-    _require_approved(origin, catalog)
+    require_approved_peer(origin, catalog)
     items: dict[str, list[dict]] = {}
     for content_id, role, filename, obj in _media_rows(_shared_ids(catalog)):
         items.setdefault(content_id, []).append(
