@@ -42,11 +42,9 @@ def wait_http(url: str, proc: subprocess.Popen | None = None, seconds: float = 9
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"{proc.args} exited with {proc.returncode}")
-        try:
+        with contextlib.suppress(requests.RequestException):  # not listening yet
             if requests.get(url, timeout=2).status_code < 500:
                 return
-        except requests.RequestException:
-            pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer in {seconds} s")
 

@@ -3,6 +3,7 @@ exactly once, and no request gets a 5xx (issue 10 item 6)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -143,11 +144,10 @@ def gunicorn_lrs(database_url, tmp_path):
         while True:  # wait until a worker answers (a condition, not a fixed sleep)
             if process.poll() is not None:
                 pytest.fail("gunicorn exited: " + process.stderr.read().decode()[-2000:])
-            try:
+            # Not listening yet, or still booting: ask again.
+            with contextlib.suppress(requests.RequestException):
                 if requests.get(url + "about", timeout=2).status_code == 200:
                     break
-            except requests.RequestException:  # not listening yet, or still booting
-                pass
             if time.monotonic() > deadline:
                 pytest.fail("gunicorn did not answer within 180 s")
             time.sleep(0.2)

@@ -265,7 +265,9 @@ class _PeerKeys(HTTPSignatureKeyResolver):
         return peer_key(self.origin, key_id).encode()
 
     def resolve_private_key(self, key_id: str):  # pragma: no cover - never signs
-        raise NotImplementedError
+        # This resolver only verifies a peer's signatures; our own signing has its own
+        # resolver with our key.  Asked to sign, it refuses instead of guessing a key.
+        raise FederationRefused("a peer's key resolver cannot sign")
 
 
 def _verify(message, origin: str, tag: str, components, body: bytes) -> str:
