@@ -84,6 +84,11 @@ def test_teacher_publishes_and_student_enrols(site, browser):
         device_scale_factor=2,
     )
     page = teacher.new_page()
+    # Which elements took the focus on each page, to catch scripts that steal it.
+    page.add_init_script(
+        "window.__focused = [];"
+        "addEventListener('focusin', e => __focused.push(e.target.className), true);"
+    )
     page.set_default_timeout(30_000)
     _log_in(page, base, "teacher@browser.test")
     expect(page.locator(".flash-success")).to_contain_text("欢迎，王老师")
@@ -119,6 +124,12 @@ def test_teacher_publishes_and_student_enrols(site, browser):
     expect(page.locator(".flash-success")).to_contain_text("课次已添加")
     expect(page.locator("#sessions")).to_contain_text("书法教室")
 
+    # The rich-text editor starts without taking the focus: typing into another field while
+    # the page's scripts load must stay in that field (CI once lost the section title to it).
+    # (Quill's dangerouslyPasteHTML focused the editor for a moment on every page load.)
+    expect(page.locator(".ql-editor").first).to_be_attached()
+    page.wait_for_load_state("load")
+    assert "ql-editor" not in page.evaluate("window.__focused.join(' ')")
     page.locator("#new-section-title").fill("第一讲 握笔")
     page.get_by_role("button", name="添加章节").click()
     expect(page.locator("#sections-list")).to_contain_text("第一讲 握笔")

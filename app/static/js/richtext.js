@@ -60,7 +60,10 @@
       modules: {toolbar: TOOLBAR},
       formats: FORMATS
     });
-    quill.clipboard.dangerouslyPasteHTML(area.value || "");
+    // Not clipboard.dangerouslyPasteHTML: it selects the start of the editor, which moves
+    // the focus into it, so whatever the person was already typing into another field of
+    // the page while the scripts loaded would land in the description instead.
+    quill.setContents(quill.clipboard.convert({html: area.value || "", text: ""}), "silent");
     area.hidden = true;
     area.setAttribute("aria-hidden", "true");
     localise(holder, JSON.parse(area.dataset.labels || "{}"));
