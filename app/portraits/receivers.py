@@ -25,21 +25,6 @@ def on_learning_event(app, user=None, verb=None, **kwargs) -> None:
     connected first); the job then reads everything new from the LRS."""
     if user is None or verb not in RELEVANT:
         return
-    from flask import current_app
-
-    if current_app.config.get("JOBS_EAGER"):
-        # Eager jobs end by removing the session, which would detach the objects the
-        # receivers after this one still read: run the job body here instead.
-        from app.extensions import db
-        from app.portraits.services import updates
-
-        try:
-            updates.ingest_job()
-            db.session.commit()
-        except Exception:
-            log.exception("portraits update failed")
-            db.session.rollback()
-        return
     from app.jobs import enqueue
 
     try:
