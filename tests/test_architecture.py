@@ -1,0 +1,180 @@
+"""The arrows of docs/architecture.md, checked on the source so that they cannot rot.
+
+Read from the files with :mod:`ast` (nothing is imported), so a rule broken anywhere
+under ``app/`` or ``plugins/`` fails here with the module and line that broke it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# "No module over ~600 lines": a little room above 600, so that one more function does not
+# fail the build, but a module that has grown a second sub-domain does.
+MAX_MODULE_LINES = 700
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules(top: str) -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted((ROOT / top).rglob("*.py"))}
+
+
+APP_MODULES = _modules("app")
+
+
+def _imports(name: str, path: Path, top_level_only: bool) -> list[tuple[str, int]]:
+    """(imported module, line) for each import in the file; ``from X import y`` counts
+    as an import of ``X.y`` when that is a module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    if top_level_only:
+        # Imports at module level, also inside a module-level if/try; not those inside
+        # functions, which run later and cannot make an import circle.
+        nodes = [
+            n
+            for stmt in tree.body
+            for n in (ast.walk(stmt) if isinstance(stmt, ast.If | ast.Try) else [stmt])
+        ]
+    else:
+        nodes = list(ast.walk(tree))
+    found = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package
+                for _ in range(node.level - 1):
+                    anchor = anchor.rpartition(".")[0]
+                base = f"{anchor}.{base}" if base else anchor
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.append((sub if sub in APP_MODULES else base, node.lineno))
+    return found
+
+
+def test_no_import_circles_between_app_modules():
+    graph = {
+        name: {
+            target
+            for target, _ in _imports(name, path, top_level_only=True)
+            if target in APP_MODULES and target not in (name, "app")
+        }
+        for name, path in APP_MODULES.items()
+    }
+    circles = _strongly_connected(graph)
+    assert circles == [], f"modules importing each other at module level: {circles}"
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative; only the components of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, successors = work[-1]
+            for succ in successors:
+                if succ not in index:
+                    index[succ] = low[succ] = len(index)
+                    stack.append(succ)
+                    on_stack.add(succ)
+                    work.append((succ, iter(sorted(graph[succ]))))
+                    break
+                if succ in on_stack:
+                    low[node] = min(low[node], index[succ])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+    return found
+
+
+def test_the_circle_finder_finds_circles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _strongly_connected(graph) == [["a", "b", "c"]]
+    assert _strongly_connected({"a": {"b"}, "b": set()}) == []
+
+
+def test_nothing_under_app_imports_the_plugin_facade():
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for name, path in APP_MODULES.items()
+        if name != "app.hooks"
+        for target, line in _imports(name, path, top_level_only=False)
+        if target == "app.hooks" or target.startswith("app.hooks.")
+    ]
+    assert offenders == []
+
+
+def test_plugins_import_only_the_plugin_facade():
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line} imports {target}"
+        for name, path in _modules("plugins").items()
+        for target, line in _imports(name, path, top_level_only=False)
+        if (target == "app" or target.startswith("app.")) and target != "app.hooks"
+    ]
+    assert offenders == []
+
+
+def _is_view_module(name: str) -> bool:
+    parts = name.split(".")
+    return any(part in ("views", "api") for part in parts[2:])
+
+
+def test_views_and_api_never_commit_by_hand():
+    """One commit per request, made by the framework (app/common/transaction.py)."""
+    offenders = []
+    for name, path in APP_MODULES.items():
+        if not _is_view_module(name):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "commit"
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_view_modules_are_recognised():
+    views = [name for name in APP_MODULES if _is_view_module(name)]
+    assert "app.catalog.views.course_parts" in views
+    assert "app.xapi.views" in views
+    assert "app.catalog.services.queries" not in views
+
+
+def test_modules_fit_in_one_head():
+    too_long = {
+        name: lines
+        for name, path in APP_MODULES.items()
+        if (lines := path.read_text(encoding="utf-8").count("\n")) > MAX_MODULE_LINES
+    }
+    assert too_long == {}, "split these by sub-domain"
