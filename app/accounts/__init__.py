@@ -1,3 +1,19 @@
+"""Accounts: regions, districts, schools, users, roles and API tokens; log-in by password
+(pages) and by bearer token (API).
+
+Seams for other features:
+- :func:`app.accounts.auth.actor` — the acting user of this request (session or bearer
+  token), or ``None``; services take it as their first argument.
+- :mod:`app.accounts.services` — typed functions over the models (``get_district``,
+  ``list_districts``, ``list_schools``, ``get_user_by_public_id``, ``create_user``,
+  ``assign_role``, ``issue_token``, ``revoke_token``, ``user_for_token``); the models
+  (``User``, ``Role``, ``District``, ``School``) are read, never written, by other features.
+- Signal sent (after commit): :data:`app.signals.user_logged_in` with the app as sender
+  (``user``, ``method`` = ``"password"`` or ``"token"``).
+
+Nothing here imports another feature.
+"""
+
 from flask import Flask
 
 

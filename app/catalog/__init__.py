@@ -1,3 +1,21 @@
+"""Catalog: courses and resources with numbered versions, review workflow, visibility
+scopes, enrolment and the course structure (sessions, sections, items).
+
+Seams for other features:
+- :mod:`app.catalog.services` — verbs with the acting user passed in (see its docstring
+  for the sub-domains: permissions, queries, editing, structure, workflow, enrolment);
+  ``can_view`` / ``visibility_condition`` are the one visibility rule every feature uses.
+- :mod:`app.catalog.vocab` — the controlled vocabularies (subjects, grades, kinds) and
+  their labels in both languages.
+- Signals sent after commit (:mod:`app.signals`): ``course_published``,
+  ``course_submitted``, ``course_archived``, ``course_deleted``, the ``resource_*``
+  equivalents, ``resource_version_created``, ``student_enrolled``,
+  ``student_unenrolled``.  Received: those content signals, the sharing feature's
+  ``release_published``, ``subscription_accepted``, ``item_withdrawn`` and the
+  curriculum's ``alignment_changed``, each dropping the cached catalog pages (see
+  :mod:`app.catalog.receivers`).
+"""
+
 from flask import Flask
 
 

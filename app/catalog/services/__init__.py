@@ -8,9 +8,9 @@
 - ``structure`` — a course's sessions, sections and items, one at a time;
 - ``workflow`` — submit, review, withdraw, archive, restore, delete;
 - ``enrolment`` — seats, waiting list, enrolling and leaving.
+"""
 
 from __future__ import annotations
-"""
 
 from app.catalog.services.editing import (
     MAX_TAGS,
