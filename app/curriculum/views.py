@@ -14,12 +14,11 @@ from app.catalog import services as catalog
 from app.catalog.models import Resource
 from app.catalog.schemas import load_form
 from app.common.transaction import skip_commit
-from app.core.views import translate_message
 from app.curriculum import schemas, services
 from app.curriculum.models import Level
 from app.curriculum.services import browse as browse_service
 from app.errors import AppError, Invalid, Unauthorized
-from app.i18n import current_language
+from app.i18n import current_language, translate_message
 
 bp = Blueprint("curriculum", __name__, url_prefix="/curriculum")
 # Ids past the database's integer range are simply not found (never a 500).

@@ -212,7 +212,7 @@ def cover_form(kind: str, content_id: str):
     from flask import flash
 
     from app.common.transaction import skip_commit
-    from app.core.views import translate_message
+    from app.i18n import translate_message
 
     model = _model(kind)
     user = actor()

@@ -8,8 +8,8 @@ from flask import Blueprint, abort, flash, request, url_for
 from app.accounts.auth import actor
 from app.catalog.models import Course, Resource
 from app.common.transaction import skip_commit
-from app.core.views import translate_message
 from app.errors import AppError, Forbidden, Unauthorized
+from app.i18n import translate_message
 
 bp = Blueprint("catalog", __name__)
 

@@ -20,8 +20,8 @@ from app.catalog.views.common import (
     translated_fields,
 )
 from app.catalog.views.forms import check_content, content_form, empty_values, values_of
-from app.core.views import translate_message
 from app.errors import Conflict, Invalid
+from app.i18n import translate_message
 
 
 @bp.route("/me/content")

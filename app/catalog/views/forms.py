@@ -12,8 +12,8 @@ from marshmallow import ValidationError
 from app.catalog import schemas
 from app.catalog.models import Course
 from app.catalog.views.common import as_list, translated_fields
-from app.core.views import translate_message
 from app.errors import Invalid
+from app.i18n import translate_message
 
 COMMON_FIELDS = (
     "title",
