@@ -90,7 +90,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     plugins.load_plugins(app)
 
-    from app.core import ratelimit
+    from app.common import ratelimit
 
     # Last: the limits are bound to the routes every feature and plugin has added.
     ratelimit.bind_path_limits(app)

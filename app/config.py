@@ -236,7 +236,7 @@ def load_config(overrides: dict | None = None) -> dict:
         # load media from, talk to or frame, beyond this site and S3 storage.
         "REFERRER_POLICY": _env("SHUYUAN_REFERRER_POLICY", "strict-origin-when-cross-origin"),
         "CSP_EXTRA_ORIGINS": _env_list("SHUYUAN_CSP_EXTRA_ORIGINS", []),
-        # Brute-force protection (app/core/ratelimit.py, app/accounts/throttle.py): counters
+        # Brute-force protection (app/common/ratelimit.py, app/accounts/throttle.py): counters
         # live in Redis when REDIS_URL is set (shared by every worker), else in memory.
         "RATELIMIT_ENABLED": _env_bool("SHUYUAN_RATELIMIT_ENABLED", True),
         "RATELIMIT_STORAGE_URI": _env("SHUYUAN_RATELIMIT_STORAGE_URI"),  # default: REDIS_URL

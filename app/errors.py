@@ -263,7 +263,7 @@ def register_error_handlers(app: Flask) -> None:
     def handle_http_exception(exc: HTTPException):
         status = exc.code or 500
         if status == 429:
-            from app.core.ratelimit import retry_after_seconds
+            from app.common.ratelimit import retry_after_seconds
 
             return _too_many(retry_after_seconds())
         fields = _webargs_fields(exc)

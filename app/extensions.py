@@ -1,7 +1,7 @@
 """Unbound extension objects; ``create_app`` binds them to an application.
 
 The rate limiter is the exception: it is built per application in
-:mod:`app.core.ratelimit`, as Flask-Limiter keeps its switch and counters on the object.
+:mod:`app.common.ratelimit`, as Flask-Limiter keeps its switch and counters on the object.
 """
 
 from flask_babel import Babel

@@ -1,6 +1,6 @@
 """Failed password logins counted per account, with lockouts that grow.
 
-The per-address limits of :mod:`app.core.ratelimit` stop one machine; this stops many
+The per-address limits of :mod:`app.common.ratelimit` stop one machine; this stops many
 machines guessing one account's password.  Every failure for an email address (known
 or not, so the answer never tells whether an account exists) is counted in the
 configured windows (``LOGIN_FAILURE_LIMITS``, by default 5 in 15 minutes, 10 an hour,
@@ -24,7 +24,7 @@ from flask import current_app
 from limits import parse_many
 from limits.strategies import MovingWindowRateLimiter
 
-from app.core.ratelimit import get_limiter
+from app.common.ratelimit import get_limiter
 from app.errors import TooManyRequests
 
 log = logging.getLogger(__name__)
