@@ -178,3 +178,74 @@ def test_modules_fit_in_one_head():
         if (lines := path.read_text(encoding="utf-8").count("\n")) > MAX_MODULE_LINES
     }
     assert too_long == {}, "split these by sub-domain"
+
+
+# Which feature may import which (docs/architecture.md draws the same graph).  Anything
+# else goes through a signal.  The base (extensions, config, errors, i18n, signals, jobs,
+# plugins, common/*) imports no feature.
+FEATURE_ARROWS = {
+    "accounts": set(),
+    "catalog": {"accounts", "sharing"},
+    "curriculum": {"accounts", "catalog", "demo"},
+    "media": {"accounts", "catalog"},
+    "xapi": {"accounts", "catalog"},
+    "search": {"accounts", "catalog", "curriculum", "sharing"},
+    "lti": {"accounts", "catalog", "curriculum", "search", "sharing"},
+    "portraits": {"accounts", "catalog", "curriculum", "xapi", "demo"},
+    "sharing": {"accounts", "catalog", "curriculum", "media", "xapi", "demo"},
+    "demo": {"accounts", "catalog"},
+    "ops": {"media"},
+    "core": {"accounts", "catalog", "lti"},
+    "hooks": {"accounts", "catalog", "core", "media"},
+}
+BASE = {"extensions", "config", "errors", "i18n", "signals", "jobs", "plugins", "common"}
+
+
+def _feature_arrows() -> dict[tuple[str, str], str]:
+    arrows = {}
+    for name, path in APP_MODULES.items():
+        parts = name.split(".")
+        if len(parts) < 2:
+            continue
+        for target, line in _imports(name, path, top_level_only=False):
+            target_parts = target.split(".")
+            if target_parts[0] != "app" or len(target_parts) < 2:
+                continue
+            source, dest = parts[1], target_parts[1]
+            if dest != source and dest in FEATURE_ARROWS:
+                arrows.setdefault((source, dest), f"{path.relative_to(ROOT)}:{line}")
+    return arrows
+
+
+def test_features_import_only_along_the_documented_arrows():
+    packages = {p.name for p in (ROOT / "app").iterdir() if (p / "__init__.py").exists()}
+    assert packages - {"common", "static", "templates", "translations"} <= set(FEATURE_ARROWS), (
+        "a new feature package: add its arrows here and in docs/architecture.md"
+    )
+    unexpected = {
+        f"{source} -> {dest}": where
+        for (source, dest), where in _feature_arrows().items()
+        if dest not in FEATURE_ARROWS.get(source, set())
+    }
+    assert unexpected == {}
+
+
+def test_the_documented_arrows_are_all_used():
+    """An arrow nobody needs any more is dropped from the table and the picture."""
+    used = set(_feature_arrows())
+    unused = {
+        f"{source} -> {dest}"
+        for source, dests in FEATURE_ARROWS.items()
+        for dest in dests
+        if (source, dest) not in used
+    }
+    assert unused == set()
+
+
+def test_the_base_imports_no_feature():
+    offenders = {
+        f"{source} -> {dest}": where
+        for (source, dest), where in _feature_arrows().items()
+        if source in BASE
+    }
+    assert offenders == {}

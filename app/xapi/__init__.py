@@ -1,9 +1,13 @@
 """xAPI: Shuyuan's Learning Record Store (``/xapi/``), the emission of the platform's
 own learning events as statements, and forwarding to a district's external LRS.
 
-Seams: other features never import this package.  It listens to the documented
-signals of :mod:`app.signals` (``learning_event``, ``student_enrolled``,
-``student_unenrolled``; see :mod:`app.xapi.emit`).  Content players get a launch token
+Seams: features report learning through the documented signals of :mod:`app.signals`
+(``learning_event``, ``student_enrolled``, ``student_unenrolled``; see
+:mod:`app.xapi.emit`), never by importing this package.  Two readers import it, each in
+one adapter module: the portraits read stored statements
+(:mod:`app.portraits.sources`: ``models.Statement``, ``emit.vocab``,
+``services.actor_for``) and a school edge node forwards them upstream
+(:func:`app.xapi.services.forwarding.forward_due`, from :mod:`app.sharing.services.mirror`).  Content players get a launch token
 from :func:`app.xapi.services.issue_launch_token` (sent with
 :func:`~app.xapi.services.launch_auth_header`).  Inside the package,
 :data:`app.xapi.services.outbox_filled` (after commit) starts the forwarder.
