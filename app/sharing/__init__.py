@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
     """Blueprints (pages, JSON API, federation endpoints) and the CLI."""
     from app import signals
     from app.common import events
+    from app.common.routing import add_csrf_exempt_prefix
     from app.extensions import api as rest_api
     from app.sharing import (
         api,
@@ -53,8 +54,8 @@ def init_app(app: Flask) -> None:
 
     federation.request_ready.connect(receivers.on_request_ready, sender=app, weak=False)
     # Peers authenticate with HTTP Message Signatures, never with a browser session.
-    exempt = list(app.config.get("CSRF_EXEMPT_PREFIXES", []))
-    app.config["CSRF_EXEMPT_PREFIXES"] = exempt + ["/sharing/federation/", "/sharing/oai"]
+    for prefix in ("/sharing/federation/", "/sharing/oai"):
+        add_csrf_exempt_prefix(app, prefix)
 
 
 def subscribed_content_select(district_ids: Iterable[int]):
