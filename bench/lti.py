@@ -107,8 +107,71 @@ def round_trip(
     return launch.status_code
 
 
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (0 when it is gone or unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (gunicorn's master and workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except (OSError, ValueError):
+                continue
+    return found
+
+
+def server_cpu(pid: int, database_url: str | None = None):
+    """A function returning the CPU seconds used so far by the server: its processes
+    and, with ``database_url``, the PostgreSQL backends serving that database (same
+    host).  The steadier figure on a shared machine: what one launch costs the server,
+    whatever the wait for a core."""
+
+    def backends() -> list[int]:
+        if database_url is None:
+            return []
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        url = make_url(database_url)
+        engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        text(
+                            "SELECT pid FROM pg_stat_activity WHERE datname = :name "
+                            "AND pid <> pg_backend_pid()"
+                        ),
+                        {"name": url.database},
+                    ).scalars()
+                )
+        finally:
+            engine.dispose()
+
+    def total() -> float:
+        return sum(_process_cpu(p) for p in _process_tree(pid) + backends())
+
+    return total
+
+
 def run(
-    base: str, platform: Platform, browsers: int, launches: int, custom: dict, ok: set[int]
+    base: str,
+    platform: Platform,
+    browsers: int,
+    launches: int,
+    custom: dict,
+    ok: set[int],
+    cpu=None,
 ) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
@@ -139,12 +202,14 @@ def run(
                     errors.append(str(status))
 
     threads = [threading.Thread(target=browser) for _ in range(browsers)]
+    cpu_before = cpu() if cpu else 0.0
     start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
+    cpu_ms = (cpu() - cpu_before) * 1000 / launches if cpu else float("nan")
     p = percentiles(latencies)
     return {
         "ok": len(latencies),
@@ -155,6 +220,7 @@ def run(
         "p50": p["p50"],
         "p95": p["p95"],
         "mean": statistics.fmean(latencies) if latencies else float("nan"),
+        "cpu_ms": cpu_ms,
     }
 
 
@@ -177,8 +243,9 @@ def measure(browsers: int, launches: int, workers: int = 2) -> dict:
             content_id = prepare_shuyuan(database_url, platform, instance)
             custom = {"resource": content_id}
             with Gunicorn(database_url, workers=workers, instance_path=instance) as server:
+                cpu = server_cpu(server.process.pid, database_url)
                 results["shuyuan"] = run(
-                    server.base_url, platform, browsers, launches, custom, {302}
+                    server.base_url, platform, browsers, launches, custom, {302}, cpu
                 )
         results["bare"] = run_bare(platform, args, {200})
     finally:
@@ -189,12 +256,14 @@ def measure(browsers: int, launches: int, workers: int = 2) -> dict:
         print(
             f"{label}: {r['ok']} launches ok, {r['errors']} errors in {r['elapsed']:.1f} s -> "
             f"{r['per_s']:.1f} launches/s; round trip ms p50 {r['p50']:.1f} p95 {r['p95']:.1f} "
-            f"mean {r['mean']:.1f}" + (f"; errors e.g. {r['error_samples']}" if r["errors"] else "")
+            f"mean {r['mean']:.1f}; server CPU {r['cpu_ms']:.1f} ms per launch"
+            + (f"; errors e.g. {r['error_samples']}" if r["errors"] else "")
         )
     ratio = results["shuyuan"]["mean"] / results["bare"]["mean"]
     print(
         f"cost ratio Shuyuan/bare (mean round trip at {browsers} browsers): {ratio:.2f}x "
-        f"(throughput ratio {results['bare']['per_s'] / results['shuyuan']['per_s']:.2f}x); "
+        f"(throughput ratio {results['bare']['per_s'] / results['shuyuan']['per_s']:.2f}x; "
+        f"server CPU ratio {results['shuyuan']['cpu_ms'] / results['bare']['cpu_ms']:.2f}x); "
         f"target <= {TARGET_RATIO}x"
     )
     return results
@@ -286,7 +355,9 @@ def run_bare(platform: Platform, args, ok: set[int]) -> dict:
                         break
                 except requests.RequestException:
                     time.sleep(0.2)
-            return run(base, platform, args.browsers, args.launches, {}, ok)
+            return run(
+                base, platform, args.browsers, args.launches, {}, ok, server_cpu(process.pid)
+            )
         finally:
             process.terminate()
             process.wait(timeout=20)

@@ -8,9 +8,11 @@ launch, returning students after the first pass, as in ``bench/lti.py``::
     .venv/bin/python bench/lti_profile.py --html /tmp/lti.html
 
 Prints the SQL statements of one returning student's launch (the count
-tests/lti/test_queries.py asserts) and the call tree of the launches.  Jobs run in the
-in-process queue (no ``REDIS_URL``), drained after the profile, so what the launch hands
-to the queue is not in the launch's figure but is printed below it.
+tests/lti/test_queries.py asserts), the CPU a round trip costs without the profiler —
+split into the requests (main thread, with the test client), the jobs the launch queued
+(the in-process queue's threads: the xAPI statement's store) and the PostgreSQL backend —
+beside the bare pylti1p3 tool's (bench/lti_bare_tool.py, same test client, same
+platform), then the call tree of the launches (pyinstrument).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -39,6 +43,70 @@ def launch_once(app, platform: Platform, sub: str, custom: dict) -> int:
         "/lti/launch", data={"id_token": platform.sign(claims), "state": query["state"][0]}
     )
     return launch.status_code
+
+
+def bare_cpu_ms(platform: Platform, launches: int) -> float:
+    """CPU (this thread) of one login + launch of the bare pylti1p3 tool, in-process."""
+    import json
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "bare.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "issuer": platform.issuer,
+                    "client_id": platform.client_id,
+                    "deployment_id": platform.deployment_id,
+                    "auth_login_url": platform.auth_url,
+                    "auth_token_url": platform.token_url,
+                    "key_set": {"keys": [platform.jwk]},
+                    "tool_private_key": pem,
+                }
+            )
+        )
+        os.environ["BARE_LTI_CONFIG"] = str(config)
+        from bench.lti_bare_tool import app as bare
+
+        for i in range(10):
+            assert launch_once(bare, platform, f"warm-{i}", {}) == 200
+        began = time.thread_time()
+        for n in range(launches):
+            assert launch_once(bare, platform, f"stu-{n % 50}", {}) == 200
+        return (time.thread_time() - began) * 1000 / launches
+
+
+def cpu_split(app, platform: Platform, custom: dict, launches: int, users: int) -> dict:
+    """CPU per returning login + launch: requests (this thread), queued jobs (the other
+    threads of this process) and the PostgreSQL backend (read from /proc)."""
+    from sqlalchemy import text
+
+    from app import jobs
+    from app.extensions import db
+    from bench.lti import _process_cpu
+
+    with app.app_context():
+        backend = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
+        db.session.rollback()
+    pg, process, thread = _process_cpu(backend), time.process_time(), time.thread_time()
+    for n in range(launches):
+        assert launch_once(app, platform, f"stu-{n % users}", custom) == 302
+    thread = time.thread_time() - thread
+    jobs.drain(app)
+    process = time.process_time() - process
+    pg = _process_cpu(backend) - pg
+    return {
+        "requests": thread * 1000 / launches,
+        "jobs": (process - thread) * 1000 / launches,
+        "postgresql": pg * 1000 / launches,
+    }
 
 
 def main() -> None:
@@ -64,6 +132,9 @@ def main() -> None:
                     "INSTANCE_PATH": instance,
                     "SECRET_KEY": "bench",
                     "PLUGINS": [],
+                    # One connection: the PostgreSQL backend whose CPU is read is the
+                    # one every request and job uses.
+                    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0},
                 }
             )
             for i in range(args.users):  # first launches: every student provisioned
@@ -74,7 +145,10 @@ def main() -> None:
             statements: list[str] = []
 
             def record(conn, cursor, statement, parameters, context, executemany):
-                statements.append(statement.split("\n")[0][:110])
+                # The requests' statements only, not those of the jobs the launch queued
+                # (the xAPI statement's store runs on the queue's threads meanwhile).
+                if threading.current_thread() is threading.main_thread():
+                    statements.append(statement.split("\n")[0][:110])
 
             event.listen(engine, "before_cursor_execute", record)
             launch_once(app, platform, "stu-0", custom)
@@ -83,6 +157,16 @@ def main() -> None:
             for s in statements:
                 print("   ", s)
             jobs.drain(app)
+            split = cpu_split(app, platform, custom, args.launches, args.users)
+            bare = bare_cpu_ms(platform, args.launches)
+            ours = sum(split.values())
+            print(
+                f"\nCPU per returning login + launch, {args.launches} round trips, no profiler: "
+                f"{ours:.1f} ms = requests {split['requests']:.1f} ms (test client included) + "
+                f"queued jobs {split['jobs']:.1f} ms + PostgreSQL backend "
+                f"{split['postgresql']:.1f} ms; bare pylti1p3 tool {bare:.1f} ms "
+                f"(ratio {ours / bare:.1f}x)"
+            )
             profiler = Profiler(interval=0.0005)
             profiler.start()
             for n in range(args.launches):

@@ -32,6 +32,7 @@ def init_app(app: Flask) -> None:
         api,
         cli,
         models,  # noqa: F401  (tables)
+        origins,
         receivers,
         views,
     )
@@ -39,6 +40,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.lti_cli)
+    origins.install()
     signals.learning_event.connect(receivers.on_learning_event, sender=app, weak=False)
     from app import plugins
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from flask import g
-from sqlalchemy import select
+from flask import g, has_app_context
+from sqlalchemy import event, select
 
+from app.common import cache
 from app.extensions import db
 from app.lti.models import LtiDeployment, LtiPlatform
 
@@ -42,18 +43,61 @@ def url_origin(url: str | None) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
+# Cache scope of the origins (app/common/cache.py): every response of the site reads them
+# for its CSP header (a query per response before, 2 of a login + launch's statements;
+# issue 14).  Bumped after any commit that wrote a platform or a deployment.
+CACHE_SCOPE = "lti-origins"
+_CHANGED = "shuyuan_lti_registrations_changed"
+
+
 def registered_platform_origins() -> tuple[str, ...]:
     """Sorted origins (issuer and login URL) of every active platform with an approved
-    deployment; computed once per request."""
+    deployment; cached (invalidated when a registration changes), once per request."""
     cached = g.get("_lti_platform_origins")
     if cached is not None:
         return cached
+    origins = tuple(cache.remember(CACHE_SCOPE, ("origins",), _read_origins))
+    g._lti_platform_origins = origins
+    return origins
+
+
+def _read_origins() -> tuple[str, ...]:
     approved = select(LtiDeployment.platform_id).where(LtiDeployment.approved.is_(True))
     rows = db.session.execute(
         select(LtiPlatform.issuer, LtiPlatform.auth_login_url).where(
             LtiPlatform.active.is_(True), LtiPlatform.id.in_(approved)
         )
     ).all()
-    origins = tuple(sorted({o for row in rows for o in map(url_origin, row) if o}))
-    g._lti_platform_origins = origins
-    return origins
+    return tuple(sorted({o for row in rows for o in map(url_origin, row) if o}))
+
+
+def _note_registration_writes(session, flush_context, instances) -> None:
+    if any(
+        isinstance(obj, (LtiPlatform, LtiDeployment))
+        for obj in (*session.new, *session.dirty, *session.deleted)
+    ):
+        session.info[_CHANGED] = True
+
+
+def _bump_after_commit(session) -> None:
+    # Only at the real commit: a released SAVEPOINT also sends after_commit, and a reader
+    # between that and the commit would cache the old rows under the new generation.
+    if session.in_nested_transaction() or not session.info.pop(_CHANGED, False):
+        return
+    if has_app_context():
+        cache.bump(CACHE_SCOPE)
+
+
+def _forget_after_rollback(session, previous) -> None:
+    if not previous.nested and previous.parent is None:
+        session.info.pop(_CHANGED, None)
+
+
+def install() -> None:
+    """Invalidate the cached origins whenever a platform or deployment row is written
+    (the admin page, the API, the CLI, dynamic registration, tests: all go through the
+    ORM session; nothing updates these tables with bulk statements)."""
+    if not event.contains(db.session, "before_flush", _note_registration_writes):
+        event.listen(db.session, "before_flush", _note_registration_writes)
+        event.listen(db.session, "after_commit", _bump_after_commit)
+        event.listen(db.session, "after_soft_rollback", _forget_after_rollback)

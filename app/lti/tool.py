@@ -19,7 +19,9 @@ from pylti1p3.exception import LtiException
 from pylti1p3.registration import Registration
 from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
+from app.accounts.models import School
 from app.extensions import db
 from app.lti.claims import Envelope, LaunchClaims, read_claims, read_envelope
 from app.lti.errors import N_, LaunchRefused
@@ -128,10 +130,15 @@ class DatabaseToolConf(ToolConfAbstract):
         platform = self.platform or find_platform(iss, client_id)
         if platform is None:
             raise LaunchRefused(N_("Unknown issuer."), "lti_unknown_platform")
+        # The launch provisions into the deployment's school and district and the xAPI
+        # statement names them: read with the deployment (one statement, not three).
         row = db.session.execute(
-            select(LtiDeployment).filter_by(
-                platform_id=platform.id, deployment_id=str(deployment_id)
+            select(LtiDeployment)
+            .options(
+                joinedload(LtiDeployment.school).joinedload(School.district),
+                joinedload(LtiDeployment.district),
             )
+            .filter_by(platform_id=platform.id, deployment_id=str(deployment_id))
         ).scalar_one_or_none()
         if row is None:
             raise LaunchRefused(

@@ -192,6 +192,10 @@ def launch_continue():
 def _finish(platform, deployment, claims):
     with savepoint():  # a refused launch leaves no user, context or grade link behind
         outcome = launch.complete_launch(platform, deployment, claims)
+    # The session's identity map holds objects weakly: kept here, the deployment (with
+    # its school and district) outlives the view, so the statement built at the commit
+    # (app/xapi/emit.py) does not read them again.
+    g.lti_launch_rows = (platform, deployment, outcome.user, outcome.context)
     login_user(outcome.user)
     session["lti"] = {
         "platform": platform.id,

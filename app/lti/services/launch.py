@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import lazyload
 
 from app import signals
 from app.accounts.models import Role, User
@@ -162,8 +163,10 @@ def _visible(user: User, deployment: LtiDeployment, model, content_id: str):
         raise LaunchRefused(
             N_("The content this link opens no longer exists."), "lti_not_found", 404
         )
+    # Tags, grades and the like are not needed to open the link: no eager loads (two
+    # statements a launch); whatever reads them later loads them then.
     obj = db.session.execute(
-        select(model).filter_by(content_id=content_id, state=State.PUBLISHED)
+        select(model).options(lazyload("*")).filter_by(content_id=content_id, state=State.PUBLISHED)
     ).scalar_one_or_none()
     if obj is None:
         exists = db.session.execute(

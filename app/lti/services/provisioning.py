@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from app.accounts import services as accounts
 from app.accounts.models import Role, User
@@ -66,9 +67,16 @@ def provision_user(
         raise LaunchRefused(
             N_("The launch has no user (sub): anonymous launches are not supported."), "lti_no_user"
         )
-    identity = db.session.execute(
-        select(LtiIdentity).filter_by(issuer=platform.issuer, sub=sub)
-    ).scalar_one_or_none()
+    # A returning user is read with her roles in one statement (assign_role reads them).
+    identity = (
+        db.session.execute(
+            select(LtiIdentity)
+            .options(joinedload(LtiIdentity.user).joinedload(User.roles))
+            .filter_by(issuer=platform.issuer, sub=sub)
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
     school = deployment.school
     district = deployment.district
     if identity is None:
@@ -109,9 +117,16 @@ def map_context(
     context = claims.context
     if context is None:
         return None
-    row = db.session.execute(
-        select(LtiContext).filter_by(platform_id=platform.id, context_id=context.id)
-    ).scalar_one_or_none()
+    # The context and the user's membership of it in one statement (a launch's).
+    found = db.session.execute(
+        select(LtiContext, LtiContextMember)
+        .outerjoin(
+            LtiContextMember,
+            (LtiContextMember.context_id == LtiContext.id) & (LtiContextMember.user_id == user.id),
+        )
+        .where(LtiContext.platform_id == platform.id, LtiContext.context_id == context.id)
+    ).first()
+    row, member = found if found is not None else (None, None)
     if row is None:
         row = LtiContext(
             platform_id=platform.id, deployment_id=deployment.id, context_id=context.id
@@ -122,7 +137,7 @@ def map_context(
     if claims.nrps is not None:
         row.memberships_url = claims.nrps.context_memberships_url[:1000]
     db.session.flush()
-    add_member(row, user, role)
+    add_member(row, user, role, member=member)
     return row
 
 
@@ -138,10 +153,18 @@ def _class_for(row: LtiContext):
     return school_class
 
 
-def add_member(row: LtiContext, user: User, role: Role, active: bool = True) -> None:
-    member = db.session.execute(
-        select(LtiContextMember).filter_by(context_id=row.id, user_id=user.id)
-    ).scalar_one_or_none()
+_LOOK_UP = object()
+
+
+def add_member(
+    row: LtiContext, user: User, role: Role, active: bool = True, member=_LOOK_UP
+) -> None:
+    """Make ``user`` a member of the context's class; ``member`` is her membership row
+    (None: she has none) when the caller has already read it."""
+    if member is _LOOK_UP:
+        member = db.session.execute(
+            select(LtiContextMember).filter_by(context_id=row.id, user_id=user.id)
+        ).scalar_one_or_none()
     if member is not None and member.role == str(role) and member.active == active and row.class_id:
         return  # a returning member: already in the class
     if member is None:
