@@ -61,7 +61,10 @@ def cached_user(token_hash: str, now: datetime) -> User | None:
     (a miss, a tombstone, or an entry whose token has expired since it was stored)."""
     if _timeout() is None:
         return None
-    entry = cache.get(_name(token_hash))
+    try:
+        entry = cache.get(_name(token_hash))
+    except Exception:  # pickled by another version of the models (a deployment): a miss
+        return None
     if not isinstance(entry, dict):
         return None
     expires_at = entry.get("expires_at")
