@@ -18,7 +18,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from app.accounts import api, auth, cli, views  # noqa: F401  (auth registers loaders)
+    from app.accounts import api, auth, cli, token_cache, views  # noqa: F401  (auth: loaders)
     from app.extensions import api as rest_api
     from app.extensions import login_manager
 
@@ -27,3 +27,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(views.bp)
     rest_api.register_blueprint(api.blp)
     app.cli.add_command(cli.accounts_cli)
+    token_cache.install()

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.accounts import throttle
+from app.accounts import throttle, token_cache
 from app.accounts.models import ApiToken, District, Region, Role, RoleAssignment, School, User
 from app.common.models import utcnow
 from app.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -250,19 +250,23 @@ def revoke_token(actor: User, token_id: int) -> ApiToken:
 def user_for_token(raw: str) -> User | None:
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    # One statement for the token, its user and the user's roles (every request that
-    # sends a token pays it; three round trips before).  Not cached: a revoked token or
-    # a disabled account must be refused by every process at once.
+    token_hash = _hash_token(raw)
+    now = utcnow()
+    # The shared cache first: revocations and account changes overwrite its entries
+    # (app/accounts/token_cache.py says how they reach every process).
+    user = token_cache.cached_user(token_hash, now)
+    if user is not None:
+        return user
+    # One statement for the token, its user and the user's roles.
     token = (
         db.session.execute(
             select(ApiToken)
-            .filter_by(token_hash=_hash_token(raw))
+            .filter_by(token_hash=token_hash)
             .options(joinedload(ApiToken.user).joinedload(User.roles))
         )
         .unique()
         .scalar_one_or_none()
     )
-    now = utcnow()
     if token is None or token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at < now:
@@ -270,6 +274,7 @@ def user_for_token(raw: str) -> User | None:
     user = token.user
     if user is None or not user.is_active:
         return None
+    token_cache.remember(token, user)
     # Write at most once a minute so token-authenticated reads stay read-only.
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         token.last_used_at = now

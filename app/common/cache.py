@@ -95,6 +95,29 @@ def set(name: str, value: Any, timeout: int | None = None) -> None:  # noqa: A00
         _failed("write", exc)
 
 
+def add(name: str, value: Any, timeout: int) -> bool:
+    """Store ``value`` only if nothing is stored under ``name`` (an invalidation marker
+    written meanwhile must win over a reader's older value).  True when stored."""
+    try:
+        backend = cache.cache
+        if current_app.config.get("CACHE_TYPE") == "RedisCache":
+            # One SET NX EX: cachelib's add() is SETNX then EXPIRE, and a process stopped
+            # between the two would leave an entry that never expires.
+            client = backend._write_client
+            return bool(
+                client.set(
+                    f"{backend._get_prefix()}{name}",
+                    backend.serializer.dumps(value),
+                    nx=True,
+                    ex=timeout,
+                )
+            )
+        return bool(cache.add(name, value, timeout=timeout))
+    except _errors() as exc:
+        _failed("write", exc)
+        return False
+
+
 def delete(name: str) -> None:
     try:
         cache.delete(name)

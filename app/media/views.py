@@ -107,6 +107,8 @@ def local_put(token: str):
     request.max_content_length = limit + 1
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"This part may have at most {limit} bytes.")
+    if not services.staging_open(payload["k"]):
+        raise Forbidden("This upload is no longer open.", code="upload_closed")
     try:
         written, etag = storage.write_part(payload["k"], request.stream, limit)
     except StorageUnavailable:

@@ -5,6 +5,7 @@ users, resources and uploads."""
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
 import uuid
@@ -20,6 +21,19 @@ from app.extensions import db
 
 
 def _free_port() -> int:
+    """A free port; within ``SHUYUAN_TEST_PORTS`` ("23100-23199") when that is set (a
+    machine shared by several test runs gives each its own range)."""
+    span = os.environ.get("SHUYUAN_TEST_PORTS", "")
+    if span:
+        low, high = (int(p) for p in span.split("-"))
+        for port in range(low, high + 1):
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port in SHUYUAN_TEST_PORTS={span}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import uuid
@@ -21,6 +22,8 @@ from tests.conftest import make_app
 from tests.media.conftest import mp4_bytes, upload_file
 
 FFMPEG = shutil.which("ffmpeg")
+# The Redis of the job-queue test (a machine shared by several runs gives each its DB).
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _png(size=(900, 600)) -> bytes:
@@ -130,7 +133,7 @@ def test_jobs_run_on_redis_with_a_burst_worker(app, database_url, tmp_path, orgs
     """REDIS_URL set: finalisation and derivatives are queued on RQ and run by a worker."""
     import redis
 
-    connection = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    connection = redis.Redis.from_url(REDIS_URL)
     try:
         connection.ping()
     except Exception as exc:  # noqa: BLE001
@@ -143,7 +146,7 @@ def test_jobs_run_on_redis_with_a_burst_worker(app, database_url, tmp_path, orgs
         database_url,
         str(tmp_path),
         JOBS_EAGER=False,
-        REDIS_URL="redis://127.0.0.1:6379/0",
+        REDIS_URL=REDIS_URL,
         JOBS_QUEUE=queue_name,
         STORAGE_URL=f"file://{tmp_path}/media",
         MEDIA_SINGLE_PUT_MAX_BYTES=1024 * 1024,

@@ -244,3 +244,41 @@ def test_abort_discards_staging(client, storage, teacher, make_resource, token_f
         f"/api/v1/media/uploads/{upload['id']}/complete", headers=headers, json={"parts": []}
     )
     assert again.status_code == 409
+
+
+def test_local_put_url_is_closed_once_the_upload_is_completed(
+    client, tmp_path, app, teacher, make_resource, token_for
+):
+    """A signed PUT URL outlives ``complete``; bytes sent through it afterwards could
+    replace the file between its SHA-256 read-back and its move to ``sha256/…``.  So a
+    staging key takes bytes only while its upload is pending."""
+    old = app.config["STORAGE_URL"]
+    app.config["STORAGE_URL"] = f"file://{tmp_path}/media"
+    try:
+        headers = token_for(teacher)
+        content_id = make_resource(teacher)
+        data = mp4_bytes(5000)
+        started = client.post(
+            "/api/v1/media/uploads",
+            headers=headers,
+            json={"resource_id": content_id, "filename": "课.mp4", "size": len(data)},
+        ).get_json()
+        assert put(client, started["url"], data).status_code == 200
+        assert put(client, started["url"], data).status_code == 200  # a retry while pending
+        client.post(f"/api/v1/media/uploads/{started['id']}/complete", headers=headers, json={})
+        other = mp4_bytes(5000, seed=b"other")
+        late = put(client, started["url"], other)
+        assert late.status_code == 403 and late.get_json()["error"]["code"] == "upload_closed"
+        stored = db.session.execute(select(MediaObject)).scalar_one()
+        assert stored.checksum == sha(data)
+        with app.app_context():
+            from app.media.storage import get_storage
+
+            path = get_storage().local_path(stored.key)
+        with open(path, "rb") as handle:
+            assert handle.read() == data
+        assert not [
+            p for p in (tmp_path / "media").rglob("*") if "uploads" in p.parts and p.is_file()
+        ]
+    finally:
+        app.config["STORAGE_URL"] = old

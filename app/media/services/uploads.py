@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 
+from sqlalchemy import select
+
 from app.accounts.models import User
 from app.catalog import services as catalog
 from app.common.models import new_uuid
@@ -256,6 +258,20 @@ def complete_upload(user: User | None, upload_id: str, parts: list[dict] | None)
     upload.state = "verifying"
     db.session.flush()
     return upload
+
+
+def staging_open(key: str) -> bool:
+    """Whether a signed local PUT may still write ``key``.  Staging keys
+    (``uploads/<upload id>/…``) take bytes only while their upload is pending: once it is
+    completed, bytes put there could replace the file between its SHA-256 read-back and
+    its move to ``sha256/…``, and so be stored under a hash they do not have."""
+    if not key.startswith("uploads/"):
+        return True
+    public_id = key.split("/", 2)[1]
+    state = db.session.execute(
+        select(MediaUpload.state).filter_by(public_id=public_id)
+    ).scalar_one_or_none()
+    return state == "pending"
 
 
 def abort_upload(user: User | None, upload_id: str) -> MediaUpload:

@@ -3,9 +3,13 @@ the bytes are stored once under ``sha256/…`` and attached to the resource's dr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import queue
 import tempfile
+import threading
+from collections.abc import Iterator
 
 from flask import current_app
 from sqlalchemy import select
@@ -30,6 +34,9 @@ from app.media.services.uploads import discard_staging
 from app.media.sniff import describe, sniff
 from app.media.storage import get_storage
 
+SNIFF_BYTES = 8192
+VERIFY_CHUNK = 4 * 1024 * 1024
+PREFETCH_BLOCKS = 4  # blocks read ahead while the previous ones are hashed (16 MiB)
 FINALIZE_JOB = "app.media.services.verification:finalize_upload"
 DERIVATIVES_JOB = "app.media.services.derivatives:make_derivatives"
 
@@ -63,8 +70,28 @@ def finalize_upload(upload_id: str) -> str:
     if size != upload.size:
         fail(upload, f"The stored file has {size or 0} bytes; {upload.size} were announced.")
         return upload.state
-    head = storage.read_range(upload.staging_key, 0, 8192)
-    media_type = sniff(head)
+    # One read of the stored bytes: the first block names the type (refused before the
+    # rest is read), every block feeds the SHA-256.  The content address is only ever the
+    # hash of the bytes read here: S3's own checksums of a multipart object are checksums
+    # of part checksums, not the file's SHA-256 (docs/media.md).
+    digest = hashlib.sha256()
+    head = b""
+    media_type = None
+    hashed = 0
+    with _prefetched(storage.iter_chunks(upload.staging_key, VERIFY_CHUNK)) as blocks:
+        for block in blocks:
+            hashed += len(block)
+            if media_type is None:
+                head += block[: SNIFF_BYTES - len(head)]
+                if len(head) < SNIFF_BYTES and len(head) < upload.size:
+                    digest.update(block)
+                    continue
+                media_type = sniff(head)
+                if media_type not in accepted_types(upload.kind):
+                    break
+            digest.update(block)
+    if media_type is None:  # the file ended before SNIFF_BYTES
+        media_type = sniff(head)
     accepts = accepted_types(upload.kind)
     if media_type not in accepts:
         fail(
@@ -73,9 +100,9 @@ def finalize_upload(upload_id: str) -> str:
             f"accept (allowed: {', '.join(accepts)}).",
         )
         return upload.state
-    digest = hashlib.sha256()
-    for block in storage.iter_chunks(upload.staging_key):
-        digest.update(block)
+    if hashed != upload.size:  # replaced while it was read: no hash of it can be trusted
+        fail(upload, f"The stored file has {hashed} bytes; {upload.size} were announced.")
+        return upload.state
     checksum = digest.hexdigest()
     if upload.checksum and upload.checksum != checksum:
         fail(
@@ -135,6 +162,59 @@ def finalize_upload(upload_id: str) -> str:
     else:  # the same bytes were processed before: their poster serves this resource too
         picture_for(resource, obj)
     return upload.state
+
+
+@contextlib.contextmanager
+def _prefetched(chunks: Iterator[bytes]):
+    """Iterate ``chunks`` while a thread reads the next ones: reading (socket or disk)
+    and hashing both release the GIL, so the read-back costs about the longer of the two
+    instead of their sum.  Errors of the reader are raised to the consumer; leaving the
+    block early stops the reader and closes ``chunks`` (its connection goes back)."""
+    blocks: queue.Queue = queue.Queue(PREFETCH_BLOCKS)
+    stop = threading.Event()
+    end = object()
+
+    def read() -> None:
+        try:
+            for block in chunks:
+                while not stop.is_set():
+                    try:
+                        blocks.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item = end
+        except BaseException as exc:  # handed to the consumer, which raises it
+            item = exc
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        while not stop.is_set():
+            try:
+                blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def consume() -> Iterator[bytes]:
+        while True:
+            item = blocks.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    reader = threading.Thread(target=read, name="shuyuan-verify-read", daemon=True)
+    reader.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        reader.join()
 
 
 def _unpack_h5p(storage, key: str, checksum: str) -> dict:
