@@ -7,8 +7,9 @@ Seams: features report learning through the documented signals of :mod:`app.sign
 one adapter module: the portraits read stored statements
 (:mod:`app.portraits.sources`: ``models.Statement``, ``emit.vocab``,
 ``services.actor_for``) and a school edge node forwards them upstream
-(:func:`app.xapi.services.forwarding.forward_due`, from :mod:`app.sharing.services.mirror`).  Content players get a launch token
-from :func:`app.xapi.services.issue_launch_token` (sent with
+(:func:`app.xapi.services.forwarding.forward_due`, from
+:mod:`app.sharing.services.mirror`).  Content players get a launch token from
+:func:`app.xapi.services.issue_launch_token` (sent with
 :func:`~app.xapi.services.launch_auth_header`).  Inside the package,
 :data:`app.xapi.services.outbox_filled` (after commit) starts the forwarder.
 
