@@ -45,6 +45,7 @@ from app.extensions import db  # noqa: E402
 from bench.common import (  # noqa: E402
     Gunicorn,
     free_port,
+    load_average,
     machine_description,
     throwaway_postgres,
 )
@@ -199,12 +200,37 @@ def bench_diff(database_url: str, n: int) -> dict:
     return {"bare": bare, "pure": pure, "pending": service, "accept": accept_time}
 
 
+def seed_publisher(manifest: dict, notes: str = "bench"):
+    """Tianjin's Hexi district with a shared catalog whose release 1 is ``manifest``: the
+    upstream end of a sync (run in the publisher's app context; flushed, not committed)."""
+    from app.accounts import services as accounts
+    from app.sharing.models import Release, SharedCatalog
+    from app.sharing.services.manifest import digest_of
+
+    region = accounts.ensure_region("tj", "天津", "Tianjin")
+    hexi = accounts.ensure_district(region, "hexi", "河西区", "Hexi")
+    catalog = SharedCatalog(district_id=hexi.id, title="bench")
+    db.session.add(catalog)
+    db.session.flush()
+    db.session.add(
+        Release(
+            catalog_id=catalog.id,
+            number=1,
+            notes=notes,
+            manifest=manifest,
+            digest=digest_of(manifest),
+            item_count=len(manifest),
+        )
+    )
+    db.session.flush()
+    return catalog
+
+
 def bench_sync(make_db, n: int) -> dict:
     """Times in seconds: ``bare`` download, ``sync`` (signed, checked, stored), ``accept``."""
     from app.accounts import services as accounts
     from app.accounts.models import Role
-    from app.sharing.models import Release, RemoteSubscriber, SharedCatalog
-    from app.sharing.services.manifest import digest_of
+    from app.sharing.models import RemoteSubscriber
 
     manifest = synthetic_manifest(n)
     with make_db() as a_db, make_db() as b_db, tempfile.TemporaryDirectory() as folder:
@@ -232,21 +258,7 @@ def bench_sync(make_db, n: int) -> dict:
             with apps[name].app_context():
                 db.create_all()
         with apps["a"].app_context():
-            region = accounts.ensure_region("tj", "天津", "Tianjin")
-            hexi = accounts.ensure_district(region, "hexi", "河西区", "Hexi")
-            catalog = SharedCatalog(district_id=hexi.id, title="bench")
-            db.session.add(catalog)
-            db.session.flush()
-            db.session.add(
-                Release(
-                    catalog_id=catalog.id,
-                    number=1,
-                    notes="bench",
-                    manifest=manifest,
-                    digest=digest_of(manifest),
-                    item_count=len(manifest),
-                )
-            )
+            catalog = seed_publisher(manifest)
             uid, catalog_id = catalog.uid, catalog.id
             db.session.commit()
         with apps["b"].app_context():
@@ -438,10 +450,6 @@ def main() -> None:
 
 
 # --- edge node: mirror throughput vs a plain HTTP download ------------------------------
-
-
-def _load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _seed_mirror_upstream(app, media_dir: Path, objects: int, size: int) -> dict:
@@ -703,7 +711,7 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
         "run_mb_s": total / statistics.median(run_times) / 1e6,
         "limit_mb_s": limit / 1e6 if limit else None,
         "limited_mb_s": total / limited / 1e6 if limited else None,
-        "load": _load(),
+        "load": load_average(),
     }
     print(
         f"mirror of {objects} x {size / 1e6:.0f} MB (median of {repeat}, load {result['load']}):\n"
