@@ -47,13 +47,6 @@ def benchmark_modules() -> list[str]:
     )
 
 
-def load_average() -> str:
-    try:
-        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 # --- one module, in its own process ---------------------------------------------------
 
 
@@ -251,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if args._one:
         return run_one(args._one, args.full, args._out)
 
-    from bench.common import machine_description
+    from bench.common import load_average, machine_description
 
     available = benchmark_modules()
     modules = available

@@ -6,7 +6,10 @@
   ``/healthz`` answers, stop it again;
 * :func:`run_load` – N concurrent clients (threads, one ``requests.Session`` each) working
   through a list of requests, with a request budget and a time limit;
-* :func:`percentiles` / :func:`format_result` – latency figures.
+* :func:`percentiles` / :func:`format_result` – latency figures;
+* :func:`load_average` – the machine's load, printed beside the figures it weighs on;
+* :func:`seed_school_people`, :func:`seed_aligned_resources`, :func:`seed_term_calendar` –
+  curriculum data to query.
 
 Benchmarks print figures; they never assert on them.
 """
@@ -185,6 +188,14 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, "unknown" where the system has none."""
+    try:
+        return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def percentiles(latencies_ms: list[float]) -> dict[str, float]:
     values = sorted(latencies_ms)
     return {
@@ -260,6 +271,52 @@ def format_result(label: str, result: LoadResult) -> str:
         f"{result.throughput:.0f} req/s; latency ms p50 {p['p50']:.1f} p95 {p['p95']:.1f} "
         f"p99 {p['p99']:.1f} max {p['max']:.1f}"
     )
+
+
+def seed_school_people():
+    """A region, district and school with a teacher and a student of the school and an
+    administrator of the district (no passwords: benchmarks call services or use tokens);
+    committed.  Returns (district, school, teacher, student, admin)."""
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+    from app.extensions import db
+
+    region = accounts.ensure_region("r", "市")
+    district = accounts.ensure_district(region, "d", "区")
+    school = accounts.ensure_school(district, "s", "校")
+    people = []
+    for email, role, scope in (
+        ("t@bench.test", Role.TEACHER, {"school": school}),
+        ("s@bench.test", Role.STUDENT, {"school": school}),
+        ("a@bench.test", Role.DISTRICT_ADMIN, {"district": district}),
+    ):
+        user = accounts.create_user(email, email[0], None, **scope)
+        accounts.assign_role(user, role, **scope)
+        people.append(user)
+    db.session.commit()
+    return district, school, *people
+
+
+def seed_term_calendar(school, student, admin, district, volume, holidays: list[dict]):
+    """Grade 7 class 1 of ``school`` with ``student`` in it, on PEP maths, and the autumn
+    term's teaching calendar of ``volume`` for ``district`` (made by ``admin``)."""
+    from app.curriculum import services
+
+    school_class = services.get_or_create_class(school, "七年级（1）班", grade="g7")
+    services.add_class_member(school_class, student, "student")
+    services.set_class_edition(admin, school_class.id, "math", "pep")
+    services.create_calendar(
+        admin,
+        {
+            "term": "t",
+            "volume_id": volume.id,
+            "term_start": "2026-09-01",
+            "term_end": "2027-01-22",
+            "district_id": district.id,
+            "holidays": holidays,
+        },
+    )
+    return school_class
 
 
 def seed_aligned_resources(

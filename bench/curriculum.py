@@ -16,6 +16,7 @@ of TEST_DATABASE_URL, like the tests), or on SQLite with ``--sqlite``:
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import statistics
@@ -32,7 +33,13 @@ from sqlalchemy import create_engine, select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
-from bench.common import seed_aligned_resources  # noqa: E402
+from bench.common import (  # noqa: E402
+    load_average,
+    percentile,
+    seed_aligned_resources,
+    seed_school_people,
+    seed_term_calendar,
+)
 
 
 def peak_mb() -> float:
@@ -200,8 +207,7 @@ def measure(args) -> dict:
 
 
 def run(args, url: str) -> dict:
-    from app.accounts import services as accounts
-    from app.accounts.models import Role, User
+    from app.accounts.models import User
     from app.curriculum import case, services
     from app.curriculum.models import Level, Node
 
@@ -236,16 +242,7 @@ def run(args, url: str) -> dict:
     )
 
     # --- this week at N aligned resources --------------------------------------------
-    region = accounts.ensure_region("r", "市")
-    district = accounts.ensure_district(region, "d", "区")
-    school = accounts.ensure_school(district, "s", "校")
-    teacher = accounts.create_user("t@bench.test", "t", None, school=school)
-    accounts.assign_role(teacher, Role.TEACHER, school=school)
-    student = accounts.create_user("s@bench.test", "s", None, school=school)
-    accounts.assign_role(student, Role.STUDENT, school=school)
-    admin = accounts.create_user("a@bench.test", "a", None, district=district)
-    accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
-    db.session.commit()
+    district, school, teacher, student, admin = seed_school_people()
     lesson_ids = list(
         db.session.execute(select(Node.id).where(Node.level == Level.LESSON)).scalars()
     )
@@ -277,19 +274,13 @@ def run(args, url: str) -> dict:
         .scalars()
         .first()
     )
-    school_class = services.get_or_create_class(school, "七年级（1）班", grade="g7")
-    services.add_class_member(school_class, student, "student")
-    services.set_class_edition(admin, school_class.id, "math", "pep")
-    services.create_calendar(
+    seed_term_calendar(
+        school,
+        student,
         admin,
-        {
-            "term": "t",
-            "volume_id": volume.id,
-            "term_start": "2026-09-01",
-            "term_end": "2027-01-22",
-            "district_id": district.id,
-            "holidays": [{"name": "国庆", "start": "2026-10-01", "end": "2026-10-07"}],
-        },
+        district,
+        volume,
+        holidays=[{"name": "国庆", "start": "2026-10-01", "end": "2026-10-07"}],
     )
     db.session.commit()
     day = date(2026, 11, 23)
@@ -344,11 +335,10 @@ def run(args, url: str) -> dict:
         db.session.execute(text("SELECT 1"))
         trips.append((time.perf_counter() - started) * 1000)
     trips.sort()
-    load = __import__("os").getloadavg()
     print(
         f"context: {len(statements)} queries per call; bare SELECT 1 round trip "
-        f"p50 {statistics.median(trips):.2f} ms, p95 {trips[int(len(trips) * 0.95) - 1]:.2f} ms; "
-        f"load average {' '.join(f'{x:.1f}' for x in load)}"
+        f"p50 {statistics.median(trips):.2f} ms, p95 {percentile(trips, 0.95):.2f} ms; "
+        f"load average {load_average()}"
     )
     print(
         f"this week (student, {args.resources} aligned resources; {shown} shown this week): "
@@ -365,7 +355,7 @@ def run(args, url: str) -> dict:
         "bare_p95": bare_p95,
         "queries": len(statements),
         "shown": shown,
-        "load": load[0],
+        "load": os.getloadavg()[0],
     }
 
 

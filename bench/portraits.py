@@ -42,7 +42,11 @@ from sqlalchemy import insert, select, text  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.portraits.services import bkt  # noqa: E402
-from bench.common import seed_aligned_resources  # noqa: E402
+from bench.common import (  # noqa: E402
+    seed_aligned_resources,
+    seed_school_people,
+    seed_term_calendar,
+)
 
 HERE = Path(__file__).resolve().parent
 PYBKT_PYTHON = HERE / ".venv-pybkt" / "bin" / "python"
@@ -393,9 +397,8 @@ def rebuild_and_online(args, url: str, instance: str) -> list[str]:
 
 
 def recommendations(args, url: str, instance: str) -> list[str]:
-    from app.accounts import services as accounts
-    from app.accounts.models import Role, User
-    from app.curriculum import case, services
+    from app.accounts.models import User
+    from app.curriculum import case
     from app.curriculum.models import Level, Node
     from app.portraits.models import Mastery
     from app.portraits.services import model, recommend
@@ -410,16 +413,8 @@ def recommendations(args, url: str, instance: str) -> list[str]:
                 encoding="utf-8"
             )
         )
-        region = accounts.ensure_region("r", "市")
-        district = accounts.ensure_district(region, "d", "区")
-        school = accounts.ensure_school(district, "s", "校")
+        district, school, teacher, student, admin = seed_school_people()
         case.import_package(package, district_id=district.id)
-        teacher = accounts.create_user("t@bench.test", "t", None, school=school)
-        accounts.assign_role(teacher, Role.TEACHER, school=school)
-        student = accounts.create_user("s@bench.test", "s", None, school=school)
-        accounts.assign_role(student, Role.STUDENT, school=school)
-        admin = accounts.create_user("a@bench.test", "a", None, district=district)
-        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
         db.session.commit()
         nodes = list(
             db.session.execute(
@@ -444,20 +439,7 @@ def recommendations(args, url: str, instance: str) -> list[str]:
             .scalars()
             .first()
         )
-        school_class = services.get_or_create_class(school, "七年级（1）班", grade="g7")
-        services.add_class_member(school_class, student, "student")
-        services.set_class_edition(admin, school_class.id, "math", "pep")
-        services.create_calendar(
-            admin,
-            {
-                "term": "t",
-                "volume_id": volume.id,
-                "term_start": "2026-09-01",
-                "term_end": "2027-01-22",
-                "district_id": district.id,
-                "holidays": [],
-            },
-        )
+        seed_term_calendar(school, student, admin, district, volume, holidays=[])
         generation = model.active_generation()
         kps = list(
             db.session.execute(

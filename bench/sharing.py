@@ -45,6 +45,7 @@ from app.extensions import db  # noqa: E402
 from bench.common import (  # noqa: E402
     Gunicorn,
     free_port,
+    load_average,
     machine_description,
     throwaway_postgres,
 )
@@ -199,12 +200,48 @@ def bench_diff(database_url: str, n: int) -> dict:
     return {"bare": bare, "pure": pure, "pending": service, "accept": accept_time}
 
 
+def seed_district_admin(region: tuple, district: tuple, email: str):
+    """A district (``district``: code, Chinese and English name) of a region (``region``,
+    likewise) and its administrator ``email`` (run in the app's context; not committed)."""
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+
+    made = accounts.ensure_district(accounts.ensure_region(*region), *district)
+    admin = accounts.create_user(email, "admin", None, district=made)
+    accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=made)
+    return made, admin
+
+
+def seed_publisher(manifest: dict, notes: str = "bench"):
+    """Tianjin's Hexi district with a shared catalog whose release 1 is ``manifest``: the
+    upstream end of a sync (run in the publisher's app context; flushed, not committed)."""
+    from app.accounts import services as accounts
+    from app.sharing.models import Release, SharedCatalog
+    from app.sharing.services.manifest import digest_of
+
+    region = accounts.ensure_region("tj", "天津", "Tianjin")
+    hexi = accounts.ensure_district(region, "hexi", "河西区", "Hexi")
+    catalog = SharedCatalog(district_id=hexi.id, title="bench")
+    db.session.add(catalog)
+    db.session.flush()
+    db.session.add(
+        Release(
+            catalog_id=catalog.id,
+            number=1,
+            notes=notes,
+            manifest=manifest,
+            digest=digest_of(manifest),
+            item_count=len(manifest),
+        )
+    )
+    db.session.flush()
+    return catalog
+
+
 def bench_sync(make_db, n: int) -> dict:
     """Times in seconds: ``bare`` download, ``sync`` (signed, checked, stored), ``accept``."""
     from app.accounts import services as accounts
-    from app.accounts.models import Role
-    from app.sharing.models import Release, RemoteSubscriber, SharedCatalog
-    from app.sharing.services.manifest import digest_of
+    from app.sharing.models import RemoteSubscriber
 
     manifest = synthetic_manifest(n)
     with make_db() as a_db, make_db() as b_db, tempfile.TemporaryDirectory() as folder:
@@ -232,28 +269,13 @@ def bench_sync(make_db, n: int) -> dict:
             with apps[name].app_context():
                 db.create_all()
         with apps["a"].app_context():
-            region = accounts.ensure_region("tj", "天津", "Tianjin")
-            hexi = accounts.ensure_district(region, "hexi", "河西区", "Hexi")
-            catalog = SharedCatalog(district_id=hexi.id, title="bench")
-            db.session.add(catalog)
-            db.session.flush()
-            db.session.add(
-                Release(
-                    catalog_id=catalog.id,
-                    number=1,
-                    notes="bench",
-                    manifest=manifest,
-                    digest=digest_of(manifest),
-                    item_count=len(manifest),
-                )
-            )
+            catalog = seed_publisher(manifest)
             uid, catalog_id = catalog.uid, catalog.id
             db.session.commit()
         with apps["b"].app_context():
-            region = accounts.ensure_region("wh", "武汉", "Wuhan")
-            district = accounts.ensure_district(region, "jh", "江汉区", "Jianghan")
-            admin = accounts.create_user("a@wh.test", "admin", None, district=district)
-            accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+            district, admin = seed_district_admin(
+                ("wh", "武汉", "Wuhan"), ("jh", "江汉区", "Jianghan"), "a@wh.test"
+            )
             _, token = accounts.issue_token(admin, "bench")
             district_id = district.id
             db.session.commit()
@@ -440,16 +462,10 @@ def main() -> None:
 # --- edge node: mirror throughput vs a plain HTTP download ------------------------------
 
 
-def _load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
 def _seed_mirror_upstream(app, media_dir: Path, objects: int, size: int) -> dict:
     """A publisher with ``objects`` video resources of ``size`` random bytes each."""
     import hashlib
 
-    from app.accounts import services as accounts
-    from app.accounts.models import Role
     from app.catalog.models import Resource, State, Visibility
     from app.common.models import utcnow
     from app.media.models import MediaAttachment, MediaObject
@@ -457,10 +473,9 @@ def _seed_mirror_upstream(app, media_dir: Path, objects: int, size: int) -> dict
 
     with app.app_context():
         db.create_all()
-        region = accounts.ensure_region("xa", "雄安新区", "Xiong'an")
-        district = accounts.ensure_district(region, "rc", "容城县", "Rongcheng")
-        admin = accounts.create_user("a@rc.test", "admin", None, district=district)
-        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+        district, admin = seed_district_admin(
+            ("xa", "雄安新区", "Xiong'an"), ("rc", "容城县", "Rongcheng"), "a@rc.test"
+        )
         db.session.flush()
         (media_dir / "sha256").mkdir(parents=True, exist_ok=True)
         shas = []
@@ -542,7 +557,6 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
     import subprocess
 
     from app.accounts import services as accounts
-    from app.accounts.models import Role
     from app.sharing.models import RemoteSubscriber, Subscription
     from app.sharing.services import edge, federation, mirror
 
@@ -588,10 +602,9 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
         seed = _seed_mirror_upstream(app_up, root / "up" / "media", objects, size)
         with app_edge.app_context():
             db.create_all()
-            region = accounts.ensure_region("xa2", "雄安学校", "Schools")
-            district = accounts.ensure_district(region, "edge", "边缘节点", "Edge")
-            admin = accounts.create_user("a@edge.test", "admin", None, district=district)
-            accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+            district, admin = seed_district_admin(
+                ("xa2", "雄安学校", "Schools"), ("edge", "边缘节点", "Edge"), "a@edge.test"
+            )
             _, token = accounts.issue_token(admin, "bench")
             district_id = district.id
             db.session.commit()
@@ -703,7 +716,7 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
         "run_mb_s": total / statistics.median(run_times) / 1e6,
         "limit_mb_s": limit / 1e6 if limit else None,
         "limited_mb_s": total / limited / 1e6 if limited else None,
-        "load": _load(),
+        "load": load_average(),
     }
     print(
         f"mirror of {objects} x {size / 1e6:.0f} MB (median of {repeat}, load {result['load']}):\n"

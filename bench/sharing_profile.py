@@ -62,9 +62,8 @@ class WSGIAdapter(requests.adapters.BaseAdapter):
 
 def build(folder: str, n: int):
     from app.accounts import services as accounts
-    from app.sharing.models import Release, RemoteSubscriber, SharedCatalog, Subscription
-    from app.sharing.services.manifest import digest_of
-    from bench.sharing import synthetic_manifest
+    from app.sharing.models import RemoteSubscriber, Subscription
+    from bench.sharing import seed_publisher, synthetic_manifest
 
     apps = {}
     for name, own, peer in (("a", A, B), ("b", B, A)):
@@ -85,21 +84,7 @@ def build(folder: str, n: int):
             db.create_all()
     manifest = synthetic_manifest(n)
     with apps["a"].app_context():
-        region = accounts.ensure_region("tj", "天津", "Tianjin")
-        hexi = accounts.ensure_district(region, "hexi", "河西区", "Hexi")
-        catalog = SharedCatalog(district_id=hexi.id, title="bench")
-        db.session.add(catalog)
-        db.session.flush()
-        db.session.add(
-            Release(
-                catalog_id=catalog.id,
-                number=1,
-                notes="",
-                manifest=manifest,
-                digest=digest_of(manifest),
-                item_count=n,
-            )
-        )
+        catalog = seed_publisher(manifest, notes="")
         db.session.add(
             RemoteSubscriber(
                 catalog_id=catalog.id,

@@ -18,6 +18,7 @@ dictionary ``content/search/userdict.txt`` (curriculum and course terms).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import tempfile
@@ -264,6 +265,21 @@ def pinyin_of(word: str, initials: bool = False) -> str:
     if initials:
         return "".join(lazy_pinyin(word, style=Style.FIRST_LETTER, errors="ignore")).lower()
     return "".join(lazy_pinyin(word, errors="ignore")).lower()
+
+
+def pinyin_vocabulary(index_terms) -> dict[str, tuple[str, int]]:
+    """Pinyin → (Chinese word, document frequency) for "did you mean": the dictionary's
+    words (frequency 0), then ``index_terms`` (word, frequency) of an index's Chinese
+    titles; per sound the more frequent word wins, the first one seen on a tie.  Words of
+    one character are left out (too many share a sound)."""
+    vocabulary: dict[str, tuple[str, int]] = {}
+    for word, freq in itertools.chain(((w, 0) for w in dictionary_terms()), index_terms):
+        if len(word) < 2 or not is_cjk(word):
+            continue
+        sound = pinyin_of(word)
+        if sound and (sound not in vocabulary or vocabulary[sound][1] < freq):
+            vocabulary[sound] = (word, freq)
+    return vocabulary
 
 
 class PinyinTokenizer(_SegmentTokenizer):

@@ -631,26 +631,13 @@ class PostgresBackend(SearchBackend):
         return vocabulary
 
     def _read_vocabulary(self) -> dict[str, tuple[str, int]]:
-        vocabulary: dict[str, tuple[str, int]] = {}
-
-        def add(word: str, freq: int) -> None:
-            if len(word) < 2 or not analysis.is_cjk(word):
-                return
-            sound = analysis.pinyin_of(word)
-            if sound and (sound not in vocabulary or vocabulary[sound][1] < freq):
-                vocabulary[sound] = (word, freq)
-
-        for word in analysis.dictionary_terms():
-            add(word, 0)
         rows = self._execute(
             text(
                 "SELECT term, df FROM search_terms WHERE field = 'title_zh'"
                 " AND char_length(term) >= 2 ORDER BY term"
             )
         ).all()
-        for term, df in rows:
-            add(term, int(df))
-        return vocabulary
+        return analysis.pinyin_vocabulary((term, int(df)) for term, df in rows)
 
     def fingerprints(self) -> dict[str, str]:
         rows = self._execute(text("SELECT id, fingerprint FROM search_documents")).all()

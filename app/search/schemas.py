@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from app.catalog import vocab
+from app.common.schemas import page_schema
 from app.search import services
 
 FACET_NAMES = list(services.FACET_VOCABULARIES)
@@ -108,15 +109,13 @@ class FacetWordSchema(Schema):
     word = fields.String()
 
 
-class SearchResultSchema(Schema):
+class SearchResultSchema(page_schema(SearchHitSchema, "SearchHitPageSchema")):
+    """A page of hits (the same envelope as every paged listing) with what the search
+    understood and counted."""
+
     query = fields.String(
         metadata={"description": "The query as understood (normalised, cut to length)."}
     )
-    items = fields.List(fields.Nested(SearchHitSchema))
-    total = fields.Integer()
-    page = fields.Integer()
-    per_page = fields.Integer()
-    pages = fields.Integer()
     sort = fields.String()
     facets = fields.Dict(keys=fields.String(), values=fields.List(fields.Nested(FacetValueSchema)))
     filters = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))

@@ -419,20 +419,10 @@ class WhooshBackend(SearchBackend):
         if cached is not None:
             return cached
         reader = searcher.reader()
-        vocabulary: dict[str, tuple[str, int]] = {}
-
-        def add(word: str, freq: int) -> None:
-            if len(word) < 2 or not analysis.is_cjk(word):
-                return
-            sound = analysis.pinyin_of(word)
-            if sound and (sound not in vocabulary or vocabulary[sound][1] < freq):
-                vocabulary[sound] = (word, freq)
-
-        for word in analysis.dictionary_terms():
-            add(word, 0)
-        for term, info in reader.iter_field("title_zh"):
-            text = term.decode("utf-8") if isinstance(term, bytes) else term
-            add(text, info.doc_frequency())
+        vocabulary = analysis.pinyin_vocabulary(
+            (term.decode("utf-8") if isinstance(term, bytes) else term, info.doc_frequency())
+            for term, info in reader.iter_field("title_zh")
+        )
         with self._cache_lock:
             self._vocab_cache.clear()
             self._vocab_cache[key] = vocabulary

@@ -4,38 +4,24 @@ docs work under the policy, "Try it out" included with a bearer token."""
 
 from __future__ import annotations
 
-import pytest
-
 from app.accounts import services as accounts
 from app.accounts.models import Role
-from app.extensions import db
-from tests.browser import NEEDS_CHROMIUM, serve
-from tests.conftest import Orgs, make_app
+from tests.browser import NEEDS_CHROMIUM, add_user, site_fixture
+from tests.conftest import Orgs
 
 pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("security-browser")
-    app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance))
-    with app.app_context():
-        db.create_all()
-        orgs = Orgs()
-        user = accounts.create_user(
-            "t@browser.test", "Teacher T", "password123", school=orgs.school
-        )
-        accounts.assign_role(user, Role.TEACHER, school=orgs.school)
-        _, token = accounts.issue_token(user, "browser")
-        db.session.commit()
-    with serve(app) as base:
-        yield base, token
-    with app.app_context():
-        db.engine.dispose()
+def _seed():
+    user = add_user("t@browser.test", "Teacher T", Role.TEACHER, school=Orgs().school)
+    return {"token": accounts.issue_token(user, "browser")[1]}
 
 
-def test_injected_inline_script_is_blocked(live, browser):
-    base, _ = live
+site = site_fixture("security-browser", _seed)
+
+
+def test_injected_inline_script_is_blocked(site, browser):
+    base = site["base"]
     page = browser.new_page()
     page.goto(f"{base}/login")
     outcome = page.evaluate(
@@ -52,8 +38,8 @@ def test_injected_inline_script_is_blocked(live, browser):
     page.close()
 
 
-def test_another_site_cannot_frame_the_pages(live, browser):
-    base, _ = live
+def test_another_site_cannot_frame_the_pages(site, browser):
+    base = site["base"]
     page = browser.new_page()
     # localhost is another origin than 127.0.0.1 for the browser.
     other = base.replace("127.0.0.1", "localhost")
@@ -67,8 +53,8 @@ def test_another_site_cannot_frame_the_pages(live, browser):
     page.close()
 
 
-def test_api_docs_try_it_out_with_a_bearer_token(live, browser):
-    base, token = live
+def test_api_docs_try_it_out_with_a_bearer_token(site, browser):
+    base, token = site["base"], site["token"]
     page = browser.new_page()
     violations = []
     page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))

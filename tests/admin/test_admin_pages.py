@@ -18,9 +18,32 @@ from app.lti.services import registrations
 from app.xapi.models import ForwardTarget, LrsClient
 from tests.conftest import csrf_token_from
 
+MOODLE = {
+    "issuer": "https://moodle.school.example",
+    "client_id": "abc",
+    "deployment_id": "1",
+    "auth_login_url": "https://moodle.school.example/auth",
+    "auth_token_url": "https://moodle.school.example/token",
+    "key_set_url": "https://moodle.school.example/certs",
+}
 
-def _token(client, path):
-    return csrf_token_from(client, path)
+
+@pytest.fixture
+def admin_on(client, login, make_user):
+    """``admin_on("/admin/lrs/")`` logs a new district administrator in (``role=`` for
+    another) and returns ``post(path, **form)``, which sends a form as from that page: with
+    its CSRF token."""
+
+    def on(page: str, role: str = "district_admin"):
+        login(make_user(role))
+        token = csrf_token_from(client, page)
+
+        def post(path: str, **form):
+            return client.post(path, data={"csrf_token": token, **form})
+
+        return post
+
+    return on
 
 
 def test_menu_links_admins_to_the_administration_page(client, login, make_user):
@@ -29,7 +52,7 @@ def test_menu_links_admins_to_the_administration_page(client, login, make_user):
     page = client.get("/").get_data(as_text=True)
     assert "/admin" not in re.findall(r'href="(/admin[^"]*)"', page)
     assert client.get("/admin").status_code == 403
-    client.post("/logout", data={"csrf_token": _token(client, "/")})
+    client.post("/logout", data={"csrf_token": csrf_token_from(client, "/")})
 
     admin = make_user("district_admin")
     login(admin)
@@ -40,20 +63,14 @@ def test_menu_links_admins_to_the_administration_page(client, login, make_user):
     assert "学习记录存储" in hub
 
 
-def test_lms_form_keeps_input_and_shows_errors_inline(client, login, make_user, orgs):
-    admin = make_user("platform_admin")
-    login(admin)
-    token = _token(client, "/lti/admin")
-    response = client.post(
+def test_lms_form_keeps_input_and_shows_errors_inline(admin_on, orgs):
+    post = admin_on("/lti/admin", role="platform_admin")
+    response = post(
         "/lti/admin/platforms?lang=zh_CN",
-        data={
-            "csrf_token": token,
+        **MOODLE
+        | {
             "name": "学校 Moodle",
-            "issuer": "https://moodle.school.example",
-            "client_id": "abc",
-            "deployment_id": "1",
             "auth_login_url": "not a url",
-            "auth_token_url": "https://moodle.school.example/token",
             "key_set_url": "",
             "school_id": str(orgs.school.id),
         },
@@ -67,23 +84,9 @@ def test_lms_form_keeps_input_and_shows_errors_inline(client, login, make_user, 
     assert db.session.execute(select(LtiPlatform)).first() is None
 
 
-def test_lms_form_registers_a_platform(client, login, make_user, orgs):
-    admin = make_user("platform_admin")
-    login(admin)
-    token = _token(client, "/lti/admin")
-    response = client.post(
-        "/lti/admin/platforms",
-        data={
-            "csrf_token": token,
-            "issuer": "https://moodle.school.example",
-            "client_id": "abc",
-            "deployment_id": "1",
-            "auth_login_url": "https://moodle.school.example/auth",
-            "auth_token_url": "https://moodle.school.example/token",
-            "key_set_url": "https://moodle.school.example/certs",
-            "school_id": str(orgs.school.id),
-        },
-    )
+def test_lms_form_registers_a_platform(client, admin_on, orgs):
+    post = admin_on("/lti/admin", role="platform_admin")
+    response = post("/lti/admin/platforms", **MOODLE, school_id=str(orgs.school.id))
     assert response.status_code == 302
     assert db.session.execute(select(LtiPlatform.issuer)).scalar_one() == (
         "https://moodle.school.example"
@@ -92,32 +95,24 @@ def test_lms_form_registers_a_platform(client, login, make_user, orgs):
     assert 'id="lti-launches"' in page and 'id="lti-grades"' in page
 
 
-def test_registration_link_with_junk_hours_is_an_inline_error(client, login, make_user):
-    admin = make_user("district_admin")
-    login(admin)
-    token = _token(client, "/lti/admin")
-    response = client.post(
-        "/lti/admin/registration-links?lang=zh_CN",
-        data={"csrf_token": token, "district_id": "x", "hours": "999", "note": "给 Moodle"},
+def test_registration_link_with_junk_hours_is_an_inline_error(admin_on):
+    post = admin_on("/lti/admin")
+    response = post(
+        "/lti/admin/registration-links?lang=zh_CN", district_id="x", hours="999", note="给 Moodle"
     )
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert 'id="lti-link-district-error"' in page and 'value="给 Moodle"' in page
 
 
-def test_lrs_credentials_secret_shown_once_and_revoked(client, login, make_user, orgs):
-    admin = make_user("district_admin")
-    login(admin)
-    token = _token(client, "/admin/lrs/")
-    response = client.post(
+def test_lrs_credentials_secret_shown_once_and_revoked(client, admin_on, orgs):
+    post = admin_on("/admin/lrs/")
+    response = post(
         "/admin/lrs/clients",
-        data={
-            "csrf_token": token,
-            "name": "分析工具",
-            "district_id": str(orgs.district.id),
-            "school_id": str(orgs.school.id),
-            "scopes": ["statements/write", "statements/read/mine"],
-        },
+        name="分析工具",
+        district_id=str(orgs.district.id),
+        school_id=str(orgs.school.id),
+        scopes=["statements/write", "statements/read/mine"],
     )
     assert response.status_code == 200
     page = response.get_data(as_text=True)
@@ -135,33 +130,25 @@ def test_lrs_credentials_secret_shown_once_and_revoked(client, login, make_user,
     basic = {"Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()}
     headers = {**basic, "X-Experience-API-Version": "2.0.0"}
     assert client.get("/xapi/statements", headers=headers).status_code in (200, 403)
-    response = client.post(f"/admin/lrs/clients/{client_row.id}/revoke", data={"csrf_token": token})
+    response = post(f"/admin/lrs/clients/{client_row.id}/revoke")
     assert response.status_code == 302
     assert client.get("/xapi/statements", headers=headers).status_code == 401
 
 
-def test_lrs_form_errors_are_inline_and_keep_input(client, login, make_user, orgs):
-    admin = make_user("district_admin")
-    login(admin)
-    token = _token(client, "/admin/lrs/")
-    response = client.post(
-        "/admin/lrs/clients?lang=zh_CN",
-        data={"csrf_token": token, "name": "", "district_id": str(orgs.district.id)},
-    )
+def test_lrs_form_errors_are_inline_and_keep_input(admin_on, orgs):
+    post = admin_on("/admin/lrs/")
+    response = post("/admin/lrs/clients?lang=zh_CN", name="", district_id=str(orgs.district.id))
     assert response.status_code == 422
     page = response.get_data(as_text=True)
     assert 'id="lrs-name-error"' in page and 'id="lrs-scopes-error"' in page
     assert "至少" in page  # "choose at least one scope" in Chinese
     # A school of another district is refused beside the school field.
-    response = client.post(
+    response = post(
         "/admin/lrs/clients?lang=zh_CN",
-        data={
-            "csrf_token": token,
-            "name": "工具",
-            "district_id": str(orgs.district.id),
-            "school_id": str(orgs.review_school.id),
-            "scopes": ["all"],
-        },
+        name="工具",
+        district_id=str(orgs.district.id),
+        school_id=str(orgs.review_school.id),
+        scopes=["all"],
     )
     assert response.status_code == 422
     assert 'id="lrs-school-error"' in response.get_data(as_text=True)
@@ -170,57 +157,38 @@ def test_lrs_form_errors_are_inline_and_keep_input(client, login, make_user, org
 
 
 def test_district_admin_cannot_make_credentials_for_another_district(
-    client, login, make_user, orgs
+    client, login, make_user, admin_on, orgs
 ):
-    admin = make_user("district_admin")
-    login(admin)
-    token = _token(client, "/admin/lrs/")
-    response = client.post(
-        "/admin/lrs/clients",
-        data={
-            "csrf_token": token,
-            "name": "x",
-            "district_id": str(orgs.review_district.id),
-            "scopes": ["all"],
-        },
+    post = admin_on("/admin/lrs/")
+    response = post(
+        "/admin/lrs/clients", name="x", district_id=str(orgs.review_district.id), scopes=["all"]
     )
     assert response.status_code == 403
     assert db.session.execute(select(LrsClient)).first() is None
     assert client.get("/admin/lrs/").status_code == 200
     teacher = make_user("teacher")
-    client.post("/logout", data={"csrf_token": token})
+    post("/logout")
     login(teacher)
     assert client.get("/admin/lrs/").status_code == 403
 
 
-def test_forwarding_target_is_saved_and_errors_are_inline(client, login, make_user, orgs):
-    admin = make_user("district_admin")
-    login(admin)
-    token = _token(client, "/admin/lrs/")
-    response = client.post(
-        "/admin/lrs/forwarding",
-        data={
-            "csrf_token": token,
-            "district_id": str(orgs.district.id),
-            "endpoint": "ftp://nope",
-            "version": "1.0.3",
-            "active": "on",
-        },
-    )
+def test_forwarding_target_is_saved_and_errors_are_inline(client, admin_on, orgs):
+    post = admin_on("/admin/lrs/")
+
+    def forward(district, **form):
+        return post("/admin/lrs/forwarding", district_id=str(district.id), **form)
+
+    response = forward(orgs.district, endpoint="ftp://nope", version="1.0.3", active="on")
     assert response.status_code == 422
     assert 'id="fw-endpoint-error"' in response.get_data(as_text=True)
     assert 'value="ftp://nope"' in response.get_data(as_text=True)
-    response = client.post(
-        "/admin/lrs/forwarding",
-        data={
-            "csrf_token": token,
-            "district_id": str(orgs.district.id),
-            "endpoint": "https://lrs.district.example/xapi",
-            "username": "k",
-            "password": "s3cret",
-            "version": "2.0.0",
-            "active": "on",
-        },
+    response = forward(
+        orgs.district,
+        endpoint="https://lrs.district.example/xapi",
+        username="k",
+        password="s3cret",
+        version="2.0.0",
+        active="on",
     )
     assert response.status_code == 302
     target = db.session.execute(select(ForwardTarget)).scalar_one()
@@ -228,27 +196,12 @@ def test_forwarding_target_is_saved_and_errors_are_inline(client, login, make_us
     page = client.get("/admin/lrs/").get_data(as_text=True)
     assert "s3cret" not in page and "lrs.district.example" in page
     # Changing the address without a password keeps the stored one.
-    client.post(
-        "/admin/lrs/forwarding",
-        data={
-            "csrf_token": token,
-            "district_id": str(orgs.district.id),
-            "endpoint": "https://lrs2.district.example/xapi/",
-            "version": "2.0.0",
-        },
-    )
+    forward(orgs.district, endpoint="https://lrs2.district.example/xapi/", version="2.0.0")
     db.session.expire_all()
     target = db.session.execute(select(ForwardTarget)).scalar_one()
     assert target.password == "s3cret" and target.active is False
     # Another district's forwarding is not hers.
-    response = client.post(
-        "/admin/lrs/forwarding",
-        data={
-            "csrf_token": token,
-            "district_id": str(orgs.review_district.id),
-            "endpoint": "https://evil.example/xapi/",
-        },
-    )
+    response = forward(orgs.review_district, endpoint="https://evil.example/xapi/")
     assert response.status_code == 403
 
 

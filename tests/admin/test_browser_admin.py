@@ -6,8 +6,6 @@ out" with a bearer token."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -17,54 +15,37 @@ from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.extensions import db
 from app.xapi.models import LrsClient
-from tests.browser import NEEDS_CHROMIUM, serve
-from tests.conftest import Orgs, make_app
+from tests.browser import (
+    DESKTOP,
+    NEEDS_CHROMIUM,
+    PHONE,
+    add_user,
+    log_in,
+    logged_in,
+    shot,
+    site_fixture,
+)
+from tests.conftest import Orgs
 
 pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("admin-browser")
-    app = make_app(f"sqlite:///{instance / 'admin.db'}", str(instance))
-    with app.app_context():
-        db.create_all()
-        orgs = Orgs()
-        admin = accounts.create_user("admin@browser.test", "平台管理员", "password123")
-        accounts.assign_role(admin, Role.PLATFORM_ADMIN)
-        district = accounts.create_user(
-            "district@browser.test", "区管理员", "password123", district=orgs.district
-        )
-        accounts.assign_role(district, Role.DISTRICT_ADMIN, district=orgs.district)
-        _, token = accounts.issue_token(district, "docs")
-        db.session.commit()
-        district_id = orgs.district.id
-    with serve(app) as base_url:
-        yield {"base": base_url, "app": app, "token": token, "district_id": district_id}
-    with app.app_context():
-        db.engine.dispose()
+def _seed():
+    orgs = Orgs()
+    add_user("admin@browser.test", "平台管理员", Role.PLATFORM_ADMIN)
+    district = add_user(
+        "district@browser.test", "区管理员", Role.DISTRICT_ADMIN, district=orgs.district
+    )
+    _, token = accounts.issue_token(district, "docs")
+    return {"token": token, "district_id": orgs.district.id}
 
 
-def _shot(page, name: str) -> None:
-    folder = os.environ.get("SHUYUAN_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
-
-
-def _log_in(context, base: str, email: str):
-    page = context.new_page()
-    page.goto(f"{base}/login")
-    page.locator("input[name=email]").fill(email)
-    page.locator("input[name=password]").fill("password123")
-    page.locator("form button[type=submit]").last.click()
-    page.wait_for_url(f"{base}/")
-    return page
+site = site_fixture("admin-browser", _seed)
 
 
 def test_district_admin_creates_lrs_credentials_secret_shown_once(site, browser):
     base = site["base"]
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-    page = _log_in(context, base, "district@browser.test")
+    page = logged_in(browser, base, "district@browser.test", locale="zh-CN", viewport=DESKTOP)
     page.get_by_role("link", name="管理", exact=True).click()
     page.get_by_role("link", name="学习记录存储（xAPI）").click()
     expect(page.get_by_role("heading", name="学习记录存储（xAPI）")).to_be_visible()
@@ -75,7 +56,7 @@ def test_district_admin_creates_lrs_credentials_secret_shown_once(site, browser)
     expect(secret).to_be_visible()
     value = secret.inner_text()
     assert len(value) >= 32
-    _shot(page, "admin-lrs-secret.png")
+    shot(page, "admin-lrs-secret.png")
     with site["app"].app_context():
         client = db.session.execute(select(LrsClient)).scalar_one()
         assert client.name == "区级分析工具" and "statements/read" in client.scopes
@@ -83,7 +64,7 @@ def test_district_admin_creates_lrs_credentials_secret_shown_once(site, browser)
     page.goto(f"{base}/admin/lrs/")
     expect(page.locator("#lrs-clients")).to_contain_text("区级分析工具")
     assert value not in page.content()
-    context.close()
+    page.context.close()
 
 
 def test_lms_registration_with_a_bad_field_keeps_the_input(site, browser):
@@ -92,8 +73,7 @@ def test_lms_registration_with_a_bad_field_keeps_the_input(site, browser):
         ("zh-CN", "zh_CN", "须为 http(s) 网址"),
         ("en", "en", "An http(s) URL"),
     ):
-        context = browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
-        page = _log_in(context, base, "admin@browser.test")
+        page = logged_in(browser, base, "admin@browser.test", locale=locale, viewport=PHONE)
         page.goto(f"{base}/lti/admin?lang={lang}")
         form = page.locator("#lti-add-platform")
         form.locator("#lti-name").fill("学校 Moodle")
@@ -111,8 +91,8 @@ def test_lms_registration_with_a_bad_field_keeps_the_input(site, browser):
         expect(page.locator("#lti-auth_login_url")).to_have_attribute("aria-invalid", "true")
         assert page.locator(".error-page").count() == 0
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-        _shot(page, f"admin-lti-error-{lang}.png")
-        context.close()
+        shot(page, f"admin-lti-error-{lang}.png")
+        page.context.close()
 
 
 def _try_it_out(page, site, name: str):
@@ -128,9 +108,11 @@ def _try_it_out(page, site, name: str):
 @pytest.mark.parametrize("logged_in", [False, True], ids=["token-only", "token-and-cookie"])
 def test_api_docs_try_it_out_with_a_bearer_token(site, browser, logged_in):
     base = site["base"]
-    context = browser.new_context(locale="en", viewport={"width": 1280, "height": 900})
+    context = browser.new_context(locale="en", viewport=DESKTOP)
     # Logged in, the session cookie goes along; the bearer token decides.
-    page = _log_in(context, base, "district@browser.test") if logged_in else context.new_page()
+    page = context.new_page()
+    if logged_in:
+        log_in(page, base, "district@browser.test")
     page.goto(f"{base}/api/docs")
     page.locator("button.authorize").first.click()
     dialog = page.locator(".dialog-ux")
@@ -142,15 +124,14 @@ def test_api_docs_try_it_out_with_a_bearer_token(site, browser, logged_in):
     page.on("request", lambda r: requests.append(r) if "/xapi/clients" in r.url else None)
     expect(_try_it_out(page, site, f"docs {logged_in}")).to_have_text("201")
     assert requests and "x-csrftoken" not in requests[-1].headers
-    _shot(page, "admin-api-try-it-out.png")
+    shot(page, "admin-api-try-it-out.png")
     context.close()
 
 
 def test_api_docs_try_it_out_with_the_session_cookie(site, browser):
     """Without "Authorize" the docs page sends its own CSRF token with the cookie."""
     base = site["base"]
-    context = browser.new_context(locale="en", viewport={"width": 1280, "height": 900})
-    page = _log_in(context, base, "district@browser.test")
+    page = logged_in(browser, base, "district@browser.test", locale="en", viewport=DESKTOP)
     page.goto(f"{base}/api/docs")
     expect(_try_it_out(page, site, "cookie session")).to_have_text("201")
-    context.close()
+    page.context.close()

@@ -30,6 +30,12 @@ def demo_package() -> dict:
     return json.loads(PACKAGE_PATH.read_text(encoding="utf-8"))
 
 
+def lessons_of_unit(unit: Node) -> list[Node]:
+    """The lessons of ``unit`` in the order of its volume."""
+    volume = services.node_by_identifier(unit.volume_identifier)
+    return [n for n in services.lessons_of_volume(volume) if n.unit_identifier == unit.identifier]
+
+
 class Curriculum:
     def __init__(self, report):
         self.framework_id = report.framework_id

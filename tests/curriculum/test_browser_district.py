@@ -4,64 +4,35 @@ week, saves; the coverage map stays compact with its header in view."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
 from playwright.sync_api import expect
 
-from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.curriculum import case, services
 from app.curriculum.models import TeachingCalendar
 from app.extensions import db
-from tests.browser import NEEDS_CHROMIUM, serve
-from tests.conftest import Orgs, make_app
+from tests.browser import DESKTOP, NEEDS_CHROMIUM, PHONE, add_user, logged_in, shot, site_fixture
+from tests.conftest import Orgs
 from tests.curriculum.conftest import TERM, demo_package
 
 pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("district-browser")
-    app = make_app(f"sqlite:///{instance / 'district.db'}", str(instance))
-    with app.app_context():
-        db.create_all()
-        orgs = Orgs()
-        admin = accounts.create_user(
-            "district@browser.test", "区管理员", "password123", district=orgs.district
-        )
-        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=orgs.district)
-        case.import_package(demo_package(), district_id=orgs.district.id)
-        school_class = services.get_or_create_class(orgs.school, "七年级（3）班", grade="g7")
-        services.set_class_edition(admin, school_class.id, "math", "pep")
-        volume = next(v for v in services.list_volumes("math", "pep"))
-        calendar = services.create_calendar(
-            admin, {**TERM, "volume_id": volume.id, "district_id": orgs.district.id}
-        )
-        db.session.commit()
-        ids = {"calendar": calendar.id, "volume": volume.id, "class": school_class.id}
-    with serve(app) as base_url:
-        yield {"base": base_url, "app": app, **ids}
-    with app.app_context():
-        db.engine.dispose()
+def _seed():
+    orgs = Orgs()
+    admin = add_user(
+        "district@browser.test", "区管理员", Role.DISTRICT_ADMIN, district=orgs.district
+    )
+    case.import_package(demo_package(), district_id=orgs.district.id)
+    school_class = services.get_or_create_class(orgs.school, "七年级（3）班", grade="g7")
+    services.set_class_edition(admin, school_class.id, "math", "pep")
+    volume = next(v for v in services.list_volumes("math", "pep"))
+    calendar = services.create_calendar(
+        admin, {**TERM, "volume_id": volume.id, "district_id": orgs.district.id}
+    )
+    return {"calendar": calendar.id, "volume": volume.id, "class": school_class.id}
 
 
-def _shot(page, name: str) -> None:
-    folder = os.environ.get("SHUYUAN_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
-
-
-def _log_in(context, base: str):
-    page = context.new_page()
-    page.goto(f"{base}/login")
-    page.locator("input[name=email]").fill("district@browser.test")
-    page.locator("input[name=password]").fill("password123")
-    page.locator("form button[type=submit]").last.click()
-    page.wait_for_url(f"{base}/")
-    return page
+site = site_fixture("district-browser", _seed)
 
 
 def _weeks_of(site) -> dict[int, list[int]]:
@@ -72,8 +43,7 @@ def _weeks_of(site) -> dict[int, list[int]]:
 
 def test_district_admin_moves_lessons_by_keyboard_and_drag_and_marks_an_exam_week(site, browser):
     base = site["base"]
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-    page = _log_in(context, base)
+    page = logged_in(browser, base, "district@browser.test", locale="zh-CN", viewport=DESKTOP)
     page.get_by_role("link", name="本周", exact=True).click()
     expect(page.locator("body")).not_to_contain_text("你的班级本周没有教学日历")
     picker = page.locator("#district-classes")
@@ -104,7 +74,7 @@ def test_district_admin_moves_lessons_by_keyboard_and_drag_and_marks_an_exam_wee
     # The last week becomes an exam week.
     last = max(before)
     page.locator(f'select[name="kind-{last}"]').select_option("exam")
-    _shot(page, "calendar-grid-before-save.png")
+    shot(page, "calendar-grid-before-save.png")
     page.get_by_role("button", name="保存为新版本").click()
     expect(page.locator(".flash-success")).to_be_visible()
 
@@ -112,14 +82,13 @@ def test_district_admin_moves_lessons_by_keyboard_and_drag_and_marks_an_exam_wee
     assert node in after[4] and node not in after[3]
     assert dragged_node in after[9] and dragged_node not in after[6]
     expect(page.locator(f"#week-{last}.kind-exam")).to_be_visible()
-    _shot(page, "calendar-grid-saved.png")
-    context.close()
+    shot(page, "calendar-grid-saved.png")
+    page.context.close()
 
 
 def test_keyboard_alone_in_english(site, browser):
     base = site["base"]
-    context = browser.new_context(locale="en", viewport={"width": 390, "height": 844})
-    page = _log_in(context, base)
+    page = logged_in(browser, base, "district@browser.test", locale="en", viewport=PHONE)
     page.goto(f"{base}/curriculum/calendars/{site['calendar']}?lang=en")
     lesson = page.locator("#week-10 .cal-lesson").first
     node = int(lesson.get_attribute("data-node"))
@@ -132,13 +101,12 @@ def test_keyboard_alone_in_english(site, browser):
     expect(page.locator(".flash-success")).to_be_visible()
     assert node in _weeks_of(site)[8]
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-    context.close()
+    page.context.close()
 
 
 def test_coverage_map_is_compact_and_its_header_sticks(site, browser):
     base = site["base"]
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
-    page = _log_in(context, base)
+    page = logged_in(browser, base, "district@browser.test", locale="zh-CN", viewport=DESKTOP)
     page.goto(f"{base}/curriculum/volumes/{site['volume']}/coverage")
     wrap = page.locator("#heat-wrap")
     expect(wrap).to_be_visible()
@@ -155,5 +123,5 @@ def test_coverage_map_is_compact_and_its_header_sticks(site, browser):
     assert page.locator("table.heat tr.kp").first.is_hidden()
     page.get_by_label("显示知识点").check()
     expect(page.locator("table.heat tr.kp").first).to_be_visible()
-    _shot(page, "coverage-compact.png")
-    context.close()
+    shot(page, "coverage-compact.png")
+    page.context.close()

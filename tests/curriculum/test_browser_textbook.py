@@ -4,14 +4,10 @@ a lesson in one click; then filter the resource catalog and search by chapter.""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.catalog import services as catalog
 from app.catalog.models import Resource
@@ -19,76 +15,58 @@ from app.common.events import commit
 from app.curriculum import case, services
 from app.curriculum.models import Level, Node
 from app.extensions import db
-from app.search.analysis import warm_up
-from tests.browser import NEEDS_CHROMIUM, serve
-from tests.conftest import Orgs, make_app
-from tests.curriculum.conftest import demo_package
+from tests.browser import NEEDS_CHROMIUM, add_user, shot, site_fixture
+from tests.conftest import Orgs
+from tests.curriculum.conftest import demo_package, lessons_of_unit
 
 pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("textbook-browser")
-    app = make_app(f"sqlite:///{instance / 'textbook.db'}", str(instance))
-    warm_up()
-    with app.app_context():
-        db.create_all()
-        orgs = Orgs()
-        teacher = accounts.create_user(
-            "teacher@browser.test", "王老师", "password123", school=orgs.school
-        )
-        accounts.assign_role(teacher, Role.TEACHER, school=orgs.school)
-        case.import_package(demo_package(), district_id=orgs.district.id)
-        db.session.commit()
-        units = list(
-            db.session.execute(
-                select(Node)
-                .where(Node.level == Level.UNIT, Node.edition == "pep")
-                .order_by(Node.position, Node.seq)
-            ).scalars()
-        )
-        second = units[1]
-        lesson = db.session.execute(
+def _seed():
+    orgs = Orgs()
+    teacher = add_user("teacher@browser.test", "王老师", Role.TEACHER, school=orgs.school)
+    case.import_package(demo_package(), district_id=orgs.district.id)
+    db.session.commit()
+    units = list(
+        db.session.execute(
             select(Node)
-            .where(Node.level == Level.LESSON, Node.unit_identifier == second.identifier)
-            .order_by(Node.order_in_volume)
-            .limit(1)
-        ).scalar_one()
-        made = {}
-        for title, kind in (("加法微课", "video"), ("加法练习", "exercise")):
-            resource = catalog.create_content(
-                teacher,
-                Resource,
-                {"kind": kind, "title": title, "subject": "math", "visibility": "region"},
-            )
-            catalog.submit_content(teacher, Resource, resource.content_id)
-            services.align(teacher, lesson.id, "resource", resource.content_id)
-            made[title] = resource.content_id
-        other = catalog.create_content(
+            .where(Node.level == Level.UNIT, Node.edition == "pep")
+            .order_by(Node.position, Node.seq)
+        ).scalars()
+    )
+    second = units[1]
+    lesson = lessons_of_unit(second)[0]
+    made = {}
+    for title, kind in (("加法微课", "video"), ("加法练习", "exercise")):
+        resource = catalog.create_content(
             teacher,
             Resource,
-            {
-                "kind": "document",
-                "title": "加法讲义（未对齐）",
-                "subject": "math",
-                "visibility": "region",
-            },
+            {"kind": kind, "title": title, "subject": "math", "visibility": "region"},
         )
-        catalog.submit_content(teacher, Resource, other.content_id)
-        commit()
-        ids = {"unit": second.id, "unit_title": second.title, "lesson": lesson.id}
-        ids["lesson_title"] = lesson.title
-    with serve(app) as base_url:
-        yield {"base": base_url, **ids}
-    with app.app_context():
-        db.engine.dispose()
+        catalog.submit_content(teacher, Resource, resource.content_id)
+        services.align(teacher, lesson.id, "resource", resource.content_id)
+        made[title] = resource.content_id
+    other = catalog.create_content(
+        teacher,
+        Resource,
+        {
+            "kind": "document",
+            "title": "加法讲义（未对齐）",
+            "subject": "math",
+            "visibility": "region",
+        },
+    )
+    catalog.submit_content(teacher, Resource, other.content_id)
+    commit()
+    return {
+        "unit": second.id,
+        "unit_title": second.title,
+        "lesson": lesson.id,
+        "lesson_title": lesson.title,
+    }
 
 
-def _shot(page, name: str) -> None:
-    folder = os.environ.get("SHUYUAN_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
+site = site_fixture("textbook-browser", _seed, warm_search=True)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +91,7 @@ def test_browse_the_textbook_tree_to_a_lesson(site, browser, viewport):
     lesson = page.locator(f'.tb-lesson[data-node="{site["lesson"]}"]')
     expect(lesson).to_contain_text("加法微课")
     expect(lesson).to_contain_text("加法练习")
-    _shot(page, f"textbook-browser-{viewport['width']}.png")
+    shot(page, f"textbook-browser-{viewport['width']}.png")
     # The lesson is one click away.
     lesson.get_by_role("link", name=site["lesson_title"]).click()
     expect(page).to_have_url(f"{base}/curriculum/nodes/{site['lesson']}")
@@ -142,7 +120,7 @@ def test_catalog_and_search_filter_by_chapter(site, browser):
     page.locator("form.chapter-filter button[type=submit]").click()
     expect(page.locator(".search-results")).to_contain_text("加法微课")
     expect(page.locator(".search-results")).not_to_contain_text("加法讲义")
-    _shot(page, "search-chapter-filter.png")
+    shot(page, "search-chapter-filter.png")
     context.close()
     # The long chapter names fit a phone's filter panel.
     phone = browser.new_context(locale="zh-CN", viewport={"width": 390, "height": 844})

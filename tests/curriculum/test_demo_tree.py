@@ -17,16 +17,6 @@ from app.extensions import db
 CONTENT = Path(__file__).resolve().parents[2] / "content" / "curriculum"
 
 
-def _children(node: Node) -> list[Node]:
-    return list(
-        db.session.execute(
-            select(Node)
-            .where(Node.parent_identifier == node.identifier)
-            .order_by(Node.position, Node.seq)
-        ).scalars()
-    )
-
-
 def _by_code(code: str) -> Node | None:
     return db.session.execute(
         select(Node).where(
@@ -52,12 +42,12 @@ def test_chapters_hold_sections_that_hold_subsections(curriculum):
             select(Node).where(Node.identifier == section.parent_identifier)
         ).scalar_one()
         assert unit.level == Level.UNIT and unit.code == code.split(".")[0]
-        lessons = [n.code for n in _children(section) if n.level == Level.LESSON]
+        lessons = [n.code for n in services.children_of(section) if n.level == Level.LESSON]
         assert lessons == subsections
     # 节 taught whole: lessons straight under their chapter.
     for code in ("1.1", "3.1", "3.2", "4.1", "4.2", "5.2", "5.3"):
         lesson = curriculum.lesson("pep", code)
-        assert _children(lesson)[0].level == Level.KNOWLEDGE_POINT
+        assert services.children_of(lesson)[0].level == Level.KNOWLEDGE_POINT
     # The 2012 edition's numbering is gone.
     for code in ("4.2.1", "4.2.2", "4.2.3", "5.2.1", "5.2.2", "6.4"):
         assert _by_code(code) is None
@@ -67,7 +57,7 @@ def test_every_chapter_ends_with_activity_summary_and_review(curriculum):
     units = services.units_of_volume(curriculum.volume("pep"))
     assert [u.code for u in units] == ["1", "2", "3", "4", "5", "6"]
     for number, unit in enumerate(units, start=1):
-        titles = [n.title for n in _children(unit) if n.level == Level.OTHER]
+        titles = [n.title for n in services.children_of(unit) if n.level == Level.OTHER]
         assert titles[:3] == ["数学活动", "小结", f"复习题{number}"]
     lessons = services.lessons_of_volume(curriculum.volume("pep"))
     assert [n.code for n in lessons][:7] == [

@@ -8,6 +8,7 @@ from app.curriculum import services
 from app.curriculum.models import Level, Node
 from app.curriculum.services import browse
 from app.extensions import db
+from tests.curriculum.conftest import lessons_of_unit
 
 
 def _first_unit(edition="pep") -> Node:
@@ -19,16 +20,6 @@ def _first_unit(edition="pep") -> Node:
         )
         .scalars()
         .first()
-    )
-
-
-def _lessons(unit: Node) -> list[Node]:
-    return list(
-        db.session.execute(
-            select(Node)
-            .where(Node.level == Level.LESSON, Node.unit_identifier == unit.identifier)
-            .order_by(Node.order_in_volume)
-        ).scalars()
     )
 
 
@@ -47,7 +38,7 @@ def test_selectors_narrow_and_default_to_the_first_choice(curriculum):
 def test_contents_count_resources_per_node(curriculum, klass, publish):
     volume = curriculum.volume("pep")
     unit = _first_unit()
-    first, second = _lessons(unit)[:2]
+    first, second = lessons_of_unit(unit)[:2]
     a = publish(klass.teacher, "正数和负数 微课")
     b = publish(klass.teacher, "数轴 练习", kind="exercise")
     hidden = publish(klass.teacher, "私有", visibility="private")
@@ -68,7 +59,7 @@ def test_contents_count_resources_per_node(curriculum, klass, publish):
 
 def test_browse_page_in_both_languages(client, login, curriculum, klass, publish):
     unit = _first_unit()
-    lesson = _lessons(unit)[0]
+    lesson = lessons_of_unit(unit)[0]
     content_id = publish(klass.teacher, "正数和负数 微课")
     services.align(klass.teacher, lesson.id, "resource", content_id)
     db.session.commit()
@@ -89,7 +80,7 @@ def test_browse_page_in_both_languages(client, login, curriculum, klass, publish
 
 def test_resource_catalog_filters_by_edition_and_chapter(client, curriculum, klass, publish):
     unit = _first_unit()
-    lesson = _lessons(unit)[0]
+    lesson = lessons_of_unit(unit)[0]
     bnu_lesson = db.session.execute(
         select(Node).where(Node.level == Level.LESSON, Node.edition == "bnu").limit(1)
     ).scalar_one()

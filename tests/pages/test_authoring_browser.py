@@ -6,6 +6,7 @@ pictures and video posters on the catalog cards."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import shutil
@@ -18,7 +19,7 @@ from app.catalog import services as catalog
 from app.catalog.models import Course, Resource
 from app.common.events import commit
 from app.extensions import db
-from tests.browser import NEEDS_CHROMIUM
+from tests.browser import DESKTOP, NEEDS_CHROMIUM, log_in
 from tests.catalog.helpers import fresh, make_content
 from tests.media.conftest import webm_clip
 
@@ -30,18 +31,18 @@ WEBM_HEAD = (
 )
 
 
-def _login(page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("#email", email)
-    page.fill("#password", "password123")
-    page.click("main form button[type=submit]")
-    page.wait_for_load_state()
-
-
-def _context(browser, english: bool = False):
-    return browser.new_context(
-        locale="en-US" if english else "zh-CN", viewport={"width": 1280, "height": 900}
-    )
+@contextlib.contextmanager
+def _signed_in(browser, base: str, email: str, english: bool = False):
+    """A desktop page (Chinese, or English) logged in as ``email``, with the list its
+    script errors are collected in; its browser context is closed afterwards."""
+    context = browser.new_context(locale="en-US" if english else "zh-CN", viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        errors = _errors(page)
+        log_in(page, base, email)
+        yield page, errors
+    finally:
+        context.close()
 
 
 def _errors(page) -> list[str]:
@@ -77,11 +78,7 @@ def test_upload_from_the_editor_shows_progress_and_resumes_with_the_missing_part
     # 17 MiB: three parts of the multipart upload (8 + 8 + 1 MiB).
     path = tmp_path / "京剧身段.webm"
     path.write_bytes(WEBM_HEAD + bytes(17 * 1024 * 1024 - len(WEBM_HEAD)))
-    context = _context(browser)
-    try:
-        page = context.new_page()
-        errors = _errors(page)
-        _login(page, live_server, email)
+    with _signed_in(browser, live_server, email) as (page, errors):
         page.goto(f"{live_server}/me/resources/{content_id}/edit")
         expect(page.locator("#files")).to_contain_text("把文件拖到这里")
 
@@ -118,8 +115,6 @@ def test_upload_from_the_editor_shows_progress_and_resumes_with_the_missing_part
         page.wait_for_selector("#files .current-name", timeout=30_000)
         expect(page.locator("#files .current-name")).to_have_text("京剧身段.webm")
         assert not errors, errors
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("english", [False, True])
@@ -135,11 +130,7 @@ def test_an_upload_is_refused_before_any_byte_while_in_review(
         if english
         else "请先撤回审核，再上传文件。未发送任何数据。"
     )
-    context = _context(browser, english)
-    try:
-        page = context.new_page()
-        errors = _errors(page)
-        _login(page, live_server, email)
+    with _signed_in(browser, live_server, email, english) as (page, errors):
         if english:
             page.goto(f"{live_server}/lang/en")
         requests: list[str] = []
@@ -178,8 +169,6 @@ def test_an_upload_is_refused_before_any_byte_while_in_review(
             f"POST {live_server}/api/v1/media/uploads"
         ], requests
         assert not errors, errors
-    finally:
-        context.close()
 
 
 def _course_with_items(teacher, titles: list[str]) -> tuple[str, list[str]]:
@@ -215,11 +204,7 @@ def test_the_item_picker_searches_and_adds_a_resource(browser, live_server, make
     for n in range(30):
         make_content(other, Resource, "published", title=f"京剧唱段 {n}", kind="audio")
     wanted = make_content(other, Resource, "published", title="西湖龙井茶艺", kind="video")
-    context = _context(browser)
-    try:
-        page = context.new_page()
-        errors = _errors(page)
-        _login(page, live_server, email)
+    with _signed_in(browser, live_server, email) as (page, errors):
         page.goto(f"{live_server}/me/courses/{course}/edit")
         page.click("#section-0 details summary")
         picker = page.locator("#picker-0")
@@ -237,19 +222,13 @@ def test_the_item_picker_searches_and_adds_a_resource(browser, live_server, make
         expect(page.locator("#section-0 li.item")).to_contain_text(["西湖龙井茶艺"])
         assert _stored_order(course) == [wanted]
         assert not errors, errors
-    finally:
-        context.close()
 
 
 def test_items_reorder_with_the_keyboard_and_by_dragging(browser, live_server, make_user):
     teacher = make_user("teacher")
     email = teacher.email
     course, (a, b, c) = _course_with_items(teacher, ["生角", "旦角", "丑角"])
-    context = _context(browser)
-    try:
-        page = context.new_page()
-        errors = _errors(page)
-        _login(page, live_server, email)
+    with _signed_in(browser, live_server, email) as (page, errors):
         page.goto(f"{live_server}/me/courses/{course}/edit")
         status = page.locator("#reorder-status")
 
@@ -285,8 +264,6 @@ def test_items_reorder_with_the_keyboard_and_by_dragging(browser, live_server, m
         page.reload()
         assert _item_titles(page) == ["丑角", "旦角"]
         assert not errors, errors
-    finally:
-        context.close()
 
 
 def _png() -> bytes:
@@ -318,11 +295,7 @@ def test_cover_pictures_and_video_posters_on_the_catalog_cards(
         assert response.status_code == 200
         catalog.submit_content(fresh(teacher), Resource, video)
         commit()
-    context = _context(browser)
-    try:
-        page = context.new_page()
-        errors = _errors(page)
-        _login(page, live_server, email)
+    with _signed_in(browser, live_server, email) as (page, errors):
         page.goto(f"{live_server}/me/courses/{course}/edit")
         page.set_input_files("#cover-file", str(cover))
         page.click("#cover button[type=submit]")
@@ -349,8 +322,6 @@ def test_cover_pictures_and_video_posters_on_the_catalog_cards(
             expect(card.locator(".card-duration")).to_have_text("0:03")
             expect(card.locator(".card-kind")).to_contain_text("视频")
         assert not errors, errors
-    finally:
-        context.close()
 
 
 def test_descriptions_are_written_in_the_rich_text_editor(browser, live_server, make_user):
@@ -359,11 +330,7 @@ def test_descriptions_are_written_in_the_rich_text_editor(browser, live_server, 
     course = make_content(
         teacher, Course, "draft", title="京剧入门", description_html="<p>旧的</p>"
     )
-    context = _context(browser)
-    try:
-        page = context.new_page()
-        errors = _errors(page)
-        _login(page, live_server, email)
+    with _signed_in(browser, live_server, email) as (page, errors):
         page.goto(f"{live_server}/me/courses/{course}/edit")
         editor = page.locator("#description_html-editor")
         expect(editor).to_have_text("旧的")  # the stored HTML is shown in the editor
@@ -385,5 +352,3 @@ def test_descriptions_are_written_in_the_rich_text_editor(browser, live_server, 
         stored = _working(Course, course).description_html
         assert stored == "<p><strong>唱念做打 四功</strong></p>", stored
         assert not errors, errors
-    finally:
-        context.close()

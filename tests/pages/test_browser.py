@@ -4,69 +4,25 @@ catalog and course page fit a phone screen."""
 
 from __future__ import annotations
 
-import os
-import re
-from pathlib import Path
-
-import pytest
 from playwright.sync_api import expect
 
-from app.accounts import services as accounts
 from app.accounts.models import Role
-from app.extensions import db
-from app.search.analysis import warm_up
-from tests.browser import NEEDS_CHROMIUM, serve
-from tests.conftest import Orgs, make_app
+from tests.browser import NEEDS_CHROMIUM, add_user, field, log_in, site_fixture
+from tests.browser import shot as _shot  # under the name the test body uses
+from tests.conftest import Orgs
 
 pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """The app on a real port with a SQLite file database, a teacher and a student."""
-    instance = tmp_path_factory.mktemp("browser-instance")
-    app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance))
-    with app.app_context():
-        db.create_all()
-        orgs = Orgs()
-        for email, name, role in (
-            ("teacher@browser.test", "王老师", Role.TEACHER),
-            ("student@browser.test", "李同学", Role.STUDENT),
-        ):
-            user = accounts.create_user(email, name, "password123", school=orgs.school)
-            accounts.assign_role(user, role, school=orgs.school)
-        db.session.commit()
-    # Publishing indexes the course; load jieba's dictionary now (as the production
-    # server does at start) rather than inside the first publish on a loaded machine.
-    warm_up()
-    with serve(app) as base_url:
-        yield base_url
-    with app.app_context():
-        db.engine.dispose()
+def _seed():
+    """A teacher and a student of one school."""
+    orgs = Orgs()
+    add_user("teacher@browser.test", "王老师", Role.TEACHER, school=orgs.school)
+    add_user("student@browser.test", "李同学", Role.STUDENT, school=orgs.school)
 
 
-def _log_in(page, base: str, email: str) -> None:
-    page.goto(f"{base}/login")
-    field(page, "邮箱").fill(email)
-    field(page, "密码").fill("password123")
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(f"{base}/")
-
-
-def field(page, text: str):
-    """The form control labelled ``text`` (a required field's label ends in "*").  Only
-    inputs, selects and text areas: the rich-text editor's toolbar has buttons with
-    aria-labels too (its heading picker is "标题", like the title field)."""
-    return page.get_by_label(re.compile(rf"^{re.escape(text)}( \*)?$")).and_(
-        page.locator("input, select, textarea")
-    )
-
-
-def _shot(page, name: str) -> None:
-    """Full-page screenshot into $SHUYUAN_SCREENSHOTS, for looking at the layout."""
-    folder = os.environ.get("SHUYUAN_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
+# Publishing indexes the course: jieba's dictionary is loaded before serving.
+site = site_fixture("browser-instance", _seed, warm_search=True)
 
 
 def _fits_the_screen(page) -> bool:
@@ -74,7 +30,7 @@ def _fits_the_screen(page) -> bool:
 
 
 def test_teacher_publishes_and_student_enrols(site, browser):
-    base = site
+    base = site["base"]
     # The teacher works on a phone too: the forms must fit a 390px screen.
     teacher = browser.new_context(
         locale="zh-CN",
@@ -90,7 +46,7 @@ def test_teacher_publishes_and_student_enrols(site, browser):
         "addEventListener('focusin', e => __focused.push(e.target.className), true);"
     )
     page.set_default_timeout(30_000)
-    _log_in(page, base, "teacher@browser.test")
+    log_in(page, base, "teacher@browser.test")
     expect(page.locator(".flash-success")).to_contain_text("欢迎，王老师")
 
     page.get_by_role("link", name="我的课程").first.click()
@@ -156,7 +112,7 @@ def test_teacher_publishes_and_student_enrols(site, browser):
     )
     phone = student.new_page()
     phone.set_default_timeout(30_000)
-    _log_in(phone, base, "student@browser.test")
+    log_in(phone, base, "student@browser.test")
     expect(phone.locator("#course-list")).to_contain_text("书法入门")
     assert _fits_the_screen(phone), "the catalog is wider than a phone screen"
     _shot(phone, "catalog-390.png")

@@ -3,9 +3,6 @@ explanations, and her portrait's knowledge map changes."""
 
 from __future__ import annotations
 
-import pytest
-
-from app.accounts import services as accounts
 from app.accounts.models import Role
 from app.catalog import services as catalog
 from app.catalog.models import Resource
@@ -13,124 +10,100 @@ from app.curriculum import case
 from app.curriculum import services as curriculum
 from app.extensions import db
 from app.portraits import sources
-from tests.browser import NEEDS_CHROMIUM, serve
-from tests.conftest import Orgs, make_app
+from tests.browser import NEEDS_CHROMIUM, add_user, log_in, site_fixture
+from tests.conftest import Orgs
 from tests.curriculum.conftest import TERM, demo_package
-from tests.pages.test_browser import field
 from tests.portraits.conftest import DAY
 
 pytestmark = NEEDS_CHROMIUM
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    instance = tmp_path_factory.mktemp("portraits-browser")
-    app = make_app(f"sqlite:///{instance / 'browser.db'}", str(instance), PORTRAITS_TODAY=DAY)
-    with app.app_context():
-        db.create_all()
-        orgs = Orgs()
-        people = {}
-        for email, name, role in (
-            ("teacher@quiz.test", "王老师", Role.TEACHER),
-            ("student@quiz.test", "李同学", Role.STUDENT),
-            ("admin@quiz.test", "区管理员", Role.DISTRICT_ADMIN),
-        ):
-            user = accounts.create_user(
-                email,
-                name,
-                "password123",
-                school=None if role == Role.DISTRICT_ADMIN else orgs.school,
-            )
-            scope = (
-                {"district": orgs.district}
-                if role == Role.DISTRICT_ADMIN
-                else {"school": orgs.school}
-            )
-            accounts.assign_role(user, role, **scope)
-            people[role] = user
-        case.import_package(demo_package(), district_id=orgs.district.id)
-        school_class = curriculum.get_or_create_class(orgs.school, "七年级（1）班", grade="g7")
-        curriculum.add_class_member(school_class, people[Role.TEACHER], "teacher")
-        curriculum.add_class_member(school_class, people[Role.STUDENT], "student")
-        admin = people[Role.DISTRICT_ADMIN]
-        curriculum.set_class_edition(admin, school_class.id, "math", "pep")
-        volume = [v for v in curriculum.list_volumes("math", "pep")][0]
-        curriculum.create_calendar(
-            admin, {**TERM, "volume_id": volume.id, "district_id": orgs.district.id}
-        )
-        db.session.commit()
-        kp = next(
-            lesson["knowledge_points"][0]
-            for view in sources.weeks_of(people[Role.STUDENT], 0)
-            for lesson in view.lessons
-            if lesson["knowledge_points"]
-        )
-        questions = [
-            {
-                "id": "q1",
-                "type": "single_choice",
-                "prompt": "下列哪个数是负数？",
-                "options": ["3", "-2", "0"],
-                "answer": 1,
-                "explanation": "小于零的数是负数。",
-                "knowledge_points": [kp.identifier],
-            },
-            {
-                "id": "q2",
-                "type": "true_false",
-                "prompt": "0 是正数。",
-                "answer": False,
-                "explanation": "0 既不是正数也不是负数。",
-                "knowledge_points": [kp.identifier],
-            },
-            {
-                "id": "q3",
-                "type": "numeric",
-                "prompt": "(-3) + 5 = ?",
-                "answer": 2,
-                "explanation": "异号相加。",
-                "knowledge_points": [kp.identifier],
-            },
-        ]
-        teacher = people[Role.TEACHER]
-        quiz = catalog.create_content(
-            teacher,
-            Resource,
-            {
-                "kind": "exercise",
-                "title": "课堂小测",
-                "visibility": "region",
-                "data": {"questions": questions},
-            },
-        )
-        orgs.district.requires_review = False
-        catalog.submit_content(teacher, Resource, quiz.content_id)
-        db.session.commit()
-        info = {
-            "quiz": quiz.content_id,
-            "skill": sources.canonical_skills({kp.identifier})[kp.identifier],
-            "kp": kp.title,
-        }
-    with serve(app) as base:
-        yield base, info
-    with app.app_context():
-        db.engine.dispose()
+def _seed():
+    orgs = Orgs()
+    people = {
+        Role.TEACHER: add_user("teacher@quiz.test", "王老师", Role.TEACHER, school=orgs.school),
+        Role.STUDENT: add_user("student@quiz.test", "李同学", Role.STUDENT, school=orgs.school),
+        Role.DISTRICT_ADMIN: add_user(
+            "admin@quiz.test", "区管理员", Role.DISTRICT_ADMIN, district=orgs.district
+        ),
+    }
+    case.import_package(demo_package(), district_id=orgs.district.id)
+    school_class = curriculum.get_or_create_class(orgs.school, "七年级（1）班", grade="g7")
+    curriculum.add_class_member(school_class, people[Role.TEACHER], "teacher")
+    curriculum.add_class_member(school_class, people[Role.STUDENT], "student")
+    admin = people[Role.DISTRICT_ADMIN]
+    curriculum.set_class_edition(admin, school_class.id, "math", "pep")
+    volume = [v for v in curriculum.list_volumes("math", "pep")][0]
+    curriculum.create_calendar(
+        admin, {**TERM, "volume_id": volume.id, "district_id": orgs.district.id}
+    )
+    db.session.commit()
+    kp = next(
+        lesson["knowledge_points"][0]
+        for view in sources.weeks_of(people[Role.STUDENT], 0)
+        for lesson in view.lessons
+        if lesson["knowledge_points"]
+    )
+    questions = [
+        {
+            "id": "q1",
+            "type": "single_choice",
+            "prompt": "下列哪个数是负数？",
+            "options": ["3", "-2", "0"],
+            "answer": 1,
+            "explanation": "小于零的数是负数。",
+            "knowledge_points": [kp.identifier],
+        },
+        {
+            "id": "q2",
+            "type": "true_false",
+            "prompt": "0 是正数。",
+            "answer": False,
+            "explanation": "0 既不是正数也不是负数。",
+            "knowledge_points": [kp.identifier],
+        },
+        {
+            "id": "q3",
+            "type": "numeric",
+            "prompt": "(-3) + 5 = ?",
+            "answer": 2,
+            "explanation": "异号相加。",
+            "knowledge_points": [kp.identifier],
+        },
+    ]
+    teacher = people[Role.TEACHER]
+    quiz = catalog.create_content(
+        teacher,
+        Resource,
+        {
+            "kind": "exercise",
+            "title": "课堂小测",
+            "visibility": "region",
+            "data": {"questions": questions},
+        },
+    )
+    orgs.district.requires_review = False
+    catalog.submit_content(teacher, Resource, quiz.content_id)
+    return {
+        "quiz": quiz.content_id,
+        "skill": sources.canonical_skills({kp.identifier})[kp.identifier],
+        "kp": kp.title,
+    }
 
 
-def test_student_answers_a_quiz_and_her_portrait_changes(live_server, browser):
+site = site_fixture("portraits-browser", _seed, PORTRAITS_TODAY=DAY)
+
+
+def test_student_answers_a_quiz_and_her_portrait_changes(site, browser):
     from playwright.sync_api import expect
 
-    base, info = live_server
+    base, info = site["base"], site
     context = browser.new_context(
         locale="zh-CN", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
     )
     page = context.new_page()
     page.set_default_timeout(20_000)
-    page.goto(f"{base}/login")
-    field(page, "邮箱").fill("student@quiz.test")
-    field(page, "密码").fill("password123")
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_url(f"{base}/")
+    log_in(page, base, "student@quiz.test")
 
     page.goto(f"{base}/portraits/")
     cell = page.locator(f'.pt-kp[data-skill="{info["skill"]}"]').first

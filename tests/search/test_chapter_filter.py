@@ -13,7 +13,7 @@ from app.curriculum import services as curriculum
 from app.curriculum.models import Level, Node
 from app.extensions import db
 from app.search import services
-from tests.curriculum.conftest import demo_package
+from tests.curriculum.conftest import demo_package, lessons_of_unit
 from tests.search.helpers import publish
 
 
@@ -40,12 +40,7 @@ def test_chapter_and_edition_filters(people, orgs, search_api):
         .scalars()
         .first()
     )
-    inside = db.session.execute(
-        select(Node)
-        .where(Node.level == Level.LESSON, Node.unit_identifier == unit.identifier)
-        .order_by(Node.order_in_volume)
-        .limit(1)
-    ).scalar_one()
+    inside = lessons_of_unit(unit)[0]
     outside = _lesson_in_other_unit(unit)
     aligned_in = publish(people.teacher, Resource, title="有理数 微课", kind="video")
     aligned_out = publish(people.teacher, Resource, title="有理数 练习", kind="exercise")

@@ -4,7 +4,6 @@ with its own database and storage, and a tampering proxy that can sit in front o
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,13 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from app.accounts import services as accounts
+from app.accounts.models import Role
+from app.common.events import commit
+from app.extensions import db
+from app.sharing.services import catalogs
+from tests.conftest import create_postgres_database
 
 ROOT = Path(__file__).resolve().parents[2]
 HOP_HEADERS = {
@@ -25,10 +31,81 @@ HOP_HEADERS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# A district-visible art video: what the shared catalogs of these tests select.
+ART_VIDEO = {
+    "kind": "video",
+    "visibility": "district",
+    "subject": "art",
+    "url": "https://example.org/v",
+}
+
+
+def instance_database(backend: str, folder: Path, name: str):
+    """The database of instance ``name``: a SQLite file in ``folder`` or a throwaway
+    PostgreSQL database; returned with the function that drops it."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / (name + '.db')}", lambda: None
+    return create_postgres_database()
+
+
+def release_databases(apps, drops) -> None:
+    """Once the instances have stopped: close the test's own connections to their
+    databases, then drop them."""
+    for application in apps:
+        with application.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    for drop in drops:
+        drop()
+
+
+def person(email: str, name: str, role, **scope):
+    """A user with ``role`` in ``scope`` (``school=`` or ``district=``), no password: the
+    tests call the instances with bearer tokens."""
+    user = accounts.create_user(email, name, None, **scope)
+    accounts.assign_role(user, role, **scope)
+    return user
+
+
+def publishing_district(region, district, school, teacher, admin):
+    """``region``, ``district`` and ``school`` (code, Chinese and English name each, each in
+    the one before) with a teacher of the school and an administrator of the district
+    (email and name each); committed.  Returns the district, the teacher and the admin."""
+    made = accounts.ensure_district(accounts.ensure_region(*region), *district)
+    in_school = accounts.ensure_school(made, *school)
+    teacher_user = person(*teacher, Role.TEACHER, school=in_school)
+    admin_user = person(*admin, Role.DISTRICT_ADMIN, district=made)
+    commit()
+    return made, teacher_user, admin_user
+
+
+def publish_art_catalog(admin, district, title: str):
+    """``district``'s shared catalog of art resources, released once ("第一版"); returned
+    with a bearer token of ``admin`` for the API."""
+    shared = catalogs.create_catalog(
+        admin, district.id, {"title": title, "rules": {"subject": ["art"]}}
+    )
+    catalogs.publish_release(admin, shared, "第一版")
+    _, token = accounts.issue_token(admin, "test")
+    return shared, token
+
+
+def api_call(method: str, url: str, token: str, **kw) -> requests.Response:
+    """A request to an instance's API with a bearer token."""
+    return requests.request(
+        method, url, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kw
+    )
+
+
+def request_subscription(subscriber, token: str, district_id: int, origin: str, uid: str, **more):
+    """The subscriber instance's district asks (by the API) for catalog ``uid`` of the
+    publisher at ``origin``; ``more`` adds fields (``auto_accept``)."""
+    return api_call(
+        "POST",
+        subscriber.url + "/api/v1/sharing/subscriptions",
+        token,
+        json={"district_id": district_id, "origin": origin, "catalog_uid": uid, **more},
+    )
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "condition"):
@@ -121,17 +198,14 @@ class Instance:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-class TamperProxy:
-    """Forwards to an instance; ``mode`` decides what it does to feed pages:
-    ``pass``, ``body`` (flip the body, keep the signature), ``wrong_key`` (re-sign with
-    a key the instance does not publish), ``replay`` (serve a recorded older page)."""
+class Proxy:
+    """A threaded HTTP server on ``port`` in front of ``upstream``: a subclass's ``_wsgi``
+    decides what it does with each request, :meth:`forward` passes one on."""
 
     def __init__(self, upstream: str, port: int):
         self.upstream = upstream
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
-        self.mode = "pass"
-        self.recorded: dict[str, tuple[int, list, bytes]] = {}
         self.server = make_server("127.0.0.1", port, self._wsgi, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -140,6 +214,32 @@ class TamperProxy:
 
     def stop(self):
         self.server.shutdown()
+
+    def forward(self, request: Request, headers: dict, **options):
+        """``request`` sent on upstream with ``headers``; returns the upstream's response
+        and its headers less the hop-by-hop ones."""
+        upstream = requests.request(
+            request.method,
+            self.upstream + request.full_path.rstrip("?"),
+            headers=headers,
+            data=request.get_data(),
+            allow_redirects=False,
+            timeout=60,
+            **options,
+        )
+        out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS]
+        return upstream, out_headers
+
+
+class TamperProxy(Proxy):
+    """Forwards to an instance; ``mode`` decides what it does to feed pages:
+    ``pass``, ``body`` (flip the body, keep the signature), ``wrong_key`` (re-sign with
+    a key the instance does not publish), ``replay`` (serve a recorded older page)."""
+
+    def __init__(self, upstream: str, port: int):
+        super().__init__(upstream, port)
+        self.mode = "pass"
+        self.recorded: dict[str, tuple[int, list, bytes]] = {}
 
     @Request.application
     def _wsgi(self, request: Request) -> Response:
@@ -150,15 +250,7 @@ class TamperProxy:
         if is_feed and self.mode == "replay" and "first" in self.recorded:
             status, out_headers, body = self.recorded["first"]
             return Response(body, status=status, headers=out_headers)
-        upstream = requests.request(
-            request.method,
-            self.upstream + request.full_path.rstrip("?"),
-            headers=headers,
-            data=request.get_data(),
-            allow_redirects=False,
-            timeout=60,
-        )
-        out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS]
+        upstream, out_headers = self.forward(request, headers)
         body = upstream.content
         if is_feed and upstream.status_code == 200:
             if self.mode == "pass" and "page=1" in request.query_string.decode():
@@ -170,11 +262,10 @@ class TamperProxy:
         return Response(body, status=upstream.status_code, headers=out_headers)
 
 
-def _resign(status: int, headers: list, body: bytes) -> list:
-    from cryptography.hazmat.primitives.asymmetric import ed25519
+def sign_feed_page(key, key_id: str, status: int, headers: dict, body: bytes) -> dict:
+    """``headers`` of a feed page answer (``status``, ``body``) with the content digest and
+    the signature a publisher adds, made with the Ed25519 ``key`` under ``key_id``."""
     from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
-
-    key = ed25519.Ed25519PrivateKey.generate()
 
     class Keys(HTTPSignatureKeyResolver):
         def resolve_private_key(self, key_id):
@@ -186,20 +277,27 @@ def _resign(status: int, headers: list, body: bytes) -> list:
     class Message:
         status_code = status
 
-        def __init__(self):
-            self.headers = {
-                k: v
-                for k, v in headers
-                if k.lower() not in ("signature", "signature-input", "content-digest")
-            }
-
     message = Message()
+    message.headers = dict(headers)
     HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=Keys()).sign(
         message,
-        key_id="not-a-published-key",
+        key_id=key_id,
         label="shuyuan",
         tag="shuyuan-feed",
         covered_component_ids=("@status", "content-type", "content-digest"),
         body=body,
     )
-    return list(message.headers.items())
+    return message.headers
+
+
+def _resign(status: int, headers: list, body: bytes) -> list:
+    """The page's headers signed again with a key the publisher does not publish."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    unsigned = {
+        k: v
+        for k, v in headers
+        if k.lower() not in ("signature", "signature-input", "content-digest")
+    }
+    key = ed25519.Ed25519PrivateKey.generate()
+    return list(sign_feed_page(key, "not-a-published-key", status, unsigned, body).items())

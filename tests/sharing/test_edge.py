@@ -24,7 +24,6 @@ from datetime import timedelta
 import pytest
 import requests
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from app.accounts import services as accounts
@@ -35,36 +34,38 @@ from app.common.events import commit
 from app.common.models import utcnow
 from app.extensions import db
 from app.sharing.models import FederatedItem
-from app.sharing.services import catalogs
-from tests.conftest import create_postgres_database, make_app
-from tests.sharing.instances import HOP_HEADERS, Instance, free_port, wait_until
+from tests.conftest import free_port, make_app
+from tests.sharing.instances import (
+    ART_VIDEO,
+    Instance,
+    Proxy,
+    api_call,
+    instance_database,
+    person,
+    publish_art_catalog,
+    publishing_district,
+    release_databases,
+    request_subscription,
+    wait_until,
+)
 
 SIZES = (700_000, 900_000, 500_000)  # three media objects (the second one is cut)
 CUT_AFTER = 300_000  # bytes of the second object served before the upstream dies
 
 
-class CountingProxy:
+class CountingProxy(Proxy):
     """Forwards to the upstream; counts media bytes and requests per hash; ``cut`` =
     (sha256, n, callback): serve n bytes of that object, call back (stops the upstream)
     and break the connection; ``drop_xapi``: deliver statement batches upstream but
     answer 502, as if the link died before the answer came back."""
 
     def __init__(self, upstream: str, port: int):
-        self.upstream = upstream
-        self.url = f"http://127.0.0.1:{port}"
+        super().__init__(upstream, port)
         self.served: collections.Counter = collections.Counter()
         self.media_requests: list[tuple[str, str | None]] = []
         self.cut: tuple[str, int, callable] | None = None
         self.drop_xapi = False
         self.lock = threading.Lock()
-        self.server = make_server("127.0.0.1", port, self._wsgi, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self):
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
 
     def reset_counts(self):
         with self.lock:
@@ -75,18 +76,9 @@ class CountingProxy:
     def _wsgi(self, request: Request) -> Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() != "host"}
         try:
-            upstream = requests.request(
-                request.method,
-                self.upstream + request.full_path.rstrip("?"),
-                headers=headers,
-                data=request.get_data(),
-                allow_redirects=False,
-                timeout=60,
-                stream=True,
-            )
+            upstream, out_headers = self.forward(request, headers, stream=True)
         except requests.RequestException:
             return Response("upstream unreachable", status=502)
-        out_headers = [(k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS]
         if request.method == "POST" and request.path.rstrip("/").endswith("/xapi/statements"):
             body = upstream.content
             if self.drop_xapi:
@@ -118,12 +110,6 @@ class CountingProxy:
         return Response(stream(), status=upstream.status_code, headers=out_headers)
 
 
-def _database(backend, folder, name):
-    if backend == "sqlite":
-        return f"sqlite:///{folder / (name + '.db')}", lambda: None
-    return create_postgres_database()
-
-
 def _media_bytes(index: int, size: int) -> bytes:
     seed = hashlib.sha256(f"media-{index}".encode()).digest()
     return (seed * (size // len(seed) + 1))[:size]
@@ -136,30 +122,19 @@ def _seed_upstream(app):
 
     with app.app_context():
         db.create_all()
-        region = accounts.ensure_region("xa", "雄安新区", "Xiong'an")
-        district = accounts.ensure_district(region, "rongcheng", "容城县", "Rongcheng")
-        school = accounts.ensure_school(district, "rc1", "容城一中", "Rongcheng No.1")
-        teacher = accounts.create_user("t@rc.test", "容城老师", None, school=school)
-        accounts.assign_role(teacher, Role.TEACHER, school=school)
-        admin = accounts.create_user("a@rc.test", "容城管理员", None, district=district)
-        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
-        commit()
+        district, teacher, admin = publishing_district(
+            ("xa", "雄安新区", "Xiong'an"),
+            ("rongcheng", "容城县", "Rongcheng"),
+            ("rc1", "容城一中", "Rongcheng No.1"),
+            teacher=("t@rc.test", "容城老师"),
+            admin=("a@rc.test", "容城管理员"),
+        )
         storage = get_storage()
         items = []
         for index, (title, size) in enumerate(
             zip(("古诗朗读", "几何作图", "英语听力"), SIZES, strict=True)
         ):
-            obj = catalog.create_content(
-                teacher,
-                Resource,
-                {
-                    "title": title,
-                    "kind": "video",
-                    "visibility": "district",
-                    "subject": "art",
-                    "url": "https://example.org/v",
-                },
-            )
+            obj = catalog.create_content(teacher, Resource, {"title": title, **ART_VIDEO})
             data = _media_bytes(index, size)
             sha = hashlib.sha256(data).hexdigest()
             storage.put_bytes(f"sha256/{sha}", data, "video/mp4")
@@ -180,11 +155,7 @@ def _seed_upstream(app):
             )
             catalog.submit_content(teacher, Resource, obj.content_id)
             items.append({"id": obj.content_id, "title": title, "sha": sha, "data": data})
-        shared = catalogs.create_catalog(
-            admin, district.id, {"title": "容城资源", "rules": {"subject": ["art"]}}
-        )
-        catalogs.publish_release(admin, shared, "第一版")
-        _, token = accounts.issue_token(admin, "test")
+        shared, token = publish_art_catalog(admin, district, "容城资源")
         lrs, secret = create_client("edge forwarding", district, ["all"])
         commit()
         return {
@@ -204,10 +175,8 @@ def _seed_edge(app, upstream_url, upstream_lrs):
         region = accounts.ensure_region("xa2", "雄安学校", "Xiong'an schools")
         district = accounts.ensure_district(region, "edge", "容城边缘节点", "Edge")
         school = accounts.ensure_school(district, "e1", "容城小学", "Rongcheng Primary")
-        admin = accounts.create_user("a@edge.test", "边缘管理员", None, district=district)
-        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
-        student = accounts.create_user("s@edge.test", "学生", None, school=school)
-        accounts.assign_role(student, Role.STUDENT, school=school)
+        admin = person("a@edge.test", "边缘管理员", Role.DISTRICT_ADMIN, district=district)
+        student = person("s@edge.test", "学生", Role.STUDENT, school=school)
         _, admin_token = accounts.issue_token(admin, "test")
         _, student_token = accounts.issue_token(student, "test")
         lrs, secret = create_client("classroom", district, ["all"])
@@ -225,8 +194,8 @@ def _seed_edge(app, upstream_url, upstream_lrs):
 def edge_setup(backend, tmp_path):
     up_port, proxy_port, edge_port = free_port(), free_port(), free_port()
     proxy_url, edge_url = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{edge_port}"
-    up_db, drop_up = _database(backend, tmp_path, "up")
-    edge_db, drop_edge = _database(backend, tmp_path, "edge")
+    up_db, drop_up = instance_database(backend, tmp_path, "up")
+    edge_db, drop_edge = instance_database(backend, tmp_path, "edge")
     (tmp_path / "up").mkdir()
     (tmp_path / "edge").mkdir()
     app_up = make_app(
@@ -280,12 +249,7 @@ def edge_setup(backend, tmp_path):
     finally:
         proxy.stop()
         _together(upstream.stop, edge.stop)
-        for application in (app_up, app_edge):
-            with application.app_context():
-                db.session.remove()
-                db.engine.dispose()
-        drop_up()
-        drop_edge()
+        release_databases((app_up, app_edge), (drop_up, drop_edge))
 
 
 def _together(*calls) -> None:
@@ -305,12 +269,6 @@ def _together(*calls) -> None:
         thread.join()
     if errors:
         raise errors[0]
-
-
-def _call(method, url, token, **kw):
-    return requests.request(
-        method, url, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kw
-    )
 
 
 def _quick_stop(instance: Instance) -> None:
@@ -339,7 +297,7 @@ def _media_of(s, content_id) -> bytes:
             .join(Resource, Resource.id == MediaAttachment.resource_id)
             .where(Resource.content_id == content_id)
         ).scalar_one()
-    response = _call("GET", f"{s.edge.url}/media/a/{attachment}", s.edge_seed["student"])
+    response = api_call("GET", f"{s.edge.url}/media/a/{attachment}", s.edge_seed["student"])
     assert response.status_code == 200, response.text[:300]
     return response.content
 
@@ -361,21 +319,18 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
     sizes = [len(i["data"]) for i in items]
 
     # The edge's district subscribes (auto-accept), the publishing district approves.
-    made = _call(
-        "POST",
-        s.edge.url + "/api/v1/sharing/subscriptions",
+    made = request_subscription(
+        s.edge,
         s.edge_seed["token"],
-        json={
-            "district_id": s.edge_seed["district_id"],
-            "origin": s.proxy.url,
-            "catalog_uid": s.up_seed["uid"],
-            "auto_accept": True,
-        },
+        s.edge_seed["district_id"],
+        s.proxy.url,
+        s.up_seed["uid"],
+        auto_accept=True,
     )
     assert made.status_code == 201, made.text
 
     def remote_requests():
-        return _call(
+        return api_call(
             "GET",
             f"{s.up.url}/api/v1/sharing/catalogs/{s.up_seed['catalog_id']}/remote-requests",
             s.up_seed["token"],
@@ -384,7 +339,7 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
     # The request may travel in a background job: wait until the publisher has it.
     [remote] = wait_until(remote_requests, 60, "the subscription request upstream")
     assert (
-        _call(
+        api_call(
             "POST",
             f"{s.up.url}/api/v1/sharing/remote-requests/{remote['id']}/decision",
             s.up_seed["token"],
@@ -415,12 +370,12 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
 
     # The edge keeps serving students from its own data: pages, browse, search, media.
     student = s.edge_seed["student"]
-    page = _call("GET", f"{s.edge.url}/resources/{ids[0]}", student)
+    page = api_call("GET", f"{s.edge.url}/resources/{ids[0]}", student)
     assert page.status_code == 200 and items[0]["title"] in page.text
     assert "容城县" in page.text  # marked with its source
-    browse = _call("GET", f"{s.edge.url}/resources", student)
+    browse = api_call("GET", f"{s.edge.url}/resources", student)
     assert all(i["title"] in browse.text for i in items)
-    found = _call("GET", f"{s.edge.url}/search", student, params={"q": items[2]["title"]})
+    found = api_call("GET", f"{s.edge.url}/search", student, params={"q": items[2]["title"]})
     assert found.status_code == 200 and ids[2] in found.text
     assert _media_of(s, ids[0]) == items[0]["data"]
     # Another run while the link is down fails softly and keeps the partial file.
@@ -497,7 +452,7 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
     assert report.complete and report.media.reused == 3 and s.proxy.media_requests == []
 
     # The publisher withdraws an item: the edge's link shows the withdrawn page.
-    withdrawn = _call(
+    withdrawn = api_call(
         "POST",
         f"{s.up.url}/api/v1/sharing/catalogs/{s.up_seed['catalog_id']}/withdrawals",
         s.up_seed["token"],
@@ -505,9 +460,9 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
     )
     assert withdrawn.status_code == 201, withdrawn.text
     assert _mirror(s).complete
-    gone = _call("GET", f"{s.edge.url}/resources/{ids[2]}", student)
+    gone = api_call("GET", f"{s.edge.url}/resources/{ids[2]}", student)
     assert gone.status_code == 410 and items[2]["title"] in gone.text
-    assert items[2]["title"] not in _call("GET", f"{s.edge.url}/resources", student).text
+    assert items[2]["title"] not in api_call("GET", f"{s.edge.url}/resources", student).text
     with s.app_edge.app_context():
         fed = db.session.get(FederatedItem, ids[2])
         assert fed.withdrawn_at is not None

@@ -17,47 +17,38 @@ from app.common.events import commit
 from app.extensions import db
 from app.sharing.models import RemoteRelease, SubscribedItem, Subscription, SyncLog
 from app.sharing.services import catalogs
-from tests.conftest import create_postgres_database, make_app
-from tests.sharing.instances import Instance, TamperProxy, free_port, wait_until
-
-
-def _database(backend, folder, name):
-    if backend == "sqlite":
-        return f"sqlite:///{folder / (name + '.db')}", lambda: None
-    return create_postgres_database()
+from tests.conftest import free_port, make_app
+from tests.sharing.instances import (
+    ART_VIDEO,
+    Instance,
+    TamperProxy,
+    api_call,
+    instance_database,
+    person,
+    publish_art_catalog,
+    publishing_district,
+    release_databases,
+    request_subscription,
+    wait_until,
+)
 
 
 def _seed_publisher(app):
     with app.app_context():
         db.create_all()
-        region = accounts.ensure_region("tj", "天津市", "Tianjin")
-        district = accounts.ensure_district(region, "hexi", "河西区", "Hexi")
-        school = accounts.ensure_school(district, "hx1", "河西一中", "Hexi No.1")
-        teacher = accounts.create_user("t@hexi.test", "河西老师", None, school=school)
-        accounts.assign_role(teacher, Role.TEACHER, school=school)
-        admin = accounts.create_user("a@hexi.test", "河西管理员", None, district=district)
-        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
-        commit()
+        district, teacher, admin = publishing_district(
+            ("tj", "天津市", "Tianjin"),
+            ("hexi", "河西区", "Hexi"),
+            ("hx1", "河西一中", "Hexi No.1"),
+            teacher=("t@hexi.test", "河西老师"),
+            admin=("a@hexi.test", "河西管理员"),
+        )
         ids = []
         for title in ("京剧入门", "茶艺", "天文观测"):
-            obj = catalog.create_content(
-                teacher,
-                Resource,
-                {
-                    "title": title,
-                    "kind": "video",
-                    "visibility": "district",
-                    "subject": "art",
-                    "url": "https://example.org/v",
-                },
-            )
+            obj = catalog.create_content(teacher, Resource, {"title": title, **ART_VIDEO})
             catalog.submit_content(teacher, Resource, obj.content_id)
             ids.append(obj.content_id)
-        shared = catalogs.create_catalog(
-            admin, district.id, {"title": "河西拓展课", "rules": {"subject": ["art"]}}
-        )
-        catalogs.publish_release(admin, shared, "第一版")
-        _, token = accounts.issue_token(admin, "test")
+        shared, token = publish_art_catalog(admin, district, "河西拓展课")
         commit()
         return {
             "ids": ids,
@@ -74,8 +65,7 @@ def _seed_subscriber(app):
         db.create_all()
         region = accounts.ensure_region("wh", "武汉市", "Wuhan")
         district = accounts.ensure_district(region, "jianghan", "江汉区", "Jianghan")
-        admin = accounts.create_user("a@wh.test", "江汉管理员", None, district=district)
-        accounts.assign_role(admin, Role.DISTRICT_ADMIN, district=district)
+        admin = person("a@wh.test", "江汉管理员", Role.DISTRICT_ADMIN, district=district)
         _, token = accounts.issue_token(admin, "test")
         commit()
         return {"district_id": district.id, "token": token}
@@ -103,8 +93,8 @@ def _state(app) -> dict:
 def federation(backend, tmp_path):
     a_port, proxy_port, b_port = free_port(), free_port(), free_port()
     proxy_url, b_url = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{b_port}"
-    a_db, drop_a = _database(backend, tmp_path, "a")
-    b_db, drop_b = _database(backend, tmp_path, "b")
+    a_db, drop_a = instance_database(backend, tmp_path, "a")
+    b_db, drop_b = instance_database(backend, tmp_path, "b")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a_conf = {"SHARING_ORIGIN": proxy_url, "SHARING_PEERS": [b_url]}
@@ -140,18 +130,7 @@ def federation(backend, tmp_path):
         proxy.stop()
         a.stop()
         b.stop()
-        for application in (app_a, app_b):
-            with application.app_context():
-                db.session.remove()
-                db.engine.dispose()
-        drop_a()
-        drop_b()
-
-
-def _call(method, url, token, **kw):
-    return requests.request(
-        method, url, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kw
-    )
+        release_databases((app_a, app_b), (drop_a, drop_b))
 
 
 def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(federation):
@@ -160,37 +139,20 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     uid, catalog_id = f.seeds["a"]["uid"], f.seeds["a"]["catalog_id"]
 
     # An origin outside the allow-list is refused before any request goes out.
-    refused = _call(
-        "POST",
-        f.b.url + "/api/v1/sharing/subscriptions",
-        b_token,
-        json={
-            "district_id": f.seeds["b"]["district_id"],
-            "origin": "http://127.0.0.1:9",
-            "catalog_uid": uid,
-        },
-    )
+    district_id = f.seeds["b"]["district_id"]
+    refused = request_subscription(f.b, b_token, district_id, "http://127.0.0.1:9", uid)
     assert refused.status_code == 403, refused.text[:500]
 
-    made = _call(
-        "POST",
-        f.b.url + "/api/v1/sharing/subscriptions",
-        b_token,
-        json={
-            "district_id": f.seeds["b"]["district_id"],
-            "origin": f.proxy.url,
-            "catalog_uid": uid,
-        },
-    )
+    made = request_subscription(f.b, b_token, district_id, f.proxy.url, uid)
     assert made.status_code == 201, made.text
     sub_id = made.json()["id"]
     sync_url = f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/sync"
     # Not approved yet: the feed is closed to B.
-    assert _call("POST", sync_url, b_token).json()["status"] == "pending"
+    assert api_call("POST", sync_url, b_token).json()["status"] == "pending"
 
     # The request goes out from a job once B's own request has answered.
     requests_list = wait_until(
-        lambda: _call(
+        lambda: api_call(
             "GET", f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/remote-requests", a_token
         ).json(),
         60,
@@ -199,7 +161,7 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     assert [(r["origin"], r["district_name"], r["status"]) for r in requests_list] == [
         (f.b.url, "江汉区", "pending")
     ]
-    approved = _call(
+    approved = api_call(
         "POST",
         f"{f.a.url}/api/v1/sharing/remote-requests/{requests_list[0]['id']}/decision",
         a_token,
@@ -207,17 +169,17 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     )
     assert approved.status_code == 200
 
-    synced = _call("POST", sync_url, b_token)
+    synced = api_call("POST", sync_url, b_token)
     assert synced.status_code == 200, synced.text
     assert synced.json() == {"status": "synced", "release_number": 1, "items": 3}
-    pending = _call(
+    pending = api_call(
         "GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending", b_token
     ).json()
     assert pending["number"] == 1 and pending["notes"] == "第一版"
     assert sorted(c["title"] for c in pending["diff"]["added"]) == sorted(
         ["京剧入门", "茶艺", "天文观测"]
     )
-    accepted = _call(
+    accepted = api_call(
         "POST",
         f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept",
         b_token,
@@ -226,7 +188,7 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     assert accepted.json()["accepted_number"] == 1
 
     # Unchanged feed: the ETag answers 304 and nothing is fetched again.
-    assert _call("POST", sync_url, b_token).json()["status"] == "up_to_date"
+    assert api_call("POST", sync_url, b_token).json()["status"] == "up_to_date"
 
     # The publisher changes an item and releases again; B sees a field-level diff.
     first_id = f.seeds["a"]["ids"][0]
@@ -239,10 +201,10 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
         catalog.submit_content(teacher, Resource, first_id)
         catalogs.publish_release(admin, catalogs.get_catalog(catalog_id), "修订")
         commit()
-    assert _call("POST", sync_url, b_token).json()["release_number"] == 2
-    diff = _call("GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending", b_token).json()[
-        "diff"
-    ]
+    assert api_call("POST", sync_url, b_token).json()["release_number"] == 2
+    diff = api_call(
+        "GET", f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/pending", b_token
+    ).json()["diff"]
     assert diff["counts"]["changed"] == 1 and diff["counts"]["added"] == 0
     [change] = diff["changed"]
     assert change["content_id"] == first_id
@@ -253,7 +215,7 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     with f.app_b.app_context():
         pinned = db.session.get(SubscribedItem, (sub_id, first_id))
         assert pinned.version == 1 and pinned.fields["title"] == "京剧入门"
-    _call(
+    api_call(
         "POST",
         f"{f.b.url}/api/v1/sharing/subscriptions/{sub_id}/accept",
         b_token,
@@ -287,7 +249,7 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
         ("replay", "replayed old release 1"),
     ):
         f.proxy.mode = mode
-        response = _call("POST", sync_url, b_token)
+        response = api_call("POST", sync_url, b_token)
         assert response.status_code == 409, (mode, response.text)
         assert response.json()["error"]["code"] == "feed_refused"
         assert reason in response.json()["error"]["message"], (mode, response.text)
@@ -305,21 +267,21 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
 
     # The honest feed still works afterwards.
     f.proxy.mode = "pass"
-    assert _call("POST", sync_url, b_token).json() == {
+    assert api_call("POST", sync_url, b_token).json() == {
         "status": "synced",
         "release_number": 3,
         "items": 4,
     }
 
     # Withdrawal on A reaches B at the next sync, without any acceptance.
-    withdrawn = _call(
+    withdrawn = api_call(
         "POST",
         f"{f.a.url}/api/v1/sharing/catalogs/{catalog_id}/withdrawals",
         a_token,
         json={"content_id": first_id, "reason": "版权到期"},
     )
     assert withdrawn.status_code == 201, withdrawn.text
-    assert _call("POST", sync_url, b_token).status_code == 200
+    assert api_call("POST", sync_url, b_token).status_code == 200
     with f.app_b.app_context():
         assert db.session.get(SubscribedItem, (sub_id, first_id)).withdrawn is True
         assert db.session.execute(select(func.count(RemoteRelease.id))).scalar_one() == 3

@@ -20,17 +20,24 @@ from app.common.models import utcnow
 from app.extensions import db
 from app.sharing.models import SubscribedItem, Subscription, Usage
 from app.sharing.services import usage
-from tests.conftest import make_app
-from tests.sharing.instances import Instance, free_port, wait_until
-from tests.sharing.test_federation import _call, _database, _seed_publisher, _seed_subscriber
+from tests.conftest import free_port, make_app
+from tests.sharing.instances import (
+    Instance,
+    api_call,
+    instance_database,
+    release_databases,
+    request_subscription,
+    wait_until,
+)
+from tests.sharing.test_federation import _seed_publisher, _seed_subscriber
 
 
 @pytest.fixture
 def pair(backend, tmp_path):
     a_port, b_port = free_port(), free_port()
     a_url, b_url = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
-    a_db, drop_a = _database(backend, tmp_path, "a")
-    b_db, drop_b = _database(backend, tmp_path, "b")
+    a_db, drop_a = instance_database(backend, tmp_path, "a")
+    b_db, drop_b = instance_database(backend, tmp_path, "b")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     app_a = make_app(a_db, str(tmp_path / "a"), SHARING_ORIGIN=a_url, SHARING_PEERS=[b_url])
@@ -47,16 +54,11 @@ def pair(backend, tmp_path):
     finally:
         a.stop()
         b.stop()
-        for application in (app_a, app_b):
-            with application.app_context():
-                db.session.remove()
-                db.engine.dispose()
-        drop_a()
-        drop_b()
+        release_databases((app_a, app_b), (drop_a, drop_b))
 
 
 def _usage_on_a(p) -> list[dict]:
-    response = _call(
+    response = api_call(
         "GET",
         f"{p.a.url}/api/v1/sharing/catalogs/{p.seeds['a']['catalog_id']}/usage?days=7",
         p.seeds["a"]["token"],
@@ -69,15 +71,8 @@ def test_single_worker_subscriber_request_sync_and_usage_reports(pair):
     p = pair
     a_token, b_token = p.seeds["a"]["token"], p.seeds["b"]["token"]
     catalog_id = p.seeds["a"]["catalog_id"]
-    made = _call(
-        "POST",
-        p.b.url + "/api/v1/sharing/subscriptions",
-        b_token,
-        json={
-            "district_id": p.seeds["b"]["district_id"],
-            "origin": p.a.url,
-            "catalog_uid": p.seeds["a"]["uid"],
-        },
+    made = request_subscription(
+        p.b, b_token, p.seeds["b"]["district_id"], p.a.url, p.seeds["a"]["uid"]
     )
     assert made.status_code == 201, made.text
     sub_id = made.json()["id"]
@@ -86,24 +81,24 @@ def test_single_worker_subscriber_request_sync_and_usage_reports(pair):
     # The job delivered the request: the publisher read B's keys from B's one worker.
     remote_url = f"{p.a.url}/api/v1/sharing/catalogs/{catalog_id}/remote-requests"
     listed = wait_until(
-        lambda: _call("GET", remote_url, a_token).json(), 60, "the request to arrive"
+        lambda: api_call("GET", remote_url, a_token).json(), 60, "the request to arrive"
     )
     assert [(r["origin"], r["district_name"]) for r in listed] == [(p.b.url, "江汉区")]
     assert wait_until(
-        lambda: _call("GET", sub_url, b_token).json()["remote_requested_at"], 30, "delivery"
+        lambda: api_call("GET", sub_url, b_token).json()["remote_requested_at"], 30, "delivery"
     )
     assert "request not delivered" not in p.b.log()
-    decided = _call(
+    decided = api_call(
         "POST",
         f"{p.a.url}/api/v1/sharing/remote-requests/{listed[0]['id']}/decision",
         a_token,
         json={"approve": True},
     )
     assert decided.status_code == 200
-    synced = _call("POST", sub_url + "/sync", b_token)
+    synced = api_call("POST", sub_url + "/sync", b_token)
     assert synced.status_code == 200, synced.text
     assert synced.json()["status"] == "synced"
-    assert _call("POST", sub_url + "/accept", b_token, json={"release": 1}).status_code == 200
+    assert api_call("POST", sub_url + "/accept", b_token, json={"release": 1}).status_code == 200
 
     # Usage counted on the subscriber (as its learning_event receiver does).
     today = utcnow().date()

@@ -9,7 +9,6 @@ import threading
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -20,7 +19,8 @@ from app.sharing.models import RemoteRelease, SubscribedItem, Subscription, Sync
 from app.sharing.services import federation
 from app.sharing.services.keys import FederationRefused
 from app.sharing.services.manifest import canonical, digest_of
-from tests.sharing.instances import free_port
+from tests.conftest import free_port
+from tests.sharing.instances import sign_feed_page
 
 UID = "11111111-2222-3333-4444-555555555555"
 
@@ -103,27 +103,9 @@ class HostilePeer:
         return self._signed(body)
 
     def _signed(self, body: bytes) -> Response:
-        key = self.key
-
-        class Keys(HTTPSignatureKeyResolver):
-            def resolve_private_key(self, key_id):
-                return key
-
-        class Message:
-            status_code = 200
-            headers = {"Content-Type": "application/json"}
-
-        message = Message()
-        message.headers = {"Content-Type": "application/json"}
-        HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=Keys()).sign(
-            message,
-            key_id="hostile",
-            label="shuyuan",
-            tag="shuyuan-feed",
-            covered_component_ids=("@status", "content-type", "content-digest"),
-            body=body,
-        )
-        return Response(body, status=200, headers=message.headers)
+        headers = {"Content-Type": "application/json"}
+        headers = sign_feed_page(self.key, "hostile", 200, headers, body)
+        return Response(body, status=200, headers=headers)
 
     def stop(self):
         self.server.shutdown()

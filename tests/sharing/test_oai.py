@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 
 from app.common.events import commit
 from app.sharing.services import catalogs
-from tests.sharing.instances import free_port
+from tests.conftest import free_port
 
 
 @pytest.fixture

@@ -25,11 +25,8 @@ import pytest
 from playwright.sync_api import expect
 
 from app.config import PROJECT_ROOT
-from app.extensions import db
-from app.search.analysis import warm_up
 from tests import axe
-from tests.browser import NEEDS_CHROMIUM, serve
-from tests.conftest import make_app
+from tests.browser import NEEDS_CHROMIUM, site_fixture
 from tests.english import english_in
 from tests.media.conftest import webm_clip
 
@@ -300,22 +297,15 @@ USERS = {
 
 
 # ------------------------------------------------------------------------------ runner
-@pytest.fixture(scope="module")
-def demo_site(tmp_path_factory):
+def _seed():
     from app.common.events import commit
     from app.demo import services as demo
 
-    instance = tmp_path_factory.mktemp("walkthrough")
-    app = make_app(f"sqlite:///{instance / 'demo.db'}", str(instance))
-    with app.app_context():
-        db.create_all()
-        demo.load_content(PROJECT_ROOT / "content")
-        commit()
-    warm_up()
-    with serve(app) as base_url:
-        yield base_url
-    with app.app_context():
-        db.engine.dispose()
+    demo.load_content(PROJECT_ROOT / "content")
+    commit()
+
+
+site = site_fixture("walkthrough", _seed, warm_search=True)
 
 
 _axe_checked: set[tuple[str, str]] = set()
@@ -345,7 +335,7 @@ def _check(page, walk: Walk, step: str, problems: list[str]) -> None:
 @pytest.mark.parametrize("width", list(VIEWPORTS))
 @pytest.mark.parametrize("lang", list(LANGUAGES))
 @pytest.mark.parametrize("user", list(USERS))
-def test_walkthrough(demo_site, browser, tmp_path, user, lang, width):
+def test_walkthrough(site, browser, tmp_path, user, lang, width):
     context = browser.new_context(
         locale=LANGUAGES[lang],
         viewport=VIEWPORTS[width],
@@ -355,7 +345,7 @@ def test_walkthrough(demo_site, browser, tmp_path, user, lang, width):
     )
     page = context.new_page()
     page.set_default_timeout(30_000)
-    walk = Walk(demo_site, lang, width, user, tmp_path)
+    walk = Walk(site["base"], lang, width, user, tmp_path)
     problems: list[str] = []
     report = ARTIFACTS / f"problems-{user}-{lang}-{width}.txt"
     report.unlink(missing_ok=True)

@@ -55,20 +55,39 @@ def _change(
     return redirect(editor_url(Course, content_id, anchor))
 
 
+def _form_change(
+    content_id: str,
+    form: str,
+    parsed: tuple[dict, object, dict],
+    change: Callable[[object], object],
+    ok_message: str,
+    anchor: str,
+):
+    """A change sent by a form: ``parsed`` is the form parser's (values, data, errors);
+    errors refuse it beside that form, else ``change(data)`` is made as by :func:`_change`."""
+    values, data, errors = parsed
+    if errors:
+        return _refused(content_id, form, values, errors)
+    return _change(content_id, lambda: change(data), ok_message, anchor, form, values)
+
+
+def _step(position: int, count: int) -> int:
+    """One step up or down from ``position`` as the form asks; at either end, no move."""
+    target = position - 1 if request.form.get("direction") == "up" else position + 1
+    return target if 0 <= target < count else position
+
+
 @bp.route("/me/courses/<content_id>/sessions", methods=["POST"])
 def add_session(content_id: str):
     user = require_login()
     services.get_working(user, Course, content_id)
-    values, session, errors = parse_session()
-    if errors:
-        return _refused(content_id, "session", values, errors)
-    return _change(
+    return _form_change(
         content_id,
-        lambda: services.add_session(user, content_id, session),
+        "session",
+        parse_session(),
+        lambda session: services.add_session(user, content_id, session),
         _("Session added."),
         "sessions",
-        "session",
-        values,
     )
 
 
@@ -87,16 +106,13 @@ def remove_session(content_id: str, index: int):
 def add_section(content_id: str):
     user = require_login()
     services.get_working(user, Course, content_id)
-    values, data, errors = section_form()
-    if errors:
-        return _refused(content_id, "section", values, errors)
-    return _change(
+    return _form_change(
         content_id,
-        lambda: services.add_section(user, content_id, data),
+        "section",
+        section_form(),
+        lambda data: services.add_section(user, content_id, data),
         _("Section added."),
         "sections-list",
-        "section",
-        values,
     )
 
 
@@ -104,17 +120,13 @@ def add_section(content_id: str):
 def rename_section(content_id: str, index: int):
     user = require_login()
     services.section_of(user, content_id, index)
-    values, data, errors = section_form()
-    form = f"section-{index}"
-    if errors:
-        return _refused(content_id, form, values, errors)
-    return _change(
+    return _form_change(
         content_id,
-        lambda: services.update_section(user, content_id, index, data),
+        f"section-{index}",
+        section_form(),
+        lambda data: services.update_section(user, content_id, index, data),
         _("Section renamed."),
         f"section-{index}",
-        form,
-        values,
     )
 
 
@@ -122,9 +134,7 @@ def rename_section(content_id: str, index: int):
 def move_section(content_id: str, index: int):
     user = require_login()
     course = services.section_of(user, content_id, index).course
-    target = index - 1 if request.form.get("direction") == "up" else index + 1
-    if not 0 <= target < len(course.sections):
-        target = index
+    target = _step(index, len(course.sections))
     return _change(
         content_id,
         lambda: services.move_section(user, content_id, index, target),
@@ -148,17 +158,13 @@ def remove_section(content_id: str, index: int):
 def add_item(content_id: str, index: int):
     user = require_login()
     services.section_of(user, content_id, index)
-    values, data, errors = item_form()
-    form = f"item-{index}"
-    if errors:
-        return _refused(content_id, form, values, errors)
-    return _change(
+    return _form_change(
         content_id,
-        lambda: services.add_item(user, content_id, index, data),
+        f"item-{index}",
+        item_form(),
+        lambda data: services.add_item(user, content_id, index, data),
         _("Resource added."),
         f"section-{index}",
-        form,
-        values,
     )
 
 
@@ -179,9 +185,7 @@ def move_item(content_id: str, index: int, item: int):
     dragging or with the keyboard through the API; this is the form without it)."""
     user = require_login()
     section = services.section_of(user, content_id, index)
-    target = item - 1 if request.form.get("direction") == "up" else item + 1
-    if not 0 <= target < len(section.items):
-        target = item
+    target = _step(item, len(section.items))
     return _change(
         content_id,
         lambda: services.move_item(user, content_id, index, item, index, target),

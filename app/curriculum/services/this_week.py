@@ -46,28 +46,24 @@ def _week_and_lessons(calendar: TeachingCalendar, week: int):
         .order_by(CalendarEntry.position)
     ).all()
     if not found:  # a week outside the calendar: no dates, and lessons only if planned
-        return None, list(
-            db.session.execute(
-                select(Node)
-                .join(CalendarEntry, CalendarEntry.node_id == Node.id)
-                .where(CalendarEntry.calendar_id == calendar.id, CalendarEntry.week == week)
-                .order_by(CalendarEntry.position)
-            ).scalars()
-        )
+        return None, _planned_lessons(calendar.id, week)
     return found[0][0], [node for _, node in found if node is not None]
 
 
-def lessons_for_week(user: User | None, calendar_id: int, week: int) -> list[Node]:
-    """The lessons planned for ``week`` of a calendar, in teaching order."""
-    calendar = get_calendar(user, calendar_id)
+def _planned_lessons(calendar_id: int, week: int) -> list[Node]:
     return list(
         db.session.execute(
             select(Node)
             .join(CalendarEntry, CalendarEntry.node_id == Node.id)
-            .where(CalendarEntry.calendar_id == calendar.id, CalendarEntry.week == week)
+            .where(CalendarEntry.calendar_id == calendar_id, CalendarEntry.week == week)
             .order_by(CalendarEntry.position)
         ).scalars()
     )
+
+
+def lessons_for_week(user: User | None, calendar_id: int, week: int) -> list[Node]:
+    """The lessons planned for ``week`` of a calendar, in teaching order."""
+    return _planned_lessons(get_calendar(user, calendar_id).id, week)
 
 
 def resources_for_week(user: User | None, calendar_id: int, week: int) -> list[Resource]:
