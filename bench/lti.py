@@ -301,31 +301,36 @@ def main() -> None:
     measure(args.browsers, args.launches, args.workers)
 
 
-def run_bare(platform: Platform, args, ok: set[int]) -> dict:
+def write_bare_config(platform: Platform, folder: str) -> Path:
+    """The bare pylti1p3 tool's registration (bench/lti_bare_tool.py reads it from
+    ``BARE_LTI_CONFIG``): the same platform as Shuyuan's, a fresh tool key."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from app.lti.services.keys import create_key  # noqa: F401  (same key format as Shuyuan)
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "bare.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "issuer": platform.issuer,
-                    "client_id": platform.client_id,
-                    "deployment_id": platform.deployment_id,
-                    "auth_login_url": platform.auth_url,
-                    "auth_token_url": platform.token_url,
-                    "key_set": {"keys": [platform.jwk]},
-                    "tool_private_key": pem,
-                }
-            )
+    config = Path(folder) / "bare.json"
+    config.write_text(
+        json.dumps(
+            {
+                "issuer": platform.issuer,
+                "client_id": platform.client_id,
+                "deployment_id": platform.deployment_id,
+                "auth_login_url": platform.auth_url,
+                "auth_token_url": platform.token_url,
+                "key_set": {"keys": [platform.jwk]},
+                "tool_private_key": pem,
+            }
         )
+    )
+    return config
+
+
+def run_bare(platform: Platform, args, ok: set[int]) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        config = write_bare_config(platform, folder)
         port = free_port()
         env = {**os.environ, "BARE_LTI_CONFIG": str(config), "BARE_SECRET_KEY": uuid.uuid4().hex}
         import subprocess

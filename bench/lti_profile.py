@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlparse
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import throwaway_postgres  # noqa: E402
-from bench.lti import prepare_shuyuan  # noqa: E402
+from bench.lti import prepare_shuyuan, write_bare_config  # noqa: E402
 from tests.lti.platform import Platform  # noqa: E402
 
 
@@ -47,31 +47,10 @@ def launch_once(app, platform: Platform, sub: str, custom: dict) -> int:
 
 def bare_cpu_ms(platform: Platform, launches: int) -> float:
     """CPU (this thread) of one login + launch of the bare pylti1p3 tool, in-process."""
-    import json
     import os
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
     with tempfile.TemporaryDirectory() as folder:
-        config = Path(folder) / "bare.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "issuer": platform.issuer,
-                    "client_id": platform.client_id,
-                    "deployment_id": platform.deployment_id,
-                    "auth_login_url": platform.auth_url,
-                    "auth_token_url": platform.token_url,
-                    "key_set": {"keys": [platform.jwk]},
-                    "tool_private_key": pem,
-                }
-            )
-        )
+        config = write_bare_config(platform, folder)
         os.environ["BARE_LTI_CONFIG"] = str(config)
         from bench.lti_bare_tool import app as bare
 
