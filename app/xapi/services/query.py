@@ -298,7 +298,8 @@ def _page_shape_and_params(
 
 
 def _related(table, kind: str, key: str):
-    """Statements that name the ``kind`` ("agent"/"activity") hashed ``key`` anywhere."""
+    """Statements that name the ``kind`` ("agent"/"activity") anywhere; ``key`` is the name
+    of the bound parameter that holds its hashed key."""
     return table.id.in_(
         select(_RELATIONS.statement_pk).where(
             _RELATIONS.district_id == bindparam("district"),
