@@ -9,6 +9,16 @@ of each phase, so the figures in docs/xapi.md can be traced to the frames that c
 
 Also prints the SQL statements one POST runs (the same count tests/xapi/test_queries.py
 asserts).
+
+``--gets N`` profiles the GET path instead: ``--statements`` (default 20,000, the small
+size of bench/xapi.py) are bulk-loaded with COPY, then N GETs of each kind of bench/xapi.py
+(agent, verb+since, activity; limit 25) go through the test client, and, for comparison,
+through the bare baseline's route (bench/xapi_bare.py) in the same process.  Printed per
+kind: CPU ms per GET (``time.process_time``, so the figure holds on a loaded machine) for
+both, the SQL Shuyuan runs for one GET, ``EXPLAIN ANALYZE`` of each of those statements
+with its real parameters, and pyinstrument's call tree::
+
+    .venv/bin/python bench/xapi_profile.py --gets 200
 """
 
 from __future__ import annotations
@@ -32,7 +42,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--html", help="also write the batch profile as HTML here")
+    parser.add_argument("--gets", type=int, default=0, help="profile N GETs of each kind instead")
+    parser.add_argument("--statements", type=int, default=20_000, help="bulk-loaded for --gets")
     args = parser.parse_args()
+    if args.gets:
+        profile_gets(args)
+        return
     from pyinstrument import Profiler
     from sqlalchemy import event
 
@@ -97,6 +112,109 @@ def main() -> None:
             print(profiler.output_text(unicode=False, color=False, show_all=False, timeline=False))
             if args.html and label.startswith("batches"):
                 Path(args.html).write_text(profiler.output_html())
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+def _explain(url: str, sql: str, parameters) -> list[str]:
+    """EXPLAIN ANALYZE of one statement as SQLAlchemy sent it (psycopg placeholders)."""
+    import psycopg
+
+    url = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, parameters)
+        return [line for (line,) in cur.fetchall()]
+
+
+def profile_gets(args) -> None:
+    import os
+    import time
+
+    from pyinstrument import Profiler
+    from sqlalchemy import event
+
+    from app import create_app
+    from app.accounts import services as accounts
+    from app.common.events import commit
+    from app.extensions import db
+    from app.xapi import services
+    from bench.xapi import bulk_load, query_paths
+
+    with throwaway_postgres() as url:
+        app = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "PLUGINS": [],
+                "INSTANCE_PATH": tempfile.mkdtemp(prefix="shuyuan-xapi-profile-"),
+                "SECRET_KEY": "profile",
+            }
+        )
+        with app.app_context():
+            db.create_all()
+            region = accounts.ensure_region("bench", "基准市", "Bench City")
+            district = accounts.ensure_district(region, "bench", "基准区", "Bench")
+            client, secret = services.create_client("bench", district, ["all"])
+            key, district_id = client.key, district.id
+            commit()
+            db.session.remove()
+            db.engine.dispose()
+        print(f"bulk-loading {args.statements:,} statements ...", flush=True)
+        bulk_load(url, district_id, args.statements)
+        os.environ["DATABASE_URL"] = url
+        os.environ["BARE_DISTRICT_ID"] = str(district_id)
+        from bench import xapi_bare
+
+        headers = {
+            "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode(),
+            "X-Experience-API-Version": "2.0.0",
+        }
+        http = app.test_client()
+        bare = xapi_bare.app.test_client()
+        with app.app_context():
+            engine = db.engine
+        for kind, paths in query_paths(args.gets, 25).items():
+            for path in paths[:10]:  # warm up (imports, connections, compiled cache)
+                assert http.get("/xapi/statements" + path, headers=headers).status_code == 200
+                assert bare.get("/statements" + path).status_code == 200
+            sent: list = []
+
+            def record(conn, cursor, statement, parameters, context, executemany, sent=sent):
+                sent.append((statement, parameters))
+
+            event.listen(engine, "before_cursor_execute", record)
+            http.get("/xapi/statements" + paths[0], headers=headers)
+            event.remove(engine, "before_cursor_execute", record)
+            figures = {}
+            for label, client_, prefix, extra in (
+                ("bare", bare, "/statements", {}),
+                ("shuyuan", http, "/xapi/statements", headers),
+            ):
+                cpu, wall = time.process_time(), time.perf_counter()
+                for path in paths:
+                    client_.get(prefix + path, headers=extra)
+                figures[label] = (
+                    (time.process_time() - cpu) * 1000 / len(paths),
+                    (time.perf_counter() - wall) * 1000 / len(paths),
+                )
+            print(
+                f"\n=== GET {kind}: Shuyuan {figures['shuyuan'][0]:.2f} ms CPU "
+                f"({figures['shuyuan'][1]:.2f} ms wall), bare {figures['bare'][0]:.2f} ms CPU "
+                f"({figures['bare'][1]:.2f} ms wall) per GET; {len(sent)} SQL statements ==="
+            )
+            for statement, parameters in sent:
+                print("  SQL:", " ".join(statement.split())[:400])
+                if statement.lstrip().upper().startswith("SELECT"):
+                    for line in _explain(url, statement, parameters):
+                        print("     ", line)
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
+            for path in paths:
+                http.get("/xapi/statements" + path, headers=headers)
+            profiler.stop()
+            print(profiler.output_text(unicode=False, color=False, show_all=False, timeline=False))
+        if xapi_bare._connection is not None:
+            xapi_bare._connection.close()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -6,6 +6,7 @@ cursor (one SELECT of the sequence and two COPYs, which SQLAlchemy's events do n
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from app.extensions import db
@@ -55,3 +56,42 @@ def test_a_repost_stores_nothing_and_runs_fewer(app, lrs):
     again = _statements_of(app, lrs, batch)  # same ids, same content: accepted, no insert
     assert not [s for s in again if s.lstrip().upper().startswith("INSERT")], again
     assert lrs.get(limit=50).json["statements"].__len__() == 20
+
+
+def test_a_page_is_one_query_after_the_client(app, lrs):
+    """A GET of a page: the client's look-up and one page query, whatever the filters; the
+    statements that target a match (StatementRef) come in the same query (issue 14)."""
+    posted = lrs.post(_batch(3)).get_json()
+    lrs.get(limit=1)  # the client's version is remembered once: not counted below
+    agent = json.dumps({"mbox": "mailto:teacher@example.org"})
+    for query in (
+        {"limit": 2},
+        {"verb": "http://adlnet.gov/expapi/verbs/experienced", "limit": 2},
+        {"agent": agent, "related_agents": "true", "ascending": "true"},
+        {"activity": "http://example.org/courses/c1", "related_activities": "true"},
+    ):
+        with count_statements(app) as statements:
+            response = lrs.get(**query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["statements"], query
+        sent = [s for s in statements if not s.startswith(("BEGIN", "COMMIT", "ROLLBACK"))]
+        assert len(sent) == 2, "\n".join(s[:160] for s in sent)
+    assert {s["id"] for s in lrs.get(limit=10).get_json()["statements"]} == set(posted)
+
+
+def test_a_statement_matching_twice_is_listed_once_in_order(lrs):
+    """A statement that matches the filter itself and also targets a matching statement is
+    in both halves of the page query: listed once, at its place, across `more` pages."""
+    verb = {"id": "http://example.org/verbs/twice"}
+    target = lrs.post(statement(verb=verb)).get_json()[0]
+    both = lrs.post(statement(verb=verb, object={"objectType": "StatementRef", "id": target}))
+    referring = lrs.post(statement(object={"objectType": "StatementRef", "id": target}))
+    newest_first = [referring.get_json()[0], both.get_json()[0], target]
+    first = lrs.get(verb=verb["id"], limit=2).get_json()
+    assert [s["id"] for s in first["statements"]] == newest_first[:2]
+    assert first["more"]
+    rest = lrs.client.get(first["more"], headers=lrs.headers()).get_json()
+    assert [s["id"] for s in rest["statements"]] == newest_first[2:]
+    assert rest["more"] == ""
+    oldest_first = lrs.get(verb=verb["id"], ascending="true").get_json()["statements"]
+    assert [s["id"] for s in oldest_first] == newest_first[::-1]
