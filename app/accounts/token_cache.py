@@ -40,6 +40,9 @@ _TOMBSTONE = "revoked"
 _FORGET = "shuyuan_forget_tokens"  # session.info: token hashes to tombstone after commit
 # Token columns whose change must reach every process (last_used_at is bookkeeping).
 _TOKEN_STATE = ("revoked_at", "expires_at", "user_id", "token_hash")
+# User columns that change on every log-in and say nothing about what the user may do: an
+# LTI launch or a password log-in must not cost a query for the user's tokens.
+_USER_BOOKKEEPING = frozenset({"last_login_at", "updated_at"})
 
 
 def _name(token_hash: str) -> str:
@@ -98,10 +101,10 @@ def _tombstone(hashes) -> None:
         cache.set(_name(token_hash), _TOMBSTONE, timeout * 2)
 
 
-def _changed(obj, columns=None) -> bool:
+def _changed(obj, columns=None, ignored=frozenset()) -> bool:
     state = inspect(obj)
     for attr in state.attrs:
-        if columns is not None and attr.key not in columns:
+        if (columns is not None and attr.key not in columns) or attr.key in ignored:
             continue
         if attr.history.has_changes():
             return True
@@ -124,7 +127,7 @@ def _after_flush(session, flush_context) -> None:
         if isinstance(obj, ApiToken) and _changed(obj, _TOKEN_STATE):
             hashes.add(obj.token_hash)
             hashes.update(inspect(obj).attrs.token_hash.history.deleted or ())
-        elif isinstance(obj, User) and _changed(obj):
+        elif isinstance(obj, User) and _changed(obj, ignored=_USER_BOOKKEEPING):
             user_ids.add(obj.id)
         elif isinstance(obj, RoleAssignment):
             user_ids.add(obj.user_id)

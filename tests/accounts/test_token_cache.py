@@ -160,3 +160,21 @@ def test_a_token_that_expires_while_cached_is_refused(workers, make_user):
         entry["expires_at"] = past
         cache.set(name, entry, 60)
     assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 401
+
+
+def test_a_log_in_elsewhere_keeps_the_cached_lookup(workers, make_user):
+    """The log-in time changes on every password log-in and LTI launch; it says nothing
+    about what the token may do, so it costs no query for the user's tokens and keeps
+    the cached lookup (a change that matters is tested above)."""
+    user = make_user("teacher")
+    token, raw = services.issue_token(user)
+    db.session.commit()
+    name, user_id = f"token:{token.token_hash}", user.id
+    first = workers[0].test_client()
+    assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 200
+    statements = _token_statements(workers[1])
+    with workers[1].app_context():
+        db.session.get(User, user_id).last_login_at = utcnow()
+        db.session.commit()
+        assert isinstance(cache.get(name), dict)
+    assert statements == []
