@@ -121,13 +121,14 @@ def remember_many(
 ) -> list[Any]:
     """:func:`remember` for many entries in one round trip: the cached values of
     ``parts``, in order; ``produce(positions)`` makes the missing ones (the values for
-    those positions of ``parts``, in that order), which are stored for the next reader."""
+    those positions of ``parts``, in that order), which are stored for the next reader
+    (a None is returned but not stored)."""
     number = generation(scope)
     if number < 0:
         return produce(list(range(len(parts))))
     names = [f"{scope}:{number}:{key(*each)}" for each in parts]
     try:
-        values = cache.get_many(*names)
+        values = list(cache.get_many(*names))
     except _errors() as exc:
         _failed("read", exc)
         values = [None] * len(names)
@@ -137,7 +138,9 @@ def remember_many(
         for position, value in zip(missing, made, strict=True):
             values[position] = value
         try:
-            cache.set_many({names[position]: values[position] for position in missing})
+            made_values = {names[p]: values[p] for p in missing if values[p] is not None}
+            if made_values:
+                cache.set_many(made_values)
         except _errors() as exc:
             _failed("write", exc)
     return values

@@ -254,3 +254,19 @@ def test_facet_counts_follow_publishing(app, orgs, make_user):
     services.archive_content(fresh(teacher), Course, second)
     commit()
     assert facets() == {"opera": 1}
+
+
+def test_remember_many_makes_only_what_is_missing_and_never_stores_none(app):
+    made = []
+
+    def produce(positions):
+        made.append(positions)
+        return [None if position == 2 else f"v{position}" for position in positions]
+
+    parts = [("unit", n) for n in range(3)]
+    with app.app_context():
+        assert cache_module.remember_many("unit-test", parts, produce) == ["v0", "v1", None]
+        assert cache_module.remember_many("unit-test", parts, produce) == ["v0", "v1", None]
+        cache_module.bump("unit-test")
+        cache_module.remember_many("unit-test", parts[:1], produce)
+    assert made == [[0, 1, 2], [2], [0]]

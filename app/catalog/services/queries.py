@@ -323,10 +323,13 @@ def list_published_summaries(
             select(model).where(model.id.in_(wanted)).options(*_list_options(model))
         ).scalars()
         by_id = {row.id: row for row in rows}
-        return [summarise(by_id[row_id], locale) for row_id in wanted]
+        # A row deleted between the two statements is left out (None is never cached);
+        # its deletion bumps the generation, so this page is not read again.
+        return [summarise(by_id[row_id], locale) if row_id in by_id else None for row_id in wanted]
 
     parts = [("summary", model.__tablename__, row_id, locale) for row_id in ids]
     items = cache.remember_many(CACHE_SCOPE, parts, load) if ids else []
+    items = [item for item in items if item is not None]
     return Page(items=items, page=ids_page.page, per_page=ids_page.per_page, total=ids_page.total)
 
 
