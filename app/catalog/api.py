@@ -41,19 +41,33 @@ def _page(page) -> dict:
     }
 
 
-def _json(data) -> Response:
-    # The page schemas (@blp.response) document these answers; the body is built by
-    # schemas.page_dict, which gives the same JSON without marshmallow's per-field cost.
-    return current_app.response_class(current_app.json.dumps(data), mimetype="application/json")
-
-
-def _anonymous_page(model, args: dict, page: int, per_page: int) -> Response:
+def _list_page(user, model, args: dict, page: int, per_page: int) -> Response:
+    """One page of the list as finished JSON, cached until the catalog changes
+    (app/catalog/receivers.py bumps the generation on every publish, archive, withdrawal
+    or subscription).  The key is the reader's visibility (``services.visibility_key``:
+    anonymous, or the user's schools, districts, administered districts and, if she has
+    authored content, her id), the same key the cached counts use: two readers with one
+    key see exactly the same rows, and nothing else in a summary depends on the reader.
+    The bearer token is still checked on every request (app/accounts/auth.py), so a
+    revoked token never reads a cached page."""
     locale = str(get_locale() or "")
-    parts = ("api-list", model.__tablename__, sorted(args.items()), page, per_page, locale)
+    parts = (
+        "api-list",
+        model.__tablename__,
+        services.visibility_key(user),
+        sorted(args.items()),
+        page,
+        per_page,
+        locale,
+    )
 
     def produce() -> str:
-        result = services.list_published(None, model, _filters(args), page, per_page)
-        return current_app.json.dumps(schemas.page_dict(result, locale))
+        # The page schemas (@blp.response) document these answers; schemas.page_dict
+        # gives the same JSON without marshmallow's per-field cost.
+        result = services.list_published_summaries(
+            user, model, _filters(args), page, per_page, locale, schemas.summary_dict
+        )
+        return current_app.json.dumps(_page(result))
 
     body = cache.remember(services.CACHE_SCOPE, parts, produce)
     return current_app.response_class(body, mimetype="application/json")
@@ -67,13 +81,7 @@ def _register(model, path: str, create_schema, update_schema, out_schema, page_s
         @blp.response(200, page_schema)
         def get(self, args):
             page, per_page = args.pop("page"), args.pop("per_page")
-            user = actor()
-            if user is None:
-                # What anonymous readers see is the same for all of them: the finished
-                # JSON is cached until the catalog changes (app/catalog/receivers.py).
-                return _anonymous_page(model, args, page, per_page)
-            result = services.list_published(user, model, _filters(args), page, per_page)
-            return _json(schemas.page_dict(result, str(get_locale() or "")))
+            return _list_page(actor(), model, args, page, per_page)
 
         @blp.arguments(create_schema)
         @blp.response(201, out_schema)

@@ -1,10 +1,10 @@
 """The catalog's own listeners: what is published changes what cached lists show.
 
-Anonymous and region-public pages and the list counts are cached (app/common/cache.py)
-under the ``catalog`` generation; every signal that changes which rows a list shows, or
-in which order, bumps it after the commit that made the change, so the next reader
-anywhere builds the page again.  Subscriptions (app/sharing) change what a district's
-members see, so they count too.
+Anonymous pages, the list API's pages (per reader visibility) and the list counts are
+cached (app/common/cache.py) under the ``catalog`` generation; every signal that changes
+which rows a list shows, or in which order, bumps it after the commit that made the
+change, so the next reader anywhere builds the page again.  Subscriptions (app/sharing)
+change what a district's members see, so they count too.
 """
 
 from __future__ import annotations

@@ -139,5 +139,35 @@ def remember(scope: str, parts: tuple, produce: Callable[[], Any], timeout: int 
     return value
 
 
+def remember_many(
+    scope: str, parts: list[tuple], produce: Callable[[list[int]], list[Any]]
+) -> list[Any]:
+    """:func:`remember` for many entries in one round trip: the cached values of
+    ``parts``, in order; ``produce(positions)`` makes the missing ones (the values for
+    those positions of ``parts``, in that order), which are stored for the next reader
+    (a None is returned but not stored)."""
+    number = generation(scope)
+    if number < 0:
+        return produce(list(range(len(parts))))
+    names = [f"{scope}:{number}:{key(*each)}" for each in parts]
+    try:
+        values = list(cache.get_many(*names))
+    except _errors() as exc:
+        _failed("read", exc)
+        values = [None] * len(names)
+    missing = [position for position, value in enumerate(values) if value is None]
+    if missing:
+        made = produce(missing)
+        for position, value in zip(missing, made, strict=True):
+            values[position] = value
+        try:
+            made_values = {names[p]: values[p] for p in missing if values[p] is not None}
+            if made_values:
+                cache.set_many(made_values)
+        except _errors() as exc:
+            _failed("write", exc)
+    return values
+
+
 def init_app(app: Flask) -> None:
     cache.init_app(app)

@@ -117,6 +117,17 @@ def test_the_list_json_equals_the_documented_schema(app, api, orgs, make_user):
                     fresh(teacher), model, services.CatalogFilters(), 1, 20
                 )
                 assert schemas.page_dict(page, locale) == schema.dump(page)
+                # The API builds its pages from per-row cached summaries: the same JSON,
+                # for the author and for anonymous readers (whose rows were cached first).
+                for reader in (None, teacher):
+                    path = f"/api/v1/{model.__tablename__}?lang={locale}"
+                    for _ in range(2):  # built, then from the cache
+                        answer = api.get(path, reader).json
+                        assert answer == schema.dump(
+                            services.list_published(
+                                reader and fresh(teacher), model, services.CatalogFilters()
+                            )
+                        )
     english = api.get("/api/v1/courses?lang=en").json["items"][0]
     assert english["title"] == "Peking opera" and english["tags"] == ["入门", "戏曲"]
 
@@ -131,12 +142,82 @@ def test_list_statements(app, api, orgs, make_user):
     with count_statements(app) as statements:
         assert len(titles(api.get("/api/v1/courses"))) == 3
     assert statements == [], "an anonymous list is answered from the cache"
-    api.get("/api/v1/courses", student)
+
+    def statements_for(path: str) -> list[str]:
+        with count_statements(app) as statements:
+            assert len(titles(api.get(path, student))) == 3
+        return statements
+
+    # Her first list: token + user + roles in one, whether she authored anything, her
+    # count, the page's ids; the rows' summaries were cached by the anonymous list.
+    first = statements_for("/api/v1/courses?per_page=5")
+    assert len(first) == 4, "\n".join(s[:120] for s in first)
+    # Another page of hers: the token and the page's ids (count and rows cached).
+    other = statements_for("/api/v1/courses?per_page=4")
+    assert len(other) == 2, "\n".join(s[:120] for s in other)
+    # The same page again: only the token (a revoked token is refused at once).
+    again = statements_for("/api/v1/courses?per_page=4")
+    assert len(again) == 1, "\n".join(s[:120] for s in again)
+    # After a publish nothing is cached: token, authored, count, ids, the rows, their
+    # authors, schools, districts and tags.
+    make_content(teacher, Course, "published", title="课程3", tags=["t3"])
+    api.headers(student)  # the test's own reload of her (expired by the commit)
     with count_statements(app) as statements:
-        assert len(titles(api.get("/api/v1/courses", student))) == 3
-    # Token + user + roles in one; the count is cached; the page, its authors, schools,
-    # districts and tags.
-    assert len(statements) == 6, "\n".join(s[:120] for s in statements)
+        assert len(titles(api.get("/api/v1/courses", student))) == 4
+    assert len(statements) == 9, "\n".join(s[:120] for s in statements)
+
+
+def test_logged_in_lists_are_cached_per_visibility_and_follow_publishing(api, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    student = make_user("student", school=orgs.school, password=None)
+    other = make_user("student", school=orgs.other_school, password=None)
+    make_content(teacher, Course, "published", title="全区", visibility="region")
+    make_content(teacher, Course, "published", title="本校", visibility="school")
+    assert titles(api.get("/api/v1/courses", student)) == ["本校", "全区"]
+    assert titles(api.get("/api/v1/courses", student)) == ["本校", "全区"]  # cached
+    # Another school's student has her own entry: never the first one's page.
+    assert titles(api.get("/api/v1/courses", other)) == ["全区"]
+    assert titles(api.get("/api/v1/courses", student)) == ["本校", "全区"]
+
+    second = make_content(teacher, Course, "published", title="新课", visibility="school")
+    assert titles(api.get("/api/v1/courses", student)) == ["新课", "本校", "全区"]
+    assert titles(api.get("/api/v1/courses", other)) == ["全区"]
+    services.archive_content(fresh(teacher), Course, second)
+    commit()
+    listed = api.get("/api/v1/courses", student)
+    assert titles(listed) == ["本校", "全区"] and listed.json["total"] == 2
+
+
+def test_readers_who_authored_nothing_share_a_school_s_cached_page(app, api, orgs, make_user):
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    first, second = (make_user("student", school=orgs.school, password=None) for _ in range(2))
+    make_content(teacher, Course, "published", title="本校", visibility="school")
+    make_content(teacher, Course, "published", title="私有", visibility="private")
+    for user in (first, second):
+        api.get("/api/v1/me", user)  # the token's first use is written: keep it out
+    assert titles(api.get("/api/v1/courses", first)) == ["本校"]
+    with count_statements(app) as statements:
+        assert titles(api.get("/api/v1/courses", second)) == ["本校"]
+    # Her token, and whether she authored anything; the page is the first student's.
+    assert len(statements) == 2, "\n".join(s[:120] for s in statements)
+    # The author has a key of her own: her private course is in her list only.
+    assert titles(api.get("/api/v1/courses", teacher)) == ["私有", "本校"]
+    assert titles(api.get("/api/v1/courses", second)) == ["本校"]
+
+
+def test_a_revoked_token_is_refused_even_when_its_page_is_cached(api, orgs, make_user):
+    from app.accounts import services as accounts
+    from app.accounts.models import ApiToken
+
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    student = make_user("student", school=orgs.school, password=None)
+    make_content(teacher, Course, "published", title="本校", visibility="school")
+    assert titles(api.get("/api/v1/courses", student)) == ["本校"]
+    for token in db.session.query(ApiToken).filter_by(user_id=student.id):
+        accounts.revoke_token(fresh(student), token.id)
+    commit()
+    refused = api.get("/api/v1/courses", student)
+    assert refused.status_code == 401 and "items" not in (refused.json or {})
 
 
 def test_a_cache_on_an_unreachable_redis_serves_from_the_database(
@@ -173,3 +254,19 @@ def test_facet_counts_follow_publishing(app, orgs, make_user):
     services.archive_content(fresh(teacher), Course, second)
     commit()
     assert facets() == {"opera": 1}
+
+
+def test_remember_many_makes_only_what_is_missing_and_never_stores_none(app):
+    made = []
+
+    def produce(positions):
+        made.append(positions)
+        return [None if position == 2 else f"v{position}" for position in positions]
+
+    parts = [("unit", n) for n in range(3)]
+    with app.app_context():
+        assert cache_module.remember_many("unit-test", parts, produce) == ["v0", "v1", None]
+        assert cache_module.remember_many("unit-test", parts, produce) == ["v0", "v1", None]
+        cache_module.bump("unit-test")
+        cache_module.remember_many("unit-test", parts[:1], produce)
+    assert made == [[0, 1, 2], [2], [0]]

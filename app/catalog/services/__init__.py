@@ -41,6 +41,7 @@ from app.catalog.services.permissions import (
     require_author,
     require_user,
     visibility_condition,
+    visibility_key,
     visible_to_organisation,
 )
 from app.catalog.services.queries import (
@@ -56,6 +57,7 @@ from app.catalog.services.queries import (
     get_working,
     list_editable,
     list_published,
+    list_published_summaries,
     list_review_queue,
     list_versions,
     load_for_write,
@@ -133,6 +135,7 @@ __all__ = [
     "list_editable",
     "list_enrolments",
     "list_published",
+    "list_published_summaries",
     "list_review_queue",
     "list_versions",
     "load_for_write",
@@ -163,6 +166,7 @@ __all__ = [
     "update_section",
     "update_session",
     "visibility_condition",
+    "visibility_key",
     "waitlist_position",
     "withdraw_content",
     "working_row",

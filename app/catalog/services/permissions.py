@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, exists, or_, select
 
 from app import sharing
 from app.accounts.models import Role, School, User
@@ -53,18 +53,42 @@ def visibility_condition(user: User | None, model: ContentModel):
 
 def visibility_key(user: User | None) -> tuple:
     """What :func:`visibility_condition` depends on, as a cache key: two users with the
-    same key see exactly the same rows (their own authored rows included)."""
+    same key see exactly the same rows (their own authored rows included).
+
+    The user's id is part of the key only when she has authored catalog content: for
+    everyone else the ``author_id`` clause matches nothing, so all the students of a
+    school share one key and the cached counts and list pages are built once for them
+    (docs/catalog.md).  Publishing bumps the catalog generation, under which the answer
+    is cached, so a first published row of hers is never missing from her lists."""
     if user is None:
         return ("anonymous",)
     if user.is_platform_admin:
         return ("platform-admin",)
     return (
         "user",
-        user.id,
+        user.id if _has_authored(user) else None,
         tuple(sorted(user.member_school_ids())),
         tuple(sorted(user.member_district_ids())),
         tuple(sorted(user.admin_district_ids())),
     )
+
+
+def _has_authored(user: User) -> bool:
+    from app.catalog.services.queries import CACHE_SCOPE
+    from app.common import cache
+
+    def query() -> bool:
+        # Any row in any state: a draft does not make her lists differ yet, but counting
+        # it keeps this answer right without depending on which states a list shows.
+        statement = select(
+            or_(
+                exists().where(Course.author_id == user.id),
+                exists().where(Resource.author_id == user.id),
+            )
+        )
+        return bool(db.session.execute(statement).scalar())
+
+    return cache.remember(CACHE_SCOPE, ("authored", user.id), query)
 
 
 def can_view(user: User | None, obj: Course | Resource) -> bool:

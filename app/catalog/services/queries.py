@@ -292,23 +292,62 @@ def list_published(
     per_page: int = 20,
 ) -> Page:
     """One page of the published content ``user`` may read, filtered and sorted."""
+    statement, count, counter = _published_statements(user, model, filters, select(model))
+    statement = statement.options(*_list_options(model))
+    return paginate(statement, page, per_page, count_statement=count, count=counter)
+
+
+def list_published_summaries(
+    user: User | None,
+    model: ContentModel,
+    filters: CatalogFilters,
+    page: int,
+    per_page: int,
+    locale: str,
+    summarise: Callable[[object, str], dict],
+) -> Page:
+    """:func:`list_published` with ``summarise(row, locale)`` of each row as the items.
+
+    The page query reads only the rows' ids; each row's summary is cached per row and
+    language (one read for the page) until the catalog changes, and only the rows not
+    cached yet are loaded with their author, school, district and tags.  A list page
+    not cached yet is then mostly rows that other pages, filters or readers have
+    already summarised (docs/catalog.md)."""
+    statement, count, counter = _published_statements(user, model, filters, select(model.id))
+    ids_page = paginate(statement, page, per_page, count_statement=count, count=counter)
+    ids = list(ids_page.items)
+
+    def load(positions: list[int]) -> list[dict]:
+        wanted = [ids[position] for position in positions]
+        rows = db.session.execute(
+            select(model).where(model.id.in_(wanted)).options(*_list_options(model))
+        ).scalars()
+        by_id = {row.id: row for row in rows}
+        # A row deleted between the two statements is left out (None is never cached);
+        # its deletion bumps the generation, so this page is not read again.
+        return [summarise(by_id[row_id], locale) if row_id in by_id else None for row_id in wanted]
+
+    parts = [("summary", model.__tablename__, row_id, locale) for row_id in ids]
+    items = cache.remember_many(CACHE_SCOPE, parts, load) if ids else []
+    items = [item for item in items if item is not None]
+    return Page(items=items, page=ids_page.page, per_page=ids_page.per_page, total=ids_page.total)
+
+
+def _published_statements(user: User | None, model: ContentModel, filters: CatalogFilters, base):
+    """The sorted page statement (``base`` with the visibility condition and filters),
+    its COUNT, and the function that runs the COUNT through the cache."""
     check_filters(filters)
     condition = and_(model.state == State.PUBLISHED, visibility_condition(user, model))
-    statement = _apply_filters(select(model).where(condition), model, filters)
+    statement = _apply_filters(base.where(condition), model, filters)
     count = _apply_filters(select(func.count(model.id)).where(condition), model, filters)
-    statement = statement.order_by(*_SORTS[filters.sort](model)).options(*_list_options(model))
     # The visibility-filtered COUNT reads every visible row: cached per visibility and
     # filters until the catalog changes (app/catalog/receivers.py bumps the generation).
     parts = ("count", model.__tablename__, visibility_key(user), _filter_key(filters))
-    return paginate(
-        statement,
-        page,
-        per_page,
-        count_statement=count,
-        count=lambda stmt: cache.remember(
-            CACHE_SCOPE, parts, lambda: db.session.execute(stmt).scalar_one()
-        ),
-    )
+
+    def counter(stmt) -> int:
+        return cache.remember(CACHE_SCOPE, parts, lambda: db.session.execute(stmt).scalar_one())
+
+    return statement.order_by(*_SORTS[filters.sort](model)), count, counter
 
 
 CACHE_SCOPE = "catalog"
