@@ -296,3 +296,40 @@ def csrf_token_from(client, path="/login") -> str:
 
     page = client.get(path).get_data(as_text=True)
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+# --- Redis-backed jobs --------------------------------------------------------------------
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_app(app, tmp_path):
+    """An app on the test database whose jobs go to a queue of its own on Redis (deleted
+    afterwards): ``(application, probe connection, queue name)``."""
+    from redis import Redis
+    from redis.exceptions import RedisError
+    from rq import Queue
+
+    from app import jobs
+
+    probe = Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        probe.ping()
+    except RedisError as exc:
+        pytest.skip(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
+    name = f"shuyuan-test-{uuid.uuid4().hex[:10]}"
+    application = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        str(tmp_path),
+        JOBS_EAGER=False,
+        REDIS_URL=TEST_REDIS_URL,
+        JOBS_QUEUE=name,
+        JOBS_REDIS_CLIENT_NAME=name,
+    )
+    yield application, probe, name
+    Queue(name, connection=probe).delete(delete_jobs=True)
+    with application.app_context():
+        db.engine.dispose()
+    jobs.redis_client(application).close()
+    probe.close()

@@ -191,37 +191,6 @@ def test_drain_reports_jobs_still_running(pool_app, ctx):
 
 # --- Redis -------------------------------------------------------------------------------
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_app(app, tmp_path):
-    from redis import Redis
-    from redis.exceptions import RedisError
-
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        probe.ping()
-    except RedisError as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    name = f"shuyuan-test-{uuid.uuid4().hex[:10]}"
-    application = make_app(
-        app.config["SQLALCHEMY_DATABASE_URI"],
-        str(tmp_path),
-        JOBS_EAGER=False,
-        REDIS_URL=REDIS_URL,
-        JOBS_QUEUE=name,
-        JOBS_REDIS_CLIENT_NAME=name,
-    )
-    yield application, probe, name
-    from rq import Queue
-
-    Queue(name, connection=probe).delete(delete_jobs=True)
-    with application.app_context():
-        db.engine.dispose()
-    jobs.redis_client(application).close()
-    probe.close()
-
 
 def test_enqueue_reuses_one_pooled_redis_connection(redis_app, ctx):
     from rq import Queue, SimpleWorker

@@ -5,9 +5,6 @@ none."""
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 from sqlalchemy import select
 
@@ -20,7 +17,6 @@ from app.xapi.models import Statement
 from tests.catalog.helpers import make_content
 from tests.conftest import make_app
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 EVENTS = 12
 
 
@@ -73,42 +69,21 @@ def test_in_process_queue_stores_every_emitted_statement(app, ctx, tmp_path, stu
         db.engine.dispose()
 
 
-def test_rq_worker_stores_every_emitted_statement(app, ctx, tmp_path, student_and_content):
-    from redis import Redis
-    from redis.exceptions import RedisError
+def test_rq_worker_stores_every_emitted_statement(redis_app, ctx, student_and_content):
     from rq import Queue, SimpleWorker
 
-    probe = Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        probe.ping()
-    except RedisError as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    name = f"shuyuan-test-{uuid.uuid4().hex[:10]}"
-    application = make_app(
-        app.config["SQLALCHEMY_DATABASE_URI"],
-        str(tmp_path),
-        JOBS_EAGER=False,
-        REDIS_URL=REDIS_URL,
-        JOBS_QUEUE=name,
-    )
+    application, probe, name = redis_app
     queue = Queue(name, connection=probe)
-    try:
-        before = _stored_ids()
-        _emit(application, *student_and_content)
-        stores = [job for job in queue.jobs if job.args[0] == "app.xapi.emit:store_job"]
-        assert len(stores) == EVENTS  # one per committed transaction, none stored yet
-        assert not (_stored_ids() - before)
-        with application.app_context():
-            SimpleWorker([queue], connection=probe).work(burst=True)
-        assert queue.count == 0 and queue.failed_job_registry.count == 0
-        new = _progress_statements(before)
-        assert [s["verb"]["id"].rsplit("/", 1)[-1] for s in new] == ["progressed"] * EVENTS
-    finally:
-        queue.delete(delete_jobs=True)
-        with application.app_context():
-            db.engine.dispose()
-        jobs.redis_client(application).close()
-        probe.close()
+    before = _stored_ids()
+    _emit(application, *student_and_content)
+    stores = [job for job in queue.jobs if job.args[0] == "app.xapi.emit:store_job"]
+    assert len(stores) == EVENTS  # one per committed transaction, none stored yet
+    assert not (_stored_ids() - before)
+    with application.app_context():
+        SimpleWorker([queue], connection=probe).work(burst=True)
+    assert queue.count == 0 and queue.failed_job_registry.count == 0
+    new = _progress_statements(before)
+    assert [s["verb"]["id"].rsplit("/", 1)[-1] for s in new] == ["progressed"] * EVENTS
 
 
 def test_unreachable_redis_stores_the_statements_in_the_request(
