@@ -438,44 +438,56 @@ def explain(database_url: str, district_id: int, limit: int) -> None:
                 print("   ", line)
 
 
+def lrs_app(database_url: str):
+    """Shuyuan on ``database_url`` with its schema, a bench district and an LRS client
+    allowed everything: ``(app, key, secret, district_id)``."""
+    from app import create_app
+    from app.accounts import services as accounts
+    from app.common.events import commit
+    from app.extensions import db
+    from app.xapi import services
+
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PLUGINS": [],
+            "INSTANCE_PATH": tempfile.mkdtemp(prefix="shuyuan-bench-xapi-"),
+            "SECRET_KEY": "bench",
+        }
+    )
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("bench", "基准市", "Bench City")
+        district = accounts.ensure_district(region, "bench", "基准区", "Bench")
+        client, secret = services.create_client("bench", district, ["all"])
+        key, district_id = client.key, district.id
+        commit()
+        db.session.remove()
+        db.engine.dispose()
+    return app, key, secret, district_id
+
+
+def lrs_headers(key: str, secret: str) -> dict:
+    """The headers of an xAPI 2.0 client with Basic credentials."""
+    return {
+        "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode(),
+        "X-Experience-API-Version": "2.0.0",
+        "Content-Type": "application/json",
+    }
+
+
 def run(args) -> dict:
     """Load, then measure Shuyuan and the bare baseline on the same database."""
     print(f"machine: {machine_description()}")
     print(f"load average at start: {load_average()}")
     results: dict = {}
     with throwaway_postgres() as database_url:
-        from app import create_app
-        from app.accounts import services as accounts
-        from app.common.events import commit
-        from app.extensions import db
-        from app.xapi import services
-
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": database_url,
-                "PLUGINS": [],
-                "INSTANCE_PATH": tempfile.mkdtemp(prefix="shuyuan-bench-xapi-"),
-                "SECRET_KEY": "bench",
-            }
-        )
-        with app.app_context():
-            db.create_all()
-            region = accounts.ensure_region("bench", "基准市", "Bench City")
-            district = accounts.ensure_district(region, "bench", "基准区", "Bench")
-            client, secret = services.create_client("bench", district, ["all"])
-            key, district_id = client.key, district.id
-            commit()
-            db.session.remove()
-            db.engine.dispose()
+        _app, key, secret, district_id = lrs_app(database_url)
         print(f"bulk-loading {args.statements:,} statements with COPY ...", flush=True)
         took = bulk_load(database_url, district_id, args.statements)
         print(f"bulk load: {took:.0f} s ({args.statements / took:,.0f} statements/s)")
         explain(database_url, district_id, args.limit)
-        headers = {
-            "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode(),
-            "X-Experience-API-Version": "2.0.0",
-            "Content-Type": "application/json",
-        }
+        headers = lrs_headers(key, secret)
         with Gunicorn(database_url, workers=args.workers) as server:
             results["shuyuan"] = measure(
                 server.base_url, "/xapi/statements", headers, args, "Shuyuan"

@@ -24,11 +24,9 @@ with its real parameters, and pyinstrument's call tree::
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,33 +49,12 @@ def main() -> None:
     from pyinstrument import Profiler
     from sqlalchemy import event
 
-    from app import create_app
-    from app.accounts import services as accounts
-    from app.common.events import commit
     from app.extensions import db
-    from app.xapi import services
+    from bench.xapi import lrs_app, lrs_headers
 
     with throwaway_postgres() as url:
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": url,
-                "PLUGINS": [],
-                "INSTANCE_PATH": tempfile.mkdtemp(prefix="shuyuan-xapi-profile-"),
-                "SECRET_KEY": "profile",
-            }
-        )
-        with app.app_context():
-            db.create_all()
-            region = accounts.ensure_region("bench", "基准市", "Bench City")
-            district = accounts.ensure_district(region, "bench", "基准区", "Bench")
-            client, secret = services.create_client("bench", district, ["all"])
-            key = client.key
-            commit()
-        headers = {
-            "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode(),
-            "X-Experience-API-Version": "2.0.0",
-            "Content-Type": "application/json",
-        }
+        app, key, secret, _district_id = lrs_app(url)
+        headers = lrs_headers(key, secret)
         rng = random.Random(1)
         http = app.test_client()
         for _ in range(20):  # warm up (imports, first connections)
@@ -134,41 +111,18 @@ def profile_gets(args) -> None:
     from pyinstrument import Profiler
     from sqlalchemy import event
 
-    from app import create_app
-    from app.accounts import services as accounts
-    from app.common.events import commit
     from app.extensions import db
-    from app.xapi import services
-    from bench.xapi import bulk_load, query_paths
+    from bench.xapi import bulk_load, lrs_app, lrs_headers, query_paths
 
     with throwaway_postgres() as url:
-        app = create_app(
-            {
-                "SQLALCHEMY_DATABASE_URI": url,
-                "PLUGINS": [],
-                "INSTANCE_PATH": tempfile.mkdtemp(prefix="shuyuan-xapi-profile-"),
-                "SECRET_KEY": "profile",
-            }
-        )
-        with app.app_context():
-            db.create_all()
-            region = accounts.ensure_region("bench", "基准市", "Bench City")
-            district = accounts.ensure_district(region, "bench", "基准区", "Bench")
-            client, secret = services.create_client("bench", district, ["all"])
-            key, district_id = client.key, district.id
-            commit()
-            db.session.remove()
-            db.engine.dispose()
+        app, key, secret, district_id = lrs_app(url)
         print(f"bulk-loading {args.statements:,} statements ...", flush=True)
         bulk_load(url, district_id, args.statements)
         os.environ["DATABASE_URL"] = url
         os.environ["BARE_DISTRICT_ID"] = str(district_id)
         from bench import xapi_bare
 
-        headers = {
-            "Authorization": "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode(),
-            "X-Experience-API-Version": "2.0.0",
-        }
+        headers = lrs_headers(key, secret)
         http = app.test_client()
         bare = xapi_bare.app.test_client()
         with app.app_context():
