@@ -86,6 +86,20 @@ def find_platform(issuer: str | None, client_id: str | None) -> LtiPlatform | No
     return rows[0] if rows else None
 
 
+def registered_platform(issuer: str | None, client_id: str | None) -> LtiPlatform:
+    """:func:`find_platform`, refusing the login or launch of an unknown platform."""
+    platform = find_platform(issuer, client_id)
+    if platform is None:
+        raise LaunchRefused(
+            N_(
+                "This learning platform is not registered with Shuyuan "
+                "(unknown issuer or client id)."
+            ),
+            "lti_unknown_platform",
+        )
+    return platform
+
+
 class DatabaseToolConf(ToolConfAbstract):
     """pylti1p3 tool configuration read from ``lti_platforms`` / ``lti_deployments``.
 
@@ -109,15 +123,7 @@ class DatabaseToolConf(ToolConfAbstract):
     def find_registration_by_params(
         self, iss: str, client_id: str | None, *args, **kwargs
     ) -> Registration:
-        platform = find_platform(iss, client_id)
-        if platform is None:
-            raise LaunchRefused(
-                N_(
-                    "This learning platform is not registered with Shuyuan "
-                    "(unknown issuer or client id)."
-                ),
-                "lti_unknown_platform",
-            )
+        platform = registered_platform(iss, client_id)
         self.platform = platform
         return registration_for(platform, with_keys=False)
 

@@ -24,9 +24,7 @@ from app.media.storage import (
     LocalStorage,
     StorageError,
     StorageUnavailable,
-    TokenRejected,
     get_storage,
-    read_token,
 )
 
 bp = Blueprint("media", __name__, static_folder="static", static_url_path="/static/media-feature")
@@ -56,21 +54,10 @@ def _local() -> LocalStorage:
     return storage
 
 
-def _token(token: str, op: str) -> dict:
-    try:
-        return read_token(token, op)
-    except TokenRejected as exc:
-        if exc.reason == "expired":
-            raise Forbidden(
-                _("This link has expired. Reload the page to get a new one."), code="link_expired"
-            ) from None
-        raise Forbidden(_("This link is not valid."), code="link_invalid") from None
-
-
 @bp.route("/media/local/get/<token>")
 def local_get(token: str):
     """Signed, expiring download from the local folder, with HTTP Range (206) for seeking."""
-    payload = _token(token, "get")
+    payload = services.link_payload(token, "get")
     storage = _local()
     try:
         path = storage.local_path(payload["k"])
@@ -98,7 +85,7 @@ def local_get(token: str):
 @bp.route("/media/local/up/<token>", methods=["PUT"])
 def local_put(token: str):
     """Signed, expiring upload of one part (or a whole small file) to the local folder."""
-    payload = _token(token, "put")
+    payload = services.link_payload(token, "put")
     storage = _local()
     limit = int(payload["m"])
     # One byte of slack: with exactly ``limit``, Werkzeug's stream raises 413 on the read

@@ -12,7 +12,7 @@ from urllib.parse import urlencode, urlparse
 
 from app.lti.errors import N_, LaunchRefused
 from app.lti.store import launch_store
-from app.lti.tool import find_platform
+from app.lti.tool import registered_platform
 
 STATE_TTL = 600
 
@@ -69,15 +69,7 @@ def begin_login(params: Mapping, launch_url: str) -> LoginStart:
         raise LaunchRefused(N_("The login request has no issuer (iss)."), "lti_bad_login")
     if not values["login_hint"]:
         raise LaunchRefused(N_("The login request has no login_hint."), "lti_bad_login")
-    platform = find_platform(values["iss"], values["client_id"] or None)
-    if platform is None:
-        raise LaunchRefused(
-            N_(
-                "This learning platform is not registered with Shuyuan "
-                "(unknown issuer or client id)."
-            ),
-            "lti_unknown_platform",
-        )
+    platform = registered_platform(values["iss"], values["client_id"] or None)
     state = "state-" + uuid.uuid4().hex
     nonce = secrets.token_urlsafe(24)
     storage_target = values["lti_storage_target"] or None

@@ -143,16 +143,22 @@ def _safe_path(path: str) -> bool:
     )
 
 
-def package_file(token: str, path: str) -> PackageFile:
-    """Resolve ``path`` inside the package a launch token opens (or NotFound/Forbidden)."""
+def link_payload(token: str, op: str) -> dict:
+    """The payload of a signed media link for operation ``op`` ("get", "put", "pkg"), or
+    403 saying whether it expired (reload the page) or is not valid at all."""
     try:
-        payload = read_token(token, "pkg")
+        return read_token(token, op)
     except TokenRejected as exc:
         if exc.reason == "expired":
             raise Forbidden(
                 _("This link has expired. Reload the page to get a new one."), code="link_expired"
             ) from None
         raise Forbidden(_("This link is not valid."), code="link_invalid") from None
+
+
+def package_file(token: str, path: str) -> PackageFile:
+    """Resolve ``path`` inside the package a launch token opens (or NotFound/Forbidden)."""
+    payload = link_payload(token, "pkg")
     attachment_id, user_id = payload.get("a"), payload.get("u")
     if not isinstance(attachment_id, str) or not (user_id is None or isinstance(user_id, int)):
         raise Forbidden(_("This link is not valid."), code="link_invalid")
