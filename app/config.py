@@ -184,12 +184,13 @@ def load_config(overrides: dict | None = None) -> dict:
         # the publishing transaction); default: whoosh on SQLite, postgresql on PostgreSQL.
         "SEARCH_BACKEND": _env("SEARCH_BACKEND"),
         "REDIS_URL": _env("REDIS_URL"),
-        # Flask-Caching (app/common/cache.py): anonymous catalog pages, list counts, API
-        # token lookups.  On Redis (default when REDIS_URL is set) every process shares
-        # it and an invalidation is seen at once everywhere; without Redis each process
-        # keeps its own SimpleCache, whose entries live only CACHE_LOCAL_SECONDS, so a
-        # publish or a revoked token reaches the other worker processes of a host within
-        # that time (docs/operations.md).  SHUYUAN_CACHE_TYPE=NullCache turns it off.
+        # Flask-Caching (app/common/cache.py): catalog pages, list counts, and on Redis
+        # only API token lookups (app/accounts/token_cache.py).  On Redis (default when
+        # REDIS_URL is set) every process shares it and an invalidation is seen at once
+        # everywhere; without Redis each process keeps its own SimpleCache, whose entries
+        # live only CACHE_LOCAL_SECONDS, so a publish reaches the other worker processes
+        # of a host within that time (docs/operations.md).  A revoked token is refused at
+        # once on both.  SHUYUAN_CACHE_TYPE=NullCache turns the cache off.
         "CACHE_TYPE": _env("SHUYUAN_CACHE_TYPE"),
         "CACHE_REDIS_URL": _env("SHUYUAN_CACHE_REDIS_URL"),
         "CACHE_SECONDS": _env_int("SHUYUAN_CACHE_SECONDS", 300),

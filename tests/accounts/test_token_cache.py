@@ -178,3 +178,27 @@ def test_a_log_in_elsewhere_keeps_the_cached_lookup(workers, make_user):
         db.session.commit()
         assert isinstance(cache.get(name), dict)
     assert statements == []
+
+
+def test_without_a_shared_cache_a_revocation_reaches_every_worker_at_once(
+    database_url, tmp_path, ctx, make_user
+):
+    """Two workers with per-process caches (no Redis): token lookups are not cached,
+    so the worker that did not revoke refuses the token on its very next request."""
+    apps = [
+        make_app(database_url, str(tmp_path / f"local{i}"), CACHE_TYPE="SimpleCache")
+        for i in range(2)
+    ]
+    user = make_user("teacher")
+    token, raw = services.issue_token(user)
+    db.session.commit()
+    token_id = token.id
+    first, second = (application.test_client() for application in apps)
+    assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 200
+    assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 200
+    revoked = second.delete(f"/api/v1/auth/tokens/{token_id}", headers=_bearer(raw))
+    assert revoked.status_code in (200, 204)
+    assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 401
+    for application in apps:
+        with application.app_context():
+            db.engine.dispose()

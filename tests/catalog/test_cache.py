@@ -148,25 +148,25 @@ def test_list_statements(app, api, orgs, make_user):
             assert len(titles(api.get(path, student))) == 3
         return statements
 
-    # Her token's lookup is cached since its first use (app/accounts/token_cache.py).
-    # Her first list: whether she authored anything, her count, the page's ids; the rows'
-    # summaries were cached by the anonymous list.
+    # Her token is read on every request (its lookup is cached only on Redis,
+    # app/accounts/token_cache.py).  Her first list: token + user + roles in one,
+    # whether she authored anything, her count, the page's ids; the rows' summaries were
+    # cached by the anonymous list.
     first = statements_for("/api/v1/courses?per_page=5")
-    assert len(first) == 3, "\n".join(s[:120] for s in first)
-    # Another page of hers: the page's ids (count and rows cached).
+    assert len(first) == 4, "\n".join(s[:120] for s in first)
+    # Another page of hers: the token and the page's ids (count and rows cached).
     other = statements_for("/api/v1/courses?per_page=4")
-    assert len(other) == 1, "\n".join(s[:120] for s in other)
-    # The same page again: nothing (a revoked token is still refused at once: its cached
-    # lookup is overwritten on revocation, see the test below).
+    assert len(other) == 2, "\n".join(s[:120] for s in other)
+    # The same page again: only the token (a revoked token is refused at once).
     again = statements_for("/api/v1/courses?per_page=4")
-    assert len(again) == 0, "\n".join(s[:120] for s in again)
-    # After a publish no page is cached: authored, count, ids, the rows, their authors,
-    # schools, districts and tags (the token's lookup stays cached).
+    assert len(again) == 1, "\n".join(s[:120] for s in again)
+    # After a publish no page is cached: token, authored, count, ids, the rows, their
+    # authors, schools, districts and tags.
     make_content(teacher, Course, "published", title="课程3", tags=["t3"])
     api.headers(student)  # the test's own reload of her (expired by the commit)
     with count_statements(app) as statements:
         assert len(titles(api.get("/api/v1/courses", student))) == 4
-    assert len(statements) == 8, "\n".join(s[:120] for s in statements)
+    assert len(statements) == 9, "\n".join(s[:120] for s in statements)
 
 
 def test_logged_in_lists_are_cached_per_visibility_and_follow_publishing(api, orgs, make_user):
@@ -200,9 +200,8 @@ def test_readers_who_authored_nothing_share_a_school_s_cached_page(app, api, org
     assert titles(api.get("/api/v1/courses", first)) == ["本校"]
     with count_statements(app) as statements:
         assert titles(api.get("/api/v1/courses", second)) == ["本校"]
-    # Whether she authored anything (her token's lookup is cached since her first request);
-    # the page is the first student's.
-    assert len(statements) == 1, "\n".join(s[:120] for s in statements)
+    # Her token, and whether she authored anything; the page is the first student's.
+    assert len(statements) == 2, "\n".join(s[:120] for s in statements)
     # The author has a key of her own: her private course is in her list only.
     assert titles(api.get("/api/v1/courses", teacher)) == ["私有", "本校"]
     assert titles(api.get("/api/v1/courses", second)) == ["本校"]
