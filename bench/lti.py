@@ -229,8 +229,30 @@ FULL = {"browsers": 16, "launches": 2000}
 TARGET_RATIO = 1.5
 
 
-def measure(browsers: int, launches: int, workers: int = 2) -> dict:
-    """Shuyuan, then the bare pylti1p3 tool, in the same run; returns both results."""
+def shared_state_env(redis_url: str) -> dict:
+    """Shuyuan's shared state on Redis, as a deployment with several hosts runs it: login
+    states and nonces (``SHUYUAN_LTI_REDIS_URL``), the cache (registrations' framing
+    origins, token lookups) and the rate limiter.  Jobs stay on the in-process queue, so
+    the xAPI statement's store is still inside the measured gunicorn workers' CPU."""
+    return {
+        "SHUYUAN_LTI_REDIS_URL": redis_url,
+        "SHUYUAN_CACHE_REDIS_URL": redis_url,
+        "SHUYUAN_RATELIMIT_STORAGE_URI": redis_url,
+    }
+
+
+def redis_reachable(redis_url: str) -> bool:
+    try:
+        from redis import Redis
+
+        return bool(Redis.from_url(redis_url, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def measure(browsers: int, launches: int, workers: int = 2, redis_url: str | None = None) -> dict:
+    """Shuyuan (and, with ``redis_url``, Shuyuan again with its shared state on Redis),
+    then the bare pylti1p3 tool, in the same run; returns the results."""
     import os as _os
 
     print(machine_description())
@@ -247,11 +269,29 @@ def measure(browsers: int, launches: int, workers: int = 2) -> dict:
                 results["shuyuan"] = run(
                     server.base_url, platform, browsers, launches, custom, {302}, cpu
                 )
+            if redis_url:
+                with Gunicorn(
+                    database_url,
+                    workers=workers,
+                    instance_path=instance,
+                    extra_env=shared_state_env(redis_url),
+                ) as server:
+                    cpu = server_cpu(server.process.pid, database_url)
+                    results["shuyuan_redis"] = run(
+                        server.base_url, platform, browsers, launches, custom, {302}, cpu
+                    )
         results["bare"] = run_bare(platform, args, {200})
     finally:
         platform.stop()
     print("load average at end: " + " ".join(f"{v:.2f}" for v in _os.getloadavg()))
-    for name, label in (("shuyuan", "Shuyuan /lti (PostgreSQL)"), ("bare", "bare pylti1p3 tool")):
+    labels = (
+        ("shuyuan", "Shuyuan /lti (PostgreSQL)"),
+        ("shuyuan_redis", "Shuyuan /lti (PostgreSQL, shared state on Redis)"),
+        ("bare", "bare pylti1p3 tool"),
+    )
+    for name, label in labels:
+        if name not in results:
+            continue
         r = results[name]
         print(
             f"{label}: {r['ok']} launches ok, {r['errors']} errors in {r['elapsed']:.1f} s -> "
@@ -275,9 +315,10 @@ def table_rows(full: bool) -> list:
     from bench.table import Row
 
     sizes = FULL if full else SMALL
-    results = measure(**sizes)
+    redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/5")
+    results = measure(**sizes, redis_url=redis_url if redis_reachable(redis_url) else None)
     ours, bare = results["shuyuan"], results["bare"]
-    return [
+    rows = [
         Row(
             f"LTI login + launch round trip, mean ({sizes['browsers']} browsers, 2 gunicorn "
             "workers, PostgreSQL)",
@@ -290,6 +331,22 @@ def table_rows(full: bool) -> list:
             f"{sizes['launches']} launches, {USERS} students",
         )
     ]
+    redis = results.get("shuyuan_redis")
+    if redis:
+        rows.append(
+            Row(
+                "LTI login + launch round trip, mean, shared state on Redis (states, nonces, "
+                "cache, rate limits; jobs in-process)",
+                redis["mean"],
+                "ms",
+                bare["mean"],
+                "bare pylti1p3 tool (bench/lti_bare_tool.py), 2 gunicorn workers",
+                f"<= {TARGET_RATIO}x baseline",
+                redis["mean"] <= TARGET_RATIO * bare["mean"] and not redis["errors"],
+                f"{sizes['launches']} launches, {USERS} students",
+            )
+        )
+    return rows
 
 
 def main() -> None:
@@ -297,8 +354,11 @@ def main() -> None:
     parser.add_argument("--browsers", type=int, default=FULL["browsers"])
     parser.add_argument("--launches", type=int, default=FULL["launches"])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--redis", help="also run Shuyuan with its shared state on this Redis (a URL)"
+    )
     args = parser.parse_args()
-    measure(args.browsers, args.launches, args.workers)
+    measure(args.browsers, args.launches, args.workers, args.redis)
 
 
 def write_bare_config(platform: Platform, folder: str) -> Path:
