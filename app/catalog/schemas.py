@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.catalog import vocab
 from app.catalog.models import REVIEW_NOTE_MAX as MAX_NOTE
+from app.catalog.models import Resource
 from app.common.schemas import PageArgsSchema, Text, UtcDateTime, page_schema
 from app.errors import Invalid
 
@@ -449,7 +450,7 @@ def summary_dict(obj, locale: str) -> dict:
         "updated_at": _stamp(obj.updated_at),
         "source_content_id": _text(obj.source_content_id),
     }
-    if hasattr(obj, "grade_rows"):  # a resource
+    if isinstance(obj, Resource):
         data["grades"] = [_text(grade) for grade in obj.grades]
         data["url"] = _text(obj.url)
         data["duration_seconds"] = obj.duration_seconds

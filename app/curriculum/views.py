@@ -15,7 +15,7 @@ from app.catalog.models import Resource
 from app.catalog.schemas import load_form
 from app.common.transaction import skip_commit
 from app.curriculum import schemas, services
-from app.curriculum.models import Level
+from app.curriculum.models import Level, Node
 from app.curriculum.services import browse as browse_service
 from app.errors import AppError, Invalid, Unauthorized
 from app.i18n import current_language, translate_message
@@ -61,7 +61,7 @@ def node_title(node) -> str:
 def level_label(level) -> str:
     """The name of a node's level; given the node itself, a textbook's 节 and 小节 are told
     apart (both are lessons when they are what is taught) by the CASE item type."""
-    if hasattr(level, "level"):
+    if isinstance(level, Node):
         node = level
         item_type = str((node.raw or {}).get("CFItemType") or "").strip().lower()
         if node.level == Level.LESSON and item_type in ("小节", "subsection"):

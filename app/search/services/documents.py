@@ -102,9 +102,7 @@ def document_for(obj: Course | Resource) -> dict:
         "licence": obj.licence or "",
         "district": str(obj.district_id),
         "school": str(obj.school_id or ""),
-        "visibility": str(
-            obj.visibility.value if hasattr(obj.visibility, "value") else obj.visibility
-        ),
+        "visibility": str(obj.visibility),  # a StrEnum, or its value before a flush
         "author": obj.author.public_id if obj.author else "",
         "published": _epoch(obj.published_at),
         "usage": int(getattr(obj, "usage_count", 0) or 0),
