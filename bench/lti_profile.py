@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("--launches", type=int, default=200)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--html")
+    parser.add_argument(
+        "--redis", help="shared state on this Redis (states, nonces, cache, rate limits)"
+    )
     args = parser.parse_args()
     from pyinstrument import Profiler
     from sqlalchemy import event
@@ -114,8 +117,19 @@ def main() -> None:
                     # One connection: the PostgreSQL backend whose CPU is read is the
                     # one every request and job uses.
                     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0},
+                    **(
+                        {
+                            "LTI_REDIS_URL": args.redis,
+                            "CACHE_REDIS_URL": args.redis,
+                            "CACHE_TYPE": "RedisCache",
+                            "RATELIMIT_STORAGE_URI": args.redis,
+                        }
+                        if args.redis
+                        else {}
+                    ),
                 }
             )
+            print(f"cache: {app.config['CACHE_TYPE']}; LTI store on Redis: {bool(args.redis)}")
             for i in range(args.users):  # first launches: every student provisioned
                 assert launch_once(app, platform, f"stu-{i}", custom) == 302
             jobs.drain(app)

@@ -69,7 +69,7 @@ def bump(scope: str) -> None:
     name = f"gen:{scope}"
     try:
         if current_app.config.get("CACHE_TYPE") == "RedisCache":
-            cache.inc(name)  # INCR: atomic across processes, and the key never expires
+            cache.cache.inc(name)  # INCR: atomic across processes; the key never expires
         else:
             # Never expiring (timeout 0): a generation number that expired and restarted
             # from an old value could find entries stored under it before.

@@ -2,7 +2,8 @@
 grades (AGS) and rosters (NRPS).  See docs/lti.md.
 
 Layout: ``claims`` (typed id_token), ``tool`` (pylti1p3 glue), ``store`` (shared launch
-state), ``services/`` (one module per sub-domain, see its docstring), ``views``, ``api``,
+state), ``registry_cache`` (platform and deployment rows cached on Redis; invalidated by
+``origins``), ``services/`` (one module per sub-domain, see its docstring), ``views``, ``api``,
 ``cli``, ``receivers``, ``jobs`` (jobs enqueued after the request's commit).
 
 Seams with other features — typed public functions only:

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 from flask import g, has_app_context
 from sqlalchemy import event, select
 
+from app.accounts.models import District, School
 from app.common import cache
 from app.extensions import db
+from app.lti import registry_cache
 from app.lti.models import LtiDeployment, LtiPlatform
 
 # Where a launch redirects the LMS frame to (app/lti/views.py, end of the launch); with
@@ -71,11 +73,20 @@ def _read_origins() -> tuple[str, ...]:
     return tuple(sorted({o for row in rows for o in map(url_origin, row) if o}))
 
 
+# Rows whose change makes cached origins and cached registrations
+# (app/lti/registry_cache.py: deployments are cached with their school and district) stale.
+_REGISTRATION_ROWS = (LtiPlatform, LtiDeployment, School, District)
+
+
 def _note_registration_writes(session, flush_context, instances) -> None:
-    if any(
-        isinstance(obj, (LtiPlatform, LtiDeployment))
-        for obj in (*session.new, *session.dirty, *session.deleted)
-    ):
+    written = (
+        *session.new,
+        *session.deleted,
+        # Column changes only: a school becomes "dirty" when a user is appended to its
+        # loaded ``users`` collection, which changes nothing cached.
+        *(obj for obj in session.dirty if session.is_modified(obj, include_collections=False)),
+    )
+    if any(isinstance(obj, _REGISTRATION_ROWS) for obj in written):
         session.info[_CHANGED] = True
 
 
@@ -86,6 +97,7 @@ def _bump_after_commit(session) -> None:
         return
     if has_app_context():
         cache.bump(CACHE_SCOPE)
+        cache.bump(registry_cache.SCOPE)
 
 
 def _forget_after_rollback(session, previous) -> None:
@@ -94,7 +106,8 @@ def _forget_after_rollback(session, previous) -> None:
 
 
 def install() -> None:
-    """Invalidate the cached origins whenever a platform or deployment row is written
+    """Invalidate the cached origins and registrations whenever a platform, deployment,
+    school or district row is written
     (the admin page, the API, the CLI, dynamic registration, tests: all go through the
     ORM session; nothing updates these tables with bulk statements)."""
     if not event.contains(db.session, "before_flush", _note_registration_writes):

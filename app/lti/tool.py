@@ -26,6 +26,7 @@ from app.extensions import db
 from app.lti.claims import Envelope, LaunchClaims, read_claims, read_envelope
 from app.lti.errors import N_, LaunchRefused
 from app.lti.models import LtiDeployment, LtiPlatform
+from app.lti.registry_cache import cached_row
 from app.lti.services import keys
 from app.lti.store import SharedLaunchDataStorage, launch_store
 
@@ -74,8 +75,16 @@ def _jwks_memo_put(key: str, key_set: dict) -> None:
 
 
 def find_platform(issuer: str | None, client_id: str | None) -> LtiPlatform | None:
+    """The active platform of ``issuer`` (and ``client_id``), or None; cached on Redis
+    (app/lti/registry_cache.py)."""
     if not issuer:
         return None
+    return cached_row(
+        ("platform", issuer, client_id or None), lambda: _read_platform(issuer, client_id)
+    )
+
+
+def _read_platform(issuer: str, client_id: str | None) -> LtiPlatform | None:
     statement = select(LtiPlatform).filter_by(issuer=issuer, active=True)
     if client_id:
         statement = statement.filter_by(client_id=client_id)
@@ -138,14 +147,19 @@ class DatabaseToolConf(ToolConfAbstract):
             raise LaunchRefused(N_("Unknown issuer."), "lti_unknown_platform")
         # The launch provisions into the deployment's school and district and the xAPI
         # statement names them: read with the deployment (one statement, not three).
-        row = db.session.execute(
-            select(LtiDeployment)
-            .options(
-                joinedload(LtiDeployment.school).joinedload(School.district),
-                joinedload(LtiDeployment.district),
-            )
-            .filter_by(platform_id=platform.id, deployment_id=str(deployment_id))
-        ).scalar_one_or_none()
+        platform_id = platform.id
+
+        def read() -> LtiDeployment | None:
+            return db.session.execute(
+                select(LtiDeployment)
+                .options(
+                    joinedload(LtiDeployment.school).joinedload(School.district),
+                    joinedload(LtiDeployment.district),
+                )
+                .filter_by(platform_id=platform_id, deployment_id=str(deployment_id))
+            ).scalar_one_or_none()
+
+        row = cached_row(("deployment", platform_id, str(deployment_id)), read)
         if row is None:
             raise LaunchRefused(
                 N_("This deployment is not registered with Shuyuan."), "lti_unknown_deployment", 403
