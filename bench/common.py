@@ -2,6 +2,7 @@
 
 * :func:`free_port` – an unused TCP port on 127.0.0.1;
 * :func:`throwaway_postgres` – create a uniquely named PostgreSQL database, drop it after;
+  :func:`kept_postgres` – a named one, created if missing, kept;
 * :class:`Gunicorn` – run ``wsgi:app`` under gunicorn with a given environment, wait until
   ``/healthz`` answers, stop it again;
 * :func:`run_load` – N concurrent clients (threads, one ``requests.Session`` each) working
@@ -76,6 +77,25 @@ def throwaway_postgres(admin_url: str | None = None) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def kept_postgres(name: str, admin_url: str | None = None) -> Iterator[str]:
+    """Yield the URL of database ``name`` of the local server, created if missing and
+    kept afterwards (a benchmark can reuse what it built there)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = admin_url or os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+        ).first()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
 class Gunicorn:

@@ -18,6 +18,9 @@ database of the local server; the same jieba / pinyin / English analysers) and m
     .venv/bin/python bench/search.py --procs 1            # one writer process (default: CPUs)
     .venv/bin/python bench/search.py --skip-postgresql    # Whoosh only
     .venv/bin/python bench/search.py --fts5               # plus the SQLite FTS5 baseline
+    .venv/bin/python bench/search.py --skip-whoosh --pg-database shuyuan_bench_mine
+        # PostgreSQL only, on a database that is kept: a second run with the same
+        # --docs finds the index there and skips the build (profiling, before/after)
 
 Each backend is also timed bare on its own index (Whoosh alone / plain SQL, no query
 understanding, visibility, highlights or did-you-mean), and ``table_rows(full)`` returns
@@ -45,7 +48,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.catalog import vocab  # noqa: E402
-from bench.common import percentile, throwaway_postgres  # noqa: E402
+from bench.common import kept_postgres, percentile, throwaway_postgres  # noqa: E402
 
 TOPICS = {
     "math": [
@@ -457,7 +460,7 @@ def bare_postgresql(queries) -> dict:
     plus one GROUP BY per facet (grades through unnest)."""
     from app.extensions import db
     from app.search.analysis import query_words, stem
-    from app.search.pg_backend import FIELD_CODES, _tsquery
+    from app.search.pg_query import FIELD_CODES, _tsquery
 
     def tsquery(q):
         groups = []
@@ -531,10 +534,11 @@ def segmentation_floor(docs, sample: int = 2000) -> float:
     return (time.perf_counter() - start) * len(docs) / len(picked)
 
 
-def run_backend(docs, queries, folder, procs, database_url=None):
+def run_backend(docs, queries, folder, procs, database_url=None, reuse=False):
     """Index ``docs`` with the configured backend and time ``queries`` through the
     search service: Whoosh on SQLite, or the PostgreSQL backend on ``database_url``;
-    then the bare baseline on the same index."""
+    then the bare baseline on the same index.  With ``reuse`` an index that already
+    holds exactly these documents (same count and fingerprints) is not rebuilt."""
     from app import create_app
     from app.extensions import db
     from app.search import services
@@ -563,14 +567,19 @@ def run_backend(docs, queries, folder, procs, database_url=None):
     with app.app_context():
         db.create_all()
         backend = services.get_backend()
-        start = time.perf_counter()
-        backend.rebuild(iter(docs), procs=procs, limitmb=256)
-        db.session.commit()
-        if database_url:
-            db.session.execute(db.text("ANALYZE search_documents"))
-            db.session.execute(db.text("ANALYZE search_terms"))
+        build = None
+        if not (reuse and backend.fingerprints() == {d["id"]: d["fingerprint"] for d in docs}):
+            start = time.perf_counter()
+            backend.rebuild(iter(docs), procs=procs, limitmb=256)
             db.session.commit()
-        build = time.perf_counter() - start
+            if database_url:
+                db.session.execute(db.text("ANALYZE search_documents"))
+                db.session.execute(db.text("ANALYZE search_terms"))
+                db.session.commit()
+            build = time.perf_counter() - start
+        else:
+            print("index reused (same documents already indexed)", flush=True)
+            db.session.rollback()
         size = backend.size_bytes()
         search("京剧")  # open the searcher and warm caches once
         search("xyzzyq")  # and the did-you-mean vocabulary
@@ -594,8 +603,13 @@ def run_backend(docs, queries, folder, procs, database_url=None):
 
 def report(label, r, docs, procs=None):
     writers = f", procs={procs}" if procs else ""
+    build = (
+        f"build {r['build_s']:.1f} s ({docs / r['build_s']:.0f} docs/s{writers})"
+        if r["build_s"]
+        else "build skipped (index reused)"
+    )
     print(
-        f"{label}: build {r['build_s']:.1f} s ({docs / r['build_s']:.0f} docs/s{writers}), "
+        f"{label}: {build}, "
         f"size {r['size_mb']:.1f} MB; mean hits/query {r['mean_hits']:.0f}, zero-hit queries {r['zero_hit_queries']}"
     )
     print(
@@ -708,9 +722,18 @@ def run_fts5(docs, queries, folder):
     }
 
 
-def measure(n_docs: int, n_queries: int, procs: int, postgresql: bool = True) -> dict:
+def measure(
+    n_docs: int,
+    n_queries: int,
+    procs: int,
+    postgresql: bool = True,
+    whoosh: bool = True,
+    pg_database: str | None = None,
+) -> dict:
     """Whoosh and (unless told not to) PostgreSQL on the same documents and queries, in
-    one run, each with its bare baseline and the jieba floor of a build."""
+    one run, each with its bare baseline and the jieba floor of a build.  With
+    ``pg_database`` PostgreSQL uses (and keeps) that database of the local server,
+    reusing the index it holds when it has the same documents."""
     from app.search.analysis import warm_up
 
     warm_up()
@@ -729,12 +752,17 @@ def measure(n_docs: int, n_queries: int, procs: int, postgresql: bool = True) ->
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="search-bench-") as folder:
-        out["whoosh"] = run_backend(docs, queries, folder, procs)
-        report("Whoosh", out["whoosh"], n_docs, procs)
+        if whoosh:
+            out["whoosh"] = run_backend(docs, queries, folder, procs)
+            report("Whoosh", out["whoosh"], n_docs, procs)
         if postgresql:
-            with throwaway_postgres() as url:
-                out["postgresql"] = run_backend(docs, queries, folder, procs, database_url=url)
+            database = kept_postgres(pg_database) if pg_database else throwaway_postgres()
+            with database as url:
+                out["postgresql"] = run_backend(
+                    docs, queries, folder, procs, database_url=url, reuse=bool(pg_database)
+                )
             report("PostgreSQL", out["postgresql"], n_docs, procs)
+        if whoosh and postgresql:
             w, p = out["whoosh"], out["postgresql"]
             print(
                 f"ratio PostgreSQL/Whoosh p95: highlights {p['plain'][1] / max(w['plain'][1], 1e-6):.1f}x, "
@@ -783,6 +811,8 @@ def rows_from(result: dict) -> list:
                     note=load,
                 )
             )
+        if not r["build_s"]:
+            continue  # index reused: no build figure
         rows.append(
             Row(
                 path=f"search index build ({label}, {result['procs']} processes)",
@@ -817,9 +847,22 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--fts5", action="store_true", help="also the SQLite FTS5 baseline")
     parser.add_argument("--skip-postgresql", action="store_true")
+    parser.add_argument("--skip-whoosh", action="store_true")
+    parser.add_argument(
+        "--pg-database",
+        help="a database of the local server to use and keep (created if missing); an index"
+        " of the same documents found there is reused instead of rebuilt",
+    )
     args = parser.parse_args()
-    result = measure(args.docs, args.queries, args.procs, postgresql=not args.skip_postgresql)
-    if args.fts5:
+    result = measure(
+        args.docs,
+        args.queries,
+        args.procs,
+        postgresql=not args.skip_postgresql,
+        whoosh=not args.skip_whoosh,
+        pg_database=args.pg_database,
+    )
+    if args.fts5 and "whoosh" in result:
         docs, queries, _ = result["folder_docs"]
         with tempfile.TemporaryDirectory(prefix="search-bench-fts-") as folder:
             f = run_fts5(docs, queries, folder)

@@ -98,16 +98,19 @@ def highlight(text: str, terms: MatchTerms, max_chars: int | None = None) -> Mar
         start = max(0, min(first - max_chars // 4, len(text) - max_chars))
         end = start + max_chars
     spans = match_spans(text[start:end], terms, offset=start) if terms else []
-    out = [Markup("…") if start > 0 else Markup("")]
+    # Plain strings joined once: every piece of text goes through ``escape``, only our
+    # own tags are added unescaped (Markup's own ``+``/``join`` escaped each piece
+    # again: a third of the highlighting time in the 100k profile, docs/search.md).
+    out = ["…" if start > 0 else ""]
     cursor = start
     for s, e in spans:
-        out.append(escape(text[cursor:s]))
-        out.append(Markup("<mark>") + escape(text[s:e]) + Markup("</mark>"))
+        out.append(str(escape(text[cursor:s])))
+        out.append("<mark>" + str(escape(text[s:e])) + "</mark>")
         cursor = e
-    out.append(escape(text[cursor:end]))
+    out.append(str(escape(text[cursor:end])))
     if end < len(text):
-        out.append(Markup("…"))
-    return Markup("").join(out)
+        out.append("…")
+    return Markup("".join(out))  # noqa: S704  (every piece of text escaped above)
 
 
 def has_match(text: str, terms: MatchTerms) -> bool:
