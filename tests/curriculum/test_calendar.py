@@ -363,6 +363,23 @@ def test_this_week_lists_resources_as_rows_with_the_entity_names(app, klass, cur
         assert getattr(entry.resource, name) == getattr(entity, name), name
     assert entry.resource.translated("title", "en") == entity.translated("title", "en")
 
+    # Rows or not, the reader's visibility applies and only published versions show.
+    from app.catalog import services as catalog
+
+    private = publish(klass.teacher, "仅自己", visibility="private")
+    archived = publish(klass.teacher, "已下架")
+    for hidden in (private, archived):
+        services.align(klass.teacher, week13[0].id, "resource", hidden, "teaches")
+    catalog.archive_content(klass.teacher, Resource, archived)
+    db.session.commit()
+
+    def shown(user) -> set[str]:
+        [view] = services.this_week(user, on=MONDAY)
+        return {e.resource.content_id for e in view.lessons[0]["resources"]}
+
+    assert shown(klass.student) == {content_id}
+    assert shown(klass.teacher) == {content_id, private}
+
 
 def test_equivalents_follow_exact_matches_both_ways_up_to_three_links(app, curriculum):
     """A chain a → b ← c → d → e of exactMatchOf: from a, b, c and d (three links), not e;
