@@ -311,9 +311,10 @@ def test_interfaces_for_other_features(klass, orgs, make_user, curriculum, publi
 
 
 def test_this_week_statement_count_does_not_grow_with_resources(app, klass, curriculum, publish):
-    """ "This week" reads a fixed number of statements (issue 14): class, editions,
-    progress, calendar, week with its lessons in one, knowledge points (children and
-    links) in one, the exactMatchOf rounds and the aligned resources in one."""
+    """ "This week" reads a fixed number of statements (issue 14): the classes with their
+    editions, progress, calendar, the week with its lessons, knowledge points (children
+    and links), the exactMatchOf equivalents (one recursive statement) and the aligned
+    resources (as plain rows, not entities): 7 in all."""
     from tests.catalog.test_queries import count_statements
 
     week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
@@ -340,4 +341,70 @@ def test_this_week_statement_count_does_not_grow_with_resources(app, klass, curr
     db.session.commit()
     many, shown_many = statements_for_week()
     assert shown_many == shown_few + 5
-    assert many == few <= 9, (few, many)
+    assert many == few == 7, (few, many)
+
+
+def test_this_week_lists_resources_as_rows_with_the_entity_names(app, klass, curriculum, publish):
+    """The week's resources are read-only rows (services.ResourceSummary) that answer
+    what the pages, the API and the recommendations read of a Resource."""
+    from app.catalog.models import Resource
+
+    week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
+    content_id = publish(klass.teacher, "本周微课")
+    services.align(klass.teacher, week13[0].id, "resource", content_id, "teaches")
+    db.session.commit()
+    [view] = services.this_week(klass.student, on=MONDAY)
+    [entry] = view.lessons[0]["resources"]
+    entity = db.session.execute(
+        select(Resource).filter_by(content_id=content_id, state="published")
+    ).scalar_one()
+    assert isinstance(entry.resource, services.ResourceSummary)
+    for name in ("id", "content_id", "version", "title", "summary", "kind", "url"):
+        assert getattr(entry.resource, name) == getattr(entity, name), name
+    assert entry.resource.translated("title", "en") == entity.translated("title", "en")
+
+    # Rows or not, the reader's visibility applies and only published versions show.
+    from app.catalog import services as catalog
+
+    private = publish(klass.teacher, "仅自己", visibility="private")
+    archived = publish(klass.teacher, "已下架")
+    for hidden in (private, archived):
+        services.align(klass.teacher, week13[0].id, "resource", hidden, "teaches")
+    catalog.archive_content(klass.teacher, Resource, archived)
+    db.session.commit()
+
+    def shown(user) -> set[str]:
+        [view] = services.this_week(user, on=MONDAY)
+        return {e.resource.content_id for e in view.lessons[0]["resources"]}
+
+    assert shown(klass.student) == {content_id}
+    assert shown(klass.teacher) == {content_id, private}
+
+
+def test_equivalents_follow_exact_matches_both_ways_up_to_three_links(app, curriculum):
+    """A chain a → b ← c → d → e of exactMatchOf: from a, b, c and d (three links), not e;
+    from c, every one of them (two links each way); other association types are not
+    followed.  One statement, however many links."""
+    from app.curriculum.models import Association
+    from tests.catalog.test_queries import count_statements
+
+    framework_id = db.session.execute(select(func.min(Association.framework_id))).scalar()
+    chain = [("a", "b"), ("c", "b"), ("c", "d"), ("d", "e")]
+    for n, (origin, destination) in enumerate(chain + [("a", "z")]):
+        db.session.add(
+            Association(
+                framework_id=framework_id,
+                identifier=f"eq-test-{n}",
+                association_type="exactMatchOf" if n < len(chain) else "isRelatedTo",
+                origin_identifier=f"eq-{origin}",
+                destination_identifier=f"eq-{destination}",
+            )
+        )
+    db.session.flush()
+    with count_statements(app) as statements:
+        found = services.equivalents({"eq-a", "eq-c", "eq-lonely"})
+    assert len(statements) == 1
+    assert found["eq-a"] == {"eq-a", "eq-b", "eq-c", "eq-d"}
+    assert found["eq-c"] == {"eq-a", "eq-b", "eq-c", "eq-d", "eq-e"}
+    assert found["eq-lonely"] == {"eq-lonely"}
+    db.session.rollback()

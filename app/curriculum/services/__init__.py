@@ -19,6 +19,10 @@ CLI command) commits once.  Other features use only these, with these signatures
 - ``list_calendars(user) -> list[TeachingCalendar]``,
   ``lessons_for_week(user, calendar_id, week) -> list[Node]`` and
   ``resources_for_week(user, calendar_id, week) -> list[Resource]`` (LTI deep linking);
+- ``this_week(user, class_id=None, on=None, offset=0, subject=None) -> list[WeekView]``
+  (portraits' recommendations): each lesson's ``resources`` are ``AlignedResource``s
+  whose ``resource`` is a read-only ``ResourceSummary`` row (``content_id``, ``title``,
+  ``kind``, ``url``, ``translated(field, locale)``, ...), not a ``Resource`` entity;
 - ``alignments_for_resource(content_id) -> list[NodeAlignment]`` (search indexes each
   alignment's ``terms``: node title, English title, unit and volume titles);
 - ``app.curriculum.filters.filter_content_ids(user, edition, chapter) -> set[str] | None``
@@ -29,6 +33,7 @@ from app.curriculum.services.alignment import (
     ALIGNMENT_ORDER,
     AlignedResource,
     NodeAlignment,
+    ResourceSummary,
     align,
     aligned_resources,
     alignment_summary,
@@ -139,6 +144,7 @@ __all__ = [
     "AlignedResource",
     "MAX_WEEKS",
     "NodeAlignment",
+    "ResourceSummary",
     "WeekView",
     "add_association",
     "add_class_member",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import lazyload, load_only
@@ -11,7 +11,14 @@ from sqlalchemy.orm import lazyload, load_only
 from app import signals
 from app.accounts.models import User
 from app.catalog import services as catalog
-from app.catalog.models import Course, CourseSection, Resource, SectionItem, State
+from app.catalog.models import (
+    Course,
+    CourseSection,
+    Resource,
+    SectionItem,
+    State,
+    VersionedContentMixin,
+)
 from app.common.events import send_after_commit
 from app.curriculum.models import (
     Alignment,
@@ -214,9 +221,42 @@ def alignments_of_node(node: Node) -> list[Alignment]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ResourceSummary:
+    """A published resource as a week's listing shows it (kind, title, link), read as a
+    plain row instead of a ``Resource`` entity: building 266 entities was most of "this
+    week"'s Python time (docs/curriculum.md).  The attributes have ``Resource``'s names,
+    and ``translated`` is the same method."""
+
+    id: int
+    content_id: str
+    version: int
+    title: str
+    summary: str
+    kind: str
+    url: str | None
+    translations: dict | None
+
+    translated = VersionedContentMixin.translated
+
+
+_SUMMARY_COLUMNS = tuple(getattr(Resource, f.name) for f in fields(ResourceSummary))
+# What a Resource entity of a listing loads (the summary's columns and who may see it).
+_ENTITY_COLUMNS = (
+    *_SUMMARY_COLUMNS,
+    Resource.state,
+    Resource.visibility,
+    Resource.school_id,
+    Resource.district_id,
+    Resource.author_id,
+    Resource.subject,
+    Resource.published_at,
+)
+
+
 @dataclass
 class AlignedResource:
-    resource: Resource
+    resource: Resource | ResourceSummary
     alignment_type: str
     node_id: int
     via_equivalent: bool = False
@@ -227,9 +267,12 @@ def aligned_resources(
     nodes: list[Node],
     include_knowledge_points: bool = True,
     knowledge_points: dict[str, list[Node]] | None = None,
+    summaries: bool = False,
 ) -> dict[int, list[AlignedResource]]:
     """Published resources ``user`` may see aligned to each node, to its knowledge points,
-    or (through exactMatchOf) to an equivalent node of another edition."""
+    or (through exactMatchOf) to an equivalent node of another edition.  With
+    ``summaries`` each resource is a read-only :class:`ResourceSummary` row, not a
+    ``Resource`` entity (for pages that only list them)."""
     if not nodes:
         return {}
     wanted: dict[str, set[int]] = defaultdict(set)  # node identifier -> requested node ids
@@ -248,9 +291,20 @@ def aligned_resources(
         for other in matches[identifier]:
             for owner in owners:
                 expanded[other].add((owner, other != identifier))
-    rows = db.session.execute(
-        select(Alignment.node_id, Alignment.alignment_type, Resource, Node.identifier)
-        .join(Node, Node.id == Alignment.node_id)
+    if summaries:
+        statement = select(
+            Alignment.node_id, Alignment.alignment_type, Node.identifier, *_SUMMARY_COLUMNS
+        )
+    else:
+        statement = select(
+            Alignment.node_id, Alignment.alignment_type, Node.identifier, Resource
+        ).options(
+            lazyload(Resource.tags),
+            lazyload(Resource.grade_rows),
+            load_only(*_ENTITY_COLUMNS),
+        )
+    found = db.session.execute(
+        statement.join(Node, Node.id == Alignment.node_id)
         .join(
             Resource,
             and_(Resource.content_id == Alignment.target_key, Resource.state == State.PUBLISHED),
@@ -260,28 +314,11 @@ def aligned_resources(
             Node.identifier.in_(set(expanded)),
             catalog.visibility_condition(user, Resource),
         )
-        .options(
-            lazyload(Resource.tags),
-            lazyload(Resource.grade_rows),
-            load_only(
-                Resource.id,
-                Resource.content_id,
-                Resource.version,
-                Resource.title,
-                Resource.summary,
-                Resource.kind,
-                Resource.url,
-                Resource.translations,
-                Resource.state,
-                Resource.visibility,
-                Resource.school_id,
-                Resource.district_id,
-                Resource.author_id,
-                Resource.subject,
-                Resource.published_at,
-            ),
-        )
     ).all()
+    if summaries:
+        rows = [(r[0], r[1], ResourceSummary(*r[3:]), r[2]) for r in found]
+    else:
+        rows = [(r[0], r[1], r[3], r[2]) for r in found]
     result: dict[int, list[AlignedResource]] = defaultdict(list)
     seen: dict[int, set[str]] = defaultdict(set)
     ordered = sorted(

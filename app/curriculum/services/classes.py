@@ -109,7 +109,8 @@ def classes_of(user: User | None, role: str | None = None) -> list[SchoolClass]:
     )
     if role:
         statement = statement.where(ClassMember.role == role)
-    statement = statement.options(joinedload(SchoolClass.school))
+    # The editions too ("this week" reads them for every class): no second statement.
+    statement = statement.options(joinedload(SchoolClass.school), joinedload(SchoolClass.editions))
     return list(
         db.session.execute(statement.distinct().order_by(SchoolClass.name)).unique().scalars()
     )
@@ -123,7 +124,8 @@ def district_classes(user: User | None) -> list[SchoolClass]:
     statement = select(SchoolClass).join(School, School.id == SchoolClass.school_id)
     if not user.is_platform_admin:
         statement = statement.where(School.district_id.in_(sorted(user.admin_district_ids())))
-    statement = statement.options(joinedload(SchoolClass.school))
+    # The editions too ("this week" reads them for every class): no second statement.
+    statement = statement.options(joinedload(SchoolClass.school), joinedload(SchoolClass.editions))
     return list(
         db.session.execute(statement.order_by(School.name, SchoolClass.name, SchoolClass.id))
         .unique()

@@ -172,7 +172,7 @@ def this_week(
             number = week_number(calendar, on) + offset
             row, lessons = _week_and_lessons(calendar, number)
             kps = knowledge_points_of(lessons)
-            aligned = aligned_resources(user, lessons, knowledge_points=kps)
+            aligned = aligned_resources(user, lessons, knowledge_points=kps, summaries=True)
             view = WeekView(
                 school_class,
                 calendar,
