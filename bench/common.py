@@ -7,6 +7,7 @@
 * :func:`run_load` – N concurrent clients (threads, one ``requests.Session`` each) working
   through a list of requests, with a request budget and a time limit;
 * :func:`percentiles` / :func:`format_result` – latency figures;
+* :func:`bare_statement_times` – a service call's statements replayed on a raw cursor;
 * :func:`load_average` – the machine's load, printed beside the figures it weighs on;
 * :func:`seed_school_people`, :func:`seed_aligned_resources`, :func:`seed_term_calendar` –
   curriculum data to query.
@@ -186,6 +187,38 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
         return float("nan")
     rank = max(1, math.ceil(fraction * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def bare_statement_times(engine, call, repeat: int) -> tuple[int, list[float]]:
+    """The bare baseline of a service call: the statements ``call()`` sends once (captured
+    on ``engine``), replayed ``repeat`` times on a raw DBAPI cursor with no ORM and no
+    service code.  Returns how many statements, and the sorted milliseconds per replay."""
+    from sqlalchemy import event
+
+    sent: list[tuple] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        replays = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            for statement, parameters in sent:
+                cursor.execute(statement, parameters)
+                cursor.fetchall()
+            replays.append((time.perf_counter() - began) * 1000)
+            raw.rollback()
+    finally:
+        raw.close()
+    return len(sent), sorted(replays)
 
 
 def load_average() -> str:
