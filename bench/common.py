@@ -4,6 +4,7 @@
 * :func:`throwaway_postgres` – create a uniquely named PostgreSQL database, drop it after;
 * :class:`Gunicorn` – run ``wsgi:app`` under gunicorn with a given environment, wait until
   ``/healthz`` answers, stop it again;
+* :func:`run_threads` – callables in threads of their own, waited for;
 * :func:`run_load` – N concurrent clients (threads, one ``requests.Session`` each) working
   through a list of requests, with a request budget and a time limit;
 * :func:`percentiles` / :func:`format_result` – latency figures;
@@ -288,13 +289,21 @@ def run_load(
                             status = getattr(response, "status_code", response)
                             result.error_samples.append(f"{path}: {status} {body[:200]!r}")
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    run_threads([worker] * concurrency)
+    result.elapsed_s = time.perf_counter() - start
+    return result
+
+
+def run_threads(workers: list) -> float:
+    """Start one daemon thread per callable in ``workers``, wait for all of them; returns
+    the seconds from the first start to the last end."""
+    threads = [threading.Thread(target=work, daemon=True) for work in workers]
+    began = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    result.elapsed_s = time.perf_counter() - start
-    return result
+    return time.perf_counter() - began
 
 
 def format_result(label: str, result: LoadResult) -> str:

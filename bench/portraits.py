@@ -269,6 +269,14 @@ def _p95(values: list[float]) -> float:
     return ordered[max(0, int(len(ordered) * 0.95) - 1)]
 
 
+def _commit_and_analyze(url: str) -> None:
+    """Commit the seeded rows; on PostgreSQL, refresh the planner's statistics too."""
+    db.session.commit()
+    if url.startswith("postgresql"):
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+
+
 def make_app(url: str, instance: str):
     return create_app(
         {
@@ -353,10 +361,7 @@ def rebuild_and_online(args, url: str, instance: str) -> dict:
                 rows = []
         if rows:
             db.session.execute(insert(Observation), rows)
-        db.session.commit()
-        if url.startswith("postgresql"):
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
+        _commit_and_analyze(url)
         lines.append(
             f"seeded {args.students} students × {per_skill * args.skills} answers ({counter} "
             f"observations, {args.skills} knowledge points) in "
@@ -496,10 +501,7 @@ def recommendations(args, url: str, instance: str) -> dict:
                 for kp in kps
             ],
         )
-        db.session.commit()
-        if url.startswith("postgresql"):
-            db.session.execute(text("ANALYZE"))
-            db.session.commit()
+        _commit_and_analyze(url)
         lines.append(
             f"seeded {args.resources} aligned published resources in "
             f"{time.perf_counter() - started:.1f} s"
