@@ -59,6 +59,12 @@ def create(pc, kind: str, data: dict) -> str:
     return location.split("/")[3]
 
 
+def new_course(pc, **fields) -> str:
+    """The content id of a course created through the editor page from
+    ``course_form(**fields)``."""
+    return create(pc, "courses", course_form(**fields))
+
+
 def api_get(app, path: str, headers: dict):
     return app.test_client().get(path, headers=headers)
 
@@ -151,7 +157,7 @@ def test_someone_elses_course_edit_is_403_page(app, page_client, make_user, orgs
     owner = make_user("teacher")
     other = make_user("teacher", school=orgs.school)
     owner_pc = page_client(owner)
-    content_id = create(owner_pc, "courses", course_form(visibility="school"))
+    content_id = new_course(owner_pc, visibility="school")
     assert (
         owner_pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id)).status_code
         == 302
@@ -176,7 +182,7 @@ def test_someone_elses_course_edit_is_403_page(app, page_client, make_user, orgs
 
 def test_private_course_of_someone_else_is_404(app, page_client, make_user):
     owner = make_user("teacher")
-    content_id = create(page_client(owner), "courses", course_form(visibility="private"))
+    content_id = new_course(page_client(owner), visibility="private")
     response = page_client(make_user("teacher")).get(editor(content_id))
     assert response.status_code == 404
 
@@ -240,13 +246,10 @@ def test_bad_resource_form_is_422(app, page_client, make_user):
 
 def test_rich_text_is_sanitised(app, page_client, make_user):
     pc = page_client(make_user("teacher"))
-    content_id = create(
+    content_id = new_course(
         pc,
-        "courses",
-        course_form(
-            description_html='<p onclick="steal()">好课<script>alert(1)</script></p>',
-            description_html_en="<img src=x onerror=alert(1)>",
-        ),
+        description_html='<p onclick="steal()">好课<script>alert(1)</script></p>',
+        description_html_en="<img src=x onerror=alert(1)>",
     )
     course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
     assert "<script" not in course.description_html and "onclick" not in course.description_html
@@ -257,7 +260,7 @@ def test_rich_text_is_sanitised(app, page_client, make_user):
 
 def test_bad_session_and_section_input_is_422_and_changes_nothing(app, page_client, make_user):
     pc = page_client(make_user("teacher"))
-    content_id = create(pc, "courses", course_form())
+    content_id = new_course(pc)
     page = editor(content_id)
     response = pc.post(
         f"/me/courses/{content_id}/sessions",
@@ -312,7 +315,7 @@ def test_item_must_be_a_visible_resource(app, page_client, make_user):
     shared = create(sc, "resources", resource_form(title="天文望远镜"))
     sc.post(f"/me/resources/{shared}/submit", page=editor(shared, "resources"))
     pc = page_client(owner)
-    content_id = create(pc, "courses", course_form())
+    content_id = new_course(pc)
     pc.post(f"/me/courses/{content_id}/sections", {"title": "第一讲"}, page=editor(content_id))
     html = pc.get(editor(content_id)).get_data(as_text=True)
     assert "天文望远镜" in html and secret not in html  # the picker offers what she may see
@@ -346,7 +349,7 @@ def test_teacher_builds_and_publishes_a_course_through_the_pages(app, page_clien
         == 302
     )
 
-    content_id = create(pc, "courses", course_form(capacity="20"))
+    content_id = new_course(pc, capacity="20")
     page = editor(content_id)
     html = pc.get(page).get_data(as_text=True)
     assert "京剧入门" in html and "添加章节" in html
@@ -407,7 +410,7 @@ def test_teacher_builds_and_publishes_a_course_through_the_pages(app, page_clien
 
 def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_client, make_user):
     pc = page_client(make_user("teacher"))
-    content_id = create(pc, "courses", course_form())
+    content_id = new_course(pc)
     pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     response = pc.post(
         editor(content_id), course_form(title="京剧入门（第二版）"), page=editor(content_id)
@@ -445,18 +448,15 @@ def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_
 
 def test_curriculum_course_and_resource_edit(app, page_client, make_user):
     pc = page_client(make_user("teacher"))
-    content_id = create(
+    content_id = new_course(
         pc,
-        "courses",
-        course_form(
-            kind="curriculum",
-            title="七年级数学",
-            category="opera",
-            capacity="5",
-            subject="math",
-            grade="g7",
-            edition="pep",
-        ),
+        kind="curriculum",
+        title="七年级数学",
+        category="opera",
+        capacity="5",
+        subject="math",
+        grade="g7",
+        edition="pep",
     )
     course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
     assert (course.subject, course.grade, course.edition, course.category, course.capacity) == (
@@ -488,7 +488,7 @@ def test_review_flow_in_a_review_district(app, page_client, make_user, orgs):
     admin = make_user("district_admin", district=orgs.review_district)
     other_admin = make_user("district_admin", district=orgs.district)
     pc = page_client(teacher)
-    content_id = create(pc, "courses", course_form())
+    content_id = new_course(pc)
     assert "提交审核" in pc.get(editor(content_id)).get_data(as_text=True)
     response = pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     assert "已提交区里审核" in pc.get(response.headers["Location"]).get_data(as_text=True)
@@ -549,7 +549,7 @@ def test_district_admin_toggles_review_requirement(app, page_client, make_user, 
 def test_enrol_waitlist_and_owner_sees_students(app, page_client, make_user):
     teacher = make_user("teacher")
     pc = page_client(teacher)
-    content_id = create(pc, "courses", course_form(capacity="1"))
+    content_id = new_course(pc, capacity="1")
     pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     first, second = make_user("student"), make_user("student")
     s1, s2 = page_client(first), page_client(second)
@@ -618,7 +618,7 @@ def test_api_tokens_page(app, page_client, make_user):
 def test_catalog_filters_and_counts(app, page_client, make_user):
     pc = page_client(make_user("teacher"))
     for title, category in (("茶艺", "tea"), ("天文观测", "astronomy"), ("功夫茶", "tea")):
-        content_id = create(pc, "courses", course_form(title=title, category=category))
+        content_id = new_course(pc, title=title, category=category)
         pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     reader = page_client()
     assert result_count(reader.get("/").get_data(as_text=True)) == 3
