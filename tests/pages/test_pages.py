@@ -65,6 +65,10 @@ def new_course(pc, **fields) -> str:
     return create(pc, "courses", course_form(**fields))
 
 
+def course_row(content_id: str) -> Course:
+    return db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+
+
 def api_get(app, path: str, headers: dict):
     return app.test_client().get(path, headers=headers)
 
@@ -187,8 +191,7 @@ def test_private_course_of_someone_else_is_404(app, page_client, make_user):
     assert response.status_code == 404
 
 
-def test_missing_csrf_token_is_a_400_page_and_nothing_is_stored(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_missing_csrf_token_is_a_400_page_and_nothing_is_stored(app, pc):
     response = pc.post("/me/courses/new", course_form(), csrf=False)
     assert response.status_code == 400
     html = response.get_data(as_text=True)
@@ -201,8 +204,7 @@ def test_missing_csrf_token_is_a_400_page_and_nothing_is_stored(app, page_client
 # --- forms with bad input -------------------------------------------------------------------------
 
 
-def test_bad_course_form_is_422_with_field_errors_and_refilled(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_bad_course_form_is_422_with_field_errors_and_refilled(app, pc):
     bad = course_form(
         kind="spaceship",
         title="",
@@ -231,8 +233,7 @@ def test_bad_course_form_is_422_with_field_errors_and_refilled(app, page_client,
     assert count(Course) == 0
 
 
-def test_bad_resource_form_is_422(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_bad_resource_form_is_422(app, pc):
     response = pc.post(
         "/me/resources/new",
         resource_form(url="javascript:alert(1)", grades=["g99"], licence="MIT"),
@@ -244,22 +245,20 @@ def test_bad_resource_form_is_422(app, page_client, make_user):
     assert count(Resource) == 0
 
 
-def test_rich_text_is_sanitised(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_rich_text_is_sanitised(app, pc):
     content_id = new_course(
         pc,
         description_html='<p onclick="steal()">好课<script>alert(1)</script></p>',
         description_html_en="<img src=x onerror=alert(1)>",
     )
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert "<script" not in course.description_html and "onclick" not in course.description_html
     assert "好课" in course.description_html
     assert "onerror" not in course.translations["en"]["description_html"]
     assert "<script>alert(1)" not in pc.get(f"/courses/{content_id}").get_data(as_text=True)
 
 
-def test_bad_session_and_section_input_is_422_and_changes_nothing(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_bad_session_and_section_input_is_422_and_changes_nothing(app, pc):
     content_id = new_course(pc)
     page = editor(content_id)
     response = pc.post(
@@ -303,7 +302,7 @@ def test_bad_session_and_section_input_is_422_and_changes_nothing(app, page_clie
     assert pc.post(f"/me/courses/{content_id}/sessions/3/delete", page=page).status_code == 404
     assert pc.post(f"/me/courses/{content_id}/fly", page=page).status_code == 404
     assert pc.get(f"/me/spaceships/{content_id}/edit").status_code == 404
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert course.sections == [] and course.sessions == []
 
 
@@ -331,7 +330,7 @@ def test_item_must_be_a_visible_resource(app, page_client, make_user):
         )
         assert response.status_code == 422, resource_id
         assert "item-0-resource_id" in field_errors(response.get_data(as_text=True))
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert course.sections[0].items == []
 
 
@@ -392,7 +391,7 @@ def test_teacher_builds_and_publishes_a_course_through_the_pages(app, page_clien
     assert response.status_code == 302
     assert "已发布为第 1 版" in pc.get(response.headers["Location"]).get_data(as_text=True)
 
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert course.state == State.PUBLISHED
     assert [s.starts_at.day for s in course.sessions] == [1]
     assert [s.title for s in course.sections] == ["身段基础"]
@@ -408,8 +407,7 @@ def test_teacher_builds_and_publishes_a_course_through_the_pages(app, page_clien
     assert "Peking Opera for beginners" in english and "Version 1" in english
 
 
-def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_client, pc):
     content_id = new_course(pc)
     pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     response = pc.post(
@@ -446,8 +444,7 @@ def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_
     assert count(Course) == 0
 
 
-def test_curriculum_course_and_resource_edit(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_curriculum_course_and_resource_edit(app, pc):
     content_id = new_course(
         pc,
         kind="curriculum",
@@ -458,7 +455,7 @@ def test_curriculum_course_and_resource_edit(app, page_client, make_user):
         grade="g7",
         edition="pep",
     )
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert (course.subject, course.grade, course.edition, course.category, course.capacity) == (
         "math",
         "g7",
@@ -615,8 +612,7 @@ def test_api_tokens_page(app, page_client, make_user):
     assert api_get(app, "/api/v1/me", headers).status_code == 401
 
 
-def test_catalog_filters_and_counts(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_catalog_filters_and_counts(app, page_client, pc):
     for title, category in (("茶艺", "tea"), ("天文观测", "astronomy"), ("功夫茶", "tea")):
         content_id = new_course(pc, title=title, category=category)
         pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
