@@ -54,6 +54,7 @@ PROFILES = {
     "curriculum": "docs/curriculum.md",
     "lti": "docs/lti.md",
     "media": "docs/media.md",
+    "portraits": "docs/portraits.md",
     "search": "docs/search.md",
     "sharing": "docs/sharing.md",
     "xapi": "docs/xapi.md",

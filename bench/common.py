@@ -5,9 +5,11 @@
   :func:`kept_postgres` – a named one, created if missing, kept;
 * :class:`Gunicorn` – run ``wsgi:app`` under gunicorn with a given environment, wait until
   ``/healthz`` answers, stop it again;
+* :func:`run_threads` – callables in threads of their own, waited for;
 * :func:`run_load` – N concurrent clients (threads, one ``requests.Session`` each) working
   through a list of requests, with a request budget and a time limit;
 * :func:`percentiles` / :func:`format_result` – latency figures;
+* :func:`bare_statement_times` – a service call's statements replayed on a raw cursor;
 * :func:`load_average` – the machine's load, printed beside the figures it weighs on;
 * :func:`seed_school_people`, :func:`seed_aligned_resources`, :func:`seed_term_calendar` –
   curriculum data to query.
@@ -208,6 +210,38 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
+def bare_statement_times(engine, call, repeat: int) -> tuple[int, list[float]]:
+    """The bare baseline of a service call: the statements ``call()`` sends once (captured
+    on ``engine``), replayed ``repeat`` times on a raw DBAPI cursor with no ORM and no
+    service code.  Returns how many statements, and the sorted milliseconds per replay."""
+    from sqlalchemy import event
+
+    sent: list[tuple] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", keep)
+    try:
+        call()
+    finally:
+        event.remove(engine, "before_cursor_execute", keep)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        replays = []
+        for _ in range(repeat):
+            began = time.perf_counter()
+            for statement, parameters in sent:
+                cursor.execute(statement, parameters)
+                cursor.fetchall()
+            replays.append((time.perf_counter() - began) * 1000)
+            raw.rollback()
+    finally:
+        raw.close()
+    return len(sent), sorted(replays)
+
+
 def load_average() -> str:
     """The 1, 5 and 15 minute load averages, "unknown" where the system has none."""
     try:
@@ -275,13 +309,21 @@ def run_load(
                             status = getattr(response, "status_code", response)
                             result.error_samples.append(f"{path}: {status} {body[:200]!r}")
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    run_threads([worker] * concurrency)
+    result.elapsed_s = time.perf_counter() - start
+    return result
+
+
+def run_threads(workers: list) -> float:
+    """Start one daemon thread per callable in ``workers``, wait for all of them; returns
+    the seconds from the first start to the last end."""
+    threads = [threading.Thread(target=work, daemon=True) for work in workers]
+    began = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    result.elapsed_s = time.perf_counter() - start
-    return result
+    return time.perf_counter() - began
 
 
 def format_result(label: str, result: LoadResult) -> str:

@@ -303,6 +303,18 @@ def csrf_token_from(client, path="/login") -> str:
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def queued_jobs_app(app, tmp_path, redis_url: str | None = None, **config):
+    """An app on ``app``'s database whose jobs are queued (``JOBS_EAGER=False``), on
+    ``redis_url`` or, without it, in the in-process pool; ``config`` adds settings."""
+    return make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        str(tmp_path),
+        JOBS_EAGER=False,
+        REDIS_URL=redis_url,
+        **config,
+    )
+
+
 @pytest.fixture
 def redis_app(app, tmp_path):
     """An app on the test database whose jobs go to a queue of its own on Redis (deleted
@@ -319,13 +331,8 @@ def redis_app(app, tmp_path):
     except RedisError as exc:
         pytest.skip(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
     name = f"shuyuan-test-{uuid.uuid4().hex[:10]}"
-    application = make_app(
-        app.config["SQLALCHEMY_DATABASE_URI"],
-        str(tmp_path),
-        JOBS_EAGER=False,
-        REDIS_URL=TEST_REDIS_URL,
-        JOBS_QUEUE=name,
-        JOBS_REDIS_CLIENT_NAME=name,
+    application = queued_jobs_app(
+        app, tmp_path, TEST_REDIS_URL, JOBS_QUEUE=name, JOBS_REDIS_CLIENT_NAME=name
     )
     yield application, probe, name
     Queue(name, connection=probe).delete(delete_jobs=True)

@@ -15,7 +15,7 @@ from app import jobs
 from app.accounts import services as accounts
 from app.accounts.models import Region
 from app.extensions import db
-from tests.conftest import free_port, make_app
+from tests.conftest import free_port, queued_jobs_app
 
 # --- job functions, referenced by dotted path like real jobs ----------------------------
 
@@ -100,13 +100,8 @@ def test_a_request_keeps_its_user_after_an_eager_job(app, make_user):
 
 @pytest.fixture
 def pool_app(app, tmp_path):
-    application = make_app(
-        app.config["SQLALCHEMY_DATABASE_URI"],
-        str(tmp_path),
-        JOBS_EAGER=False,
-        JOBS_THREADS=2,
-        JOBS_RETRY_INTERVALS=(0,),  # retries at once: no test waits for a backoff
-    )
+    # Retries at once: no test waits for a backoff.
+    application = queued_jobs_app(app, tmp_path, JOBS_THREADS=2, JOBS_RETRY_INTERVALS=(0,))
     yield application
     assert jobs.drain(application, timeout=60)
     with application.app_context():
@@ -159,12 +154,7 @@ def test_pool_gives_up_after_the_configured_retries(pool_app, ctx, caplog):
 def test_shutdown_runs_retries_that_are_not_due_yet(app, ctx, tmp_path):
     """A process that stops (gunicorn worker exit) does not wait an hour for a backoff,
     nor drop the job: the retry runs at once, and shutdown waits for it."""
-    application = make_app(
-        app.config["SQLALCHEMY_DATABASE_URI"],
-        str(tmp_path),
-        JOBS_EAGER=False,
-        JOBS_RETRY_INTERVALS=(3600,),
-    )
+    application = queued_jobs_app(app, tmp_path, JOBS_RETRY_INTERVALS=(3600,))
     code = "at-exit-" + uuid.uuid4().hex[:8]
     with application.app_context():
         jobs.enqueue("tests.test_jobs:add_region_failing_first", code, 1)
@@ -211,13 +201,7 @@ def test_enqueue_reuses_one_pooled_redis_connection(redis_app, ctx):
 
 def test_unreachable_redis_is_a_clear_error_not_a_lost_job(app, tmp_path):
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
-    application = make_app(
-        app.config["SQLALCHEMY_DATABASE_URI"],
-        str(tmp_path),
-        JOBS_EAGER=False,
-        REDIS_URL=url,
-        JOBS_REDIS_CONNECT_TIMEOUT=1,
-    )
+    application = queued_jobs_app(app, tmp_path, url, JOBS_REDIS_CONNECT_TIMEOUT=1)
     with application.app_context(), pytest.raises(jobs.JobsUnavailable) as raised:
         jobs.enqueue("tests.test_jobs:add_region", "lost?")
     message = raised.value.message

@@ -207,54 +207,23 @@ def test_district_review_toggle_authorisation(api, orgs, make_user):
     assert_error(api.patch("/api/v1/districts/4242", padmin, json={"requires_review": True}), 404)
 
 
+def _create_user(runner, email: str, name: str, *more: str):
+    """``flask accounts create-user`` with password "password123" and ``more`` options."""
+    return runner.invoke(
+        args=["accounts", "create-user", "--email", email, "--name", name]
+        + ["--password", "password123", *more]
+    )
+
+
 def test_cli_create_user_and_issue_token(app, orgs):
     runner = app.test_cli_runner()
-    result = runner.invoke(
-        args=[
-            "accounts",
-            "create-user",
-            "--email",
-            "cli@example.test",
-            "--name",
-            "CLI",
-            "--password",
-            "password123",
-            "--role",
-            "teacher",
-            "--school",
-            "s1",
-        ]
-    )
+    result = _create_user(runner, "cli@example.test", "CLI", "--role", "teacher", "--school", "s1")
     assert result.exit_code == 0, result.output
     result = runner.invoke(args=["accounts", "issue-token", "--email", "cli@example.test"])
     assert result.exit_code == 0 and result.output.strip().startswith("sy_")
-    bad = runner.invoke(
-        args=[
-            "accounts",
-            "create-user",
-            "--email",
-            "x@example.test",
-            "--name",
-            "X",
-            "--password",
-            "password123",
-            "--school",
-            "nope",
-        ]
-    )
+    bad = _create_user(runner, "x@example.test", "X", "--school", "nope")
     assert bad.exit_code != 0
-    dup = runner.invoke(
-        args=[
-            "accounts",
-            "create-user",
-            "--email",
-            "cli@example.test",
-            "--name",
-            "X",
-            "--password",
-            "password123",
-        ]
-    )
+    dup = _create_user(runner, "cli@example.test", "X")
     assert dup.exit_code != 0 and "Traceback" not in dup.output
 
 

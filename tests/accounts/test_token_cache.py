@@ -83,13 +83,19 @@ def test_a_cached_token_is_not_looked_up_again(workers, make_user):
     assert len(statements) == looked_up
 
 
-def test_revocation_on_one_worker_is_refused_by_the_other_at_once(workers, make_user):
-    user = make_user("teacher")
-    token, raw = services.issue_token(user)
+def _teacher_on_two_workers(apps, make_user):
+    """A teacher's new token (committed) and a test client of each app; the first client
+    has used the token once, successfully."""
+    token, raw = services.issue_token(make_user("teacher"))
     db.session.commit()
-    token_id = token.id
-    first, second = (w.test_client() for w in workers)
+    first, second = (application.test_client() for application in apps)
     assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 200
+    return token, raw, first, second
+
+
+def test_revocation_on_one_worker_is_refused_by_the_other_at_once(workers, make_user):
+    token, raw, first, second = _teacher_on_two_workers(workers, make_user)
+    token_id = token.id
     with workers[0].app_context():
         assert isinstance(cache.get(f"token:{token.token_hash}"), dict)  # cached
     revoked = second.delete(f"/api/v1/auth/tokens/{token_id}", headers=_bearer(raw))
@@ -189,12 +195,8 @@ def test_without_a_shared_cache_a_revocation_reaches_every_worker_at_once(
         make_app(database_url, str(tmp_path / f"local{i}"), CACHE_TYPE="SimpleCache")
         for i in range(2)
     ]
-    user = make_user("teacher")
-    token, raw = services.issue_token(user)
-    db.session.commit()
+    token, raw, first, second = _teacher_on_two_workers(apps, make_user)
     token_id = token.id
-    first, second = (application.test_client() for application in apps)
-    assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 200
     assert first.get("/api/v1/me", headers=_bearer(raw)).status_code == 200
     revoked = second.delete(f"/api/v1/auth/tokens/{token_id}", headers=_bearer(raw))
     assert revoked.status_code in (200, 204)

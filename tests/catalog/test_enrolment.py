@@ -141,12 +141,18 @@ def _race(app, user_ids, content_id, action):
     return results, errors
 
 
+def _enrolled_students(make_user, orgs, content_id, count: int) -> list:
+    """``count`` new students, enrolled in turn (one commit each, so in that order)."""
+    students = _students(make_user, orgs, count)
+    for student in students:
+        services.enrol(db.session.get(User, student.id), content_id)
+        commit()
+    return students
+
+
 def test_race_for_the_last_seat(app, people, orgs, make_user):
     cid = make_content(people.owner, Course, "published", capacity=3)
-    early = _students(make_user, orgs, 2)
-    for student in early:
-        services.enrol(db.session.get(User, student.id), cid)
-    commit()
+    _enrolled_students(make_user, orgs, cid, 2)
     racers = _students(make_user, orgs, 6)
     results, errors = _race(app, [s.id for s in racers], cid, services.enrol)
     assert errors == []
@@ -192,10 +198,7 @@ def test_same_student_enrolling_twice_at_once(app, people, orgs, make_user):
 
 def test_concurrent_leaves_promote_distinct_students(app, people, orgs, make_user):
     cid = make_content(people.owner, Course, "published", capacity=3)
-    students = _students(make_user, orgs, 7)
-    for student in students:
-        services.enrol(db.session.get(User, student.id), cid)
-        commit()
+    students = _enrolled_students(make_user, orgs, cid, 7)
     leavers, queue = students[:3], students[3:]
     results, errors = _race(app, [s.id for s in leavers], cid, services.leave)
     assert errors == []

@@ -131,18 +131,19 @@ def put(client, url: str, data: bytes):
     return requests.put(url, data=data, timeout=60)
 
 
+def start_upload(client, headers, content_id, name, data, checksum=None):
+    """``POST /api/v1/media/uploads`` for ``data`` as file ``name`` of resource
+    ``content_id``; ``checksum``: True for the SHA-256 of ``data``, or the one to send
+    (none sent by default).  Returns the response."""
+    body = {"resource_id": content_id, "filename": name, "size": len(data)}
+    if checksum is not None:
+        body["checksum"] = sha(data) if checksum is True else checksum
+    return client.post("/api/v1/media/uploads", headers=headers, json=body)
+
+
 def upload_file(client, headers, content_id, name, data, checksum=True, parts=None):
     """Whole upload flow through the API; returns the last JSON answer and status."""
-    response = client.post(
-        "/api/v1/media/uploads",
-        headers=headers,
-        json={
-            "resource_id": content_id,
-            "filename": name,
-            "size": len(data),
-            "checksum": sha(data) if checksum is True else checksum,
-        },
-    )
+    response = start_upload(client, headers, content_id, name, data, checksum)
     if response.status_code != 201:
         return response
     upload = response.get_json()
@@ -169,7 +170,7 @@ def upload_file(client, headers, content_id, name, data, checksum=True, parts=No
     return response
 
 
-__all__ = ["db", "sha", "webm_bytes", "mp4_bytes", "put", "upload_file"]
+__all__ = ["db", "sha", "webm_bytes", "mp4_bytes", "put", "start_upload", "upload_file"]
 
 
 @pytest.fixture(autouse=True)

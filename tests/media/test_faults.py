@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.media import storage as storage_module
 from app.media.models import MediaObject, MediaUpload
-from tests.media.conftest import db, mp4_bytes, put, sha
+from tests.media.conftest import db, mp4_bytes, put, start_upload
 
 
 class _FullDisk:
@@ -54,16 +54,7 @@ def _objects() -> int:
 
 
 def _start(client, headers, content_id, data) -> dict:
-    response = client.post(
-        "/api/v1/media/uploads",
-        headers=headers,
-        json={
-            "resource_id": content_id,
-            "filename": "课.mp4",
-            "size": len(data),
-            "checksum": sha(data),
-        },
-    )
+    response = start_upload(client, headers, content_id, "课.mp4", data, checksum=True)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.media.models import MediaObject, MediaUpload
-from tests.media.conftest import put, sha, upload_file, webm_bytes
+from tests.media.conftest import put, sha, start_upload, upload_file, webm_bytes
 from tests.media.h5p_packages import zip_bytes
 
 H5P_JSON = json.dumps({"title": "坏", "mainLibrary": "H5P.Text"}).encode()
@@ -161,11 +161,7 @@ def test_bodies_over_their_limit_are_413_and_the_upload_stays_open(
     headers = token_for(teacher)
     content_id = make_resource(teacher)
     data = webm_bytes(5000)
-    upload = client.post(
-        "/api/v1/media/uploads",
-        headers=headers,
-        json={"resource_id": content_id, "filename": "课.webm", "size": len(data)},
-    ).get_json()
+    upload = start_upload(client, headers, content_id, "课.webm", data).get_json()
     assert put(client, upload["url"], data + b"x").status_code == 413
     incomplete = client.post(
         f"/api/v1/media/uploads/{upload['id']}/complete", headers=headers, json={"parts": []}

@@ -19,7 +19,7 @@ from app.common.models import utcnow
 from app.extensions import db
 from app.media.models import MediaAttachment, MediaObject, MediaUpload, ProgressEvent
 from tests.conftest import make_app
-from tests.media.conftest import mp4_bytes, upload_file
+from tests.media.conftest import mp4_bytes, start_upload, upload_file
 
 FFMPEG = shutil.which("ffmpeg")
 # The Redis of the job-queue test (a machine shared by several runs gives each its DB).
@@ -271,11 +271,7 @@ def test_gc_removes_only_unreferenced_objects(
     )
     # An abandoned multipart upload from long ago.
     data = mp4_bytes(2 * 1024 * 1024)
-    stale = client.post(
-        "/api/v1/media/uploads",
-        headers=headers,
-        json={"resource_id": keep, "filename": "半.mp4", "size": len(data)},
-    ).get_json()
+    stale = start_upload(client, headers, keep, "半.mp4", data).get_json()
     db.session.expire_all()
     row = db.session.execute(select(MediaUpload).filter_by(public_id=stale["id"])).scalar_one()
     row.created_at = utcnow() - timedelta(days=3)

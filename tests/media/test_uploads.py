@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.media import services
 from app.media.models import MediaAttachment, MediaObject, MediaUpload
-from tests.media.conftest import mp4_bytes, put, sha, upload_file, webm_bytes
+from tests.media.conftest import mp4_bytes, put, sha, start_upload, upload_file, webm_bytes
 
 
 def _attachments(content_id):
@@ -58,16 +58,7 @@ def test_multipart_upload_resumes_and_checks_parts(
     headers = token_for(teacher)
     content_id = make_resource(teacher)
     data = mp4_bytes(9 * 1024 * 1024, seed=b"multi")
-    start = client.post(
-        "/api/v1/media/uploads",
-        headers=headers,
-        json={
-            "resource_id": content_id,
-            "filename": "长视频.mp4",
-            "size": len(data),
-            "checksum": sha(data),
-        },
-    )
+    start = start_upload(client, headers, content_id, "长视频.mp4", data, checksum=True)
     assert start.status_code == 201
     upload = start.get_json()
     assert (
@@ -230,11 +221,7 @@ def test_abort_discards_staging(client, storage, teacher, make_resource, token_f
     headers = token_for(teacher)
     content_id = make_resource(teacher)
     data = mp4_bytes(9 * 1024 * 1024)
-    upload = client.post(
-        "/api/v1/media/uploads",
-        headers=headers,
-        json={"resource_id": content_id, "filename": "x.mp4", "size": len(data)},
-    ).get_json()
+    upload = start_upload(client, headers, content_id, "x.mp4", data).get_json()
     put(client, upload["part_urls"]["1"], data[: upload["part_size"]])
     assert (
         client.delete(f"/api/v1/media/uploads/{upload['id']}", headers=headers).status_code == 204
@@ -258,11 +245,7 @@ def test_local_put_url_is_closed_once_the_upload_is_completed(
         headers = token_for(teacher)
         content_id = make_resource(teacher)
         data = mp4_bytes(5000)
-        started = client.post(
-            "/api/v1/media/uploads",
-            headers=headers,
-            json={"resource_id": content_id, "filename": "课.mp4", "size": len(data)},
-        ).get_json()
+        started = start_upload(client, headers, content_id, "课.mp4", data).get_json()
         assert put(client, started["url"], data).status_code == 200
         assert put(client, started["url"], data).status_code == 200  # a retry while pending
         client.post(f"/api/v1/media/uploads/{started['id']}/complete", headers=headers, json={})

@@ -89,6 +89,12 @@ def page_client(app):
     return make
 
 
+@pytest.fixture
+def pc(page_client, make_user):
+    """A page client logged in as a new teacher (made before the test's own users)."""
+    return page_client(make_user("teacher"))
+
+
 def field_errors(html: str) -> dict[str, str]:
     """{field id: error text} of a rendered form."""
     return dict(

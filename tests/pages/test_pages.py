@@ -59,6 +59,16 @@ def create(pc, kind: str, data: dict) -> str:
     return location.split("/")[3]
 
 
+def new_course(pc, **fields) -> str:
+    """The content id of a course created through the editor page from
+    ``course_form(**fields)``."""
+    return create(pc, "courses", course_form(**fields))
+
+
+def course_row(content_id: str) -> Course:
+    return db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+
+
 def api_get(app, path: str, headers: dict):
     return app.test_client().get(path, headers=headers)
 
@@ -151,7 +161,7 @@ def test_someone_elses_course_edit_is_403_page(app, page_client, make_user, orgs
     owner = make_user("teacher")
     other = make_user("teacher", school=orgs.school)
     owner_pc = page_client(owner)
-    content_id = create(owner_pc, "courses", course_form(visibility="school"))
+    content_id = new_course(owner_pc, visibility="school")
     assert (
         owner_pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id)).status_code
         == 302
@@ -176,13 +186,12 @@ def test_someone_elses_course_edit_is_403_page(app, page_client, make_user, orgs
 
 def test_private_course_of_someone_else_is_404(app, page_client, make_user):
     owner = make_user("teacher")
-    content_id = create(page_client(owner), "courses", course_form(visibility="private"))
+    content_id = new_course(page_client(owner), visibility="private")
     response = page_client(make_user("teacher")).get(editor(content_id))
     assert response.status_code == 404
 
 
-def test_missing_csrf_token_is_a_400_page_and_nothing_is_stored(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_missing_csrf_token_is_a_400_page_and_nothing_is_stored(app, pc):
     response = pc.post("/me/courses/new", course_form(), csrf=False)
     assert response.status_code == 400
     html = response.get_data(as_text=True)
@@ -195,8 +204,7 @@ def test_missing_csrf_token_is_a_400_page_and_nothing_is_stored(app, page_client
 # --- forms with bad input -------------------------------------------------------------------------
 
 
-def test_bad_course_form_is_422_with_field_errors_and_refilled(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_bad_course_form_is_422_with_field_errors_and_refilled(app, pc):
     bad = course_form(
         kind="spaceship",
         title="",
@@ -225,8 +233,7 @@ def test_bad_course_form_is_422_with_field_errors_and_refilled(app, page_client,
     assert count(Course) == 0
 
 
-def test_bad_resource_form_is_422(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_bad_resource_form_is_422(app, pc):
     response = pc.post(
         "/me/resources/new",
         resource_form(url="javascript:alert(1)", grades=["g99"], licence="MIT"),
@@ -238,26 +245,21 @@ def test_bad_resource_form_is_422(app, page_client, make_user):
     assert count(Resource) == 0
 
 
-def test_rich_text_is_sanitised(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
-    content_id = create(
+def test_rich_text_is_sanitised(app, pc):
+    content_id = new_course(
         pc,
-        "courses",
-        course_form(
-            description_html='<p onclick="steal()">好课<script>alert(1)</script></p>',
-            description_html_en="<img src=x onerror=alert(1)>",
-        ),
+        description_html='<p onclick="steal()">好课<script>alert(1)</script></p>',
+        description_html_en="<img src=x onerror=alert(1)>",
     )
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert "<script" not in course.description_html and "onclick" not in course.description_html
     assert "好课" in course.description_html
     assert "onerror" not in course.translations["en"]["description_html"]
     assert "<script>alert(1)" not in pc.get(f"/courses/{content_id}").get_data(as_text=True)
 
 
-def test_bad_session_and_section_input_is_422_and_changes_nothing(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
-    content_id = create(pc, "courses", course_form())
+def test_bad_session_and_section_input_is_422_and_changes_nothing(app, pc):
+    content_id = new_course(pc)
     page = editor(content_id)
     response = pc.post(
         f"/me/courses/{content_id}/sessions",
@@ -300,7 +302,7 @@ def test_bad_session_and_section_input_is_422_and_changes_nothing(app, page_clie
     assert pc.post(f"/me/courses/{content_id}/sessions/3/delete", page=page).status_code == 404
     assert pc.post(f"/me/courses/{content_id}/fly", page=page).status_code == 404
     assert pc.get(f"/me/spaceships/{content_id}/edit").status_code == 404
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert course.sections == [] and course.sessions == []
 
 
@@ -312,7 +314,7 @@ def test_item_must_be_a_visible_resource(app, page_client, make_user):
     shared = create(sc, "resources", resource_form(title="天文望远镜"))
     sc.post(f"/me/resources/{shared}/submit", page=editor(shared, "resources"))
     pc = page_client(owner)
-    content_id = create(pc, "courses", course_form())
+    content_id = new_course(pc)
     pc.post(f"/me/courses/{content_id}/sections", {"title": "第一讲"}, page=editor(content_id))
     html = pc.get(editor(content_id)).get_data(as_text=True)
     assert "天文望远镜" in html and secret not in html  # the picker offers what she may see
@@ -328,7 +330,7 @@ def test_item_must_be_a_visible_resource(app, page_client, make_user):
         )
         assert response.status_code == 422, resource_id
         assert "item-0-resource_id" in field_errors(response.get_data(as_text=True))
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert course.sections[0].items == []
 
 
@@ -346,7 +348,7 @@ def test_teacher_builds_and_publishes_a_course_through_the_pages(app, page_clien
         == 302
     )
 
-    content_id = create(pc, "courses", course_form(capacity="20"))
+    content_id = new_course(pc, capacity="20")
     page = editor(content_id)
     html = pc.get(page).get_data(as_text=True)
     assert "京剧入门" in html and "添加章节" in html
@@ -389,7 +391,7 @@ def test_teacher_builds_and_publishes_a_course_through_the_pages(app, page_clien
     assert response.status_code == 302
     assert "已发布为第 1 版" in pc.get(response.headers["Location"]).get_data(as_text=True)
 
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert course.state == State.PUBLISHED
     assert [s.starts_at.day for s in course.sessions] == [1]
     assert [s.title for s in course.sections] == ["身段基础"]
@@ -405,9 +407,8 @@ def test_teacher_builds_and_publishes_a_course_through_the_pages(app, page_clien
     assert "Peking Opera for beginners" in english and "Version 1" in english
 
 
-def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
-    content_id = create(pc, "courses", course_form())
+def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_client, pc):
+    content_id = new_course(pc)
     pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     response = pc.post(
         editor(content_id), course_form(title="京剧入门（第二版）"), page=editor(content_id)
@@ -443,22 +444,18 @@ def test_editing_a_published_course_makes_a_draft_of_the_next_version(app, page_
     assert count(Course) == 0
 
 
-def test_curriculum_course_and_resource_edit(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
-    content_id = create(
+def test_curriculum_course_and_resource_edit(app, pc):
+    content_id = new_course(
         pc,
-        "courses",
-        course_form(
-            kind="curriculum",
-            title="七年级数学",
-            category="opera",
-            capacity="5",
-            subject="math",
-            grade="g7",
-            edition="pep",
-        ),
+        kind="curriculum",
+        title="七年级数学",
+        category="opera",
+        capacity="5",
+        subject="math",
+        grade="g7",
+        edition="pep",
     )
-    course = db.session.execute(select(Course).filter_by(content_id=content_id)).scalar_one()
+    course = course_row(content_id)
     assert (course.subject, course.grade, course.edition, course.category, course.capacity) == (
         "math",
         "g7",
@@ -488,7 +485,7 @@ def test_review_flow_in_a_review_district(app, page_client, make_user, orgs):
     admin = make_user("district_admin", district=orgs.review_district)
     other_admin = make_user("district_admin", district=orgs.district)
     pc = page_client(teacher)
-    content_id = create(pc, "courses", course_form())
+    content_id = new_course(pc)
     assert "提交审核" in pc.get(editor(content_id)).get_data(as_text=True)
     response = pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     assert "已提交区里审核" in pc.get(response.headers["Location"]).get_data(as_text=True)
@@ -549,7 +546,7 @@ def test_district_admin_toggles_review_requirement(app, page_client, make_user, 
 def test_enrol_waitlist_and_owner_sees_students(app, page_client, make_user):
     teacher = make_user("teacher")
     pc = page_client(teacher)
-    content_id = create(pc, "courses", course_form(capacity="1"))
+    content_id = new_course(pc, capacity="1")
     pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     first, second = make_user("student"), make_user("student")
     s1, s2 = page_client(first), page_client(second)
@@ -615,10 +612,9 @@ def test_api_tokens_page(app, page_client, make_user):
     assert api_get(app, "/api/v1/me", headers).status_code == 401
 
 
-def test_catalog_filters_and_counts(app, page_client, make_user):
-    pc = page_client(make_user("teacher"))
+def test_catalog_filters_and_counts(app, page_client, pc):
     for title, category in (("茶艺", "tea"), ("天文观测", "astronomy"), ("功夫茶", "tea")):
-        content_id = create(pc, "courses", course_form(title=title, category=category))
+        content_id = new_course(pc, title=title, category=category)
         pc.post(f"/me/courses/{content_id}/submit", page=editor(content_id))
     reader = page_client()
     assert result_count(reader.get("/").get_data(as_text=True)) == 3

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 from werkzeug.serving import make_server
@@ -16,10 +17,12 @@ from werkzeug.wrappers import Request, Response
 
 from app.accounts import services as accounts
 from app.accounts.models import Role
+from app.catalog import services as catalog
+from app.catalog.models import Resource
 from app.common.events import commit
 from app.extensions import db
 from app.sharing.services import catalogs
-from tests.conftest import create_postgres_database
+from tests.conftest import create_postgres_database, make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 HOP_HEADERS = {
@@ -46,6 +49,23 @@ def instance_database(backend: str, folder: Path, name: str):
     if backend == "sqlite":
         return f"sqlite:///{folder / (name + '.db')}", lambda: None
     return create_postgres_database()
+
+
+def instance_app(backend: str, folder: Path, name: str, origin: str, peer: str, **config):
+    """Instance ``name``'s database (:func:`instance_database`), its folder ``folder/name``
+    and a test app on both that shares as ``origin`` with ``peer``; ``config`` adds
+    settings.  Returns the database URL, the function that drops it, and the app."""
+    url, drop = instance_database(backend, folder, name)
+    (folder / name).mkdir()
+    application = make_app(
+        url, str(folder / name), SHARING_ORIGIN=origin, SHARING_PEERS=[peer], **config
+    )
+    return url, drop, application
+
+
+def sharing_env(origin: str, peer: str, **more) -> dict:
+    """The environment of an :class:`Instance` that shares as ``origin`` with ``peer``."""
+    return {"SHUYUAN_SHARING_ORIGIN": origin, "SHUYUAN_SHARING_PEERS": peer, **more}
 
 
 def release_databases(apps, drops) -> None:
@@ -90,6 +110,41 @@ def publish_art_catalog(admin, district, title: str):
     return shared, token
 
 
+class ArtPublisher(NamedTuple):
+    """What :func:`publish_art_videos` made."""
+
+    district: object
+    teacher: object
+    admin: object
+    videos: list
+    catalog: object
+    token: str  # a bearer token of the admin
+
+    def seed(self, **more) -> dict:
+        """The catalog's id and uid and the admin's token (what a subscriber test needs
+        of a publisher), with ``more``."""
+        return {"catalog_id": self.catalog.id, "uid": self.catalog.uid, "token": self.token, **more}
+
+
+def publish_art_videos(
+    region, district, school, teacher, admin, titles, catalog_title, prepare=None
+) -> ArtPublisher:
+    """In an app context: :func:`publishing_district`, then one of the teacher's art
+    videos (:data:`ART_VIDEO`) per title in ``titles``, submitted (``prepare(index, video)``
+    runs before, e.g. to attach media), and :func:`publish_art_catalog` ``catalog_title``.
+    Not committed after the videos."""
+    made, teacher_user, admin_user = publishing_district(region, district, school, teacher, admin)
+    videos = []
+    for index, title in enumerate(titles):
+        video = catalog.create_content(teacher_user, Resource, {"title": title, **ART_VIDEO})
+        if prepare is not None:
+            prepare(index, video)
+        catalog.submit_content(teacher_user, Resource, video.content_id)
+        videos.append(video)
+    shared, token = publish_art_catalog(admin_user, made, catalog_title)
+    return ArtPublisher(made, teacher_user, admin_user, videos, shared, token)
+
+
 def api_call(method: str, url: str, token: str, **kw) -> requests.Response:
     """A request to an instance's API with a bearer token."""
     return requests.request(
@@ -105,6 +160,16 @@ def request_subscription(subscriber, token: str, district_id: int, origin: str, 
         subscriber.url + "/api/v1/sharing/subscriptions",
         token,
         json={"district_id": district_id, "origin": origin, "catalog_uid": uid, **more},
+    )
+
+
+def approve_remote_request(publisher, token: str, request_id) -> requests.Response:
+    """The publisher instance approves a subscriber's remote request (by the API)."""
+    return api_call(
+        "POST",
+        f"{publisher.url}/api/v1/sharing/remote-requests/{request_id}/decision",
+        token,
+        json={"approve": True},
     )
 
 
@@ -183,7 +248,8 @@ class Instance:
             except requests.RequestException:
                 return False
 
-        wait_until(up, 90, f"{self.name} to start")
+        # Importing the app alone took 90 s on a 2-core machine under a load of 20.
+        wait_until(up, 180, f"{self.name} to start")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -213,7 +279,11 @@ class Proxy:
         self.thread.start()
 
     def stop(self):
-        self.server.shutdown()
+        # shutdown() waits for serve_forever to notice: on a proxy that never started
+        # (an instance failed to boot first) it would wait for ever and hide the error.
+        if self.thread.is_alive():
+            self.server.shutdown()
+        self.server.server_close()
 
     def forward(self, request: Request, headers: dict, **options):
         """``request`` sent on upstream with ``headers``; returns the upstream's response

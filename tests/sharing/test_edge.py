@@ -28,24 +28,23 @@ from werkzeug.wrappers import Request, Response
 
 from app.accounts import services as accounts
 from app.accounts.models import Role
-from app.catalog import services as catalog
 from app.catalog.models import Resource, State
 from app.common.events import commit
 from app.common.models import utcnow
 from app.extensions import db
 from app.sharing.models import FederatedItem
-from tests.conftest import free_port, make_app
+from tests.conftest import free_port
 from tests.sharing.instances import (
-    ART_VIDEO,
     Instance,
     Proxy,
     api_call,
-    instance_database,
+    approve_remote_request,
+    instance_app,
     person,
-    publish_art_catalog,
-    publishing_district,
+    publish_art_videos,
     release_databases,
     request_subscription,
+    sharing_env,
     wait_until,
 )
 
@@ -120,51 +119,46 @@ def _seed_upstream(app):
     from app.media.storage import get_storage
     from app.xapi.services import create_client
 
+    items = []
+
+    def attach_media(index, video):
+        """The video's primary media object, stored (before it is submitted)."""
+        storage = get_storage()
+        data = _media_bytes(index, SIZES[index])
+        sha = hashlib.sha256(data).hexdigest()
+        storage.put_bytes(f"sha256/{sha}", data, "video/mp4")
+        media = MediaObject(
+            backend=storage.name,
+            key=f"sha256/{sha}",
+            size=len(data),
+            checksum=sha,
+            media_type="video/mp4",
+            meta={},
+        )
+        db.session.add(media)
+        db.session.flush()
+        db.session.add(
+            MediaAttachment(
+                resource_id=video.id, role="primary", object_id=media.id, filename=f"{index}.mp4"
+            )
+        )
+        items.append({"id": video.content_id, "title": video.title, "sha": sha, "data": data})
+
     with app.app_context():
         db.create_all()
-        district, teacher, admin = publishing_district(
+        made = publish_art_videos(
             ("xa", "雄安新区", "Xiong'an"),
             ("rongcheng", "容城县", "Rongcheng"),
             ("rc1", "容城一中", "Rongcheng No.1"),
             teacher=("t@rc.test", "容城老师"),
             admin=("a@rc.test", "容城管理员"),
+            titles=("古诗朗读", "几何作图", "英语听力"),
+            catalog_title="容城资源",
+            prepare=attach_media,
         )
-        storage = get_storage()
-        items = []
-        for index, (title, size) in enumerate(
-            zip(("古诗朗读", "几何作图", "英语听力"), SIZES, strict=True)
-        ):
-            obj = catalog.create_content(teacher, Resource, {"title": title, **ART_VIDEO})
-            data = _media_bytes(index, size)
-            sha = hashlib.sha256(data).hexdigest()
-            storage.put_bytes(f"sha256/{sha}", data, "video/mp4")
-            media = MediaObject(
-                backend=storage.name,
-                key=f"sha256/{sha}",
-                size=size,
-                checksum=sha,
-                media_type="video/mp4",
-                meta={},
-            )
-            db.session.add(media)
-            db.session.flush()
-            db.session.add(
-                MediaAttachment(
-                    resource_id=obj.id, role="primary", object_id=media.id, filename=f"{index}.mp4"
-                )
-            )
-            catalog.submit_content(teacher, Resource, obj.content_id)
-            items.append({"id": obj.content_id, "title": title, "sha": sha, "data": data})
-        shared, token = publish_art_catalog(admin, district, "容城资源")
-        lrs, secret = create_client("edge forwarding", district, ["all"])
+        lrs, secret = create_client("edge forwarding", made.district, ["all"])
         commit()
-        return {
-            "items": items,
-            "catalog_id": shared.id,
-            "uid": shared.uid,
-            "token": token,
-            "lrs": (lrs.key, secret),
-        }
+        return made.seed(items=items, lrs=(lrs.key, secret))
 
 
 def _seed_edge(app, upstream_url, upstream_lrs):
@@ -194,40 +188,21 @@ def _seed_edge(app, upstream_url, upstream_lrs):
 def edge_setup(backend, tmp_path):
     up_port, proxy_port, edge_port = free_port(), free_port(), free_port()
     proxy_url, edge_url = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{edge_port}"
-    up_db, drop_up = instance_database(backend, tmp_path, "up")
-    edge_db, drop_edge = instance_database(backend, tmp_path, "edge")
-    (tmp_path / "up").mkdir()
-    (tmp_path / "edge").mkdir()
-    app_up = make_app(
-        up_db, str(tmp_path / "up"), SHARING_ORIGIN=proxy_url, SHARING_PEERS=[edge_url]
+    up_db, drop_up, app_up = instance_app(backend, tmp_path, "up", proxy_url, edge_url)
+    edge_db, drop_edge, app_edge = instance_app(
+        backend,
+        tmp_path,
+        "edge",
+        edge_url,
+        proxy_url,
+        EDGE_UPSTREAM=proxy_url,
+        EDGE_MIRROR_WINDOW="22:00-06:00",
     )
-    edge_conf = {
-        "SHARING_ORIGIN": edge_url,
-        "SHARING_PEERS": [proxy_url],
-        "EDGE_UPSTREAM": proxy_url,
-        "EDGE_MIRROR_WINDOW": "22:00-06:00",
-    }
-    app_edge = make_app(edge_db, str(tmp_path / "edge"), **edge_conf)
     up_seed = _seed_upstream(app_up)
     edge_seed = _seed_edge(app_edge, proxy_url, up_seed["lrs"])
-    upstream = Instance(
-        "up",
-        up_db,
-        tmp_path / "up",
-        up_port,
-        {"SHUYUAN_SHARING_ORIGIN": proxy_url, "SHUYUAN_SHARING_PEERS": edge_url},
-    )
-    edge = Instance(
-        "edge",
-        edge_db,
-        tmp_path / "edge",
-        edge_port,
-        {
-            "SHUYUAN_SHARING_ORIGIN": edge_url,
-            "SHUYUAN_SHARING_PEERS": proxy_url,
-            "SHUYUAN_EDGE_UPSTREAM": proxy_url,
-        },
-    )
+    upstream = Instance("up", up_db, tmp_path / "up", up_port, sharing_env(proxy_url, edge_url))
+    edge_env = sharing_env(edge_url, proxy_url, SHUYUAN_EDGE_UPSTREAM=proxy_url)
+    edge = Instance("edge", edge_db, tmp_path / "edge", edge_port, edge_env)
     proxy = CountingProxy(upstream.url, proxy_port)
     try:
         _together(upstream.start, edge.start)  # both boot at once: half the wait
@@ -338,15 +313,7 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
 
     # The request may travel in a background job: wait until the publisher has it.
     [remote] = wait_until(remote_requests, 60, "the subscription request upstream")
-    assert (
-        api_call(
-            "POST",
-            f"{s.up.url}/api/v1/sharing/remote-requests/{remote['id']}/decision",
-            s.up_seed["token"],
-            json={"approve": True},
-        ).status_code
-        == 200
-    )
+    assert approve_remote_request(s.up, s.up_seed["token"], remote["id"]).status_code == 200
 
     # Outside its window the scheduled job does nothing.
     from app.sharing.services import mirror

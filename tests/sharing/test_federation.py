@@ -17,18 +17,18 @@ from app.common.events import commit
 from app.extensions import db
 from app.sharing.models import RemoteRelease, SubscribedItem, Subscription, SyncLog
 from app.sharing.services import catalogs
-from tests.conftest import free_port, make_app
+from tests.conftest import free_port
 from tests.sharing.instances import (
-    ART_VIDEO,
     Instance,
     TamperProxy,
     api_call,
-    instance_database,
+    approve_remote_request,
+    instance_app,
     person,
-    publish_art_catalog,
-    publishing_district,
+    publish_art_videos,
     release_databases,
     request_subscription,
+    sharing_env,
     wait_until,
 )
 
@@ -36,28 +36,21 @@ from tests.sharing.instances import (
 def _seed_publisher(app):
     with app.app_context():
         db.create_all()
-        district, teacher, admin = publishing_district(
+        made = publish_art_videos(
             ("tj", "天津市", "Tianjin"),
             ("hexi", "河西区", "Hexi"),
             ("hx1", "河西一中", "Hexi No.1"),
             teacher=("t@hexi.test", "河西老师"),
             admin=("a@hexi.test", "河西管理员"),
+            titles=("京剧入门", "茶艺", "天文观测"),
+            catalog_title="河西拓展课",
         )
-        ids = []
-        for title in ("京剧入门", "茶艺", "天文观测"):
-            obj = catalog.create_content(teacher, Resource, {"title": title, **ART_VIDEO})
-            catalog.submit_content(teacher, Resource, obj.content_id)
-            ids.append(obj.content_id)
-        shared, token = publish_art_catalog(admin, district, "河西拓展课")
         commit()
-        return {
-            "ids": ids,
-            "catalog_id": shared.id,
-            "uid": shared.uid,
-            "token": token,
-            "teacher_id": teacher.id,
-            "admin_id": admin.id,
-        }
+        return made.seed(
+            ids=[video.content_id for video in made.videos],
+            teacher_id=made.teacher.id,
+            admin_id=made.admin.id,
+        )
 
 
 def _seed_subscriber(app):
@@ -93,29 +86,12 @@ def _state(app) -> dict:
 def federation(backend, tmp_path):
     a_port, proxy_port, b_port = free_port(), free_port(), free_port()
     proxy_url, b_url = f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{b_port}"
-    a_db, drop_a = instance_database(backend, tmp_path, "a")
-    b_db, drop_b = instance_database(backend, tmp_path, "b")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    a_conf = {"SHARING_ORIGIN": proxy_url, "SHARING_PEERS": [b_url]}
-    b_conf = {"SHARING_ORIGIN": b_url, "SHARING_PEERS": [proxy_url]}
-    app_a = make_app(a_db, str(tmp_path / "a"), **a_conf)
-    app_b = make_app(b_db, str(tmp_path / "b"), **b_conf)
+    # A is reached through the tampering proxy: that is its origin.
+    a_db, drop_a, app_a = instance_app(backend, tmp_path, "a", proxy_url, b_url)
+    b_db, drop_b, app_b = instance_app(backend, tmp_path, "b", b_url, proxy_url)
     seeds = {"a": _seed_publisher(app_a), "b": _seed_subscriber(app_b)}
-    a = Instance(
-        "a",
-        a_db,
-        tmp_path / "a",
-        a_port,
-        {"SHUYUAN_SHARING_ORIGIN": proxy_url, "SHUYUAN_SHARING_PEERS": b_url},
-    )
-    b = Instance(
-        "b",
-        b_db,
-        tmp_path / "b",
-        b_port,
-        {"SHUYUAN_SHARING_ORIGIN": b_url, "SHUYUAN_SHARING_PEERS": proxy_url},
-    )
+    a = Instance("a", a_db, tmp_path / "a", a_port, sharing_env(proxy_url, b_url))
+    b = Instance("b", b_db, tmp_path / "b", b_port, sharing_env(b_url, proxy_url))
     proxy = TamperProxy(a.url, proxy_port)
     try:
         a.start()
@@ -161,13 +137,7 @@ def test_two_instances_subscribe_sync_diff_accept_withdraw_and_refuse_tampering(
     assert [(r["origin"], r["district_name"], r["status"]) for r in requests_list] == [
         (f.b.url, "江汉区", "pending")
     ]
-    approved = api_call(
-        "POST",
-        f"{f.a.url}/api/v1/sharing/remote-requests/{requests_list[0]['id']}/decision",
-        a_token,
-        json={"approve": True},
-    )
-    assert approved.status_code == 200
+    assert approve_remote_request(f.a, a_token, requests_list[0]["id"]).status_code == 200
 
     synced = api_call("POST", sync_url, b_token)
     assert synced.status_code == 200, synced.text

@@ -20,13 +20,15 @@ from app.common.models import utcnow
 from app.extensions import db
 from app.sharing.models import SubscribedItem, Subscription, Usage
 from app.sharing.services import usage
-from tests.conftest import free_port, make_app
+from tests.conftest import free_port
 from tests.sharing.instances import (
     Instance,
     api_call,
-    instance_database,
+    approve_remote_request,
+    instance_app,
     release_databases,
     request_subscription,
+    sharing_env,
     wait_until,
 )
 from tests.sharing.test_federation import _seed_publisher, _seed_subscriber
@@ -36,17 +38,11 @@ from tests.sharing.test_federation import _seed_publisher, _seed_subscriber
 def pair(backend, tmp_path):
     a_port, b_port = free_port(), free_port()
     a_url, b_url = f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{b_port}"
-    a_db, drop_a = instance_database(backend, tmp_path, "a")
-    b_db, drop_b = instance_database(backend, tmp_path, "b")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    app_a = make_app(a_db, str(tmp_path / "a"), SHARING_ORIGIN=a_url, SHARING_PEERS=[b_url])
-    app_b = make_app(b_db, str(tmp_path / "b"), SHARING_ORIGIN=b_url, SHARING_PEERS=[a_url])
+    a_db, drop_a, app_a = instance_app(backend, tmp_path, "a", a_url, b_url)
+    b_db, drop_b, app_b = instance_app(backend, tmp_path, "b", b_url, a_url)
     seeds = {"a": _seed_publisher(app_a), "b": _seed_subscriber(app_b)}
-    env_a = {"SHUYUAN_SHARING_ORIGIN": a_url, "SHUYUAN_SHARING_PEERS": b_url}
-    env_b = {"SHUYUAN_SHARING_ORIGIN": b_url, "SHUYUAN_SHARING_PEERS": a_url}
-    a = Instance("a", a_db, tmp_path / "a", a_port, env_a)
-    b = Instance("b", b_db, tmp_path / "b", b_port, env_b, workers=1, threads=1)
+    a = Instance("a", a_db, tmp_path / "a", a_port, sharing_env(a_url, b_url))
+    b = Instance("b", b_db, tmp_path / "b", b_port, sharing_env(b_url, a_url), workers=1, threads=1)
     try:
         a.start()
         b.start()
@@ -88,13 +84,7 @@ def test_single_worker_subscriber_request_sync_and_usage_reports(pair):
         lambda: api_call("GET", sub_url, b_token).json()["remote_requested_at"], 30, "delivery"
     )
     assert "request not delivered" not in p.b.log()
-    decided = api_call(
-        "POST",
-        f"{p.a.url}/api/v1/sharing/remote-requests/{listed[0]['id']}/decision",
-        a_token,
-        json={"approve": True},
-    )
-    assert decided.status_code == 200
+    assert approve_remote_request(p.a, a_token, listed[0]["id"]).status_code == 200
     synced = api_call("POST", sub_url + "/sync", b_token)
     assert synced.status_code == 200, synced.text
     assert synced.json()["status"] == "synced"
@@ -105,21 +95,15 @@ def test_single_worker_subscriber_request_sync_and_usage_reports(pair):
     first, second = p.seeds["a"]["ids"][:2]
     with p.app_b.app_context():
         assert db.session.execute(select(func.count()).select_from(SubscribedItem)).scalar() == 3
-        for day, content_id, launches, completions, score_sum, score_count in (
-            (today, first, 3, 1, 0.8, 1),
-            (today - timedelta(days=1), second, 2, 2, 1.5, 2),
+        for day, content_id, counts in (
+            (today, first, {"launches": 3, "completions": 1, "score_sum": 0.8, "score_count": 1}),
+            (
+                today - timedelta(days=1),
+                second,
+                {"launches": 2, "completions": 2, "score_sum": 1.5, "score_count": 2},
+            ),
         ):
-            db.session.add(
-                Usage(
-                    subscription_id=sub_id,
-                    content_id=content_id,
-                    day=day,
-                    launches=launches,
-                    completions=completions,
-                    score_sum=score_sum,
-                    score_count=score_count,
-                )
-            )
+            db.session.add(Usage(subscription_id=sub_id, content_id=content_id, day=day, **counts))
         commit()
         assert usage.report_upstream(7) == {sub_id: "usage report delivered"}
         commit()

@@ -25,23 +25,29 @@ class Lrs:
         headers.update(extra or {})
         return headers
 
-    def post(self, body, path="statements", content_type="application/json", headers=None, **query):
+    def send(
+        self,
+        method: str,
+        body,
+        path="statements",
+        content_type="application/json",
+        headers=None,
+        **query,
+    ):
+        """``method`` ("post" or "put") with ``body`` (JSON unless bytes or text)."""
         data = body if isinstance(body, bytes | str) else json.dumps(body)
-        return self.client.post(
+        return getattr(self.client, method)(
             f"/xapi/{path}",
             data=data,
             query_string=query,
             headers=self.headers({"Content-Type": content_type, **(headers or {})}),
         )
 
+    def post(self, body, path="statements", content_type="application/json", headers=None, **query):
+        return self.send("post", body, path, content_type, headers, **query)
+
     def put(self, body, path="statements", content_type="application/json", headers=None, **query):
-        data = body if isinstance(body, bytes | str) else json.dumps(body)
-        return self.client.put(
-            f"/xapi/{path}",
-            data=data,
-            query_string=query,
-            headers=self.headers({"Content-Type": content_type, **(headers or {})}),
-        )
+        return self.send("put", body, path, content_type, headers, **query)
 
     def get(self, path="statements", headers=None, **query):
         return self.client.get(f"/xapi/{path}", query_string=query, headers=self.headers(headers))

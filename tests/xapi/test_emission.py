@@ -20,13 +20,19 @@ def stored(verb_iri=None) -> list[dict]:
     return [r for r in rows if verb_iri is None or r.full["verb"]["id"] == verb_iri]
 
 
-def test_learning_events_become_statements(make_user, orgs, app):
+def _student_and_resource(make_user):
+    """A student, and a teacher's resource: its content id and its row."""
     teacher = make_user("teacher")
     student = make_user("student")
     content_id = make_content(teacher, Resource)
     resource = (
         db.session.execute(select(Resource).filter_by(content_id=content_id)).scalars().first()
     )
+    return student, content_id, resource
+
+
+def test_learning_events_become_statements(make_user, orgs, app):
+    student, content_id, resource = _student_and_resource(make_user)
     hooks.emit_learning_event(
         fresh(student),
         "completed",
@@ -76,12 +82,7 @@ def test_learning_events_become_statements(make_user, orgs, app):
 
 
 def test_h5p_statement_forwarded_with_student_as_actor(make_user, orgs):
-    teacher = make_user("teacher")
-    student = make_user("student")
-    content_id = make_content(teacher, Resource)
-    resource = (
-        db.session.execute(select(Resource).filter_by(content_id=content_id)).scalars().first()
-    )
+    student, content_id, resource = _student_and_resource(make_user)
     h5p = {
         "actor": {"name": "someone", "mbox": "mailto:leak@example.org"},
         "verb": {"id": "http://adlnet.gov/expapi/verbs/answered", "display": {"en-US": "answered"}},
@@ -139,12 +140,7 @@ def test_enrol_and_leave(make_user, orgs):
 
 
 def test_statements_visible_to_district_client_only(make_user, make_lrs, orgs):
-    teacher = make_user("teacher")
-    student = make_user("student")
-    content_id = make_content(teacher, Resource)
-    resource = (
-        db.session.execute(select(Resource).filter_by(content_id=content_id)).scalars().first()
-    )
+    student, content_id, resource = _student_and_resource(make_user)
     hooks.emit_learning_event(fresh(student), "experienced", resource=resource)
     commit()
     assert len(make_lrs().get().get_json()["statements"]) == 1

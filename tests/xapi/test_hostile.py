@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.xapi.services.query import STATEMENT_QUERY_PARAMS
 from tests.xapi.conftest import new_id, statement
 
 # --- the cases the sweep found ------------------------------------------------------------
@@ -381,25 +382,8 @@ def test_the_refusal_speaks_the_clients_language(lrs, language, words):
     assert words in response.get_json()["error"]["message"]
 
 
-QUERY_PARAMS = sorted(
-    {
-        "statementId",
-        "voidedStatementId",
-        "agent",
-        "verb",
-        "activity",
-        "registration",
-        "related_activities",
-        "related_agents",
-        "since",
-        "until",
-        "limit",
-        "format",
-        "attachments",
-        "ascending",
-        "more",
-    }
-)
+# Every parameter GET /xapi/statements accepts (the xAPI list; any other is a 400).
+QUERY_PARAMS = sorted(STATEMENT_QUERY_PARAMS)
 param_text = st.text(max_size=30) | st.sampled_from(
     ["", "true", "-1", "99999999999999999999999", "0001-01-01T00:00:00+00:01", "[]", "{}", "null"]
 )
