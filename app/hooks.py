@@ -113,27 +113,9 @@ def content_url(kind: str, content_id: str, external: bool = True) -> str:
     return url_for(endpoint, content_id=content_id, _external=external)
 
 
-def emit_learning_event(
-    user,
-    verb: str,
-    *,
-    resource=None,
-    course=None,
-    result: dict | None = None,
-    context: dict | None = None,
-) -> None:
-    """Report a learning action (from a player or launch); delivered after commit."""
-    from app.common.events import send_after_commit
-
-    send_after_commit(
-        signals.learning_event,
-        user=user,
-        verb=verb,
-        resource=resource,
-        course=course,
-        result=result,
-        context=context or {},
-    )
+# Report a learning action (from a player or launch); delivered after commit.
+# ``emit_learning_event(user, verb, *, resource=None, course=None, result=None, context=None)``
+emit_learning_event = signals.send_learning_event
 
 
 def resource_media(resource, user=None) -> dict | None:

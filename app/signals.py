@@ -11,6 +11,8 @@ Every signal's sender is the Flask app; keyword arguments are listed with each s
 
 from blinker import Namespace
 
+from app.common.events import send_after_commit
+
 _signals = Namespace()
 
 course_published = _signals.signal("course-published")
@@ -51,7 +53,32 @@ user_logged_in = _signals.signal("user-logged-in")
 learning_event = _signals.signal("learning-event")
 """After commit. A player or launch reported progress. kwargs: ``user``, ``verb``
 (experienced, progressed, completed, ...), ``resource`` or ``course``, ``result`` (dict or
-None), ``context`` (dict, e.g. class, lesson, platform)."""
+None), ``context`` (dict, e.g. class, lesson, platform).  Sent with
+:func:`send_learning_event`."""
+
+
+def send_learning_event(
+    user,
+    verb: str,
+    *,
+    resource=None,
+    course=None,
+    result: dict | None = None,
+    context: dict | None = None,
+) -> None:
+    """Report a learning action (from a player or launch): queue :data:`learning_event`
+    for after the commit with every keyword its listeners read (``context`` an empty dict
+    when not given).  Plugins call it as ``app.hooks.emit_learning_event``."""
+    send_after_commit(
+        learning_event,
+        user=user,
+        verb=verb,
+        resource=resource,
+        course=course,
+        result=result,
+        context={} if context is None else context,
+    )
+
 
 alignment_changed = _signals.signal("alignment-changed")
 """After commit. Curriculum alignments of a resource were added or removed, or the

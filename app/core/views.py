@@ -19,15 +19,10 @@ from swagger_ui_bundle import swagger_ui_path
 from app.catalog import vocab
 from app.common.redirects import redirect_next
 from app.extensions import db
-from app.i18n import current_language, flat_fields, translate_fields, translate_message
+from app.i18n import N_, current_language, flat_fields, translate_fields, translate_message
 from app.plugins import render_slot
 
 bp = Blueprint("core", __name__)
-
-
-def N_(message: str) -> str:
-    """Mark a message for extraction; it is translated where it is shown."""
-    return message
 
 
 # Messages that services raise (in English) and pages show: listed here so the

@@ -6,11 +6,6 @@ from __future__ import annotations
 from pylti1p3.exception import LtiException
 
 
-def N_(message: str) -> str:
-    """Marks a message for the catalogue; it is translated where it is shown."""
-    return message
-
-
 class LaunchRefused(LtiException):
     """A launch refused for a reason worth telling the user (status and code attached).
     ``params`` fill ``%(name)s`` placeholders after translation."""

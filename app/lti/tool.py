@@ -23,8 +23,9 @@ from sqlalchemy.orm import joinedload
 
 from app.accounts.models import School
 from app.extensions import db
+from app.i18n import N_
 from app.lti.claims import Envelope, LaunchClaims, read_claims, read_envelope
-from app.lti.errors import N_, LaunchRefused
+from app.lti.errors import LaunchRefused
 from app.lti.models import LtiDeployment, LtiPlatform
 from app.lti.registry_cache import cached_row
 from app.lti.services import keys

@@ -30,7 +30,8 @@ from app.common.transaction import keep_on_error, savepoint, skip_commit
 from app.curriculum import services as curriculum
 from app.errors import Forbidden, Invalid, NotFound, Unauthorized
 from app.extensions import csrf
-from app.lti.errors import N_, LaunchRefused
+from app.i18n import N_
+from app.lti.errors import LaunchRefused
 from app.lti.jobs import enqueue_after_commit
 from app.lti.services import (
     ags,

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.sharing.models import Release, SharedCatalog, Withdrawal
-from app.sharing.services.catalogs import publisher_label
+from app.sharing.services.catalogs import latest_release, publisher_label
 
 bp = Blueprint("sharing_oai", __name__)
 
@@ -83,12 +83,7 @@ def _records() -> tuple[dict[str, OAIRecord], dict[str, SharedCatalog]]:
     }
     records: dict[str, OAIRecord] = {}
     for uid, catalog in catalogs.items():
-        release = db.session.execute(
-            select(Release)
-            .where(Release.catalog_id == catalog.id)
-            .order_by(Release.number.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        release = latest_release(catalog)
         if release is not None:
             for content_id, entry in release.manifest.items():
                 record = records.get(content_id)

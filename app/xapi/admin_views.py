@@ -15,15 +15,11 @@ from markupsafe import Markup
 from app.accounts import services as accounts
 from app.accounts.auth import actor
 from app.errors import Forbidden, Invalid, NotFound, Unauthorized
+from app.i18n import N_
 from app.plugins import link_card
 from app.xapi import services
 
 bp = Blueprint("xapi_admin", __name__, url_prefix="/admin/lrs")
-
-
-def N_(message: str) -> str:
-    """Marks a message for the catalogue; it is translated where it is shown."""
-    return message
 
 
 # What the services say about a field, listed for the catalogue.

@@ -47,6 +47,7 @@ from app.catalog.services.permissions import (
 from app.catalog.services.queries import (
     CACHE_SCOPE,
     CONTENT_ID,
+    TEXT_FILTERS,
     CatalogFilters,
     ResourceFilter,
     check_filters,
@@ -110,6 +111,7 @@ __all__ = [
     "MAX_PARTS",
     "MAX_TAGS",
     "SESSION_FIELDS",
+    "TEXT_FILTERS",
     "add_item",
     "add_section",
     "add_session",

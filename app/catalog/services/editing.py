@@ -97,15 +97,19 @@ def _tags(names: list[str]) -> list[Tag]:
     return [existing[name] for name in cleaned]
 
 
+# Fields an edit sets as given: those of all content, then each kind's own.
+_COMMON_FIELDS = (
+    "title",
+    "summary",
+    "language",
+    "licence",
+    "visibility",
+    "subject",
+    "translations",
+)
 _SCALAR_FIELDS = {
     Course: (
-        "title",
-        "summary",
-        "language",
-        "licence",
-        "visibility",
-        "subject",
-        "translations",
+        *_COMMON_FIELDS,
         "cover_url",
         "category",
         "capacity",
@@ -113,17 +117,7 @@ _SCALAR_FIELDS = {
         "grade",
         "edition",
     ),
-    Resource: (
-        "title",
-        "summary",
-        "language",
-        "licence",
-        "visibility",
-        "subject",
-        "translations",
-        "url",
-        "data",
-    ),
+    Resource: (*_COMMON_FIELDS, "url", "data"),
 }
 
 

@@ -98,6 +98,16 @@ def _enrollable_course(user: User, content_id: str) -> Course:
     return course
 
 
+def _fresh_enrolment(content_id: str, user: User) -> Enrolment | None:
+    """The student's row of the course, read again from the database (the caller holds
+    the seat lock, so what another transaction committed meanwhile counts)."""
+    return db.session.execute(
+        select(Enrolment)
+        .filter_by(course_content_id=content_id, student_id=user.id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
 def enrol(user: User | None, content_id: str) -> Enrolment:
     """Enrol ``user`` in a published extended course she may read; when it is full she
     joins the waiting list.
@@ -115,11 +125,7 @@ def enrol(user: User | None, content_id: str) -> Enrolment:
     seats = _lock_seats(content_id)
     if seats is None:
         raise Conflict("This course does not take enrolments.")
-    enrolment = db.session.execute(
-        select(Enrolment)
-        .filter_by(course_content_id=content_id, student_id=user.id)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    enrolment = _fresh_enrolment(content_id, user)
     if enrolment is not None and enrolment.status != EnrolmentStatus.LEFT:
         raise Conflict(
             f"You are already {enrolment.status.value} in this course.", code="already_enrolled"
@@ -156,11 +162,7 @@ def leave(user: User | None, content_id: str) -> Enrolment:
     seats = _lock_seats(content_id) if CONTENT_ID.match(content_id or "") else None
     if seats is None:
         raise NotFound("You are not enrolled in this course.")
-    enrolment = db.session.execute(
-        select(Enrolment)
-        .filter_by(course_content_id=content_id, student_id=user.id)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    enrolment = _fresh_enrolment(content_id, user)
     if enrolment is None or enrolment.status == EnrolmentStatus.LEFT:
         raise NotFound("You are not enrolled in this course.")
     held_seat = enrolment.status == EnrolmentStatus.ENROLLED

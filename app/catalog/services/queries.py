@@ -235,6 +235,18 @@ _SORTS = {
 
 
 _MAX_FILTER_TEXT = 200
+# The filters given as text (a page passes them from its query string).
+TEXT_FILTERS = (
+    "kind",
+    "subject",
+    "grade",
+    "language",
+    "licence",
+    "tag",
+    "category",
+    "edition",
+    "q",
+)
 
 
 _MAX_ID = 2**31 - 1
@@ -245,17 +257,7 @@ def check_filters(filters: CatalogFilters) -> None:
     errors: dict = {}
     if filters.sort not in _SORTS:
         errors["sort"] = [f"One of {', '.join(_SORTS)}."]
-    for name in (
-        "kind",
-        "subject",
-        "grade",
-        "language",
-        "licence",
-        "tag",
-        "category",
-        "edition",
-        "q",
-    ):
+    for name in TEXT_FILTERS:
         value = getattr(filters, name)
         if value is None:
             continue

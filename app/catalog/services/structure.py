@@ -10,6 +10,8 @@ Sessions stay in time order; sections and items stay where they are put.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from app.accounts.models import User
@@ -56,6 +58,15 @@ def _renumber(course: Course) -> None:
             item.position = item_position
 
 
+@contextmanager
+def _changing_parts(user: User | None, content_id: str) -> Iterator[Course]:
+    """``with _changing_parts(...) as course:`` change the draft's parts; they are then
+    renumbered and the draft saved as by :func:`editing_draft`."""
+    with editing_draft(user, Course, content_id) as course:
+        yield course
+        _renumber(course)
+
+
 def _check_times(starts_at: datetime, ends_at: datetime) -> None:
     if ends_at <= starts_at:
         raise Invalid(
@@ -68,30 +79,27 @@ def _check_times(starts_at: datetime, ends_at: datetime) -> None:
 
 def add_session(user: User | None, content_id: str, data: dict) -> Course:
     """Add a meeting (``starts_at``, ``ends_at``, ``place``, ``online_url``, ``note``)."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         _room_for(course.sessions, "session")
         _check_times(data["starts_at"], data["ends_at"])
         course.sessions.append(CourseSession(**{k: data.get(k) for k in SESSION_FIELDS}))
-        _renumber(course)
     return course
 
 
 def update_session(user: User | None, content_id: str, index: int, data: dict) -> Course:
     """Change some fields of one session."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         session = _at(course.sessions, index, "session")
         for name in SESSION_FIELDS:
             if name in data:
                 setattr(session, name, data[name])
         _check_times(session.starts_at, session.ends_at)
-        _renumber(course)
     return course
 
 
 def remove_session(user: User | None, content_id: str, index: int) -> Course:
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         course.sessions.remove(_at(course.sessions, index, "session"))
-        _renumber(course)
     return course
 
 
@@ -100,43 +108,39 @@ def remove_session(user: User | None, content_id: str, index: int) -> Course:
 
 def add_section(user: User | None, content_id: str, data: dict) -> Course:
     """Append a section (``title``, ``summary``), empty or with ``items``."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         _room_for(course.sections, "section")
         section = CourseSection(title=data["title"], summary=data.get("summary") or None)
         for item in data.get("items") or []:
             section.items.append(_new_item(user, item))
         course.sections.append(section)
-        _renumber(course)
     return course
 
 
 def update_section(user: User | None, content_id: str, index: int, data: dict) -> Course:
     """Rename a section or change its summary."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         section = _at(course.sections, index, "section")
         if "title" in data:
             section.title = data["title"]
         if "summary" in data:
             section.summary = data["summary"] or None
-        _renumber(course)
     return course
 
 
 def move_section(user: User | None, content_id: str, index: int, to: int) -> Course:
     """Move a section to position ``to`` (clamped to the first and last place)."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         section = _at(course.sections, index, "section")
         course.sections.remove(section)
         course.sections.insert(max(0, min(to, len(course.sections))), section)
-        _renumber(course)
     return course
 
 
 def remove_section(user: User | None, content_id: str, index: int) -> Course:
     """Remove a section with its items."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         course.sections.remove(_at(course.sections, index, "section"))
-        _renumber(course)
     return course
 
 
@@ -157,17 +161,16 @@ def _new_item(user: User | None, data: dict) -> SectionItem:
 
 def add_item(user: User | None, content_id: str, section: int, data: dict) -> Course:
     """Append an item (a resource the author may read, and/or a title) to a section."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         target = _at(course.sections, section, "section")
         _room_for(target.items, "item")
         target.items.append(_new_item(user, data))
-        _renumber(course)
     return course
 
 
 def update_item(user: User | None, content_id: str, section: int, index: int, data: dict) -> Course:
     """Change an item's title or resource (its item key, and so its alignments, stay)."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         item = _at(_at(course.sections, section, "section").items, index, "item")
         merged = {
             "title": data.get("title", item.title),
@@ -175,7 +178,6 @@ def update_item(user: User | None, content_id: str, section: int, index: int, da
         }
         replacement = _new_item(user, merged)
         item.title, item.resource_content_id = replacement.title, replacement.resource_content_id
-        _renumber(course)
     return course
 
 
@@ -183,7 +185,7 @@ def move_item(
     user: User | None, content_id: str, section: int, index: int, to_section: int, to: int
 ) -> Course:
     """Move an item to position ``to`` of section ``to_section`` (it may change section)."""
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         source = _at(course.sections, section, "section")
         target = _at(course.sections, to_section, "section")
         item = _at(source.items, index, "item")
@@ -191,15 +193,13 @@ def move_item(
             _room_for(target.items, "item")
         source.items.remove(item)
         target.items.insert(max(0, min(to, len(target.items))), item)
-        _renumber(course)
     return course
 
 
 def remove_item(user: User | None, content_id: str, section: int, index: int) -> Course:
-    with editing_draft(user, Course, content_id) as course:
+    with _changing_parts(user, content_id) as course:
         source = _at(course.sections, section, "section")
         source.items.remove(_at(source.items, index, "item"))
-        _renumber(course)
     return course
 
 

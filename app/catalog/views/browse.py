@@ -13,19 +13,7 @@ from app.catalog.views.common import bp, flash_refusal, require_login
 from app.common import cache
 from app.errors import AppError, Conflict, Forbidden, Invalid
 
-FILTER_KEYS = (
-    "kind",
-    "subject",
-    "grade",
-    "district",
-    "language",
-    "licence",
-    "tag",
-    "category",
-    "edition",
-    "q",
-    "sort",
-)
+FILTER_KEYS = (*services.TEXT_FILTERS, "district", "sort")
 
 
 def _filters_from_request(model) -> tuple[services.CatalogFilters, int]:

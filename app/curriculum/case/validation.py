@@ -72,24 +72,28 @@ def _check_identifier(value, where: str, problems: Problems) -> bool:
     return True
 
 
-def _register(entry, where: str, seen: dict[str, str], problems: Problems):
-    """Check that ``entry`` is an object with a UUID identifier, noting where each
-    identifier first stood in ``seen``.  None when the entry cannot be checked further,
-    otherwise ``(identifier, first)``: lowercased, and whether this is its first place."""
-    if not isinstance(entry, dict):
-        problems.add(where, "must be an object.")
-        return None
-    if not _check_identifier(entry.get("identifier"), f"{where}.identifier", problems):
-        return None
-    identifier = entry["identifier"].lower()
-    if identifier in seen:
-        problems.add(
-            f"{where}.identifier",
-            f"duplicate identifier {identifier} (also {seen[identifier]}).",
-        )
-        return identifier, False
-    seen[identifier] = where
-    return identifier, True
+def _registered(entries: list, name: str, seen: dict[str, str], problems: Problems):
+    """``(where, entry, identifier, first)`` for each entry of the list ``name`` that is
+    an object with a UUID identifier (the others are noted in ``problems`` and skipped):
+    ``identifier`` lowercased, ``first`` whether this is its first place (``seen`` notes
+    where each identifier first stood; a duplicate is a problem too)."""
+    for index, entry in enumerate(entries):
+        where = f"{name}[{index}]"
+        if not isinstance(entry, dict):
+            problems.add(where, "must be an object.")
+            continue
+        if not _check_identifier(entry.get("identifier"), f"{where}.identifier", problems):
+            continue
+        identifier = entry["identifier"].lower()
+        first = identifier not in seen
+        if first:
+            seen[identifier] = where
+        else:
+            problems.add(
+                f"{where}.identifier",
+                f"duplicate identifier {identifier} (also {seen[identifier]}).",
+            )
+        yield where, entry, identifier, first
 
 
 def _check_uri_ref(value, where: str, problems: Problems) -> str | None:
@@ -207,12 +211,7 @@ def validate_package(package) -> None:
     if doc_id:
         seen[doc_id] = "CFDocument"
     item_ids: set[str] = set()
-    for index, item in enumerate(items):
-        where = f"CFItems[{index}]"
-        registered = _register(item, where, seen, problems)
-        if registered is None:
-            continue
-        identifier, first = registered
+    for where, item, identifier, first in _registered(items, "CFItems", seen, problems):
         if first:
             item_ids.add(identifier)
         for key in _ITEM_STRINGS:
@@ -240,12 +239,9 @@ def validate_package(package) -> None:
 
     edges: dict[str, list[tuple[str, str, str]]] = {t: [] for t in ACYCLIC_TYPES}
     references: list[tuple[str, str, str]] = []
-    for index, association in enumerate(associations):
-        where = f"CFAssociations[{index}]"
-        registered = _register(association, where, seen, problems)
-        if registered is None:
-            continue
-        identifier, _ = registered
+    for where, association, identifier, _ in _registered(
+        associations, "CFAssociations", seen, problems
+    ):
         kind = association.get("associationType")
         if not isinstance(kind, str):
             problems.add(

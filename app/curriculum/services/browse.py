@@ -43,6 +43,21 @@ class VolumeChoice:
     volume: Node | None
 
 
+def _in_vocabulary_order(values, vocabulary) -> list[str]:
+    """The distinct non-empty ``values`` in the vocabulary's order, any it does not
+    know after them alphabetically."""
+    known = list(vocabulary)
+    return sorted(
+        dict.fromkeys(v for v in values if v),
+        key=lambda v: (known.index(v) if v in known else len(known), v),
+    )
+
+
+def _offered(choice: str | None, options: list[str]) -> str | None:
+    """``choice`` when it is among the options, else the first option (None: none)."""
+    return choice if choice in options else (options[0] if options else None)
+
+
 def choose_volume(
     stage: str | None = None,
     subject: str | None = None,
@@ -58,22 +73,14 @@ def choose_volume(
         if chosen is not None:
             stage, subject, edition = stage_of(chosen.grade), chosen.subject, chosen.edition
     stages = [s for s in STAGES if any(stage_of(v.grade) == s for v in every)]
-    stage = stage if stage in stages else (stages[0] if stages else None)
+    stage = _offered(stage, stages)
     in_stage = [v for v in every if stage_of(v.grade) == stage]
-    subject_order = list(vocab.SUBJECTS)
-    subjects = sorted(
-        dict.fromkeys(v.subject for v in in_stage if v.subject),
-        key=lambda s: (subject_order.index(s) if s in subject_order else len(subject_order), s),
-    )
-    subject = subject if subject in subjects else (subjects[0] if subjects else None)
+    subjects = _in_vocabulary_order((v.subject for v in in_stage), vocab.SUBJECTS)
+    subject = _offered(subject, subjects)
     in_subject = [v for v in in_stage if v.subject == subject]
     # In the vocabulary's order (人教版 first, as schools expect), not alphabetical.
-    known = list(vocab.EDITIONS)
-    editions = sorted(
-        dict.fromkeys(v.edition for v in in_subject if v.edition),
-        key=lambda e: (known.index(e) if e in known else len(known), e),
-    )
-    edition = edition if edition in editions else (editions[0] if editions else None)
+    editions = _in_vocabulary_order((v.edition for v in in_subject), vocab.EDITIONS)
+    edition = _offered(edition, editions)
     volumes = [v for v in in_subject if v.edition == edition]
     volume = next((v for v in volumes if v.id == volume_id), volumes[0] if volumes else None)
     return VolumeChoice(stages, subjects, editions, volumes, stage, subject, edition, volume)

@@ -17,13 +17,13 @@ from app import signals
 from app.accounts.models import Role, User
 from app.catalog import services as catalog
 from app.catalog.models import Course, Resource, State
-from app.common.events import send_after_commit
 from app.common.models import utcnow
 from app.curriculum import services as curriculum
 from app.errors import Forbidden, NotFound
 from app.extensions import db
+from app.i18n import N_
 from app.lti.claims import LaunchClaims, claims_from_json, claims_to_json
-from app.lti.errors import N_, LaunchRefused
+from app.lti.errors import LaunchRefused
 from app.lti.models import LtiContext, LtiDeployment, LtiPlatform
 from app.lti.services import ags
 from app.lti.services.login import binding_digest
@@ -269,13 +269,11 @@ def complete_launch(
             grades.lineitem,
             grades.scope,
         )
-    send_after_commit(
-        signals.learning_event,
-        user=user,
-        verb="launched",
+    signals.send_learning_event(
+        user,
+        "launched",
         resource=obj if kind == "resource" else None,
         course=obj if kind == "course" else None,
-        result=None,
         context={
             "platform": platform.issuer,
             "deployment": deployment.deployment_id,

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlparse
 
-from app.lti.errors import N_, LaunchRefused
+from app.i18n import N_
+from app.lti.errors import LaunchRefused
 from app.lti.store import launch_store
 from app.lti.tool import registered_platform
 

@@ -13,8 +13,9 @@ from app.accounts.models import Role, User
 from app.common.models import utcnow
 from app.curriculum import services as curriculum
 from app.extensions import db
+from app.i18n import N_
 from app.lti.claims import MAX_ID_CHARS, LaunchClaims
-from app.lti.errors import N_, LaunchRefused
+from app.lti.errors import LaunchRefused
 from app.lti.models import LtiContext, LtiContextMember, LtiDeployment, LtiIdentity, LtiPlatform
 
 TEACHER_ROLE_WORDS = (

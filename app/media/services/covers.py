@@ -17,6 +17,7 @@ from app.accounts.models import User
 from app.catalog import services as catalog
 from app.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
 from app.extensions import db
+from app.i18n import N_
 from app.media.models import MediaObject
 from app.media.services.common import setting
 from app.media.services.delivery import Delivery
@@ -29,11 +30,6 @@ COVER_MAX_BYTES = 10 * 1024 * 1024
 COVER_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 COVER_SIZE = (640, 360)
 MAX_PIXELS = 80_000_000
-
-
-def N_(message: str) -> str:
-    """Mark a message for the media catalogue; pages show it with ``translate_message``."""
-    return message
 
 
 def cover_thumbnail(data: bytes) -> bytes:

@@ -92,6 +92,19 @@ def make_derivatives(object_id: int) -> dict:
                 storage.download_to(obj.key, path)
             return path
 
+        def keep_picture(
+            name: str, media_type: str, tool: str, result, output: str, source: str
+        ) -> None:
+            """Store the picture ``tool`` wrote to ``output`` as derivative ``name``, or
+            note why there is none (the tool's error output, the source's path hidden)."""
+            if result.returncode == 0 and os.path.exists(output):
+                with open(output, "rb") as handle:
+                    _store_derivative(obj, name, handle.read(), media_type)
+                made[name] = media_type
+            else:
+                error = result.stderr.decode(errors="replace").replace(source, "<file>")
+                skipped[name] = f"{tool} failed: {error[:150]}"
+
         kind = obj.media_type.split("/")[0]
         if obj.media_type.startswith("image/"):
             try:
@@ -120,15 +133,7 @@ def make_derivatives(object_id: int) -> dict:
                     ]
                 )
                 page = os.path.join(folder, "page.png")
-                if result.returncode == 0 and os.path.exists(page):
-                    with open(page, "rb") as handle:
-                        _store_derivative(obj, "thumbnail", handle.read(), "image/png")
-                    made["thumbnail"] = "image/png"
-                else:
-                    skipped["thumbnail"] = (
-                        "pdftoppm failed: "
-                        + result.stderr.decode(errors="replace").replace(pdf_path, "<file>")[:150]
-                    )
+                keep_picture("thumbnail", "image/png", "pdftoppm", result, page, pdf_path)
         elif kind in ("video", "audio"):
             probe, ffmpeg = shutil.which("ffprobe"), shutil.which("ffmpeg")
             source = storage.local_path(obj.key) or storage.download_url(
@@ -179,15 +184,7 @@ def make_derivatives(object_id: int) -> dict:
                             poster,
                         ]
                     )
-                    if result.returncode == 0 and os.path.exists(poster):
-                        with open(poster, "rb") as handle:
-                            _store_derivative(obj, "poster", handle.read(), "image/jpeg")
-                        made["poster"] = "image/jpeg"
-                    else:
-                        skipped["poster"] = (
-                            "ffmpeg failed: "
-                            + result.stderr.decode(errors="replace").replace(source, "<file>")[:150]
-                        )
+                    keep_picture("poster", "image/jpeg", "ffmpeg", result, poster, source)
     meta["derivatives"] = made or {"none": "nothing to make"}
     if skipped:
         meta["skipped"] = skipped

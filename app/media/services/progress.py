@@ -11,7 +11,6 @@ from app import signals
 from app.accounts.models import User
 from app.catalog import services as catalog
 from app.catalog.models import CourseSection, Resource, SectionItem
-from app.common.events import send_after_commit
 from app.errors import Invalid, Unauthorized
 from app.extensions import db
 from app.media.models import ProgressEvent
@@ -76,15 +75,7 @@ def record_progress(
     )
     db.session.add(event)
     db.session.flush()
-    send_after_commit(
-        signals.learning_event,
-        user=user,
-        verb=verb,
-        resource=resource,
-        course=None,
-        result=result,
-        context=context,
-    )
+    signals.send_learning_event(user, verb, resource=resource, result=result, context=context)
     return event
 
 

@@ -315,7 +315,6 @@ def record_feedback(user, content_id: str, action: str, skill: str | None = None
     db.session.add(row)
     db.session.flush()
     from app import signals
-    from app.common.events import send_after_commit
 
     verb = (
         {
@@ -337,13 +336,10 @@ def record_feedback(user, content_id: str, action: str, skill: str | None = None
         },
         "result": {"response": action},
     }
-    send_after_commit(
-        signals.learning_event,
-        user=user,
-        verb="recommendation",
+    signals.send_learning_event(
+        user,
+        "recommendation",
         resource=resource,
-        course=None,
-        result=None,
         context={
             "statement": statement,
             "knowledge_points": [skill] if skill else [],

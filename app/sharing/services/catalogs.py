@@ -129,10 +129,11 @@ def set_entries(
     return catalog
 
 
-def _withdrawn_ids(catalog: SharedCatalog) -> set[str]:
+def withdrawn_ids(catalog_id: int) -> set[str]:
+    """Content ids the publisher withdrew from catalog ``catalog_id``."""
     return set(
         db.session.execute(
-            select(Withdrawal.content_id).where(Withdrawal.catalog_id == catalog.id)
+            select(Withdrawal.content_id).where(Withdrawal.catalog_id == catalog_id)
         ).scalars()
     )
 
@@ -155,7 +156,7 @@ def _preview(catalog: SharedCatalog) -> Preview:
         [(e.item_type, e.content_id) for e in catalog.entries],
         catalog.district_id,
     )
-    withdrawn = _withdrawn_ids(catalog)
+    withdrawn = withdrawn_ids(catalog.id)
     objects = [o for o in objects if o.content_id not in withdrawn]
     manifest, refused = manifests.build(
         objects, catalog.district_id, publisher_label(catalog.district)

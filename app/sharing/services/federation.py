@@ -37,7 +37,6 @@ from app.sharing.models import (
     Subscription,
     SubscriptionStatus,
     SyncLog,
-    Withdrawal,
 )
 from app.sharing.services import keys
 from app.sharing.services import manifest as manifests
@@ -47,9 +46,10 @@ from app.sharing.services.catalogs import (
     publisher_label,
     require_admin_of,
     require_approved_peer,
+    withdrawn_ids,
 )
 from app.sharing.services.keys import FederationRefused
-from app.sharing.services.subscriptions import _manifest
+from app.sharing.services.subscriptions import _manifest, newest_remote_release
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +151,7 @@ def feed_page(origin: str, uid: str, release_number, page) -> FeedPage:
     pages = max(1, -(-len(ids) // size))
     if page > pages:
         raise NotFound("Page not found.")
-    withdrawn = sorted(
-        db.session.execute(
-            select(Withdrawal.content_id).where(Withdrawal.catalog_id == catalog.id)
-        ).scalars()
-    )
+    withdrawn = sorted(withdrawn_ids(catalog.id))
     body = {
         "origin": keys.own_origin(),
         "catalog": {
@@ -385,12 +381,7 @@ def sync(subscription: Subscription) -> SyncResult:
     except FederationRefused as exc:
         _refuse(subscription, exc.reason)
     base = subscription.remote_origin + FEED_PATH.format(uid=subscription.remote_catalog_uid)
-    newest = db.session.execute(
-        select(RemoteRelease)
-        .where(RemoteRelease.subscription_id == subscription.id)
-        .order_by(RemoteRelease.number.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    newest = newest_remote_release(subscription.id)
     headers = {"If-None-Match": subscription.remote_etag} if subscription.remote_etag else {}
     try:
         first = _send("GET", base + "?page=1", headers=headers)

@@ -32,6 +32,7 @@ from app.common.events import send_after_commit
 from app.common.models import utcnow
 from app.extensions import db
 from app.sharing.models import FederatedItem, SubscribedItem, Subscription, SubscriptionStatus
+from app.sharing.services.subscriptions import subscribed_fields
 
 log = logging.getLogger(__name__)
 _MODELS = {"course": Course, "resource": Resource}
@@ -132,7 +133,7 @@ def reconcile(subscription: Subscription) -> dict:
         todo + removed,
         {**{c: items[c].item_type for c in todo}, **{c: known[c].item_type for c in removed}},
     )
-    fields = _fields_of(subscription.id, [c for c in todo if not items[c].withdrawn])
+    fields = subscribed_fields(subscription.id, [c for c in todo if not items[c].withdrawn])
     tags = _tag_cache(fields.values())
     for content_id in todo:
         item, fed, row = items[content_id], known.get(content_id), rows.get(content_id)
@@ -194,20 +195,6 @@ def _rows(content_ids: list[str], types: dict[str, str]) -> dict:
                 .order_by(model.version)
             ).scalars():
                 found[row.content_id] = row  # ordered by version: the newest wins
-    return found
-
-
-def _fields_of(subscription_id: int, content_ids: list[str]) -> dict[str, dict]:
-    found: dict[str, dict] = {}
-    for start in range(0, len(content_ids), 500):
-        found.update(
-            db.session.execute(
-                select(SubscribedItem.content_id, SubscribedItem.fields).where(
-                    SubscribedItem.subscription_id == subscription_id,
-                    SubscribedItem.content_id.in_(content_ids[start : start + 500]),
-                )
-            ).all()
-        )
     return found
 
 

@@ -20,11 +20,10 @@ from app.sharing.models import (
     RemoteSubscriber,
     SharedCatalog,
     SubscriptionStatus,
-    Withdrawal,
 )
 from app.sharing.services import keys
 from app.sharing.services import manifest as manifests
-from app.sharing.services.catalogs import catalog_by_uid, require_approved_peer
+from app.sharing.services.catalogs import catalog_by_uid, require_approved_peer, withdrawn_ids
 from app.sharing.services.subscriptions import _manifest
 
 MEDIA_INDEX_PATH = "/sharing/federation/catalogs/{uid}/media"
@@ -41,12 +40,7 @@ def _shared_ids(catalog: SharedCatalog) -> set[str]:
     ).first()
     if release is None:
         return set()
-    withdrawn = set(
-        db.session.execute(
-            select(Withdrawal.content_id).where(Withdrawal.catalog_id == catalog.id)
-        ).scalars()
-    )
-    return set(_manifest(Release, release.id, release.digest)) - withdrawn
+    return set(_manifest(Release, release.id, release.digest)) - withdrawn_ids(catalog.id)
 
 
 def _media_rows(content_ids):

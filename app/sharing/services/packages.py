@@ -34,6 +34,7 @@ from app.sharing.models import (
 )
 from app.sharing.services import manifest as manifests
 from app.sharing.services.catalogs import publisher_label, require_admin_of
+from app.sharing.services.subscriptions import newest_remote_release
 
 FORMAT = "shuyuan-package/1"
 PACKAGE_ORIGIN = "package:"
@@ -145,12 +146,7 @@ def export_imported(user: User | None, subscription: Subscription, out) -> None:
     """Write the package an offline subscription was imported from, again (same bytes)."""
     if user is not None:
         require_admin_of(user, subscription.subscriber_district_id)
-    release = db.session.execute(
-        select(RemoteRelease)
-        .where(RemoteRelease.subscription_id == subscription.id)
-        .order_by(RemoteRelease.number.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    release = newest_remote_release(subscription.id)
     if release is None:
         raise NotFound("Release not found.")
     stored = (subscription.remote_publisher or {}).get("media", {})
@@ -327,14 +323,7 @@ def import_package(
                 remote_catalog_uid=catalog["uid"],
             )
         ).scalar_one_or_none()
-        newest = None
-        if sub is not None:
-            newest = db.session.execute(
-                select(RemoteRelease)
-                .where(RemoteRelease.subscription_id == sub.id)
-                .order_by(RemoteRelease.number.desc())
-                .limit(1)
-            ).scalar_one_or_none()
+        newest = newest_remote_release(sub.id) if sub is not None else None
         if newest is not None and number <= newest.number:
             _refuse(f"Release {number} is not newer than the imported release {newest.number}.")
         new, reused = 0, 0

@@ -25,10 +25,9 @@ from app.sharing.models import (
     SubscribedItem,
     Subscription,
     SubscriptionStatus,
-    Withdrawal,
 )
 from app.sharing.services import manifest as manifests
-from app.sharing.services.catalogs import clean_rules, require_admin_of
+from app.sharing.services.catalogs import clean_rules, require_admin_of, withdrawn_ids
 from app.sharing.services.diff import Diff, diff, fill_fields
 
 
@@ -165,6 +164,16 @@ def _manifest(model, row_id: int, digest: str) -> dict:
     return manifest
 
 
+def newest_remote_release(subscription_id: int) -> RemoteRelease | None:
+    """The newest release fetched or imported for a remote subscription."""
+    return db.session.execute(
+        select(RemoteRelease)
+        .where(RemoteRelease.subscription_id == subscription_id)
+        .order_by(RemoteRelease.number.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 def target_release(subscription: Subscription) -> Target | None:
     """The newest release the subscriber can take (local or fetched from a remote)."""
     if subscription.catalog_id is not None:
@@ -212,13 +221,14 @@ def _held(subscription: Subscription, with_fields: bool = False) -> tuple[dict, 
     return held, withdrawn
 
 
-def _old_fields(subscription: Subscription, content_ids: list[str]) -> dict[str, dict]:
+def subscribed_fields(subscription_id: int, content_ids: list[str]) -> dict[str, dict]:
+    """The accepted fields of these items of the subscription (content id → fields)."""
     found: dict[str, dict] = {}
     for start in range(0, len(content_ids), 1000):
         found.update(
             db.session.execute(
                 select(SubscribedItem.content_id, SubscribedItem.fields).where(
-                    SubscribedItem.subscription_id == subscription.id,
+                    SubscribedItem.subscription_id == subscription_id,
                     SubscribedItem.content_id.in_(content_ids[start : start + 1000]),
                 )
             ).all()
@@ -236,11 +246,7 @@ def _wanted(subscription: Subscription, target: Target, withdrawn: set[str]) -> 
 def _publisher_withdrawals(subscription: Subscription) -> set[str]:
     if subscription.catalog_id is None:
         return set()
-    return set(
-        db.session.execute(
-            select(Withdrawal.content_id).where(Withdrawal.catalog_id == subscription.catalog_id)
-        ).scalars()
-    )
+    return withdrawn_ids(subscription.catalog_id)
 
 
 @dataclass
@@ -269,7 +275,9 @@ def _pending(subscription: Subscription) -> Pending | None:
     if changes.empty:
         return None
     # Field-level detail for changed items only, and a title for removed ones.
-    old = _old_fields(subscription, [c.content_id for c in changes.changed + changes.removed])
+    old = subscribed_fields(
+        subscription.id, [c.content_id for c in changes.changed + changes.removed]
+    )
     for change in changes.changed:
         fill_fields(change, old[change.content_id], wanted[change.content_id]["fields"])
     for change in changes.removed:
@@ -306,32 +314,25 @@ def accept(
         picked = set(content_ids)
         chosen = [c for c in chosen if c.content_id in picked]
     now = utcnow()
-    added = [
-        {
+
+    def accepted(content_id: str) -> dict:
+        """The stored item as the release has it (keys of ``SubscribedItem``)."""
+        item = wanted[content_id]
+        return {
             "subscription_id": subscription.id,
-            "content_id": c.content_id,
-            "item_type": wanted[c.content_id]["type"],
-            "version": wanted[c.content_id]["version"],
-            "digest": wanted[c.content_id]["digest"],
-            "fields": wanted[c.content_id]["fields"],
-            "withdrawn": False,
+            "content_id": content_id,
+            "version": item["version"],
+            "digest": item["digest"],
+            "fields": item["fields"],
             "accepted_at": now,
         }
+
+    added = [
+        accepted(c.content_id) | {"item_type": wanted[c.content_id]["type"], "withdrawn": False}
         for c in chosen
         if c.status == "added"
     ]
-    changed = [
-        {
-            "subscription_id": subscription.id,
-            "content_id": c.content_id,
-            "version": wanted[c.content_id]["version"],
-            "digest": wanted[c.content_id]["digest"],
-            "fields": wanted[c.content_id]["fields"],
-            "accepted_at": now,
-        }
-        for c in chosen
-        if c.status == "changed"
-    ]
+    changed = [accepted(c.content_id) for c in chosen if c.status == "changed"]
     removed = [c.content_id for c in chosen if c.status == "removed"]
     for start in range(0, len(added), 1000):
         db.session.execute(insert(SubscribedItem), added[start : start + 1000])
