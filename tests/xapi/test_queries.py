@@ -80,15 +80,30 @@ def test_a_post_runs_the_same_few_statements_for_one_or_a_hundred(app, lrs, monk
         assert sent[1].startswith("SAVEPOINT")
 
 
-def test_a_repost_stores_nothing_and_runs_fewer(app, lrs):
+@contextlib.contextmanager
+def sql_sent(app, monkeypatch):
+    """The statements a request runs: on PostgreSQL at the driver (the LRS sends some on
+    the driver's cursor), on SQLite through SQLAlchemy's events."""
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    counter = driver_round_trips(monkeypatch) if dialect == "postgresql" else count_statements(app)
+    with counter as statements:
+        yield statements
+
+
+def test_a_repost_stores_nothing_and_runs_fewer(app, lrs, monkeypatch):
     batch = _batch(20)
     assert lrs.post(batch).status_code == 200
-    again = _statements_of(app, lrs, batch)  # same ids, same content: accepted, no insert
+    with sql_sent(app, monkeypatch) as sent:
+        assert lrs.post(batch).status_code == 200
+    again = [
+        s for s in sent if not s.startswith(("BEGIN", "COMMIT"))
+    ]  # same ids, same content: accepted, no insert
     assert not [s for s in again if s.lstrip().upper().startswith("INSERT")], again
     assert lrs.get(limit=50).json["statements"].__len__() == 20
 
 
-def test_a_page_is_one_query_after_the_client(app, lrs):
+def test_a_page_is_one_query_after_the_client(app, lrs, monkeypatch):
     """A GET of a page: the client's look-up and one page query, whatever the filters; the
     statements that target a match (StatementRef) come in the same query (issue 14)."""
     posted = lrs.post(_batch(3)).get_json()
@@ -100,7 +115,7 @@ def test_a_page_is_one_query_after_the_client(app, lrs):
         {"agent": agent, "related_agents": "true", "ascending": "true"},
         {"activity": "http://example.org/courses/c1", "related_activities": "true"},
     ):
-        with count_statements(app) as statements:
+        with sql_sent(app, monkeypatch) as statements:
             response = lrs.get(**query)
         assert response.status_code == 200, response.get_data(as_text=True)
         assert response.get_json()["statements"], query
