@@ -6,6 +6,8 @@ client, then with ``--clients`` concurrent clients (default 8):
 
 1. single-statement POSTs for ``--seconds`` seconds -> statements/s;
 2. POSTs of batches of 100 for ``--seconds`` seconds -> statements/s;
+   (both sent by wrk with a Lua script when wrk is installed, else by Python threads;
+   ``--client`` chooses; the same client for Shuyuan and the bare baseline)
 3. GET queries: agent, verb+since, activity (``--queries`` each) -> p50/p95 ms;
 
 then the same phases against the bare baseline (``bench/xapi_bare.py``: the same rows and
@@ -266,13 +268,103 @@ def post_load(
                         key += " deadlock"
                     counter.fail(key, response.text)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    counter.elapsed = time.perf_counter() - began
+    return _run_clients(counter, [lambda n=n: worker(n) for n in range(clients)])
+
+
+WRK_SCRIPT = """
+local bodies = %s
+local headers = %s
+local n = 0
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  -- each wrk thread its own sequence of ids (the same seed would send the same ids)
+  math.randomseed(%d * 1000 + tid + os.time() * 7919)
+end
+local function hex16()
+  return string.format("%%04x", math.random(0, 0xffff))
+end
+local function uuid()
+  return hex16() .. hex16() .. "-" .. hex16() .. "-4" .. string.sub(hex16(), 2) .. "-" ..
+    string.format("%%04x", 0x8000 + math.random(0, 0x3fff)) .. "-" .. hex16() .. hex16() ..
+    hex16()
+end
+request = function()
+  n = n + 1
+  local body = bodies[(n %% #bodies) + 1]:gsub("@@ID@@", uuid)
+  return wrk.format("POST", nil, headers, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format("WRK {\\"requests\\": %%d, \\"non2xx\\": %%d, \\"seconds\\": %%f, " ..
+    "\\"p50\\": %%f, \\"p95\\": %%f, \\"errors\\": %%d}\\n",
+    summary.requests, summary.errors.status, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def wrk_script(headers: dict, batch: int, seed: int) -> str:
+    """A wrk Lua script that POSTs the statements of :func:`make_statement` (``batch`` per
+    request, one object when 1), each with a fresh id."""
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(40 if batch > 1 else 400):
+        data = [make_statement(rng) for _ in range(batch)] if batch > 1 else make_statement(rng)
+        for statement in data if isinstance(data, list) else [data]:
+            statement["id"] = "@@ID@@"
+        bodies.append(json.dumps(data))
+
+    def lua(text: str) -> str:
+        return "[==[" + text + "]==]"
+
+    lua_bodies = "{" + ",\n".join(lua(b) for b in bodies) + "}"
+    lua_headers = "{" + ", ".join(f"[ {lua(k)} ] = {lua(v)}" for k, v in headers.items()) + "}"
+    return WRK_SCRIPT % (lua_bodies, lua_headers, seed)
+
+
+def wrk_post_load(
+    base: str, headers: dict, clients: int, seconds: float, batch: int, seed: int, on_start=None
+) -> Counter:
+    """:func:`post_load` with wrk (a C client, 2 threads, ``clients`` connections): the
+    load client's CPU per request is a small fraction of the Python client's, which shares
+    the 2 cores with the servers (issue 14).  ``on_start(pid)`` is called once wrk runs."""
+    headers = {"Content-Type": "application/json", **headers}
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(wrk_script(headers, batch, seed))
+    import resource
+
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        process = subprocess.Popen(
+            ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "60s"]
+            + ["-s", script.name, base],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if on_start:
+            on_start(process.pid)
+        out, _ = process.communicate()
+    finally:
+        Path(script.name).unlink()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next(x for x in out.splitlines() if x.startswith("WRK "))
+    figures = json.loads(line[4:])
+    counter = Counter()
+    counter.client_cpu = (children.ru_utime - children_before.ru_utime) + (
+        children.ru_stime - children_before.ru_stime
+    )
+    counter.requests = figures["requests"] - figures["non2xx"]
+    counter.statements = counter.requests * batch
+    counter.elapsed = figures["seconds"]
+    if figures["non2xx"]:
+        counter.errors["non-2xx"] = figures["non2xx"]
+    if figures["errors"]:
+        counter.errors["connection"] = figures["errors"]
+    counter.p50, counter.p95 = figures["p50"], figures["p95"]
     return counter
 
 
@@ -303,7 +395,12 @@ def query_load(base: str, headers: dict, clients: int, paths: list[str]) -> Coun
                 else:
                     counter.fail(str(response.status_code), response.text)
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    return _run_clients(counter, [worker] * clients)
+
+
+def _run_clients(counter: Counter, workers: list) -> Counter:
+    """Run each function in a thread of its own; ``counter.elapsed`` is the wall time."""
+    threads = [threading.Thread(target=work) for work in workers]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -386,11 +483,17 @@ def measure(base: str, prefix: str, headers: dict, args, label: str) -> dict:
         requests.get(base + prefix + "?limit=1&verb=" + VERBS[0], headers=headers, timeout=30)
     print(
         f"{label}: gunicorn -w {args.workers}, {args.clients} clients, {args.seconds:.0f} s/phase"
+        f", POSTs sent by the {getattr(args, 'client', 'python')} client"
     )
     figures: dict = {}
+    load = wrk_post_load if getattr(args, "client", "python") == "wrk" else post_load
     for key, batch in (("single", 1), ("batch", 100)):
-        result = post_load(base + prefix, headers, args.clients, args.seconds, batch, seed=batch)
-        p = percentiles(result.latencies)
+        result = load(base + prefix, headers, args.clients, args.seconds, batch, seed=batch)
+        p = (
+            {"p50": result.p50, "p95": result.p95}
+            if hasattr(result, "p95")
+            else percentiles(result.latencies)
+        )
         figures[key] = result.statements / result.elapsed
         figures[key + "_errors"] = sum(result.errors.values())
         print(
@@ -499,6 +602,13 @@ def run(args) -> dict:
     return results
 
 
+def default_client() -> str:
+    """wrk when it is on PATH (``apt-get install wrk``), else the Python client."""
+    import shutil
+
+    return "wrk" if shutil.which("wrk") else "python"
+
+
 def load_average() -> str:
     import os
 
@@ -511,10 +621,12 @@ def table_rows(full: bool) -> list:
     from bench.table import Row
 
     sizes = FULL if full else SMALL
-    args = argparse.Namespace(clients=8, limit=25, workers=2, no_bare=False, **sizes)
+    args = argparse.Namespace(
+        clients=8, limit=25, workers=2, no_bare=False, client=default_client(), **sizes
+    )
     results = run(args)
     ours, bare = results["shuyuan"], results["bare"]
-    size = f"{args.statements:,} statements stored"
+    size = f"{args.statements:,} statements stored, POSTs sent by {args.client}"
     rows = [
         Row(
             "xAPI single POST (2 gunicorn workers, PostgreSQL, 8 clients)",
@@ -568,6 +680,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=25, help="limit= of the GET queries")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--no-bare", action="store_true", help="skip the bare baseline")
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "python"),
+        default=default_client(),
+        help="what sends the POSTs (default: wrk when it is installed)",
+    )
     args = parser.parse_args()
     results = run(args)
     if "bare" in results:

@@ -3,8 +3,8 @@ relations, attachments, activity definitions, voiding and the forwarding outbox.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import json
 import uuid
 from datetime import datetime
 
@@ -12,14 +12,16 @@ from flask import current_app
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import and_, bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from app.common.models import utcnow
 from app.common.transaction import savepoint
 from app.errors import BadRequest, Conflict, Forbidden, PayloadTooLarge
 from app.extensions import db
 from app.xapi import schemas
-from app.xapi.models import Activity, Attachment, Statement, StatementRelation
+from app.xapi.models import Attachment, Statement, StatementRelation
+from app.xapi.services import activities
+from app.xapi.services import rows as rows_sql
 from app.xapi.services.auth import Principal
 from app.xapi.services.forwarding import queue_forwarding
 from app.xapi.services.identity import agent_key, object_key, sha1, statement_relations
@@ -196,13 +198,17 @@ def store_statements(
 
 
 INSERT_ATTEMPTS = 8
-_RETRY_SQLSTATES = {"40P01", "40001"}  # deadlock detected, serialization failure
+_RETRY_SQLSTATES = {"40P01", "40001", "23505"}  # deadlock, serialization failure, unique
 try:
     from psycopg import Error as _PsycopgError
 
     _DRIVER_ERRORS: tuple = (_PsycopgError,)
 except ImportError:  # SQLite-only installations
     _DRIVER_ERRORS = ()
+
+
+class _Retry(Exception):
+    """The savepoint was rolled back: look again and insert again."""
 
 
 def _insert_with_retries(principal, statements, ids, version, attachments) -> list[str]:
@@ -212,21 +218,20 @@ def _insert_with_retries(principal, statements, ids, version, attachments) -> li
     Each retry sees more of the other requests' rows, so this ends; if it does not
     within ``INSERT_ATTEMPTS``, the client gets 409 and may simply send the batch again
     (nothing of it was stored)."""
+    postgresql = db.session.connection().dialect.name == "postgresql"
     for _attempt in range(INSERT_ATTEMPTS):
         try:
+            if postgresql:
+                return _insert_postgresql(principal, statements, ids, version, attachments)
             with savepoint():
-                return _insert(principal, statements, ids, version, attachments)
+                return _insert_sqlite(principal, statements, ids, version, attachments)
+        except _Retry:
+            continue
         except IntegrityError as exc:
             if not _is_unique_violation(exc):
                 raise
             continue
-        except _DRIVER_ERRORS as exc:  # raised by COPY, which bypasses SQLAlchemy
-            if getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES | {"23505"}:
-                continue
-            raise
         except OperationalError as exc:
-            if getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES:
-                continue
             if "database is locked" in str(exc.orig):  # SQLite's busy timeout ran out
                 break
             raise
@@ -241,6 +246,13 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
     return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(
         exc.orig
     )
+
+
+def _retriable(exc: Exception) -> bool:
+    """A unique violation, deadlock or serialization failure, raised by the driver's
+    cursor or through SQLAlchemy."""
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(error, "sqlstate", None) in _RETRY_SQLSTATES
 
 
 def _serialise_sqlite_writers() -> None:
@@ -275,7 +287,15 @@ def _existing_query():
     )
 
 
-def _insert(principal, statements, ids, version, attachments) -> list[str]:
+def _sort_found(found, chunk_ids, existing: dict, voided_earlier: set) -> None:
+    for sid, full, is_voiding, object_ref in found:
+        if sid in chunk_ids:
+            existing[sid] = full
+        if is_voiding and object_ref in chunk_ids:
+            voided_earlier.add(object_ref)
+
+
+def _insert_sqlite(principal, statements, ids, version, attachments) -> list[str]:
     existing: dict[str, dict] = {}
     voided_earlier: set[str] = set()  # ids a voiding statement stored before them targets
     for chunk_start in range(0, len(ids), 500):
@@ -283,12 +303,82 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
         found = db.session.execute(
             _existing_query(), {"district": principal.district_id, "ids": chunk}
         )
-        chunk_ids = set(chunk)
-        for sid, full, is_voiding, object_ref in found:
-            if sid in chunk_ids:
-                existing[sid] = full
-            if is_voiding and object_ref in chunk_ids:
-                voided_earlier.add(object_ref)
+        _sort_found(found, set(chunk), existing, voided_earlier)
+    rows, new_statements = _rows(principal, statements, ids, version, existing)
+    if not rows:
+        return ids
+    pks = db.session.execute(
+        insert(Statement.__table__).returning(Statement.id, Statement.statement_id), rows
+    ).all()
+    pk_by_id = {sid: pk for pk, sid in pks}
+    relations = [
+        {
+            "statement_pk": pk_by_id[sid],
+            "district_id": principal.district_id,
+            "kind": kind,
+            "key_hash": key,
+        }
+        for sid, kind, key in _relations(new_statements)
+    ]
+    if relations:
+        db.session.execute(insert(StatementRelation.__table__), relations)
+    activities.update_activities(principal.district_id, new_statements)
+    return _after_insert(principal, rows, ids, pk_by_id, attachments, voided_earlier)
+
+
+def _insert_postgresql(principal, statements, ids, version, attachments) -> list[str]:
+    """The insert on PostgreSQL, on the driver's cursor: ``SAVEPOINT`` and the look for
+    existing ids in one round trip, then one statement for a single statement (row,
+    relations, activity definitions) or key allocation and two ``COPY``s for a batch.
+    The savepoint is not released (RELEASE would be one more round trip; the commit ends
+    it).  A unique violation or deadlock rolls back to it and raises :class:`_Retry`."""
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    try:
+        existing: dict[str, dict] = {}
+        voided_earlier: set[str] = set()
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            found = rows_sql.savepoint_and_look(cursor, principal.district_id, chunk)
+            _sort_found(found, set(chunk), existing, voided_earlier)
+        try:
+            rows, new_statements = _rows(principal, statements, ids, version, existing)
+            if not rows:
+                return ids
+            relations = _relations(new_statements)
+            if len(rows) == 1:
+                upserts = activities.postgresql_rows(
+                    principal.district_id, activities.definitions(new_statements)
+                )
+                pk = rows_sql.insert_one(
+                    cursor, rows[0], [(kind, key) for _sid, kind, key in relations], upserts
+                )
+                pk_by_id = {rows[0]["statement_id"]: pk}
+            else:
+                pk_by_id = rows_sql.copy_statements(cursor, rows)
+                rows_sql.copy_relations(
+                    cursor,
+                    [
+                        (pk_by_id[sid], principal.district_id, kind, key)
+                        for sid, kind, key in relations
+                    ],
+                )
+                activities.update_activities(principal.district_id, new_statements)
+            return _after_insert(principal, rows, ids, pk_by_id, attachments, voided_earlier)
+        except BaseException as exc:
+            # Undo what the block did, as a nested transaction would (the caller's
+            # transaction stays usable), and look again after a lost race.
+            with contextlib.suppress(Exception):
+                rows_sql.rollback_to_savepoint(cursor)
+            if isinstance(exc, (DBAPIError, *_DRIVER_ERRORS)) and _retriable(exc):
+                raise _Retry from None
+            raise
+    finally:
+        cursor.close()
+
+
+def _rows(principal, statements, ids, version, existing) -> tuple[list[dict], list[dict]]:
+    """The table rows of the statements not stored yet, and those statements as stored
+    (409 for an id stored with different content)."""
     stored = _stored_now()
     stored_text = schemas.format_timestamp(stored)
     default_version = "2.0.0" if version.startswith("2") else "1.0.0"
@@ -331,177 +421,26 @@ def _insert(principal, statements, ids, version, attachments) -> list[str]:
             }
         )
         new_statements.append(full)
-    if not rows:
-        return ids
-    connection = db.session.connection()
-    postgresql = connection.dialect.name == "postgresql"
-    if postgresql:
-        pk_by_id = _copy_statements(connection, rows)
-    else:
-        pks = db.session.execute(
-            insert(Statement.__table__).returning(Statement.id, Statement.statement_id), rows
-        ).all()
-        pk_by_id = {sid: pk for pk, sid in pks}
-    relations = []
+    return rows, new_statements
+
+
+def _relations(new_statements) -> list[tuple[str, str, str]]:
+    """``(statement id, kind, key hash)`` of every agent and activity each statement
+    mentions."""
+    out = []
     for full in new_statements:
-        agents, activities = statement_relations(full)
-        pk = pk_by_id[full["id"]]
-        relations.extend(
-            {
-                "statement_pk": pk,
-                "district_id": principal.district_id,
-                "kind": "agent",
-                "key_hash": sha1(k),
-            }
-            for k in agents
-        )
-        relations.extend(
-            {
-                "statement_pk": pk,
-                "district_id": principal.district_id,
-                "kind": "activity",
-                "key_hash": sha1(a),
-            }
-            for a in activities
-        )
-    if relations and postgresql:
-        _copy_relations(connection, relations)
-    elif relations:
-        db.session.execute(insert(StatementRelation.__table__), relations)
+        agents, activity_ids = statement_relations(full)
+        out.extend((full["id"], "agent", sha1(k)) for k in agents)
+        out.extend((full["id"], "activity", sha1(a)) for a in activity_ids)
+    return out
+
+
+def _after_insert(principal, rows, ids, pk_by_id, attachments, voided_earlier) -> list[str]:
     _store_attachments(principal, attachments)
-    _update_activities(principal, new_statements)
     _apply_voiding(principal, rows, voided_earlier)
     queue_forwarding(principal, [pk_by_id[s] for s in ids if s in pk_by_id])
     db.session.flush()
     return ids
-
-
-_UPSERTS: dict = {}
-
-
-_STATEMENT_COLUMNS = (
-    "statement_id",
-    "district_id",
-    "school_id",
-    "client_id",
-    "actor_hash",
-    "verb_hash",
-    "object_type",
-    "object_hash",
-    "object_ref",
-    "registration",
-    "stored",
-    "timestamp",
-    "voided",
-    "is_voiding",
-    "version",
-    "has_attachments",
-)
-
-
-def _copy_statements(connection, rows: list[dict]) -> dict[str, int]:
-    """PostgreSQL: store the rows with COPY (issue 14: a third of a batch's time went
-    into binding parameters of the multi-row INSERT).  COPY cannot return the generated
-    keys, so they are taken from the sequence first, in one round trip.  A unique
-    violation (another request stored one of the ids meanwhile) raises like the INSERT
-    did and is retried by :func:`_insert_with_retries`."""
-    with connection.connection.driver_connection.cursor() as cursor:
-        return _copy_statements_with(cursor, rows)
-
-
-def _copy_statements_with(cursor, rows: list[dict]) -> dict[str, int]:
-    cursor.execute(
-        "SELECT nextval(pg_get_serial_sequence('xapi_statements', 'id')) "
-        "FROM generate_series(1, %s)",
-        (len(rows),),
-    )
-    # Keys in the order the statements were sent (a batch reads back in that order),
-    # rows written in statement-id order: one lock order for concurrent batches, so
-    # overlapping batches wait for each other instead of deadlocking.
-    keyed = sorted(
-        zip(sorted(pk for (pk,) in cursor.fetchall()), rows, strict=True),
-        key=lambda pair: pair[1]["statement_id"],
-    )
-    columns = ", ".join(_STATEMENT_COLUMNS)
-    dumps = json.dumps
-    with cursor.copy(f"COPY xapi_statements (id, {columns}, data) FROM STDIN") as copy:
-        for pk, row in keyed:
-            copy.write_row((pk, *[row[c] for c in _STATEMENT_COLUMNS], dumps(row["data"])))
-    return {row["statement_id"]: pk for pk, row in keyed}
-
-
-def _copy_relations(connection, relations: list[dict]) -> None:
-    with (
-        connection.connection.driver_connection.cursor() as cursor,
-        cursor.copy(
-            "COPY xapi_statement_relations (statement_pk, district_id, kind, key_hash) FROM STDIN"
-        ) as copy,
-    ):
-        for r in relations:
-            copy.write_row((r["statement_pk"], r["district_id"], r["kind"], r["key_hash"]))
-
-
-def _upsert(model, rows, index_elements, update_columns=None):
-    """INSERT … ON CONFLICT for ``rows``, as one executemany of a statement built once per
-    table and dialect (so SQLAlchemy's compiled cache is hit; the rows go out as
-    multi-row VALUES)."""
-    dialect = db.session.get_bind().dialect.name
-    key = (model, dialect, tuple(index_elements), tuple(update_columns or ()))
-    statement = _UPSERTS.get(key)
-    if statement is None:
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        statement = dialect_insert(model)
-        if update_columns:
-            statement = statement.on_conflict_do_update(
-                index_elements=index_elements,
-                set_={c: statement.excluded[c] for c in update_columns},
-            )
-        else:
-            statement = statement.on_conflict_do_nothing(index_elements=index_elements)
-        _UPSERTS[key] = statement
-    db.session.execute(statement, rows)
-
-
-def _merge_sql(old: str, new: str) -> str:
-    """:func:`_merge_definition` in PostgreSQL: the new keys over the old ones, and the
-    language maps ``name`` and ``description`` merged when both sides have one."""
-
-    def both(key: str) -> str:
-        return (
-            f"CASE WHEN jsonb_typeof({old}->'{key}') = 'object' "
-            f"AND jsonb_typeof({new}->'{key}') = 'object' "
-            f"THEN ({old}->'{key}') || ({new}->'{key}') END"
-        )
-
-    return (
-        f"({old} || {new} || jsonb_strip_nulls(jsonb_build_object("
-        f"'name', {both('name')}, 'description', {both('description')})))"
-    )
-
-
-def _activity_upsert_postgresql():
-    """One statement that inserts new activities and merges definitions into existing
-    ones on the server (no SELECT first, issue 14); an unchanged definition is not
-    rewritten (the WHERE)."""
-    statement = _UPSERTS.get("activities-postgresql")
-    if statement is None:
-        from sqlalchemy import literal_column, text
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        merged = _merge_sql("xapi_activities.definition", "excluded.definition")
-        # The Core table, not the entity: an ORM-enabled INSERT goes through SQLAlchemy's
-        # bulk persistence on every execute (a tenth of a single POST's CPU, issue 14).
-        statement = pg_insert(Activity.__table__)
-        statement = statement.on_conflict_do_update(
-            index_elements=["district_id", "activity_hash"],
-            set_={"definition": literal_column(merged), "updated": statement.excluded.updated},
-            where=text(f"{merged} IS DISTINCT FROM xapi_activities.definition"),
-        )
-        _UPSERTS["activities-postgresql"] = statement
-    return statement
 
 
 def _store_attachments(principal, attachments):
@@ -517,84 +456,7 @@ def _store_attachments(principal, attachments):
         }
         for sha2, (content_type, content) in sorted(attachments.items())
     ]
-    _upsert(Attachment, rows, ["district_id", "sha2"])
-
-
-def _update_activities(principal, statements):
-    definitions: dict[str, tuple[str, dict]] = {}
-    for full in statements:
-        obj = full["object"]
-        candidates = [obj]
-        if obj.get("objectType") == "SubStatement":
-            candidates = [obj["object"]]
-        for holder in (full, obj):
-            for value in ((holder.get("context") or {}).get("contextActivities") or {}).values():
-                candidates.extend(value if isinstance(value, list) else [value])
-        for candidate in candidates:
-            if candidate.get("objectType", "Activity") == "Activity" and candidate.get(
-                "definition"
-            ):
-                previous = definitions.get(candidate["id"], (None, {}))[1]
-                definitions[candidate["id"]] = (
-                    candidate["id"],
-                    _merge_definition(previous, candidate["definition"]),
-                )
-    if not definitions:
-        return
-    hashes = {sha1(i): (i, d) for i, d in definitions.values()}
-    if db.session.get_bind().dialect.name == "postgresql":
-        now = utcnow()
-        rows = [
-            {
-                "district_id": principal.district_id,
-                "activity_hash": key,
-                "activity_id": hashes[key][0],
-                "definition": hashes[key][1],
-                "updated": now,
-            }
-            for key in sorted(hashes)  # one lock order for concurrent batches
-        ]
-        db.session.execute(_activity_upsert_postgresql(), rows)
-        return
-    current = dict(
-        db.session.execute(
-            select(Activity.activity_hash, Activity.definition).where(
-                Activity.district_id == principal.district_id,
-                Activity.activity_hash.in_(list(hashes)),
-            )
-        ).all()
-    )
-    rows = []
-    for key in sorted(hashes):
-        activity_id, definition = hashes[key]
-        merged = _merge_definition(current.get(key) or {}, definition)
-        if key in current and merged == current[key]:
-            continue
-        rows.append(
-            {
-                "district_id": principal.district_id,
-                "activity_hash": key,
-                "activity_id": activity_id,
-                "definition": merged,
-                "updated": utcnow(),
-            }
-        )
-    if rows:
-        _upsert(Activity, rows, ["district_id", "activity_hash"], ["definition", "updated"])
-
-
-def _merge_definition(old: dict, new: dict) -> dict:
-    merged = dict(old)
-    for key, value in new.items():
-        if (
-            key in ("name", "description")
-            and isinstance(value, dict)
-            and isinstance(merged.get(key), dict)
-        ):
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    return merged
+    activities.upsert(Attachment, rows, ["district_id", "sha2"])
 
 
 def _apply_voiding(principal, rows, voided_earlier: set[str]):
