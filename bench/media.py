@@ -26,12 +26,14 @@ import contextlib
 import hashlib
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -101,7 +103,21 @@ def main() -> None:
         help="write pyinstrument profiles (text) of the complete request (verification) "
         "and of the presigned-URL requests to DIR",
     )
+    http = parser.add_argument_group(
+        "presigned URLs over HTTP (--presign-http: only this, wrk against gunicorn -w 2)"
+    )
+    http.add_argument("--presign-http", action="store_true")
+    http.add_argument("--seconds", type=float, default=10, help="wrk duration per measure")
+    http.add_argument("--connections", type=int, default=8, help="wrk connections")
+    http.add_argument("--rounds", type=int, default=2)
+    http.add_argument("--http-port", type=int, default=9600, help="first of 3 ports")
+    http.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
+    http.add_argument("--only", nargs="*", help="bare, shuyuan, shuyuan+redis, before:…")
+    http.add_argument("--before", metavar="DIR", help="also measure the app in DIR (a checkout)")
     args = parser.parse_args()
+    if args.presign_http:
+        presign_http(args)
+        return
     run(args)
 
 
@@ -110,7 +126,6 @@ def run(args) -> dict:
     figures and returns them (seconds, rates) for :func:`table_rows`."""
 
     import logging
-    import subprocess
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
@@ -362,6 +377,239 @@ def _run(args, port: int) -> dict:
         "service_rate": service_rate,
         "bare_presign_rate": bare_presign_rate,
     }
+
+
+# --- presigned URLs over HTTP (issue 14: >= 1,000/s, 2 gunicorn workers, PostgreSQL) -------
+
+
+def _seed_presign(database_url: str, storage_url: str) -> tuple[str, str]:
+    """A teacher, her resource with one S3 object attached, and a bearer token, committed
+    in ``database_url``; returns (attachment public id, raw token)."""
+    from app import create_app
+    from app.accounts import services as accounts
+    from app.accounts.models import Role
+    from app.catalog import services as catalog
+    from app.catalog.models import Resource
+    from app.common.events import commit
+    from app.extensions import db
+    from app.media.models import MediaAttachment, MediaObject
+
+    workdir = tempfile.mkdtemp(prefix="shuyuan-bench-presign-")
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "INSTANCE_PATH": workdir,
+            "SECRET_KEY": "bench",
+            "STORAGE_URL": storage_url,
+            "REDIS_URL": None,
+            "SEARCH_INDEX_DIR": str(Path(workdir) / "search"),
+        }
+    )
+    with app.app_context():
+        db.create_all()
+        region = accounts.ensure_region("r", "市", "City")
+        district = accounts.ensure_district(region, "d", "区", "District")
+        school = accounts.ensure_school(district, "s", "校", "School")
+        teacher = accounts.create_user("t@example.test", "T", "password123", school=school)
+        accounts.assign_role(teacher, Role.TEACHER, school=school)
+        commit()
+        resource = catalog.create_content(
+            teacher, Resource, {"kind": "video", "title": "基准", "visibility": "region"}
+        )
+        obj = MediaObject(
+            backend="s3:" + urlsplit(storage_url).path.strip("/"),
+            key="sha256/ab/" + "ab" * 32,
+            size=64 * 1024 * 1024,
+            checksum="ab" * 32,
+            media_type="video/mp4",
+        )
+        db.session.add(obj)
+        db.session.flush()
+        attachment = MediaAttachment(
+            resource_id=resource.id, object_id=obj.id, filename="基准课.mp4", role="primary"
+        )
+        db.session.add(attachment)
+        commit()
+        _, raw_token = accounts.issue_token(teacher, "bench")
+        commit()
+        attachment_id = attachment.public_id
+        db.engine.dispose()
+    return attachment_id, raw_token
+
+
+class _Server:
+    """``gunicorn -c deploy/gunicorn.conf.py`` (gthread, 4 threads a worker, as in
+    production) with ``workers`` workers on ``port``, access log to /dev/null."""
+
+    def __init__(self, app_module: str, port: int, env: dict, root: str | None = None):
+        from bench.common import PROJECT_ROOT
+
+        root = Path(root or PROJECT_ROOT)
+        self.base = f"http://127.0.0.1:{port}"
+        command = [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            str(root / "deploy" / "gunicorn.conf.py"),
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            app_module,
+        ]
+        self.log = tempfile.NamedTemporaryFile(prefix="shuyuan-bench-gunicorn-")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command,
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": f"{root}:{root}/plugins", **env},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
+
+    def wait(self, path: str, headers: dict) -> None:
+        for _ in range(300):
+            if self.process.poll() is not None:
+                raise RuntimeError(Path(self.log.name).read_text()[-3000:])
+            with contextlib.suppress(requests.RequestException):
+                answer = requests.get(self.base + path, headers=headers, timeout=2)
+                if answer.status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.base}{path} did not answer 200")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def _wrk(url: str, headers: dict, seconds: float, connections: int) -> dict:
+    """``wrk -t1`` (one client thread, event loop) for ``seconds``: requests, rate, errors,
+    and the client's own CPU seconds (it shares the 2 cores with the server)."""
+    import re
+    import resource
+
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    found = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    count, took = int(found.group(1)), float(found.group(2))
+    took = took / 1000 if found.group(3) == "ms" else took
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    return {
+        "requests": count,
+        "rate": count / took,
+        "errors": int(bad.group(1)) if bad else 0,
+        "p99_ms": float(p99.group(1)) * scale[p99.group(2)] if p99 else float("nan"),
+        "client_cpu": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+    }
+
+
+def presign_http(args) -> dict:
+    """``GET /api/v1/media/<id>/url`` with a bearer token over HTTP, ``wrk`` against
+    ``gunicorn -w 2`` (deploy/gunicorn.conf.py) on PostgreSQL, beside the bare baseline
+    (bench/presign_bare.py) in the same run, without and with Redis; the three servers
+    run side by side and are measured in turn, ``rounds`` times.  Returns the best round
+    of each (req/s, server CPU ms per request incl. PostgreSQL backends)."""
+    import shutil
+
+    from bench.common import CpuMeter, throwaway_postgres
+
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    port = getattr(args, "http_port", 0) or 9600
+    redis_url = getattr(args, "redis_url", None) or "redis://127.0.0.1:6379/10"
+    storage_url = "s3://bench:benchsecret@127.0.0.1:9/bench-presign?secure=false"
+    seconds, connections = args.seconds, args.connections
+    with throwaway_postgres() as database_url:
+        attachment_id, token = _seed_presign(database_url, storage_url)
+        path = f"/api/v1/media/{attachment_id}/url"
+        headers = {"Authorization": f"Bearer {token}"}
+        common = {
+            "DATABASE_URL": database_url,
+            "STORAGE_URL": storage_url,
+            "SECRET_KEY": "bench",
+            "SHUYUAN_WEB_WORKERS": "2",
+            "SHUYUAN_PLUGINS": "",
+            "REDIS_URL": "",
+        }
+        instance = tempfile.mkdtemp(prefix="shuyuan-bench-presign-instance-")
+        specs = {
+            "bare": (
+                "bench.presign_bare:app",
+                {
+                    "BENCH_DATABASE_URL": database_url,
+                    "BENCH_TOKEN": token,
+                    "BENCH_STORAGE_URL": storage_url,
+                },
+            ),
+            "shuyuan": ("wsgi:app", {**common, "SHUYUAN_INSTANCE_PATH": instance + "/a"}),
+            "shuyuan+redis": (
+                "wsgi:app",
+                {**common, "SHUYUAN_INSTANCE_PATH": instance + "/b", "REDIS_URL": redis_url},
+            ),
+        }
+        before = getattr(args, "before", None)
+        if before:  # the same app from another checkout (e.g. git archive of main)
+            for label in ("shuyuan", "shuyuan+redis"):
+                module, env = specs[label]
+                instance_path = env["SHUYUAN_INSTANCE_PATH"] + "-before"
+                specs[f"before:{label}"] = (
+                    module,
+                    {**env, "_ROOT": before, "SHUYUAN_INSTANCE_PATH": instance_path},
+                )
+        only = getattr(args, "only", None)
+        if only:
+            specs = {k: v for k, v in specs.items() if k in only}
+        servers = {}
+        try:
+            for offset, (label, (module, env)) in enumerate(specs.items()):
+                env = dict(env)
+                root = env.pop("_ROOT", None)
+                servers[label] = _Server(module, port + offset, env, root)
+            for label, server in servers.items():
+                server.wait(path, headers)
+                print(f"{label}: {server.base} (pid {server.process.pid})", flush=True)
+            results: dict[str, dict] = {}
+            for round_ in range(args.rounds):
+                for label, server in servers.items():
+                    _wrk(server.base + path, headers, 2, connections)  # warm-up
+                    meter = CpuMeter(server.process.pid, database_url).start()
+                    app_meter = CpuMeter(server.process.pid).start()
+                    got = _wrk(server.base + path, headers, seconds, connections)
+                    done = max(got["requests"], 1)
+                    got["app_cpu_ms"] = app_meter.stop() / done * 1000
+                    got["server_cpu_ms"] = meter.stop() / done * 1000
+                    got["load"] = os.getloadavg()[0]
+                    print(
+                        f"round {round_ + 1} {label:<21} {got['rate']:7.0f} req/s  CPU/req: "
+                        f"{got['server_cpu_ms']:.2f} ms (gunicorn {got['app_cpu_ms']:.2f})  "
+                        f"p99 {got['p99_ms']:.1f} ms  "
+                        f"non-2xx {got['errors']}  wrk CPU {got['client_cpu']:.1f} s  "
+                        f"load {got['load']:.1f}",
+                        flush=True,
+                    )
+                    best = results.get(label)
+                    if best is None or got["rate"] > best["rate"]:
+                        results[label] = got
+            if "bare" in servers:
+                empty = _wrk(servers["bare"].base + "/empty", {}, seconds, connections)
+                results["bare_empty"] = empty
+                print(f"bare /empty (gunicorn + Flask floor): {empty['rate']:.0f} req/s")
+        finally:
+            for server in servers.values():
+                server.stop()
+            shutil.rmtree(instance, ignore_errors=True)
+    return results
 
 
 def table_rows(full: bool) -> list:
