@@ -94,6 +94,19 @@ def _start_read_only(app: Flask) -> None:
     if db.engine.dialect.name != "postgresql":
         return  # sqlite3 opens a transaction only before a write anyway
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT", _READ_ONLY: True})
+    g._shuyuan_read_only = True
+
+
+def _nothing_to_commit() -> bool:
+    """A read-only request that wrote nothing and queued no signal: its connection has no
+    transaction open, so there is nothing to commit (the teardown closes the session)."""
+    if not g.get("_shuyuan_read_only"):
+        return False
+    session = db.session()
+    if session.new or session.dirty or session.deleted or events.has_queued_signals():
+        return False
+    driver = session.connection().connection.driver_connection
+    return driver.info.transaction_status == _IDLE
 
 
 @event.listens_for(Engine, "before_cursor_execute")
@@ -126,6 +139,8 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _commit_unit_of_work(response: Response) -> Response:
+        if _nothing_to_commit():
+            return response
         if _should_commit(response):
             # A failure here propagates: the client must not be told "saved" when the
             # commit did not happen (the error handler turns it into a 409/503/500).
