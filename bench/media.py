@@ -386,10 +386,25 @@ def _run(args, port: int) -> dict:
 # --- presigned URLs over HTTP (issue 14: >= 1,000/s, 2 gunicorn workers, PostgreSQL) -------
 
 
+def _presign_app(database_url: str, storage_url: str, redis_url: str | None):
+    """(instance folder, app) for the presign bench on ``database_url``."""
+    from app import create_app
+
+    workdir = tempfile.mkdtemp(prefix="shuyuan-bench-presign-")
+    config = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "INSTANCE_PATH": workdir,
+        "SECRET_KEY": "bench",
+        "STORAGE_URL": storage_url,
+        "REDIS_URL": redis_url,
+        "SEARCH_INDEX_DIR": str(Path(workdir) / "search"),
+    }
+    return workdir, create_app(config)
+
+
 def _seed_presign(database_url: str, storage_url: str) -> tuple[str, str]:
     """A teacher, her resource with one S3 object attached, and a bearer token, committed
     in ``database_url``; returns (attachment public id, raw token)."""
-    from app import create_app
     from app.accounts import services as accounts
     from app.catalog import services as catalog
     from app.catalog.models import Resource
@@ -398,17 +413,7 @@ def _seed_presign(database_url: str, storage_url: str) -> tuple[str, str]:
     from app.media.models import MediaAttachment, MediaObject
     from bench.common import seed_school_people
 
-    workdir = tempfile.mkdtemp(prefix="shuyuan-bench-presign-")
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": database_url,
-            "INSTANCE_PATH": workdir,
-            "SECRET_KEY": "bench",
-            "STORAGE_URL": storage_url,
-            "REDIS_URL": None,
-            "SEARCH_INDEX_DIR": str(Path(workdir) / "search"),
-        }
-    )
+    workdir, app = _presign_app(database_url, storage_url, None)
     with app.app_context():
         db.create_all()
         teacher = seed_school_people()[2]
@@ -617,7 +622,6 @@ def presign_profile(args) -> None:
     DIR/presign-http-{local,redis}.txt and prints statements per request."""
     from sqlalchemy import event
 
-    from app import create_app
     from app.extensions import db
     from bench.common import throwaway_postgres
 
@@ -626,17 +630,7 @@ def presign_profile(args) -> None:
         attachment_id, token = _seed_presign(database_url, storage_url)
         headers = {"Authorization": f"Bearer {token}"}
         for name, redis_url in (("local", None), ("redis", args.redis_url)):
-            workdir = tempfile.mkdtemp(prefix="shuyuan-bench-presign-profile-")
-            app = create_app(
-                {
-                    "SQLALCHEMY_DATABASE_URI": database_url,
-                    "INSTANCE_PATH": workdir,
-                    "SECRET_KEY": "bench",
-                    "STORAGE_URL": storage_url,
-                    "REDIS_URL": redis_url,
-                    "SEARCH_INDEX_DIR": str(Path(workdir) / "search"),
-                }
-            )
+            workdir, app = _presign_app(database_url, storage_url, redis_url)
             client = app.test_client()
             url = f"/api/v1/media/{attachment_id}/url"
             for _ in range(200):
