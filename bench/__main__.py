@@ -42,6 +42,7 @@ NOT_BENCHMARKS = {
     "catalog_bare",
     "xapi_bare",
     "mirror_bare_server",
+    "presign_bare",
     "lti_profile",
     "xapi_profile",
     "sharing_profile",

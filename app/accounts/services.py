@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -247,6 +248,18 @@ def revoke_token(actor: User, token_id: int) -> ApiToken:
     return token
 
 
+@functools.cache
+def _token_statement():
+    # One statement for the token, its user and the user's roles; built once (every
+    # bearer request without a cache hit runs it, and building it cost as much as
+    # compiling it from SQLAlchemy's cache).
+    return (
+        select(ApiToken)
+        .where(ApiToken.token_hash == bindparam("token_hash"))
+        .options(joinedload(ApiToken.user).joinedload(User.roles))
+    )
+
+
 def user_for_token(raw: str) -> User | None:
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
@@ -257,13 +270,8 @@ def user_for_token(raw: str) -> User | None:
     user = token_cache.cached_user(token_hash, now)
     if user is not None:
         return user
-    # One statement for the token, its user and the user's roles.
     token = (
-        db.session.execute(
-            select(ApiToken)
-            .filter_by(token_hash=token_hash)
-            .options(joinedload(ApiToken.user).joinedload(User.roles))
-        )
+        db.session.execute(_token_statement(), {"token_hash": token_hash})
         .unique()
         .scalar_one_or_none()
     )

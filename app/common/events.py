@@ -26,6 +26,12 @@ _IN_TRANSACTION = "shuyuan_in_transaction_receivers"  # app.extensions key
 _SAVEPOINT_MARKS = "shuyuan_signals_at_savepoints"  # savepoint -> len(pending) at its start
 
 
+def has_queued_signals() -> bool:
+    """Whether this unit of work queued signals (pending or ready to deliver)."""
+    info = db.session.info
+    return bool(info.get(_PENDING) or info.get(_READY))
+
+
 def send_after_commit(signal: Signal, **kwargs) -> None:
     db.session.info.setdefault(_PENDING, []).append((signal, kwargs))
 

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from app.accounts.auth import actor
 from app.catalog import services as catalog
 from app.catalog.models import Resource
-from app.common.transaction import keep_on_error
+from app.common.transaction import keep_on_error, read_only
 from app.errors import Invalid
 from app.extensions import db
 from app.media import schemas, services
@@ -123,6 +123,7 @@ def resource_media(args, content_id):
 
 
 @blp.route("/media/<attachment_id>/url")
+@read_only
 @blp.arguments(schemas.DeliveryQuerySchema, location="query")
 @blp.response(200, schemas.DeliverySchema)
 def media_url(args, attachment_id):

@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from app.accounts.auth import actor
 from app.catalog import services as catalog
 from app.catalog.models import Resource
+from app.common.transaction import read_only
 from app.errors import AppError, Forbidden, PayloadTooLarge
 from app.media import services
 from app.media.storage import (
@@ -36,6 +37,7 @@ def _no_store(response: Response) -> Response:
 
 
 @bp.route("/media/a/<attachment_id>")
+@read_only
 def open_file(attachment_id: str):
     """Stable address used by players: checks who asks, then redirects to a short-lived URL."""
     delivery = services.delivery_url(
