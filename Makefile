@@ -35,10 +35,11 @@ translations: install
 
 # What the tests drive besides Python: Debian's Chromium (browser tests), ffmpeg and
 # poppler (media derivatives), nginx (the cluster test), a CJK font (legible Chinese
-# screenshots).  Installed when
+# screenshots), wrk (the HTTP load client of bench/: a C client leaves the 2 cores to the
+# servers it measures).  Installed when
 # a command is missing; in CI a missing one is an error, never a silent skip.
 SYSTEM_COMMANDS := chromium:chromium ffmpeg:ffmpeg ffprobe:ffmpeg pdftoppm:poppler-utils nginx:nginx \
-  fc-list:fonts-wqy-microhei
+  fc-list:fonts-wqy-microhei wrk:wrk
 system-deps:
 	@missing=""; \
 	for pair in $(SYSTEM_COMMANDS); do \
@@ -79,7 +80,7 @@ lint: install
 # table in docs/benchmarks.md.  BENCH_ARGS="--full" runs issue 14's sizes,
 # BENCH_ARGS="--only catalog,media" some modules.
 BENCH_ARGS ?=
-bench: translations
+bench: translations system-deps
 	PYTHONPATH=$$PWD:$$PWD/plugins $(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
