@@ -27,6 +27,10 @@ class StorageUnavailable(StorageError):
         self.reason = reason
 
 
+class ObjectChanged(StorageError):
+    """The object is no longer the version that was checked (written in between)."""
+
+
 # A full disk (or quota, or a folder made read-only by the kernel after errors).
 NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
@@ -69,6 +73,14 @@ class Storage:
     def put_file(self, key: str, path: str, media_type: str) -> None: ...
     def put_bytes(self, key: str, data: bytes, media_type: str) -> None: ...
     def stat(self, key: str) -> int | None: ...
+    def fingerprint(self, key: str) -> tuple[int, str] | None:
+        """``(size, version)`` of the object at ``key`` (S3: its ETag; local: inode and
+        modification time), or None.  Any write to the key changes the version."""
+
+    def read_version(self, key: str, version: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The bytes of ``key`` as they are in ``version`` (:meth:`fingerprint`): raises
+        :class:`ObjectChanged` (before any byte) if the key holds other bytes now."""
+
     def read_range(self, key: str, start: int, length: int) -> bytes: ...
     def iter_chunks(self, key: str, chunk: int = CHUNK) -> Iterator[bytes]: ...
     def download_to(self, key: str, path: str) -> None: ...

@@ -18,6 +18,7 @@ from app.media.storage.base import (
     CHUNK,
     NO_SPACE,
     ListedObject,
+    ObjectChanged,
     PartInfo,
     PendingUpload,
     Storage,
@@ -98,6 +99,30 @@ class LocalStorage(Storage):
     def stat(self, key):
         path = self._path(key)
         return path.stat().st_size if path.is_file() else None
+
+    @staticmethod
+    def _version(stat: os.stat_result) -> str:
+        # A write is a new file renamed over the key (_write_atomic): a new inode.
+        return f"{stat.st_ino}-{stat.st_mtime_ns}"
+
+    def fingerprint(self, key):
+        try:
+            stat = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_size, self._version(stat)
+
+    def read_version(self, key, version, chunk=CHUNK):
+        try:
+            handle = open(self._path(key), "rb")  # noqa: SIM115 (closed by the with below)
+        except FileNotFoundError:
+            raise ObjectChanged(key) from None
+        with handle:
+            # The open file keeps its inode even if another one is renamed over the key.
+            if self._version(os.fstat(handle.fileno())) != version:
+                raise ObjectChanged(key)
+            while block := handle.read(chunk):
+                yield block
 
     def read_range(self, key, start, length):
         with open(self._path(key), "rb") as handle:

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from app.media.storage.base import (
     CHUNK,
     ListedObject,
+    ObjectChanged,
     PartInfo,
     PendingUpload,
     Storage,
@@ -66,6 +67,35 @@ class S3Storage(Storage):
             if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 return None
             raise
+
+    def fingerprint(self, key):
+        from minio.error import S3Error
+
+        try:
+            found = self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise
+        return found.size, (found.etag or "").strip('"')
+
+    def read_version(self, key, version, chunk=CHUNK):
+        from minio.error import S3Error
+
+        try:
+            # If-Match: S3 serves exactly that version or refuses (412), atomically.
+            response = self.client.get_object(
+                self.bucket, key, request_headers={"If-Match": f'"{version}"'}
+            )
+        except S3Error as exc:
+            if exc.code in ("PreconditionFailed", "NoSuchKey", "NoSuchObject", "NotFound"):
+                raise ObjectChanged(key) from None
+            raise
+        try:
+            yield from response.stream(chunk)
+        finally:
+            response.close()
+            response.release_conn()
 
     def read_range(self, key, start, length):
         response = self.client.get_object(self.bucket, key, offset=start, length=length)
@@ -242,6 +272,7 @@ for _name in (
     "put_file",
     "put_bytes",
     "stat",
+    "fingerprint",
     "read_range",
     "download_to",
     "delete",
@@ -254,5 +285,5 @@ for _name in (
     "pending_uploads",
 ):
     setattr(S3Storage, _name, _s3_unavailable(getattr(S3Storage, _name)))
-for _name in ("iter_chunks", "list"):
+for _name in ("iter_chunks", "read_version", "list"):
     setattr(S3Storage, _name, _s3_unavailable_stream(getattr(S3Storage, _name)))
