@@ -216,3 +216,30 @@ def test_failed_verification_leaves_nothing_and_keeps_the_stored_duplicate(
     assert [o.id for o in db.session.execute(select(MediaObject)).scalars()] == [kept.id]
     assert [o.key for o in storage.list("uploads/")] == [kept.key]
     assert _read(storage, kept.key) == first
+
+
+def test_gc_keeps_the_bytes_of_an_upload_still_being_verified(
+    client, storage, teacher, make_resource, token_for
+):
+    """Bytes under ``uploads/<id>/`` that no row uses yet are garbage only once their
+    upload is no longer in progress, however old they are."""
+    headers = token_for(teacher)
+    data = mp4_bytes(5000, seed=b"waiting")
+    upload = _start(client, headers, make_resource(teacher), data)
+    assert put(client, upload["url"], data).status_code == 200
+    row = _upload_row(upload["id"])
+    row.state = "verifying"  # completed; its verification job has not run yet
+    db.session.commit()
+    later = utcnow() + timedelta(days=3)
+    report = services.collect_garbage(apply=True, now=later)
+    db.session.commit()
+    services.delete_collected_bytes(report)
+    assert _read(storage, row.staging_key) == data
+    row = _upload_row(upload["id"])
+    row.state = "failed"  # now it will never use them
+    db.session.commit()
+    report = services.collect_garbage(apply=True, now=later)
+    db.session.commit()
+    services.delete_collected_bytes(report)
+    assert row.staging_key in report.deleted_objects
+    assert not list(storage.list("uploads/"))
