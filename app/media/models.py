@@ -1,7 +1,9 @@
 """Media: stored objects, uploads in progress, links to resource versions, progress events.
 
-- :class:`MediaObject` is one stored blob, content-addressed (key ``sha256/ab/<hex>``), so
-  identical bytes are stored once whoever uploads them.
+- :class:`MediaObject` is one stored blob, identified by its SHA-256 (``checksum``, read
+  back from the bytes), so identical bytes are stored once whoever uploads them; ``key``
+  is where they are (``uploads/<id>/data|file``, or ``sha256/ab/<hex>`` for generated
+  pictures and objects stored before 2026-11-30).
 - :class:`MediaAttachment` links an object to one resource *version row* with the name the
   teacher uploaded it under (kept for downloads, Chinese included).  A new draft version
   gets copies of the previous version's attachments.

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.media import storage as storage_module
 from app.media.models import MediaObject, MediaUpload
+from app.media.storage import local as storage_module
 from tests.media.conftest import db, mp4_bytes, put, start_upload
 
 
 class _FullDisk:
-    """``open`` for app/media/storage.py whose files take ``room`` bytes, then fail
+    """``open`` for app/media/storage/local.py whose files take ``room`` bytes, then fail
     with ENOSPC, as a write on a full filesystem does (the bytes before it stay on disk
     until someone removes them)."""
 

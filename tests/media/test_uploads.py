@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -43,13 +45,16 @@ def test_single_upload_is_verified_and_stored_once(
     )
     assert len(objects) == 1
     obj = objects[0]
-    assert obj.key == f"sha256/{sha(data)[:2]}/{sha(data)}"
+    # The first upload's bytes stay at its own key (moved away from the key its PUT URL
+    # names), recorded with their SHA-256; the second upload reuses them and its copy goes.
+    assert obj.key == f"uploads/{body['id']}/file"
     assert obj.media_type == "video/mp4" and obj.size == 5000 and obj.backend == storage.name
     assert storage.stat(obj.key) == 5000
     names = sorted(a.filename for a in _attachments(first) + _attachments(second))
     assert names == sorted(["第一课 导入.mp4", "副本.mp4"])
-    # Nothing left in staging.
-    assert not [o for o in storage.list("uploads/")]
+    # Nothing else left: no staging file, no second copy.
+    assert [o.key for o in storage.list("uploads/")] == [obj.key]
+    assert not list(storage.list("sha256/"))
 
 
 def test_multipart_upload_resumes_and_checks_parts(
@@ -237,8 +242,8 @@ def test_local_put_url_is_closed_once_the_upload_is_completed(
     client, tmp_path, app, teacher, make_resource, token_for
 ):
     """A signed PUT URL outlives ``complete``; bytes sent through it afterwards could
-    replace the file between its SHA-256 read-back and its move to ``sha256/…``.  So a
-    staging key takes bytes only while its upload is pending."""
+    replace the verified file.  So keys under ``uploads/<id>/`` take bytes only while
+    their upload is pending."""
     old = app.config["STORAGE_URL"]
     app.config["STORAGE_URL"] = f"file://{tmp_path}/media"
     try:
@@ -260,8 +265,8 @@ def test_local_put_url_is_closed_once_the_upload_is_completed(
             path = get_storage().local_path(stored.key)
         with open(path, "rb") as handle:
             assert handle.read() == data
-        assert not [
+        assert [
             p for p in (tmp_path / "media").rglob("*") if "uploads" in p.parts and p.is_file()
-        ]
+        ] == [Path(path)]
     finally:
         app.config["STORAGE_URL"] = old

@@ -22,8 +22,9 @@ Upload flow (same for both backends)::
 
     start_upload ─► browser PUTs bytes to presigned / signed URLs (parts 8–64 MB)
                  ─► complete_upload (parts checked, multipart completed; state verifying)
-                 ─► finalize_upload: size, sniffed type, sha256 → stored once under
-                    sha256/ab/<hex>, attached to the resource's draft → make_derivatives
+                 ─► finalize_upload: size, sniffed type, sha256 read back → kept at its
+                    upload key and recorded by sha256 (or an object with that sha256
+                    reused), attached to the resource's draft → make_derivatives
 """
 
 from app.media.services.attachments import (

@@ -142,14 +142,27 @@ def collect_garbage(apply: bool = False, now=None) -> GcReport:
         db.session.flush()
         report.doomed_bytes = removed
         report.deleted_objects = [key for key, _ in removed]
-    # Bytes in storage that no row knows (a crash between copy and commit), after a grace period.
+    # Bytes in storage that no row knows, after a grace period: under ``sha256/`` (a crash
+    # between storing and commit) and under ``uploads/<id>/`` of uploads no longer in
+    # progress (a failed upload whose bytes could not be removed, a duplicate whose
+    # removal did not run).  Uploads in progress are read first, the known keys after:
+    # an upload verified in between is either still in progress or already known.
+    active = set(
+        db.session.execute(
+            select(MediaUpload.public_id).where(MediaUpload.state.in_(("pending", "verifying")))
+        ).scalars()
+    )
     known = set(
         db.session.execute(
             select(MediaObject.key).where(MediaObject.backend == storage.name)
         ).scalars()
     ) | {key for key, _ in report.doomed_bytes}
-    for item in storage.list("sha256/"):
-        if item.key not in known and item.modified is not None and item.modified < cutoff:
+    for prefix in ("sha256/", "uploads/"):
+        for item in storage.list(prefix):
+            if item.key in known or item.modified is None or item.modified >= cutoff:
+                continue
+            if prefix == "uploads/" and item.key.split("/")[1] in active:
+                continue
             report.deleted_objects.append(item.key)
             if apply:
                 storage.delete(item.key)

@@ -260,11 +260,21 @@ def complete_upload(user: User | None, upload_id: str, parts: list[dict] | None)
     return upload
 
 
+def stored_key(upload: MediaUpload) -> str:
+    """Where the verified bytes of ``upload`` stay (the object's key): a multipart upload
+    keeps the key it was assembled at (once completed, no URL a client holds can write
+    it: part URLs name an upload id that takes no more parts); a single PUT's file is
+    moved next to it first, since its presigned PUT URL stays valid until it expires."""
+    if upload.mode == "multipart":
+        return upload.staging_key
+    return upload.staging_key.rsplit("/", 1)[0] + "/file"
+
+
 def staging_open(key: str) -> bool:
-    """Whether a signed local PUT may still write ``key``.  Staging keys
-    (``uploads/<upload id>/…``) take bytes only while their upload is pending: once it is
-    completed, bytes put there could replace the file between its SHA-256 read-back and
-    its move to ``sha256/…``, and so be stored under a hash they do not have."""
+    """Whether a signed local PUT may still write ``key``.  Keys under
+    ``uploads/<upload id>/`` take bytes only while their upload is pending: once it is
+    completed, they are (or become) the verified object, whose bytes must stay the ones
+    whose SHA-256 was read back."""
     if not key.startswith("uploads/"):
         return True
     public_id = key.split("/", 2)[1]
@@ -285,11 +295,15 @@ def abort_upload(user: User | None, upload_id: str) -> MediaUpload:
 
 
 def discard_staging(upload: MediaUpload) -> None:
+    """Remove what an upload that will not complete stored (never a verified object)."""
+    if upload.state == "complete":
+        return  # its bytes are an object's now
     storage = get_storage()
     try:
         if upload.mode == "multipart" and upload.upload_token:
             storage.abort_upload(upload.staging_key, upload.upload_token)
-        if storage.stat(upload.staging_key) is not None:
-            storage.delete(upload.staging_key)
+        for key in dict.fromkeys((upload.staging_key, stored_key(upload))):
+            if storage.stat(key) is not None:
+                storage.delete(key)
     except Exception:  # the GC will retry; the upload's state is what matters here
         log.exception("could not remove staging data of upload %s", upload.public_id)
