@@ -10,9 +10,10 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# "No module over ~600 lines": a little room above 600, so that one more function does not
-# fail the build, but a module that has grown a second sub-domain does.
-MAX_MODULE_LINES = 700
+# "No module over ~600 lines" (issue 11): since the last three were split (search's
+# PostgreSQL backend, the xAPI store, media storage) every module is under it, so the
+# limit is the issue's own.  A module that reaches it has grown a second sub-domain.
+MAX_MODULE_LINES = 600
 
 
 def _module_name(path: Path) -> str:
