@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from sqlalchemy.orm import declared_attr
+
 from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
 from app.extensions import db
 
@@ -78,8 +80,14 @@ course_tags = db.Table(
 
 
 class VersionedContentMixin(TimestampMixin):
-    """Columns every publishable, versioned piece of content has."""
+    """Columns every publishable, versioned piece of content has: what it is, who wrote
+    it and where it belongs (the school and district its visibility is scoped to)."""
 
+    id = db.Column(db.Integer, primary_key=True)
+    kind = db.Column(db.String(20), nullable=False)
+    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
+    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
     content_id = db.Column(db.String(36), nullable=False, default=new_uuid, index=True)
     version = db.Column(db.Integer, nullable=False, default=1)
     state = db.Column(value_enum(State), nullable=False, default=State.DRAFT)
@@ -103,6 +111,18 @@ class VersionedContentMixin(TimestampMixin):
     cover_id = db.Column(db.String(36))
     cover_source = db.Column(db.String(10))
 
+    @declared_attr
+    def author(cls):
+        return db.relationship("User")
+
+    @declared_attr
+    def school(cls):
+        return db.relationship("School")
+
+    @declared_attr
+    def district(cls):
+        return db.relationship("District")
+
     def translated(self, field: str, locale: str | None) -> str:
         if locale and not locale.startswith("zh"):
             value = (self.translations or {}).get(locale[:2], {}).get(field)
@@ -122,11 +142,6 @@ class Resource(VersionedContentMixin, db.Model):
         db.Index("ix_resources_published_order", "state", "published_at", "id"),
     )
 
-    id = db.Column(db.Integer, primary_key=True)
-    kind = db.Column(db.String(20), nullable=False)
-    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
-    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
-    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
     # A web link's address, or the address a player opens.
     url = db.Column(db.String(2000))
     # Kind-specific payload (exercise questions, media object references, player options).
@@ -135,9 +150,6 @@ class Resource(VersionedContentMixin, db.Model):
     # Length of a video or audio file in whole seconds (measured when the file is processed).
     duration_seconds = db.Column(db.Integer)
 
-    author = db.relationship("User")
-    school = db.relationship("School")
-    district = db.relationship("District")
     tags = db.relationship("Tag", secondary=resource_tags, lazy="selectin", order_by="Tag.name")
     grade_rows = db.relationship(
         "ResourceGrade",
@@ -173,11 +185,6 @@ class Course(VersionedContentMixin, db.Model):
         db.Index("ix_courses_published_order", "state", "published_at", "id"),
     )
 
-    id = db.Column(db.Integer, primary_key=True)
-    kind = db.Column(db.String(20), nullable=False)
-    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
-    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
-    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
     cover_url = db.Column(db.String(2000))
     # Extended courses
     category = db.Column(db.String(32), index=True)
@@ -187,9 +194,6 @@ class Course(VersionedContentMixin, db.Model):
     grade = db.Column(db.String(8), index=True)
     edition = db.Column(db.String(32), index=True)
 
-    author = db.relationship("User")
-    school = db.relationship("School")
-    district = db.relationship("District")
     tags = db.relationship("Tag", secondary=course_tags, lazy="selectin", order_by="Tag.name")
     sessions = db.relationship(
         "CourseSession",

@@ -227,9 +227,7 @@ class ClassProgress(db.Model):
         db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True
     )
     subject = db.Column(db.String(32), primary_key=True)
-    node_id = db.Column(
-        db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False
-    )
+    node_id = cascading_fk("curriculum_nodes.id", index=False)
     updated_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -312,14 +310,10 @@ class CalendarEntry(db.Model):
     __table_args__ = (db.UniqueConstraint("calendar_id", "node_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    calendar_id = db.Column(
-        db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"), nullable=False
-    )
+    calendar_id = cascading_fk("teaching_calendars.id", index=False)
     week = db.Column(db.Integer, nullable=False)
     position = db.Column(db.Integer, nullable=False, default=0)
-    node_id = db.Column(
-        db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False
-    )
+    node_id = cascading_fk("curriculum_nodes.id", index=False)
 
     node = db.relationship("Node")
 

@@ -160,10 +160,8 @@ class LtiGradeLink(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     platform_id = cascading_fk("lti_platforms.id")
-    deployment_id = db.Column(
-        db.Integer, db.ForeignKey("lti_deployments.id", ondelete="CASCADE"), nullable=False
-    )
-    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    deployment_id = cascading_fk("lti_deployments.id", index=False)
+    user_id = cascading_fk("users.id", index=False)
     sub = db.Column(db.String(255), nullable=False)
     resource_link_id = db.Column(db.String(255), nullable=False)
     # content_id of the resource (or course) the link opens.

@@ -55,9 +55,7 @@ class MediaDerivative(db.Model):
     __table_args__ = (db.UniqueConstraint("source_id", "kind"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    source_id = db.Column(
-        db.Integer, db.ForeignKey("media_objects.id", ondelete="CASCADE"), nullable=False
-    )
+    source_id = cascading_fk("media_objects.id", index=False)
     kind = db.Column(db.String(20), nullable=False)  # thumbnail, poster
     object_id = db.Column(db.Integer, db.ForeignKey("media_objects.id"), nullable=False, index=True)
 
@@ -70,9 +68,7 @@ class MediaAttachment(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     public_id = db.Column(db.String(36), nullable=False, unique=True, default=new_uuid)
-    resource_id = db.Column(
-        db.Integer, db.ForeignKey("resources.id", ondelete="CASCADE"), nullable=False
-    )
+    resource_id = cascading_fk("resources.id", index=False)
     role = db.Column(db.String(20), nullable=False, default="primary")
     object_id = db.Column(db.Integer, db.ForeignKey("media_objects.id"), nullable=False, index=True)
     filename = db.Column(db.String(255), nullable=False)
