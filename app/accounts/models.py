@@ -6,7 +6,7 @@ import enum
 
 from flask_login import UserMixin
 
-from app.common.models import TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
+from app.common.models import TimestampMixin, cascading_fk, children, new_uuid, utcnow, value_enum
 from app.extensions import db
 
 
@@ -70,9 +70,7 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     school = db.relationship("School")
     district = db.relationship("District")
-    roles = db.relationship(
-        "RoleAssignment", back_populates="user", cascade="all, delete-orphan", lazy="selectin"
-    )
+    roles = children("RoleAssignment", back_populates="user", lazy="selectin")
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users

@@ -12,7 +12,15 @@ import enum
 
 from sqlalchemy.orm import declared_attr
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
+from app.common.models import (
+    JSONType,
+    TimestampMixin,
+    cascading_fk,
+    children,
+    new_uuid,
+    utcnow,
+    value_enum,
+)
 from app.extensions import db
 
 # A reviewer's note to the author: the API, the pages and the service refuse longer ones.
@@ -151,12 +159,7 @@ class Resource(VersionedContentMixin, db.Model):
     duration_seconds = db.Column(db.Integer)
 
     tags = db.relationship("Tag", secondary=resource_tags, lazy="selectin", order_by="Tag.name")
-    grade_rows = db.relationship(
-        "ResourceGrade",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        order_by="ResourceGrade.grade",
-    )
+    grade_rows = children("ResourceGrade", lazy="selectin", order_by="ResourceGrade.grade")
 
     @property
     def grades(self) -> list[str]:
@@ -195,18 +198,8 @@ class Course(VersionedContentMixin, db.Model):
     edition = db.Column(db.String(32), index=True)
 
     tags = db.relationship("Tag", secondary=course_tags, lazy="selectin", order_by="Tag.name")
-    sessions = db.relationship(
-        "CourseSession",
-        cascade="all, delete-orphan",
-        order_by="CourseSession.position",
-        back_populates="course",
-    )
-    sections = db.relationship(
-        "CourseSection",
-        cascade="all, delete-orphan",
-        order_by="CourseSection.position",
-        back_populates="course",
-    )
+    sessions = children("CourseSession", order_by="CourseSession.position", back_populates="course")
+    sections = children("CourseSection", order_by="CourseSection.position", back_populates="course")
 
 
 class CourseSession(db.Model):
@@ -236,12 +229,7 @@ class CourseSection(db.Model):
     summary = db.Column(db.String(1000))
 
     course = db.relationship("Course", back_populates="sections")
-    items = db.relationship(
-        "SectionItem",
-        cascade="all, delete-orphan",
-        order_by="SectionItem.position",
-        back_populates="section",
-    )
+    items = children("SectionItem", order_by="SectionItem.position", back_populates="section")
 
 
 class SectionItem(db.Model):

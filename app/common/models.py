@@ -36,6 +36,12 @@ def cascading_fk(target: str, *, index: bool = True) -> db.Column:
     )
 
 
+def children(target: str, **options):
+    """A relationship to the rows of ``target`` that belong to this one: saved with it,
+    deleted with it, and deleted when taken out of the collection."""
+    return db.relationship(target, cascade="all, delete-orphan", **options)
+
+
 class TimestampMixin:
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)

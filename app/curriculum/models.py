@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
+from app.common.models import JSONType, TimestampMixin, cascading_fk, children, utcnow, value_enum
 from app.extensions import db
 
 
@@ -177,15 +177,8 @@ class SchoolClass(TimestampMixin, db.Model):
     external_ref = db.Column(db.String(500), unique=True)
 
     school = db.relationship("School")
-    members = db.relationship(
-        "ClassMember", cascade="all, delete-orphan", back_populates="school_class"
-    )
-    editions = db.relationship(
-        "ClassEdition",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        order_by="ClassEdition.subject",
-    )
+    members = children("ClassMember", back_populates="school_class")
+    editions = children("ClassEdition", lazy="selectin", order_by="ClassEdition.subject")
 
     def edition_for(self, subject: str) -> str | None:
         return next((e.edition for e in self.editions if e.subject == subject), None)
@@ -278,9 +271,7 @@ class TeachingCalendar(TimestampMixin, db.Model):
     district = db.relationship("District")
     school = db.relationship("School")
     school_class = db.relationship("SchoolClass")
-    weeks = db.relationship(
-        "CalendarWeek", cascade="all, delete-orphan", order_by="CalendarWeek.week"
-    )
+    weeks = children("CalendarWeek", order_by="CalendarWeek.week")
 
     @property
     def scope(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
+from app.common.models import JSONType, TimestampMixin, cascading_fk, children, utcnow, value_enum
 from app.extensions import db
 
 
@@ -44,12 +44,7 @@ class LtiPlatform(TimestampMixin, db.Model):
     product = db.Column(db.String(100))  # product_family_code from the openid configuration
     active = db.Column(db.Boolean, nullable=False, default=True)
 
-    deployments = db.relationship(
-        "LtiDeployment",
-        back_populates="platform",
-        cascade="all, delete-orphan",
-        order_by="LtiDeployment.id",
-    )
+    deployments = children("LtiDeployment", back_populates="platform", order_by="LtiDeployment.id")
 
 
 class LtiDeployment(TimestampMixin, db.Model):

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, children, new_uuid, utcnow
 from app.extensions import db
 
 UPLOAD_STATES = ("pending", "verifying", "complete", "failed", "aborted")
@@ -36,11 +36,8 @@ class MediaObject(db.Model):
     meta = db.Column(JSONType, nullable=False, default=dict)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
-    derivatives = db.relationship(
-        "MediaDerivative",
-        foreign_keys="MediaDerivative.source_id",
-        cascade="all, delete-orphan",
-        lazy="select",
+    derivatives = children(
+        "MediaDerivative", foreign_keys="MediaDerivative.source_id", lazy="select"
     )
 
     def derivative(self, kind: str) -> MediaObject | None:

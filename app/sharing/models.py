@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
+from app.common.models import (
+    JSONType,
+    TimestampMixin,
+    cascading_fk,
+    children,
+    new_uuid,
+    utcnow,
+    value_enum,
+)
 from app.extensions import db
 
 
@@ -42,9 +50,7 @@ class SharedCatalog(TimestampMixin, db.Model):
     region_public = db.Column(db.Boolean, nullable=False, default=False)
 
     district = db.relationship("District")
-    entries = db.relationship(
-        "CatalogEntry", cascade="all, delete-orphan", back_populates="catalog", lazy="selectin"
-    )
+    entries = children("CatalogEntry", back_populates="catalog", lazy="selectin")
 
 
 class CatalogEntry(db.Model):
