@@ -55,36 +55,26 @@ class Tag(db.Model):
     name = db.Column(db.String(50), nullable=False, unique=True)
 
 
-resource_tags = db.Table(
-    "resource_tags",
-    db.Column(
-        "resource_id",
-        db.Integer,
-        db.ForeignKey("resources.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    db.Column(
-        "tag_id",
-        db.Integer,
-        db.ForeignKey("tags.id", ondelete="CASCADE"),
-        primary_key=True,
-        index=True,
-    ),
-)
+def _tagging_table(name: str, owner_column: str, owner: str) -> db.Table:
+    """Which tags a course or resource has: rows (``owner_column`` → ``owner``, tag id)
+    that go with either side."""
+    return db.Table(
+        name,
+        db.Column(
+            owner_column, db.Integer, db.ForeignKey(owner, ondelete="CASCADE"), primary_key=True
+        ),
+        db.Column(
+            "tag_id",
+            db.Integer,
+            db.ForeignKey("tags.id", ondelete="CASCADE"),
+            primary_key=True,
+            index=True,
+        ),
+    )
 
-course_tags = db.Table(
-    "course_tags",
-    db.Column(
-        "course_id", db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True
-    ),
-    db.Column(
-        "tag_id",
-        db.Integer,
-        db.ForeignKey("tags.id", ondelete="CASCADE"),
-        primary_key=True,
-        index=True,
-    ),
-)
+
+resource_tags = _tagging_table("resource_tags", "resource_id", "resources.id")
+course_tags = _tagging_table("course_tags", "course_id", "courses.id")
 
 
 class VersionedContentMixin(TimestampMixin):
