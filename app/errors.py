@@ -21,9 +21,19 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 
 
+# A subclass names its HTTP status and envelope code in its class line
+# (``class Gone(AppError, status=410, code="gone")``) and its default message in its
+# docstring (AppError itself has none: its default message is its code).
 class AppError(Exception):
     status = 400
     code = "bad_request"
+
+    def __init_subclass__(cls, status: int | None = None, code: str | None = None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.code = code
 
     def __init__(
         self, message: str | None = None, fields: dict | None = None, code: str | None = None
@@ -39,80 +49,57 @@ class BadRequest(AppError):
     """The request is malformed."""
 
 
-class Unauthorized(AppError):
+class Unauthorized(AppError, status=401, code="unauthorized"):
     """Authentication is required."""
 
-    status = 401
-    code = "unauthorized"
 
-
-class Forbidden(AppError):
+class Forbidden(AppError, status=403, code="forbidden"):
     """You are not allowed to do this."""
 
-    status = 403
-    code = "forbidden"
 
-
-class NotFound(AppError):
+class NotFound(AppError, status=404, code="not_found"):
     """Not found."""
 
-    status = 404
-    code = "not_found"
 
-
-class Conflict(AppError):
+class Conflict(AppError, status=409, code="conflict"):
     """The request conflicts with the current state."""
 
-    status = 409
-    code = "conflict"
 
-
-class Invalid(AppError):
+class Invalid(AppError, status=422, code="validation_error"):
     """The submitted data is not valid."""
 
-    status = 422
-    code = "validation_error"
 
-
-class UnsupportedMediaType(AppError):
+class UnsupportedMediaType(AppError, status=415, code="unsupported_media_type"):
     """Send the request body as JSON (Content-Type: application/json)."""
 
-    status = 415
-    code = "unsupported_media_type"
 
-
-class PayloadTooLarge(AppError):
+class PayloadTooLarge(AppError, status=413, code="too_large"):
     """The request is too large."""
 
-    status = 413
-    code = "too_large"
 
-
-class TooManyRequests(AppError):
+class TooManyRequests(AppError, status=429, code="too_many_requests"):
     """Too many requests. Try again later."""
-
-    status = 429
-    code = "too_many_requests"
 
     def __init__(self, message: str | None = None, retry_after: int | None = None, **kwargs):
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
 
+# The envelope code of an HTTP error raised by Flask/Werkzeug rather than a service.
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    412: "precondition_failed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "too_many_requests",
-    503: "unavailable",
-}
+    error.status: error.code
+    for error in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        Invalid,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        TooManyRequests,
+    )
+} | {405: "method_not_allowed", 412: "precondition_failed", 503: "unavailable"}
 
 
 def _(message: str) -> str:

@@ -6,6 +6,7 @@ calls it once per application.  Through ``ctx`` it can:
 - add a blueprint (mounted under ``/plugins/<name>`` unless it sets its own prefix);
 - listen to the signals documented in :mod:`app.signals` (re-exported here as ``signals``);
 - register a content type (how a resource kind is played and which media it accepts);
+- register a player for its content types on the resource page (``register_player``);
 - add HTML to named slots of the pages (``course_page_bottom``, ``resource_page_player``...);
 - read a few public, read-only services (``published_courses``, ``published_resources``,
   ``content_url``).

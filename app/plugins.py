@@ -104,6 +104,17 @@ class PluginContext:
         """``render(**context) -> str`` is called where a page shows ``slot``."""
         registry(self._app).slots.setdefault(slot, []).append(render)
 
+    def register_player(self, *types: ContentType) -> None:
+        """Register content types that one ``player(resource)`` plays, and show that
+        player on the resource page (slot ``resource_page_player``); it returns "" for
+        a resource of another kind."""
+        for content_type in types:
+            self.register_content_type(content_type)
+        player = types[0].player
+        self.add_to_slot(
+            "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
+        )
+
     def add_template_folder(self, folder: str) -> None:
         """Not needed with a blueprint's own ``template_folder``; kept for slot templates."""
         from jinja2 import ChoiceLoader, FileSystemLoader

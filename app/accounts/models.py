@@ -6,7 +6,7 @@ import enum
 
 from flask_login import UserMixin
 
-from app.common.models import TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
+from app.common.models import TimestampMixin, cascading_fk, children, new_uuid, utcnow, value_enum
 from app.extensions import db
 
 
@@ -17,25 +17,25 @@ class Role(enum.StrEnum):
     STUDENT = "student"
 
 
-class Region(TimestampMixin, db.Model):
-    __tablename__ = "regions"
+class _OrgUnitMixin(TimestampMixin):
+    """What a region, a district and a school each have: a unique code and a name."""
 
     id = db.Column(db.Integer, primary_key=True)
     code = db.Column(db.String(64), nullable=False, unique=True)
     name = db.Column(db.String(200), nullable=False)
     name_en = db.Column(db.String(200))
+
+
+class Region(_OrgUnitMixin, db.Model):
+    __tablename__ = "regions"
 
     districts = db.relationship("District", back_populates="region", order_by="District.id")
 
 
-class District(TimestampMixin, db.Model):
+class District(_OrgUnitMixin, db.Model):
     __tablename__ = "districts"
 
-    id = db.Column(db.Integer, primary_key=True)
     region_id = db.Column(db.Integer, db.ForeignKey("regions.id"), nullable=False, index=True)
-    code = db.Column(db.String(64), nullable=False, unique=True)
-    name = db.Column(db.String(200), nullable=False)
-    name_en = db.Column(db.String(200))
     # A district may require its admins to approve every publication of its teachers.
     requires_review = db.Column(db.Boolean, nullable=False, default=False)
 
@@ -43,14 +43,10 @@ class District(TimestampMixin, db.Model):
     schools = db.relationship("School", back_populates="district", order_by="School.id")
 
 
-class School(TimestampMixin, db.Model):
+class School(_OrgUnitMixin, db.Model):
     __tablename__ = "schools"
 
-    id = db.Column(db.Integer, primary_key=True)
     district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
-    code = db.Column(db.String(64), nullable=False, unique=True)
-    name = db.Column(db.String(200), nullable=False)
-    name_en = db.Column(db.String(200))
 
     district = db.relationship("District", back_populates="schools")
 
@@ -74,9 +70,7 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     school = db.relationship("School")
     district = db.relationship("District")
-    roles = db.relationship(
-        "RoleAssignment", back_populates="user", cascade="all, delete-orphan", lazy="selectin"
-    )
+    roles = children("RoleAssignment", back_populates="user", lazy="selectin")
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
+from sqlalchemy.orm import declared_attr
+
+from app.common.models import (
+    JSONType,
+    TimestampMixin,
+    cascading_fk,
+    children,
+    new_uuid,
+    utcnow,
+    value_enum,
+)
 from app.extensions import db
 
 # A reviewer's note to the author: the API, the pages and the service refuse longer ones.
@@ -45,41 +55,37 @@ class Tag(db.Model):
     name = db.Column(db.String(50), nullable=False, unique=True)
 
 
-resource_tags = db.Table(
-    "resource_tags",
-    db.Column(
-        "resource_id",
-        db.Integer,
-        db.ForeignKey("resources.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    db.Column(
-        "tag_id",
-        db.Integer,
-        db.ForeignKey("tags.id", ondelete="CASCADE"),
-        primary_key=True,
-        index=True,
-    ),
-)
+def _tagging_table(name: str, owner_column: str, owner: str) -> db.Table:
+    """Which tags a course or resource has: rows (``owner_column`` → ``owner``, tag id)
+    that go with either side."""
+    return db.Table(
+        name,
+        db.Column(
+            owner_column, db.Integer, db.ForeignKey(owner, ondelete="CASCADE"), primary_key=True
+        ),
+        db.Column(
+            "tag_id",
+            db.Integer,
+            db.ForeignKey("tags.id", ondelete="CASCADE"),
+            primary_key=True,
+            index=True,
+        ),
+    )
 
-course_tags = db.Table(
-    "course_tags",
-    db.Column(
-        "course_id", db.Integer, db.ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True
-    ),
-    db.Column(
-        "tag_id",
-        db.Integer,
-        db.ForeignKey("tags.id", ondelete="CASCADE"),
-        primary_key=True,
-        index=True,
-    ),
-)
+
+resource_tags = _tagging_table("resource_tags", "resource_id", "resources.id")
+course_tags = _tagging_table("course_tags", "course_id", "courses.id")
 
 
 class VersionedContentMixin(TimestampMixin):
-    """Columns every publishable, versioned piece of content has."""
+    """Columns every publishable, versioned piece of content has: what it is, who wrote
+    it and where it belongs (the school and district its visibility is scoped to)."""
 
+    id = db.Column(db.Integer, primary_key=True)
+    kind = db.Column(db.String(20), nullable=False)
+    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
+    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
     content_id = db.Column(db.String(36), nullable=False, default=new_uuid, index=True)
     version = db.Column(db.Integer, nullable=False, default=1)
     state = db.Column(value_enum(State), nullable=False, default=State.DRAFT)
@@ -103,6 +109,18 @@ class VersionedContentMixin(TimestampMixin):
     cover_id = db.Column(db.String(36))
     cover_source = db.Column(db.String(10))
 
+    @declared_attr
+    def author(cls):
+        return db.relationship("User")
+
+    @declared_attr
+    def school(cls):
+        return db.relationship("School")
+
+    @declared_attr
+    def district(cls):
+        return db.relationship("District")
+
     def translated(self, field: str, locale: str | None) -> str:
         if locale and not locale.startswith("zh"):
             value = (self.translations or {}).get(locale[:2], {}).get(field)
@@ -122,11 +140,6 @@ class Resource(VersionedContentMixin, db.Model):
         db.Index("ix_resources_published_order", "state", "published_at", "id"),
     )
 
-    id = db.Column(db.Integer, primary_key=True)
-    kind = db.Column(db.String(20), nullable=False)
-    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
-    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
-    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
     # A web link's address, or the address a player opens.
     url = db.Column(db.String(2000))
     # Kind-specific payload (exercise questions, media object references, player options).
@@ -135,16 +148,8 @@ class Resource(VersionedContentMixin, db.Model):
     # Length of a video or audio file in whole seconds (measured when the file is processed).
     duration_seconds = db.Column(db.Integer)
 
-    author = db.relationship("User")
-    school = db.relationship("School")
-    district = db.relationship("District")
     tags = db.relationship("Tag", secondary=resource_tags, lazy="selectin", order_by="Tag.name")
-    grade_rows = db.relationship(
-        "ResourceGrade",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        order_by="ResourceGrade.grade",
-    )
+    grade_rows = children("ResourceGrade", lazy="selectin", order_by="ResourceGrade.grade")
 
     @property
     def grades(self) -> list[str]:
@@ -173,11 +178,6 @@ class Course(VersionedContentMixin, db.Model):
         db.Index("ix_courses_published_order", "state", "published_at", "id"),
     )
 
-    id = db.Column(db.Integer, primary_key=True)
-    kind = db.Column(db.String(20), nullable=False)
-    author_id = db.Column(db.Integer, db.ForeignKey("users.id"), nullable=False, index=True)
-    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
-    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), nullable=False, index=True)
     cover_url = db.Column(db.String(2000))
     # Extended courses
     category = db.Column(db.String(32), index=True)
@@ -187,22 +187,9 @@ class Course(VersionedContentMixin, db.Model):
     grade = db.Column(db.String(8), index=True)
     edition = db.Column(db.String(32), index=True)
 
-    author = db.relationship("User")
-    school = db.relationship("School")
-    district = db.relationship("District")
     tags = db.relationship("Tag", secondary=course_tags, lazy="selectin", order_by="Tag.name")
-    sessions = db.relationship(
-        "CourseSession",
-        cascade="all, delete-orphan",
-        order_by="CourseSession.position",
-        back_populates="course",
-    )
-    sections = db.relationship(
-        "CourseSection",
-        cascade="all, delete-orphan",
-        order_by="CourseSection.position",
-        back_populates="course",
-    )
+    sessions = children("CourseSession", order_by="CourseSession.position", back_populates="course")
+    sections = children("CourseSection", order_by="CourseSection.position", back_populates="course")
 
 
 class CourseSession(db.Model):
@@ -232,12 +219,7 @@ class CourseSection(db.Model):
     summary = db.Column(db.String(1000))
 
     course = db.relationship("Course", back_populates="sections")
-    items = db.relationship(
-        "SectionItem",
-        cascade="all, delete-orphan",
-        order_by="SectionItem.position",
-        back_populates="section",
-    )
+    items = children("SectionItem", order_by="SectionItem.position", back_populates="section")
 
 
 class SectionItem(db.Model):

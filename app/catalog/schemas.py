@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 
 from flask_babel import get_locale
@@ -11,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from app.catalog import vocab
 from app.catalog.models import REVIEW_NOTE_MAX as MAX_NOTE
 from app.catalog.models import Resource
-from app.common.schemas import PageArgsSchema, Text, UtcDateTime, page_schema
+from app.common.schemas import PageArgsSchema, Text, UtcDateTime, page_schema, storable_json
 from app.errors import Invalid
 
 TITLE = validate.Length(min=1, max=200)
@@ -64,19 +63,6 @@ def load_form(schema: Schema, data: dict, partial: bool = False) -> dict:
 
 def one_of(vocabulary: str):
     return validate.OneOf(list(vocab.VOCABULARIES[vocabulary]))
-
-
-def _json_payload(value: dict) -> None:
-    """Kind-specific JSON must be small and storable on every backend."""
-    try:
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        raise ValidationError("Not valid JSON data (NaN and Infinity are not allowed).") from None
-    if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
-        raise ValidationError(f"At most {MAX_PAYLOAD_BYTES} bytes.")
-    # json.dumps writes a NUL character as the escape \u0000, which PostgreSQL refuses.
-    if "\\u0000" in encoded:
-        raise ValidationError("Must not contain NUL characters.")
 
 
 class TranslationSchema(Schema):
@@ -210,7 +196,7 @@ class ResourceCreateSchema(_ContentInSchema):
     grades = fields.List(Text(validate=one_of("grade")), validate=validate.Length(max=12))
     data = fields.Dict(
         keys=Text(validate=validate.Length(max=100)),
-        validate=_json_payload,
+        validate=storable_json(MAX_PAYLOAD_BYTES),
         metadata={"description": "Kind-specific payload, e.g. exercise questions."},
     )
 
@@ -350,11 +336,16 @@ class CourseSummarySchema(_ContentOutSchema):
     cover_url = fields.String(allow_none=True)
 
 
-class CourseSchema(CourseSummarySchema):
+class _DetailFields(Schema):
+    """What the page of one course or resource shows beyond its list entry."""
+
     description_html = _Localised()
     translations = fields.Dict()
-    enrolment_open = fields.Boolean()
     review_note = fields.String(allow_none=True)
+
+
+class CourseSchema(_DetailFields, CourseSummarySchema):
+    enrolment_open = fields.Boolean()
     sessions = fields.List(fields.Nested(SessionSchema))
     sections = fields.List(fields.Nested(SectionSchema))
 
@@ -365,11 +356,8 @@ class ResourceSummarySchema(_ContentOutSchema):
     duration_seconds = fields.Integer(allow_none=True)
 
 
-class ResourceSchema(ResourceSummarySchema):
-    description_html = _Localised()
-    translations = fields.Dict()
+class ResourceSchema(_DetailFields, ResourceSummarySchema):
     data = fields.Dict()
-    review_note = fields.String(allow_none=True)
 
 
 CoursePageSchema = page_schema(CourseSummarySchema, "CoursePageSchema")

@@ -27,12 +27,19 @@ def value_enum(enum_class, length: int = 20) -> db.Enum:
     )
 
 
-def cascading_fk(target: str) -> db.Column:
-    """A required, indexed integer reference to ``target`` (``"table.id"``) whose rows go
-    when the referenced row goes: the usual "belongs to" column of a child table."""
+def cascading_fk(target: str, *, index: bool = True) -> db.Column:
+    """A required integer reference to ``target`` (``"table.id"``) whose rows go when the
+    referenced row goes: the usual "belongs to" column of a child table.  Indexed, unless
+    ``index=False`` (a unique constraint or primary key already leads with it)."""
     return db.Column(
-        db.Integer, db.ForeignKey(target, ondelete="CASCADE"), nullable=False, index=True
+        db.Integer, db.ForeignKey(target, ondelete="CASCADE"), nullable=False, index=index
     )
+
+
+def children(target: str, **options):
+    """A relationship to the rows of ``target`` that belong to this one: saved with it,
+    deleted with it, and deleted when taken out of the collection."""
+    return db.relationship(target, cascade="all, delete-orphan", **options)
 
 
 class TimestampMixin:

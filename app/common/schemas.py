@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from app.common.error_schemas import ErrorBodySchema, ErrorSchema  # noqa: F401  (re-exported)
 from app.common.pagination import MAX_PAGE, MAX_PER_PAGE
@@ -36,6 +37,26 @@ class UtcDateTime(fields.DateTime):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return super()._serialize(value, attr, obj, **kwargs)
+
+
+def storable_json(max_bytes: int):
+    """A validator for a free-form JSON value (a ``fields.Dict``): at most ``max_bytes``
+    bytes encoded, and storable on every backend (no NaN or Infinity; no NUL character,
+    which PostgreSQL refuses even as the escape ``\\u0000`` that ``json.dumps`` writes)."""
+
+    def validate_json(value) -> None:
+        try:
+            encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ValidationError(
+                "Not valid JSON data (NaN and Infinity are not allowed)."
+            ) from None
+        if len(encoded.encode()) > max_bytes:
+            raise ValidationError(f"At most {max_bytes} bytes.")
+        if "\\u0000" in encoded:
+            raise ValidationError("Must not contain NUL characters.")
+
+    return validate_json
 
 
 class PageArgsSchema(Schema):

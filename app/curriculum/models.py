@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
+from app.common.models import JSONType, TimestampMixin, cascading_fk, children, utcnow, value_enum
 from app.extensions import db
 
 
@@ -177,15 +177,8 @@ class SchoolClass(TimestampMixin, db.Model):
     external_ref = db.Column(db.String(500), unique=True)
 
     school = db.relationship("School")
-    members = db.relationship(
-        "ClassMember", cascade="all, delete-orphan", back_populates="school_class"
-    )
-    editions = db.relationship(
-        "ClassEdition",
-        cascade="all, delete-orphan",
-        lazy="selectin",
-        order_by="ClassEdition.subject",
-    )
+    members = children("ClassMember", back_populates="school_class")
+    editions = children("ClassEdition", lazy="selectin", order_by="ClassEdition.subject")
 
     def edition_for(self, subject: str) -> str | None:
         return next((e.edition for e in self.editions if e.subject == subject), None)
@@ -227,9 +220,7 @@ class ClassProgress(db.Model):
         db.Integer, db.ForeignKey("school_classes.id", ondelete="CASCADE"), primary_key=True
     )
     subject = db.Column(db.String(32), primary_key=True)
-    node_id = db.Column(
-        db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False
-    )
+    node_id = cascading_fk("curriculum_nodes.id", index=False)
     updated_by_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="SET NULL"))
     updated_at = db.Column(db.DateTime, nullable=False, default=utcnow, onupdate=utcnow)
 
@@ -280,9 +271,7 @@ class TeachingCalendar(TimestampMixin, db.Model):
     district = db.relationship("District")
     school = db.relationship("School")
     school_class = db.relationship("SchoolClass")
-    weeks = db.relationship(
-        "CalendarWeek", cascade="all, delete-orphan", order_by="CalendarWeek.week"
-    )
+    weeks = children("CalendarWeek", order_by="CalendarWeek.week")
 
     @property
     def scope(self) -> str:
@@ -312,14 +301,10 @@ class CalendarEntry(db.Model):
     __table_args__ = (db.UniqueConstraint("calendar_id", "node_id"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    calendar_id = db.Column(
-        db.Integer, db.ForeignKey("teaching_calendars.id", ondelete="CASCADE"), nullable=False
-    )
+    calendar_id = cascading_fk("teaching_calendars.id", index=False)
     week = db.Column(db.Integer, nullable=False)
     position = db.Column(db.Integer, nullable=False, default=0)
-    node_id = db.Column(
-        db.Integer, db.ForeignKey("curriculum_nodes.id", ondelete="CASCADE"), nullable=False
-    )
+    node_id = cascading_fk("curriculum_nodes.id", index=False)
 
     node = db.relationship("Node")
 

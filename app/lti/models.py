@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, utcnow, value_enum
+from app.common.models import JSONType, TimestampMixin, cascading_fk, children, utcnow, value_enum
 from app.extensions import db
 
 
@@ -44,12 +44,7 @@ class LtiPlatform(TimestampMixin, db.Model):
     product = db.Column(db.String(100))  # product_family_code from the openid configuration
     active = db.Column(db.Boolean, nullable=False, default=True)
 
-    deployments = db.relationship(
-        "LtiDeployment",
-        back_populates="platform",
-        cascade="all, delete-orphan",
-        order_by="LtiDeployment.id",
-    )
+    deployments = children("LtiDeployment", back_populates="platform", order_by="LtiDeployment.id")
 
 
 class LtiDeployment(TimestampMixin, db.Model):
@@ -160,10 +155,8 @@ class LtiGradeLink(TimestampMixin, db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     platform_id = cascading_fk("lti_platforms.id")
-    deployment_id = db.Column(
-        db.Integer, db.ForeignKey("lti_deployments.id", ondelete="CASCADE"), nullable=False
-    )
-    user_id = db.Column(db.Integer, db.ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    deployment_id = cascading_fk("lti_deployments.id", index=False)
+    user_id = cascading_fk("users.id", index=False)
     sub = db.Column(db.String(255), nullable=False)
     resource_link_id = db.Column(db.String(255), nullable=False)
     # content_id of the resource (or course) the link opens.

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow
+from app.common.models import JSONType, TimestampMixin, cascading_fk, children, new_uuid, utcnow
 from app.extensions import db
 
 UPLOAD_STATES = ("pending", "verifying", "complete", "failed", "aborted")
@@ -38,11 +38,8 @@ class MediaObject(db.Model):
     meta = db.Column(JSONType, nullable=False, default=dict)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
-    derivatives = db.relationship(
-        "MediaDerivative",
-        foreign_keys="MediaDerivative.source_id",
-        cascade="all, delete-orphan",
-        lazy="select",
+    derivatives = children(
+        "MediaDerivative", foreign_keys="MediaDerivative.source_id", lazy="select"
     )
 
     def derivative(self, kind: str) -> MediaObject | None:
@@ -57,9 +54,7 @@ class MediaDerivative(db.Model):
     __table_args__ = (db.UniqueConstraint("source_id", "kind"),)
 
     id = db.Column(db.Integer, primary_key=True)
-    source_id = db.Column(
-        db.Integer, db.ForeignKey("media_objects.id", ondelete="CASCADE"), nullable=False
-    )
+    source_id = cascading_fk("media_objects.id", index=False)
     kind = db.Column(db.String(20), nullable=False)  # thumbnail, poster
     object_id = db.Column(db.Integer, db.ForeignKey("media_objects.id"), nullable=False, index=True)
 
@@ -72,9 +67,7 @@ class MediaAttachment(db.Model):
 
     id = db.Column(db.Integer, primary_key=True)
     public_id = db.Column(db.String(36), nullable=False, unique=True, default=new_uuid)
-    resource_id = db.Column(
-        db.Integer, db.ForeignKey("resources.id", ondelete="CASCADE"), nullable=False
-    )
+    resource_id = cascading_fk("resources.id", index=False)
     role = db.Column(db.String(20), nullable=False, default="primary")
     object_id = db.Column(db.Integer, db.ForeignKey("media_objects.id"), nullable=False, index=True)
     filename = db.Column(db.String(255), nullable=False)

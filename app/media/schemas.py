@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 
-from app.common.schemas import UtcDateTime
+from app.common.schemas import UtcDateTime, storable_json
 
 MAX_JSON_BYTES = 64_000
-
-
-def _small_json(value) -> None:
-    import json
-
-    try:
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        raise ValidationError("Not valid JSON data.") from None
-    if len(encoded.encode()) > MAX_JSON_BYTES:
-        raise ValidationError(f"At most {MAX_JSON_BYTES} bytes.")
-    if "\\u0000" in encoded:
-        raise ValidationError("Must not contain NUL characters.")
+_SMALL_JSON = storable_json(MAX_JSON_BYTES)
 
 
 class UploadCreateSchema(Schema):
@@ -101,11 +89,11 @@ class VersionQuerySchema(Schema):
 class PlayerProgressInSchema(Schema):
     resource_id = fields.String(required=True, validate=validate.Length(min=1, max=36))
     verb = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    result = fields.Dict(load_default=None, allow_none=True, validate=_small_json)
-    context = fields.Dict(load_default=None, allow_none=True, validate=_small_json)
-    statement = fields.Dict(load_default=None, allow_none=True, validate=_small_json)
+    result = fields.Dict(load_default=None, allow_none=True, validate=_SMALL_JSON)
+    context = fields.Dict(load_default=None, allow_none=True, validate=_SMALL_JSON)
+    statement = fields.Dict(load_default=None, allow_none=True, validate=_SMALL_JSON)
     # A convenience for players: Shuyuan.report(id, verb, data) sends data here.
-    data = fields.Dict(load_default=None, allow_none=True, validate=_small_json)
+    data = fields.Dict(load_default=None, allow_none=True, validate=_SMALL_JSON)
 
 
 class PlayerProgressOutSchema(Schema):

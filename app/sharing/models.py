@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import enum
 
-from app.common.models import JSONType, TimestampMixin, cascading_fk, new_uuid, utcnow, value_enum
+from app.common.models import (
+    JSONType,
+    TimestampMixin,
+    cascading_fk,
+    children,
+    new_uuid,
+    utcnow,
+    value_enum,
+)
 from app.extensions import db
 
 
@@ -42,9 +50,7 @@ class SharedCatalog(TimestampMixin, db.Model):
     region_public = db.Column(db.Boolean, nullable=False, default=False)
 
     district = db.relationship("District")
-    entries = db.relationship(
-        "CatalogEntry", cascade="all, delete-orphan", back_populates="catalog", lazy="selectin"
-    )
+    entries = children("CatalogEntry", back_populates="catalog", lazy="selectin")
 
 
 class CatalogEntry(db.Model):
@@ -76,20 +82,25 @@ class Withdrawal(db.Model):
     withdrawn_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 
-class Release(db.Model):
-    """An immutable, numbered snapshot of a catalog (rows are never updated)."""
-
-    __tablename__ = "sharing_releases"
-    __table_args__ = (db.UniqueConstraint("catalog_id", "number"),)
+class _ReleaseMixin:
+    """A numbered snapshot of a catalog, here or fetched from a remote instance."""
 
     id = db.Column(db.Integer, primary_key=True)
-    catalog_id = cascading_fk("sharing_catalogs.id")
     number = db.Column(db.Integer, nullable=False)
     notes = db.Column(db.String(4000), nullable=False, default="")
     # {content_id: {"type", "version", "digest", "fields": {...}}}
     manifest = db.Column(JSONType, nullable=False)
     # SHA-256 of the canonical manifest: the release's identity in feeds (ETag).
     digest = db.Column(db.String(64), nullable=False)
+
+
+class Release(_ReleaseMixin, db.Model):
+    """An immutable, numbered snapshot of a catalog (rows are never updated)."""
+
+    __tablename__ = "sharing_releases"
+    __table_args__ = (db.UniqueConstraint("catalog_id", "number"),)
+
+    catalog_id = cascading_fk("sharing_catalogs.id")
     item_count = db.Column(db.Integer, nullable=False)
     created_at = db.Column(db.DateTime, nullable=False, default=utcnow)
     created_by_id = db.Column(db.Integer, db.ForeignKey("users.id"))
@@ -161,18 +172,13 @@ class SubscribedItem(db.Model):
     subscription = db.relationship("Subscription")
 
 
-class RemoteRelease(db.Model):
+class RemoteRelease(_ReleaseMixin, db.Model):
     """A release fetched from a remote instance, stored only after every page verified."""
 
     __tablename__ = "sharing_remote_releases"
     __table_args__ = (db.UniqueConstraint("subscription_id", "number"),)
 
-    id = db.Column(db.Integer, primary_key=True)
     subscription_id = cascading_fk("sharing_subscriptions.id")
-    number = db.Column(db.Integer, nullable=False)
-    notes = db.Column(db.String(4000), nullable=False, default="")
-    manifest = db.Column(JSONType, nullable=False)
-    digest = db.Column(db.String(64), nullable=False)
     fetched_at = db.Column(db.DateTime, nullable=False, default=utcnow)
 
 

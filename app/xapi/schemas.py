@@ -253,25 +253,32 @@ class ActivityDefinitionSchema(StrictSchema):
                 raise ValidationError("interaction component ids must be unique.", name)
 
 
-class ActivitySchema(StrictSchema):
+class _TypedSchema(StrictSchema):
+    """An object whose ``objectType`` must be ``OBJECT_TYPE``; where the specification
+    lets it be left out (``TYPE_OPTIONAL``), a missing one means ``OBJECT_TYPE``."""
+
+    OBJECT_TYPE: str
+    TYPE_OPTIONAL = False
+
+    @validates_schema
+    def _type(self, data, **kwargs):
+        given = data.get("objectType", self.OBJECT_TYPE if self.TYPE_OPTIONAL else None)
+        if given != self.OBJECT_TYPE:
+            raise ValidationError(f'must be "{self.OBJECT_TYPE}".', "objectType")
+
+
+class ActivitySchema(_TypedSchema):
+    OBJECT_TYPE = "Activity"
+    TYPE_OPTIONAL = True
     objectType = Text()
     id = Iri(required=True)
     definition = fields.Nested(ActivityDefinitionSchema)
 
-    @validates_schema
-    def _type(self, data, **kwargs):
-        if data.get("objectType", "Activity") != "Activity":
-            raise ValidationError('must be "Activity".', "objectType")
 
-
-class StatementRefSchema(StrictSchema):
+class StatementRefSchema(_TypedSchema):
+    OBJECT_TYPE = "StatementRef"
     objectType = Text(required=True)
     id = Uuid(required=True)
-
-    @validates_schema
-    def _type(self, data, **kwargs):
-        if data.get("objectType") != "StatementRef":
-            raise ValidationError('must be "StatementRef".', "objectType")
 
 
 class ScoreSchema(StrictSchema):
@@ -310,26 +317,21 @@ class ContextActivitiesSchema(StrictSchema):
     other = OneOrMany()
 
 
-class ContextAgentSchema(StrictSchema):
+class _ContextMemberSchema(_TypedSchema):
+    """An entry of ``context.contextAgents`` / ``context.contextGroups`` (xAPI 2.0)."""
+
     objectType = Text(required=True)
+    relevantTypes = fields.List(Iri(), validate=lambda v: len(v) > 0 or _fail("must not be empty."))
+
+
+class ContextAgentSchema(_ContextMemberSchema):
+    OBJECT_TYPE = "contextAgent"
     agent = Nested(lambda v: _one(AgentSchema), required=True)
-    relevantTypes = fields.List(Iri(), validate=lambda v: len(v) > 0 or _fail("must not be empty."))
-
-    @validates_schema
-    def _type(self, data, **kwargs):
-        if data.get("objectType") != "contextAgent":
-            raise ValidationError('must be "contextAgent".', "objectType")
 
 
-class ContextGroupSchema(StrictSchema):
-    objectType = Text(required=True)
+class ContextGroupSchema(_ContextMemberSchema):
+    OBJECT_TYPE = "contextGroup"
     group = Nested(lambda v: _one(GroupSchema), required=True)
-    relevantTypes = fields.List(Iri(), validate=lambda v: len(v) > 0 or _fail("must not be empty."))
-
-    @validates_schema
-    def _type(self, data, **kwargs):
-        if data.get("objectType") != "contextGroup":
-            raise ValidationError('must be "contextGroup".', "objectType")
 
 
 def _fail(message):

@@ -127,9 +127,6 @@ def _erase(sender, user=None, **kwargs):
 
 def register(ctx: hooks.PluginContext) -> None:
     ctx.register_blueprint(bp)
-    ctx.register_content_type(hooks.ContentType(kind="exercise", label="Exercise", player=player))
-    ctx.add_to_slot(
-        "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
-    )
+    ctx.register_player(hooks.ContentType(kind="exercise", label="Exercise", player=player))
     ctx.connect(hooks.signals.personal_data_export, _export)
     ctx.connect(hooks.signals.personal_data_erase, _erase)

@@ -65,7 +65,7 @@ def player(resource, context=None) -> str:
 
 def register(ctx: hooks.PluginContext) -> None:
     ctx.register_blueprint(bp)
-    ctx.register_content_type(
+    ctx.register_player(
         hooks.ContentType(
             kind="interactive",
             label="H5P package",
@@ -73,7 +73,4 @@ def register(ctx: hooks.PluginContext) -> None:
             accepts=("application/zip",),
             frame_assets=FRAME_ASSETS,
         )
-    )
-    ctx.add_to_slot(
-        "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
     )

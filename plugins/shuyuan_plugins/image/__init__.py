@@ -29,9 +29,6 @@ def player(resource, context=None) -> str:
 
 
 def register(ctx: hooks.PluginContext) -> None:
-    ctx.register_content_type(
+    ctx.register_player(
         hooks.ContentType(kind="image", label="Image", player=player, accepts=IMAGE_TYPES)
-    )
-    ctx.add_to_slot(
-        "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
     )

@@ -59,11 +59,8 @@ def player(resource, context=None) -> str:
 
 def register(ctx: hooks.PluginContext) -> None:
     ctx.register_blueprint(bp)
-    ctx.register_content_type(
+    ctx.register_player(
         hooks.ContentType(
             kind="document", label="PDF document", player=player, accepts=("application/pdf",)
         )
-    )
-    ctx.add_to_slot(
-        "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
     )

@@ -60,12 +60,7 @@ def player(resource, context=None) -> str:
 
 
 def register(ctx: hooks.PluginContext) -> None:
-    ctx.register_content_type(
-        hooks.ContentType(kind="video", label="Video", player=player, accepts=VIDEO_TYPES)
-    )
-    ctx.register_content_type(
-        hooks.ContentType(kind="audio", label="Audio", player=player, accepts=AUDIO_TYPES)
-    )
-    ctx.add_to_slot(
-        "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
+    ctx.register_player(
+        hooks.ContentType(kind="video", label="Video", player=player, accepts=VIDEO_TYPES),
+        hooks.ContentType(kind="audio", label="Audio", player=player, accepts=AUDIO_TYPES),
     )

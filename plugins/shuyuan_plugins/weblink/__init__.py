@@ -32,9 +32,4 @@ def player(resource, context=None) -> str:
 
 
 def register(ctx: hooks.PluginContext) -> None:
-    ctx.register_content_type(
-        hooks.ContentType(kind="link", label="Web link", player=player, accepts=())
-    )
-    ctx.add_to_slot(
-        "resource_page_player", lambda resource=None, **kw: player(resource) if resource else ""
-    )
+    ctx.register_player(hooks.ContentType(kind="link", label="Web link", player=player, accepts=()))
