@@ -12,6 +12,7 @@ tests use the ``browser`` and ``live_server`` fixtures (:mod:`tests.browser`).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import socket
@@ -313,6 +314,41 @@ def queued_jobs_app(app, tmp_path, redis_url: str | None = None, **config):
         REDIS_URL=redis_url,
         **config,
     )
+
+
+@contextlib.contextmanager
+def redis_cached_apps(database_url: str, folder, count: int = 2, **overrides) -> Iterator[list]:
+    """``count`` apps on one database sharing their cache on Redis (``TEST_REDIS_URL``)
+    under a key prefix of their own: two gunicorn workers, or two hosts.  Skips the test
+    when Redis does not answer; the prefix's keys are deleted afterwards."""
+    from redis import Redis
+
+    connection = Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
+    try:
+        connection.ping()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"Redis not reachable at {TEST_REDIS_URL}: {exc}")
+    prefix = f"shuyuan-test-cache-{uuid.uuid4().hex[:8]}:"
+    apps = [
+        make_app(
+            database_url,
+            f"{folder}/worker{i}",
+            CACHE_TYPE="RedisCache",
+            CACHE_REDIS_URL=TEST_REDIS_URL,
+            CACHE_KEY_PREFIX=prefix,
+            **overrides,
+        )
+        for i in range(count)
+    ]
+    try:
+        yield apps
+    finally:
+        for key in connection.scan_iter(f"{prefix}*"):
+            connection.delete(key)
+        for application in apps:
+            with application.app_context():
+                db.engine.dispose()
+        connection.close()
 
 
 @pytest.fixture

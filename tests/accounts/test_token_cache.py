@@ -7,9 +7,6 @@ although the other has the token's lookup cached.
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 from sqlalchemy import event, select
 
@@ -18,37 +15,13 @@ from app.accounts.models import ApiToken, RoleAssignment, User
 from app.common import cache
 from app.common.models import utcnow
 from app.extensions import db
-from tests.conftest import make_app
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.conftest import make_app, redis_cached_apps
 
 
 @pytest.fixture
 def workers(database_url, tmp_path, ctx):
-    import redis
-
-    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        connection.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    prefix = f"shuyuan-test-tokens-{uuid.uuid4().hex[:8]}:"
-    apps = [
-        make_app(
-            database_url,
-            str(tmp_path / f"worker{i}"),
-            CACHE_TYPE="RedisCache",
-            CACHE_REDIS_URL=REDIS_URL,
-            CACHE_KEY_PREFIX=prefix,
-        )
-        for i in range(2)
-    ]
-    yield apps
-    for key in connection.scan_iter(f"{apps[0].config['CACHE_KEY_PREFIX']}*"):
-        connection.delete(key)
-    for application in apps:
-        with application.app_context():
-            db.engine.dispose()
+    with redis_cached_apps(database_url, tmp_path) as apps:
+        yield apps
 
 
 def _bearer(raw: str) -> dict:

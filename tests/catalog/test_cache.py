@@ -15,7 +15,7 @@ from app.common.events import commit
 from app.extensions import db
 from tests.catalog.helpers import fresh, make_content
 from tests.catalog.test_queries import count_statements
-from tests.conftest import make_app
+from tests.conftest import make_app, redis_cached_apps
 
 
 def titles(response) -> list[str]:
@@ -281,29 +281,7 @@ def test_on_redis_a_publish_through_one_worker_shows_at_once_in_the_other(
     Redis's own counter (INCR), so the other worker's cached page is never read again.
     (Before this test, the bump on Redis raised AttributeError: Flask-Caching's ``Cache``
     has no ``inc``, only its backend does.)"""
-    import os
-    import uuid
-
-    import redis
-
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    connection = redis.Redis.from_url(url, socket_connect_timeout=1)
-    try:
-        connection.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Redis not reachable at {url}: {exc}")
-    prefix = f"shuyuan-test-catalog-{uuid.uuid4().hex[:8]}:"
-    reader, writer = (
-        make_app(
-            database_url,
-            str(tmp_path / name),
-            CACHE_TYPE="RedisCache",
-            CACHE_REDIS_URL=url,
-            CACHE_KEY_PREFIX=prefix,
-        )
-        for name in ("reader", "writer")
-    )
-    try:
+    with redis_cached_apps(database_url, tmp_path) as (reader, writer):
         teacher = make_user("teacher", school=orgs.school, password=None)
         with writer.app_context():
             make_content(teacher, Course, "published", title="第一")
@@ -315,9 +293,3 @@ def test_on_redis_a_publish_through_one_worker_shows_at_once_in_the_other(
             make_content(teacher, Course, "published", title="第二")
             assert cache_module.generation("catalog") > before
         assert titles(client.get("/api/v1/courses")) == ["第二", "第一"]
-    finally:
-        for key in connection.scan_iter(f"{prefix}*"):
-            connection.delete(key)
-        for application in (reader, writer):
-            with application.app_context():
-                db.engine.dispose()

@@ -8,9 +8,6 @@ its very next launch.
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 import requests
 from sqlalchemy import event
@@ -23,42 +20,21 @@ from app.lti import registry_cache
 from app.lti.models import LtiDeployment, LtiPlatform
 from app.lti.services import registrations
 from tests.browser import serve
-from tests.conftest import make_app
+from tests.conftest import redis_cached_apps
 from tests.lti.helpers import published_resource
-
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
 def workers(database_url, tmp_path):
-    """Two apps sharing a Redis cache (a key prefix of their own), each on a live port:
-    ``[(app, base_url), (app, base_url)]``."""
-    import redis
-
-    connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        connection.ping()
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    prefix = f"shuyuan-test-lti-{uuid.uuid4().hex[:8]}:"
-    apps = [
-        make_app(
-            database_url,
-            str(tmp_path / f"worker{i}"),
-            CACHE_TYPE="RedisCache",
-            CACHE_REDIS_URL=REDIS_URL,
-            CACHE_KEY_PREFIX=prefix,
-            LTI_REGISTRATION_ALLOW_HOSTS=["127.0.0.1"],
-        )
-        for i in range(2)
-    ]
-    with serve(apps[0]) as first, serve(apps[1]) as second:
+    """Two apps sharing a Redis cache, each on a live port: ``[(app, url), (app, url)]``."""
+    with (
+        redis_cached_apps(
+            database_url, tmp_path, LTI_REGISTRATION_ALLOW_HOSTS=["127.0.0.1"]
+        ) as apps,
+        serve(apps[0]) as first,
+        serve(apps[1]) as second,
+    ):
         yield [(apps[0], first), (apps[1], second)]
-    for key in connection.scan_iter(f"{prefix}*"):
-        connection.delete(key)
-    for application in apps:
-        with application.app_context():
-            db.engine.dispose()
 
 
 def _registration_reads(application) -> list[str]:
