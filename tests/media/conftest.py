@@ -141,6 +141,17 @@ def start_upload(client, headers, content_id, name, data, checksum=None):
     return client.post("/api/v1/media/uploads", headers=headers, json=body)
 
 
+def send_parts(client, upload: dict, data: bytes) -> list[dict]:
+    """PUT every part of a multipart upload to its URL; the parts list for ``complete``."""
+    sent = []
+    for number in range(1, upload["part_count"] + 1):
+        chunk = data[(number - 1) * upload["part_size"] : number * upload["part_size"]]
+        result = put(client, upload["part_urls"][str(number)], chunk)
+        assert result.status_code == 200
+        sent.append({"part_number": number, "etag": result.headers.get("ETag", "").strip('"')})
+    return sent
+
+
 def upload_file(client, headers, content_id, name, data, checksum=True, parts=None):
     """Whole upload flow through the API; returns the last JSON answer and status."""
     response = start_upload(client, headers, content_id, name, data, checksum)
@@ -154,12 +165,7 @@ def upload_file(client, headers, content_id, name, data, checksum=True, parts=No
         )
         sent = [{"part_number": 1}]
     else:
-        sent = []
-        for number in range(1, upload["part_count"] + 1):
-            chunk = data[(number - 1) * upload["part_size"] : number * upload["part_size"]]
-            result = put(client, upload["part_urls"][str(number)], chunk)
-            assert result.status_code == 200
-            sent.append({"part_number": number, "etag": result.headers.get("ETag", "").strip('"')})
+        sent = send_parts(client, upload, data)
     response = client.post(
         f"/api/v1/media/uploads/{upload['id']}/complete",
         headers=headers,

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app.common.models import utcnow
 from app.media import services
 from app.media.models import MediaAttachment, MediaObject, MediaUpload
-from tests.media.conftest import db, mp4_bytes, put, sha, upload_file
+from tests.media.conftest import db, mp4_bytes, put, send_parts, sha, upload_file
 
 BIG = 9 * 1024 * 1024  # multipart in these tests (two parts of 8 MiB and 1 MiB)
 
@@ -33,16 +34,6 @@ def _start(client, headers, content_id, data, name="课.mp4"):
     return answer.get_json()
 
 
-def _send_parts(client, upload, data):
-    sent = []
-    for number in range(1, upload["part_count"] + 1):
-        chunk = data[(number - 1) * upload["part_size"] : number * upload["part_size"]]
-        result = put(client, upload["part_urls"][str(number)], chunk)
-        assert result.status_code == 200
-        sent.append({"part_number": number, "etag": result.headers.get("ETag", "").strip('"')})
-    return sent
-
-
 def _read(storage, key) -> bytes:
     return b"".join(storage.iter_chunks(key))
 
@@ -59,7 +50,7 @@ def test_multipart_object_stays_at_its_key_and_part_urls_cannot_rewrite_it(
     data = mp4_bytes(BIG, seed=b"keep")
     upload = _start(client, headers, make_resource(teacher), data)
     assert upload["mode"] == "multipart"
-    sent = _send_parts(client, upload, data)
+    sent = send_parts(client, upload, data)
     done = client.post(
         f"/api/v1/media/uploads/{upload['id']}/complete", headers=headers, json={"parts": sent}
     )
@@ -125,26 +116,13 @@ def _replace_during(monkeypatch, storage, *, before_first_block: bool):
     monkeypatch.setattr(cls, "read_version", read_version)
 
 
-def test_object_changed_before_the_read_is_refused(
-    client, storage, teacher, make_resource, token_for, monkeypatch
+@pytest.mark.parametrize("before_first_block", [True, False], ids=["before", "while"])
+def test_object_changed_before_or_while_it_is_read_is_refused(
+    client, storage, teacher, make_resource, token_for, monkeypatch, before_first_block
 ):
     headers = token_for(teacher)
-    data = mp4_bytes(BIG, seed=b"before")
-    _replace_during(monkeypatch, storage, before_first_block=True)
-    answer = upload_file(client, headers, make_resource(teacher), "换.mp4", data)
-    assert answer.status_code == 422, answer.get_json()
-    upload = _upload_row(_last_upload_id())
-    assert upload.state == "failed" and "changed" in upload.error
-    assert db.session.scalar(select(func.count()).select_from(MediaObject)) == 0
-    assert not list(storage.list("uploads/"))
-
-
-def test_object_changed_while_it_is_read_is_refused(
-    client, storage, teacher, make_resource, token_for, monkeypatch
-):
-    headers = token_for(teacher)
-    data = mp4_bytes(BIG, seed=b"during")
-    _replace_during(monkeypatch, storage, before_first_block=False)
+    data = mp4_bytes(BIG, seed=b"before" if before_first_block else b"during")
+    _replace_during(monkeypatch, storage, before_first_block=before_first_block)
     answer = upload_file(client, headers, make_resource(teacher), "换.mp4", data)
     assert answer.status_code == 422, answer.get_json()
     upload = _upload_row(_last_upload_id())
