@@ -132,13 +132,14 @@ def recommend(
     not_useful, known, clicked = _feedback(student.id)
     threshold = weak_threshold()
     out = Recommendations()
-    # This week's and last week's lessons first, then one statement each for the canonical
-    # skills of all their knowledge points and the model's data on those skills.
+    # This, last and next week's lessons in one pass, then one statement each for the
+    # canonical skills of all their knowledge points and the model's data on those skills.
+    weeks = sources.weeks_around(student, (0, -1, 1))
     per_offset = []
     identifiers: set[str] = set()
     for offset in (0, -1):
         entries = []
-        for week in sources.weeks_of(student, offset):
+        for week in weeks[offset]:
             for lesson in week.lessons:
                 kps = lesson["knowledge_points"]
                 if not kps:
@@ -217,7 +218,7 @@ def recommend(
             )
             rec.mastery = round(rec.mastery, 3) if rec.mastery is not None else None
         bucket.extend(shown)
-    out.next_week = _preview(student, locale)
+    out.next_week = _preview(weeks[1], locale)
     out.extended = _extended(student)
     out.assigned = _assigned(student)
     return out
@@ -249,9 +250,10 @@ def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
     return params, gains
 
 
-def _preview(student, locale) -> list[dict]:
+def _preview(weeks: list, locale) -> list[dict]:
+    """Next week's lessons (``weeks``: its ``WeekView``s)."""
     out = []
-    for week in sources.weeks_of(student, 1):
+    for week in weeks:
         for lesson in week.lessons:
             out.append(
                 {
