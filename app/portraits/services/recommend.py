@@ -166,6 +166,7 @@ def recommend(
     for (offset, entries), bucket in zip(per_offset, (out.this_week, out.last_week), strict=True):
         weight = WEEK_WEIGHT[offset]
         candidates: dict[str, Recommendation] = {}
+        kp_of: dict[str, object] = {}  # content id → the knowledge point of its candidate
         for week_number, lesson, kps, by_node in entries:
             for aligned in lesson["resources"]:
                 content_id = aligned.resource.content_id
@@ -192,7 +193,7 @@ def recommend(
                         resource=aligned.resource,
                         skill=skill,
                         knowledge_point=kp.identifier,
-                        knowledge_point_title=kp,  # the node until shown (title below)
+                        knowledge_point_title="",  # set below, for the items shown
                         mastery=mastery,  # unrounded until shown
                         week=week_number,
                         gain=score,
@@ -201,10 +202,11 @@ def recommend(
                         explanation="",
                         offset=offset,
                     )
+                    kp_of[content_id] = kp
         shown = sorted(candidates.values(), key=lambda r: (-r.gain, r.resource.title))[:limit]
         # The titles and the (translated) explanation only for what is shown.
         for rec in shown:
-            title = queries._title(rec.knowledge_point_title, locale)
+            title = queries._title(kp_of[rec.resource.content_id], locale)
             rec.knowledge_point_title = title
             rec.explanation = explain(
                 locale,
