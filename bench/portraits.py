@@ -432,81 +432,89 @@ def rebuild_and_online(args, url: str, instance: str) -> dict:
     }
 
 
+def seed_recommendations(resources: int) -> int:
+    """The recommendation data in the app's (empty) database: the maths G7 curriculum,
+    ``resources`` aligned published resources, a term calendar and one student with a
+    mastery row per knowledge point.  Returns the student's id."""
+    from app.curriculum import case
+    from app.curriculum.models import Level, Node
+    from app.portraits.models import Mastery
+    from app.portraits.services import model
+
+    url = str(db.engine.url)
+    db.drop_all()
+    db.create_all()
+    package = json.loads(
+        (HERE.parent / "content" / "curriculum" / "math-g7-vol1.case.json").read_text(
+            encoding="utf-8"
+        )
+    )
+    district, school, teacher, student, admin = seed_school_people()
+    case.import_package(package, district_id=district.id)
+    db.session.commit()
+    nodes = list(
+        db.session.execute(
+            select(Node.id).where(Node.level.in_((Level.LESSON, Level.KNOWLEDGE_POINT)))
+        ).scalars()
+    )
+    rng = random.Random(3)
+    seed_aligned_resources(
+        db.session,
+        resources,
+        nodes,
+        teacher,
+        school,
+        district,
+        kinds=["video", "document", "exercise", "interactive"],
+    )
+    volume = (
+        db.session.execute(select(Node).where(Node.level == Level.VOLUME, Node.edition == "pep"))
+        .scalars()
+        .first()
+    )
+    seed_term_calendar(school, student, admin, district, volume, holidays=[])
+    generation = model.active_generation()
+    kps = list(
+        db.session.execute(
+            select(Node.identifier).where(Node.level == Level.KNOWLEDGE_POINT)
+        ).scalars()
+    )
+    db.session.execute(
+        insert(Mastery),
+        [
+            {
+                "generation_id": generation.id,
+                "user_id": student.id,
+                "skill": kp,
+                "p_known": rng.random(),
+                "method": "bkt",
+                "answers": 3,
+                "correct": 1,
+                "last_observation_id": 0,
+                "updated_at": datetime(2026, 11, 1),
+            }
+            for kp in kps
+        ],
+    )
+    _commit_and_analyze(url)
+    return student.id
+
+
 def recommendations(args, url: str, instance: str) -> dict:
     """Lines for the report, with the p95 of ``recommend`` (ms) beside the same
     statements replayed on a raw DBAPI cursor (ms p95)."""
     from app.accounts.models import User
-    from app.curriculum import case
-    from app.curriculum.models import Level, Node
-    from app.portraits.models import Mastery
-    from app.portraits.services import model, recommend
+    from app.portraits.services import recommend
 
     app = make_app(url, instance)
     lines = []
     with app.app_context():
-        db.drop_all()
-        db.create_all()
-        package = json.loads(
-            (HERE.parent / "content" / "curriculum" / "math-g7-vol1.case.json").read_text(
-                encoding="utf-8"
-            )
-        )
-        district, school, teacher, student, admin = seed_school_people()
-        case.import_package(package, district_id=district.id)
-        db.session.commit()
-        nodes = list(
-            db.session.execute(
-                select(Node.id).where(Node.level.in_((Level.LESSON, Level.KNOWLEDGE_POINT)))
-            ).scalars()
-        )
-        rng = random.Random(3)
         started = time.perf_counter()
-        seed_aligned_resources(
-            db.session,
-            args.resources,
-            nodes,
-            teacher,
-            school,
-            district,
-            kinds=["video", "document", "exercise", "interactive"],
-        )
-        volume = (
-            db.session.execute(
-                select(Node).where(Node.level == Level.VOLUME, Node.edition == "pep")
-            )
-            .scalars()
-            .first()
-        )
-        seed_term_calendar(school, student, admin, district, volume, holidays=[])
-        generation = model.active_generation()
-        kps = list(
-            db.session.execute(
-                select(Node.identifier).where(Node.level == Level.KNOWLEDGE_POINT)
-            ).scalars()
-        )
-        db.session.execute(
-            insert(Mastery),
-            [
-                {
-                    "generation_id": generation.id,
-                    "user_id": student.id,
-                    "skill": kp,
-                    "p_known": rng.random(),
-                    "method": "bkt",
-                    "answers": 3,
-                    "correct": 1,
-                    "last_observation_id": 0,
-                    "updated_at": datetime(2026, 11, 1),
-                }
-                for kp in kps
-            ],
-        )
-        _commit_and_analyze(url)
+        student_id = seed_recommendations(args.resources)
         lines.append(
             f"seeded {args.resources} aligned published resources in "
             f"{time.perf_counter() - started:.1f} s"
         )
-        student_id = student.id
         timings, cpu_timings, shown = [], [], 0
         for _ in range(args.repeat):
             db.session.expunge_all()

@@ -23,6 +23,8 @@ CLI command) commits once.  Other features use only these, with these signatures
   (portraits' recommendations): each lesson's ``resources`` are ``AlignedResource``s
   whose ``resource`` is a read-only ``ResourceSummary`` row (``content_id``, ``title``,
   ``kind``, ``url``, ``translated(field, locale)``, ...), not a ``Resource`` entity;
+  ``weeks_at_offsets(user, offsets, class_id=None, on=None, subject=None) -> {offset:
+  list[WeekView]}`` the same for several weeks in one pass (this, last and next week);
 - ``alignments_for_resource(content_id) -> list[NodeAlignment]`` (search indexes each
   alignment's ``terms``: node title, English title, unit and volume titles);
 - ``app.curriculum.filters.filter_content_ids(user, edition, chapter) -> set[str] | None``
@@ -134,6 +136,7 @@ from app.curriculum.services.this_week import (
     resources_for_week,
     this_week,
     week_plan,
+    weeks_at_offsets,
 )
 
 __all__ = [
@@ -223,4 +226,5 @@ __all__ = [
     "volume_title",
     "week_number",
     "week_plan",
+    "weeks_at_offsets",
 ]

@@ -157,59 +157,83 @@ def this_week(
 ) -> list[WeekView]:
     """What ``user``'s classes (or the one class) learn in the week of ``on`` (+ ``offset``
     weeks): lessons, their knowledge points and the resources aligned to them."""
+    return weeks_at_offsets(user, (offset,), class_id, on, subject)[offset]
+
+
+def weeks_at_offsets(
+    user: User | None,
+    offsets: tuple[int, ...],
+    class_id: int | None = None,
+    on: date | None = None,
+    subject: str | None = None,
+) -> dict[int, list[WeekView]]:
+    """:func:`this_week` for several offsets at once (e.g. this, last and next week):
+    the classes, calendars, knowledge points and aligned resources are each read once
+    for all the weeks.  Offset → views."""
     user = require_user(user)
     on = on or today()
     classes = [get_class(user, class_id)] if class_id is not None else classes_of(user)
-    views = []
+    found = []  # (offset, class, class edition, calendar, number, week row, lessons)
     for school_class in classes:
-        progress = progress_of(school_class)
         for class_edition in school_class.editions:
             if subject and class_edition.subject != subject:
                 continue
             calendar = effective_calendar(school_class, class_edition.subject, on)
             if calendar is None:
                 continue
-            number = week_number(calendar, on) + offset
-            row, lessons = _week_and_lessons(calendar, number)
-            kps = knowledge_points_of(lessons)
-            aligned = aligned_resources(user, lessons, knowledge_points=kps, summaries=True)
-            view = WeekView(
-                school_class,
-                calendar,
-                number,
-                row.starts_on if row else None,
-                row.ends_on if row else None,
-                [
-                    {
-                        "node": n,
-                        "knowledge_points": kps.get(n.identifier, []),
-                        "resources": aligned.get(n.id, []),
-                    }
-                    for n in lessons
-                ],
-                kind=row.kind.value if row is not None and row.kind else "teaching",
-            )
-            at = progress.get(class_edition.subject)
-            if at is not None:
-                view.progress = at.node
-                planned = week_number(calendar, on)
-                planned_lessons = (
-                    db.session.execute(
-                        select(Node.order_in_volume)
-                        .join(CalendarEntry, CalendarEntry.node_id == Node.id)
-                        .where(
-                            CalendarEntry.calendar_id == calendar.id, CalendarEntry.week <= planned
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                if at.node.order_in_volume and planned_lessons:
-                    view.progress_delta = at.node.order_in_volume - max(
-                        o or 0 for o in planned_lessons
-                    )
-            views.append(view)
+            for offset in offsets:
+                number = week_number(calendar, on) + offset
+                row, lessons = _week_and_lessons(calendar, number)
+                found.append((offset, school_class, class_edition, calendar, number, row, lessons))
+    every_lesson = list({n.id: n for *_rest, lessons in found for n in lessons}.values())
+    kps = knowledge_points_of(every_lesson)
+    aligned = aligned_resources(user, every_lesson, knowledge_points=kps, summaries=True)
+    progress_by_class = {c.id: progress_of(c) for c in classes} if found else {}
+    delta_by_calendar: dict[tuple[int, int], int | None] = {}
+    views: dict[int, list[WeekView]] = {offset: [] for offset in offsets}
+    for offset, school_class, class_edition, calendar, number, row, lessons in found:
+        view = WeekView(
+            school_class,
+            calendar,
+            number,
+            row.starts_on if row else None,
+            row.ends_on if row else None,
+            [
+                {
+                    "node": n,
+                    "knowledge_points": kps.get(n.identifier, []),
+                    "resources": aligned.get(n.id, []),
+                }
+                for n in lessons
+            ],
+            kind=row.kind.value if row is not None and row.kind else "teaching",
+        )
+        at = progress_by_class[school_class.id].get(class_edition.subject)
+        if at is not None:
+            view.progress = at.node
+            key = (calendar.id, at.node.id)
+            if key not in delta_by_calendar:
+                delta_by_calendar[key] = _progress_delta(calendar, at.node, on)
+            view.progress_delta = delta_by_calendar[key]
+        views[offset].append(view)
     return views
+
+
+def _progress_delta(calendar: TeachingCalendar, node: Node, on: date) -> int | None:
+    """Lessons the class is ahead (+) or behind (-) of the calendar's plan on ``on``."""
+    planned = week_number(calendar, on)
+    planned_lessons = (
+        db.session.execute(
+            select(Node.order_in_volume)
+            .join(CalendarEntry, CalendarEntry.node_id == Node.id)
+            .where(CalendarEntry.calendar_id == calendar.id, CalendarEntry.week <= planned)
+        )
+        .scalars()
+        .all()
+    )
+    if node.order_in_volume and planned_lessons:
+        return node.order_in_volume - max(o or 0 for o in planned_lessons)
+    return None
 
 
 @dataclass

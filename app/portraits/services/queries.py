@@ -43,9 +43,11 @@ def require_student(viewer, student_id: int):
     return student
 
 
-def mastery_of(user_id: int) -> dict[str, Mastery]:
-    """Skill → Mastery row of the served generation."""
-    generation = model.active_generation(create=False)
+def mastery_of(user_id: int, generation=False) -> dict[str, Mastery]:
+    """Skill → Mastery row of the served generation (``generation``: the caller's
+    ``model.active_generation(create=False)``, to save reading it again)."""
+    if generation is False:
+        generation = model.active_generation(create=False)
     if generation is None:
         return {}
     return {

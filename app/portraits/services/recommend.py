@@ -127,89 +127,107 @@ def recommend(
     student = queries.require_student(
         viewer, student_id if student_id is not None else getattr(viewer, "id", None)
     )
-    masteries = queries.mastery_of(student.id)
     generation = model.active_generation(create=False)
+    masteries = queries.mastery_of(student.id, generation)
     not_useful, known, clicked = _feedback(student.id)
+    threshold = weak_threshold()
     out = Recommendations()
-    for offset, bucket in ((0, out.this_week), (-1, out.last_week)):
-        weeks = sources.weeks_of(student, offset)
+    # This, last and next week's lessons in one pass, then one statement each for the
+    # canonical skills of all their knowledge points and the model's data on those skills.
+    weeks = sources.weeks_around(student, (0, -1, 1))
+    per_offset = []
+    identifiers: set[str] = set()
+    for offset in (0, -1):
         entries = []
-        for week in weeks:
+        for week in weeks[offset]:
             for lesson in week.lessons:
                 kps = lesson["knowledge_points"]
                 if not kps:
                     continue
-                canonical = sources.canonical_skills({kp.identifier for kp in kps})
-                by_node = {kp.id: kp for kp in kps}
-                entries.append((week.week, lesson, kps, canonical, by_node))
-        skills = {c for _w, _l, _k, canonical, _b in entries for c in canonical.values()}
-        params, gains = _model_data(generation, skills)
+                identifiers.update(kp.identifier for kp in kps)
+                entries.append((week.week, lesson, kps, {kp.id: kp for kp in kps}))
+        per_offset.append((offset, entries))
+    canonical = sources.canonical_skills(identifiers)
+    params, gains = _model_data(generation, set(canonical.values()))
+    # Per knowledge point (not per resource): its skill, mastery and the ranking's
+    # resource-independent terms; None when she has mastered it.
+    targets_of: dict[str, tuple | None] = {}
+    for identifier in identifiers:
+        skill = canonical.get(identifier, identifier)
+        row = masteries.get(skill)
+        mastery = row.p_known if row else None
+        if mastery is not None and mastery >= threshold:
+            targets_of[identifier] = None
+            continue
+        p = params.get(skill)
+        learn = p.learn if p is not None else bkt.DEFAULT.learn
+        base = mastery if mastery is not None else (p.prior if p is not None else bkt.DEFAULT.prior)
+        targets_of[identifier] = (skill, mastery, learn, 1.0 - base)
+    for (offset, entries), bucket in zip(per_offset, (out.this_week, out.last_week), strict=True):
+        weight = WEEK_WEIGHT[offset]
         candidates: dict[str, Recommendation] = {}
-        for week_number, lesson, kps, canonical, by_node in entries:
+        kp_of: dict[str, object] = {}  # content id → the knowledge point of its candidate
+        for week_number, lesson, kps, by_node in entries:
             for aligned in lesson["resources"]:
-                if (
-                    aligned.alignment_type == "requires"
-                    or aligned.resource.content_id in not_useful
-                ):
+                content_id = aligned.resource.content_id
+                if aligned.alignment_type == "requires" or content_id in not_useful:
                     continue
                 targets = [by_node[aligned.node_id]] if aligned.node_id in by_node else kps
                 for kp in targets:
-                    skill = canonical.get(kp.identifier, kp.identifier)
-                    if (aligned.resource.content_id, skill) in known:
+                    target = targets_of[kp.identifier]
+                    if target is None:
                         continue
-                    row = masteries.get(skill)
-                    p = params.get(skill)
-                    mastery = row.p_known if row else None
-                    if mastery is not None and mastery >= weak_threshold():
+                    skill, mastery, learn, missing = target
+                    if (content_id, skill) in known:
                         continue
-                    learn = p.learn if p is not None else bkt.DEFAULT.learn
-                    gain_row = gains.get((aligned.resource.content_id, skill))
-                    helped, users = (gain_row.helped, gain_row.users) if gain_row else (0, 0)
+                    gain_row = gains.get((content_id, skill))
+                    helped, users = gain_row if gain_row else (0, 0)
                     rate = (helped + PSEUDO_STUDENTS * learn) / (users + PSEUDO_STUDENTS)
-                    base = (
-                        mastery
-                        if mastery is not None
-                        else (p.prior if p is not None else bkt.DEFAULT.prior)
-                    )
-                    score = (1.0 - base) * rate * WEEK_WEIGHT[offset]
-                    if aligned.resource.content_id in clicked:
+                    score = missing * rate * weight
+                    if content_id in clicked:
                         score *= SEEN_FACTOR
-                    best = candidates.get(aligned.resource.content_id)
+                    best = candidates.get(content_id)
                     if best is not None and best.gain >= score:
                         continue
-                    title = queries._title(kp, locale)
-                    candidates[aligned.resource.content_id] = Recommendation(
+                    candidates[content_id] = Recommendation(
                         resource=aligned.resource,
                         skill=skill,
                         knowledge_point=kp.identifier,
-                        knowledge_point_title=title,
-                        mastery=round(mastery, 3) if mastery is not None else None,
+                        knowledge_point_title="",  # set below, for the items shown
+                        mastery=mastery,  # unrounded until shown
                         week=week_number,
                         gain=score,
                         helped=helped,
                         users=users,
-                        explanation=explain(
-                            locale,
-                            title,
-                            mastery,
-                            week_number,
-                            aligned.resource.kind,
-                            helped,
-                            users,
-                            score,
-                        ),
+                        explanation="",
                         offset=offset,
                     )
-        bucket.extend(
-            sorted(candidates.values(), key=lambda r: (-r.gain, r.resource.title))[:limit]
-        )
-    out.next_week = _preview(student, locale)
+                    kp_of[content_id] = kp
+        shown = sorted(candidates.values(), key=lambda r: (-r.gain, r.resource.title))[:limit]
+        # The titles and the (translated) explanation only for what is shown.
+        for rec in shown:
+            title = queries._title(kp_of[rec.resource.content_id], locale)
+            rec.knowledge_point_title = title
+            rec.explanation = explain(
+                locale,
+                title,
+                rec.mastery,
+                rec.week,
+                rec.resource.kind,
+                rec.helped,
+                rec.users,
+                rec.gain,
+            )
+            rec.mastery = round(rec.mastery, 3) if rec.mastery is not None else None
+        bucket.extend(shown)
+    out.next_week = _preview(weeks[1], locale)
     out.extended = _extended(student)
     out.assigned = _assigned(student)
     return out
 
 
 def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
+    """Skill → SkillParams, and (resource, skill) → (helped, users) of the learnt gains."""
     if generation is None or not skills:
         return {}, {}
     params = {
@@ -221,19 +239,23 @@ def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
         ).scalars()
     }
     gains = {
-        (g.resource_content_id, g.skill): g
-        for g in db.session.execute(
-            select(ResourceGain).where(
-                ResourceGain.generation_id == generation.id, ResourceGain.skill.in_(skills)
-            )
-        ).scalars()
+        (content_id, skill): (helped, users)
+        for content_id, skill, helped, users in db.session.execute(
+            select(
+                ResourceGain.resource_content_id,
+                ResourceGain.skill,
+                ResourceGain.helped,
+                ResourceGain.users,
+            ).where(ResourceGain.generation_id == generation.id, ResourceGain.skill.in_(skills))
+        )
     }
     return params, gains
 
 
-def _preview(student, locale) -> list[dict]:
+def _preview(weeks: list, locale) -> list[dict]:
+    """Next week's lessons (``weeks``: its ``WeekView``s)."""
     out = []
-    for week in sources.weeks_of(student, 1):
+    for week in weeks:
         for lesson in week.lessons:
             out.append(
                 {

@@ -1,0 +1,213 @@
+"""Profile one student's recommendations in-process, on data kept between runs.
+
+Uses (and keeps) database ``--pg-database`` of the local server; seeds there the data of
+``bench/portraits.py``'s recommendation part the first time (``--resources`` aligned
+resources, same seeds; ``--reseed`` to rebuild it), plus a few feedback rows and learnt
+gains so every branch of the ranking runs.  Then prints the statements one
+``recommend.recommend`` call sends (count and text), wall/CPU ms per call over
+``--repeat`` calls, and pyinstrument's call tree; ``--dump FILE`` writes the
+recommendations as JSON (to compare two versions of the code)::
+
+    PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python bench/portraits_profile.py \\
+        --pg-database shuyuan_bench_me --resources 10000 --dump /tmp/recs.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import kept_postgres  # noqa: E402
+
+
+def _seed_extras(student_id: int) -> None:
+    """Feedback (clicked, not useful, already known) and learnt gains on some of the
+    resources aligned to the knowledge points of the seeded term."""
+    import random
+
+    from sqlalchemy import insert, select
+
+    from app.catalog.models import Resource
+    from app.curriculum.models import Alignment, Node
+    from app.extensions import db
+    from app.portraits.models import Feedback, ResourceGain, SkillParams
+    from app.portraits.services import model
+
+    rng = random.Random(7)
+    generation = model.active_generation()
+    rows = db.session.execute(
+        select(Resource.content_id, Node.identifier)
+        .join(Alignment, Alignment.target_key == Resource.content_id)
+        .join(Node, Node.id == Alignment.node_id)
+        .where(Node.level == "knowledge_point")
+        .order_by(Resource.content_id)
+    ).all()
+    picked = rng.sample(rows, min(len(rows), 600))
+    feedback = []
+    for i, (content_id, skill) in enumerate(picked[:90]):
+        action = ("clicked", "not_useful", "known")[i % 3]
+        feedback.append(
+            {
+                "user_id": student_id,
+                "resource_content_id": content_id,
+                "skill": skill if action == "known" else None,
+                "action": action,
+            }
+        )
+    db.session.execute(insert(Feedback), feedback)
+    gains = {}
+    for content_id, skill in picked[90:]:
+        users = rng.randint(0, 12)
+        gains[(content_id, skill)] = {
+            "generation_id": generation.id,
+            "resource_content_id": content_id,
+            "skill": skill,
+            "users": users,
+            "helped": rng.randint(0, users),
+        }
+    db.session.execute(insert(ResourceGain), list(gains.values()))
+    skills = sorted({skill for _c, skill in rows})
+    db.session.execute(
+        insert(SkillParams),
+        [
+            {
+                "generation_id": generation.id,
+                "skill": skill,
+                "prior": rng.uniform(0.1, 0.5),
+                "learn": rng.uniform(0.05, 0.3),
+                "guess": 0.2,
+                "slip": 0.1,
+                "method": "bkt",
+                "answers": 100,
+                "students": 10,
+            }
+            for skill in skills[::2]
+        ],
+    )
+    db.session.commit()
+
+
+def as_data(recs) -> dict:
+    def item(r):
+        return {
+            "content_id": r.resource.content_id,
+            "title": r.resource.title,
+            "kind": r.resource.kind,
+            "skill": r.skill,
+            "knowledge_point": r.knowledge_point,
+            "knowledge_point_title": r.knowledge_point_title,
+            "mastery": r.mastery,
+            "week": r.week,
+            "gain": round(r.gain, 12),
+            "helped": r.helped,
+            "users": r.users,
+            "explanation": r.explanation,
+            "offset": r.offset,
+        }
+
+    return {
+        "this_week": [item(r) for r in recs.this_week],
+        "last_week": [item(r) for r in recs.last_week],
+        "next_week": [
+            {**p, "resources": [r.content_id for r in p["resources"]]} for p in recs.next_week
+        ],
+        "extended": [c.content_id for c in recs.extended],
+        "assigned": [a["resource"].content_id for a in recs.assigned],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg-database", required=True)
+    parser.add_argument("--resources", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--reseed", action="store_true")
+    parser.add_argument("--dump", help="write the recommendations (zh_CN and en) as JSON here")
+    parser.add_argument("--statements", action="store_true", help="print each statement")
+    args = parser.parse_args()
+
+    from pyinstrument import Profiler
+    from sqlalchemy import event, func, select
+
+    from app.accounts.models import User
+    from app.catalog.models import Resource
+    from app.extensions import db
+    from app.portraits.services import recommend
+    from bench.portraits import make_app, seed_recommendations
+
+    with tempfile.TemporaryDirectory() as instance, kept_postgres(args.pg_database) as url:
+        app = make_app(url, instance)
+        with app.app_context():
+            db.create_all()
+            count = db.session.execute(select(func.count()).select_from(Resource)).scalar()
+            student = db.session.execute(
+                select(User).where(User.email == "s@bench.test").order_by(User.id)
+            ).scalar()
+            db.session.rollback()  # drop_all below waits for no open transaction
+            if args.reseed or count != args.resources or student is None:
+                started = time.perf_counter()
+                student_id = seed_recommendations(args.resources)
+                _seed_extras(student_id)
+                print(f"seeded {args.resources} resources in {time.perf_counter() - started:.0f} s")
+            else:
+                student_id = student.id
+
+            def call(locale="zh_CN"):
+                db.session.expunge_all()
+                student = db.session.get(User, student_id)
+                student.roles  # noqa: B018  (loaded beforehand, as by the request's login)
+                sent = []
+
+                def keep(conn, cursor, statement, parameters, context, executemany):
+                    sent.append(statement)
+
+                event.listen(db.engine, "before_cursor_execute", keep)
+                try:
+                    wall, cpu = time.perf_counter(), time.thread_time()
+                    recs = recommend.recommend(student, None, locale)
+                    wall = (time.perf_counter() - wall) * 1000
+                    cpu = (time.thread_time() - cpu) * 1000
+                finally:
+                    event.remove(db.engine, "before_cursor_execute", keep)
+                data = as_data(recs)
+                db.session.rollback()
+                return data, sent, wall, cpu
+
+            data, sent, _w, _c = call()
+            print(
+                f"statements per call: {len(sent)}; shown this week {len(data['this_week'])}, "
+                f"last week {len(data['last_week'])}"
+            )
+            if args.statements:
+                for i, statement in enumerate(sent, 1):
+                    print(f"--- {i}\n{' '.join(statement.split())[:400]}")
+            if args.dump:
+                english, _s, _w, _c = call("en")
+                Path(args.dump).write_text(
+                    json.dumps({"zh_CN": data, "en": english}, ensure_ascii=False, indent=1)
+                )
+                print(f"wrote {args.dump}")
+            walls, cpus = [], []
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
+            for _ in range(args.repeat):
+                _d, _s, wall, cpu = call()
+                walls.append(wall)
+                cpus.append(cpu)
+            profiler.stop()
+            print(
+                f"recommend over {args.repeat} calls: wall p50 {statistics.median(walls):.1f} ms, "
+                f"CPU p50 {statistics.median(cpus):.1f} ms (min {min(cpus):.1f} ms)"
+            )
+            print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+if __name__ == "__main__":
+    main()
