@@ -28,7 +28,9 @@ class CatalogueLocale(Locale):
 
 
 @functools.cache
-def _locale(code: str) -> Locale:
+def catalogue_locale(code: str) -> Locale:
+    """The Locale of a supported code (``zh_CN``, ``en``) whose catalogue folders gettext
+    finds; use it with ``force_locale`` rather than the string."""
     # One parsed Locale per supported code for the life of the process: parsing (and
     # Babel's locale-data lookups, two stat() calls) on every request showed in profiles.
     parsed = Locale.parse(code)
@@ -38,7 +40,7 @@ def _locale(code: str) -> Locale:
 
 
 def select_locale() -> Locale:
-    return _locale(_select_code())
+    return catalogue_locale(_select_code())
 
 
 def _select_code() -> str:

@@ -20,14 +20,17 @@ after "already know it" and everywhere after "not useful".
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from app.errors import Invalid, NotFound
 from app.extensions import db
+from app.i18n import catalogue_locale
 from app.portraits import sources
 from app.portraits.models import Assignment, Feedback, ResourceGain, SkillParams
 from app.portraits.services import bkt, model, queries
@@ -86,8 +89,26 @@ def explain(
     users: int,
     gain: float,
 ) -> str:
-    """One sentence naming the knowledge point, her mastery and the week."""
+    """One sentence naming the knowledge point, her mastery and the week, in ``locale``
+    (not necessarily the request's: gettext is pointed at it for this sentence)."""
     english = bool(locale) and not str(locale).startswith("zh")
+    # catalogue_locale, not the string: Locale.parse("zh_CN") is zh_Hans_CN, which names
+    # no translation folder, and the sentence would silently stay in English.
+    target = catalogue_locale("en" if english else "zh_CN")
+    with force_locale(target) if locale else nullcontext():
+        return _explanation(title, mastery, week, kind, helped, users, gain, english)
+
+
+def _explanation(
+    title: str,
+    mastery: float | None,
+    week: int,
+    kind: str,
+    helped: int,
+    users: int,
+    gain: float,
+    english: bool,
+) -> str:
     kind_name = KIND_NAMES.get(kind, ("资源", "resource"))[1 if english else 0]
     level = f"{mastery:.2f}" if mastery is not None else "—"
     if users >= 3:
