@@ -9,6 +9,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from app.errors import AppError
 from app.extensions import db
 
 # --- xAPI (the LRS) -------------------------------------------------------------------------
@@ -198,8 +199,9 @@ def weeks_of(user, offset: int, on: date | None = None) -> list:
 
     try:
         return this_week(user, on=on or today(), offset=offset)
-    except Exception:  # no classes or no calendar: nothing to recommend from the syllabus
-        db.session.rollback()
+    except AppError:  # no class, no calendar: nothing to recommend from the syllabus
+        # A refusal of the read-only week, not a failed statement: the request's unit of
+        # work is intact and stays the framework's to commit (a database error passes).
         return []
 
 
@@ -209,8 +211,7 @@ def weeks_around(user, offsets: tuple[int, ...], on: date | None = None) -> dict
 
     try:
         return weeks_at_offsets(user, tuple(offsets), on=on or today())
-    except Exception:  # no classes or no calendar: nothing to recommend from the syllabus
-        db.session.rollback()
+    except AppError:  # as in weeks_of: the unit of work is left alone
         return {offset: [] for offset in offsets}
 
 
