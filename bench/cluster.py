@@ -8,12 +8,16 @@ gunicorn hosts (deploy/gunicorn.conf.py, 2 workers each), a worker, the schedule
 PostgreSQL, Redis and moto S3 (tests/cluster/harness.py).  Measured paths:
 
 - catalog list: ``GET /api/v1/resources?page=N`` as a student;
-- xAPI ingest: ``POST /xapi/statements`` with batches of 50 statements.
+- xAPI ingest: ``POST /xapi/statements`` with batches of 100 statements (issue 14's size).
 
 The bare baseline is the same request sent straight to one gunicorn host, in the same run,
 so ``1 host via nginx ÷ direct`` is the balancer's own overhead and ``2 hosts ÷ 1 host`` the
-scaling.  With ``--search-docs N`` the same run then measures search p95 at N documents on
-the PostgreSQL backend beside Whoosh (bench/search.py's measurement, each beside its bare
+scaling.  Direct and via nginx take turns in short windows (direct, nginx, nginx, direct, twice
+by default), and in every window via nginx the CPU time of the nginx workers and of the
+gunicorn workers is read from ``/proc``: the balancer's CPU per request beside gunicorn's is
+the overhead that does not depend on how the machine's load falls into the windows.
+With ``--search-docs N`` the same run then measures search p95 at N documents on the
+PostgreSQL backend beside Whoosh (bench/search.py's measurement, each beside its bare
 baseline).  ``table_rows(full)`` returns everything as ``bench.table.Row`` objects.
 On a 2-core machine two hosts cannot be faster than one (both share the cores); the
 figure says what the balancer costs, not what a second machine would add.
@@ -36,7 +40,40 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine_description, run_threads, throwaway_postgres  # noqa: E402
-from tests.cluster.harness import running_cluster  # noqa: E402
+from tests.cluster.harness import children, running_cluster  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time of ``pids`` so far (a process gone counts 0): nanoseconds on a CPU of each
+    of their threads from ``/proc/<pid>/task/<tid>/schedstat`` (nginx spends a few 10 ms
+    clock ticks per window, too coarse for ``/proc/<pid>/stat``), else user + system ticks."""
+    total = 0.0
+    for pid in pids:
+        try:
+            ran = 0
+            for task in os.scandir(f"/proc/{pid}/task"):
+                with open(f"{task.path}/schedstat") as stat:
+                    ran += int(stat.read().split()[0])
+            total += ran / 1e9
+            continue
+        except (FileNotFoundError, IndexError, ValueError):
+            pass  # a thread ended while being read, or no schedstat: the coarser ticks
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def redis_db() -> int:
+    """The Redis database of ``BENCH_REDIS_URL`` (each engineer's own), else 9."""
+    url = os.environ.get("BENCH_REDIS_URL", "")
+    tail = url.rsplit("/", 1)[-1] if url.count("/") >= 3 else ""
+    return int(tail) if tail.isdigit() else 9
 
 
 def seed_resources(cluster, count: int) -> None:
@@ -91,7 +128,9 @@ def p95(values: list[float]) -> float:
     return values[int(0.95 * (len(values) - 1))] if values else float("nan")
 
 
-def measure(cluster, base: str, seconds: float, concurrency: int, batch: int) -> dict:
+def measure(
+    cluster, base: str, seconds: float, concurrency: int, batch: int, warm: bool = True
+) -> dict:
     student = cluster.tokens["student"]
     page = [0]
 
@@ -121,9 +160,16 @@ def measure(cluster, base: str, seconds: float, concurrency: int, batch: int) ->
         )
         return answer.status_code == 200
 
-    load(2, concurrency, catalog)  # warm every worker (dictionaries, pools)
+    if warm:
+        load(2, concurrency, catalog)  # warm every worker (dictionaries, pools)
+    balancer = children(cluster.procs["nginx"].pid)
+    web = [pid for _, proc in cluster.web.values() for pid in children(proc.pid)]
+    cpu = [cpu_seconds(balancer), cpu_seconds(web)]
     rate, errors, latencies = load(seconds, concurrency, catalog)
+    cpu_catalog = [cpu_seconds(balancer) - cpu[0], cpu_seconds(web) - cpu[1]]
+    cpu = [cpu_seconds(balancer), cpu_seconds(web)]
     xrate, xerrors, _ = load(seconds, concurrency, ingest)
+    cpu_xapi = [cpu_seconds(balancer) - cpu[0], cpu_seconds(web) - cpu[1]]
     return {
         "catalog_rps": rate,
         "catalog_p95": p95(latencies),
@@ -131,6 +177,10 @@ def measure(cluster, base: str, seconds: float, concurrency: int, batch: int) ->
         "catalog_errors": errors,
         "xapi_sps": xrate * batch,
         "xapi_errors": xerrors,
+        # CPU seconds per request (per batch for xAPI) of nginx's workers and of the
+        # gunicorn workers; nginx's is 0 when the requests went straight to gunicorn.
+        "catalog_cpu": [value / max(rate * seconds, 1) for value in cpu_catalog],
+        "xapi_cpu": [value / max(xrate * seconds, 1) for value in cpu_xapi],
     }
 
 
@@ -143,27 +193,37 @@ def merged(runs: list[dict]) -> dict:
         "catalog_errors": sum(run["catalog_errors"] for run in runs),
         "xapi_sps": sum(run["xapi_sps"] for run in runs) / len(runs),
         "xapi_errors": sum(run["xapi_errors"] for run in runs),
+        "catalog_cpu": [sum(run["catalog_cpu"][i] for run in runs) / len(runs) for i in (0, 1)],
+        "xapi_cpu": [sum(run["xapi_cpu"][i] for run in runs) / len(runs) for i in (0, 1)],
     }
 
 
-def run(resources: int, seconds: float, concurrency: int, batch: int) -> list:
+def run(resources: int, seconds: float, concurrency: int, batch: int, rounds: int = 2) -> list:
     rows = []
     for hosts in (1, 2):
         with (
             throwaway_postgres() as database_url,
             tempfile.TemporaryDirectory(prefix="shuyuan-bench-cluster-") as root,
-            running_cluster(Path(root), database_url, web_hosts=hosts, web_workers=2) as cluster,
+            running_cluster(
+                Path(root), database_url, redis_db=redis_db(), web_hosts=hosts, web_workers=2
+            ) as cluster,
         ):
             seed_resources(cluster, resources)
             if hosts == 1:
-                # Direct and via nginx take turns (direct, nginx, nginx, direct), each
-                # for half the time: measured one after the other, the second path always
-                # met a statements table the first had filled and whatever work the first
-                # left behind (autovacuum, the RQ worker), and carried that into its ratio.
+                # Direct and via nginx take turns (direct, nginx, nginx, direct, `rounds`
+                # times), each for an equal share of the time: measured one after the other,
+                # the second path always met a statements table the first had filled and
+                # whatever work the first left behind (autovacuum, the RQ worker), and on
+                # this shared machine one window that other jobs' load (or gunicorn handing
+                # most connections to one worker) happened to hit decided the ratio.
                 runs = {"direct": [], "nginx": []}
-                for path in ("direct", "nginx", "nginx", "direct"):
+                order = ("direct", "nginx", "nginx", "direct") * rounds
+                for n, path in enumerate(order):
                     base = cluster.url("a") if path == "direct" else cluster.lb
-                    runs[path].append(measure(cluster, base, seconds / 2, concurrency, batch))
+                    window = seconds / (2 * rounds)
+                    runs[path].append(
+                        measure(cluster, base, window, concurrency, batch, warm=n == 0)
+                    )
                 direct, behind = merged(runs["direct"]), merged(runs["nginx"])
                 direct["load"] = behind["load"] = os.getloadavg()[0]
                 rows.append(("1 host, direct (baseline)", direct))
@@ -198,11 +258,19 @@ def cluster_rows(rows: list, resources: int) -> list:
             "no loss from the second host (ratio >= 0.9)",
         ),
     )
-    for key, unit, name in (
-        ("catalog_rps", "req/s", "catalog list API"),
-        ("xapi_sps", "st/s", "xAPI ingest (batches)"),
+    for key, unit, name, cpu in (
+        ("catalog_rps", "req/s", "catalog list API", "catalog_cpu"),
+        ("xapi_sps", "st/s", "xAPI ingest (batches)", "xapi_cpu"),
     ):
         for where, measured, against, against_label, target in comparisons:
+            note = f"load average {measured['load']:.1f}"
+            if measured is one:
+                # What nginx itself costs, independent of how the load fell into windows.
+                balancer, web = (1000 * value for value in one[cpu])
+                note += (
+                    f"; CPU per request via nginx: nginx {balancer:.2f} ms, gunicorn "
+                    f"{web:.2f} ms ({100 * balancer / web if web else 0:.1f} %)"
+                )
             out.append(
                 Row(
                     path=f"{name}, {where}",
@@ -212,8 +280,8 @@ def cluster_rows(rows: list, resources: int) -> list:
                     baseline_label=against_label,
                     target=target,
                     met=measured[key] >= 0.9 * against[key],
-                    size=size,
-                    note=f"load average {measured['load']:.1f}",
+                    size=size + (", batches of 100" if key == "xapi_sps" else ""),
+                    note=note,
                 )
             )
     return out
@@ -221,10 +289,11 @@ def cluster_rows(rows: list, resources: int) -> list:
 
 def table_rows(full: bool) -> list:
     """Cluster throughput (1 and 2 hosts behind nginx, beside direct); ``full``: 20 s per
-    path, else 5 s.  Search p95 on both backends comes from bench/search.py in the same
-    ``python -m bench`` run (``--search-docs`` adds it to a standalone cluster run)."""
-    seconds = 20 if full else 5
-    return cluster_rows(run(300, seconds, 16, 50), 300)
+    path, else 8 s (four windows of 2 s each way).  Search p95 on both backends comes from
+    bench/search.py in the same ``python -m bench`` run (``--search-docs`` adds it to a
+    standalone cluster run)."""
+    seconds = 20 if full else 8
+    return cluster_rows(run(300, seconds, 16, 100), 300)
 
 
 def main(argv=None) -> int:
@@ -232,13 +301,16 @@ def main(argv=None) -> int:
     parser.add_argument("--resources", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="turns of (direct, nginx, nginx, direct)"
+    )
     parser.add_argument(
         "--search-docs", type=int, default=0, help="then search p95 at N docs on both backends"
     )
     parser.add_argument("--search-queries", type=int, default=500)
     args = parser.parse_args(argv)
-    rows = run(args.resources, args.seconds, args.concurrency, args.batch)
+    rows = run(args.resources, args.seconds, args.concurrency, args.batch, args.rounds)
     load_avg = os.getloadavg()
     print(f"machine: {machine_description()}; load average {load_avg[0]:.1f}")
     print(
@@ -255,6 +327,12 @@ def main(argv=None) -> int:
             f" | {row['catalog_p95']:.0f} | {row['xapi_sps']:.0f} ({xapi_ratio:.2f}×) | "
             f"{row['catalog_errors'] + row['xapi_errors']} | {row['load']:.1f} |",
             flush=True,
+        )
+    one = rows[1][1]
+    for name, key in (("catalog list", "catalog_cpu"), ("xAPI batch", "xapi_cpu")):
+        print(
+            f"CPU per {name} via nginx (1 host): nginx {1000 * one[key][0]:.2f} ms, "
+            f"gunicorn workers {1000 * one[key][1]:.2f} ms"
         )
     if args.search_docs:
         from bench import search

@@ -148,8 +148,17 @@ def render_nginx(cluster: Cluster, lb_port: int) -> Path:
     )
     site = re.sub(r"^\s*server 127\.0\.0\.1:\d+ .*# @WEB_SERVERS@$", servers, site, flags=re.M)
     site = re.sub(r"listen 80;\s*# @LISTEN@", f"listen 127.0.0.1:{lb_port};", site)
-    assert servers in site and f"127.0.0.1:{lb_port}" in site, "placeholders moved in the site file"
     prefix = cluster.root / "nginx"
+    # The site's own access log (buffered) is kept, only moved under this test's folder.
+    site, logs = re.subn(
+        r"access_log \S+ (.*);\s*# @ACCESS_LOG@$",
+        lambda found: f"access_log {prefix}/logs/access.log {found.group(1)};",
+        site,
+        flags=re.M,
+    )
+    assert servers in site and f"127.0.0.1:{lb_port}" in site and logs == 1, (
+        "placeholders moved in the site file"
+    )
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
     conf.write_text(
@@ -159,7 +168,6 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/logs/error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    access_log {prefix}/logs/access.log;
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;

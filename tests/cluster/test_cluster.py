@@ -220,6 +220,47 @@ def test_xapi_burst_across_both_hosts_loses_and_duplicates_nothing(cluster):
     assert sorted(stored) == sorted(ids)
 
 
+def test_batch_of_100_through_the_balancer_streams_and_is_logged_in_buffered_writes(cluster):
+    """The shipped site (deploy/nginx/shuyuan.conf, issue 14): a batch of 100 statements
+    passes nginx in one buffer, straight to gunicorn (nothing under client_body_temp_path),
+    and the access log is written in 64 KB blocks flushed every second, never lost."""
+    conf = (cluster.root / "nginx" / "nginx.conf").read_text()
+    assert re.search(r"access_log \S+/logs/access\.log combined buffer=64k flush=1s;", conf)
+    assert re.search(r"proxy_request_buffering off;\s*client_body_buffer_size 64k;", conf)
+    ids = [str(uuid.uuid4()) for _ in range(100)]
+    body = [_statement(statement_id, n) for n, statement_id in enumerate(ids)]
+    marker = uuid.uuid4().hex
+    answer = requests.post(
+        f"{cluster.lb}/xapi/statements",
+        json=body,
+        auth=cluster.xapi_auth,
+        # The combined log format writes the user agent: it names this request's line.
+        headers={"X-Experience-API-Version": "1.0.3", "User-Agent": f"test-{marker}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.json() == ids
+    temp = cluster.root / "nginx" / "body"
+    assert not temp.exists() or not any(temp.rglob("*"))
+    log = cluster.root / "nginx" / "logs" / "access.log"
+    wait_for(lambda: log.exists() and marker in log.read_text(), seconds=10)
+
+
+def test_balancer_refuses_bodies_over_the_limit_before_reading_them(cluster):
+    """client_max_body_size (64 MB) still holds with the larger body buffer: a request that
+    announces more is refused by nginx with 413 and never reaches gunicorn."""
+    import socket
+
+    host, port = cluster.lb.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /xapi/statements HTTP/1.1\r\nHost: shuyuan\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 70000000\r\n\r\n["
+        )
+        head = sock.recv(4096).decode("latin-1")
+    assert head.startswith("HTTP/1.1 413"), head[:200]
+
+
 def test_killing_one_web_host_costs_only_in_flight_requests(cluster):
     results: list[tuple[float, int]] = []
     killed_at: list[float] = []
