@@ -33,6 +33,8 @@ def week(application, user_id: int, **kwargs) -> tuple[dict, int]:
             [view] = services.this_week(user, on=MONDAY, **kwargs)
         shown = {
             "calendar": view.calendar.id,
+            # A relationship of a cached object still loads: it is in this session.
+            "volume": view.calendar.volume.identifier,
             "week": view.week,
             "lessons": [lesson["node"].id for lesson in view.lessons],
             "titles": [lesson["node"].title for lesson in view.lessons],
