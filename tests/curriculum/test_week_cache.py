@@ -173,3 +173,56 @@ def test_an_uncommitted_change_is_neither_cached_nor_read_from_the_cache(
 def _generation(application) -> int:
     with application.app_context():
         return cache_module.generation(week_cache.SCOPE)
+
+
+def test_a_framework_reimport_reaches_the_other_worker(
+    database_url, tmp_path, klass, curriculum, package, orgs
+):
+    """A knowledge point added to a week's lesson by re-importing the CASE package: the
+    new rows go in by COPY on PostgreSQL (past SQLAlchemy and its listeners, so the
+    import marks the change itself) and by INSERTs on SQLite."""
+    import copy
+    import uuid
+
+    from app.curriculum import case
+
+    lesson = services.lessons_for_week(klass.admin, klass.calendar_id, 13)[0]
+    [lesson_item] = [i for i in package["CFItems"] if i["identifier"] == lesson.identifier]
+    model_kp = next(i for i in package["CFItems"] if i["CFItemType"] == "Knowledge Point")
+    [model_link] = [
+        a
+        for a in package["CFAssociations"]
+        if a["originNodeURI"]["identifier"] == model_kp["identifier"]
+        and a["associationType"] == "isChildOf"
+    ]
+    new_id, link_id = str(uuid.uuid4()), str(uuid.uuid4())
+    new_kp = {
+        **copy.deepcopy(model_kp),
+        "identifier": new_id,
+        "uri": f"urn:uuid:{new_id}",
+        "fullStatement": "新知识点",
+    }
+    new_kp.pop("alternativeLabel", None)
+    new_link = {
+        **copy.deepcopy(model_link),
+        "identifier": link_id,
+        "uri": f"urn:uuid:{link_id}",
+        "originNodeURI": {"title": "新知识点", "identifier": new_id, "uri": new_kp["uri"]},
+        "destinationNodeURI": {
+            "title": lesson_item.get("fullStatement", ""),
+            "identifier": lesson.identifier,
+            "uri": lesson_item["uri"],
+        },
+        "sequenceNumber": 99,
+    }
+    package["CFItems"].append(new_kp)
+    package["CFAssociations"].append(new_link)
+    with redis_cached_apps(database_url, tmp_path) as (reader, writer):
+        before, _ = week(reader, klass.student.id)
+        with writer.app_context():
+            case.import_package(package, district_id=orgs.district.id)
+            db.session.commit()
+            added = services.node_by_identifier(new_id).id
+        after, _ = week(reader, klass.student.id)
+    assert added not in before["knowledge_points"][0]
+    assert after["knowledge_points"][0] == [*before["knowledge_points"][0], added]
