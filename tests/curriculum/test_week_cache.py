@@ -7,6 +7,7 @@ show the change.  Resources are never cached, so who sees what stays exact per r
 
 from __future__ import annotations
 
+from redis import Redis
 from sqlalchemy import update
 
 from app.accounts.models import User
@@ -18,7 +19,7 @@ from app.curriculum.models import Node
 from app.curriculum.services import week_cache
 from app.extensions import db
 from tests.catalog.test_queries import count_statements
-from tests.conftest import redis_cached_apps
+from tests.conftest import TEST_REDIS_URL, redis_cached_apps
 
 from .test_calendar import MONDAY
 
@@ -226,3 +227,33 @@ def test_a_framework_reimport_reaches_the_other_worker(
         after, _ = week(reader, klass.student.id)
     assert added not in before["knowledge_points"][0]
     assert after["knowledge_points"][0] == [*before["knowledge_points"][0], added]
+
+
+def test_the_api_answers_the_same_from_the_cache_in_either_worker(
+    database_url, tmp_path, klass, curriculum, publish, token_for
+):
+    """The cached nodes and calendar serialise as the database's do (the API's schema
+    reads them after they are attached to the request's session)."""
+    week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
+    content_id = publish(klass.teacher, "本周微课")
+    services.align(klass.teacher, week13[0].id, "resource", content_id, "teaches")
+    services.record_progress(klass.teacher, klass.class_id, week13[0].id)
+    db.session.commit()
+    headers = token_for(klass.student)
+    url = f"/api/v1/curriculum/me/this-week?date={MONDAY}"
+    with redis_cached_apps(database_url, tmp_path) as (reader, other):
+        first = reader.test_client().get(url, headers=headers)  # a miss
+        hit_here = reader.test_client().get(url, headers=headers)
+        hit_there = other.test_client().get(url, headers=headers)
+        with reader.app_context():
+            assert cache_module.generation(week_cache.SCOPE) == 0  # reading bumped nothing
+        probe = Redis.from_url(TEST_REDIS_URL)
+        stored = list(probe.scan_iter(f"{reader.config['CACHE_KEY_PREFIX']}{week_cache.SCOPE}:*"))
+        probe.close()
+        assert len(stored) == 1  # the class's entry, which the two hits read
+    assert first.status_code == hit_here.status_code == hit_there.status_code == 200
+    body = first.get_json()
+    assert body == hit_here.get_json() == hit_there.get_json()
+    assert [lesson["node"]["id"] for lesson in body[0]["lessons"]] == [n.id for n in week13]
+    assert body[0]["progress"]["id"] == week13[0].id
+    assert body[0]["lessons"][0]["resources"][0]["content_id"] == content_id
