@@ -176,14 +176,50 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="FILE", help="write a pyinstrument profile of the timed calls"
     )
+    parser.add_argument(
+        "--cprofile",
+        metavar="FILE",
+        help="write a cProfile of the timed calls in process (CPU) time, by own time",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="the shared cache (week structures); 'none' measures without it",
+    )
     args = parser.parse_args()
 
     measure(args)
 
 
+def _cache_config(redis_url: str | None) -> tuple[dict, callable]:
+    """The shared cache on Redis under a key prefix of this run (deleted afterwards), as
+    a deployment with ``REDIS_URL`` has it; without a Redis that answers, the app's
+    default (no week structures are cached then)."""
+    if not redis_url or redis_url == "none":
+        return {}, lambda: None
+    from redis import Redis
+
+    connection = Redis.from_url(redis_url, socket_connect_timeout=1)
+    try:
+        connection.ping()
+    except Exception as exc:  # noqa: BLE001
+        print(f"Redis not reachable at {redis_url} ({exc}): measuring without the cache")
+        return {}, lambda: None
+    prefix = f"bench-curriculum-{uuid.uuid4().hex[:8]}:"
+
+    def clean():
+        for name in connection.scan_iter(f"{prefix}*"):
+            connection.delete(name)
+        connection.close()
+
+    config = {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url, "CACHE_KEY_PREFIX": prefix}
+    return config, clean
+
+
 def measure(args) -> dict:
     url, drop = setup_database(args)
     instance = tempfile.mkdtemp()
+    cache_config, clean_cache = _cache_config(getattr(args, "redis_url", None))
     app = create_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
@@ -193,6 +229,7 @@ def measure(args) -> dict:
             "PLUGINS": [],
             "JOBS_EAGER": True,
             "SEARCH_INDEX_DIR": f"{instance}/search",
+            **cache_config,
         }
     )
     try:
@@ -204,6 +241,7 @@ def measure(args) -> dict:
             db.session.remove()
             db.engine.dispose()
         drop()
+        clean_cache()
 
 
 def run(args, url: str) -> dict:
@@ -286,6 +324,11 @@ def run(args, url: str) -> dict:
     day = date(2026, 11, 23)
     views = services.this_week(student, on=day)
     shown = sum(len(lesson["resources"]) for v in views for lesson in v.lessons)
+    # Steady state: the five weeks' structures cached once (when Redis is there), as
+    # the class's first reader of the day leaves them; misses are timed apart below.
+    for offset in range(-2, 3):
+        services.this_week(student, on=day, offset=offset)
+    db.session.rollback()
     timings, cpu = [], []  # wall and this process's CPU per call, ms
     student_id = student.id
     profiler = None
@@ -294,6 +337,14 @@ def run(args, url: str) -> dict:
 
         profiler = Profiler(interval=0.0005)
         profiler.start()
+    cpu_profiler = None
+    if getattr(args, "cprofile", None):
+        import cProfile
+
+        # Process time, not wall time: on a loaded machine the wall clock mostly
+        # measures waiting for a core.
+        cpu_profiler = cProfile.Profile(time.process_time)
+        cpu_profiler.enable()
     for i in range(args.repeat):
         # A fresh identity map per call, like a request; the logged-in user is loaded
         # beforehand (the request's login does that, not "this week").
@@ -308,6 +359,16 @@ def run(args, url: str) -> dict:
     if profiler is not None:
         profiler.stop()
         Path(args.profile).write_text(profiler.output_text(show_all=False))
+    if cpu_profiler is not None:
+        import io
+        import pstats
+
+        cpu_profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(cpu_profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(60)
+        Path(args.cprofile).write_text(out.getvalue())
     timings.sort()
     p95 = timings[int(len(timings) * 0.95) - 1]
     # Context for the figure: queries per call and the bare round trip of this database.
@@ -318,13 +379,40 @@ def run(args, url: str) -> dict:
     def capture(conn, cursor, statement, parameters, context, executemany):
         statements.append((statement, parameters))
 
-    db.session.expunge_all()
-    student = db.session.get(User, student_id)
-    student.roles  # noqa: B018  (loaded by the request's login, as in the timed calls)
-    event.listen(db.engine, "before_cursor_execute", capture)
-    services.this_week(student, on=day)
-    event.remove(db.engine, "before_cursor_execute", capture)
-    db.session.rollback()
+    from app.common import cache
+
+    try:
+        from app.curriculum.services import week_cache
+    except ImportError:  # code from before the cache (a before/after comparison)
+        week_cache = None
+    cached = week_cache is not None and week_cache.enabled()
+
+    def one_call(record: bool, miss: bool) -> tuple[float, float]:
+        """One call (after a bump of the week structures when ``miss``): wall and CPU ms."""
+        db.session.expunge_all()
+        student = db.session.get(User, student_id)
+        student.roles  # noqa: B018  (loaded by the request's login, as in the timed calls)
+        if miss and cached:
+            cache.bump(week_cache.SCOPE)
+        if record:
+            event.listen(db.engine, "before_cursor_execute", capture)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        services.this_week(student, on=day)
+        spent = (time.perf_counter() - started) * 1000, (time.process_time() - cpu_started) * 1000
+        if record:
+            event.remove(db.engine, "before_cursor_execute", capture)
+        db.session.rollback()
+        return spent
+
+    # The bare baseline replays what an *uncached* call sends (the whole work of the
+    # week, done by the database alone); a hit sends only two of those statements.
+    one_call(True, miss=True)
+    statements_of_miss = list(statements)
+    statements.clear()
+    one_call(True, miss=False)
+    hit_statements, statements[:] = list(statements), statements_of_miss
+    misses = [one_call(False, miss=True) for _ in range(max(10, args.repeat // 5))]
+    miss_wall = sorted(m[0] for m in misses)
     # The bare baseline: the very statements one call sent, replayed on a raw DBAPI
     # cursor (no ORM, no service code): what the database and the driver alone cost.
     connection = db.engine.raw_connection()
@@ -339,8 +427,17 @@ def run(args, url: str) -> dict:
         bare.append((time.perf_counter() - started) * 1000)
         bare_cpu.append((time.process_time() - cpu_started) * 1000)
         connection.rollback()
+    bare_hit = []  # the statements of a cached call, raw: what is left of the database work
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        for statement, parameters in hit_statements:
+            cursor.execute(statement, parameters)
+            cursor.fetchall()
+        bare_hit.append((time.perf_counter() - started) * 1000)
+        connection.rollback()
     connection.close()
     bare.sort()
+    bare_hit.sort()
     trips = []
     for _ in range(args.repeat):
         started = time.perf_counter()
@@ -348,7 +445,17 @@ def run(args, url: str) -> dict:
         trips.append((time.perf_counter() - started) * 1000)
     trips.sort()
     print(
-        f"context: {len(statements)} queries per call; bare SELECT 1 round trip "
+        f"week structures cached on Redis: {cached}; a hit sends {len(hit_statements)} "
+        f"statements, a miss {len(statements)}; after a bump (miss): p50 "
+        f"{statistics.median(miss_wall):.1f} ms, p95 {percentile(miss_wall, 0.95):.1f} ms, "
+        f"CPU {statistics.median(m[1] for m in misses):.1f} ms p50 over {len(misses)} calls"
+    )
+    print(
+        f"bare: the {len(hit_statements)} statements of a cached call on a raw cursor: p50 "
+        f"{statistics.median(bare_hit):.1f} ms, p95 {percentile(bare_hit, 0.95):.1f} ms"
+    )
+    print(
+        f"context: {len(statements)} queries per uncached call; bare SELECT 1 round trip "
         f"p50 {statistics.median(trips):.2f} ms, p95 {percentile(trips, 0.95):.2f} ms; "
         f"load average {load_average()}"
     )
@@ -358,7 +465,7 @@ def run(args, url: str) -> dict:
     )
     bare_p95 = bare[int(len(bare) * 0.95) - 1]
     print(
-        f"bare: the same {len(statements)} statements on a raw cursor: "
+        f"bare: the {len(statements)} statements of an uncached call on a raw cursor: "
         f"p50 {statistics.median(bare):.1f} ms, p95 {bare_p95:.1f} ms"
     )
     # CPU of this process (the ORM and service code; the server's work is not in it):
@@ -374,6 +481,9 @@ def run(args, url: str) -> dict:
         "cpu_p50": statistics.median(cpu),
         "bare_cpu_p50": statistics.median(bare_cpu),
         "queries": len(statements),
+        "hit_queries": len(hit_statements),
+        "cached": cached,
+        "miss_p95": percentile(miss_wall, 0.95),
         "shown": shown,
         "load": os.getloadavg()[0],
     }
@@ -392,6 +502,7 @@ def table_rows(full: bool) -> list:
         repeat=300 if full else 100,
         sqlite=False,
         database_url="postgresql://postgres@127.0.0.1:5432/test",
+        redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
     )
     result = measure(args)
     return [
@@ -400,13 +511,18 @@ def table_rows(full: bool) -> list:
             figure=round(result["p95"], 1),
             unit="ms p95",
             baseline=round(result["bare_p95"], 1),
-            baseline_label=f"the same {result['queries']} statements on a raw DBAPI cursor",
+            baseline_label=(
+                f"the {result['queries']} statements of an uncached call on a raw DBAPI cursor"
+            ),
             target="< 15 ms p95",
             met=result["p95"] < 15,
             size=f"{args.resources:,} aligned resources, {result['shown']} shown",
             note=(
-                f"load average {result['load']:.1f}; CPU of the benchmark process per call "
-                f"{result['cpu_p50']:.1f} ms p50 (bare replay {result['bare_cpu_p50']:.1f} ms)"
+                f"load average {result['load']:.1f}; week structures cached on Redis: "
+                f"{result['cached']} ({result['hit_queries']} statements per call, "
+                f"{result['miss_p95']:.1f} ms p95 after a bump); CPU of the benchmark "
+                f"process per call {result['cpu_p50']:.1f} ms p50 (bare replay "
+                f"{result['bare_cpu_p50']:.1f} ms)"
             ),
         )
     ]

@@ -20,7 +20,9 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(cli.curriculum_cli)
     demo.register()
     from app import plugins
+    from app.curriculum.services import week_cache
 
+    week_cache.install()
     plugins.registry(app).slots.setdefault("main_nav", []).append(_nav_links)
     from app.catalog.services import register_resource_filter
     from app.curriculum import filters

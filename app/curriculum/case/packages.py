@@ -227,6 +227,11 @@ def _copy_rows(table, rows: list[dict]) -> None:
     columns = [c for c in table.columns if c.key in rows[0]]
     names = ", ".join(f'"{c.name}"' for c in columns)
     json_columns = {c.key for c in columns if isinstance(c.type, JSON)}
+    # Past the ORM and its listeners: the week structures cached from these tables are
+    # stale once this commits (app/curriculum/services/week_cache.py).
+    from app.curriculum.services.week_cache import mark_changed
+
+    mark_changed()
     raw = db.session.connection().connection.dbapi_connection
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
         for row in rows:

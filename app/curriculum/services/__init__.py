@@ -9,6 +9,8 @@
 - ``calendar_terms`` — term arithmetic (weeks, teaching days, holidays, the default spread);
 - ``calendars`` — teaching calendars, their versions, per-class overrides;
 - ``this_week`` — what a class learns in a given week;
+- ``week_cache`` — each class's week structure in the shared cache (Redis), and the
+  listeners that drop it after any commit writing calendars, progress or the framework;
 - ``coverage`` — how well a volume is covered by published resources.
 
 Every function takes the acting user explicitly and only flushes; the request (or the

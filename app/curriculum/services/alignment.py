@@ -268,11 +268,15 @@ def aligned_resources(
     include_knowledge_points: bool = True,
     knowledge_points: dict[str, list[Node]] | None = None,
     summaries: bool = False,
+    equivalent_identifiers: dict[str, set[str]] | None = None,
 ) -> dict[int, list[AlignedResource]]:
     """Published resources ``user`` may see aligned to each node, to its knowledge points,
     or (through exactMatchOf) to an equivalent node of another edition.  With
     ``summaries`` each resource is a read-only :class:`ResourceSummary` row, not a
-    ``Resource`` entity (for pages that only list them)."""
+    ``Resource`` entity (for pages that only list them).  ``equivalent_identifiers``
+    (identifier -> its exactMatchOf equivalents, as :func:`equivalents` gives them) saves
+    that statement when the caller has them (the cached week structure); identifiers it
+    lacks are read."""
     if not nodes:
         return {}
     wanted: dict[str, set[int]] = defaultdict(set)  # node identifier -> requested node ids
@@ -285,7 +289,9 @@ def aligned_resources(
         for parent, kps in knowledge_points.items():
             for kp in kps:
                 wanted[kp.identifier].add(direct[parent])
-    matches = equivalents(set(wanted))
+    known = equivalent_identifiers or {}
+    matches = equivalents({i for i in wanted if i not in known})  # no statement if none
+    matches.update((i, known[i]) for i in wanted if i in known)
     expanded: dict[str, set[tuple[int, bool]]] = defaultdict(set)
     for identifier, owners in wanted.items():
         for other in matches[identifier]:

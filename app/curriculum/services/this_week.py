@@ -12,20 +12,17 @@ from app.catalog.models import Resource
 from app.curriculum.models import (
     CalendarEntry,
     CalendarWeek,
+    ClassProgress,
     Node,
     SchoolClass,
     TeachingCalendar,
 )
+from app.curriculum.services import week_cache
 from app.curriculum.services.alignment import aligned_resources
 from app.curriculum.services.calendar_terms import today, week_number
 from app.curriculum.services.calendars import get_calendar
-from app.curriculum.services.classes import (
-    classes_of,
-    district_classes,
-    get_class,
-    progress_of,
-)
-from app.curriculum.services.nodes import knowledge_points_of
+from app.curriculum.services.classes import classes_of, district_classes, get_class
+from app.curriculum.services.nodes import equivalents, knowledge_points_of
 from app.curriculum.services.permissions import require_user
 from app.extensions import db
 
@@ -169,12 +166,72 @@ def weeks_at_offsets(
 ) -> dict[int, list[WeekView]]:
     """:func:`this_week` for several offsets at once (e.g. this, last and next week):
     the classes, calendars, knowledge points and aligned resources are each read once
-    for all the weeks.  Offset → views."""
+    for all the weeks.  Offset → views.
+
+    Each class's week structure (calendar, weeks, lessons, knowledge points,
+    equivalents, progress) comes from the shared cache when it is there
+    (:mod:`week_cache`); the classes ``user`` is in and the resources she may see are
+    read live on every call."""
     user = require_user(user)
     on = on or today()
+    offsets = tuple(offsets)
     classes = [get_class(user, class_id)] if class_id is not None else classes_of(user)
-    found = []  # (offset, class, class edition, calendar, number, week row, lessons)
+    structures = week_cache.class_weeks(
+        classes, offsets, on, subject, lambda some: _class_weeks(some, offsets, on, subject)
+    )
+    lessons_by_id: dict[int, Node] = {}
+    kps: dict[str, list[Node]] = {}
+    matches: dict[str, set[str]] = {}
+    for structure in structures:
+        for *_rest, lessons in structure["found"]:
+            lessons_by_id.update((n.id, n) for n in lessons)
+        kps.update(structure["knowledge_points"])
+        matches.update(structure["equivalents"])
+    aligned = aligned_resources(
+        user,
+        list(lessons_by_id.values()),
+        knowledge_points=kps,
+        summaries=True,
+        equivalent_identifiers=matches,
+    )
+    views: dict[int, list[WeekView]] = {offset: [] for offset in offsets}
+    for school_class, structure in zip(classes, structures, strict=True):
+        for offset, class_subject, calendar, number, starts, ends, kind, lessons in structure[
+            "found"
+        ]:
+            view = WeekView(
+                school_class,
+                calendar,
+                number,
+                starts,
+                ends,
+                [
+                    {
+                        "node": n,
+                        "knowledge_points": kps.get(n.identifier, []),
+                        "resources": aligned.get(n.id, []),
+                    }
+                    for n in lessons
+                ],
+                kind=kind,
+            )
+            at = structure["progress"].get(class_subject)
+            if at is not None:
+                view.progress = at
+                view.progress_delta = structure["deltas"].get(class_subject)
+            views[offset].append(view)
+    return views
+
+
+def _class_weeks(
+    classes: list[SchoolClass], offsets: tuple[int, ...], on: date, subject: str | None
+) -> list[dict]:
+    """The week structure of each class (what :mod:`week_cache` keeps), read together:
+    one statement for the knowledge points, one for the equivalents and one for the
+    progress of all of them."""
+    per_class = []  # per class: (offset, subject, calendar, number, starts, ends, kind, lessons)
     for school_class in classes:
+        found = []
         for class_edition in school_class.editions:
             if subject and class_edition.subject != subject:
                 continue
@@ -184,39 +241,65 @@ def weeks_at_offsets(
             for offset in offsets:
                 number = week_number(calendar, on) + offset
                 row, lessons = _week_and_lessons(calendar, number)
-                found.append((offset, school_class, class_edition, calendar, number, row, lessons))
-    every_lesson = list({n.id: n for *_rest, lessons in found for n in lessons}.values())
+                found.append(
+                    (
+                        offset,
+                        class_edition.subject,
+                        calendar,
+                        number,
+                        row.starts_on if row else None,
+                        row.ends_on if row else None,
+                        row.kind.value if row is not None and row.kind else "teaching",
+                        lessons,
+                    )
+                )
+        per_class.append(found)
+    every_lesson = list({n.id: n for found in per_class for *_r, ls in found for n in ls}.values())
     kps = knowledge_points_of(every_lesson)
-    aligned = aligned_resources(user, every_lesson, knowledge_points=kps, summaries=True)
-    progress_by_class = {c.id: progress_of(c) for c in classes} if found else {}
+    identifiers = {n.identifier for n in every_lesson} | {
+        kp.identifier for points in kps.values() for kp in points
+    }
+    matches = equivalents(identifiers)
+    progress = _progress_of([c for c, found in zip(classes, per_class, strict=True) if found])
+    out = []
     delta_by_calendar: dict[tuple[int, int], int | None] = {}
-    views: dict[int, list[WeekView]] = {offset: [] for offset in offsets}
-    for offset, school_class, class_edition, calendar, number, row, lessons in found:
-        view = WeekView(
-            school_class,
-            calendar,
-            number,
-            row.starts_on if row else None,
-            row.ends_on if row else None,
-            [
-                {
-                    "node": n,
-                    "knowledge_points": kps.get(n.identifier, []),
-                    "resources": aligned.get(n.id, []),
-                }
-                for n in lessons
-            ],
-            kind=row.kind.value if row is not None and row.kind else "teaching",
+    for school_class, found in zip(classes, per_class, strict=True):
+        mine = {n.identifier for *_r, lessons in found for n in lessons}
+        points = {i: list(kps[i]) for i in mine if kps.get(i)}
+        wanted = mine | {kp.identifier for nodes in points.values() for kp in nodes}
+        at_by_subject = progress.get(school_class.id, {})
+        deltas = {}
+        for _offset, class_subject, calendar, *_rest in found:
+            at = at_by_subject.get(class_subject)
+            if at is not None and class_subject not in deltas:
+                key = (calendar.id, at.id)
+                if key not in delta_by_calendar:
+                    delta_by_calendar[key] = _progress_delta(calendar, at, on)
+                deltas[class_subject] = delta_by_calendar[key]
+        out.append(
+            {
+                "found": found,
+                "progress": {s: n for s, n in at_by_subject.items() if s in deltas},
+                "deltas": deltas,
+                "knowledge_points": points,
+                "equivalents": {i: matches[i] for i in wanted},
+            }
         )
-        at = progress_by_class[school_class.id].get(class_edition.subject)
-        if at is not None:
-            view.progress = at.node
-            key = (calendar.id, at.node.id)
-            if key not in delta_by_calendar:
-                delta_by_calendar[key] = _progress_delta(calendar, at.node, on)
-            view.progress_delta = delta_by_calendar[key]
-        views[offset].append(view)
-    return views
+    return out
+
+
+def _progress_of(classes: list[SchoolClass]) -> dict[int, dict[str, Node]]:
+    """Class id → subject → the lesson the class is at, for all ``classes`` at once."""
+    if not classes:
+        return {}
+    out: dict[int, dict[str, Node]] = {}
+    for class_id, subject, node in db.session.execute(
+        select(ClassProgress.class_id, ClassProgress.subject, Node)
+        .join(Node, Node.id == ClassProgress.node_id)
+        .where(ClassProgress.class_id.in_([c.id for c in classes]))
+    ):
+        out.setdefault(class_id, {})[subject] = node
+    return out
 
 
 def _progress_delta(calendar: TeachingCalendar, node: Node, on: date) -> int | None:
