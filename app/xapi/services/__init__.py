@@ -48,7 +48,7 @@ from app.xapi.services.documents import (
     list_document_ids,
     save_document,
 )
-from app.xapi.services.formats import render_statement
+from app.xapi.services.formats import page_json, render_statement, statement_json
 from app.xapi.services.forwarding import (
     FORWARD_VERSIONS,
     forward_due,
@@ -123,7 +123,9 @@ __all__ = [
     "query_from_more",
     "query_statements",
     "remember_version",
+    "page_json",
     "render_statement",
+    "statement_json",
     "revoke_client",
     "revoke_client_as",
     "same_statement",
