@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import http_date, parse_options_header
 
+from app.common.transaction import read_only
 from app.errors import AppError, BadRequest, NotFound
 from app.xapi import jsontext, multipart, schemas, services
 from app.xapi.services import DocumentScope
@@ -180,6 +181,10 @@ def _lrs_headers(response: Response) -> Response:
     strict_slashes=False,
 )
 @bp.route("/<path:resource>", methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+# Every GET/HEAD of the LRS only reads (the client's last version is written on the
+# engine, in a transaction of its own), so on PostgreSQL it runs without the BEGIN and
+# COMMIT round trips: a statements GET is 2 round trips instead of 4 (issue 14).
+@read_only
 def lrs(resource: str):
     if request.method == "OPTIONS":
         return Response(status=200)
@@ -340,7 +345,8 @@ def statements_get(req: LrsRequest) -> Response:
             "Last-Modified": http_date(row.stored),
         }
         if query.attachments:
-            return multipart.response(data, services.attachments_for(req.principal, [row]), headers)
+            attachments = services.attachments_for(req.principal, [row.full])
+            return multipart.response(data, attachments, headers)
         return _json(data, headers=headers)
     if "more" in params:
         _allowed(req, {"more"})
@@ -348,16 +354,19 @@ def statements_get(req: LrsRequest) -> Response:
     else:
         query = services.parse_query(params, req.version)
     rows, more = services.query_statements(req.principal, query)
-    data = {
-        "statements": [services.render_statement(r.full, query.format, languages) for r in rows],
-        "more": f"{request.script_root}/xapi/statements?more={more}" if more else "",
-    }
+    more_url = f"{request.script_root}/xapi/statements?more={more}" if more else ""
     headers = {"X-Experience-API-Consistent-Through": consistent}
     if rows:
         headers["Last-Modified"] = http_date(max(r.stored for r in rows))
     if query.attachments:
-        return multipart.response(data, services.attachments_for(req.principal, rows), headers)
-    return _json(data, headers=headers)
+        stored = [json.loads(r.json) for r in rows]
+        data = {
+            "statements": [services.render_statement(s, query.format, languages) for s in stored],
+            "more": more_url,
+        }
+        return multipart.response(data, services.attachments_for(req.principal, stored), headers)
+    body = services.page_json([r.json for r in rows], query.format, languages, more_url)
+    return Response(body, status=200, mimetype="application/json", headers=headers)
 
 
 def _accept_languages(header: str) -> list[tuple[str, float]]:

@@ -48,7 +48,7 @@ from app.xapi.services.documents import (
     list_document_ids,
     save_document,
 )
-from app.xapi.services.formats import render_statement
+from app.xapi.services.formats import page_json, render_statement, statement_json
 from app.xapi.services.forwarding import (
     FORWARD_VERSIONS,
     forward_due,
@@ -113,6 +113,7 @@ __all__ = [
     "list_document_ids",
     "outbox_filled",
     "outbox_size",
+    "page_json",
     "parse_agent_param",
     "parse_query",
     "person_for",
@@ -131,6 +132,7 @@ __all__ = [
     "set_forward_target",
     "sha1",
     "start_forwarding",
+    "statement_json",
     "store_statements",
     "user_district_id",
     "verify_signature",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 from app.xapi import schemas
 
@@ -91,3 +92,24 @@ def render_statement(row_full: dict, fmt: str, languages: list[str] | None = Non
     if fmt == "canonical":
         return _format_canonical(row_full, languages or [])
     return row_full
+
+
+def _dumps(data) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def statement_json(stored_json: str, fmt: str, languages: list[str] | None = None) -> str:
+    """One statement as JSON text, from the JSON text the database holds.
+
+    ``exact`` is that text itself: it is the statement as stored, and reading it into
+    Python only to write the same JSON again was most of the rendering of a page
+    (issue 14).  ``ids`` and ``canonical`` change the statement, so it is read first."""
+    if fmt == "exact":
+        return stored_json
+    return _dumps(render_statement(json.loads(stored_json), fmt, languages))
+
+
+def page_json(stored_jsons: list[str], fmt: str, languages: list[str] | None, more: str) -> str:
+    """The StatementResult of a page, ``{"statements": [...], "more": ...}``, as JSON text."""
+    statements = ",".join(statement_json(text, fmt, languages) for text in stored_jsons)
+    return '{"statements":[' + statements + '],"more":' + _dumps(more) + "}"
