@@ -261,9 +261,7 @@ def test_the_principal_is_cached_and_a_revocation_elsewhere_is_refused_at_once(
     assert second.get(url, headers=_bearer(raw)).status_code == 401
 
 
-def test_a_role_change_elsewhere_reaches_the_cached_principal_at_once(
-    workers, shared_file, orgs
-):
+def test_a_role_change_elsewhere_reaches_the_cached_principal_at_once(workers, shared_file, orgs):
     url, raw, student_id, _ = shared_file
     first = workers[0].test_client()
     assert first.get(url, headers=_bearer(raw)).status_code == 200

@@ -77,9 +77,11 @@ def delivery_url(
     obj = visible_file(user, attachment_id)
     filename = obj.filename
     if variant:
-        derived = db.session.connection().execute(
-            _derivative_statement(), {"source_id": obj.object_id, "kind": variant}
-        ).first()
+        derived = (
+            db.session.connection()
+            .execute(_derivative_statement(), {"source_id": obj.object_id, "kind": variant})
+            .first()
+        )
         if derived is None:
             raise NotFound(f"No {variant} for this file.")
         obj = derived

@@ -101,9 +101,11 @@ def visible_file(user, attachment_id: str):
     decision is the catalog's ``can_view``, given the row in place of the resource (it
     reads only the columns selected here; tests/media/test_presign_path.py holds both to
     the same answers)."""
-    found = db.session.connection().execute(
-        _visible_file_statement(), {"attachment_id": attachment_id}
-    ).first()
+    found = (
+        db.session.connection()
+        .execute(_visible_file_statement(), {"attachment_id": attachment_id})
+        .first()
+    )
     if found is None or not catalog.can_view(user, found):
         raise NotFound("File not found.")
     return found
