@@ -115,7 +115,9 @@ def main() -> None:
     http.add_argument("--connections", type=int, default=8, help="wrk connections")
     http.add_argument("--rounds", type=int, default=2)
     http.add_argument("--http-port", type=int, default=0, help="first of 3-5 ports (default: free)")
-    http.add_argument("--redis-url", default="redis://127.0.0.1:6379/10")
+    http.add_argument(
+        "--redis-url", default=None, help="default: BENCH_REDIS_URL, else redis://127.0.0.1:6379/10"
+    )
     http.add_argument("--only", nargs="*", help="bare, shuyuan, shuyuan+redis, before:…")
     http.add_argument("--before", metavar="DIR", help="also measure the app in DIR (a checkout)")
     args = parser.parse_args()
@@ -576,7 +578,11 @@ def presign_http(args) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
     port = getattr(args, "http_port", 0)
-    redis_url = getattr(args, "redis_url", None) or "redis://127.0.0.1:6379/10"
+    redis_url = (
+        getattr(args, "redis_url", None)
+        or os.environ.get("BENCH_REDIS_URL")
+        or "redis://127.0.0.1:6379/10"
+    )
     storage_url = "s3://bench:benchsecret@127.0.0.1:9/bench-presign?secure=false"
     seconds, connections = args.seconds, args.connections
     with throwaway_postgres() as database_url:
@@ -674,7 +680,8 @@ def presign_profile(args) -> None:
     with throwaway_postgres() as database_url:
         attachment_id, token = _seed_presign(database_url, storage_url)
         headers = {"Authorization": f"Bearer {token}"}
-        for name, redis_url in (("local", None), ("redis", args.redis_url)):
+        shared = args.redis_url or os.environ.get("BENCH_REDIS_URL") or "redis://127.0.0.1:6379/10"
+        for name, redis_url in (("local", None), ("redis", shared)):
             workdir, app = _presign_app(database_url, storage_url, redis_url)
             client = app.test_client()
             url = f"/api/v1/media/{attachment_id}/url"

@@ -17,9 +17,13 @@ timeout = int(os.environ.get("SHUYUAN_WEB_TIMEOUT", 60))
 graceful_timeout = 30  # in-flight requests get this long on `systemctl reload` (SIGHUP)
 keepalive = 5  # nginx keeps upstream connections open (see deploy/nginx/shuyuan.conf)
 # Recycle workers now and then so a slow leak never takes a host down; jitter keeps all
-# workers from restarting at the same moment.
-max_requests = 5000
-max_requests_jitter = 500
+# workers from restarting at the same moment.  Not too often: a worker builds the whole
+# app when it starts (about 3 s of CPU, measured 2026-11-30), so at 5,000 requests a
+# busy worker spent ~0.6 ms a request on restarts alone, more than a whole presigned-URL
+# request of the bare Flask baseline (docs/media.md).  50,000 is still every few
+# minutes under load.
+max_requests = int(os.environ.get("SHUYUAN_WEB_MAX_REQUESTS", 50000))
+max_requests_jitter = max_requests // 10
 # Not preloaded: the app starts background threads (jieba warm-up, the in-process job pool),
 # and a fork while such a thread holds a lock leaves the worker's copy of the lock held
 # forever (seen here: the first search indexing in every worker hung).  Each worker builds

@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 
 from app import signals
 from app.accounts import schemas, services
-from app.accounts.auth import actor, bearer_request
+from app.accounts.auth import actor, bearer_request, is_principal_route, principal
 from app.common.events import send_after_commit
 from app.errors import Unauthorized, require_json_body
 
@@ -18,7 +18,13 @@ blp.before_request(require_json_body)
 def _check_bearer_token():
     """Any request of the site that sends a bearer token has it checked up front, so a
     bad token is a 401 even on endpoints that never ask who is calling."""
-    if bearer_request():
+    if not bearer_request():
+        return
+    if is_principal_route():
+        # Its light principal (one Core statement or a cache hit), not the ORM user it
+        # would never read.
+        principal()
+    else:
         actor()
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_login import current_user
 
 from app.accounts import services
 from app.accounts.models import User
+from app.accounts.principal import Principal
 from app.extensions import login_manager
 
 
@@ -44,6 +45,40 @@ def _load_user_from_token(req) -> User | None:
     # user_for_token noted when the token was last used (at most once a minute); the
     # request's own commit stores it (app/common/transaction.py).
     return user
+
+
+def principal_route(view):
+    """Mark a read-only view whose caller is taken with :func:`principal`: a bearer
+    token resolves to a light :class:`Principal` (app/accounts/principal.py) instead of
+    an ORM user.  Such a view never reads ``current_user``/:func:`actor` for a bearer
+    request (that would look the token up a second time)."""
+    view._shuyuan_principal = True
+    return view
+
+
+def is_principal_route() -> bool:
+    view = current_app.view_functions.get(request.endpoint)
+    return view is not None and getattr(view, "_shuyuan_principal", False)
+
+
+def principal() -> Principal | User | None:
+    """Who is asking, for a :func:`principal_route` view: the bearer token's principal
+    (401 when the token is wrong, revoked or expired, or its account is disabled), else
+    the session's user (pages and the browser's own API calls), else None."""
+    if not bearer_request():
+        return actor()
+    if "_shuyuan_principal" in g:
+        return g._shuyuan_principal
+    header = request.headers.get("Authorization", "")
+    found = services.principal_for_token(header[7:].strip())
+    if found is None:
+        from app.errors import Unauthorized
+
+        # As _load_user_from_token: a later look at current_user sees an anonymous visitor.
+        g._shuyuan_bad_token = True
+        raise Unauthorized("The bearer token is invalid, expired or revoked.")
+    g._shuyuan_principal = found
+    return found
 
 
 def bearer_request() -> bool:

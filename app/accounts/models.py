@@ -51,36 +51,15 @@ class School(_OrgUnitMixin, db.Model):
     district = db.relationship("District", back_populates="schools")
 
 
-class User(UserMixin, TimestampMixin, db.Model):
-    __tablename__ = "users"
+class RoleLookups:
+    """Role look-ups used by authorisation checks in services, over ``self.roles``
+    (objects with ``role``, ``district_id``, ``school_id``) and the account's own
+    ``school_id``/``district_id``: shared by :class:`User` and by the light
+    :class:`app.accounts.principal.Principal` a bearer token resolves to on hot read
+    paths, so both answer every check the same way."""
 
-    id = db.Column(db.Integer, primary_key=True)
-    # Stable public identifier (xAPI actors, LTI, exports); never the row id or email.
-    public_id = db.Column(db.String(36), nullable=False, unique=True, default=new_uuid)
-    # LTI-provisioned users may have no email.
-    email = db.Column(db.String(254), unique=True)
-    name = db.Column(db.String(200), nullable=False)
-    password_hash = db.Column(db.String(255))
-    locale = db.Column(db.String(10))
-    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
-    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
-    is_active_account = db.Column(db.Boolean, nullable=False, default=True)
-    deleted_at = db.Column(db.DateTime)
-    last_login_at = db.Column(db.DateTime)
+    __slots__ = ()
 
-    school = db.relationship("School")
-    district = db.relationship("District")
-    roles = children("RoleAssignment", back_populates="user", lazy="selectin")
-
-    @property
-    def is_active(self) -> bool:  # Flask-Login refuses inactive users
-        return self.is_active_account and self.deleted_at is None
-
-    def get_id(self) -> str:
-        # Session cookies hold the public id, so a recycled row id can never log anyone in.
-        return self.public_id
-
-    # Role look-ups used by authorisation checks in services.
     def has_role(self, role: Role) -> bool:
         return any(assignment.role == role for assignment in self.roles)
 
@@ -119,6 +98,36 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     def role_names(self) -> list[str]:
         return sorted({str(a.role) for a in self.roles})
+
+
+class User(RoleLookups, UserMixin, TimestampMixin, db.Model):
+    __tablename__ = "users"
+
+    id = db.Column(db.Integer, primary_key=True)
+    # Stable public identifier (xAPI actors, LTI, exports); never the row id or email.
+    public_id = db.Column(db.String(36), nullable=False, unique=True, default=new_uuid)
+    # LTI-provisioned users may have no email.
+    email = db.Column(db.String(254), unique=True)
+    name = db.Column(db.String(200), nullable=False)
+    password_hash = db.Column(db.String(255))
+    locale = db.Column(db.String(10))
+    school_id = db.Column(db.Integer, db.ForeignKey("schools.id"), index=True)
+    district_id = db.Column(db.Integer, db.ForeignKey("districts.id"), index=True)
+    is_active_account = db.Column(db.Boolean, nullable=False, default=True)
+    deleted_at = db.Column(db.DateTime)
+    last_login_at = db.Column(db.DateTime)
+
+    school = db.relationship("School")
+    district = db.relationship("District")
+    roles = children("RoleAssignment", back_populates="user", lazy="selectin")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.is_active_account and self.deleted_at is None
+
+    def get_id(self) -> str:
+        # Session cookies hold the public id, so a recycled row id can never log anyone in.
+        return self.public_id
 
 
 class RoleAssignment(db.Model):

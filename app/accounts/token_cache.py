@@ -18,6 +18,11 @@ Revocation must reach every process, so an entry is never trusted past a change:
   from the database: a per-process cache would let another worker accept a revoked
   token for seconds.  ``SHUYUAN_CACHE_TYPE=NullCache`` turns the cache off.
 
+Two entries may exist per token, under the same rules: ``token:<hash>`` (the ORM user,
+for ``current_user``) and ``principal:<hash>`` (the light
+:class:`~app.accounts.principal.Principal` of hot read paths: a small tuple, unpickled
+without touching the session).  A tombstone overwrites both.
+
 Entries live at most ``TOKEN_CACHE_SECONDS`` (60 s) even on Redis, because the token's
 ``last_used_at`` is written on a miss (at most once a minute): it is then at most about
 two minutes old.
@@ -31,6 +36,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import event, inspect, select
 
 from app.accounts.models import ApiToken, RoleAssignment, User
+from app.accounts.principal import Principal
 from app.common import cache
 from app.extensions import db
 
@@ -46,6 +52,10 @@ _USER_BOOKKEEPING = frozenset({"last_login_at", "updated_at"})
 
 def _name(token_hash: str) -> str:
     return f"token:{token_hash}"
+
+
+def _principal_name(token_hash: str) -> str:
+    return f"principal:{token_hash}"
 
 
 def _timeout() -> int | None:
@@ -93,6 +103,31 @@ def remember(token: ApiToken, user: User) -> None:
     )
 
 
+def cached_principal(token_hash: str, now: datetime) -> Principal | None:
+    """The token's principal from the cache, or None (a miss, a tombstone, an entry from
+    another version of the code, or a token that has expired since it was stored)."""
+    if _timeout() is None:
+        return None
+    try:
+        entry = cache.get(_principal_name(token_hash))
+    except Exception:  # pickled by another version of the code (a deployment): a miss
+        return None
+    if not isinstance(entry, tuple) or len(entry) != 2:
+        return None
+    expires_at, principal = entry
+    if not isinstance(principal, Principal) or (expires_at is not None and expires_at < now):
+        return None
+    return principal
+
+
+def remember_principal(token_hash: str, expires_at: datetime | None, principal: Principal) -> None:
+    """Store a valid token's principal unless a tombstone (or another reader) is there."""
+    timeout = _timeout()
+    if timeout is None:
+        return
+    cache.add(_principal_name(token_hash), (expires_at, principal), timeout)
+
+
 def _tombstone(hashes) -> None:
     timeout = _timeout()
     if timeout is None:
@@ -100,6 +135,7 @@ def _tombstone(hashes) -> None:
     for token_hash in hashes:
         # Outlives any entry a reader could still add from what it read before the change.
         cache.set(_name(token_hash), _TOMBSTONE, timeout * 2)
+        cache.set(_principal_name(token_hash), _TOMBSTONE, timeout * 2)
 
 
 def _changed(obj, columns=None, ignored=frozenset()) -> bool:

@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.wrappers import Response
@@ -107,3 +107,8 @@ def bind_path_limits(app: Flask) -> None:
             )
             app.view_functions[rule.endpoint] = decorate(view)
             break
+    if not (app.config.get("RATELIMIT_DEFAULT") or app.config.get("RATELIMIT_APPLICATION")):
+        # The table above is every limit there is, so a request to any other endpoint has
+        # nothing to count: let the limiter skip it before it resolves and evaluates the
+        # (empty) set of limits of that endpoint, work it did on every request of the site.
+        limiter.request_filter(lambda: request.endpoint not in bound)

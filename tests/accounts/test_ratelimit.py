@@ -205,3 +205,29 @@ def test_unreachable_redis_degrades_to_memory(limited, make_user, caplog):
     statuses = [_token(client, user.email, "password123").status_code for _ in range(3)]
     assert statuses == [201, 201, 429]
     assert "falling back to in-memory" in caplog.text or "unavailable" in caplog.text
+
+
+def test_endpoints_without_a_limit_are_not_evaluated_by_the_limiter(
+    limited, make_user, monkeypatch
+):
+    """The limits in app/common/ratelimit.py are all there is: a request to any other
+    endpoint (every API read, the presigned-URL route) skips the limiter's resolution
+    of its (empty) limits; a limited door is still evaluated and still refuses."""
+    user = make_user("teacher")
+    application = limited(RATELIMIT_LOGIN="2 per minute")
+    limiter = application.extensions["shuyuan_limiter"]
+    evaluated: list[str] = []
+    resolve = limiter.limit_manager.resolve_limits
+
+    def counting(app, endpoint, *args, **kwargs):
+        evaluated.append(endpoint)
+        return resolve(app, endpoint, *args, **kwargs)
+
+    monkeypatch.setattr(limiter.limit_manager, "resolve_limits", counting)
+    client = application.test_client()
+    for _ in range(3):
+        assert client.get("/api/v1/media/nope/url").status_code == 404
+    assert evaluated == []
+    statuses = [_login(client, user.email, "wrong-password").status_code for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    assert "accounts.login" in evaluated

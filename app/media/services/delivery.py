@@ -21,22 +21,25 @@ never run on Shuyuan's own origin with the viewer's session:
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy import bindparam, select
 
 from app.accounts.models import User
+from app.accounts.principal import Principal
 from app.catalog import services as catalog
 from app.catalog.models import Resource
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
-from app.media.models import MediaAttachment
+from app.media.models import MediaAttachment, MediaDerivative, MediaObject
 from app.media.services.attachments import attachments_of
 from app.media.services.common import CONTROL, setting
-from app.media.services.permissions import visible_attachment
+from app.media.services.permissions import visible_attachment, visible_file
 from app.media.storage import TokenRejected, get_storage, read_token, sign_token
 from app.plugins import content_types
 
@@ -62,14 +65,23 @@ class Delivery:
 
 
 def delivery_url(
-    user: User | None, attachment_id: str, variant: str | None = None, inline: bool = True
+    user: User | Principal | None,
+    attachment_id: str,
+    variant: str | None = None,
+    inline: bool = True,
 ) -> Delivery:
-    """A short-lived URL for a file of a resource ``user`` may see (or NotFound)."""
-    attachment, _ = visible_attachment(user, attachment_id)
-    obj = attachment.object
-    filename = attachment.filename
+    """A short-lived URL for a file of a resource ``user`` may see (or NotFound).
+
+    Read with Core rows, not ORM objects (a player asks for one per file it opens; see
+    docs/media.md "Presigned URLs over HTTP")."""
+    obj = visible_file(user, attachment_id)
+    filename = obj.filename
     if variant:
-        derived = obj.derivative(variant)
+        derived = (
+            db.session.connection()
+            .execute(_derivative_statement(), {"source_id": obj.object_id, "kind": variant})
+            .first()
+        )
         if derived is None:
             raise NotFound(f"No {variant} for this file.")
         obj = derived
@@ -83,6 +95,18 @@ def delivery_url(
         inline = False
     url = storage.download_url(obj.key, filename, obj.media_type, ttl, inline)
     return Delivery(url, ttl, obj.media_type, filename, obj.size)
+
+
+@functools.cache
+def _derivative_statement():
+    return (
+        select(MediaObject.backend, MediaObject.key, MediaObject.media_type, MediaObject.size)
+        .join(MediaDerivative, MediaDerivative.object_id == MediaObject.id)
+        .where(
+            MediaDerivative.source_id == bindparam("source_id"),
+            MediaDerivative.kind == bindparam("kind"),
+        )
+    )
 
 
 # --- packages -----------------------------------------------------------------------------
