@@ -252,7 +252,7 @@ def quality(args) -> dict:
                 f"{auc(labels, as_ours):.4f}) | {result['seconds']:.2f} s |"
             )
     else:
-        lines.append("| pyBKT 1.4.3 | not installed (bench/.venv-pybkt) | | |")
+        lines.append("| pyBKT 1.4.3 | not installed (bench/.venv-pybkt: make bench-pybkt) | | |")
     baseline_auc = auc(labels, baseline)
     lines.append(f"| bare baseline: running share right | – | {baseline_auc:.4f} | – |")
     detail = ", ".join(
@@ -605,8 +605,8 @@ def table_rows(full: bool) -> list:
             note=(
                 f"pyBKT 1.4.3 AUC {pybkt:.4f} in the same run"
                 if pybkt is not None
-                else "pyBKT is not installed (bench/.venv-pybkt, see docs/portraits.md), so "
-                "the target is not checked in this run (docs/portraits.md: +0.0001 vs pyBKT)"
+                else "pyBKT is not installed (bench/.venv-pybkt: `make bench-pybkt`, which "
+                "`make bench` runs first), so the target is not checked in this run"
             ),
         ),
         Row(
