@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := wsgi.py
 
-.PHONY: install lock translations system-deps db demo run test lint bench clean
+.PHONY: install lock translations system-deps db demo run test lint bench bench-pybkt clean
 
 install: $(VENV)/.installed
 
@@ -80,8 +80,17 @@ lint: install
 # table in docs/benchmarks.md.  BENCH_ARGS="--full" runs issue 14's sizes,
 # BENCH_ARGS="--only catalog,media" some modules.
 BENCH_ARGS ?=
-bench: translations system-deps
+bench: translations system-deps bench-pybkt
 	PYTHONPATH=$$PWD:$$PWD/plugins $(BIN)/python -m bench $(BENCH_ARGS)
+
+# pyBKT in its own virtualenv (bench/requirements-pybkt.txt, pinned with hashes; never a
+# dependency of the project), so the model-quality row compares with pyBKT in every run.
+PYBKT_VENV ?= bench/.venv-pybkt
+bench-pybkt: $(PYBKT_VENV)/.installed
+$(PYBKT_VENV)/.installed: bench/requirements-pybkt.txt
+	test -d $(PYBKT_VENV) || $(PYTHON) -m venv $(PYBKT_VENV)
+	$(PYBKT_VENV)/bin/pip install -q --require-hashes -r bench/requirements-pybkt.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

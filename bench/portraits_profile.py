@@ -10,6 +10,13 @@ recommendations as JSON (to compare two versions of the code)::
 
     PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python bench/portraits_profile.py \\
         --pg-database shuyuan_bench_me --resources 10000 --dump /tmp/recs.json
+
+``--online N`` profiles the online update instead (SQLite, in a temporary folder): the
+rebuild part of ``bench/portraits.py`` at ``--students`` × 50 answers, then N updates of
+one answer each; prints the statements of one update, the bench's figures and
+pyinstrument's tree of the updates::
+
+    PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python bench/portraits_profile.py --online 300
 """
 
 from __future__ import annotations
@@ -123,15 +130,61 @@ def as_data(recs) -> dict:
     }
 
 
+def online(updates: int, students: int) -> None:
+    """The online update's statements, figures and profile (see the module's doc)."""
+    from pyinstrument import Profiler
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from app.portraits.services import model
+    from bench import portraits
+
+    profiler = Profiler(interval=0.0002)
+    original = model.apply_observations
+    sent: list[str] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    def profiled(observations, generation=None):
+        if len(observations) != 1:  # the seeding's rebuild
+            return original(observations, generation)
+        sent.clear()
+        event.listen(db.engine, "before_cursor_execute", keep)
+        profiler.start()
+        try:
+            return original(observations, generation)
+        finally:
+            profiler.stop()
+            event.remove(db.engine, "before_cursor_execute", keep)
+
+    model.apply_observations = profiled
+    args = argparse.Namespace(students=students, answers=50, skills=10, online=updates)
+    with tempfile.TemporaryDirectory() as instance:
+        result = portraits.rebuild_and_online(args, f"sqlite:///{instance}/bench.db", instance)
+    print(f"statements of the last update: {len(sent)}")
+    for statement in sent:
+        print(f"  {' '.join(statement.split())[:160]}")
+    print(result["lines"][-1])
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pg-database", required=True)
+    parser.add_argument("--pg-database")
+    parser.add_argument("--online", type=int, help="profile N online updates instead")
+    parser.add_argument("--students", type=int, default=200, help="with --online")
     parser.add_argument("--resources", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--dump", help="write the recommendations (zh_CN and en) as JSON here")
     parser.add_argument("--statements", action="store_true", help="print each statement")
     args = parser.parse_args()
+    if args.online:
+        online(args.online, args.students)
+        return
+    if not args.pg_database:
+        parser.error("--pg-database is required (or --online)")
 
     from pyinstrument import Profiler
     from sqlalchemy import event, func, select

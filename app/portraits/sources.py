@@ -205,16 +205,6 @@ def weeks_of(user, offset: int, on: date | None = None) -> list:
         return []
 
 
-def weeks_around(user, offsets: tuple[int, ...], on: date | None = None) -> dict[int, list]:
-    """:func:`weeks_of` for several offsets, read in one pass (offset → ``WeekView``s)."""
-    from app.curriculum.services import weeks_at_offsets
-
-    try:
-        return weeks_at_offsets(user, tuple(offsets), on=on or today())
-    except AppError:  # as in weeks_of: the unit of work is left alone
-        return {offset: [] for offset in offsets}
-
-
 def classes_of(user, role: str | None = None) -> list:
     from app.curriculum.services import classes_of as curriculum_classes_of
 

@@ -26,18 +26,19 @@ from dataclasses import dataclass, field
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.errors import Invalid, NotFound
 from app.extensions import db
 from app.i18n import catalogue_locale
-from app.portraits import sources
+from app.portraits import sources, syllabus
 from app.portraits.models import Assignment, Feedback, ResourceGain, SkillParams
 from app.portraits.services import bkt, model, queries
 
 PSEUDO_STUDENTS = 5.0
 WEEK_WEIGHT = {0: 1.0, -1: 0.8}
 SEEN_FACTOR = 0.5
+PREVIEW_RESOURCES = 3  # resources shown per lesson of next week
 ACTIONS = ("clicked", "not_useful", "known")
 
 
@@ -153,20 +154,21 @@ def recommend(
     not_useful, known, clicked = _feedback(student.id)
     threshold = weak_threshold()
     out = Recommendations()
-    # This, last and next week's lessons in one pass, then one statement each for the
-    # canonical skills of all their knowledge points and the model's data on those skills.
-    weeks = sources.weeks_around(student, (0, -1, 1))
+    # This, last and next week's lessons in one pass (without their resources), then one
+    # statement each for the canonical skills of all their knowledge points and the
+    # model's data on those skills.
+    weeks = syllabus.syllabus_weeks(student, (0, -1, 1))
     per_offset = []
     identifiers: set[str] = set()
     for offset in (0, -1):
         entries = []
         for week in weeks[offset]:
-            for lesson in week.lessons:
+            for lesson in week["lessons"]:
                 kps = lesson["knowledge_points"]
                 if not kps:
                     continue
                 identifiers.update(kp.identifier for kp in kps)
-                entries.append((week.week, lesson, kps, {kp.id: kp for kp in kps}))
+                entries.append((week["week"], lesson["node"], kps, {kp.id: kp for kp in kps}))
         per_offset.append((offset, entries))
     canonical = sources.canonical_skills(identifiers)
     params, gains = _model_data(generation, set(canonical.values()))
@@ -184,16 +186,17 @@ def recommend(
         learn = p.learn if p is not None else bkt.DEFAULT.learn
         base = mastery if mastery is not None else (p.prior if p is not None else bkt.DEFAULT.prior)
         targets_of[identifier] = (skill, mastery, learn, 1.0 - base)
+    aligned = _aligned(student, weeks, per_offset, generation, set(canonical.values()), limit)
     for (offset, entries), bucket in zip(per_offset, (out.this_week, out.last_week), strict=True):
         weight = WEEK_WEIGHT[offset]
         candidates: dict[str, Recommendation] = {}
         kp_of: dict[str, object] = {}  # content id → the knowledge point of its candidate
         for week_number, lesson, kps, by_node in entries:
-            for aligned in lesson["resources"]:
-                content_id = aligned.resource.content_id
-                if aligned.alignment_type == "requires" or content_id in not_useful:
+            for row in aligned.get(lesson.id, []):
+                content_id = row.resource.content_id
+                if content_id in not_useful:
                     continue
-                targets = [by_node[aligned.node_id]] if aligned.node_id in by_node else kps
+                targets = [by_node[row.node_id]] if row.node_id in by_node else kps
                 for kp in targets:
                     target = targets_of[kp.identifier]
                     if target is None:
@@ -211,7 +214,7 @@ def recommend(
                     if best is not None and best.gain >= score:
                         continue
                     candidates[content_id] = Recommendation(
-                        resource=aligned.resource,
+                        resource=row.resource,
                         skill=skill,
                         knowledge_point=kp.identifier,
                         knowledge_point_title="",  # set below, for the items shown
@@ -224,7 +227,12 @@ def recommend(
                         offset=offset,
                     )
                     kp_of[content_id] = kp
-        shown = sorted(candidates.values(), key=lambda r: (-r.gain, r.resource.title))[:limit]
+        # Ties of gain and title by content id: the order the SQL preselection in
+        # _aligned keeps (it was the order in which the lessons listed them).
+        shown = sorted(
+            candidates.values(),
+            key=lambda r: (-r.gain, r.resource.title, r.resource.content_id),
+        )[:limit]
         # The titles and the (translated) explanation only for what is shown.
         for rec in shown:
             title = queries._title(kp_of[rec.resource.content_id], locale)
@@ -241,7 +249,7 @@ def recommend(
             )
             rec.mastery = round(rec.mastery, 3) if rec.mastery is not None else None
         bucket.extend(shown)
-    out.next_week = _preview(weeks[1], locale)
+    out.next_week = _preview(weeks[1], aligned, locale)
     out.extended = _extended(student)
     out.assigned = _assigned(student)
     return out
@@ -273,21 +281,64 @@ def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
     return params, gains
 
 
-def _preview(weeks: list, locale) -> list[dict]:
-    """Next week's lessons (``weeks``: its ``WeekView``s)."""
+def _aligned(student, weeks: dict, per_offset: list, generation, skills: set, limit: int):
+    """Lesson id → the aligned resources the ranking and the preview can need
+    (``syllabus.ranked_alignments``): of this and last week's lessons, those with a
+    learnt gain on their skills or her feedback (scored one by one) and the first
+    ``limit`` by title of each knowledge point or lesson (all the others there score the
+    same and come later by title); of next week's lessons, the first 3 listed."""
+    rank = {lesson.id for _offset, entries in per_offset for _w, lesson, _k, _b in entries}
+    preview = {lesson["node"].id for week in weeks[1] for lesson in week["lessons"]}
+    lessons = {
+        lesson["node"].id: lesson
+        for offset in (0, -1, 1)
+        for week in weeks[offset]
+        for lesson in week["lessons"]
+    }
+
+    def special(content_id):
+        condition = content_id.in_(
+            select(Feedback.resource_content_id).where(Feedback.user_id == student.id)
+        )
+        if generation is not None and skills:
+            condition = or_(
+                condition,
+                content_id.in_(
+                    select(ResourceGain.resource_content_id).where(
+                        ResourceGain.generation_id == generation.id,
+                        ResourceGain.skill.in_(skills),
+                    )
+                ),
+            )
+        return condition
+
+    return syllabus.ranked_alignments(
+        student,
+        [lesson["node"] for lesson in lessons.values()],
+        {lesson["node"].identifier: lesson["knowledge_points"] for lesson in lessons.values()},
+        rank,
+        preview,
+        special,
+        per_slot=limit,
+        preview_size=PREVIEW_RESOURCES,
+    )
+
+
+def _preview(weeks: list, aligned: dict, locale) -> list[dict]:
+    """Next week's lessons (``weeks``: its weeks of ``syllabus.syllabus_weeks``)."""
     out = []
     for week in weeks:
-        for lesson in week.lessons:
+        for lesson in week["lessons"]:
             out.append(
                 {
-                    "week": week.week,
+                    "week": week["week"],
                     "lesson": queries._title(lesson["node"], locale),
                     "knowledge_points": [
                         queries._title(kp, locale) for kp in lesson["knowledge_points"]
                     ],
-                    "resources": [
-                        a.resource for a in lesson["resources"] if a.alignment_type != "requires"
-                    ][:3],
+                    "resources": [a.resource for a in aligned.get(lesson["node"].id, [])][
+                        :PREVIEW_RESOURCES
+                    ],
                 }
             )
     return out
