@@ -35,10 +35,8 @@ def test_a_refusal_is_an_empty_syllabus_and_keeps_the_pending_work(
     db.session.add(pending)
     db.session.flush()
     monkeypatch.setattr(curriculum.services, "this_week", refusal)
-    monkeypatch.setattr(curriculum.services, "weeks_at_offsets", refusal)
 
     assert sources.weeks_of(student, 0) == []
-    assert sources.weeks_around(student, (0, -1, 1)) == {0: [], -1: [], 1: []}
 
     # The caller's flushed row is still part of the unit of work and commits.
     assert pending in db.session
@@ -48,11 +46,8 @@ def test_a_refusal_is_an_empty_syllabus_and_keeps_the_pending_work(
 
 def test_a_database_error_is_not_taken_for_an_empty_syllabus(ctx, klass, monkeypatch):
     monkeypatch.setattr(curriculum.services, "this_week", _broken)
-    monkeypatch.setattr(curriculum.services, "weeks_at_offsets", _broken)
     with pytest.raises(OperationalError):
         sources.weeks_of(klass.student, 0)
-    with pytest.raises(OperationalError):
-        sources.weeks_around(klass.student, (0, -1))
 
 
 def test_without_a_refusal_the_weeks_come_from_the_curriculum(ctx, klass):
