@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.http import http_date, parse_options_header
 
 from app.errors import AppError, BadRequest, NotFound
-from app.xapi import jsontext, multipart, schemas, services
+from app.xapi import jsontext, multipart, schemas, services, throttle
 from app.xapi.services import DocumentScope
 
 bp = Blueprint("xapi", __name__, url_prefix="/xapi")
@@ -170,6 +170,7 @@ def _lrs_headers(response: Response) -> Response:
         )
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="xAPI"'
+        throttle.record_failure()
     return response
 
 
@@ -181,6 +182,7 @@ def _lrs_headers(response: Response) -> Response:
 )
 @bp.route("/<path:resource>", methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"])
 def lrs(resource: str):
+    throttle.check()  # this address's failed authentications (429 while too many)
     if request.method == "OPTIONS":
         return Response(status=200)
     resource = resource.strip("/")
