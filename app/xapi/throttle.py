@@ -22,7 +22,7 @@ import logging
 import math
 import time
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 from limits.storage import MemoryStorage
@@ -68,15 +68,19 @@ def init_app(app: Flask) -> None:
     limiter = get_limiter(app)
     if limiter is None:  # rate limiting switched off
         return
-    # Flask-Limiter's hooks have nothing to do for the LRS any more: skip them outright.
-    from app.xapi.views import bp
-
-    limiter.exempt(bp)
+    # Flask-Limiter's hooks have nothing to do for the LRS any more.  A request filter
+    # skips them outright; exempting the blueprint would still resolve the endpoint's
+    # limits on every request.
+    limiter.request_filter(_is_lrs_request)
     app.extensions[_EXTENSION] = _Counter(
         limiter,
         parse_many(app.config["RATELIMIT_XAPI_AUTH_FAILURES"]),
         app.config.get("RATELIMIT_KEY_PREFIX") or "",
     )
+
+
+def _is_lrs_request() -> bool:
+    return request.blueprint == "xapi"
 
 
 def check() -> None:
