@@ -24,10 +24,11 @@ def init_app(app: Flask) -> None:
     from app import plugins
     from app.common.routing import add_json_prefix
     from app.extensions import api as rest_api
-    from app.xapi import admin_views, api, cli, emit, services, views
+    from app.xapi import admin_views, api, cli, emit, services, throttle, views
 
     add_json_prefix(app, "/xapi/")
     app.register_blueprint(views.bp)
+    throttle.init_app(app)
     app.register_blueprint(admin_views.bp)
     plugins.registry(app).slots.setdefault("admin_links", []).append(admin_views.admin_card)
     rest_api.register_blueprint(api.blp)

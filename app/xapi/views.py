@@ -18,7 +18,7 @@ from werkzeug.http import http_date, parse_options_header
 
 from app.common.transaction import read_only
 from app.errors import AppError, BadRequest, NotFound
-from app.xapi import jsontext, multipart, schemas, services
+from app.xapi import jsontext, multipart, schemas, services, throttle
 from app.xapi.services import DocumentScope
 
 bp = Blueprint("xapi", __name__, url_prefix="/xapi")
@@ -171,6 +171,7 @@ def _lrs_headers(response: Response) -> Response:
         )
     if response.status_code == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="xAPI"'
+        throttle.record_failure()
     return response
 
 
@@ -186,6 +187,7 @@ def _lrs_headers(response: Response) -> Response:
 # COMMIT round trips: a statements GET is 2 round trips instead of 4 (issue 14).
 @read_only
 def lrs(resource: str):
+    throttle.check()  # this address's failed authentications (429 while too many)
     if request.method == "OPTIONS":
         return Response(status=200)
     resource = resource.strip("/")
