@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -549,18 +551,28 @@ def _forget_mirrored_media(app) -> None:
         shutil.rmtree(Path(get_storage().local_path("sharing/media/x")).parent, True)
 
 
-def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int = 0) -> dict:
-    """Mirror (signed index, signed Range-capable requests through the Shuyuan app, SHA-256
-    of every byte, partial file, move into storage, one media row committed per object)
-    vs a plain HTTP download of the same objects from a bare WSGI app, same gunicorn
-    settings, same client machine, alternating runs; median of ``repeat``."""
-    import subprocess
+@dataclasses.dataclass
+class MirrorRig:
+    """An upstream and an edge gunicorn instance (catalog synced, media not yet fetched),
+    the edge's app for ``mirror()`` in this process, and the bare baseline server."""
 
+    app_edge: object
+    up: Gunicorn
+    edge_server: Gunicorn
+    bare: subprocess.Popen
+    bare_url: str
+    shas: list
+    root: Path
+
+
+@contextlib.contextmanager
+def mirror_rig(make_db, objects: int, size: int):
+    """Set up :class:`MirrorRig` (used by :func:`bench_mirror` and by the profiler,
+    ``bench/sharing_profile.py --mirror``); stops every server on the way out."""
     from app.accounts import services as accounts
     from app.sharing.models import RemoteSubscriber, Subscription
-    from app.sharing.services import edge, federation, mirror
+    from app.sharing.services import federation
 
-    total = objects * size
     with make_db() as up_db, make_db() as edge_db, tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         up = Gunicorn(up_db, instance_path=f"{folder}/up")
@@ -624,9 +636,9 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
             stdout=bare_log,
             stderr=subprocess.STDOUT,
         )
-        up.start(timeout=600)
-        edge_server.start(timeout=600)
         try:
+            up.start(timeout=600)
+            edge_server.start(timeout=600)
             bare_url = f"http://127.0.0.1:{bare_port}"
             deadline = time.monotonic() + 120
             while True:
@@ -666,43 +678,55 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
                 # Catalog synced and materialised before the timed runs: they time media.
                 federation.sync(db.session.get(Subscription, made.json()["id"]))
                 db.session.commit()
-            plain_times, mirror_times, run_times = [], [], []
-            single_times = []
-            for _ in range(repeat):
-                plain_times.append(_plain_download(bare_url, seed["shas"], root / "plain"))
-                for parallel, times in ((1, single_times), (3, mirror_times)):
-                    _forget_mirrored_media(app_edge)
-                    app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel
-                    with app_edge.app_context():
-                        start = time.perf_counter()
-                        report = mirror.mirror(force=True, forward=False)
-                        if parallel == 3:
-                            run_times.append(time.perf_counter() - start)
-                        # The media step: signed index, downloads, hashing, storing,
-                        # recording (the catalog sync before it is benchmarked above).
-                        times.append(report.media_seconds)
-                        assert report.complete and report.media.bytes == total, report
-                        db.session.remove()
-            limited = None
-            if limit:
-                _forget_mirrored_media(app_edge)
-                with app_edge.app_context():
-                    start = time.perf_counter()
-                    report = mirror.mirror(
-                        force=True, forward=False, bucket=edge.TokenBucket(limit)
-                    )
-                    limited = time.perf_counter() - start
-                    assert report.complete, report
-                    db.session.remove()
+            yield MirrorRig(app_edge, up, edge_server, bare, bare_url, seed["shas"], root)
         finally:
             bare.terminate()
             bare.wait(timeout=30)
+            bare_log.close()
             up.stop()
             edge_server.stop()
             for application in (app_up, app_edge):
                 with application.app_context():
                     db.session.remove()
                     db.engine.dispose()
+
+
+def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int = 0) -> dict:
+    """Mirror (signed index, signed Range-capable requests through the Shuyuan app, SHA-256
+    of every byte, partial file, move into storage, one media row committed per object)
+    vs a plain HTTP download of the same objects from a bare WSGI app, same gunicorn
+    settings, same client machine, alternating runs; median of ``repeat``."""
+    from app.sharing.services import edge, mirror
+
+    total = objects * size
+    with mirror_rig(make_db, objects, size) as rig:
+        app_edge, root = rig.app_edge, rig.root
+        plain_times, mirror_times, run_times = [], [], []
+        single_times = []
+        for _ in range(repeat):
+            plain_times.append(_plain_download(rig.bare_url, rig.shas, root / "plain"))
+            for parallel, times in ((1, single_times), (3, mirror_times)):
+                _forget_mirrored_media(app_edge)
+                app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel
+                with app_edge.app_context():
+                    start = time.perf_counter()
+                    report = mirror.mirror(force=True, forward=False)
+                    if parallel == 3:
+                        run_times.append(time.perf_counter() - start)
+                    # The media step: signed index, downloads, hashing, storing,
+                    # recording (the catalog sync before it is benchmarked above).
+                    times.append(report.media_seconds)
+                    assert report.complete and report.media.bytes == total, report
+                    db.session.remove()
+        limited = None
+        if limit:
+            _forget_mirrored_media(app_edge)
+            with app_edge.app_context():
+                start = time.perf_counter()
+                report = mirror.mirror(force=True, forward=False, bucket=edge.TokenBucket(limit))
+                limited = time.perf_counter() - start
+                assert report.complete, report
+                db.session.remove()
     plain, mirrored = statistics.median(plain_times), statistics.median(mirror_times)
     result = {
         "objects": objects,

@@ -198,16 +198,19 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
         with app.app_context():  # signing reads this instance's key
             try:
                 return media_fetch.download(
-                    local.session, origin, entry, report.media, bucket.consume, advance
+                    local.session, origin, entry, report.media, bucket.consume, advance, chunk
                 )
             finally:
                 db.session.remove()
 
+    chunk = bucket.read_size(media_fetch.CHUNK)
     queue = list(todo)
     stopped = False
     with ThreadPoolExecutor(parallel, thread_name_prefix="shuyuan-mirror") as pool:
         running = {}
-        while queue or running:
+
+        def start_more() -> None:
+            nonlocal stopped
             while queue and len(running) < parallel and not stopped:
                 if not open_now():
                     report.errors.append("the mirror window closed")
@@ -215,33 +218,38 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
                     break
                 sha = queue.pop(0)
                 running[pool.submit(work, sha)] = sha
-            if not running:
-                break
+
+        start_more()
+        while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            verified = []
             for future in finished:
                 sha = running.pop(future)
-                origin, entry, content_ids = plans[sha]
+                origin = plans[sha][0]
                 try:
-                    part = future.result()
+                    verified.append((sha, future.result()))
                 except media_fetch.MediaRefused as exc:
                     log.warning("sharing: refused media from %s: %s", origin, exc.reason)
                     report.media.refused.append(exc.reason)
                     report.errors.append(exc.reason)
-                    continue
                 except media_fetch.Interrupted as exc:
                     # The link is down: start nothing more; partial files wait for the
                     # next run (the downloads under way end on their own).
                     report.errors.append(exc.reason)
                     stopped = True
-                    continue
+            if stopped:
+                queue.clear()
+            # The next downloads start before this thread stores and commits the finished
+            # ones, so the database work overlaps a transfer even on one connection.
+            start_more()
+            for sha, part in verified:
+                _, entry, content_ids = plans[sha]
                 obj = media_fetch.finish(entry, part, report.media)
                 for content_id in content_ids:
                     media_fetch.attach(content_id, entry, obj)
                 commit()
                 if on_object:
                     on_object(sha)
-            if stopped:
-                queue.clear()
 
 
 def mirror_job() -> dict:
