@@ -520,17 +520,29 @@ def _seed_mirror_upstream(app, media_dir: Path, objects: int, size: int) -> dict
         return {"uid": shared.uid, "catalog_id": shared.id, "shas": shas}
 
 
-def _plain_download(base_url: str, shas: list[str], folder: Path) -> float:
-    """The baseline client: stream each object to a file, nothing else."""
+def _plain_download(base_url: str, shas: list[str], folder: Path, connections: int = 1) -> float:
+    """The baseline client: the same objects streamed to files over ``connections``
+    connections, with the mirror's read size, and nothing else (no index, no signature,
+    no hash, no database).  The files are deleted after the clock stops."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.sharing.services.media_fetch import CHUNK
+
     folder.mkdir(parents=True, exist_ok=True)
+    local = threading.local()
+
+    def fetch(sha: str) -> None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        with local.session.get(f"{base_url}/{sha}", stream=True, timeout=120) as response:
+            response.raise_for_status()
+            with (folder / sha).open("wb") as out:
+                for chunk in response.iter_content(CHUNK):
+                    out.write(chunk)
+
     start = time.perf_counter()
-    with requests.Session() as session:
-        for sha in shas:
-            with session.get(f"{base_url}/{sha}", stream=True, timeout=120) as response:
-                response.raise_for_status()
-                with (folder / sha).open("wb") as out:
-                    for chunk in response.iter_content(256 * 1024):
-                        out.write(chunk)
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(fetch, shas))
     elapsed = time.perf_counter() - start
     for sha in shas:
         (folder / sha).unlink()
@@ -701,10 +713,11 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
     total = objects * size
     with mirror_rig(make_db, objects, size) as rig:
         app_edge, root = rig.app_edge, rig.root
-        plain_times, mirror_times, run_times = [], [], []
+        plain_times, plain3_times, mirror_times, run_times = [], [], [], []
         single_times = []
         for _ in range(repeat):
             plain_times.append(_plain_download(rig.bare_url, rig.shas, root / "plain"))
+            plain3_times.append(_plain_download(rig.bare_url, rig.shas, root / "plain", 3))
             for parallel, times in ((1, single_times), (3, mirror_times)):
                 _forget_mirrored_media(app_edge)
                 app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel
@@ -734,6 +747,8 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
         "plain_mb_s": total / plain / 1e6,
         "mirror_mb_s": total / mirrored / 1e6,
         "plain_times": plain_times,
+        "plain3_mb_s": total / statistics.median(plain3_times) / 1e6,
+        "plain3_times": plain3_times,
         "mirror_times": mirror_times,
         "single_mb_s": total / statistics.median(single_times) / 1e6,
         "single_times": single_times,
@@ -744,9 +759,10 @@ def bench_mirror(make_db, objects: int, size: int, repeat: int = 3, limit: int =
     }
     print(
         f"mirror of {objects} x {size / 1e6:.0f} MB (median of {repeat}, load {result['load']}):\n"
-        f"  plain HTTP download (bare WSGI, gunicorn -w 2)  {result['plain_mb_s']:7.1f} MB/s\n"
+        f"  plain HTTP download, 1 connection               {result['plain_mb_s']:7.1f} MB/s\n"
+        f"  plain HTTP download, 3 connections              {result['plain3_mb_s']:7.1f} MB/s\n"
         f"  mirror, 3 connections (default)                  {result['mirror_mb_s']:7.1f} MB/s"
-        f"  = {result['mirror_mb_s'] / result['plain_mb_s']:.2f}x\n"
+        f"  = {result['mirror_mb_s'] / result['plain3_mb_s']:.2f}x (3 connections)\n"
         f"  mirror, one connection (EDGE_MIRROR_PARALLEL=1) {result['single_mb_s']:7.1f} MB/s"
         f"  = {result['single_mb_s'] / result['plain_mb_s']:.2f}x\n"
         f"  whole mirror run incl. catalog sync (304)      {result['run_mb_s']:7.1f} MB/s"
@@ -770,7 +786,9 @@ def mirror_rows(full: bool) -> list:
         result = bench_mirror(make_db, objects, size, repeat=3 if full else 2, limit=limit)
     label = f"{objects} x {size // 1024**2} MiB"
     total = objects * size
-    ratio = result["mirror_mb_s"] / result["plain_mb_s"]
+    # Each mirror row beside a plain download over as many connections: the same work
+    # without the protocol (docs/sharing.md, "Mirror throughput": how the baseline is fair).
+    ratio = result["mirror_mb_s"] / result["plain3_mb_s"]
     return [
         Row(
             path=(
@@ -779,8 +797,11 @@ def mirror_rows(full: bool) -> list:
             ),
             figure=round(result["mirror_mb_s"], 1),
             unit="MB/s",
-            baseline=round(result["plain_mb_s"], 1),
-            baseline_label="plain HTTP download of the same objects (bare WSGI app, gunicorn -w 2)",
+            baseline=round(result["plain3_mb_s"], 1),
+            baseline_label=(
+                "plain HTTP download of the same objects to files, 3 connections "
+                "(bare WSGI app, gunicorn -w 2)"
+            ),
             target=">= 0.8x baseline",
             met=ratio >= 0.8,
             size=label,
@@ -790,7 +811,10 @@ def mirror_rows(full: bool) -> list:
             figure=round(result["single_mb_s"], 1),
             unit="MB/s",
             baseline=round(result["plain_mb_s"], 1),
-            baseline_label="plain HTTP download of the same objects (bare WSGI app, gunicorn -w 2)",
+            baseline_label=(
+                "plain HTTP download of the same objects to files, 1 connection "
+                "(bare WSGI app, gunicorn -w 2)"
+            ),
             target=">= 0.8x baseline",
             met=result["single_mb_s"] / result["plain_mb_s"] >= 0.8,
             size=label,

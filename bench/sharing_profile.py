@@ -254,12 +254,13 @@ def profile_mirror(objects: int, size: int, repeat: int, py_spy: str | None) -> 
         }
         spied = {}
         for _ in range(repeat):
-            server, client = CpuMeter(rig.bare.pid).start(), _process_cpu_seconds(me)
-            start = time.perf_counter()
-            _plain_download(rig.bare_url, rig.shas, rig.root / "plain")
-            rows.setdefault("plain download (bare WSGI)", []).append(
-                (time.perf_counter() - start, _process_cpu_seconds(me) - client, server.stop())
-            )
+            for connections in (1, 3):
+                server, client = CpuMeter(rig.bare.pid).start(), _process_cpu_seconds(me)
+                elapsed = _plain_download(rig.bare_url, rig.shas, rig.root / "plain", connections)
+                # (client CPU includes deleting the files after the clock stopped)
+                rows.setdefault(f"plain download, {connections} connection(s)", []).append(
+                    (elapsed, _process_cpu_seconds(me) - client, server.stop())
+                )
             for parallel in (1, 3):
                 _forget_mirrored_media(rig.app_edge)
                 rig.app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel
