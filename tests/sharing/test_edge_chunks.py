@@ -170,3 +170,73 @@ def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, mon
     assert done == ["a", "b"]
     assert seen["b running while a is stored"] is True
     assert seen["a"] == seen["b"] == 200_000  # reads capped at one burst of the limit
+
+
+# --- the publisher's side of one media request ------------------------------------------
+
+
+def test_a_media_request_costs_the_same_statements_whatever_the_catalog_holds(
+    app, ctx, people, orgs, publish
+):
+    """Columns, not entities: a catalog's hand-picked entries are not loaded for each
+    object served (the old code selectin-loaded them: one more statement and every
+    entry's row per media request); refusals are unchanged."""
+    from sqlalchemy import event, select
+
+    from app.catalog.models import Resource
+    from app.common.events import commit
+    from app.errors import NotFound
+    from app.extensions import db
+    from app.media.models import MediaAttachment, MediaObject
+    from app.sharing.models import RemoteSubscriber
+    from app.sharing.services import catalogs, media_serve
+
+    ids = [publish(title=f"京剧 {n}", subject="art") for n in range(12)]
+    sha = hashlib.sha256(b"clip").hexdigest()
+    resource_id = db.session.execute(
+        select(Resource.id).where(Resource.content_id == ids[0])
+    ).scalar_one()
+    obj = MediaObject(
+        backend="file", key=f"sha256/{sha}", size=4, checksum=sha, media_type="video/mp4", meta={}
+    )
+    db.session.add(obj)
+    db.session.flush()
+    db.session.add(
+        MediaAttachment(resource_id=resource_id, role="primary", object_id=obj.id, filename="a")
+    )
+    shared = catalogs.create_catalog(
+        people.pub_admin, orgs.district.id, {"title": "京剧", "rules": {"subject": ["none"]}}
+    )
+    catalogs.set_entries(people.pub_admin, shared, [("resource", cid) for cid in ids])
+    catalogs.publish_release(people.pub_admin, shared, "")
+    db.session.add(
+        RemoteSubscriber(
+            catalog_id=shared.id,
+            origin="http://edge.test",
+            request_id="r1",
+            district_name="边缘",
+            status="active",
+        )
+    )
+    commit()
+    media_serve.media_object("http://edge.test", sha)  # the manifest is decoded once
+    db.session.expunge_all()
+
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        found = media_serve.media_object("http://edge.test", sha)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert (found.key, found.size, found.checksum) == (f"sha256/{sha}", 4, sha)
+    # the object's items, the peer's catalogs, the newest release, its withdrawals
+    assert len(statements) == 4, statements
+    assert not any("catalog_entr" in s for s in statements)
+    with pytest.raises(NotFound):
+        media_serve.media_object("http://stranger.test", sha)  # not approved
+    with pytest.raises(NotFound):
+        media_serve.media_object("http://edge.test", hashlib.sha256(b"x").hexdigest())
