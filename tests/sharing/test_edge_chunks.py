@@ -140,8 +140,9 @@ def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, mon
     b_started = threading.Event()
     seen = {}
 
-    def download(session, origin, entry, stats, consume, progress, chunk_size):
+    def download(session, origin, entry, stats, consume, progress, chunk_size, signer):
         seen[entry["sha256"]] = chunk_size
+        seen["signer"] = signer
         if entry["sha256"] == "b":
             b_started.set()
         return entry["sha256"]
@@ -170,6 +171,39 @@ def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, mon
     assert done == ["a", "b"]
     assert seen["b running while a is stored"] is True
     assert seen["a"] == seen["b"] == 200_000  # reads capped at one burst of the limit
+    assert seen["signer"][0]  # the key read once, by this thread
+
+
+def test_a_download_given_a_signer_runs_no_statement(media_app):
+    """The download threads stay out of the database: with SQLite a key lookup there
+    waited for the main thread's commit of the previous object."""
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from app.sharing.services import keys
+
+    data = os.urandom(2 * SMALL + 1)
+    signer = keys.current_signer()
+    statements = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        peer = FakePeer(data)
+        part = media_fetch.download(
+            peer,
+            "http://peer.test",
+            _entry(data),
+            media_fetch.FetchStats(),
+            chunk_size=SMALL,
+            signer=signer,
+        )
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert statements == [] and part.read_bytes() == data
+    assert f'keyid="{signer[0]}"' in peer.sent[0].headers["Signature-Input"]
 
 
 # --- the publisher's side of one media request ------------------------------------------

@@ -143,9 +143,9 @@ def check_index(data, origin: str, uid: str, max_bytes: int) -> dict[str, list[d
     return items
 
 
-def _signed_get(session: requests.Session, url: str, headers: dict | None = None):
+def _signed_get(session: requests.Session, url: str, headers: dict | None = None, signer=None):
     prepared = requests.Request("GET", url, headers=headers or {}).prepare()
-    keys.sign_request(prepared, b"")
+    keys.sign_request(prepared, b"", signer)
     try:
         return session.send(prepared, timeout=30, allow_redirects=False, stream=True)
     except requests.RequestException as exc:
@@ -298,18 +298,21 @@ def download(
     consume: Callable[[int], None] = lambda n: None,
     progress: Callable[[int], None] = lambda n: None,
     chunk_size: int = CHUNK,
+    signer=None,
 ) -> Path:
     """Fetch an object's bytes into its partial file (resuming it) and verify them;
     returns the verified file.  Writes nothing to the database, so several downloads can
     run in threads (each with its own ``requests`` session and app context).
     ``chunk_size`` is the read size (the mirror lowers it under a small bandwidth limit,
-    so one read never takes more than a second's worth)."""
+    so one read never takes more than a second's worth); ``signer`` (from
+    :func:`keys.current_signer`) keeps the database out of the download entirely."""
     sha, size = entry["sha256"], entry["size"]
     part = partial_path(sha)
     digest, have = _held(part, size)
     if have < size:
         headers = {"Range": f"bytes={have}-"} if have else {}
-        response = _signed_get(session, origin + MEDIA_OBJECT_PATH.format(sha256=sha), headers)
+        url = origin + MEDIA_OBJECT_PATH.format(sha256=sha)
+        response = _signed_get(session, url, headers, signer)
         stats.add(requests=1)
         try:
             if response.status_code in (403, 404):
