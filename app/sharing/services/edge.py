@@ -94,6 +94,12 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
 
+    def read_size(self, preferred: int) -> int:
+        """How many bytes a download should read at a time: ``preferred``, but never more
+        than one burst, since bytes are paid for after they are read (a 1 MiB read under
+        a 100 kB/s limit would run ten seconds ahead of it)."""
+        return preferred if self.rate <= 0 else max(1, min(preferred, self.capacity))
+
     def consume(self, amount: int) -> None:
         if self.rate <= 0 or amount <= 0:
             return

@@ -198,9 +198,18 @@ def sign_response(response, body: bytes) -> None:
         response.headers[name] = message.headers[name]
 
 
-def sign_request(request, body: bytes) -> None:
-    """Sign an outgoing ``requests.PreparedRequest`` in place."""
-    kid, signer = _signer()
+def current_signer() -> tuple[str, HTTPMessageSigner]:
+    """(key id, signer) of this instance's newest key, for a caller that signs many
+    requests from threads that should not touch the database (the mirror's downloads:
+    with SQLite, a key lookup waited for the main thread's commit).  A key rotated after
+    this call takes effect at the caller's next call."""
+    return _signer()
+
+
+def sign_request(request, body: bytes, signer: tuple[str, HTTPMessageSigner] | None = None):
+    """Sign an outgoing ``requests.PreparedRequest`` in place (with ``signer``, from
+    :func:`current_signer`, or the newest key)."""
+    kid, signer = signer or _signer()
     request.headers["Shuyuan-Origin"] = own_origin()
     signer.sign(
         request,

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import threading
 from collections.abc import Callable
@@ -45,7 +46,13 @@ from app.sharing.services.media_serve import MEDIA_INDEX_PATH, MEDIA_OBJECT_PATH
 log = logging.getLogger(__name__)
 
 MEDIA_PREFIX = "sharing/media/"  # the offline packages' prefix: one copy per hash
-CHUNK = 256 * 1024
+# Bytes read, written and hashed at a time.  1 MiB: at 256 KiB the per-chunk Python work
+# (urllib3's read loop, the counters) was a visible share of the mirror's CPU
+# (docs/sharing.md, "Mirror throughput"); larger chunks gain nothing more.
+CHUNK = 1024 * 1024
+# Chunks read but not yet hashed (the hashing thread's backlog): bounds the memory of a
+# download to a few MiB when the hash falls behind the network.
+HASH_BACKLOG = 4
 _MEDIA_TYPE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}$"
 )
@@ -136,9 +143,9 @@ def check_index(data, origin: str, uid: str, max_bytes: int) -> dict[str, list[d
     return items
 
 
-def _signed_get(session: requests.Session, url: str, headers: dict | None = None):
+def _signed_get(session: requests.Session, url: str, headers: dict | None = None, signer=None):
     prepared = requests.Request("GET", url, headers=headers or {}).prepare()
-    keys.sign_request(prepared, b"")
+    keys.sign_request(prepared, b"", signer)
     try:
         return session.send(prepared, timeout=30, allow_redirects=False, stream=True)
     except requests.RequestException as exc:
@@ -237,6 +244,52 @@ def already_here(entry: dict):
     return existing
 
 
+class _Hasher:
+    """SHA-256 of the chunks given to :meth:`update`, in order, computed in a thread of its
+    own: hashlib releases the GIL on large buffers, so hashing one chunk overlaps reading
+    the next from the socket and writing it to the partial file (on one connection the
+    hash was ~40% of the mirror's CPU and ran in series with the transfer, see
+    docs/sharing.md).  The digest is read once, by :meth:`hexdigest`, after every chunk."""
+
+    def __init__(self, digest):
+        self._digest = digest
+        self._chunks: queue.Queue = queue.Queue(HASH_BACKLOG)
+        self._thread = threading.Thread(target=self._run, name="shuyuan-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            self._digest.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._chunks.put(chunk)
+
+    def close(self) -> None:
+        """Wait for the chunks already given; idempotent (error paths call it too)."""
+        if self._thread.is_alive():
+            self._chunks.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        self.close()
+        return self._digest.hexdigest()
+
+
+def _held(part: Path, size: int):
+    """(digest, length) of what a partial file holds: re-hashed, since the file is the
+    only record of the bytes already fetched (nothing about them is in the database).  A
+    file longer than the object is deleted."""
+    if not part.exists():
+        return hashlib.sha256(), 0
+    with part.open("rb") as held:
+        digest = hashlib.file_digest(held, "sha256")
+        have = held.tell()
+    if have > size:
+        part.unlink()
+        return hashlib.sha256(), 0
+    return digest, have
+
+
 def download(
     session: requests.Session,
     origin: str,
@@ -244,24 +297,22 @@ def download(
     stats: FetchStats,
     consume: Callable[[int], None] = lambda n: None,
     progress: Callable[[int], None] = lambda n: None,
+    chunk_size: int = CHUNK,
+    signer=None,
 ) -> Path:
     """Fetch an object's bytes into its partial file (resuming it) and verify them;
     returns the verified file.  Writes nothing to the database, so several downloads can
-    run in threads (each with its own ``requests`` session and app context)."""
+    run in threads (each with its own ``requests`` session and app context).
+    ``chunk_size`` is the read size (the mirror lowers it under a small bandwidth limit,
+    so one read never takes more than a second's worth); ``signer`` (from
+    :func:`keys.current_signer`) keeps the database out of the download entirely."""
     sha, size = entry["sha256"], entry["size"]
     part = partial_path(sha)
-    digest, have = hashlib.sha256(), 0
-    if part.exists():
-        with part.open("rb") as held:
-            for chunk in iter(lambda: held.read(CHUNK), b""):
-                digest.update(chunk)
-                have += len(chunk)
-        if have > size:
-            part.unlink()
-            digest, have = hashlib.sha256(), 0
+    digest, have = _held(part, size)
     if have < size:
         headers = {"Range": f"bytes={have}-"} if have else {}
-        response = _signed_get(session, origin + MEDIA_OBJECT_PATH.format(sha256=sha), headers)
+        url = origin + MEDIA_OBJECT_PATH.format(sha256=sha)
+        response = _signed_get(session, url, headers, signer)
         stats.add(requests=1)
         try:
             if response.status_code in (403, 404):
@@ -275,21 +326,13 @@ def download(
                 digest, have = hashlib.sha256(), 0  # no range support: start over
             else:
                 raise Interrupted(f"media {sha[:12]}: publisher answered {response.status_code}")
-            with part.open("ab" if have else "wb") as out:
-                try:
-                    for chunk in response.iter_content(CHUNK):
-                        if have + len(chunk) > size:
-                            out.close()
-                            part.unlink(missing_ok=True)
-                            raise MediaRefused(f"media {sha[:12]}: more bytes than listed")
-                        consume(len(chunk))
-                        out.write(chunk)
-                        digest.update(chunk)
-                        have += len(chunk)
-                        stats.add(bytes=len(chunk))
-                        progress(len(chunk))
-                except (requests.RequestException, OSError) as exc:
-                    raise Interrupted(f"media {sha[:12]}: cut after {have} bytes") from exc
+            hasher = _Hasher(digest)
+            try:
+                have = _receive(
+                    response, part, have, size, sha, hasher, stats, consume, progress, chunk_size
+                )
+            finally:
+                hasher.close()
         finally:
             response.close()
         if have < size:
@@ -298,6 +341,27 @@ def download(
         part.unlink(missing_ok=True)
         raise MediaRefused(f"media {sha[:12]}: hash mismatch")
     return part
+
+
+def _receive(response, part, have, size, sha, hasher, stats, consume, progress, chunk_size):
+    """Append the response body to the partial file (hashing it); returns the new length.
+    More bytes than listed delete the file; a broken link keeps what was written."""
+    with part.open("ab" if have else "wb") as out:
+        try:
+            for chunk in response.iter_content(chunk_size):
+                if have + len(chunk) > size:
+                    out.close()
+                    part.unlink(missing_ok=True)
+                    raise MediaRefused(f"media {sha[:12]}: more bytes than listed")
+                consume(len(chunk))
+                out.write(chunk)
+                hasher.update(chunk)
+                have += len(chunk)
+                stats.add(bytes=len(chunk))
+                progress(len(chunk))
+        except (requests.RequestException, OSError) as exc:
+            raise Interrupted(f"media {sha[:12]}: cut after {have} bytes") from exc
+    return have
 
 
 def finish(entry: dict, part: Path, stats: FetchStats):

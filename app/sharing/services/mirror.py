@@ -30,7 +30,7 @@ from app.common.events import commit
 from app.errors import AppError
 from app.extensions import db
 from app.sharing.models import Subscription, SubscriptionStatus
-from app.sharing.services import edge, federation, materialise, media_fetch
+from app.sharing.services import edge, federation, keys, materialise, media_fetch
 from app.sharing.services.keys import FederationRefused, normalise_origin
 
 log = logging.getLogger(__name__)
@@ -195,19 +195,32 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
         origin, entry, _ = plans[sha]
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        with app.app_context():  # signing reads this instance's key
+        with app.app_context():  # the partial folder and our origin are configuration
             try:
                 return media_fetch.download(
-                    local.session, origin, entry, report.media, bucket.consume, advance
+                    local.session,
+                    origin,
+                    entry,
+                    report.media,
+                    bucket.consume,
+                    advance,
+                    chunk,
+                    signer,
                 )
             finally:
                 db.session.remove()
 
+    chunk = bucket.read_size(media_fetch.CHUNK)
+    # Read once here: the downloads sign without a query, so none waits for the SQLite
+    # lock while this thread commits a finished object (seen as 40-350 ms stalls).
+    signer = keys.current_signer()
     queue = list(todo)
     stopped = False
     with ThreadPoolExecutor(parallel, thread_name_prefix="shuyuan-mirror") as pool:
         running = {}
-        while queue or running:
+
+        def start_more() -> None:
+            nonlocal stopped
             while queue and len(running) < parallel and not stopped:
                 if not open_now():
                     report.errors.append("the mirror window closed")
@@ -215,33 +228,38 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
                     break
                 sha = queue.pop(0)
                 running[pool.submit(work, sha)] = sha
-            if not running:
-                break
+
+        start_more()
+        while running:
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            verified = []
             for future in finished:
                 sha = running.pop(future)
-                origin, entry, content_ids = plans[sha]
+                origin = plans[sha][0]
                 try:
-                    part = future.result()
+                    verified.append((sha, future.result()))
                 except media_fetch.MediaRefused as exc:
                     log.warning("sharing: refused media from %s: %s", origin, exc.reason)
                     report.media.refused.append(exc.reason)
                     report.errors.append(exc.reason)
-                    continue
                 except media_fetch.Interrupted as exc:
                     # The link is down: start nothing more; partial files wait for the
                     # next run (the downloads under way end on their own).
                     report.errors.append(exc.reason)
                     stopped = True
-                    continue
+            if stopped:
+                queue.clear()
+            # The next downloads start before this thread stores and commits the finished
+            # ones, so the database work overlaps a transfer even on one connection.
+            start_more()
+            for sha, part in verified:
+                _, entry, content_ids = plans[sha]
                 obj = media_fetch.finish(entry, part, report.media)
                 for content_id in content_ids:
                     media_fetch.attach(content_id, entry, obj)
                 commit()
                 if on_object:
                     on_object(sha)
-            if stopped:
-                queue.clear()
 
 
 def mirror_job() -> dict:
