@@ -274,3 +274,30 @@ def test_a_media_request_costs_the_same_statements_whatever_the_catalog_holds(
         media_serve.media_object("http://stranger.test", sha)  # not approved
     with pytest.raises(NotFound):
         media_serve.media_object("http://edge.test", hashlib.sha256(b"x").hexdigest())
+
+
+def test_a_verified_object_is_on_disk_before_its_row_is_recorded(media_app, monkeypatch):
+    """The row says "this hash is here", and a hash that is here is never fetched again:
+    the bytes must be synced before the rename into storage, the folder after it, and both
+    before the row is added."""
+    from app.media.storage import local
+
+    data = os.urandom(3 * SMALL)
+    entry = _entry(data)
+    part = _download(FakePeer(data), entry)
+    order = []
+    real_replace, real_record = local.durable_replace, media_fetch._record
+
+    def replace(source, target):
+        order.append("durable_replace")
+        real_replace(source, target)
+
+    def record(*args, **kwargs):
+        order.append("record")
+        return real_record(*args, **kwargs)
+
+    monkeypatch.setattr(local, "durable_replace", replace)
+    monkeypatch.setattr(media_fetch, "_record", record)
+    obj = media_fetch.finish(entry, part, media_fetch.FetchStats())
+    assert order == ["durable_replace", "record"]
+    assert obj.checksum == entry["sha256"] and not part.exists()

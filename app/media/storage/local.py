@@ -59,6 +59,30 @@ def read_token(token: str, op: str) -> dict:
     return payload
 
 
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_replace(source: Path, target: Path) -> None:
+    """Rename ``source`` over ``target`` so that after a crash or power cut the key holds
+    either its old bytes or all of the new ones: the file's data reaches the disk before
+    the rename, and the rename (the folder entry) before this returns.  Without the two
+    fsyncs a file system may persist the rename first, and a database row committed just
+    after would name a short or empty file (an edge node in a school with an unreliable
+    supply would then never fetch it again, as its hash "is here")."""
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(source, target)
+    _fsync_dir(target.parent)
+
+
 class LocalStorage(Storage):
     name = "file"
 
@@ -80,7 +104,7 @@ class LocalStorage(Storage):
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             writer(tmp)
-            os.replace(tmp, target)
+            durable_replace(tmp, target)
         except OSError as exc:
             if exc.errno in NO_SPACE:
                 raise StorageUnavailable("disk_full", str(exc)) from exc
@@ -171,7 +195,10 @@ class LocalStorage(Storage):
     def move(self, source, target):
         destination = self._path(target)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._path(source), destination)
+        source_path = self._path(source)
+        durable_replace(source_path, destination)
+        if source_path.parent != destination.parent:
+            _fsync_dir(source_path.parent)
 
     # Multipart: parts are files uploads/<id>/part-00001 written by the signed PUT route.
     def _parts_dir(self, key: str) -> Path:

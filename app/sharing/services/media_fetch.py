@@ -19,11 +19,9 @@ by content hash — deduplicated, verified, resumable.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import os
 import queue
 import re
 import threading
@@ -221,9 +219,16 @@ def _store(part: Path, sha256: str, media_type: str) -> None:
     if target is not None:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         # Same file system: a rename, no copy; another one: copied by the storage below.
-        with contextlib.suppress(OSError):
-            os.replace(part, target)
+        # Durable: the row recorded after this names a hash that "is here", so bytes lost
+        # in a power cut would never be fetched again (media_fetch step 2).
+        from app.media.storage.local import durable_replace
+
+        try:
+            durable_replace(part, Path(target))
             return
+        except OSError:
+            if not part.exists():  # renamed, but not known to be on disk: say so
+                raise
     storage.put_file(key, str(part), media_type)
     part.unlink(missing_ok=True)
 
