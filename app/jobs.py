@@ -134,6 +134,9 @@ class _Pool:
             timer.daemon = True
             self.timers[timer] = again
             timer.start()
+            # A waiter on ``changed`` (tests/test_jobs.py waits for the retry to be
+            # scheduled) would otherwise sleep until its timeout: 60 s per run.
+            self.changed.notify_all()
         return True
 
     def _due(self, item: _Item) -> None:

@@ -67,6 +67,32 @@ def create_postgres_database() -> tuple[str, callable]:
     return url, drop
 
 
+# What a user's password costs in production (werkzeug's default, scrypt at n=2**15): kept
+# for tests/accounts/test_password_hashing.py, which checks that production still uses it.
+PRODUCTION_PASSWORD_HASH = accounts.generate_password_hash
+PRODUCTION_DUMMY_HASH = accounts._DUMMY_HASH
+# A hash method of the same kind (werkzeug's salted KDF, checked by check_password_hash the
+# normal way) at a cost fit for tests.
+TEST_PASSWORD_METHOD = "pbkdf2:sha256:1000"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes():
+    """scrypt takes 0.1-1 s of a core per hash on a loaded 2-core machine, and almost every
+    test makes users with passwords (``make_user``, seeded sites, the demo content of the
+    fuzz server) and logs them in: that was a third of the suite's time.  Tests hash at a
+    cheap cost instead; logins still check the stored hash (and an unknown email is still
+    checked against the dummy hash, at the same cost).  Session-scoped so that session
+    fixtures (the fuzz server's demo users) are seeded cheaply too."""
+    from functools import partial
+
+    with pytest.MonkeyPatch.context() as patch:
+        cheap = partial(PRODUCTION_PASSWORD_HASH, method=TEST_PASSWORD_METHOD)
+        patch.setattr(accounts, "generate_password_hash", cheap)
+        patch.setattr(accounts, "_DUMMY_HASH", cheap("timing-equaliser"))
+        yield
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def backend(request) -> str:
     return request.param

@@ -33,23 +33,6 @@ def _catalogues():
     compile_catalogues()
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashes(monkeypatch):
-    """Page tests log many users in; scrypt at full strength would dominate their time.
-    Login still checks the stored hash the normal way."""
-    from functools import partial
-
-    from werkzeug.security import generate_password_hash
-
-    from app.accounts import services
-
-    monkeypatch.setattr(
-        services,
-        "generate_password_hash",
-        partial(generate_password_hash, method="pbkdf2:sha256:1000"),
-    )
-
-
 class PageClient:
     """A test client logged in through the real login form."""
 
