@@ -91,8 +91,10 @@ def keys_case(attachments: dict, statements) -> dict:
     # Statements may give sha2 in another letter case than the part header.
     declared = {}
     for statement in statements if isinstance(statements, list) else []:
-        if isinstance(statement, dict):
-            for attachment in statement.get("attachments") or []:
+        # Unchecked input (validation comes later): "attachments" may be any JSON value.
+        listed = statement.get("attachments") if isinstance(statement, dict) else None
+        if isinstance(listed, list):
+            for attachment in listed:
                 if isinstance(attachment, dict) and isinstance(attachment.get("sha2"), str):
                     declared[attachment["sha2"].lower()] = attachment["sha2"]
     return {declared.get(k.lower(), k): v for k, v in attachments.items()}

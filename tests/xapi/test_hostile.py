@@ -179,6 +179,18 @@ def test_a_list_where_an_object_is_expected_is_4xx(lrs):
         assert 400 <= response.status_code < 500, (body, response.status_code)
 
 
+@pytest.mark.parametrize("value", [5, -1, 1.5, True, "abc", {"sha2": "x"}, [1, "x", None]])
+def test_attachments_of_any_json_type_are_400_not_500(lrs, value):
+    # Found by the property below on one random draw: a non-empty number reached the
+    # attachments' sha2 letter-case pass before validation and raised TypeError (a 500).
+    for body in (statement(attachments=value), [statement(attachments=value)]):
+        response = lrs.post(body)
+        assert response.status_code == 400, (value, response.status_code)
+        assert response.get_json()["error"]["message"]
+    response = lrs.put(statement(attachments=value), statementId=new_id())
+    assert response.status_code == 400
+
+
 # --- properties ---------------------------------------------------------------------------
 
 json_leaves = (
