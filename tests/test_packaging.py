@@ -35,7 +35,10 @@ def _imported_distributions(*folders: str) -> set[str]:
         root = PROJECT_ROOT / folder
         paths = [root] if root.is_file() else root.rglob("*.py")
         for path in paths:
-            if "static" in path.parts:
+            # Hidden folders are not the project's code: bench/.venv-pybkt (make bench)
+            # is a virtualenv of third-party sources, some not even UTF-8.
+            relative = path.relative_to(PROJECT_ROOT).parts
+            if "static" in path.parts or any(part.startswith(".") for part in relative):
                 continue
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
