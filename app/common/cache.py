@@ -1,12 +1,13 @@
 """The shared cache (Flask-Caching): Redis when ``REDIS_URL`` is set, SimpleCache otherwise.
 
 What is cached is read far more often than it changes (anonymous catalog pages and list
-counts, API token lookups).  Invalidation is by *generation*: every entry's key carries
-the current number of its scope (``"catalog"``...), and a change bumps that number
-(:func:`bump`, called from signal receivers), so every older entry is simply never read
-again and expires on its own.  A reader that read the old number while a publish
-committed stores its page under the old number, where nobody looks: no stale page is
-served after the bump.
+counts, API token lookups).  Invalidation is by *generation*: every entry is stored with
+the number of its scope (``"catalog"``...) current when it was made, and a change bumps
+that number (:func:`bump`, called from signal receivers), so an entry of an older number
+is a miss and is made again.  The number and the entry are read together in one round
+trip (:func:`scoped_read`), not one after the other.  A reader that read the old number
+while a publish committed stores its page with the old number, which no reader accepts
+any more: no stale page is served after the bump.
 
 The cache is an optimisation, never a dependency: when Redis does not answer, reads are
 misses and writes are dropped (logged once a minute), and requests are served from the
@@ -125,17 +126,49 @@ def delete(name: str) -> None:
         _failed("delete", exc)
 
 
+def _entry_name(scope: str, parts: tuple) -> str:
+    return f"{scope}:e:{key(*parts)}"
+
+
+def scoped_read(scope: str, names: list[str]) -> tuple[int, list[Any]] | None:
+    """The current number of ``scope`` and the values its entries ``names`` hold *in that
+    generation* (None for a miss or an entry of an older number), in one round trip
+    (Redis MGET).  None when the cache does not answer (the caller reads the source and
+    stores nothing)."""
+    try:
+        raw_number, *entries = cache.get_many(f"gen:{scope}", *names)
+    except _errors() as exc:
+        _failed("read", exc)
+        return None
+    number = int(raw_number or 0)
+    values = [
+        entry[1] if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == number else None
+        for entry in entries
+    ]
+    return number, values
+
+
+def scoped_write(number: int, values: dict[str, Any], timeout: int | None = None) -> None:
+    """Store ``values`` (name → value) as entries of generation ``number``, as read by
+    :func:`scoped_read` before they were made."""
+    try:
+        cache.set_many({name: (number, value) for name, value in values.items()}, timeout)
+    except _errors() as exc:
+        _failed("write", exc)
+
+
 def remember(scope: str, parts: tuple, produce: Callable[[], Any], timeout: int | None = None):
     """The cached value of ``parts`` in the current generation of ``scope``, or
-    ``produce()`` (stored for the next reader)."""
-    number = generation(scope)
-    if number < 0:
+    ``produce()`` (stored for the next reader; a None is returned but not stored)."""
+    name = _entry_name(scope, parts)
+    found = scoped_read(scope, [name])
+    if found is None:
         return produce()
-    name = f"{scope}:{number}:{key(*parts)}"
-    value = get(name, _MISS)
-    if value is _MISS:
+    number, (value,) = found
+    if value is None:
         value = produce()
-        set(name, value, timeout)
+        if value is not None:
+            scoped_write(number, {name: value}, timeout)
     return value
 
 
@@ -146,26 +179,19 @@ def remember_many(
     ``parts``, in order; ``produce(positions)`` makes the missing ones (the values for
     those positions of ``parts``, in that order), which are stored for the next reader
     (a None is returned but not stored)."""
-    number = generation(scope)
-    if number < 0:
+    names = [_entry_name(scope, each) for each in parts]
+    found = scoped_read(scope, names)
+    if found is None:
         return produce(list(range(len(parts))))
-    names = [f"{scope}:{number}:{key(*each)}" for each in parts]
-    try:
-        values = list(cache.get_many(*names))
-    except _errors() as exc:
-        _failed("read", exc)
-        values = [None] * len(names)
+    number, values = found
     missing = [position for position, value in enumerate(values) if value is None]
     if missing:
         made = produce(missing)
         for position, value in zip(missing, made, strict=True):
             values[position] = value
-        try:
-            made_values = {names[p]: values[p] for p in missing if values[p] is not None}
-            if made_values:
-                cache.set_many(made_values)
-        except _errors() as exc:
-            _failed("write", exc)
+        made_values = {names[p]: values[p] for p in missing if values[p] is not None}
+        if made_values:
+            scoped_write(number, made_values)
     return values
 
 

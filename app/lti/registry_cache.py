@@ -38,11 +38,11 @@ def cached_row(parts: tuple, read: Callable[[], Row | None]) -> Row | None:
     """The row for ``parts`` from the shared cache, or ``read()`` (stored when found)."""
     if current_app.config.get("CACHE_TYPE") != "RedisCache":
         return read()
-    number = cache.generation(SCOPE)
-    if number < 0:  # Redis did not answer: read the database
+    name = f"{SCOPE}:{cache.key(*parts)}"
+    found = cache.scoped_read(SCOPE, [name])  # the generation and the row: one round trip
+    if found is None:  # Redis did not answer: read the database
         return read()
-    name = f"{SCOPE}:{number}:{cache.key(*parts)}"
-    entry = cache.get(name)
+    number, (entry,) = found
     if entry is not None:
         try:
             return db.session.merge(entry, load=False)
@@ -50,5 +50,5 @@ def cached_row(parts: tuple, read: Callable[[], Row | None]) -> Row | None:
             cache.delete(name)
     row = read()
     if row is not None:
-        cache.set(name, row, SECONDS)
+        cache.scoped_write(number, {name: row}, SECONDS)
     return row

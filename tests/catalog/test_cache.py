@@ -293,3 +293,52 @@ def test_on_redis_a_publish_through_one_worker_shows_at_once_in_the_other(
             make_content(teacher, Course, "published", title="第二")
             assert cache_module.generation("catalog") > before
         assert titles(client.get("/api/v1/courses")) == ["第二", "第一"]
+
+
+def test_on_redis_a_cached_read_is_one_round_trip_and_an_older_generation_a_miss(
+    database_url, tmp_path
+):
+    """The scope's number and the entry come back in one MGET (they were two GETs, on every
+    cached page, token-free API list and LTI registration read, and the framing origins of
+    every response); an entry made before a bump, or stored late by a reader that read
+    the old number, is never served."""
+    with redis_cached_apps(database_url, tmp_path) as (first, second):
+        made = []
+
+        def produce(value):
+            def make():
+                made.append(value)
+                return value
+
+            return make
+
+        with first.app_context():
+            assert type(cache_module.cache.cache).__name__ == "RedisCache"
+            commands = []
+            client = cache_module.cache.cache._read_client
+            original = client.execute_command
+
+            def counting(*args, **kwargs):
+                commands.append(args[0])
+                return original(*args, **kwargs)
+
+            client.execute_command = counting
+            try:
+                assert cache_module.remember("unit-scope", ("a",), produce("v1")) == "v1"
+                commands.clear()
+                assert cache_module.remember("unit-scope", ("a",), produce("nope")) == "v1"
+                assert commands == ["MGET"]
+            finally:
+                client.execute_command = original
+            number, _ = cache_module.scoped_read("unit-scope", [])
+        with second.app_context():  # another worker: same entry, then a bump
+            assert cache_module.remember("unit-scope", ("a",), produce("nope")) == "v1"
+            cache_module.bump("unit-scope")
+            assert cache_module.remember("unit-scope", ("a",), produce("v2")) == "v2"
+        with first.app_context():
+            # A reader that read the old number before the bump stores its value late.
+            name = cache_module._entry_name("unit-scope", ("a",))
+            cache_module.scoped_write(number, {name: "old"})
+            assert cache_module.remember("unit-scope", ("a",), produce("v3")) == "v3"
+            assert cache_module.remember("unit-scope", ("a",), produce("nope")) == "v3"
+        assert made == ["v1", "v2", "v3"]
