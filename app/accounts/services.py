@@ -261,10 +261,22 @@ def _token_statement():
     )
 
 
-def user_for_token(raw: str) -> User | None:
+def _hash_of_wellformed(raw: str) -> str | None:
+    """The hash to look ``raw`` up by, or None for what cannot be one of our tokens."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token_hash = _hash_token(raw)
+    return _hash_token(raw)
+
+
+def _usable(revoked_at, expires_at, now) -> bool:
+    """Not revoked and not expired: the checks every token look-up makes."""
+    return revoked_at is None and (expires_at is None or expires_at >= now)
+
+
+def user_for_token(raw: str) -> User | None:
+    token_hash = _hash_of_wellformed(raw)
+    if token_hash is None:
+        return None
     now = utcnow()
     # The shared cache first: revocations and account changes overwrite its entries
     # (app/accounts/token_cache.py says how they reach every process).
@@ -276,9 +288,7 @@ def user_for_token(raw: str) -> User | None:
         .unique()
         .scalar_one_or_none()
     )
-    if token is None or token.revoked_at is not None:
-        return None
-    if token.expires_at is not None and token.expires_at < now:
+    if token is None or not _usable(token.revoked_at, token.expires_at, now):
         return None
     user = token.user
     if user is None or not user.is_active:
@@ -299,9 +309,9 @@ def principal_for_token(raw: str) -> Principal | None:
     inactive or deleted account: None), the same shared cache and tombstones, the same
     ``last_used_at`` bookkeeping, but a :class:`Principal` read with one Core statement
     instead of an ORM user (app/accounts/principal.py says why and when)."""
-    if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+    token_hash = _hash_of_wellformed(raw)
+    if token_hash is None:
         return None
-    token_hash = _hash_token(raw)
     now = utcnow()
     found = token_cache.cached_principal(token_hash, now)
     if found is not None:
@@ -312,7 +322,7 @@ def principal_for_token(raw: str) -> Principal | None:
     if not rows:
         return None
     first = rows[0]
-    if first.revoked_at is not None or (first.expires_at is not None and first.expires_at < now):
+    if not _usable(first.revoked_at, first.expires_at, now):
         return None
     if not first.is_active_account or first.deleted_at is not None:
         return None
