@@ -38,11 +38,11 @@ from sqlalchemy import event, inspect, select
 from app.accounts.models import ApiToken, RoleAssignment, User
 from app.accounts.principal import Principal
 from app.common import cache
+from app.common.unit_of_work import CommitNote
 from app.extensions import db
 
 TOKEN_CACHE_SECONDS = 60
 _TOMBSTONE = "revoked"
-_FORGET = "shuyuan_forget_tokens"  # session.info: token hashes to tombstone after commit
 # Token columns whose change must reach every process (last_used_at is bookkeeping).
 _TOKEN_STATE = ("revoked_at", "expires_at", "user_id", "token_hash")
 # User columns that change on every log-in and say nothing about what the user may do: an
@@ -181,25 +181,15 @@ def _after_flush(session, flush_context) -> None:
         )
     if hashes:
         _tombstone(hashes)
-        session.info.setdefault(_FORGET, set()).update(hashes)
+        _tombstone_after_commit.mark(session, hashes)
 
 
-def _after_commit(session) -> None:
-    if session.in_nested_transaction():
-        return
-    hashes = session.info.pop(_FORGET, None)
-    if hashes and has_app_context():
-        _tombstone(hashes)
-
-
-def _after_rollback(session, previous) -> None:
-    # The tombstones written at the flush stay (they only cost misses); nothing changed.
-    if previous.parent is None and not previous.nested:
-        session.info.pop(_FORGET, None)
+# Token hashes tombstoned again once the flush's unit of work commits.  On a rollback the
+# tombstones written at the flush stay (they only cost misses) and the note is forgotten.
+_tombstone_after_commit = CommitNote("api-tokens", _tombstone, collects=True)
 
 
 def install() -> None:
     if not event.contains(db.session, "after_flush", _after_flush):
         event.listen(db.session, "after_flush", _after_flush)
-        event.listen(db.session, "after_commit", _after_commit)
-        event.listen(db.session, "after_soft_rollback", _after_rollback)
+    _tombstone_after_commit.install()

@@ -9,6 +9,8 @@ alignment (node, resource, type).
 from __future__ import annotations
 
 import json
+import re
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
@@ -49,6 +51,54 @@ def _knowledge_point(lesson: Node, title: str) -> Node:
     if node is None:
         raise LookupError(f"demo.yaml: no knowledge point {title} under {lesson.code}")
     return node
+
+
+def school_years_to_today(term_start: date, today: date) -> int:
+    """Whole school years (each starts on 1 August) from the one of ``term_start`` to the
+    one of ``today``: how far a demo calendar written for one school year moves so that it
+    is this school year's (never backwards)."""
+
+    def school_year(day: date) -> int:
+        return day.year if day.month >= 8 else day.year - 1
+
+    return max(0, school_year(today) - school_year(term_start))
+
+
+def _years_later(day, years: int) -> date:
+    day = services.parse_date(day, "date")
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year + years, day=28)
+
+
+def _renumber_years(text: str | None, years: int) -> str | None:
+    """ "2026-2027-1" / "2026学年第一学期" moved on by ``years``."""
+    if not text or not years:
+        return text
+    return re.sub(r"(?<!\d)20\d\d(?!\d)", lambda m: str(int(m.group()) + years), text)
+
+
+def _following_school_year(entry: dict) -> dict:
+    """A calendar of demo.yaml marked ``follow_school_year``, moved by whole years into the
+    current school year, so that a demo loaded in any later year has a term (dates,
+    holidays, its term code and title) rather than one long past."""
+    if not entry.get("follow_school_year"):
+        return entry
+    years = school_years_to_today(
+        services.parse_date(entry["term_start"], "term_start"), services.today()
+    )
+    return {
+        **entry,
+        "term": _renumber_years(str(entry["term"]), years),
+        "title": _renumber_years(entry.get("title"), years),
+        "term_start": _years_later(entry["term_start"], years),
+        "term_end": _years_later(entry["term_end"], years),
+        "holidays": [
+            {**h, "start": _years_later(h["start"], years), "end": _years_later(h["end"], years)}
+            for h in entry.get("holidays", [])
+        ],
+    }
 
 
 def _volume(spec: dict) -> Node:
@@ -97,6 +147,7 @@ def load(folder: Path, report, tick) -> None:
         db.session.flush()
         report.add("school classes", existed is None)
     for entry in spec.get("calendars", []):
+        entry = _following_school_year(entry)
         district = db.session.execute(
             select(District).filter_by(code=entry["district"])
         ).scalar_one()

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from flask import g, has_app_context
+from flask import g
 from sqlalchemy import event, select
 
 from app.accounts.models import District, School
 from app.common import cache
+from app.common.unit_of_work import CommitNote
 from app.extensions import db
 from app.lti import registry_cache
 from app.lti.models import LtiDeployment, LtiPlatform
@@ -49,7 +50,6 @@ def url_origin(url: str | None) -> str | None:
 # for its CSP header (a query per response before, 2 of a login + launch's statements;
 # issue 14).  Bumped after any commit that wrote a platform or a deployment.
 CACHE_SCOPE = "lti-origins"
-_CHANGED = "shuyuan_lti_registrations_changed"
 
 
 def registered_platform_origins() -> tuple[str, ...]:
@@ -87,22 +87,15 @@ def _note_registration_writes(session, flush_context, instances) -> None:
         *(obj for obj in session.dirty if session.is_modified(obj, include_collections=False)),
     )
     if any(isinstance(obj, _REGISTRATION_ROWS) for obj in written):
-        session.info[_CHANGED] = True
+        _registrations_written.mark(session)
 
 
-def _bump_after_commit(session) -> None:
-    # Only at the real commit: a released SAVEPOINT also sends after_commit, and a reader
-    # between that and the commit would cache the old rows under the new generation.
-    if session.in_nested_transaction() or not session.info.pop(_CHANGED, False):
-        return
-    if has_app_context():
-        cache.bump(CACHE_SCOPE)
-        cache.bump(registry_cache.SCOPE)
+def _bump(_note) -> None:
+    cache.bump(CACHE_SCOPE)
+    cache.bump(registry_cache.SCOPE)
 
 
-def _forget_after_rollback(session, previous) -> None:
-    if not previous.nested and previous.parent is None:
-        session.info.pop(_CHANGED, None)
+_registrations_written = CommitNote("lti-registrations", _bump)
 
 
 def install() -> None:
@@ -112,5 +105,4 @@ def install() -> None:
     ORM session; nothing updates these tables with bulk statements)."""
     if not event.contains(db.session, "before_flush", _note_registration_writes):
         event.listen(db.session, "before_flush", _note_registration_writes)
-        event.listen(db.session, "after_commit", _bump_after_commit)
-        event.listen(db.session, "after_soft_rollback", _forget_after_rollback)
+    _registrations_written.install()

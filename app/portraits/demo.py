@@ -66,7 +66,8 @@ def _statement(
 def simulate_term(
     seed: int = 7, on=None, students: int = SIMULATED_STUDENTS, rebuild: bool = True
 ) -> dict:
-    """Simulate the demo class's term up to ``on`` (default today).  Idempotent: a second
+    """Simulate the demo class's term up to ``on`` (default today; between terms, the
+    last term).  Idempotent: a second
     run does nothing."""
     from app.portraits.services import updates
 
@@ -78,7 +79,11 @@ def simulate_term(
     on = on or sources.today()
     calendar = sources.class_calendar(school_class, "math", on)
     if calendar is None:
-        return {"skipped": "no calendar today"}
+        # Between terms: the whole term that ended last, so the demo has portraits.
+        calendar = sources.last_class_calendar(school_class, "math", on)
+        if calendar is None:
+            return {"skipped": "no calendar"}
+        on = calendar.term_end
     rng = random.Random(seed)
     learners = list(sources.class_students(school_class))
     for n in range(1, students + 1):

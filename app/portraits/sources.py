@@ -337,6 +337,13 @@ def class_calendar(school_class, subject: str, on: date):
     return effective_calendar(school_class, subject, on)
 
 
+def last_class_calendar(school_class, subject: str, on: date):
+    """The calendar of the class's latest term that ended before ``on``."""
+    from app.curriculum.services import last_ended_calendar
+
+    return last_ended_calendar(school_class, subject, on)
+
+
 def calendar_weeks(calendar) -> list[dict]:
     """[{week, starts_on, ends_on, lessons: [Node]}] of a teaching calendar."""
     from app.curriculum.services import calendar_plan, knowledge_points_of

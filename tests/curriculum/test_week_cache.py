@@ -161,13 +161,13 @@ def test_an_uncommitted_change_is_neither_cached_nor_read_from_the_cache(
         before, _ = week(reader, klass.student.id)
         with writer.app_context():
             services.move_lesson(db.session.get(User, admin_id), klass.calendar_id, moved, 14)
-            assert db.session.info.get(week_cache._CHANGED)
+            assert week_cache._changes.marked()
             student = db.session.get(User, klass.student.id)
             [view] = services.this_week(student, on=MONDAY)
             assert moved not in [lesson["node"].id for lesson in view.lessons]
             assert week(reader, klass.student.id)[0] == before  # not committed yet
             db.session.rollback()
-            assert not db.session.info.get(week_cache._CHANGED)
+            assert not week_cache._changes.marked()
         assert week(reader, klass.student.id) == (before, 2)
 
 

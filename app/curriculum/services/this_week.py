@@ -99,6 +99,20 @@ def effective_calendar(
 ) -> TeachingCalendar | None:
     """The calendar a class follows for ``subject`` on ``day``: the teacher's class
     calendar, else the school's, else the district's, for the class's edition."""
+    return _followed(
+        school_class, subject, TeachingCalendar.term_start <= day, TeachingCalendar.term_end >= day
+    )
+
+
+def last_ended_calendar(
+    school_class: SchoolClass, subject: str, day: date
+) -> TeachingCalendar | None:
+    """The calendar the class followed in its latest term that ended before ``day``
+    (between terms there is no :func:`effective_calendar`), by the same precedence."""
+    return _followed(school_class, subject, TeachingCalendar.term_end < day, latest=True)
+
+
+def _followed(school_class: SchoolClass, subject: str, *when, latest: bool = False):
     edition = school_class.edition_for(subject)
     if edition is None:
         return None
@@ -107,8 +121,7 @@ def effective_calendar(
             select(TeachingCalendar).where(
                 TeachingCalendar.subject == subject,
                 TeachingCalendar.edition == edition,
-                TeachingCalendar.term_start <= day,
-                TeachingCalendar.term_end >= day,
+                *when,
                 TeachingCalendar.district_id == school_class.school.district_id,
                 or_(
                     TeachingCalendar.class_id == school_class.id,
@@ -125,6 +138,9 @@ def effective_calendar(
     )
     if school_class.grade:
         candidates = [c for c in candidates if c.grade in (None, school_class.grade)]
+    if latest and candidates:
+        last_end = max(c.term_end for c in candidates)
+        candidates = [c for c in candidates if c.term_end == last_end]
     if not candidates:
         return None
     return sorted(candidates, key=lambda c: (0 if c.class_id else 1 if c.school_id else 2, -c.id))[

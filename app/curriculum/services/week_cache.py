@@ -28,11 +28,12 @@ import logging
 from collections.abc import Callable
 from datetime import date
 
-from flask import current_app, has_app_context
+from flask import current_app
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from app.common import cache
+from app.common.unit_of_work import CommitNote
 from app.curriculum.models import (
     Association,
     CalendarEntry,
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 SCOPE = "curriculum-weeks"
 # In every key: an entry pickled by an older shape of this module is never read.
 _VERSION = 1
-_CHANGED = "shuyuan_curriculum_weeks_changed"  # session.info: bump after the commit
 WATCHED_MODELS = (TeachingCalendar, CalendarWeek, CalendarEntry, ClassProgress, Node, Association)
 WATCHED = frozenset(model.__table__.name for model in WATCHED_MODELS)
 
@@ -58,14 +58,12 @@ def enabled() -> bool:
     """Whether this call may read and write cached week structures: only on a cache all
     processes share, and not in a unit of work that wrote a watched table (it would read
     the others' entries without its own change, or publish what may be rolled back)."""
-    return current_app.config.get("CACHE_TYPE") == "RedisCache" and not db.session.info.get(
-        _CHANGED
-    )
+    return current_app.config.get("CACHE_TYPE") == "RedisCache" and not _changes.marked()
 
 
 def mark_changed(session: Session | None = None) -> None:
     """This unit of work changed the week structure (for writes no listener sees)."""
-    (session or db.session).info[_CHANGED] = True
+    _changes.mark(session)
 
 
 def class_key(school_class: SchoolClass, offsets: tuple[int, ...], on: date, subject) -> tuple:
@@ -161,7 +159,7 @@ def _attach(value: dict) -> dict:
 def _after_flush(session, flush_context) -> None:
     for objects in (session.new, session.dirty, session.deleted):
         if any(isinstance(obj, WATCHED_MODELS) for obj in objects):
-            session.info[_CHANGED] = True
+            _changes.mark(session)
             return
 
 
@@ -169,26 +167,21 @@ def _do_orm_execute(state) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         table = getattr(state.statement, "table", None)
         if getattr(table, "name", None) in WATCHED:
-            state.session.info[_CHANGED] = True
+            _changes.mark(state.session)
 
 
-def _after_commit(session) -> None:
-    if session.in_nested_transaction():
-        return
-    changed = session.info.pop(_CHANGED, None)
-    if changed and has_app_context() and current_app.config.get("CACHE_TYPE") == "RedisCache":
+def _bump(_note) -> None:
+    if current_app.config.get("CACHE_TYPE") == "RedisCache":
         cache.bump(SCOPE)
 
 
-def _after_rollback(session, previous) -> None:
-    # Nothing was committed, so nothing cached is stale; the unit of work may cache again.
-    if previous.parent is None and not previous.nested:
-        session.info.pop(_CHANGED, None)
+# Marked by a unit of work that wrote the week structure: it then reads and writes no
+# cache entry, and its commit bumps the generation (a rollback forgets the mark).
+_changes = CommitNote("curriculum-weeks", _bump)
 
 
 def install() -> None:
     if not event.contains(db.session, "after_flush", _after_flush):
         event.listen(db.session, "after_flush", _after_flush)
         event.listen(db.session, "do_orm_execute", _do_orm_execute)
-        event.listen(db.session, "after_commit", _after_commit)
-        event.listen(db.session, "after_soft_rollback", _after_rollback)
+    _changes.install()
