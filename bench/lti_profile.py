@@ -18,6 +18,7 @@ platform), then the call tree of the launches (pyinstrument).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import threading
@@ -30,6 +31,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import throwaway_postgres  # noqa: E402
 from bench.lti import prepare_shuyuan, write_bare_config  # noqa: E402
 from tests.lti.platform import Platform  # noqa: E402
+
+
+@contextlib.contextmanager
+def redis_round_trips():
+    """The Redis commands this thread sends (a pipeline's commands are one round trip)."""
+    from redis.connection import AbstractConnection
+
+    sent: list[str] = []
+    original = AbstractConnection.send_packed_command
+
+    def send(self, command, check_health=True):
+        if threading.current_thread() is threading.main_thread():
+            parts = command if isinstance(command, list) else [command]
+            text = b"".join(bytes(p) for p in parts)
+            words = [w for w in text.split(b"\r\n") if w and w[:1] not in (b"*", b"$")]
+            sent.append(" ".join(w.decode(errors="replace")[:40] for w in words[:4]))
+        return original(self, command, check_health)
+
+    AbstractConnection.send_packed_command = send
+    try:
+        yield sent
+    finally:
+        AbstractConnection.send_packed_command = original
 
 
 def launch_once(app, platform: Platform, sub: str, custom: dict) -> int:
@@ -144,11 +168,16 @@ def main() -> None:
                     statements.append(statement.split("\n")[0][:110])
 
             event.listen(engine, "before_cursor_execute", record)
-            launch_once(app, platform, "stu-0", custom)
+            with redis_round_trips() as trips:
+                launch_once(app, platform, "stu-0", custom)
             event.remove(engine, "before_cursor_execute", record)
             print(f"SQL statements of one returning student's login + launch: {len(statements)}")
             for s in statements:
                 print("   ", s)
+            if args.redis:
+                print(f"Redis round trips of the same login + launch: {len(trips)}")
+                for each in trips:
+                    print("   ", each)
             jobs.drain(app)
             split = cpu_split(app, platform, custom, args.launches, args.users)
             bare = bare_cpu_ms(platform, args.launches)

@@ -24,7 +24,14 @@ from sqlalchemy.orm import joinedload
 from app.accounts.models import School
 from app.extensions import db
 from app.i18n import N_
-from app.lti.claims import Envelope, LaunchClaims, read_claims, read_envelope
+from app.lti.claims import (
+    CLAIM,
+    MAX_ID_CHARS,
+    Envelope,
+    LaunchClaims,
+    read_claims,
+    read_envelope,
+)
 from app.lti.errors import LaunchRefused
 from app.lti.models import LtiDeployment, LtiPlatform
 from app.lti.registry_cache import cached_row
@@ -75,14 +82,20 @@ def _jwks_memo_put(key: str, key_set: dict) -> None:
         _JWKS_MEMO[key] = (time.monotonic(), key_set)
 
 
-def find_platform(issuer: str | None, client_id: str | None) -> LtiPlatform | None:
+def find_platform(
+    issuer: str | None, client_id: str | None, also: tuple[tuple, ...] = ()
+) -> LtiPlatform | None:
     """The active platform of ``issuer`` (and ``client_id``), or None; cached on Redis
-    (app/lti/registry_cache.py)."""
+    (app/lti/registry_cache.py; ``also``: cache entries read in the same round trip)."""
     if not issuer:
         return None
     return cached_row(
-        ("platform", issuer, client_id or None), lambda: _read_platform(issuer, client_id)
+        ("platform", issuer, client_id or None), lambda: _read_platform(issuer, client_id), also
     )
+
+
+def _deployment_key(platform_id, deployment_id: str) -> tuple:
+    return ("deployment", platform_id, deployment_id)
 
 
 def _read_platform(issuer: str, client_id: str | None) -> LtiPlatform | None:
@@ -96,9 +109,11 @@ def _read_platform(issuer: str, client_id: str | None) -> LtiPlatform | None:
     return rows[0] if rows else None
 
 
-def registered_platform(issuer: str | None, client_id: str | None) -> LtiPlatform:
+def registered_platform(
+    issuer: str | None, client_id: str | None, also: tuple[tuple, ...] = ()
+) -> LtiPlatform:
     """:func:`find_platform`, refusing the login or launch of an unknown platform."""
-    platform = find_platform(issuer, client_id)
+    platform = find_platform(issuer, client_id, also)
     if platform is None:
         raise LaunchRefused(
             N_(
@@ -120,6 +135,8 @@ class DatabaseToolConf(ToolConfAbstract):
     def __init__(self):
         self.platform: LtiPlatform | None = None
         self.deployment: LtiDeployment | None = None
+        # Cache entries the launch will want after the platform's (read with it).
+        self.read_ahead: tuple[tuple, ...] = ()
 
     def check_iss_has_one_client(self, iss: str) -> bool:
         return False
@@ -133,7 +150,7 @@ class DatabaseToolConf(ToolConfAbstract):
     def find_registration_by_params(
         self, iss: str, client_id: str | None, *args, **kwargs
     ) -> Registration:
-        platform = registered_platform(iss, client_id)
+        platform = registered_platform(iss, client_id, self.read_ahead)
         self.platform = platform
         return registration_for(platform, with_keys=False)
 
@@ -160,7 +177,7 @@ class DatabaseToolConf(ToolConfAbstract):
                 .filter_by(platform_id=platform_id, deployment_id=str(deployment_id))
             ).scalar_one_or_none()
 
-        row = cached_row(("deployment", platform_id, str(deployment_id)), read)
+        row = cached_row(_deployment_key(platform_id, str(deployment_id)), read)
         if row is None:
             raise LaunchRefused(
                 N_("This deployment is not registered with Shuyuan."), "lti_unknown_deployment", 403
@@ -263,6 +280,16 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
         return self
 
     def validate_registration(self):
+        # The deployment this launch names, for the platform its state was issued for
+        # (which the check below requires), read from the cache with the platform: one
+        # round trip (the token is not verified yet: only a cache key is made of it).
+        deployment_id = self.envelope.body.get(CLAIM + "deployment_id")
+        if isinstance(deployment_id, int) and not isinstance(deployment_id, bool):
+            deployment_id = str(deployment_id)  # as read_claims reads it
+        if isinstance(deployment_id, str) and 0 < len(deployment_id) <= MAX_ID_CHARS:
+            self._tool_config.read_ahead = (
+                _deployment_key(self.state_record.get("platform_id"), deployment_id.strip()),
+            )
         super().validate_registration()
         # A state is issued for one registration (issuer + client): a token for another
         # client of the same issuer cannot finish it.

@@ -66,11 +66,18 @@ def record_grade_link(
             platform_id=platform.id, resource_link_id=resource_link_id, user_id=user.id
         )
         db.session.add(link)
-    link.deployment_id = deployment.id
-    link.sub = sub
-    link.content_id = content_id
-    link.lineitem_url = lineitem[:1000]
-    link.scopes = list(scopes)
+    values = {
+        "deployment_id": deployment.id,
+        "sub": sub,
+        "content_id": content_id,
+        "lineitem_url": lineitem[:1000],
+        "scopes": list(scopes),
+    }
+    # Only what changed is assigned: a returning learner's link is usually unchanged, and
+    # assigning equal values would still make the row dirty for the flush (issue 14).
+    for name, value in values.items():
+        if getattr(link, name) != value:
+            setattr(link, name, value)
     db.session.flush()
     return link
 

@@ -4,9 +4,10 @@ LMS roles → student or teacher, an LMS context → a class of the curriculum f
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
+from sqlalchemy import select, update
+from sqlalchemy.orm import aliased, contains_eager
 
 from app.accounts import services as accounts
 from app.accounts.models import Role, User
@@ -60,37 +61,42 @@ def map_role(roles: list[str]) -> Role:
 
 
 def provision_user(
-    platform: LtiPlatform, deployment: LtiDeployment, person: Person, role: Role
+    platform: LtiPlatform,
+    deployment: LtiDeployment,
+    person: Person,
+    role: Role,
+    *,
+    launched: bool = True,
 ) -> User:
-    """issuer + sub → one local user in the deployment's school (created or updated)."""
+    """issuer + sub → one local user in the deployment's school (created or updated).
+    ``launched``: she is launching now (her identity's last launch and her last login
+    are recorded); a roster sync provisions without recording either."""
     sub = person.sub.strip()
     if not sub or len(sub) > MAX_ID_CHARS:
         raise LaunchRefused(
             N_("The launch has no user (sub): anonymous launches are not supported."), "lti_no_user"
         )
-    # A returning user is read with her roles in one statement (assign_role reads them).
-    identity = (
-        db.session.execute(
-            select(LtiIdentity)
-            .options(joinedload(LtiIdentity.user).joinedload(User.roles))
-            .filter_by(issuer=platform.issuer, sub=sub)
-        )
-        .unique()
-        .scalar_one_or_none()
-    )
+    now = utcnow() if launched else None
+    user = _returning_user(platform.issuer, sub, now)
     school = deployment.school
     district = deployment.district
-    if identity is None:
+    if user is None:
         email = person.email
         if email and accounts.get_user_by_email(email) is not None:
             email = None  # never attach an LMS identity to an existing account by email
         user = accounts.create_user(email, person.display_name, school=school, district=district)
-        identity = LtiIdentity(
-            issuer=platform.issuer, sub=sub, platform_id=platform.id, user_id=user.id
+        if now is not None:
+            user.last_login_at = now
+        db.session.add(
+            LtiIdentity(
+                issuer=platform.issuer,
+                sub=sub,
+                platform_id=platform.id,
+                user_id=user.id,
+                last_launch_at=now,
+            )
         )
-        db.session.add(identity)
     else:
-        user = identity.user
         name = person.display_name
         if name != "LMS user" and user.name != name:
             user.name = name
@@ -102,10 +108,68 @@ def provision_user(
         accounts.assign_role(user, role, school=school)
     else:
         accounts.assign_role(user, role, district=district)
-    identity.last_launch_at = utcnow()
-    user.last_login_at = identity.last_launch_at
-    db.session.flush()
+    db.session.flush()  # nothing for a returning user whose name, school and role hold
     return user
+
+
+def _returning_user(issuer: str, sub: str, now: datetime | None) -> User | None:
+    """The user of ``issuer`` + ``sub`` with her roles (``assign_role`` reads them), her
+    launch at ``now`` recorded (``lti_identities.last_launch_at``,
+    ``users.last_login_at``; nothing written when ``now`` is None); None for a new
+    identity.
+
+    On PostgreSQL one statement: both UPDATEs in data-modifying CTEs, the updated user
+    row joined to her roles.  Elsewhere (SQLite) the two UPDATEs as Core statements and
+    the user read with her roles: three.  Either way no ORM unit of work (issue 14: the
+    read and the flush of the two ORM updates were a third of the launch's provisioning).
+    On a refused launch the savepoint or the request's rollback undoes both UPDATEs."""
+    identities, users = LtiIdentity.__table__, User.__table__
+    if now is None:
+        return (
+            db.session.execute(
+                select(User)
+                .join(LtiIdentity, LtiIdentity.user_id == User.id)
+                .outerjoin(User.roles)
+                .options(contains_eager(User.roles))
+                .where(LtiIdentity.issuer == issuer, LtiIdentity.sub == sub)
+            )
+            .unique()
+            .scalar_one_or_none()
+        )
+    launched = (
+        update(identities)
+        .where(identities.c.issuer == issuer, identities.c.sub == sub)
+        .values(last_launch_at=now, updated_at=now)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        identity = launched.returning(identities.c.user_id).cte("launched_identity")
+        touched = (
+            update(users)
+            .where(users.c.id == identity.c.user_id)
+            .values(last_login_at=now, updated_at=now)
+            .returning(*users.c)
+            .cte("launched_user")
+        )
+        row = aliased(User, touched, name="launched")
+        statement = select(row).outerjoin(row.roles).options(contains_eager(row.roles))
+    else:
+        user_id = db.session.execute(launched.returning(identities.c.user_id)).scalar()
+        if user_id is None:
+            return None
+        db.session.execute(
+            update(users).where(users.c.id == user_id).values(last_login_at=now, updated_at=now)
+        )
+        statement = (
+            select(User)
+            .outerjoin(User.roles)
+            .options(contains_eager(User.roles))
+            .where(User.id == user_id)
+        )
+    return (
+        db.session.execute(statement.execution_options(populate_existing=True))
+        .unique()
+        .scalar_one_or_none()
+    )
 
 
 def map_context(
@@ -133,13 +197,20 @@ def map_context(
             platform_id=platform.id, deployment_id=deployment.id, context_id=context.id
         )
         db.session.add(row)
-    row.title = (context.title or context.label or context.id)[:255]
-    row.label = context.label or None
+    # Assigned only when they differ: an assignment of the same value still makes the row
+    # dirty, and the flush then compares every attribute to write nothing (issue 14).
+    _assign(row, "title", (context.title or context.label or context.id)[:255])
+    _assign(row, "label", context.label or None)
     if claims.nrps is not None:
-        row.memberships_url = claims.nrps.context_memberships_url[:1000]
+        _assign(row, "memberships_url", claims.nrps.context_memberships_url[:1000])
     db.session.flush()
     add_member(row, user, role, member=member)
     return row
+
+
+def _assign(row, name: str, value) -> None:
+    if getattr(row, name) != value:
+        setattr(row, name, value)
 
 
 def _class_for(row: LtiContext):
