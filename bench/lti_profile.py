@@ -56,6 +56,58 @@ def redis_round_trips():
         AbstractConnection.send_packed_command = original
 
 
+# Where a round trip's wall time goes, by component: each sample is counted for the
+# innermost frame of its stack that one of these (file fragment, function) names.
+COMPONENTS = [
+    ("lti/tool.py", "validate_state", "launch: login state (Redis GET)"),
+    ("lti/tool.py", "validate_registration", "launch: platform, deployment, origins (cache)"),
+    ("lti/tool.py", "validate_jwt_signature", "launch: id_token signature (RS256)"),
+    ("lti/tool.py", "validate_deployment", "launch: deployment (cache)"),
+    ("lti/tool.py", "validate_nonce", "launch: nonce spent (Redis GETDEL or DELETE)"),
+    ("lti/tool.py", "validate", "launch: other checks (envelope, claims, message)"),
+    ("lti/views.py", "_message_launch", "launch: other checks (envelope, claims, message)"),
+    ("lti/services/provisioning.py", "provision_user", "launch: returning user (SQL)"),
+    ("lti/services/provisioning.py", "map_context", "launch: context + membership (SQL)"),
+    ("lti/services/launch.py", "_target_of", "launch: resource + visibility (SQL)"),
+    ("lti/services/ags.py", "record_grade_link", "launch: grade link (SQL)"),
+    ("lti/services/launch.py", "complete_launch", "launch: other (signal, roster check)"),
+    ("common/transaction.py", "savepoint", "launch: SAVEPOINT / RELEASE"),
+    ("lti/views.py", "_finish", "launch: session, login_user, redirect"),
+    ("sharing/receivers.py", "on_learning_event", "commit: sharing usage check (SQL)"),
+    ("xapi/emit.py", "on_learning_event", "commit: xAPI statement built"),
+    ("common/transaction.py", "_commit_unit_of_work", "commit: COMMIT (+ BEGIN's round trip)"),
+    ("core/headers.py", "_security_headers", "both: security headers (CSP origins)"),
+    ("lti/tool.py", "registered_platform", "both: platform (+ deployment, origins) cache MGET"),
+    ("lti/store.py", "put_many", "login: state + nonce stored"),
+    ("lti/store.py", "relax_durability", "login: state + nonce stored"),
+    ("lti/views.py", "login", "login: other (parameters, cookie, redirect)"),
+    ("flask/app.py", "wsgi_app", "Flask/Werkzeug request handling, session, Flask-Login"),
+    ("flask/testing.py", "open", "test client (bench side)"),
+    ("tests/lti/platform.py", "", "simulated LMS signs the id_token (bench side)"),
+]
+
+
+def components(session, launches: int) -> list[tuple[str, float]]:
+    """Wall time per round trip (ms) by component of :data:`COMPONENTS`."""
+    totals: dict[str, float] = {}
+
+    def walk(frame, label: str) -> None:
+        for fragment, function, name in COMPONENTS:
+            if fragment in (frame.file_path or "") and function in ("", frame.function):
+                label = name
+                break
+        own = frame.time - sum(child.time for child in frame.children)
+        totals[label] = totals.get(label, 0.0) + own
+        for child in frame.children:
+            walk(child, label)
+
+    walk(session.root_frame(), "bench loop")
+    return sorted(
+        ((name, seconds * 1000 / launches) for name, seconds in totals.items()),
+        key=lambda item: -item[1],
+    )
+
+
 def launch_once(app, platform: Platform, sub: str, custom: dict) -> int:
     http = app.test_client()
     hint = platform.prepare(sub=sub, custom=custom, context_id="bench-course")
@@ -199,6 +251,11 @@ def main() -> None:
                 f"{session.duration / args.launches * 1000:.2f} ms wall, "
                 f"{session.cpu_time / args.launches * 1000:.2f} ms CPU each ==="
             )
+            parts = components(session, args.launches)
+            whole = sum(ms for _, ms in parts)
+            print("Wall time per round trip by component (profiled):")
+            for name, ms in parts:
+                print(f"    {ms:6.2f} ms {100 * ms / whole:5.1f} %  {name}")
             print(profiler.output_text(unicode=False, color=False, show_all=False))
             if args.html:
                 Path(args.html).write_text(profiler.output_html())

@@ -45,6 +45,9 @@ BATCH_SIZE = 50  # scores per claim: they stay locked while the batch is posted
 RETRY_CAP = 6 * 3600  # seconds: the longest wait between two tries
 
 
+LOOK_UP = object()  # record_grade_link: the caller has not read the link
+
+
 def record_grade_link(
     platform: LtiPlatform,
     deployment: LtiDeployment,
@@ -54,13 +57,16 @@ def record_grade_link(
     content_id: str,
     lineitem: str,
     scopes: list[str],
+    link: LtiGradeLink | None | object = LOOK_UP,
 ) -> LtiGradeLink:
-    """Where the user's scores for ``content_id`` go (one row per link and user)."""
-    link = db.session.execute(
-        select(LtiGradeLink).filter_by(
-            platform_id=platform.id, resource_link_id=resource_link_id, user_id=user.id
-        )
-    ).scalar_one_or_none()
+    """Where the user's scores for ``content_id`` go (one row per link and user);
+    ``link``: that row (None: there is none) when the caller has already read it."""
+    if link is LOOK_UP:
+        link = db.session.execute(
+            select(LtiGradeLink).filter_by(
+                platform_id=platform.id, resource_link_id=resource_link_id, user_id=user.id
+            )
+        ).scalar_one_or_none()
     if link is None:
         link = LtiGradeLink(
             platform_id=platform.id, resource_link_id=resource_link_id, user_id=user.id
