@@ -9,10 +9,14 @@ an ``lti_…`` code), never a bare ``Exception``.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from flask import current_app
+from jwt.algorithms import RSAAlgorithm
+from jwt.exceptions import InvalidKeyError
 from pylti1p3.contrib.flask import FlaskMessageLaunch, FlaskRequest
 from pylti1p3.deployment import Deployment
 from pylti1p3.exception import LtiException
@@ -337,7 +341,7 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
         if _is_key_set(cached):
             self._registration.set_key_set(cached)
             try:
-                return super().get_public_key()
+                return self._token_key(cached)
             except LtiException:
                 # Unknown kid: the platform may have rotated its keys; fetch once more.
                 self._registration.set_key_set(None)
@@ -347,11 +351,25 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
                 N_("The platform's public keys could not be read."), "lti_bad_signature"
             )
         self._registration.set_key_set(key_set)
-        result = super().get_public_key()
+        result = self._token_key(key_set)
         ttl = current_app.config.get("LTI_JWKS_CACHE_SECONDS", 300)
         launch_store().put(cache_key, key_set, ttl)
         _jwks_memo_put(cache_key, key_set)
         return result
+
+    def _token_key(self, key_set: dict):
+        """(public key, alg) of the key set's key for this token's kid, as pylti1p3's
+        ``get_public_key`` finds it — but the loaded key object, made once per key (a
+        JWK's content is the key: a rotated key is another entry), instead of the JWK
+        converted to PEM and the PEM parsed again on every launch (0.15 ms)."""
+        header = self._jwt.get("header", {})
+        kid, alg = header.get("kid"), header.get("alg")
+        if not kid or not alg:
+            raise LtiException("JWT KID or ALG not found")
+        for key in key_set["keys"]:
+            if key.get("kid") == kid and key.get("alg", "RS256") == alg:
+                return _loaded_key(key), alg
+        raise LtiException("Unable to find public key")
 
     def save_launch_data(self):
         # pylti1p3 would keep the whole id_token body for MessageLaunch.from_cache; the
@@ -430,6 +448,28 @@ class ShuyuanMessageLaunch(FlaskMessageLaunch):
     @property
     def deployment(self) -> LtiDeployment:
         return self._tool_config.deployment
+
+
+_KEYS: dict[str, object] = {}  # JWK (canonical JSON) -> loaded public key
+_KEYS_LOCK = threading.Lock()
+
+
+def _loaded_key(jwk: dict):
+    text = json.dumps(jwk, sort_keys=True)
+    with _KEYS_LOCK:
+        key = _KEYS.get(text)
+    if key is None:
+        try:
+            key = RSAAlgorithm.from_jwk(jwk)  # the envelope admits RS256 only
+        except (InvalidKeyError, ValueError, TypeError, KeyError) as exc:
+            raise LtiException("Can't convert JWT key to PEM format") from exc
+        if isinstance(key, RSAPrivateKey):  # a key set that publishes "d" by mistake
+            key = key.public_key()
+        with _KEYS_LOCK:
+            if len(_KEYS) > 1000:  # a few keys per platform; bounded anyway
+                _KEYS.clear()
+            _KEYS[text] = key
+    return key
 
 
 def _is_key_set(value) -> bool:
