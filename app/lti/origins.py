@@ -46,10 +46,11 @@ def url_origin(url: str | None) -> str | None:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
-# Cache scope of the origins (app/common/cache.py): every response of the site reads them
-# for its CSP header (a query per response before, 2 of a login + launch's statements;
-# issue 14).  Bumped after any commit that wrote a platform or a deployment.
-CACHE_SCOPE = "lti-origins"
+# The origins are cached with the registrations (app/lti/registry_cache.py, scope
+# ``lti-registrations``): every response of the site reads them for its CSP header (a
+# query per response before, 2 of a login + launch's statements; issue 14), and on Redis
+# a login or launch reads them in the round trip that reads its platform.  Bumped after
+# any commit that wrote a platform or a deployment.
 
 
 def registered_platform_origins() -> tuple[str, ...]:
@@ -58,7 +59,7 @@ def registered_platform_origins() -> tuple[str, ...]:
     cached = g.get("_lti_platform_origins")
     if cached is not None:
         return cached
-    origins = tuple(cache.remember(CACHE_SCOPE, ("origins",), _read_origins))
+    origins = tuple(registry_cache.cached_value(registry_cache.ORIGINS, _read_origins))
     g._lti_platform_origins = origins
     return origins
 
@@ -91,7 +92,6 @@ def _note_registration_writes(session, flush_context, instances) -> None:
 
 
 def _bump(_note) -> None:
-    cache.bump(CACHE_SCOPE)
     cache.bump(registry_cache.SCOPE)
 
 

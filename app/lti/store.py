@@ -30,6 +30,25 @@ class LaunchStore:
 
             self._redis = Redis.from_url(redis_url)
 
+    @property
+    def in_database(self) -> bool:
+        """Whether values live in the request's database transaction (else on Redis, where
+        a ``take`` is final the moment it returns, whatever the transaction does)."""
+        return self._redis is None
+
+    def put_many(self, values: dict[str, Any], ttl: int) -> None:
+        """Store several fresh, random keys at once: one INSERT, or one Redis round trip
+        (a pipeline, not a transaction: each SET stands alone, as ``put``'s would)."""
+        if self._redis is not None:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, value in values.items():
+                pipe.set("shuyuan:lti:" + key, json.dumps(value), ex=max(int(ttl), 1))
+            pipe.execute()
+            return
+        for key, value in values.items():
+            self.put(key, value, ttl, new=True, flush=False)
+        db.session.flush()
+
     def put(self, key: str, value: Any, ttl: int, new: bool = False, flush: bool = True) -> None:
         """Store ``value``; ``new`` says the key is fresh and random (no look-up needed);
         ``flush=False`` leaves the row to the next flush (several puts, one INSERT)."""

@@ -3,6 +3,7 @@ admin pages.  Thin: the work is in :mod:`app.lti.services`; the framework commit
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from urllib.parse import urlparse
 
 from flask import (
@@ -47,6 +48,7 @@ from app.lti.services import (
     login as login_service,
 )
 from app.lti.services.http import http_session
+from app.lti.store import launch_store
 from app.lti.tool import DatabaseToolConf, ShuyuanMessageLaunch, flask_request
 from app.plugins import link_card
 
@@ -69,9 +71,11 @@ def _origin(url: str) -> str:
 
 @bp.errorhandler(LaunchRefused)
 def refused(exc: LaunchRefused):
-    if g.pop("lti_spent", False):
+    if g.pop("lti_spent", False) and launch_store().in_database:
         # The nonce (or parked launch) this refusal consumed stays consumed: the same
         # id_token must not be accepted later, when whatever refused it has changed.
+        # (On Redis it was consumed there for good; the transaction holds nothing else
+        # and is rolled back.)
         keep_on_error()
     current_app.logger.info("LTI refused (%s): %s", exc.code, exc.message)
     return render_template(
@@ -191,7 +195,12 @@ def launch_continue():
 
 
 def _finish(platform, deployment, claims):
-    with savepoint():  # a refused launch leaves no user, context or grade link behind
+    # A refused launch leaves no user, context or grade link behind.  With the launch
+    # store in the database the request commits anyway (the spent nonce is kept, see
+    # ``refused``), so the launch's own writes run in a savepoint; on Redis the nonce is
+    # spent there, nothing else was written before this point, and the refused request
+    # rolls its whole transaction back: no SAVEPOINT and RELEASE (issue 14).
+    with savepoint() if launch_store().in_database else nullcontext():
         outcome = launch.complete_launch(platform, deployment, claims)
     # The session's identity map holds objects weakly: kept here, the deployment (with
     # its school and district) outlives the view, so the statement built at the commit

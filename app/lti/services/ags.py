@@ -45,6 +45,9 @@ BATCH_SIZE = 50  # scores per claim: they stay locked while the batch is posted
 RETRY_CAP = 6 * 3600  # seconds: the longest wait between two tries
 
 
+LOOK_UP = object()  # record_grade_link: the caller has not read the link
+
+
 def record_grade_link(
     platform: LtiPlatform,
     deployment: LtiDeployment,
@@ -54,23 +57,33 @@ def record_grade_link(
     content_id: str,
     lineitem: str,
     scopes: list[str],
+    link: LtiGradeLink | None | object = LOOK_UP,
 ) -> LtiGradeLink:
-    """Where the user's scores for ``content_id`` go (one row per link and user)."""
-    link = db.session.execute(
-        select(LtiGradeLink).filter_by(
-            platform_id=platform.id, resource_link_id=resource_link_id, user_id=user.id
-        )
-    ).scalar_one_or_none()
+    """Where the user's scores for ``content_id`` go (one row per link and user);
+    ``link``: that row (None: there is none) when the caller has already read it."""
+    if link is LOOK_UP:
+        link = db.session.execute(
+            select(LtiGradeLink).filter_by(
+                platform_id=platform.id, resource_link_id=resource_link_id, user_id=user.id
+            )
+        ).scalar_one_or_none()
     if link is None:
         link = LtiGradeLink(
             platform_id=platform.id, resource_link_id=resource_link_id, user_id=user.id
         )
         db.session.add(link)
-    link.deployment_id = deployment.id
-    link.sub = sub
-    link.content_id = content_id
-    link.lineitem_url = lineitem[:1000]
-    link.scopes = list(scopes)
+    values = {
+        "deployment_id": deployment.id,
+        "sub": sub,
+        "content_id": content_id,
+        "lineitem_url": lineitem[:1000],
+        "scopes": list(scopes),
+    }
+    # Only what changed is assigned: a returning learner's link is usually unchanged, and
+    # assigning equal values would still make the row dirty for the flush (issue 14).
+    for name, value in values.items():
+        if getattr(link, name) != value:
+            setattr(link, name, value)
     db.session.flush()
     return link
 

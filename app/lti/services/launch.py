@@ -27,7 +27,14 @@ from app.lti.errors import LaunchRefused
 from app.lti.models import LtiContext, LtiDeployment, LtiPlatform
 from app.lti.services import ags
 from app.lti.services.login import binding_digest
-from app.lti.services.provisioning import Person, map_context, map_role, provision_user
+from app.lti.services.provisioning import (
+    NOT_READ,
+    LaunchKeys,
+    Person,
+    map_context,
+    map_role,
+    provision_launch,
+)
 from app.lti.store import launch_store
 from app.lti.tool import ShuyuanMessageLaunch
 
@@ -129,16 +136,28 @@ def _bounded_int(value: str, low: int, high: int) -> int:
     return number
 
 
+def _content_key(claims: LaunchClaims) -> tuple[type, str] | None:
+    """(model, content id) of what a resource link opens, as _target_of reads it."""
+    if claims.message_type != "LtiResourceLinkRequest":
+        return None
+    custom = claims.custom
+    if custom.get("resource"):
+        return (Resource, custom["resource"]) if len(custom["resource"]) <= 64 else None
+    if custom.get("course"):
+        return (Course, custom["course"]) if len(custom["course"]) <= 64 else None
+    return None
+
+
 def _target_of(
-    user: User, deployment: LtiDeployment, custom: dict[str, str]
+    user: User, deployment: LtiDeployment, custom: dict[str, str], found=NOT_READ
 ) -> tuple[str, dict, Resource | Course | None]:
     """The content a resource link opens, checked against what the user may see through
-    this deployment."""
+    this deployment; ``found``: its published row (or None), if already read."""
     if custom.get("resource"):
-        obj = _visible(user, deployment, Resource, custom["resource"])
+        obj = _visible(user, deployment, Resource, custom["resource"], found)
         return "resource", {"content_id": obj.content_id, "title": obj.title}, obj
     if custom.get("course"):
-        obj = _visible(user, deployment, Course, custom["course"])
+        obj = _visible(user, deployment, Course, custom["course"], found)
         return "course", {"content_id": obj.content_id, "title": obj.title}, obj
     if custom.get("week") or custom.get("calendar"):
         calendar_id = _bounded_int(custom.get("calendar", ""), 1, MAX_ID)
@@ -155,7 +174,7 @@ def _not_visible() -> LaunchRefused:
     )
 
 
-def _visible(user: User, deployment: LtiDeployment, model, content_id: str):
+def _visible(user: User, deployment: LtiDeployment, model, content_id: str, found=NOT_READ):
     """The published version a link opens, if both the user and the deployment's
     organisation may see it: a user who also belongs to another district (she launched
     through its LMS too) must not open that district's content through this one."""
@@ -163,11 +182,16 @@ def _visible(user: User, deployment: LtiDeployment, model, content_id: str):
         raise LaunchRefused(
             N_("The content this link opens no longer exists."), "lti_not_found", 404
         )
-    # Tags, grades and the like are not needed to open the link: no eager loads (two
-    # statements a launch); whatever reads them later loads them then.
-    obj = db.session.execute(
-        select(model).options(lazyload("*")).filter_by(content_id=content_id, state=State.PUBLISHED)
-    ).scalar_one_or_none()
+    if found is not NOT_READ and (found is None or isinstance(found, model)):
+        obj = found  # read with the returning user (provisioning)
+    else:
+        # Tags, grades and the like are not needed to open the link: no eager loads
+        # (two statements a launch); whatever reads them later loads them then.
+        obj = db.session.execute(
+            select(model)
+            .options(lazyload("*"))
+            .filter_by(content_id=content_id, state=State.PUBLISHED)
+        ).scalar_one_or_none()
     if obj is None:
         exists = db.session.execute(
             select(model.id).filter_by(content_id=content_id).limit(1)
@@ -213,8 +237,28 @@ def complete_launch(
 ) -> LaunchOutcome:
     """Provision the user, map the context, record the grade link and pick the target."""
     role = map_role(claims.roles)
-    user = provision_user(platform, deployment, Person.from_claims(claims), role)
-    context = map_context(platform, deployment, claims, user, role)
+    grades = claims.ags
+    graded = (
+        grades is not None
+        and bool(grades.lineitem)
+        and bool(claims.resource_link_id)
+        and ags.SCOPE_SCORE in grades.scope
+    )
+    opens = _content_key(claims)
+    # A returning user's context, membership, grade link and the content she opens are
+    # read with her, in the statement that records her launch (PostgreSQL).
+    user, ahead = provision_launch(
+        platform,
+        deployment,
+        Person.from_claims(claims),
+        role,
+        keys=LaunchKeys(
+            context_id=claims.context.id if claims.context else None,
+            resource_link_id=claims.resource_link_id if graded and opens else None,
+            content=opens,
+        ),
+    )
+    context = map_context(platform, deployment, claims, user, role, ahead)
     follow_up: list[tuple[str, tuple]] = []
     if context is not None and context.memberships_url:
         period = current_app.config.get("LTI_ROSTER_SYNC_SECONDS", 86400)
@@ -248,17 +292,10 @@ def complete_launch(
         return LaunchOutcome(user, "deep_link", {}, context, follow_up, launch_id)
     if claims.message_type != "LtiResourceLinkRequest":
         raise LaunchRefused(N_("This kind of LTI message is not supported."), "lti_unsupported")
-    kind, target, obj = _target_of(user, deployment, claims.custom)
+    kind, target, obj = _target_of(user, deployment, claims.custom, ahead.content)
     if kind == "week":
         check_calendar(user, deployment, target["calendar_id"], target["week"])
-    grades = claims.ags
-    if (
-        obj is not None
-        and grades is not None
-        and grades.lineitem
-        and claims.resource_link_id
-        and ags.SCOPE_SCORE in grades.scope
-    ):
+    if obj is not None and graded:
         ags.record_grade_link(
             platform,
             deployment,
@@ -268,6 +305,7 @@ def complete_launch(
             obj.content_id,
             grades.lineitem,
             grades.scope,
+            link=ahead.link if ahead.link is not NOT_READ else ags.LOOK_UP,
         )
     signals.send_learning_event(
         user,

@@ -79,19 +79,19 @@ def begin_login(params: Mapping, launch_url: str) -> LoginStart:
     store.relax_durability()
     if secrets.randbelow(500) == 0:  # expired states and nonces are swept now and then
         store.purge_expired()
-    store.put(
-        "state-" + state,
+    # State and nonce in one INSERT, or one Redis round trip.
+    store.put_many(
         {
-            "nonce": nonce,
-            "platform_id": platform.id,
-            "storage_target": storage_target,
-            "binding": binding_digest(binding) if binding else None,
+            "state-" + state: {
+                "nonce": nonce,
+                "platform_id": platform.id,
+                "storage_target": storage_target,
+                "binding": binding_digest(binding) if binding else None,
+            },
+            "nonce-" + nonce: {"state": state},
         },
         STATE_TTL,
-        new=True,
-        flush=False,  # state and nonce in one INSERT
     )
-    store.put("nonce-" + nonce, {"state": state}, STATE_TTL, new=True)
     auth = {
         "scope": "openid",
         "response_type": "id_token",

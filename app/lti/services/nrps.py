@@ -75,7 +75,7 @@ def sync_roster(context_pk: int) -> dict:
         if entry is None:
             continue
         person, role, active = entry
-        user = provision_user(platform, deployment, person, role)
+        user = provision_user(platform, deployment, person, role, launched=False)
         before = db.session.execute(
             select(LtiContextMember).filter_by(context_id=row.id, user_id=user.id)
         ).scalar_one_or_none()
