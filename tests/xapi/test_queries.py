@@ -184,3 +184,16 @@ def test_an_unchanged_activity_definition_is_not_locked(app, lrs):
     batch = [about({"name": {"en-US": "tea"}}), about({"name": {"zh-CN": "茶"}})]
     assert lrs.post(batch).status_code == 200
     assert _activity_xmax(app, activity)[1] == {"name": {"en-US": "tea", "zh-CN": "茶"}}
+
+
+def test_activity_definitions_beyond_one_upsert_statement_are_all_stored(lrs, monkeypatch):
+    """The PostgreSQL upsert goes out in chunks (a statement takes at most 65,535
+    parameters): every chunk's definitions are stored."""
+    from app.xapi.services import activities
+
+    monkeypatch.setattr(activities, "UPSERT_CHUNK", 2)
+    batch = _batch(5)
+    assert lrs.post(batch).status_code == 200
+    for s in batch:
+        stored = lrs.get("activities", activityId=s["object"]["id"]).get_json()
+        assert stored["definition"] == s["object"]["definition"]

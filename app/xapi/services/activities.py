@@ -93,6 +93,7 @@ _UNCHANGED_SQL = (
     "FROM xapi_activities AS known WHERE known.district_id = v.district_id "
     "AND known.activity_hash = v.activity_hash), false)"
 )
+UPSERT_CHUNK = 1000
 _UPSERT_ROW = "(%s::integer, %s::varchar, %s::varchar, %s::jsonb, %s::timestamp)"
 
 
@@ -176,7 +177,10 @@ def update_activities(district_id: int, statements) -> None:
         rows = postgresql_rows(district_id, hashes)
         cursor = db.session.connection().connection.driver_connection.cursor()
         try:
-            cursor.execute(upsert_sql(len(rows)), upsert_parameters(rows))
+            # At most UPSERT_CHUNK rows a statement (PostgreSQL takes 65,535 parameters).
+            for start in range(0, len(rows), UPSERT_CHUNK):
+                chunk = rows[start : start + UPSERT_CHUNK]
+                cursor.execute(upsert_sql(len(chunk)), upsert_parameters(chunk))
         finally:
             cursor.close()
         return
