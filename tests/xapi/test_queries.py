@@ -140,3 +140,60 @@ def test_a_statement_matching_twice_is_listed_once_in_order(lrs):
     assert rest["more"] == ""
     oldest_first = lrs.get(verb=verb["id"], ascending="true").get_json()["statements"]
     assert [s["id"] for s in oldest_first] == newest_first[::-1]
+
+
+def _activity_xmax(app, activity_id: str) -> tuple[int, dict]:
+    """The ``xmax`` of the activity's row (non-zero once a transaction updated or locked
+    it) and its stored definition."""
+    from sqlalchemy import text
+
+    with app.app_context():
+        row = db.session.execute(
+            text(
+                "SELECT xmax::text::bigint, definition FROM xapi_activities WHERE activity_id = :a"
+            ),
+            {"a": activity_id},
+        ).one()
+        db.session.rollback()
+    return row[0], row[1]
+
+
+def test_an_unchanged_activity_definition_is_not_locked(app, lrs):
+    """Issue 14: ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE finds
+    nothing to change, so every statement about a known activity wrote a row lock and held
+    it to the commit (requests naming the same activity waited for each other).  A
+    definition the stored one already holds is now left alone (no lock: xmax stays 0); a
+    new key is still merged."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            return  # SQLite: the upsert is computed in Python, rows are never locked
+    activity = f"http://example.org/activities/{uuid.uuid4()}"
+
+    def about(definition: dict) -> dict:
+        return statement(
+            id=str(uuid.uuid4()),
+            object={"objectType": "Activity", "id": activity, "definition": definition},
+        )
+
+    assert lrs.post(about({"name": {"en-US": "tea"}})).status_code == 200
+    assert _activity_xmax(app, activity) == (0, {"name": {"en-US": "tea"}})
+    tea = {"name": {"en-US": "tea"}}
+    for body in (about(tea), [about(tea), about(tea)]):  # a single POST, then a batch
+        assert lrs.post(body).status_code == 200
+        assert _activity_xmax(app, activity)[0] == 0
+    batch = [about({"name": {"en-US": "tea"}}), about({"name": {"zh-CN": "茶"}})]
+    assert lrs.post(batch).status_code == 200
+    assert _activity_xmax(app, activity)[1] == {"name": {"en-US": "tea", "zh-CN": "茶"}}
+
+
+def test_activity_definitions_beyond_one_upsert_statement_are_all_stored(lrs, monkeypatch):
+    """The PostgreSQL upsert goes out in chunks (a statement takes at most 65,535
+    parameters): every chunk's definitions are stored."""
+    from app.xapi.services import activities
+
+    monkeypatch.setattr(activities, "UPSERT_CHUNK", 2)
+    batch = _batch(5)
+    assert lrs.post(batch).status_code == 200
+    for s in batch:
+        stored = lrs.get("activities", activityId=s["object"]["id"]).get_json()
+        assert stored["definition"] == s["object"]["definition"]

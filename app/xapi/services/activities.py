@@ -4,6 +4,8 @@ carries, how a new definition merges into the stored one, and the upserts that s
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from app.common.models import utcnow
@@ -70,34 +72,58 @@ def merge_sql(old: str, new: str) -> str:
 
 
 MERGED = merge_sql("xapi_activities.definition", "excluded.definition")
-# The ON CONFLICT clause of the PostgreSQL upsert, also used inside the one-statement
-# insert of a single statement (app.xapi.services.rows): an unchanged definition is not
+# The ON CONFLICT clause of the PostgreSQL upsert: an unchanged definition is not
 # rewritten (the WHERE).
 ON_CONFLICT_SQL = (
     "ON CONFLICT (district_id, activity_hash) DO UPDATE SET "
     f"definition = {MERGED}, updated = excluded.updated "
     f"WHERE {MERGED} IS DISTINCT FROM xapi_activities.definition"
 )
+# ON CONFLICT DO UPDATE locks the conflicting row even when its WHERE is false: every
+# statement about a known activity wrote a row lock (a heap write and WAL record) and held
+# it until the commit, so two requests naming the same activity waited for each other's
+# commit (issue 14, "Lock:transactionid" on the upsert at 1M statements).  Rows whose
+# stored definition already holds the merge are dropped before the INSERT, without a lock:
+# storing nothing is then the same as a no-op upsert ordered before any concurrent change.
+# A scalar subquery (one index look-up per row), not NOT EXISTS: the planner turned that
+# into a hash anti join over the whole table.
+_UNCHANGED_SQL = (
+    "NOT coalesce((SELECT "
+    f"{merge_sql('known.definition', 'v.definition')} = known.definition "
+    "FROM xapi_activities AS known WHERE known.district_id = v.district_id "
+    "AND known.activity_hash = v.activity_hash), false)"
+)
+UPSERT_CHUNK = 1000
+_UPSERT_ROW = "(%s::integer, %s::varchar, %s::varchar, %s::jsonb, %s::timestamp)"
 
 
-def _activity_upsert_postgresql():
-    """One statement that inserts new activities and merges definitions into existing
-    ones on the server (no SELECT first, issue 14)."""
-    statement = _UPSERTS.get("activities-postgresql")
-    if statement is None:
-        from sqlalchemy import literal_column, text
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+def upsert_sql(count: int) -> str:
+    """The PostgreSQL upsert of ``count`` activity rows ``(district_id, activity_hash,
+    activity_id, definition as JSON text, updated)``, psycopg placeholders; also used as a
+    CTE of the one-statement insert of a single statement (app.xapi.services.rows)."""
+    return (
+        "INSERT INTO xapi_activities (district_id, activity_hash, activity_id, definition, "
+        "updated) SELECT v.district_id, v.activity_hash, v.activity_id, v.definition, "
+        f"v.updated FROM (VALUES {', '.join([_UPSERT_ROW] * count)}) AS v (district_id, "
+        f"activity_hash, activity_id, definition, updated) WHERE {_UNCHANGED_SQL} "
+        + ON_CONFLICT_SQL
+    )
 
-        # The Core table, not the entity: an ORM-enabled INSERT goes through SQLAlchemy's
-        # bulk persistence on every execute (a tenth of a single POST's CPU, issue 14).
-        statement = pg_insert(Activity.__table__)
-        statement = statement.on_conflict_do_update(
-            index_elements=["district_id", "activity_hash"],
-            set_={"definition": literal_column(MERGED), "updated": statement.excluded.updated},
-            where=text(f"{MERGED} IS DISTINCT FROM xapi_activities.definition"),
+
+def upsert_parameters(rows: list[dict]) -> list:
+    """The parameters of :func:`upsert_sql` for the rows of :func:`postgresql_rows`."""
+    params: list = []
+    for a in rows:
+        params.extend(
+            (
+                a["district_id"],
+                a["activity_hash"],
+                a["activity_id"],
+                json.dumps(a["definition"]),
+                a["updated"],
+            )
         )
-        _UPSERTS["activities-postgresql"] = statement
-    return statement
+    return params
 
 
 def definitions(statements) -> dict[str, tuple[str, dict]]:
@@ -148,7 +174,15 @@ def update_activities(district_id: int, statements) -> None:
     if not hashes:
         return
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(_activity_upsert_postgresql(), postgresql_rows(district_id, hashes))
+        rows = postgresql_rows(district_id, hashes)
+        cursor = db.session.connection().connection.driver_connection.cursor()
+        try:
+            # At most UPSERT_CHUNK rows a statement (PostgreSQL takes 65,535 parameters).
+            for start in range(0, len(rows), UPSERT_CHUNK):
+                chunk = rows[start : start + UPSERT_CHUNK]
+                cursor.execute(upsert_sql(len(chunk)), upsert_parameters(chunk))
+        finally:
+            cursor.close()
         return
     current = dict(
         db.session.execute(

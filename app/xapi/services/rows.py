@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 
-from app.xapi.services.activities import ON_CONFLICT_SQL
+from app.xapi.services.activities import upsert_parameters, upsert_sql
 
 SAVEPOINT = "xapi_store"
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -92,11 +92,7 @@ def _one_sql(relations: int, activities: int) -> str:
                 "AS v (district_id, kind, key_hash))"
             )
         if activities:
-            parts.append(
-                ", a AS (INSERT INTO xapi_activities "
-                "(district_id, activity_hash, activity_id, definition, updated) "
-                f"VALUES {_values(activities, 5, {3: '::jsonb'})} {ON_CONFLICT_SQL})"
-            )
+            parts.append(f", a AS ({upsert_sql(activities)})")
         parts.append(" SELECT id FROM s")
         sql = _ONE_SQL[key] = "".join(parts)
     return sql
@@ -109,16 +105,7 @@ def insert_one(cursor, row: dict, relations: list[tuple[str, str]], activities: 
     params.append(json.dumps(row["data"]))
     for kind, key_hash in relations:
         params.extend((row["district_id"], kind, key_hash))
-    for a in activities:
-        params.extend(
-            (
-                a["district_id"],
-                a["activity_hash"],
-                a["activity_id"],
-                json.dumps(a["definition"]),
-                a["updated"],
-            )
-        )
+    params.extend(upsert_parameters(activities))
     cursor.execute(_one_sql(len(relations), len(activities)), params)
     return cursor.fetchone()[0]
 
