@@ -6,7 +6,7 @@ functions and documented columns."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date
 
 from sqlalchemy import select
@@ -83,9 +83,10 @@ def ranked_alignments(
     knowledge_points: dict[str, list],
     rank: set[int],
     preview: set[int],
-    special,
+    special_ids,
     per_slot: int,
     preview_size: int,
+    walk: bool | None = None,
 ) -> dict[int, list[RankedAlignment]]:
     """The published resources ``user`` may see aligned to each lesson (to it, its
     knowledge points or an exactMatchOf-equivalent node, as the curriculum feature's
@@ -93,22 +94,18 @@ def ranked_alignments(
     before equivalent, then teaches, assesses, requires; ``requires`` dropped), but only
     those a ranking can need, chosen in SQL:
 
-    * of lessons in ``rank``: every resource for which ``special(content_id column)`` is
-      true, and of the others the first ``per_slot`` by title in each *slot* — the
-      knowledge point of the lesson the alignment names, or the lesson as a whole (every
-      resource of a slot has the same score unless it is special, so no other can enter
-      a top ``per_slot``);
+    * of lessons in ``rank``: every resource whose content id ``special_ids`` (a select
+      of one column) lists, and of the others the first ``per_slot`` by title in each
+      *slot* — the knowledge point of the lesson the alignment names, or the lesson as a
+      whole (every resource of a slot has the same score unless it is special, so no
+      other can enter a top ``per_slot``);
     * of lessons in ``preview``: the first ``preview_size`` in the listing's order.
 
     Lesson id → its rows in the listing's order (equivalent last, alignment type, title,
-    content id).  One statement."""
-    from dataclasses import fields
-
-    from sqlalchemy import Integer, String, and_, case, column, func, or_, values
-
-    from app.catalog.models import Resource, State
-    from app.catalog.services import visibility_condition
-    from app.curriculum.models import Alignment, AlignmentType, Node, TargetType
+    content id).  One statement: on PostgreSQL (``walk``) a walk of each node's
+    alignments in title order that stops after a few (:func:`_walked_rows`), elsewhere
+    window functions over every aligned row (:func:`_windowed_rows`); both give the same.
+    """
     from app.curriculum.services import ResourceSummary, equivalents
 
     owners = {n.id: n for n in lessons if n.id in rank or n.id in preview}
@@ -128,6 +125,227 @@ def ranked_alignments(
         for other in matches[identifier]
         for owner in owner_ids
     }
+    if walk is None:
+        walk = db.session.get_bind().dialect.name == "postgresql"
+    read = _walked_rows if walk else _windowed_rows
+    rows = read(user, wanted_rows, kp_rows, rank, preview, special_ids, per_slot, preview_size)
+    out: dict[int, list[RankedAlignment]] = defaultdict(list)
+    for row in sorted(rows, key=lambda r: (r["via"], r["type_order"], r["title"], r["content_id"])):
+        out[row["owner"]].append(
+            RankedAlignment(
+                ResourceSummary(*(row[f.name] for f in fields(ResourceSummary))),
+                getattr(row["alignment_type"], "value", row["alignment_type"]),
+                row["node_id"],
+                bool(row["via"]),
+                row["type_order"],
+                bool(row["special"]),
+            )
+        )
+    return out
+
+
+def _type_order(alignment):
+    from sqlalchemy import case
+
+    from app.curriculum.models import AlignmentType
+
+    return case(
+        (alignment.alignment_type == AlignmentType.TEACHES, 0),
+        (alignment.alignment_type == AlignmentType.ASSESSES, 1),
+        (alignment.alignment_type == AlignmentType.REQUIRES, 2),
+        else_=9,
+    )
+
+
+TYPE_ORDER = {"teaches": 0, "assesses": 1, "requires": 2}
+
+
+def _walked_rows(
+    user, wanted_rows, kp_rows, rank, preview, special_ids, per_slot, preview_size
+) -> list:
+    """PostgreSQL: for each wanted node of a lesson and each alignment type that can be
+    listed (teaches, assesses), the first few of its alignments in the order of the
+    index ``ix_curriculum_alignments_node_title`` (title, then content id) whose resource
+    is published and visible to ``user`` and whose alignment is the one the lesson keeps
+    for it (no alignment of the resource to the lesson's nodes comes before it) — a
+    ``LATERAL … LIMIT`` that reads a few index entries instead of every aligned row —
+    plus every such alignment of a special resource.  A slot's first ``per_slot``
+    non-special rows by title are among the first ``per_slot`` of its nodes' walks, and
+    a lesson's first ``preview_size`` listed among the first ``preview_size`` of each
+    walk (each walk is one node, one via, one type: the listing's order within it is its
+    title order), so ranking the union in Python as :func:`_windowed_rows` ranks every
+    row gives the same rows."""
+    from sqlalchemy import (
+        Integer,
+        String,
+        and_,
+        case,
+        column,
+        exists,
+        literal,
+        or_,
+        true,
+        tuple_,
+        values,
+    )
+    from sqlalchemy.orm import aliased
+
+    from app.catalog.models import Resource, State
+    from app.catalog.services import visibility_condition
+    from app.curriculum.models import Alignment, AlignmentType, Node, TargetType
+    from app.curriculum.services import ResourceSummary
+
+    wanted = values(
+        column("identifier", String), column("owner", Integer), column("via", Integer), name="w"
+    ).data(sorted(wanted_rows))
+    # One walk per wanted node of a lesson to rank (without the special resources, read
+    # in full below) and one per wanted node of a lesson to preview (with them).
+    walk_rows = []
+    for identifier, owner, via in sorted(wanted_rows):
+        if owner in rank:
+            walk_rows.append((identifier, owner, via, 0, per_slot))
+        if owner in preview:
+            walk_rows.append((identifier, owner, via, 1, preview_size))
+    walks = values(
+        column("identifier", String),
+        column("owner", Integer),
+        column("via", Integer),
+        column("with_special", Integer),
+        column("size", Integer),
+        name="walks",
+    ).data(walk_rows)
+    kinds = values(column("kind", String), name="kinds").data(
+        [(AlignmentType.TEACHES.value,), (AlignmentType.ASSESSES.value,)]
+    )
+    special = select(special_ids.subquery("special_ids").c[0])
+    summary = [getattr(Resource, f.name) for f in fields(ResourceSummary)]
+
+    def kept(alignment, owner, via):
+        """No alignment of the same resource to the owner's wanted nodes comes first
+        (via, alignment type, node id): ``alignment`` is the one the listing keeps."""
+        other, other_node = aliased(Alignment, name="other"), aliased(Node, name="other_node")
+        others = wanted.alias("others")
+        return ~exists(
+            select(literal(1))
+            .select_from(other)
+            .join(other_node, other_node.id == other.node_id)
+            .join(
+                others,
+                and_(others.c.identifier == other_node.identifier, others.c.owner == owner),
+            )
+            .where(
+                other.target_type == TargetType.RESOURCE,
+                other.target_key == alignment.target_key,
+                tuple_(others.c.via, _type_order(other), other.node_id)
+                < tuple_(via, _type_order(alignment), alignment.node_id),
+            )
+            .correlate_except(other, other_node, others)
+        )
+
+    node = aliased(Node, name="node")
+    row = aliased(Alignment, name="a")
+    walked = (
+        select(
+            row.node_id,
+            row.alignment_type,
+            case((Resource.content_id.in_(special), 1), else_=0).label("special"),
+            *summary,
+        )
+        .select_from(row)
+        .join(
+            Resource, and_(Resource.content_id == row.target_key, Resource.state == State.PUBLISHED)
+        )
+        .where(
+            row.node_id == node.id,
+            row.target_type == TargetType.RESOURCE,
+            row.alignment_type == kinds.c.kind,
+            visibility_condition(user, Resource),
+            or_(walks.c.with_special == 1, Resource.content_id.not_in(special)),
+            kept(row, walks.c.owner, walks.c.via),
+        )
+        .order_by(row.resource_title, row.target_key.collate("C"))
+        .limit(walks.c.size)
+        .lateral("walked")
+    )
+    first = (
+        select(walks.c.owner, walks.c.via, walked)
+        .select_from(walks)
+        .join(node, node.identifier == walks.c.identifier)
+        .join(kinds, true())
+        .join(walked, true())
+    )
+    special_node, special_row = aliased(Node, name="special_node"), aliased(Alignment, name="s")
+    specials = special_ids.subquery("specials")
+    every_special = (
+        select(
+            wanted.c.owner,
+            wanted.c.via,
+            special_row.node_id,
+            special_row.alignment_type,
+            literal(1).label("special"),
+            *summary,
+        )
+        .select_from(specials)
+        .join(
+            special_row,
+            and_(
+                special_row.target_type == TargetType.RESOURCE,
+                special_row.target_key == specials.c[0],
+            ),
+        )
+        .join(special_node, special_node.id == special_row.node_id)
+        .join(wanted, wanted.c.identifier == special_node.identifier)
+        .join(
+            Resource,
+            and_(Resource.content_id == special_row.target_key, Resource.state == State.PUBLISHED),
+        )
+        .where(
+            wanted.c.owner.in_(rank or [-1]),
+            special_row.alignment_type != AlignmentType.REQUIRES,
+            visibility_condition(user, Resource),
+            kept(special_row, wanted.c.owner, wanted.c.via),
+        )
+    )
+    candidates = {}
+    for found in db.session.execute(first.union_all(every_special)).mappings():
+        found = dict(found)
+        found["type_order"] = TYPE_ORDER.get(
+            getattr(found["alignment_type"], "value", found["alignment_type"]), 9
+        )
+        candidates[found["owner"], found["content_id"]] = found
+    # The windows of _windowed_rows, over these rows (each lesson's and each slot's
+    # first rows are all here, so their positions are the same).
+    listed, in_slot = {}, {}
+    for found in sorted(
+        candidates.values(), key=lambda r: (r["via"], r["type_order"], r["title"], r["content_id"])
+    ):
+        listed[found["owner"]] = listed.get(found["owner"], 0) + 1
+        found["listed"] = listed[found["owner"]]
+    for found in sorted(candidates.values(), key=lambda r: (r["title"], r["content_id"])):
+        slot = found["node_id"] if (found["owner"], found["node_id"]) in kp_rows else 0
+        key = (found["owner"], slot, found["special"])
+        in_slot[key] = in_slot.get(key, 0) + 1
+        found["in_slot"] = in_slot[key]
+    return [
+        found
+        for found in candidates.values()
+        if (found["owner"] in preview and found["listed"] <= preview_size)
+        or (found["owner"] in rank and (found["special"] or found["in_slot"] <= per_slot))
+    ]
+
+
+def _windowed_rows(
+    user, wanted_rows, kp_rows, rank, preview, special_ids, per_slot, preview_size
+) -> list:
+    """Every aligned row of the lessons' nodes, ranked with window functions (SQLite,
+    and the reference the walk is tested against)."""
+    from sqlalchemy import Integer, String, and_, case, column, func, or_, values
+
+    from app.catalog.models import Resource, State
+    from app.catalog.services import visibility_condition
+    from app.curriculum.models import Alignment, AlignmentType, Node, TargetType
+    from app.curriculum.services import ResourceSummary
+
     wanted_table = (
         values(
             column("identifier", String), column("owner", Integer), column("via", Integer), name="w"
@@ -140,12 +358,7 @@ def ranked_alignments(
         .data(sorted(kp_rows) or [(-1, -1)])
         .cte("s")
     )
-    type_order = case(
-        (Alignment.alignment_type == AlignmentType.TEACHES, 0),
-        (Alignment.alignment_type == AlignmentType.ASSESSES, 1),
-        (Alignment.alignment_type == AlignmentType.REQUIRES, 2),
-        else_=9,
-    )
+    type_order = _type_order(Alignment)
     summary = [getattr(Resource, f.name) for f in fields(ResourceSummary)]
     # Strings in code-point order, as Python sorts them, and fast: PostgreSQL's default
     # collation follows the locale (strcoll was most of this statement's sorting time).
@@ -162,7 +375,7 @@ def ranked_alignments(
             Alignment.alignment_type,
             type_order.label("type_order"),
             func.coalesce(slots.c.slot_node, 0).label("slot"),
-            case((special(Resource.content_id), 1), else_=0).label("special"),
+            case((Resource.content_id.in_(special_ids), 1), else_=0).label("special"),
             # Narrow rows through the window sorts; the summaries are joined at the end,
             # for the rows kept only.
             Resource.id.label("row_id"),
@@ -222,7 +435,7 @@ def ranked_alignments(
                 or_(ranked.c.special == 1, ranked.c.in_slot <= per_slot),
             )
         )
-    rows = (
+    return (
         db.session.execute(
             select(
                 ranked.c.owner,
@@ -239,16 +452,3 @@ def ranked_alignments(
         .mappings()
         .all()
     )
-    out: dict[int, list[RankedAlignment]] = defaultdict(list)
-    for row in sorted(rows, key=lambda r: (r["via"], r["type_order"], r["title"], r["content_id"])):
-        out[row["owner"]].append(
-            RankedAlignment(
-                ResourceSummary(*(row[f.name] for f in fields(ResourceSummary))),
-                getattr(row["alignment_type"], "value", row["alignment_type"]),
-                row["node_id"],
-                bool(row["via"]),
-                row["type_order"],
-                bool(row["special"]),
-            )
-        )
-    return out
