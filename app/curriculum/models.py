@@ -188,7 +188,7 @@ class Alignment(db.Model):
 # must create them again.)
 ALIGNMENT_TITLE_TRIGGERS = {
     "postgresql": [
-        """CREATE FUNCTION curriculum_alignment_resource_title() RETURNS trigger AS $$
+        """CREATE OR REPLACE FUNCTION curriculum_alignment_resource_title() RETURNS trigger AS $$
 BEGIN
     IF NEW.target_type = 'resource' THEN
         NEW.resource_title := (SELECT r.title FROM resources r
@@ -201,7 +201,7 @@ END $$ LANGUAGE plpgsql""",
         """CREATE TRIGGER curriculum_alignments_resource_title
 BEFORE INSERT OR UPDATE ON curriculum_alignments
 FOR EACH ROW EXECUTE FUNCTION curriculum_alignment_resource_title()""",
-        """CREATE FUNCTION resources_alignment_title() RETURNS trigger AS $$
+        """CREATE OR REPLACE FUNCTION resources_alignment_title() RETURNS trigger AS $$
 BEGIN
     IF NEW.state = 'published' THEN
         UPDATE curriculum_alignments SET resource_title = NEW.title

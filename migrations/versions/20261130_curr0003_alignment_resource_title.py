@@ -25,7 +25,7 @@ depends_on = None
 
 # As app/curriculum/models.ALIGNMENT_TITLE_TRIGGERS at this revision (frozen here).
 POSTGRESQL = [
-    """CREATE FUNCTION curriculum_alignment_resource_title() RETURNS trigger AS $$
+    """CREATE OR REPLACE FUNCTION curriculum_alignment_resource_title() RETURNS trigger AS $$
 BEGIN
     IF NEW.target_type = 'resource' THEN
         NEW.resource_title := (SELECT r.title FROM resources r
@@ -38,7 +38,7 @@ END $$ LANGUAGE plpgsql""",
     """CREATE TRIGGER curriculum_alignments_resource_title
 BEFORE INSERT OR UPDATE ON curriculum_alignments
 FOR EACH ROW EXECUTE FUNCTION curriculum_alignment_resource_title()""",
-    """CREATE FUNCTION resources_alignment_title() RETURNS trigger AS $$
+    """CREATE OR REPLACE FUNCTION resources_alignment_title() RETURNS trigger AS $$
 BEGIN
     IF NEW.state = 'published' THEN
         UPDATE curriculum_alignments SET resource_title = NEW.title
