@@ -183,9 +183,10 @@ class Alignment(db.Model):
     node = db.relationship("Node")
 
 
-# The triggers that keep ``Alignment.resource_title``; the migration curr0002 creates
-# the same.  (SQLite: a migration that rebuilds either table in batch mode drops them and
-# must create them again.)
+# The triggers that keep ``Alignment.resource_title``; the migration curr0003 creates
+# the same.  Every ``create_all`` runs these, also on a database that has them (hence
+# DROP … IF EXISTS / IF NOT EXISTS).  SQLite: a migration that rebuilds either table in
+# batch mode drops its triggers and must create them again.
 ALIGNMENT_TITLE_TRIGGERS = {
     "postgresql": [
         """CREATE OR REPLACE FUNCTION curriculum_alignment_resource_title() RETURNS trigger AS $$
@@ -198,6 +199,7 @@ BEGIN
     END IF;
     RETURN NEW;
 END $$ LANGUAGE plpgsql""",
+        "DROP TRIGGER IF EXISTS curriculum_alignments_resource_title ON curriculum_alignments",
         """CREATE TRIGGER curriculum_alignments_resource_title
 BEFORE INSERT OR UPDATE ON curriculum_alignments
 FOR EACH ROW EXECUTE FUNCTION curriculum_alignment_resource_title()""",
@@ -210,12 +212,13 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$ LANGUAGE plpgsql""",
+        "DROP TRIGGER IF EXISTS resources_alignment_title ON resources",
         """CREATE TRIGGER resources_alignment_title
 AFTER INSERT OR UPDATE OF title, state, content_id ON resources
 FOR EACH ROW EXECUTE FUNCTION resources_alignment_title()""",
     ],
     "sqlite": [
-        """CREATE TRIGGER curriculum_alignments_title_insert
+        """CREATE TRIGGER IF NOT EXISTS curriculum_alignments_title_insert
 AFTER INSERT ON curriculum_alignments
 BEGIN
     UPDATE curriculum_alignments SET resource_title = CASE
@@ -224,7 +227,7 @@ BEGIN
         END
     WHERE id = NEW.id;
 END""",
-        """CREATE TRIGGER curriculum_alignments_title_update
+        """CREATE TRIGGER IF NOT EXISTS curriculum_alignments_title_update
 AFTER UPDATE OF target_type, target_key, resource_title ON curriculum_alignments
 BEGIN
     UPDATE curriculum_alignments SET resource_title = CASE
@@ -236,14 +239,14 @@ BEGIN
             WHERE r.content_id = NEW.target_key AND r.state = 'published' LIMIT 1)
         END;
 END""",
-        """CREATE TRIGGER resources_alignment_title_insert
+        """CREATE TRIGGER IF NOT EXISTS resources_alignment_title_insert
 AFTER INSERT ON resources WHEN NEW.state = 'published'
 BEGIN
     UPDATE curriculum_alignments SET resource_title = NEW.title
     WHERE target_type = 'resource' AND target_key = NEW.content_id
         AND resource_title IS NOT NEW.title;
 END""",
-        """CREATE TRIGGER resources_alignment_title_update
+        """CREATE TRIGGER IF NOT EXISTS resources_alignment_title_update
 AFTER UPDATE OF title, state, content_id ON resources WHEN NEW.state = 'published'
 BEGIN
     UPDATE curriculum_alignments SET resource_title = NEW.title
