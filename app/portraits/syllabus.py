@@ -180,14 +180,12 @@ def _walked_rows(
         String,
         and_,
         case,
-        column,
         exists,
         false,
         literal,
         or_,
         true,
         tuple_,
-        values,
     )
     from sqlalchemy.orm import aliased
 
@@ -203,27 +201,37 @@ def _walked_rows(
     for identifier, owner, via in wanted_rows:
         lowest[identifier, owner] = min(via, lowest.get((identifier, owner), via))
     wanted_rows = sorted((identifier, owner, via) for (identifier, owner), via in lowest.items())
-    wanted = values(
-        column("identifier", String), column("owner", Integer), column("via", Integer), name="w"
-    ).data(wanted_rows)
+    wanted = _rows_of(
+        "w",
+        identifier=(String, [r[0] for r in wanted_rows]),
+        owner=(Integer, [r[1] for r in wanted_rows]),
+        via=(Integer, [r[2] for r in wanted_rows]),
+    )
     # One walk per wanted node of a lesson to rank (without the special resources, read
-    # in full below) and one per wanted node of a lesson to preview (with them).
+    # in full below) and one per wanted node of a lesson to preview (with them), for
+    # each alignment type that is listed.
     walk_rows = []
     for identifier, owner, via in wanted_rows:
-        if owner in rank:
-            walk_rows.append((identifier, owner, via, 0, per_slot))
-        if owner in preview:
-            walk_rows.append((identifier, owner, via, 1, preview_size))
-    walks = values(
-        column("identifier", String),
-        column("owner", Integer),
-        column("via", Integer),
-        column("with_special", Integer),
-        column("size", Integer),
-        name="walks",
-    ).data(walk_rows)
-    kinds = values(column("kind", String), name="kinds").data(
-        [(AlignmentType.TEACHES.value,), (AlignmentType.ASSESSES.value,)]
+        for kind in (AlignmentType.TEACHES.value, AlignmentType.ASSESSES.value):
+            if owner in rank:
+                walk_rows.append((identifier, owner, via, kind, 0, per_slot))
+            if owner in preview:
+                walk_rows.append((identifier, owner, via, kind, 1, preview_size))
+    walks = _rows_of(
+        "walks",
+        **{
+            name: (kind, [r[i] for r in walk_rows])
+            for i, (name, kind) in enumerate(
+                [
+                    ("identifier", String),
+                    ("owner", Integer),
+                    ("via", Integer),
+                    ("kind", String),
+                    ("with_special", Integer),
+                    ("size", Integer),
+                ]
+            )
+        },
     )
     special = select(special_ids.subquery("special_ids").c[0])
     summary = [getattr(Resource, f.name) for f in fields(ResourceSummary)]
@@ -283,7 +291,7 @@ def _walked_rows(
         .where(
             row.node_id == node.id,
             row.target_type == TargetType.RESOURCE,
-            row.alignment_type == kinds.c.kind,
+            row.alignment_type == walks.c.kind,
             visibility_condition(user, Resource),
             or_(walks.c.with_special == 1, Resource.content_id.not_in(special)),
             kept(row, walks.c.owner, walks.c.via),
@@ -296,7 +304,6 @@ def _walked_rows(
         select(walks.c.owner, walks.c.via, walked)
         .select_from(walks)
         .join(node, node.identifier == walks.c.identifier)
-        .join(kinds, true())
         .join(walked, true())
     )
     special_node, special_row = aliased(Node, name="special_node"), aliased(Alignment, name="s")
@@ -357,6 +364,25 @@ def _walked_rows(
         if (found["owner"] in preview and found["listed"] <= preview_size)
         or (found["owner"] in rank and (found["special"] or found["in_slot"] <= per_slot))
     ]
+
+
+def _rows_of(name: str, **columns):
+    """A table of rows from arrays (``unnest(:a, :b, …) AS name(a, b, …)``), PostgreSQL:
+    unlike VALUES, the statement stays the same whatever the rows, so SQLAlchemy compiles
+    it once (a VALUES made it compile the whole statement at every call: 44 ms)."""
+    from sqlalchemy import bindparam, column, func
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return (
+        func.unnest(
+            *(
+                bindparam(f"{name}_{key}", values, type_=ARRAY(kind))
+                for key, (kind, values) in columns.items()
+            )
+        )
+        .table_valued(*(column(key, kind) for key, (kind, _values) in columns.items()), name=name)
+        .render_derived()
+    )
 
 
 def _windowed_rows(
