@@ -145,10 +145,12 @@ def ranked_alignments(
 
 
 def _type_order(alignment):
+    """``alignment``: the model, or a Core alias of its table."""
     from sqlalchemy import case
 
     from app.curriculum.models import AlignmentType
 
+    alignment = getattr(alignment, "c", alignment)
     return case(
         (alignment.alignment_type == AlignmentType.TEACHES, 0),
         (alignment.alignment_type == AlignmentType.ASSESSES, 1),
@@ -163,6 +165,15 @@ TYPE_ORDER = {"teaches": 0, "assesses": 1, "requires": 2}
 def _walked_rows(
     user, wanted_rows, kp_rows, rank, preview, special_ids, per_slot, preview_size
 ) -> list:
+    """PostgreSQL: :func:`_walk_statement`'s rows, ranked in Python."""
+    statement = _walk_statement(
+        user, wanted_rows, rank, preview, special_ids, per_slot, preview_size
+    )
+    rows = db.session.execute(statement).mappings()
+    return _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size)
+
+
+def _walk_statement(user, wanted_rows, rank, preview, special_ids, per_slot, preview_size):
     """PostgreSQL: for each wanted node of a lesson and each alignment type that can be
     listed (teaches, assesses), the first few of its alignments in the order of the
     index ``ix_curriculum_alignments_node_title`` (title, then content id) whose resource
@@ -187,7 +198,6 @@ def _walked_rows(
         true,
         tuple_,
     )
-    from sqlalchemy.orm import aliased
 
     from app.catalog.models import Resource, State
     from app.catalog.services import visibility_condition
@@ -234,7 +244,9 @@ def _walked_rows(
         },
     )
     special = select(special_ids.subquery("special_ids").c[0])
-    summary = [getattr(Resource, f.name) for f in fields(ResourceSummary)]
+    # Core columns, not the ORM entity's: a plain statement is cheaper to build.
+    resources = Resource.__table__
+    summary = [resources.c[f.name] for f in fields(ResourceSummary)]
 
     def kept(alignment, owner, via):
         """No other alignment of the same resource to the owner's wanted nodes comes
@@ -248,72 +260,75 @@ def _walked_rows(
         10 k), and estimates a filter on a scalar count as keeping 1 row in 200, so it
         sorted every aligned row instead of walking the index; a boolean compared with a
         constant is estimated at one half and stays a subplan (issue 14)."""
-        other, other_node = aliased(Alignment, name="other"), aliased(Node, name="other_node")
+        other = Alignment.__table__.alias("other")
+        other_node = Node.__table__.alias("other_node")
         others = wanted.alias("others")
         wanted_there = exists(
             select(literal(1))
             .select_from(others)
             .where(
-                others.c.identifier == other_node.identifier,
+                others.c.identifier == other_node.c.identifier,
                 others.c.owner == owner,
-                tuple_(others.c.via, _type_order(other), other.node_id)
-                < tuple_(via, _type_order(alignment), alignment.node_id),
+                tuple_(others.c.via, _type_order(other), other.c.node_id)
+                < tuple_(via, _type_order(alignment), alignment.c.node_id),
             )
             .correlate_except(others)
         )
         before = exists(
             select(literal(1))
             .select_from(other)
-            .join(other_node, other_node.id == other.node_id)
+            .join(other_node, other_node.c.id == other.c.node_id)
             .where(
-                other.target_type == TargetType.RESOURCE,
-                other.target_key == alignment.target_key,
-                other.id != alignment.id,
+                other.c.target_type == TargetType.RESOURCE,
+                other.c.target_key == alignment.c.target_key,
+                other.c.id != alignment.c.id,
                 wanted_there,
             )
             .correlate_except(other, other_node)
         )
         return before == false()
 
-    node = aliased(Node, name="node")
-    row = aliased(Alignment, name="a")
+    node = Node.__table__.alias("node")
+    row = Alignment.__table__.alias("a")
     walked = (
         select(
-            row.node_id,
-            row.alignment_type,
-            case((Resource.content_id.in_(special), 1), else_=0).label("special"),
+            row.c.node_id,
+            row.c.alignment_type,
+            case((resources.c.content_id.in_(special), 1), else_=0).label("special"),
             *summary,
         )
         .select_from(row)
         .join(
-            Resource, and_(Resource.content_id == row.target_key, Resource.state == State.PUBLISHED)
+            resources,
+            and_(resources.c.content_id == row.c.target_key, resources.c.state == State.PUBLISHED),
         )
         .where(
-            row.node_id == node.id,
-            row.target_type == TargetType.RESOURCE,
-            row.alignment_type == walks.c.kind,
-            visibility_condition(user, Resource),
-            or_(walks.c.with_special == 1, Resource.content_id.not_in(special)),
+            row.c.node_id == node.c.id,
+            row.c.target_type == TargetType.RESOURCE,
+            row.c.alignment_type == walks.c.kind,
+            visibility_condition(user, resources.c),
+            or_(walks.c.with_special == 1, resources.c.content_id.not_in(special)),
             kept(row, walks.c.owner, walks.c.via),
         )
-        .order_by(row.resource_title, row.target_key.collate("C"))
+        .order_by(row.c.resource_title, row.c.target_key.collate("C"))
         .limit(walks.c.size)
         .lateral("walked")
     )
     first = (
         select(walks.c.owner, walks.c.via, walked)
         .select_from(walks)
-        .join(node, node.identifier == walks.c.identifier)
+        .join(node, node.c.identifier == walks.c.identifier)
         .join(walked, true())
     )
-    special_node, special_row = aliased(Node, name="special_node"), aliased(Alignment, name="s")
+    special_node = Node.__table__.alias("special_node")
+    special_row = Alignment.__table__.alias("s")
     specials = special_ids.subquery("specials")
     every_special = (
         select(
             wanted.c.owner,
             wanted.c.via,
-            special_row.node_id,
-            special_row.alignment_type,
+            special_row.c.node_id,
+            special_row.c.alignment_type,
             literal(1).label("special"),
             *summary,
         )
@@ -321,32 +336,40 @@ def _walked_rows(
         .join(
             special_row,
             and_(
-                special_row.target_type == TargetType.RESOURCE,
-                special_row.target_key == specials.c[0],
+                special_row.c.target_type == TargetType.RESOURCE,
+                special_row.c.target_key == specials.c[0],
             ),
         )
-        .join(special_node, special_node.id == special_row.node_id)
-        .join(wanted, wanted.c.identifier == special_node.identifier)
+        .join(special_node, special_node.c.id == special_row.c.node_id)
+        .join(wanted, wanted.c.identifier == special_node.c.identifier)
         .join(
-            Resource,
-            and_(Resource.content_id == special_row.target_key, Resource.state == State.PUBLISHED),
+            resources,
+            and_(
+                resources.c.content_id == special_row.c.target_key,
+                resources.c.state == State.PUBLISHED,
+            ),
         )
         .where(
             wanted.c.owner.in_(rank or [-1]),
-            special_row.alignment_type != AlignmentType.REQUIRES,
-            visibility_condition(user, Resource),
+            special_row.c.alignment_type != AlignmentType.REQUIRES,
+            visibility_condition(user, resources.c),
             kept(special_row, wanted.c.owner, wanted.c.via),
         )
     )
+    return first.union_all(every_special)
+
+
+def _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size) -> list:
+    """The windows of :func:`_windowed_rows` over the rows of :func:`_walk_statement`
+    (each lesson's and each slot's first rows are all among them, so their positions
+    are the same), and the rows those windows keep."""
     candidates = {}
-    for found in db.session.execute(first.union_all(every_special)).mappings():
+    for found in rows:
         found = dict(found)
         found["type_order"] = TYPE_ORDER.get(
             getattr(found["alignment_type"], "value", found["alignment_type"]), 9
         )
         candidates[found["owner"], found["content_id"]] = found
-    # The windows of _windowed_rows, over these rows (each lesson's and each slot's
-    # first rows are all here, so their positions are the same).
     listed, in_slot = {}, {}
     for found in sorted(
         candidates.values(), key=lambda r: (r["via"], r["type_order"], r["title"], r["content_id"])
