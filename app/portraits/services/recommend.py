@@ -361,14 +361,13 @@ def _extended(student, limit: int = 4) -> list:
 
 
 def _assigned(student) -> list[dict]:
-    class_ids = [c.id for c in sources.classes_of(student, "student")]
-    if not class_ids:
-        return []
+    # Her classes inside the statement (they were a statement of their own, with every
+    # class entity, its school and editions loaded: issue 14).
     rows = [
         a
         for a in db.session.execute(
             select(Assignment)
-            .where(Assignment.class_id.in_(class_ids))
+            .where(Assignment.class_id.in_(sources.class_ids_of(student, "student")))
             .order_by(Assignment.created_at.desc())
             .limit(50)
         ).scalars()
