@@ -34,7 +34,7 @@ BEGIN
         NEW.resource_title := NULL;
     END IF;
     RETURN NEW;
-END $$ LANGUAGE plpgsql""",
+END $$ LANGUAGE plpgsql SET enable_seqscan = off""",
     """CREATE TRIGGER curriculum_alignments_resource_title
 BEFORE INSERT OR UPDATE ON curriculum_alignments
 FOR EACH ROW EXECUTE FUNCTION curriculum_alignment_resource_title()""",
@@ -46,7 +46,7 @@ BEGIN
             AND resource_title IS DISTINCT FROM (NEW.title COLLATE "C");
     END IF;
     RETURN NULL;
-END $$ LANGUAGE plpgsql""",
+END $$ LANGUAGE plpgsql SET enable_seqscan = off""",
     """CREATE TRIGGER resources_alignment_title
 AFTER INSERT OR UPDATE OF title, state, content_id ON resources
 FOR EACH ROW EXECUTE FUNCTION resources_alignment_title()""",
