@@ -29,7 +29,7 @@ POSTGRESQL = [
 BEGIN
     IF NEW.target_type = 'resource' THEN
         NEW.resource_title := (SELECT r.title FROM resources r
-            WHERE r.content_id = NEW.target_key AND r.state = 'published' LIMIT 1);
+            WHERE r.content_id = NEW.target_key AND (r.state || '') = 'published' LIMIT 1);
     ELSE
         NEW.resource_title := NULL;
     END IF;
@@ -57,7 +57,7 @@ AFTER INSERT ON curriculum_alignments
 BEGIN
     UPDATE curriculum_alignments SET resource_title = CASE
         WHEN NEW.target_type = 'resource' THEN (SELECT r.title FROM resources r
-            WHERE r.content_id = NEW.target_key AND r.state = 'published' LIMIT 1)
+            WHERE r.content_id = NEW.target_key AND (r.state || '') = 'published' LIMIT 1)
         END
     WHERE id = NEW.id;
 END""",
@@ -66,11 +66,11 @@ AFTER UPDATE OF target_type, target_key, resource_title ON curriculum_alignments
 BEGIN
     UPDATE curriculum_alignments SET resource_title = CASE
         WHEN NEW.target_type = 'resource' THEN (SELECT r.title FROM resources r
-            WHERE r.content_id = NEW.target_key AND r.state = 'published' LIMIT 1)
+            WHERE r.content_id = NEW.target_key AND (r.state || '') = 'published' LIMIT 1)
         END
     WHERE id = NEW.id AND resource_title IS NOT CASE
         WHEN NEW.target_type = 'resource' THEN (SELECT r.title FROM resources r
-            WHERE r.content_id = NEW.target_key AND r.state = 'published' LIMIT 1)
+            WHERE r.content_id = NEW.target_key AND (r.state || '') = 'published' LIMIT 1)
         END;
 END""",
     """CREATE TRIGGER resources_alignment_title_insert
