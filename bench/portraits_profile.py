@@ -179,6 +179,13 @@ def main() -> None:
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--dump", help="write the recommendations (zh_CN and en) as JSON here")
     parser.add_argument("--statements", action="store_true", help="print each statement")
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="time --repeat calls without the profiler (wall p50/p95, CPU p50) and replay "
+        "their statements on a raw cursor as bench/portraits.py does (its baseline), "
+        "alternating, on the kept database (no seeding between the two)",
+    )
     args = parser.parse_args()
     if args.online:
         online(args.online, args.students)
@@ -247,6 +254,33 @@ def main() -> None:
                     json.dumps({"zh_CN": data, "en": english}, ensure_ascii=False, indent=1)
                 )
                 print(f"wrote {args.dump}")
+            if args.bare:
+                from bench.common import bare_statement_times, load_average
+
+                walls, cpus, bare = [], [], []
+                for _ in range(args.repeat):
+                    _d, _s, wall, cpu = call()
+                    walls.append(wall)
+                    cpus.append(cpu)
+                    db.session.expunge_all()
+                    student = db.session.get(User, student_id)
+                    student.roles  # noqa: B018
+                    _n, replay = bare_statement_times(
+                        db.engine, lambda s=student: recommend.recommend(s, None, "zh_CN"), 1
+                    )
+                    db.session.rollback()
+                    bare += replay
+                walls.sort()
+                bare.sort()
+                p95 = max(0, int(len(walls) * 0.95) - 1)
+                print(
+                    f"recommend over {args.repeat} calls: wall p50 "
+                    f"{statistics.median(walls):.1f} ms, p95 {walls[p95]:.1f} ms, CPU p50 "
+                    f"{statistics.median(cpus):.1f} ms; raw cursor replay of its {len(sent)} "
+                    f"statements p50 {statistics.median(bare):.1f} ms, p95 {bare[p95]:.1f} ms; "
+                    f"load average {load_average()}"
+                )
+                return
             walls, cpus = [], []
             profiler = Profiler(interval=0.0005)
             profiler.start()

@@ -211,6 +211,16 @@ def classes_of(user, role: str | None = None) -> list:
     return curriculum_classes_of(user, role)
 
 
+def class_ids_of(user, role: str):
+    """The ids of the classes ``user`` belongs to as ``role``, as a select to use inside
+    another statement (no class entities loaded)."""
+    from app.curriculum.models import ClassMember
+
+    return select(ClassMember.class_id).where(
+        ClassMember.user_id == user.id, ClassMember.role == role
+    )
+
+
 def class_students(school_class) -> list:
     from app.curriculum.services import class_members
 

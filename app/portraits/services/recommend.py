@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy import select, union
 
 from app.errors import Invalid, NotFound
 from app.extensions import db
@@ -296,21 +296,16 @@ def _aligned(student, weeks: dict, per_offset: list, generation, skills: set, li
         for lesson in week["lessons"]
     }
 
-    def special(content_id):
-        condition = content_id.in_(
-            select(Feedback.resource_content_id).where(Feedback.user_id == student.id)
+    # The resources scored one by one: her feedback, and learnt gains on the skills.
+    special_ids = select(Feedback.resource_content_id).where(Feedback.user_id == student.id)
+    if generation is not None and skills:
+        special_ids = union(
+            special_ids,
+            select(ResourceGain.resource_content_id).where(
+                ResourceGain.generation_id == generation.id,
+                ResourceGain.skill.in_(skills),
+            ),
         )
-        if generation is not None and skills:
-            condition = or_(
-                condition,
-                content_id.in_(
-                    select(ResourceGain.resource_content_id).where(
-                        ResourceGain.generation_id == generation.id,
-                        ResourceGain.skill.in_(skills),
-                    )
-                ),
-            )
-        return condition
 
     return syllabus.ranked_alignments(
         student,
@@ -318,7 +313,7 @@ def _aligned(student, weeks: dict, per_offset: list, generation, skills: set, li
         {lesson["node"].identifier: lesson["knowledge_points"] for lesson in lessons.values()},
         rank,
         preview,
-        special,
+        special_ids,
         per_slot=limit,
         preview_size=PREVIEW_RESOURCES,
     )
@@ -366,14 +361,13 @@ def _extended(student, limit: int = 4) -> list:
 
 
 def _assigned(student) -> list[dict]:
-    class_ids = [c.id for c in sources.classes_of(student, "student")]
-    if not class_ids:
-        return []
+    # Her classes inside the statement (they were a statement of their own, with every
+    # class entity, its school and editions loaded: issue 14).
     rows = [
         a
         for a in db.session.execute(
             select(Assignment)
-            .where(Assignment.class_id.in_(class_ids))
+            .where(Assignment.class_id.in_(sources.class_ids_of(student, "student")))
             .order_by(Assignment.created_at.desc())
             .limit(50)
         ).scalars()
