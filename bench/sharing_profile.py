@@ -149,14 +149,28 @@ def main() -> None:
         action="store_true",
         help="with --mirror: gunicorn sync workers (no keep-alive), not production's gthread",
     )
+    parser.add_argument(
+        "--fsync",
+        action="store_true",
+        help="time writing --object-mb MiB to a file and fsync-ing it, --objects times",
+    )
     args = parser.parse_args()
+    if args.fsync:
+        time_fsync(args.objects, args.object_mb * 1024**2)
+        return
     if args.mirror and args.phases:
         phases_mirror(
             args.objects, args.object_mb * 1024**2, args.repeat, 0 if args.sync_workers else 4
         )
         return
     if args.mirror:
-        profile_mirror(args.objects, args.object_mb * 1024**2, args.repeat, args.py_spy)
+        profile_mirror(
+            args.objects,
+            args.object_mb * 1024**2,
+            args.repeat,
+            args.py_spy,
+            0 if args.sync_workers else 4,
+        )
         return
     from pyinstrument import Profiler
 
@@ -246,7 +260,9 @@ class _Spy:
         return out
 
 
-def profile_mirror(objects: int, size: int, repeat: int, py_spy: str | None) -> None:
+def profile_mirror(
+    objects: int, size: int, repeat: int, py_spy: str | None, threads: int = 4
+) -> None:
     from app.sharing.services import mirror
     from bench.common import CpuMeter, _process_cpu_seconds, load_average, machine_description
     from bench.sharing import _databases, _forget_mirrored_media, _plain_download, mirror_rig
@@ -255,7 +271,7 @@ def profile_mirror(objects: int, size: int, repeat: int, py_spy: str | None) -> 
     me = os.getpid()
     rows: dict[str, list[tuple[float, float, float]]] = {}  # name → (wall, client, server)
     print(machine_description())
-    with _databases(False) as make_db, mirror_rig(make_db, objects, size) as rig:
+    with _databases(False) as make_db, mirror_rig(make_db, objects, size, threads) as rig:
         up_workers = {
             f"upstream-worker-{n}": pid
             for n, pid in enumerate(
@@ -304,6 +320,37 @@ def profile_mirror(objects: int, size: int, repeat: int, py_spy: str | None) -> 
         print(f"\npy-spy, {name} (one-connection mirror run; leaf lines, CPU samples):\n{text}")
 
 
+def time_fsync(objects: int, size: int) -> None:
+    """The durable write the mirror makes of every verified object (``durable_replace``
+    syncs the file before its row), alone: ``size`` bytes written to a file in the temp
+    folder (the benchmark's file system) in 1 MiB writes, then ``os.fsync``:
+
+        .venv/bin/python bench/sharing_profile.py --fsync --objects 4 --object-mb 16
+    """
+    from bench.common import load_average
+
+    data = os.urandom(size)
+    with tempfile.TemporaryDirectory() as folder:
+        for n in range(objects):
+            path = Path(folder) / f"object-{n}"
+            start = time.perf_counter()
+            with path.open("wb") as out:
+                for offset in range(0, size, 1024**2):
+                    out.write(data[offset : offset + 1024**2])
+            written = time.perf_counter()
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            synced = time.perf_counter()
+            print(
+                f"{size / 1024**2:.0f} MiB: write {1e3 * (written - start):.1f} ms, fsync "
+                f"{1e3 * (synced - written):.1f} ms = "
+                f"{size / 1024**2 / (synced - written):.0f} MiB/s (load {load_average()})"
+            )
+
+
 class _Phases:
     """Wall-clock intervals of the mirror's media step: which thread did what, when
     (milliseconds from the start of the step), by wrapping the functions of
@@ -321,7 +368,9 @@ class _Phases:
         import functools
         import threading
 
-        original = getattr(module, name)
+        original = getattr(module, name, None)
+        if original is None:  # code before that function existed
+            return
 
         @functools.wraps(original)
         def timed(*args, **kwargs):
@@ -375,7 +424,8 @@ def phases_mirror(objects: int, size: int, repeat: int, threads: int) -> None:
     phases = _Phases()
     # fetch_index: the signed index round trip (request, publisher, verification);
     # _signed_get: a request until the publisher's headers arrive (its checks included);
-    # _receive: the body (read, write, hand to the hash); finish: move into storage and
+    # _receive: the body (read, write, hand to the hash), _split the body of a batch;
+    # the hash wait: from the last byte to the digest; finish: move into storage and
     # the media row; commit: the edge's commit after each object.
     for module, name, phase in (
         (media_fetch, "fetch_index", "index (signed round trip + checks)"),
@@ -383,6 +433,7 @@ def phases_mirror(objects: int, size: int, repeat: int, threads: int) -> None:
         (media_fetch, "already_here", "already_here"),
         (media_fetch, "_signed_get", "request → headers"),
         (media_fetch, "_receive", "body (read+write+hash hand-off)"),
+        (media_fetch, "_split", "batch body (read+write+hash hand-off, all its objects)"),
         (media_fetch, "_Hasher.hexdigest", None),
         (media_fetch, "finish", "finish (durable move + row)"),
         (media_fetch, "attach", "attach"),
