@@ -55,8 +55,9 @@ CUT_AFTER = 300_000  # bytes of the second object served before the upstream die
 class CountingProxy(Proxy):
     """Forwards to the upstream; counts media bytes and requests per hash (a batch's body
     split by ``sizes``); ``cut`` = (sha256, n, callback): serve n bytes of that object,
-    call back (stops the upstream) and break the connection; ``drop_xapi``: deliver statement batches upstream but
-    answer 502, as if the link died before the answer came back."""
+    call back (stops the upstream) and break the connection; ``drop_xapi``: deliver
+    statement batches upstream but answer 502, as if the link died before the answer
+    came back."""
 
     def __init__(self, upstream: str, port: int):
         super().__init__(upstream, port)
