@@ -100,8 +100,38 @@ def kept_postgres(name: str, admin_url: str | None = None) -> Iterator[str]:
     yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+def gunicorn_command(app_module: str, port: int, workers: int, threads: int | None = None) -> list:
+    """The gunicorn command line of a benchmark's server.  With ``threads``, the way
+    production runs it: ``-c deploy/gunicorn.conf.py`` (gthread workers with keep-alive,
+    one access-log line per request) with ``workers`` x ``threads``; without, ``workers``
+    sync workers (gunicorn's defaults: every connection closed after one request)."""
+    gunicorn = PROJECT_ROOT / ".venv" / "bin" / "gunicorn"
+    if not gunicorn.exists():
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+    config = []
+    if threads:
+        config = [
+            "-c",
+            str(PROJECT_ROOT / "deploy" / "gunicorn.conf.py"),
+            "--threads",
+            str(threads),
+        ]
+    return [
+        str(gunicorn),
+        *config,
+        "-w",
+        str(workers),
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        app_module,
+    ]
+
+
 class Gunicorn:
-    """``gunicorn -w N -b 127.0.0.1:PORT wsgi:app`` with its own instance folder."""
+    """``gunicorn -w N -b 127.0.0.1:PORT wsgi:app`` with its own instance folder (with
+    ``threads``: production's ``deploy/gunicorn.conf.py``, see :func:`gunicorn_command`)."""
 
     def __init__(
         self,
@@ -110,8 +140,10 @@ class Gunicorn:
         extra_env: dict | None = None,
         instance_path: str | None = None,
         app_module: str = "wsgi:app",
+        threads: int | None = None,
     ):
         self.app_module = app_module
+        self.threads = threads
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -133,21 +165,9 @@ class Gunicorn:
         self.log_path = Path(instance_path) / "gunicorn.log"
 
     def start(self, timeout: float = 60.0) -> Gunicorn:
-        gunicorn = PROJECT_ROOT / ".venv" / "bin" / "gunicorn"
-        if not gunicorn.exists():
-            gunicorn = Path(sys.executable).parent / "gunicorn"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [
-                str(gunicorn),
-                "-w",
-                str(self.workers),
-                "-b",
-                f"127.0.0.1:{self.port}",
-                "--log-level",
-                "warning",
-                self.app_module,
-            ],
+            gunicorn_command(self.app_module, self.port, self.workers, self.threads),
             cwd=PROJECT_ROOT,
             env=self.env,
             stdout=log,

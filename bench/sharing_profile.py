@@ -141,9 +141,36 @@ def main() -> None:
     parser.add_argument("--object-mb", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--py-spy", help="a py-spy binary: sample both sides of the mirror")
+    parser.add_argument(
+        "--phases", action="store_true", help="with --mirror: time each phase of the media step"
+    )
+    parser.add_argument(
+        "--sync-workers",
+        action="store_true",
+        help="with --mirror: gunicorn sync workers (no keep-alive), not production's gthread",
+    )
+    parser.add_argument(
+        "--fsync",
+        action="store_true",
+        help="time writing --object-mb MiB to a file and fsync-ing it, --objects times",
+    )
     args = parser.parse_args()
+    if args.fsync:
+        time_fsync(args.objects, args.object_mb * 1024**2)
+        return
+    if args.mirror and args.phases:
+        phases_mirror(
+            args.objects, args.object_mb * 1024**2, args.repeat, 0 if args.sync_workers else 4
+        )
+        return
     if args.mirror:
-        profile_mirror(args.objects, args.object_mb * 1024**2, args.repeat, args.py_spy)
+        profile_mirror(
+            args.objects,
+            args.object_mb * 1024**2,
+            args.repeat,
+            args.py_spy,
+            0 if args.sync_workers else 4,
+        )
         return
     from pyinstrument import Profiler
 
@@ -233,7 +260,9 @@ class _Spy:
         return out
 
 
-def profile_mirror(objects: int, size: int, repeat: int, py_spy: str | None) -> None:
+def profile_mirror(
+    objects: int, size: int, repeat: int, py_spy: str | None, threads: int = 4
+) -> None:
     from app.sharing.services import mirror
     from bench.common import CpuMeter, _process_cpu_seconds, load_average, machine_description
     from bench.sharing import _databases, _forget_mirrored_media, _plain_download, mirror_rig
@@ -242,7 +271,7 @@ def profile_mirror(objects: int, size: int, repeat: int, py_spy: str | None) -> 
     me = os.getpid()
     rows: dict[str, list[tuple[float, float, float]]] = {}  # name → (wall, client, server)
     print(machine_description())
-    with _databases(False) as make_db, mirror_rig(make_db, objects, size) as rig:
+    with _databases(False) as make_db, mirror_rig(make_db, objects, size, threads) as rig:
         up_workers = {
             f"upstream-worker-{n}": pid
             for n, pid in enumerate(
@@ -289,6 +318,162 @@ def profile_mirror(objects: int, size: int, repeat: int, py_spy: str | None) -> 
         )
     for name, text in spied.items():
         print(f"\npy-spy, {name} (one-connection mirror run; leaf lines, CPU samples):\n{text}")
+
+
+def time_fsync(objects: int, size: int) -> None:
+    """The durable write the mirror makes of every verified object (``durable_replace``
+    syncs the file before its row), alone: ``size`` bytes written to a file in the temp
+    folder (the benchmark's file system) in 1 MiB writes, then ``os.fsync``:
+
+        .venv/bin/python bench/sharing_profile.py --fsync --objects 4 --object-mb 16
+    """
+    from bench.common import load_average
+
+    data = os.urandom(size)
+    with tempfile.TemporaryDirectory() as folder:
+        for n in range(objects):
+            path = Path(folder) / f"object-{n}"
+            start = time.perf_counter()
+            with path.open("wb") as out:
+                for offset in range(0, size, 1024**2):
+                    out.write(data[offset : offset + 1024**2])
+            written = time.perf_counter()
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            synced = time.perf_counter()
+            print(
+                f"{size / 1024**2:.0f} MiB: write {1e3 * (written - start):.1f} ms, fsync "
+                f"{1e3 * (synced - written):.1f} ms = "
+                f"{size / 1024**2 / (synced - written):.0f} MiB/s (load {load_average()})"
+            )
+
+
+class _Phases:
+    """Wall-clock intervals of the mirror's media step: which thread did what, when
+    (milliseconds from the start of the step), by wrapping the functions of
+    ``media_fetch`` and ``mirror`` that make up a phase."""
+
+    def __init__(self):
+        import threading
+
+        self.events: list[tuple[str, str, float, float]] = []  # (thread, phase, start, end)
+        self.lock = threading.Lock()
+        self.origin = time.perf_counter()
+        self.patched: list[tuple[object, str, object]] = []
+
+    def wrap(self, module, name: str, phase: str | None = None) -> None:
+        import functools
+        import threading
+
+        original = getattr(module, name, None)
+        if original is None:  # code before that function existed
+            return
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                end = time.perf_counter()
+                with self.lock:
+                    self.events.append((threading.current_thread().name, phase or name, start, end))
+
+        setattr(module, name, timed)
+        self.patched.append((module, name, original))
+
+    def restore(self) -> None:
+        for module, name, original in reversed(self.patched):
+            setattr(module, name, original)
+
+    def report(self, step_start: float, step_end: float) -> str:
+        lines = [f"  media step {1e3 * (step_end - step_start):7.1f} ms"]
+        totals: dict[str, list[float]] = {}
+        for thread, phase, start, end in sorted(self.events, key=lambda e: e[2]):
+            if start < step_start or start > step_end:
+                continue
+            totals.setdefault(phase, []).append(1e3 * (end - start))
+            lines.append(
+                f"  {1e3 * (start - step_start):7.1f} → {1e3 * (end - step_start):7.1f} ms"
+                f"  {1e3 * (end - start):6.1f} ms  {thread[-18:]:18} {phase}"
+            )
+        lines.append(
+            "  totals: "
+            + ", ".join(f"{phase} {sum(v):.1f} ms ({len(v)}×)" for phase, v in totals.items())
+        )
+        self.events.clear()
+        return "\n".join(lines)
+
+
+def phases_mirror(objects: int, size: int, repeat: int, threads: int) -> None:
+    """Each phase of the mirror's media step timed (docs/sharing.md, "Mirror
+    throughput"), beside a plain download of the same objects, alternating:
+
+        PYTHONPATH=. .venv/bin/python bench/sharing_profile.py --mirror --phases \\
+            --objects 4 --object-mb 16 --repeat 3
+    """
+    from app.sharing.services import media_fetch, mirror
+    from bench.common import load_average, machine_description
+    from bench.sharing import _databases, _forget_mirrored_media, _plain_download, mirror_rig
+
+    total = objects * size
+    print(machine_description())
+    phases = _Phases()
+    # fetch_index: the signed index round trip (request, publisher, verification);
+    # _signed_get: a request until the publisher's headers arrive (its checks included);
+    # _receive: the body (read, write, hand to the hash), _split the body of a batch;
+    # the hash wait: from the last byte to the digest; finish: move into storage and
+    # the media row; commit: the edge's commit after each object.
+    for module, name, phase in (
+        (media_fetch, "fetch_index", "index (signed round trip + checks)"),
+        (media_fetch, "plan", "plan"),
+        (media_fetch, "already_here", "already_here"),
+        (media_fetch, "_signed_get", "request → headers"),
+        (media_fetch, "_receive", "body (read+write+hash hand-off)"),
+        (media_fetch, "_split", "batch body (read+write+hash hand-off, all its objects)"),
+        (media_fetch, "_Hasher.hexdigest", None),
+        (media_fetch, "finish", "finish (durable move + row)"),
+        (media_fetch, "attach", "attach"),
+        (mirror, "commit", "commit"),
+    ):
+        if "." in name:
+            cls, method = name.split(".")
+            phases.wrap(getattr(module, cls), method, "hash wait after body")
+        else:
+            phases.wrap(module, name, phase)
+    try:
+        with _databases(False) as make_db, mirror_rig(make_db, objects, size, threads) as rig:
+            for n in range(repeat):
+                for connections in (1, 3):
+                    elapsed = _plain_download(
+                        rig.bare_url, rig.shas, rig.root / "plain", connections
+                    )
+                    print(
+                        f"run {n}: plain download, {connections} connection(s): "
+                        f"{1e3 * elapsed:.1f} ms = {total / elapsed / 1e6:.0f} MB/s"
+                    )
+                for parallel in (1, 3):
+                    _forget_mirrored_media(rig.app_edge)
+                    rig.app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel
+                    with rig.app_edge.app_context():
+                        start = time.perf_counter()
+                        report = mirror.mirror(force=True, forward=False)
+                        end = time.perf_counter()
+                        assert report.complete and report.media.bytes == total, report
+                        db.session.remove()
+                    step_start = end - (report.media_seconds or 0)
+                    print(
+                        f"run {n}: mirror, {parallel} connection(s): media step "
+                        f"{1e3 * report.media_seconds:.1f} ms = "
+                        f"{total / report.media_seconds / 1e6:.0f} MB/s "
+                        f"(whole run {1e3 * (end - start):.1f} ms), load {load_average()}"
+                    )
+                    print(phases.report(step_start, end))
+    finally:
+        phases.restore()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Media over federation (publisher side): the signed media index of a catalog and one
-object by its SHA-256, with HTTP Range.  Peers authenticate with HTTP Message
-Signatures; the bytes are not signed (large), the subscriber checks them against the
-hash of the signed index instead."""
+"""Media over federation (publisher side): the signed media index of a catalog, one
+object by its SHA-256 with HTTP Range, and several whole objects back to back in one
+response.  Peers authenticate with HTTP Message Signatures; the bytes are not signed
+(large), the subscriber checks them against the hashes of the signed index instead."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from app.sharing.services import keys, media_serve
 
 bp = Blueprint("sharing_media", __name__)
 CHUNK = 256 * 1024
+# Read size of a batch response (served from Python, not sendfile: one response, many
+# files); 1 MiB as the subscriber reads.
+BATCH_CHUNK = 1024 * 1024
 
 
 @bp.get(media_serve.MEDIA_INDEX_PATH.replace("{uid}", "<uid>"))
@@ -37,6 +40,40 @@ def media_object(sha256: str):
         )
     else:
         response = _ranged_from_storage(storage, obj)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get(media_serve.MEDIA_BATCH_PATH)
+def media_batch():
+    """``?objects=<sha256>,...``: the objects, whole, one after the other (the peer knows
+    each size from the signed index); 404 unless every one is shared with the peer.
+    One request, one signature check and one access check for up to
+    ``MEDIA_BATCH_MAX`` objects (docs/sharing.md, "Mirror throughput")."""
+    origin = _verified_peer()
+    rows = media_serve.media_objects(origin, media_serve.batch_hashes(request.args.get("objects")))
+    storage = get_storage()
+
+    def body():
+        for row in rows:
+            path = storage.local_path(row.key)
+            if path is None:
+                for position in range(0, row.size, BATCH_CHUNK):
+                    yield storage.read_range(
+                        row.key, position, min(BATCH_CHUNK, row.size - position)
+                    )
+                continue
+            with open(path, "rb") as handle:
+                left = row.size
+                while left > 0:
+                    chunk = handle.read(min(BATCH_CHUNK, left))
+                    if not chunk:  # shorter than its row says: the peer's hash check refuses
+                        return
+                    left -= len(chunk)
+                    yield chunk
+
+    response = Response(body(), status=200, mimetype="application/octet-stream")
+    response.headers["Content-Length"] = str(sum(row.size for row in rows))
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -53,15 +53,18 @@ CUT_AFTER = 300_000  # bytes of the second object served before the upstream die
 
 
 class CountingProxy(Proxy):
-    """Forwards to the upstream; counts media bytes and requests per hash; ``cut`` =
-    (sha256, n, callback): serve n bytes of that object, call back (stops the upstream)
-    and break the connection; ``drop_xapi``: deliver statement batches upstream but
-    answer 502, as if the link died before the answer came back."""
+    """Forwards to the upstream; counts media bytes and requests per hash (a batch's body
+    split by ``sizes``); ``cut`` = (sha256, n, callback): serve n bytes of that object,
+    call back (stops the upstream) and break the connection; ``drop_xapi``: deliver
+    statement batches upstream but answer 502, as if the link died before the answer
+    came back."""
 
     def __init__(self, upstream: str, port: int):
         super().__init__(upstream, port)
         self.served: collections.Counter = collections.Counter()
-        self.media_requests: list[tuple[str, str | None]] = []
+        # (hashes asked for, Range): one hash a request, or several (a batch)
+        self.media_requests: list[tuple[list[str], str | None]] = []
+        self.sizes: dict[str, int] = {}  # sha → size, to tell a batch's objects apart
         self.cut: tuple[str, int, callable] | None = None
         self.drop_xapi = False
         self.lock = threading.Lock()
@@ -83,28 +86,39 @@ class CountingProxy(Proxy):
             if self.drop_xapi:
                 return Response("link cut before the answer", status=502)
             return Response(body, status=upstream.status_code, headers=out_headers)
-        if "/sharing/federation/media/" not in request.path:
+        if request.path == "/sharing/federation/media":  # several objects back to back
+            hashes = request.args["objects"].split(",")
+            segments = [(sha, self.sizes[sha]) for sha in hashes]
+        elif "/sharing/federation/media/" in request.path:
+            hashes = [request.path.rsplit("/", 1)[1]]
+            segments = [(hashes[0], None)]  # the whole body (from its Range)
+        else:
             return Response(upstream.content, status=upstream.status_code, headers=out_headers)
-        sha = request.path.rsplit("/", 1)[1]
         with self.lock:
-            self.media_requests.append((sha, request.headers.get("Range")))
+            self.media_requests.append((hashes, request.headers.get("Range")))
 
         def stream():
-            sent = 0
+            index, sent = 0, 0  # the object being served, its bytes served so far
             for chunk in upstream.iter_content(32 * 1024):
-                cut = self.cut
-                if cut and cut[0] == sha and sent + len(chunk) >= cut[1]:
-                    part = chunk[: cut[1] - sent]
+                while chunk:
+                    sha, size = segments[index]
+                    room = len(chunk) if size is None else min(len(chunk), size - sent)
+                    piece, chunk = chunk[:room], chunk[room:]
+                    cut = self.cut
+                    if cut and cut[0] == sha and sent + len(piece) >= cut[1]:
+                        part = piece[: cut[1] - sent]
+                        with self.lock:
+                            self.served[sha] += len(part)
+                        yield part
+                        self.cut = None
+                        cut[2]()
+                        raise ConnectionAbortedError("upstream died mid-object")
                     with self.lock:
-                        self.served[sha] += len(part)
-                    yield part
-                    self.cut = None
-                    cut[2]()
-                    raise ConnectionAbortedError("upstream died mid-object")
-                with self.lock:
-                    self.served[sha] += len(chunk)
-                sent += len(chunk)
-                yield chunk
+                        self.served[sha] += len(piece)
+                    sent += len(piece)
+                    yield piece
+                    if size is not None and sent == size and index + 1 < len(segments):
+                        index, sent = index + 1, 0
 
         return Response(stream(), status=upstream.status_code, headers=out_headers)
 
@@ -324,9 +338,12 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
 
     # First mirror, one object at a time so the cut lands in a known object: the
     # upstream dies after CUT_AFTER bytes of the second one.
+    # One connection: the three objects are asked for in one request (a batch).
     s.app_edge.config["EDGE_MIRROR_PARALLEL"] = 1
+    s.proxy.sizes = {item["sha"]: len(item["data"]) for item in items}
     s.proxy.cut = (items[1]["sha"], CUT_AFTER, lambda: _quick_stop(s.up))
     report = _mirror(s)
+    assert s.proxy.media_requests == [([item["sha"] for item in items], None)]
     assert report.ran and report.errors, report
     assert any("cut after" in e for e in report.errors), report.errors
     assert report.media.fetched == 1 and report.media.bytes >= sizes[0]
@@ -403,7 +420,7 @@ def test_edge_mirrors_survives_a_cut_upstream_resumes_and_forwards_exactly_once(
     report = _mirror(s)
     assert report.complete, report.errors
     assert report.media.reused == 1 and report.media.fetched == 2 and report.media.resumed == 1
-    requested = dict(s.proxy.media_requests)
+    requested = {sha: rng for hashes, rng in s.proxy.media_requests for sha in hashes}
     assert items[0]["sha"] not in requested
     assert requested[items[1]["sha"]] == f"bytes={held}-"
     assert s.proxy.served[items[1]["sha"]] == sizes[1] - held

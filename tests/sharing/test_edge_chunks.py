@@ -134,9 +134,10 @@ def test_a_read_is_never_larger_than_one_burst():
     assert edge.TokenBucket(1000, capacity=10).read_size(1 << 20) == 10
 
 
-def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, monkeypatch):
-    """One connection: object b's download is under way while a is stored and committed
-    (on the old code b started only after a's commit, so the wait below timed out)."""
+def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, monkeypatch, tmp_path):
+    """One connection, objects resumed from partial files (each on its own): object b's
+    download is under way while a is stored and committed (on the old code b started
+    only after a's commit, so the wait below timed out)."""
     b_started = threading.Event()
     seen = {}
 
@@ -152,6 +153,9 @@ def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, mon
             seen["b running while a is stored"] = b_started.wait(timeout=10)
         return object()
 
+    (tmp_path / "a.part").write_bytes(b"")
+    (tmp_path / "b.part").write_bytes(b"")
+    monkeypatch.setattr(media_fetch, "partial_path", lambda sha: tmp_path / f"{sha}.part")
     monkeypatch.setattr(media_fetch, "download", download)
     monkeypatch.setattr(media_fetch, "finish", finish)
     monkeypatch.setattr(media_fetch, "attach", lambda *a: None)
@@ -172,6 +176,50 @@ def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, mon
     assert seen["b running while a is stored"] is True
     assert seen["a"] == seen["b"] == 200_000  # reads capped at one burst of the limit
     assert seen["signer"][0]  # the key read once, by this thread
+
+
+def test_a_batch_goes_on_while_its_first_object_is_committed(app, ctx, monkeypatch, tmp_path):
+    """One connection, objects fetched whole: one batch request for all of them, and
+    object a is stored and committed while b's bytes still arrive (the fake batch waits
+    for a's storing before it delivers b: had the mirror stored a only after the batch,
+    the wait would time out)."""
+    a_storing = threading.Event()
+    seen = {}
+
+    def download_batch(
+        session, origin, entries, stats, verified, refused, consume, progress, chunk, signer
+    ):
+        seen["batch"] = [e["sha256"] for e in entries]
+        seen["chunk"], seen["signer"] = chunk, signer
+        verified(entries[0], "a")
+        seen["a stored while b arrives"] = a_storing.wait(timeout=10)
+        verified(entries[1], "b")
+
+    def finish(entry, part, stats):
+        if entry["sha256"] == "a":
+            a_storing.set()
+        return object()
+
+    monkeypatch.setattr(media_fetch, "partial_path", lambda sha: tmp_path / f"{sha}.part")
+    monkeypatch.setattr(media_fetch, "download_batch", download_batch)
+    monkeypatch.setattr(media_fetch, "finish", finish)
+    monkeypatch.setattr(media_fetch, "attach", lambda *a: None)
+    monkeypatch.setattr(mirror, "commit", lambda: None)
+    monkeypatch.setitem(app.config, "EDGE_MIRROR_PARALLEL", 1)
+    plans = {sha: ("http://peer.test", {"sha256": sha, "size": 1}, ["i"]) for sha in "ab"}
+    done = []
+    mirror._fetch_all(
+        ["a", "b"],
+        plans,
+        mirror.MirrorReport(True),
+        lambda: True,
+        edge.TokenBucket(200_000),
+        None,
+        done.append,
+    )
+    assert seen["batch"] == ["a", "b"] and done == ["a", "b"]
+    assert seen["a stored while b arrives"] is True
+    assert seen["chunk"] == 200_000 and seen["signer"][0]
 
 
 def test_a_download_given_a_signer_runs_no_statement(media_app):

@@ -8,7 +8,9 @@ by content hash — deduplicated, verified, resumable.
 2. An object whose hash this instance already has (a media row with that checksum, or
    the bytes under ``sharing/media/<sha256>`` from an offline package) is not fetched:
    finished objects are never downloaded twice.
-3. Otherwise the bytes go to ``SHARING_PARTIAL_DIR/<sha256>.part``.  A cut connection
+3. Otherwise the bytes go to ``SHARING_PARTIAL_DIR/<sha256>.part`` — several objects
+   without a partial file in one request (:func:`download_batch`, split by the sizes of
+   the signed index, each hashed on its own), one with a partial file on its own.  A cut connection
    keeps the partial file; the next run hashes what is there and asks only for the rest
    (``Range: bytes=N-``).  More bytes than listed → refused, the partial file deleted;
    the SHA-256 of the whole must equal the name, otherwise refused and deleted — an
@@ -39,7 +41,12 @@ from app.sharing.models import FederatedItem, Subscription
 from app.sharing.services import keys
 from app.sharing.services import manifest as manifests
 from app.sharing.services.keys import FederationRefused
-from app.sharing.services.media_serve import MEDIA_INDEX_PATH, MEDIA_OBJECT_PATH
+from app.sharing.services.media_serve import (
+    MEDIA_BATCH_MAX,
+    MEDIA_BATCH_PATH,
+    MEDIA_INDEX_PATH,
+    MEDIA_OBJECT_PATH,
+)
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +353,93 @@ def download(
         part.unlink(missing_ok=True)
         raise MediaRefused(f"media {sha[:12]}: hash mismatch")
     return part
+
+
+def download_batch(
+    session: requests.Session,
+    origin: str,
+    entries: list[dict],
+    stats: FetchStats,
+    verified: Callable[[dict, Path], None],
+    refused: Callable[[dict, MediaRefused], None],
+    consume: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int], None] = lambda n: None,
+    chunk_size: int = CHUNK,
+    signer=None,
+) -> None:
+    """Fetch several whole objects (none with a partial file) in one signed request: the
+    publisher sends them back to back, this splits the body by the index's sizes into
+    each object's partial file and hashes each on its own.  ``verified(entry, part)`` is
+    called as each object is verified (so the caller stores it while the next ones
+    arrive), ``refused(entry, exc)`` for one whose hash does not match (its file deleted;
+    the others go on).  A cut keeps the current object's partial file (the next run
+    resumes it with Range) and raises :class:`Interrupted`; objects after it were not
+    started.  A publisher that refuses the batch (404: one object is not shared with
+    us, or a publisher without batches) is asked for each object on its own, so each
+    gets its own answer.  Like :func:`download`, no database work."""
+    if len(entries) > MEDIA_BATCH_MAX:
+        raise ValueError(f"at most {MEDIA_BATCH_MAX} objects a batch")
+    url = origin + MEDIA_BATCH_PATH + "?objects=" + ",".join(e["sha256"] for e in entries)
+    response = _signed_get(session, url, None, signer)
+    stats.add(requests=1)
+    try:
+        # A length other than the index's sizes add up to (when a proxy left it there)
+        # would misalign every object after the first that differs.
+        length = response.headers.get("Content-Length")
+        total = str(sum(entry["size"] for entry in entries))
+        if response.status_code == 200 and length in (None, total):
+            _split(response, entries, stats, verified, refused, consume, progress, chunk_size)
+            return
+        if response.status_code >= 500:
+            raise Interrupted(f"media batch: publisher answered {response.status_code}")
+    finally:
+        response.close()
+    # Refused as a whole, or sizes other than the index's: one object at a time.
+    for entry in entries:
+        try:
+            part = download(session, origin, entry, stats, consume, progress, chunk_size, signer)
+        except MediaRefused as exc:
+            refused(entry, exc)
+            continue
+        verified(entry, part)
+
+
+def _split(response, entries, stats, verified, refused, consume, progress, chunk_size):
+    """The body of a batch response into the objects' partial files, in order."""
+    chunks = response.iter_content(chunk_size)
+    left = b""  # bytes read past the end of the previous object
+    for entry in entries:
+        sha, size = entry["sha256"], entry["size"]
+        part = partial_path(sha)
+        hasher = _Hasher(hashlib.sha256())
+        have = 0
+        try:
+            with part.open("wb") as out:
+                try:
+                    while have < size:
+                        if not left:
+                            left = next(chunks, b"")
+                            if not left:
+                                break
+                            consume(len(left))
+                            stats.add(bytes=len(left))
+                            progress(len(left))
+                        piece = left[: size - have] if len(left) > size - have else left
+                        left = left[len(piece) :]
+                        out.write(piece)
+                        hasher.update(piece)
+                        have += len(piece)
+                except (requests.RequestException, OSError) as exc:
+                    raise Interrupted(f"media {sha[:12]}: cut after {have} bytes") from exc
+        finally:
+            hasher.close()
+        if have < size:
+            raise Interrupted(f"media {sha[:12]}: cut after {have} bytes")
+        if hasher.hexdigest() != sha:
+            part.unlink(missing_ok=True)
+            refused(entry, MediaRefused(f"media {sha[:12]}: hash mismatch"))
+            continue
+        verified(entry, part)
 
 
 def _receive(response, part, have, size, sha, hasher, stats, consume, progress, chunk_size):

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import queue as stdlib_queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,14 +176,23 @@ def _run(open_now, bucket, progress, on_object, forward) -> MirrorReport:
 
 
 def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> None:
-    """Download up to ``EDGE_MIRROR_PARALLEL`` objects at once (so one object's request
-    latency overlaps another's transfer); store and record each in this thread, in the
-    order they finish, committing after each."""
+    """Download over up to ``EDGE_MIRROR_PARALLEL`` connections at once (so one request's
+    latency overlaps another's transfer); store and record each object in this thread,
+    in the order they are verified, committing after each.
+
+    Objects without a partial file go in batches (:func:`media_fetch.download_batch`: one
+    request, one signature and access check on the publisher for several objects; each
+    connection takes its share of what is left), one with a partial file on its own
+    (resumed with Range)."""
     app = current_app._get_current_object()
     parallel = max(1, int(app.config.get("EDGE_MIRROR_PARALLEL") or 1))
     local = threading.local()
     lock = threading.Lock()
     done = 0
+    # What the downloads report to this thread, as (kind, a, b, last): ("verified", sha,
+    # part), ("refused", sha, reason), ("interrupted", reason, None), ("ended", None,
+    # None) or ("failed", exc, None); ``last`` = the download's connection is free.
+    events: stdlib_queue.SimpleQueue = stdlib_queue.SimpleQueue()
 
     def advance(n: int) -> None:
         nonlocal done
@@ -191,75 +201,135 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
             if progress:
                 progress(done, report.media_total)
 
-    def work(sha: str):
-        origin, entry, _ = plans[sha]
+    def work(batch: list[str]) -> None:
+        origin = plans[batch[0]][0]
         if not hasattr(local, "session"):
             local.session = requests.Session()
+        reported = set()
+
+        def verified(entry, part):
+            reported.add(entry["sha256"])
+            last = len(reported) == len(batch)
+            events.put(("verified", entry["sha256"], part, last))
+
+        def refused(entry, exc):
+            reported.add(entry["sha256"])
+            last = len(reported) == len(batch)
+            events.put(("refused", entry["sha256"], exc.reason, last))
+
+        ended = ("ended", None, None, True)
         with app.app_context():  # the partial folder and our origin are configuration
             try:
-                return media_fetch.download(
-                    local.session,
-                    origin,
-                    entry,
-                    report.media,
-                    bucket.consume,
-                    advance,
-                    chunk,
-                    signer,
-                )
+                if len(batch) == 1:
+                    entry = plans[batch[0]][1]
+                    try:
+                        part = media_fetch.download(
+                            local.session,
+                            origin,
+                            entry,
+                            report.media,
+                            bucket.consume,
+                            advance,
+                            chunk,
+                            signer,
+                        )
+                    except media_fetch.MediaRefused as exc:
+                        refused(entry, exc)
+                    else:
+                        verified(entry, part)
+                else:
+                    media_fetch.download_batch(
+                        local.session,
+                        origin,
+                        [plans[sha][1] for sha in batch],
+                        report.media,
+                        verified,
+                        refused,
+                        bucket.consume,
+                        advance,
+                        chunk,
+                        signer,
+                    )
+            except media_fetch.Interrupted as exc:
+                ended = ("interrupted", exc.reason, None, True)
+            except Exception as exc:  # a bug: raised again in the mirror's thread
+                ended = ("failed", exc, None, True)
             finally:
                 db.session.remove()
+                if len(reported) < len(batch):
+                    events.put(ended)
+                elif ended[0] != "ended":  # every object was reported: nothing is lost
+                    log.error("sharing: media download ended with %s", ended[1])
 
     chunk = bucket.read_size(media_fetch.CHUNK)
     # Read once here: the downloads sign without a query, so none waits for the SQLite
     # lock while this thread commits a finished object (seen as 40-350 ms stalls).
     signer = keys.current_signer()
-    queue = list(todo)
+    queue = []  # objects with a partial file: each on its own, first
+    fresh: dict[str, list[str]] = {}  # origin → objects to fetch whole, in batches
+    for sha in todo:
+        if media_fetch.partial_path(sha).exists():
+            queue.append([sha])
+        else:
+            fresh.setdefault(plans[sha][0], []).append(sha)
+    running = 0
     stopped = False
+
+    def next_batch() -> list[str]:
+        if queue:
+            return queue.pop(0)
+        origin, left = next(iter(fresh.items()))
+        # This connection's share of what is left, so the connections end together.
+        take = min(media_fetch.MEDIA_BATCH_MAX, -(-len(left) // (parallel - running)))
+        batch = left[:take]
+        del left[:take]
+        if not left:
+            del fresh[origin]
+        return batch
+
     with ThreadPoolExecutor(parallel, thread_name_prefix="shuyuan-mirror") as pool:
-        running = {}
 
         def start_more() -> None:
-            nonlocal stopped
-            while queue and len(running) < parallel and not stopped:
+            nonlocal stopped, running
+            while (queue or fresh) and running < parallel and not stopped:
                 if not open_now():
                     report.errors.append("the mirror window closed")
                     stopped = True
                     break
-                sha = queue.pop(0)
-                running[pool.submit(work, sha)] = sha
+                pool.submit(work, next_batch())
+                running += 1
 
         start_more()
+        failure = None
         while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            verified = []
-            for future in finished:
-                sha = running.pop(future)
-                origin = plans[sha][0]
-                try:
-                    verified.append((sha, future.result()))
-                except media_fetch.MediaRefused as exc:
-                    log.warning("sharing: refused media from %s: %s", origin, exc.reason)
-                    report.media.refused.append(exc.reason)
-                    report.errors.append(exc.reason)
-                except media_fetch.Interrupted as exc:
-                    # The link is down: start nothing more; partial files wait for the
-                    # next run (the downloads under way end on their own).
-                    report.errors.append(exc.reason)
-                    stopped = True
-            if stopped:
-                queue.clear()
+            kind, first, second, last = events.get()
+            if last:
+                running -= 1
+            if kind == "interrupted":
+                # The link is down: start nothing more; partial files wait for the next
+                # run (the downloads under way end on their own).
+                report.errors.append(first)
+                stopped = True
+            elif kind == "failed":
+                failure, stopped = failure or first, True
             # The next downloads start before this thread stores and commits the finished
             # ones, so the database work overlaps a transfer even on one connection.
             start_more()
-            for sha, part in verified:
-                _, entry, content_ids = plans[sha]
-                obj = media_fetch.finish(entry, part, report.media)
+            if kind == "refused":
+                origin = plans[first][0]
+                log.warning("sharing: refused media from %s: %s", origin, second)
+                report.media.refused.append(second)
+                report.errors.append(second)
+            elif kind == "verified":
+                _, entry, content_ids = plans[first]
+                obj = media_fetch.finish(entry, second, report.media)
                 for content_id in content_ids:
                     media_fetch.attach(content_id, entry, obj)
                 commit()
                 if on_object:
-                    on_object(sha)
+                    on_object(first)
+        if failure is not None:
+            raise failure
 
 
 def mirror_job() -> dict:
