@@ -1,7 +1,7 @@
 """catalog: covering list indexes (visibility, filters) for the 100k catalog
 
 Revision ID: catalog0002
-Revises: search0003
+Revises: curr0003
 Create Date: 2026-11-30 23:30:00
 
 At 10,000 courses / 100,000 resources the list statements visited the table's rows:
@@ -17,7 +17,7 @@ replaces (same leading columns), so nothing that used the old one loses its inde
 from alembic import op
 
 revision = "catalog0002"
-down_revision = "search0003"
+down_revision = "curr0003"
 branch_labels = None
 depends_on = None
 
