@@ -166,8 +166,12 @@ def teacher_steps() -> list[Step]:
             picker = page.locator("#picker-0")
             picker.fill(query)
             expect(page.locator("#picker-0-list [role=option]").first).to_contain_text(title)
+            # The list must be open when the keys arrive (ArrowDown on a closed list only
+            # searches again), and the choice made before the form is sent.
+            expect(page.locator("#picker-0-list")).to_be_visible()
             picker.press("ArrowDown")
             picker.press("Enter")
+            expect(picker).to_have_value(title)
             page.click("#section-0 form.add-item button[type=submit]")
             page.wait_for_load_state()
             expect(page.locator("#section-0 li.item").last).to_contain_text(title)
