@@ -258,6 +258,19 @@ _ENTITY_COLUMNS = (
 _summary_statement = None
 
 
+def _published_aligned(statement):
+    """``statement`` over resource alignments joined to their node and to the published
+    version of their resource (both week statements share it)."""
+    return (
+        statement.join(Node, Node.id == Alignment.node_id)
+        .join(
+            Resource,
+            and_(Resource.content_id == Alignment.target_key, Resource.state == State.PUBLISHED),
+        )
+        .where(Alignment.target_type == TargetType.RESOURCE)
+    )
+
+
 def _aligned_summaries_statement():
     """The reader-independent part of the week's aligned-resources statement, built once
     per process (SQLAlchemy spent about a third of a call's CPU building it anew: 11
@@ -270,7 +283,7 @@ def _aligned_summaries_statement():
     global _summary_statement
     if _summary_statement is None:
         columns = [c for c in _SUMMARY_COLUMNS if c.key != "translations"]
-        _summary_statement = (
+        _summary_statement = _published_aligned(
             select(
                 Alignment.node_id,
                 Alignment.alignment_type,
@@ -278,19 +291,7 @@ def _aligned_summaries_statement():
                 *columns,
                 cast(Resource.translations, Text).label("translations"),
             )
-            .join(Node, Node.id == Alignment.node_id)
-            .join(
-                Resource,
-                and_(
-                    Resource.content_id == Alignment.target_key,
-                    Resource.state == State.PUBLISHED,
-                ),
-            )
-            .where(
-                Alignment.target_type == TargetType.RESOURCE,
-                Node.identifier.in_(bindparam("identifiers", expanding=True)),
-            )
-        )
+        ).where(Node.identifier.in_(bindparam("identifiers", expanding=True)))
     return _summary_statement
 
 
@@ -354,25 +355,15 @@ def aligned_resources(
         rows = [(r[0], r[1], ResourceSummary(*r[3:10], _translations(r[10])), r[2]) for r in found]
     else:
         found = db.session.execute(
-            select(Alignment.node_id, Alignment.alignment_type, Node.identifier, Resource)
+            _published_aligned(
+                select(Alignment.node_id, Alignment.alignment_type, Node.identifier, Resource)
+            )
             .options(
                 lazyload(Resource.tags),
                 lazyload(Resource.grade_rows),
                 load_only(*_ENTITY_COLUMNS),
             )
-            .join(Node, Node.id == Alignment.node_id)
-            .join(
-                Resource,
-                and_(
-                    Resource.content_id == Alignment.target_key,
-                    Resource.state == State.PUBLISHED,
-                ),
-            )
-            .where(
-                Alignment.target_type == TargetType.RESOURCE,
-                Node.identifier.in_(set(expanded)),
-                visible,
-            )
+            .where(Node.identifier.in_(set(expanded)), visible)
         ).all()
         rows = [(r[0], r[1], r[3], r[2]) for r in found]
     result: dict[int, list[AlignedResource]] = defaultdict(list)
