@@ -15,7 +15,7 @@ from app import jobs
 from app.common.events import commit
 from app.extensions import db
 from app.lti.models import LtiContext, LtiContextMember, LtiGradeLink, LtiIdentity
-from app.lti.services import nrps
+from app.lti.services import login, nrps
 from app.xapi.models import Statement
 from tests.browser import serve
 from tests.catalog.test_queries import count_statements
@@ -48,6 +48,9 @@ def test_a_returning_launch_runs_few_statements_and_queues_its_statement(
         with requests.Session() as browser:
             assert platform.launch(browser, live, hint).status_code == 302
     queued: list[tuple] = []
+    # The counted login must not be the one in 500 that also sweeps expired states (a
+    # DELETE more: seen once in a make test run).
+    monkeypatch.setattr(login, "sweep_is_due", lambda: False)
     monkeypatch.setattr(jobs, "enqueue", lambda path, *args, **kw: queued.append((path, args)))
     hint = platform.prepare(sub="stu-q", custom={"resource": content_id})
     with count_statements(app) as statements, requests.Session() as browser:

@@ -57,6 +57,12 @@ def _param(params: Mapping, name: str) -> str:
     return value.strip()
 
 
+def sweep_is_due() -> bool:
+    """Expired states and nonces are swept by one login in 500 (and hourly by the
+    scheduler's ``lti-purge`` job), so a deployment without the scheduler still sweeps."""
+    return secrets.randbelow(500) == 0
+
+
 def begin_login(params: Mapping, launch_url: str) -> LoginStart:
     """Validate a third-party initiated login and prepare the redirect to the platform.
 
@@ -77,7 +83,7 @@ def begin_login(params: Mapping, launch_url: str) -> LoginStart:
     binding = secrets.token_urlsafe(24) if storage_target else None
     store = launch_store()
     store.relax_durability()
-    if secrets.randbelow(500) == 0:  # expired states and nonces are swept now and then
+    if sweep_is_due():
         store.purge_expired()
     # State and nonce in one INSERT, or one Redis round trip.
     store.put_many(
