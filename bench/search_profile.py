@@ -1,6 +1,7 @@
-"""Profile PostgreSQL search queries in-process, on an index kept between runs.
+"""Profile search queries in-process, on an index kept between runs.
 
-Uses (and keeps) database ``--pg-database`` of the local server; builds the
+Uses (and keeps) database ``--pg-database`` of the local server (PostgreSQL backend),
+or folder ``--whoosh-dir`` (Whoosh backend: the index and a SQLite database); builds the
 ``--docs`` synthetic documents of bench/search.py there the first time (the same
 documents and queries, same seeds), then runs the queries through
 ``app.search.services.search`` (anonymous reader, top 10, highlights, no facet counts,
@@ -12,6 +13,7 @@ pyinstrument's call tree of the whole pass::
     .venv/bin/python bench/search_profile.py --docs 100000 --pg-database shuyuan_bench_me
     .venv/bin/python bench/search_profile.py --docs 100000 --pg-database shuyuan_bench_me \\
         --facets --html /tmp/search.html
+    .venv/bin/python bench/search_profile.py --docs 100000 --whoosh-dir /tmp/whoosh-100k
 
 ``bench/search.py --skip-whoosh --pg-database NAME`` reuses the same index.
 """
@@ -61,10 +63,19 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--pg-database", required=True)
+    parser.add_argument("--pg-database", help="PostgreSQL backend: this kept database")
+    parser.add_argument(
+        "--whoosh-dir",
+        help="Whoosh backend instead: a kept folder (index + SQLite database), built the"
+        " first time and reused after",
+    )
     parser.add_argument("--facets", action="store_true", help="with the 8 facet counts")
     parser.add_argument("--html", help="also write pyinstrument's profile as HTML here")
     args = parser.parse_args()
+    if bool(args.pg_database) == bool(args.whoosh_dir):
+        parser.error("give one of --pg-database and --whoosh-dir")
+
+    from contextlib import nullcontext
 
     from pyinstrument import Profiler
     from sqlalchemy import event
@@ -79,28 +90,36 @@ def main() -> None:
     warm_up()
     docs, chinese, english = make_documents(args.docs)
     queries = make_queries(docs, chinese, english, args.queries)
-    with kept_postgres(args.pg_database) as url:
-        app = create_app(
-            {
-                "TESTING": True,
-                "SQLALCHEMY_DATABASE_URI": url,
-                "SECRET_KEY": "bench",
-                "SEARCH_BACKEND": "postgresql",
-                "PLUGINS": [],
-                "JOBS_EAGER": True,
-                "REDIS_URL": None,
-            }
-        )
+    if args.whoosh_dir:
+        Path(args.whoosh_dir).mkdir(parents=True, exist_ok=True)
+        kept = nullcontext(f"sqlite:///{Path(args.whoosh_dir).resolve()}/bench.db")
+    else:
+        kept = kept_postgres(args.pg_database)
+    with kept as url:
+        config = {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": url,
+            "SECRET_KEY": "bench",
+            "SEARCH_BACKEND": "whoosh" if args.whoosh_dir else "postgresql",
+            "PLUGINS": [],
+            "JOBS_EAGER": True,
+            "REDIS_URL": None,
+        }
+        if args.whoosh_dir:
+            config["SEARCH_INDEX_DIR"] = f"{Path(args.whoosh_dir).resolve()}/index"
+            config["INSTANCE_PATH"] = str(Path(args.whoosh_dir).resolve())
+        app = create_app(config)
         with app.app_context():
             db.create_all()
             backend = services.get_backend()
             if backend.fingerprints() != {d["id"]: d["fingerprint"] for d in docs}:
                 print(f"building the index of {len(docs):,} documents …", flush=True)
-                backend.rebuild(iter(docs), procs=args.procs)
+                backend.rebuild(iter(docs), procs=args.procs, limitmb=256)
                 db.session.commit()
-                db.session.execute(db.text("ANALYZE search_documents"))
-                db.session.execute(db.text("ANALYZE search_terms"))
-                db.session.commit()
+                if not args.whoosh_dir:
+                    db.session.execute(db.text("ANALYZE search_documents"))
+                    db.session.execute(db.text("ANALYZE search_terms"))
+                    db.session.commit()
             db.session.rollback()
             facets = searching.SHOWN_FACETS if args.facets else ()
 
