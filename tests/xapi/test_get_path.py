@@ -72,6 +72,36 @@ def test_the_agent_page_is_ordered_parts_not_one_or():
     assert all("ORDER BY" in part and "LIMIT" in part for part in parts)
 
 
+def test_page_queries_hold_their_constants_in_their_text():
+    """Only the request's values are parameters of a page query; the object types and
+    relation kinds are in its text.  From a parameter PostgreSQL cannot prove the
+    predicate of a partial index (agent objects, StatementRefs) in a generic plan, so
+    every prepared page query was planned again on every GET; and an IN list of
+    parameters is expanded when SQLAlchemy executes, so the text could not be compiled
+    once per shape for the driver's cursor (issue 14)."""
+    fields = dict.fromkeys(_PageShape.__dataclass_fields__, False) | {"scope": "all"}
+    values = {"district", "agent", "verb", "activity", "since", "limit"}
+    for chosen in (
+        {"agent": True},
+        {"agent": True, "related_agents": True},
+        {"activity": True},
+        {"activity": True, "related_activities": True},
+        {"verb": True, "since": True},
+    ):
+        compiled = _page_statement(_PageShape(**(fields | chosen))).compile(
+            dialect=postgresql.dialect()
+        )
+        assert set(compiled.params) <= values, (chosen, compiled.params)
+        assert "POSTCOMPILE" not in compiled.string
+        assert "object_type = 'StatementRef'" in compiled.string, chosen
+    agent = str(
+        _page_statement(_PageShape(**(fields | {"agent": True}))).compile(
+            dialect=postgresql.dialect()
+        )
+    )
+    assert "object_type IN ('Agent', 'Group')" in agent
+
+
 def test_an_exact_page_is_the_stored_json_text(app, lrs):
     """``exact`` sends the statements as the database holds them, without reading them
     into Python and writing them again."""
