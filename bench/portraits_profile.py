@@ -169,6 +169,59 @@ def online(updates: int, students: int) -> None:
     print(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
+def explain_statements(student_id: int) -> None:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of each statement one ``recommend`` call sends,
+    captured with its parameters and replayed on the same connection's driver cursor."""
+    from sqlalchemy import event
+
+    from app.accounts.models import User
+    from app.extensions import db
+    from app.portraits.services import recommend
+
+    student = db.session.get(User, student_id)
+    student.roles  # noqa: B018
+    recommend.recommend(student, None, "zh_CN")  # warm: caches, plans, buffers
+    db.session.rollback()
+    sent = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    student = db.session.get(User, student_id)
+    student.roles  # noqa: B018
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        recommend.recommend(student, None, "zh_CN")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    cursor = db.session.connection().connection.driver_connection.cursor()
+    totals = [0.0, 0.0, 0]
+    slowest = None
+    for number, (statement, parameters) in enumerate(sent, 1):
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {statement}", parameters)
+        [plan] = cursor.fetchone()[0]
+        top = plan["Plan"]
+        buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
+        totals[0] += plan["Planning Time"]
+        totals[1] += plan["Execution Time"]
+        totals[2] += buffers
+        print(
+            f"{number:2} planning {plan['Planning Time']:7.2f} ms  execution "
+            f"{plan['Execution Time']:7.2f} ms  buffers {buffers:6}  rows {top['Actual Rows']:5}"
+            f"  {' '.join(statement.split())[:70]}"
+        )
+        slowest = max(slowest or (0, None, None), (plan["Execution Time"], statement, parameters))
+    print(
+        f"total: planning {totals[0]:.2f} ms, execution {totals[1]:.2f} ms, "
+        f"shared buffers {totals[2]}, {len(sent)} statements"
+    )
+    _ms, statement, parameters = slowest
+    cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters)
+    print("plan of the slowest statement:")
+    print("\n".join(line for (line,) in cursor.fetchall()))
+    db.session.rollback()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg-database")
@@ -185,6 +238,12 @@ def main() -> None:
         help="time --repeat calls without the profiler (wall p50/p95, CPU p50) and replay "
         "their statements on a raw cursor as bench/portraits.py does (its baseline), "
         "alternating, on the kept database (no seeding between the two)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="EXPLAIN (ANALYZE, BUFFERS) every statement of one call (after a warm-up "
+        "call): planning, execution and shared buffers per statement and in total",
     )
     args = parser.parse_args()
     if args.online:
@@ -254,6 +313,9 @@ def main() -> None:
                     json.dumps({"zh_CN": data, "en": english}, ensure_ascii=False, indent=1)
                 )
                 print(f"wrote {args.dump}")
+            if args.explain:
+                explain_statements(student_id)
+                return
             if args.bare:
                 from bench.common import bare_statement_times, load_average
 

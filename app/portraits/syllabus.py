@@ -94,8 +94,8 @@ def ranked_alignments(
     before equivalent, then teaches, assesses, requires; ``requires`` dropped), but only
     those a ranking can need, chosen in SQL:
 
-    * of lessons in ``rank``: every resource whose content id ``special_ids`` (a select
-      of one column) lists, and of the others the first ``per_slot`` by title in each
+    * of lessons in ``rank``: every resource whose content id is in ``special_ids`` (a
+      collection of content ids), and of the others the first ``per_slot`` by title in each
       *slot* — the knowledge point of the lesson the alignment names, or the lesson as a
       whole (every resource of a slot has the same score unless it is special, so no
       other can enter a top ``per_slot``);
@@ -243,7 +243,10 @@ def _walk_statement(user, wanted_rows, rank, preview, special_ids, per_slot, pre
             )
         },
     )
-    special = select(special_ids.subquery("special_ids").c[0])
+    # The special ids as arrays (one per use: each FROM needs its own bind), not a
+    # sub-select: PostgreSQL ran the caller's feedback/gains select once per use.
+    special_list = sorted(special_ids)
+    special = select(_rows_of("special_ids", content_id=(String, special_list)).c.content_id)
     # Core columns, not the ORM entity's: a plain statement is cheaper to build.
     resources = Resource.__table__
     summary = [resources.c[f.name] for f in fields(ResourceSummary)]
@@ -322,7 +325,7 @@ def _walk_statement(user, wanted_rows, rank, preview, special_ids, per_slot, pre
     )
     special_node = Node.__table__.alias("special_node")
     special_row = Alignment.__table__.alias("s")
-    specials = special_ids.subquery("specials")
+    specials = _rows_of("specials", content_id=(String, special_list))
     every_special = (
         select(
             wanted.c.owner,
@@ -337,7 +340,7 @@ def _walk_statement(user, wanted_rows, rank, preview, special_ids, per_slot, pre
             special_row,
             and_(
                 special_row.c.target_type == TargetType.RESOURCE,
-                special_row.c.target_key == specials.c[0],
+                special_row.c.target_key == specials.c.content_id,
             ),
         )
         .join(special_node, special_node.c.id == special_row.c.node_id)
@@ -449,7 +452,7 @@ def _windowed_rows(
             Alignment.alignment_type,
             type_order.label("type_order"),
             func.coalesce(slots.c.slot_node, 0).label("slot"),
-            case((Resource.content_id.in_(special_ids), 1), else_=0).label("special"),
+            case((Resource.content_id.in_(sorted(special_ids)), 1), else_=0).label("special"),
             # Narrow rows through the window sorts; the summaries are joined at the end,
             # for the rows kept only.
             Resource.id.label("row_id"),

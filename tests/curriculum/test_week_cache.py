@@ -2,7 +2,9 @@
 
 Two apps on one Redis stand for two gunicorn workers (or hosts): ``reader`` caches a
 class's week, ``writer`` changes what it is made of, and the reader's next call must
-show the change.  Resources are never cached, so who sees what stays exact per reader.
+show the change.  The week's aligned resources are cached per visibility key (a school's
+non-author students share one entry) and dropped by every committed write of resources,
+alignments, nodes or subscriptions, in whichever worker it is made.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ def week(application, user_id: int, **kwargs) -> tuple[dict, int]:
 def test_a_cached_week_costs_two_statements_and_shows_the_same(
     database_url, tmp_path, klass, curriculum, publish
 ):
-    """A miss reads the 7 statements; a hit only the reader's classes and the resources
-    she may see (the structure comes from Redis), and shows exactly what the miss did."""
+    """A miss reads the 7 statements; a hit only the reader's classes (the structure and
+    the resources she may see come from Redis), and shows exactly what the miss did."""
     week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
     content_id = publish(klass.teacher, "本周微课")
     services.align(klass.teacher, week13[0].id, "resource", content_id, "teaches")
@@ -72,8 +74,10 @@ def test_a_cached_week_costs_two_statements_and_shows_the_same(
     assert first["lessons"] == [n.id for n in week13] and first["resources"] == [content_id]
     assert first["progress"] == week13[0].id and first["delta"] is not None
     assert again == elsewhere == first
-    assert missed == 8, missed  # the 7 and the progress delta
-    assert hit == hit_elsewhere == 2, hit
+    # The 7, the progress delta and whether she has authored anything (her visibility
+    # key, then cached under the catalog generation).
+    assert missed == 9, missed
+    assert hit == hit_elsewhere == 1, hit
 
 
 def test_without_redis_nothing_is_cached(app, klass, curriculum):
@@ -93,7 +97,7 @@ def test_calendar_progress_and_framework_changes_reach_the_other_worker(
     with redis_cached_apps(database_url, tmp_path) as (reader, writer):
         before, _ = week(reader, klass.student.id)
         assert moved in before["lessons"] and before["progress"] is None
-        assert week(reader, klass.student.id)[1] == 2  # cached
+        assert week(reader, klass.student.id)[1] == 1  # cached
 
         with writer.app_context():  # the district moves a lesson to next week
             services.move_lesson(db.session.get(User, admin_id), klass.calendar_id, moved, 14)
@@ -127,25 +131,83 @@ def test_calendar_progress_and_framework_changes_reach_the_other_worker(
 def test_alignments_and_withdrawals_show_at_once_and_per_reader(
     database_url, tmp_path, klass, curriculum, publish
 ):
-    """Resources are read live: an alignment or a withdrawal needs no bump, and the
-    teacher's private resource never reaches the student through the shared entry."""
+    """Publishing, aligning, a visibility change, unaligning and withdrawing made through
+    one worker show at once through the other (the rows' generation, not the
+    structure's, is bumped), and the teacher's private resource never reaches the
+    student through a shared entry."""
     week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
-    with redis_cached_apps(database_url, tmp_path) as (reader, _writer):
+    lesson, teacher_id = week13[0].id, klass.teacher.id
+    with redis_cached_apps(database_url, tmp_path) as (reader, writer):
         assert week(reader, klass.student.id)[0]["resources"] == []
+        assert week(reader, klass.student.id)[1] == 1  # rows cached too
         generation = _generation(reader)
-        shared = publish(klass.teacher, "共享")
-        private = publish(klass.teacher, "仅自己", visibility="private")
-        for content_id in (shared, private):
-            services.align(klass.teacher, week13[0].id, "resource", content_id, "teaches")
-        db.session.commit()
+        with writer.app_context():
+            teacher = db.session.get(User, teacher_id)
+            shared = publish(teacher, "共享")
+            private = publish(teacher, "仅自己", visibility="private")
+            for content_id in (shared, private):
+                services.align(teacher, lesson, "resource", content_id, "teaches")
+            db.session.commit()
         assert _generation(reader) == generation  # no structure changed
-        student_sees, hit = week(reader, klass.student.id)
+        student_sees, statements = week(reader, klass.student.id)
         teacher_sees, _ = week(reader, klass.teacher.id)
-        assert hit == 2 and student_sees["resources"] == [shared]
+        assert student_sees["resources"] == [shared] and statements == 2  # rows read again
         assert teacher_sees["resources"] == sorted([shared, private])
+        assert week(reader, klass.student.id) == (student_sees, 1)
+        assert week(reader, klass.teacher.id)[0] == teacher_sees
 
-        catalog.archive_content(klass.teacher, Resource, shared)
-        db.session.commit()
+        with writer.app_context():  # a bulk UPDATE: the shared one becomes private
+            db.session.execute(
+                update(Resource).where(Resource.content_id == shared).values(visibility="private")
+            )
+            db.session.commit()
+        assert week(reader, klass.student.id)[0]["resources"] == []
+        with writer.app_context():
+            db.session.execute(
+                update(Resource).where(Resource.content_id == shared).values(visibility="district")
+            )
+            db.session.commit()
+        assert week(reader, klass.student.id)[0]["resources"] == [shared]
+
+        with writer.app_context():  # unaligned
+            [alignment] = [
+                a for a in services.alignments_for_resource(shared) if a.node_id == lesson
+            ]
+            services.unalign(db.session.get(User, teacher_id), alignment.alignment_id)
+            db.session.commit()
+        assert week(reader, klass.student.id)[0]["resources"] == []
+        with writer.app_context():
+            services.align(db.session.get(User, teacher_id), lesson, "resource", shared, "teaches")
+            db.session.commit()
+        assert week(reader, klass.student.id)[0]["resources"] == [shared]
+
+        with writer.app_context():  # withdrawn
+            catalog.archive_content(db.session.get(User, teacher_id), Resource, shared)
+            db.session.commit()
+        assert week(reader, klass.student.id)[0]["resources"] == []
+        assert week(reader, klass.teacher.id)[0]["resources"] == [private]
+
+
+def test_an_author_with_a_stale_visibility_key_stores_nothing_shared(
+    database_url, tmp_path, klass, curriculum, publish, monkeypatch
+):
+    """The visibility key leaves out the user's id when she has authored nothing, an
+    answer cached under the catalog's generation.  If it is stale (she has just
+    published; the catalog's own bump after that commit ends it), her call shows her
+    private row but must not store it under the key her schoolmates share."""
+    week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
+    private = publish(klass.teacher, "仅自己", visibility="private")
+    services.align(klass.teacher, week13[0].id, "resource", private, "teaches")
+    db.session.commit()
+    real = catalog.visibility_key
+
+    def stale(user):
+        key = real(user)
+        return (*key[:1], None, *key[2:]) if key[0] == "user" else key
+
+    monkeypatch.setattr(catalog, "visibility_key", stale)
+    with redis_cached_apps(database_url, tmp_path) as (reader, _other):
+        assert week(reader, klass.teacher.id)[0]["resources"] == [private]  # not stored
         assert week(reader, klass.student.id)[0]["resources"] == []
 
 
@@ -168,7 +230,7 @@ def test_an_uncommitted_change_is_neither_cached_nor_read_from_the_cache(
             assert week(reader, klass.student.id)[0] == before  # not committed yet
             db.session.rollback()
             assert not week_cache._changes.marked()
-        assert week(reader, klass.student.id) == (before, 2)
+        assert week(reader, klass.student.id) == (before, 1)
 
 
 def _generation(application) -> int:

@@ -28,6 +28,7 @@ from app.curriculum.models import (
     Node,
     TargetType,
 )
+from app.curriculum.services import week_cache
 from app.curriculum.services.nodes import equivalents, get_node, knowledge_points_of
 from app.curriculum.services.permissions import require_user
 from app.errors import Forbidden, Invalid, NotFound
@@ -290,9 +291,15 @@ def _aligned_summaries_statement():
                 Node.identifier,
                 *columns,
                 cast(Resource.translations, Text).label("translations"),
+                # Only for the shared cache's check (week_cache.aligned_rows).
+                Resource.author_id,
             )
         ).where(Node.identifier.in_(bindparam("identifiers", expanding=True)))
     return _summary_statement
+
+
+# Position of ``author_id`` in the summaries statement's rows.
+_AUTHOR_COLUMN = 11
 
 
 def _translations(text: str | None) -> dict | None:
@@ -347,13 +354,24 @@ def aligned_resources(
         for other in matches[identifier]:
             for owner in owners:
                 expanded[other].add((owner, other != identifier))
-    visible = catalog.visibility_condition(user, Resource)
     if summaries:
-        found = db.session.execute(
-            _aligned_summaries_statement().where(visible), {"identifiers": list(expanded)}
-        ).all()
+        found = week_cache.aligned_rows(
+            user,
+            list(expanded),
+            lambda: [
+                tuple(row)
+                for row in db.session.execute(
+                    _aligned_summaries_statement().where(
+                        catalog.visibility_condition(user, Resource)
+                    ),
+                    {"identifiers": list(expanded)},
+                )
+            ],
+            author_column=_AUTHOR_COLUMN,
+        )
         rows = [(r[0], r[1], ResourceSummary(*r[3:10], _translations(r[10])), r[2]) for r in found]
     else:
+        visible = catalog.visibility_condition(user, Resource)
         found = db.session.execute(
             _published_aligned(
                 select(Alignment.node_id, Alignment.alignment_type, Node.identifier, Resource)

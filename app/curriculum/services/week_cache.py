@@ -5,9 +5,17 @@ their knowledge points, their exactMatchOf equivalents and where the class is
 (progress).  None of that depends on who asks, and it changes only when a calendar, a
 class's progress or the framework (nodes, associations) is written, so it is cached
 per class in the ``curriculum-weeks`` generation (app/common/cache.py) and a change
-bumps that generation after its commit.  Who may see which *resource* is not cached:
-the aligned-resources statement stays live for every reader, so publishing,
-withdrawing, an alignment or a visibility change shows at once.
+bumps that generation after its commit.
+
+The week's aligned resources a reader may see (the rows of the aligned-resources
+statement, :func:`aligned_rows`) are cached too, in a scope of their own
+(``curriculum-week-resources``), keyed by the catalog's visibility key of the reader
+(``catalog.visibility_key``: every non-author student of a school shares one) and the
+node identifiers asked for.  That generation is bumped by every committed write of
+resources, resource alignments, nodes, associations and the sharing subscriptions
+(who receives what), the same table-driven way, so publishing, withdrawing, an
+alignment or a subscription shows at once in every worker; a calendar or progress
+change does not bump it (the identifiers in the key follow the structure).
 
 Invalidation is by the tables written, not by the services that write them, so a new
 writer cannot forget it: every ORM flush and every ``session.execute`` of an INSERT,
@@ -53,6 +61,22 @@ _VERSION = 1
 WATCHED_MODELS = (TeachingCalendar, CalendarWeek, CalendarEntry, ClassProgress, Node, Association)
 WATCHED = frozenset(model.__table__.name for model in WATCHED_MODELS)
 
+ROWS_SCOPE = "curriculum-week-resources"
+# What the aligned-resources rows are read from: resources (state, visibility, title...),
+# their alignments, nodes (identifier -> id), associations (kept with the nodes), and the
+# sharing tables that decide which districts receive which content ids.  By table name,
+# so the curriculum need not import the sharing models.
+ROWS_WATCHED = frozenset(
+    {
+        "resources",
+        "curriculum_alignments",
+        Node.__table__.name,
+        Association.__table__.name,
+        "sharing_subscriptions",
+        "sharing_subscribed_items",
+    }
+)
+
 
 def enabled() -> bool:
     """Whether this call may read and write cached week structures: only on a cache all
@@ -61,9 +85,53 @@ def enabled() -> bool:
     return current_app.config.get("CACHE_TYPE") == "RedisCache" and not _changes.marked()
 
 
+def rows_enabled() -> bool:
+    """:func:`enabled` for the cached aligned-resource rows."""
+    return (
+        current_app.config.get("CACHE_TYPE") == "RedisCache"
+        and not _row_changes.marked()
+        and not _changes.marked()
+    )
+
+
 def mark_changed(session: Session | None = None) -> None:
-    """This unit of work changed the week structure (for writes no listener sees)."""
+    """This unit of work changed the week structure (for writes no listener sees, e.g.
+    the CASE import's COPY of nodes and associations): both generations are bumped."""
     _changes.mark(session)
+    _row_changes.mark(session)
+
+
+def aligned_rows(
+    user, identifiers: list[str], produce: Callable[[], list[tuple]], author_column: int
+) -> list[tuple]:
+    """The aligned-resources rows ``user`` may see for ``identifiers`` (what ``produce``
+    reads from the database: plain, picklable tuples), from the shared cache when they
+    are there.
+
+    The key is ``catalog.visibility_key(user)``, which leaves out the user's id when she
+    has authored nothing (so a school's students share one entry).  That answer is
+    itself cached under the catalog's generation, so just after her first publication it
+    may still say "no author" while the database already shows her own private row
+    (column ``author_column``): such rows are returned but never stored under the
+    shared key, where her schoolmates would read them."""
+    if not rows_enabled():
+        return produce()
+    from app.catalog import services as catalog
+
+    visibility = catalog.visibility_key(user)
+    parts = ("week-rows", _VERSION, visibility, tuple(sorted(identifiers)))
+    shared = visibility[0] == "user" and visibility[1] is None
+    read: list[list[tuple]] = []
+
+    def made() -> list[tuple] | None:
+        rows = produce()
+        read.append(rows)
+        if shared and any(row[author_column] == user.id for row in rows):
+            return None  # returned to her below, not stored
+        return rows
+
+    value = cache.remember(ROWS_SCOPE, parts, made)
+    return read[0] if value is None else value
 
 
 def class_key(school_class: SchoolClass, offsets: tuple[int, ...], on: date, subject) -> tuple:
@@ -156,18 +224,31 @@ def _attach(value: dict) -> dict:
 # --- invalidation -----------------------------------------------------------------------
 
 
+def _table_name(obj) -> str | None:
+    table = getattr(type(obj), "__table__", None)
+    return getattr(table, "name", None)
+
+
 def _after_flush(session, flush_context) -> None:
-    for objects in (session.new, session.dirty, session.deleted):
-        if any(isinstance(obj, WATCHED_MODELS) for obj in objects):
-            _changes.mark(session)
-            return
+    names = {
+        _table_name(obj)
+        for objects in (session.new, session.dirty, session.deleted)
+        for obj in objects
+    }
+    if names & WATCHED:
+        _changes.mark(session)
+    if names & ROWS_WATCHED:
+        _row_changes.mark(session)
 
 
 def _do_orm_execute(state) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) in WATCHED:
+        name = getattr(table, "name", None)
+        if name in WATCHED:
             _changes.mark(state.session)
+        if name in ROWS_WATCHED:
+            _row_changes.mark(state.session)
 
 
 def _bump(_note) -> None:
@@ -175,9 +256,16 @@ def _bump(_note) -> None:
         cache.bump(SCOPE)
 
 
+def _bump_rows(_note) -> None:
+    if current_app.config.get("CACHE_TYPE") == "RedisCache":
+        cache.bump(ROWS_SCOPE)
+
+
 # Marked by a unit of work that wrote the week structure: it then reads and writes no
 # cache entry, and its commit bumps the generation (a rollback forgets the mark).
 _changes = CommitNote("curriculum-weeks", _bump)
+# The same for the aligned-resource rows (resources, alignments, sharing, nodes).
+_row_changes = CommitNote("curriculum-week-resources", _bump_rows)
 
 
 def install() -> None:
@@ -185,3 +273,4 @@ def install() -> None:
         event.listen(db.session, "after_flush", _after_flush)
         event.listen(db.session, "do_orm_execute", _do_orm_execute)
     _changes.install()
+    _row_changes.install()
