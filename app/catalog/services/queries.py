@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from blinker import Namespace
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import selectinload
 
@@ -355,6 +356,12 @@ def _published_statements(user: User | None, model: ContentModel, filters: Catal
 
 
 CACHE_SCOPE = "catalog"
+
+# After commit: a listed row changed in place (its picture or length, set by the media
+# feature's jobs on a published resource), so cached pages and row summaries showing it
+# are stale (app/catalog/receivers.py bumps the generation).  Sender: the app; kwargs:
+# ``content_id``.
+listed_row_changed = Namespace().signal("catalog-listed-row-changed")
 
 
 def _count_statement(user: User | None, model: ContentModel, filters: CatalogFilters):
