@@ -11,7 +11,6 @@ from app.catalog import services
 from app.catalog.models import Course, Resource
 from app.catalog.views.common import bp, flash_refusal, require_login
 from app.common import cache
-from app.common.transaction import read_only
 from app.errors import AppError, Conflict, Forbidden, Invalid
 
 FILTER_KEYS = (*services.TEXT_FILTERS, "district", "sort")
@@ -108,13 +107,11 @@ def _render_browse_page(user, model, template: str, facet_fields: tuple[str, ...
 
 
 @bp.route("/")
-@read_only
 def browse():
     return _browse_page(Course, "catalog/browse.html", ("kind", "category", "subject"))
 
 
 @bp.route("/resources")
-@read_only
 def browse_resources():
     return _browse_page(Resource, "catalog/resources.html", ("kind", "subject"))
 
