@@ -209,6 +209,10 @@ _register(
 )
 
 
+# GET views that only read (marked in app/catalog/__init__.py once registered).
+READ_ONLY_ENDPOINTS = ("courses_collection", "resources_collection")
+
+
 def _enrolment_out(enrolment, position: int | None | bool = False) -> dict:
     # Raw values: the response decorator serialises them with EnrolmentSchema (dumping
     # here too made the second dump fail on an already formatted date: a 500).

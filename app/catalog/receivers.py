@@ -13,6 +13,7 @@ from flask import Flask
 
 from app import signals
 from app.catalog.services.queries import CACHE_SCOPE as SCOPE
+from app.catalog.services.queries import listed_row_changed
 from app.common import cache
 
 CHANGES = (
@@ -28,6 +29,8 @@ CHANGES = (
     # The edition and chapter filters of /resources (registered by the curriculum) and
     # their counts follow alignments.
     signals.alignment_changed,
+    # A published resource's picture or length, set in place by the media feature's jobs.
+    listed_row_changed,
 )
 
 

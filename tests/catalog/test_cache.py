@@ -342,3 +342,21 @@ def test_on_redis_a_cached_read_is_one_round_trip_and_an_older_generation_a_miss
             assert cache_module.remember("unit-scope", ("a",), produce("v3")) == "v3"
             assert cache_module.remember("unit-scope", ("a",), produce("nope")) == "v3"
         assert made == ["v1", "v2", "v3"]
+
+
+def test_a_picture_set_on_a_published_resource_shows_at_once(api, client, orgs, make_user):
+    """The media feature's job sets a published resource's poster frame and length in
+    place (no new version): cached lists and browse pages must show them at once."""
+    teacher = make_user("teacher", school=orgs.school, password=None)
+    content_id = make_content(teacher, Resource, "published", title="有封面")
+    item = api.get("/api/v1/resources").json["items"][0]
+    assert item["has_picture"] is False and item.get("duration_seconds") is None
+    assert "card-duration" not in client.get("/resources").get_data(as_text=True)
+    api.get("/api/v1/resources")  # cached
+
+    row = services.content_rows(Resource, content_id)[-1]
+    services.set_file_picture(row, "poster-id", 125)
+    commit()
+    item = api.get("/api/v1/resources").json["items"][0]
+    assert item["has_picture"] is True and item["duration_seconds"] == 125
+    assert "2:05" in client.get("/resources").get_data(as_text=True)

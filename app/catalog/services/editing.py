@@ -24,7 +24,14 @@ from app.catalog.models import (
     Visibility,
 )
 from app.catalog.services.permissions import ContentModel, owning_school, require_author
-from app.catalog.services.queries import content_rows, load_for_write, readable_rows, working_row
+from app.catalog.services.queries import (
+    content_rows,
+    listed_row_changed,
+    load_for_write,
+    readable_rows,
+    working_row,
+)
+from app.common.events import send_after_commit
 from app.common.models import utcnow
 from app.common.sanitize import sanitize_html
 from app.common.transaction import savepoint
@@ -316,12 +323,18 @@ def set_file_picture(
     """What the resource's file shows on cards: its poster frame or first page, and its
     length.  Never replaces a picture the author chose.  For the media feature's jobs
     (no user: the file was already accepted for this row)."""
+    before = (resource.cover_id, resource.cover_source, resource.duration_seconds)
     if resource.cover_source != "upload" and picture_id:
         resource.cover_id = picture_id
         resource.cover_source = "file"
     if duration_seconds is not None and duration_seconds >= 0:
         resource.duration_seconds = int(duration_seconds)
     db.session.flush()
+    changed = before != (resource.cover_id, resource.cover_source, resource.duration_seconds)
+    if changed and resource.state in (State.PUBLISHED, State.ARCHIVED, State.SUPERSEDED):
+        # Lists show the picture and the length: their cached pages must go (on Redis
+        # they would otherwise live CACHE_SECONDS).
+        send_after_commit(listed_row_changed, content_id=resource.content_id)
 
 
 def can_take_changes(row) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import and_, any_, exists, func, or_, select
 
 from app import sharing
 from app.accounts.models import Role, School, User
@@ -46,6 +46,44 @@ def visibility_condition(user: User | None, model: ContentModel):
     if isinstance(model, type):
         return _visibility_condition(model, *key)
     return _build_visibility_condition(model, *key)
+
+
+def beyond_region_condition(user: User, model: type[Course] | type[Resource]):
+    """SQL condition (PostgreSQL): the published rows of ``model`` that signed-in ``user``
+    (not a platform admin) may read *besides* those visible to the whole region, so that
+    :func:`visibility_condition` is ``visibility = 'region' OR`` this.  The same clauses,
+    written so that each can be one arm of a BitmapOr on its own index: together with the
+    region clause, or with ``content_id IN (subquery)`` (a per-row filter), the planner has
+    no index condition and reads the whole table.  A signed-in reader's list COUNT is the
+    region rows' count plus this one's (queries._count_statement)."""
+    return _beyond_region_condition(
+        model,
+        user.id,
+        tuple(sorted(user.member_school_ids())),
+        tuple(sorted(user.member_district_ids())),
+        tuple(sorted(user.admin_district_ids())),
+    )
+
+
+@lru_cache(maxsize=2048)
+def _beyond_region_condition(model, user_id, schools, districts, admin_of):
+    clauses = []
+    if schools:
+        clauses.append(and_(model.visibility == Visibility.SCHOOL, model.school_id.in_(schools)))
+    if districts:
+        clauses.append(
+            and_(model.visibility == Visibility.DISTRICT, model.district_id.in_(districts))
+        )
+        # = ANY(ARRAY(subquery)): PostgreSQL evaluates the subquery once and looks the ids
+        # up in ix_*_content_id; IN (subquery) would test each row of the table instead.
+        subscribed = func.array(sharing.subscribed_content_select(districts).scalar_subquery())
+        clauses.append(
+            and_(model.visibility != Visibility.PRIVATE, model.content_id == any_(subscribed))
+        )
+    if admin_of:
+        clauses.append(model.district_id.in_(admin_of))
+    clauses.append(model.author_id == user_id)
+    return and_(model.visibility != Visibility.REGION, or_(*clauses))
 
 
 @lru_cache(maxsize=2048)
