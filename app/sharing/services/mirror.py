@@ -13,6 +13,7 @@ database and storage; the next run picks up where this one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import queue as stdlib_queue
@@ -35,6 +36,12 @@ from app.sharing.services import edge, federation, keys, materialise, media_fetc
 from app.sharing.services.keys import FederationRefused, normalise_origin
 
 log = logging.getLogger(__name__)
+
+# With several connections, objects of this size or more are fetched one per request
+# (publisher: sendfile) rather than in batches (publisher: read in Python); below it the
+# request's own cost (signature, access check, a Flask round trip: ~15 ms) outweighs
+# the copy, and batches win.
+ALONE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -183,7 +190,12 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
     Objects without a partial file go in batches (:func:`media_fetch.download_batch`: one
     request, one signature and access check on the publisher for several objects; each
     connection takes its share of what is left), one with a partial file on its own
-    (resumed with Range)."""
+    (resumed with Range).  With several connections an object of :data:`ALONE_BYTES` or
+    more goes on its own, largest first, each to the next free connection: the
+    publisher answers one object with ``sendfile`` but a batch from Python, and a
+    connection given two large objects in one batch while the others had one each ended
+    last (docs/sharing.md, "Mirror throughput, 2026-12-01").  Objects verified while
+    this thread was busy are stored under one commit."""
     app = current_app._get_current_object()
     parallel = max(1, int(app.config.get("EDGE_MIRROR_PARALLEL") or 1))
     local = threading.local()
@@ -272,6 +284,9 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
             queue.append([sha])
         else:
             fresh.setdefault(plans[sha][0], []).append(sha)
+    if parallel > 1:
+        for left in fresh.values():  # largest first: the connections end closer together
+            left.sort(key=lambda sha: -plans[sha][1]["size"])
     running = 0
     stopped = False
 
@@ -279,8 +294,11 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
         if queue:
             return queue.pop(0)
         origin, left = next(iter(fresh.items()))
-        # This connection's share of what is left, so the connections end together.
-        take = min(media_fetch.MEDIA_BATCH_MAX, -(-len(left) // (parallel - running)))
+        if parallel > 1 and plans[left[0]][1]["size"] >= ALONE_BYTES:
+            take = 1  # sendfile on the publisher; the next free connection takes the next
+        else:
+            # This connection's share of what is left, so the connections end together.
+            take = min(media_fetch.MEDIA_BATCH_MAX, -(-len(left) // (parallel - running)))
         batch = left[:take]
         del left[:take]
         if not left:
@@ -302,32 +320,45 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
         start_more()
         failure = None
         while running:
-            kind, first, second, last = events.get()
-            if last:
-                running -= 1
-            if kind == "interrupted":
-                # The link is down: start nothing more; partial files wait for the next
-                # run (the downloads under way end on their own).
-                report.errors.append(first)
-                stopped = True
-            elif kind == "failed":
-                failure, stopped = failure or first, True
+            arrived = [events.get()]
+            # Everything else already reported is stored under the same commit: with
+            # three connections objects arrive faster than one thread stores and commits
+            # them one by one.  Nothing waits for more (a lone object is committed at
+            # once), and each row still follows its bytes' fsync (durable_replace).
+            with contextlib.suppress(stdlib_queue.Empty):
+                while True:
+                    arrived.append(events.get_nowait())
+            for kind, first, _second, last in arrived:
+                if last:
+                    running -= 1
+                if kind == "interrupted":
+                    # The link is down: start nothing more; partial files wait for the
+                    # next run (the downloads under way end on their own).
+                    report.errors.append(first)
+                    stopped = True
+                elif kind == "failed":
+                    failure, stopped = failure or first, True
             # The next downloads start before this thread stores and commits the finished
             # ones, so the database work overlaps a transfer even on one connection.
             start_more()
-            if kind == "refused":
-                origin = plans[first][0]
-                log.warning("sharing: refused media from %s: %s", origin, second)
-                report.media.refused.append(second)
-                report.errors.append(second)
-            elif kind == "verified":
-                _, entry, content_ids = plans[first]
-                obj = media_fetch.finish(entry, second, report.media)
-                for content_id in content_ids:
-                    media_fetch.attach(content_id, entry, obj)
+            stored = []
+            for kind, first, second, _last in arrived:
+                if kind == "refused":
+                    origin = plans[first][0]
+                    log.warning("sharing: refused media from %s: %s", origin, second)
+                    report.media.refused.append(second)
+                    report.errors.append(second)
+                elif kind == "verified":
+                    _, entry, content_ids = plans[first]
+                    obj = media_fetch.finish(entry, second, report.media)
+                    for content_id in content_ids:
+                        media_fetch.attach(content_id, entry, obj)
+                    stored.append(first)
+            if stored:
                 commit()
                 if on_object:
-                    on_object(first)
+                    for sha in stored:
+                        on_object(sha)
         if failure is not None:
             raise failure
 
