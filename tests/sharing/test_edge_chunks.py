@@ -351,63 +351,7 @@ def test_a_verified_object_is_on_disk_before_its_row_is_recorded(media_app, monk
     assert obj.checksum == entry["sha256"] and not part.exists()
 
 
-# --- 2026-12-01: sendfile-sized requests, one commit for what arrived, early writeback ---
-
-
-def test_with_several_connections_large_objects_go_alone_largest_first(app, ctx, monkeypatch):
-    """Three connections: each object of ALONE_BYTES or more is its own request (the
-    publisher answers it with sendfile), largest first; the small ones still share
-    batches.  One connection: one batch for all (its requests would run in series)."""
-    big = mirror.ALONE_BYTES
-    sizes = {"s1": 10, "L1": big, "s2": 20, "L3": 3 * big, "L2": 2 * big}
-    asked = []
-    lock = threading.Lock()
-
-    def download(session, origin, entry, stats, consume, progress, chunk_size, signer):
-        with lock:
-            asked.append([entry["sha256"]])
-        return entry["sha256"]
-
-    def download_batch(session, origin, entries, stats, verified, refused, *rest):
-        with lock:
-            asked.append([e["sha256"] for e in entries])
-        for entry in entries:
-            verified(entry, entry["sha256"])
-
-    monkeypatch.setattr(media_fetch, "download", download)
-    monkeypatch.setattr(media_fetch, "download_batch", download_batch)
-    monkeypatch.setattr(media_fetch, "finish", lambda entry, part, stats: object())
-    monkeypatch.setattr(media_fetch, "attach", lambda *a: None)
-    monkeypatch.setattr(mirror, "commit", lambda: None)
-    plans = {
-        sha: ("http://peer.test", {"sha256": sha, "size": size}, ["i"])
-        for sha, size in sizes.items()
-    }
-
-    def run(parallel):
-        asked.clear()
-        monkeypatch.setitem(app.config, "EDGE_MIRROR_PARALLEL", parallel)
-        done = []
-        mirror._fetch_all(
-            list(sizes),
-            plans,
-            mirror.MirrorReport(True),
-            lambda: True,
-            edge.TokenBucket(0),
-            None,
-            done.append,
-        )
-        assert sorted(done) == sorted(sizes)
-        return list(asked)
-
-    several = run(3)
-    alone = [batch for batch in several if len(batch) == 1 and batch[0].startswith("L")]
-    assert alone == [["L3"], ["L2"], ["L1"]]  # started in this order, one request each
-    assert sorted(sha for batch in several if batch not in alone for sha in batch) == [
-        "s1",
-        "s2",
-    ]
-    assert run(1) == [list(sizes)]
+# --- 2026-12-01: one commit for what arrived meanwhile, early writeback ---
 
 
 def test_objects_verified_while_one_is_stored_share_the_next_commit(app, ctx, monkeypatch):

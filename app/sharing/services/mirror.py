@@ -37,12 +37,6 @@ from app.sharing.services.keys import FederationRefused, normalise_origin
 
 log = logging.getLogger(__name__)
 
-# With several connections, objects of this size or more are fetched one per request
-# (publisher: sendfile) rather than in batches (publisher: read in Python); below it the
-# request's own cost (signature, access check, a Flask round trip: ~15 ms) outweighs
-# the copy, and batches win.
-ALONE_BYTES = 4 * 1024 * 1024
-
 
 @dataclass
 class MirrorReport:
@@ -190,12 +184,10 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
     Objects without a partial file go in batches (:func:`media_fetch.download_batch`: one
     request, one signature and access check on the publisher for several objects; each
     connection takes its share of what is left), one with a partial file on its own
-    (resumed with Range).  With several connections an object of :data:`ALONE_BYTES` or
-    more goes on its own, largest first, each to the next free connection: the
-    publisher answers one object with ``sendfile`` but a batch from Python, and a
-    connection given two large objects in one batch while the others had one each ended
-    last (docs/sharing.md, "Mirror throughput, 2026-12-01").  Objects verified while
-    this thread was busy are stored under one commit."""
+    (resumed with Range).  Objects verified while this thread was busy are stored under
+    one commit.  (Sending large objects one per request instead, so the publisher could
+    answer each with ``sendfile``, was tried and measured slower with three
+    connections: docs/sharing.md, "Mirror throughput, 2026-12-01".)"""
     app = current_app._get_current_object()
     parallel = max(1, int(app.config.get("EDGE_MIRROR_PARALLEL") or 1))
     local = threading.local()
@@ -284,9 +276,6 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
             queue.append([sha])
         else:
             fresh.setdefault(plans[sha][0], []).append(sha)
-    if parallel > 1:
-        for left in fresh.values():  # largest first: the connections end closer together
-            left.sort(key=lambda sha: -plans[sha][1]["size"])
     running = 0
     stopped = False
 
@@ -294,11 +283,8 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
         if queue:
             return queue.pop(0)
         origin, left = next(iter(fresh.items()))
-        if parallel > 1 and plans[left[0]][1]["size"] >= ALONE_BYTES:
-            take = 1  # sendfile on the publisher; the next free connection takes the next
-        else:
-            # This connection's share of what is left, so the connections end together.
-            take = min(media_fetch.MEDIA_BATCH_MAX, -(-len(left) // (parallel - running)))
+        # This connection's share of what is left, so the connections end together.
+        take = min(media_fetch.MEDIA_BATCH_MAX, -(-len(left) // (parallel - running)))
         batch = left[:take]
         del left[:take]
         if not left:
