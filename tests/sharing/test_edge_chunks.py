@@ -349,3 +349,87 @@ def test_a_verified_object_is_on_disk_before_its_row_is_recorded(media_app, monk
     obj = media_fetch.finish(entry, part, media_fetch.FetchStats())
     assert order == ["durable_replace", "record"]
     assert obj.checksum == entry["sha256"] and not part.exists()
+
+
+# --- 2026-12-01: one commit for what arrived meanwhile, early writeback ---
+
+
+def test_objects_verified_while_one_is_stored_share_the_next_commit(app, ctx, monkeypatch):
+    """b and c are verified while a is being stored: a is committed alone, then b and c
+    under one commit (the old loop committed each: 3 commits), each row still after its
+    own finish (durable move) and on_object called for each in order."""
+    a_storing, bc_verified = threading.Event(), threading.Event()
+    order = []
+
+    def download_batch(session, origin, entries, stats, verified, refused, *rest):
+        verified(entries[0], "a")
+        assert a_storing.wait(timeout=10)
+        verified(entries[1], "b")
+        verified(entries[2], "c")
+        bc_verified.set()
+
+    def finish(entry, part, stats):
+        if entry["sha256"] == "a":
+            a_storing.set()
+            assert bc_verified.wait(timeout=10)
+        order.append(f"finish {entry['sha256']}")
+        return object()
+
+    monkeypatch.setattr(media_fetch, "download_batch", download_batch)
+    monkeypatch.setattr(media_fetch, "finish", finish)
+    monkeypatch.setattr(media_fetch, "attach", lambda *a: None)
+    monkeypatch.setattr(mirror, "commit", lambda: order.append("commit"))
+    monkeypatch.setitem(app.config, "EDGE_MIRROR_PARALLEL", 1)
+    plans = {sha: ("http://peer.test", {"sha256": sha, "size": 1}, ["i"]) for sha in "abc"}
+    done = []
+    mirror._fetch_all(
+        list("abc"),
+        plans,
+        mirror.MirrorReport(True),
+        lambda: True,
+        edge.TokenBucket(0),
+        None,
+        lambda sha: (done.append(sha), order.append(f"done {sha}")),
+    )
+    assert order == [
+        "finish a",
+        "commit",
+        "done a",
+        "finish b",
+        "finish c",
+        "commit",
+        "done b",
+        "done c",
+    ]
+
+
+def test_writeback_is_started_as_the_bytes_arrive_and_the_file_synced(media_app, monkeypatch):
+    """Every WRITEBACK bytes the download asks the kernel to start writing them (ranges
+    back to back from the resume point), and a verified single object is fsynced by its
+    download before it is handed over; the bytes are unchanged."""
+    monkeypatch.setattr(media_fetch, "WRITEBACK", 2 * SMALL)
+    ranges, synced = [], []
+    real_write_back, real_sync = media_fetch._write_back, media_fetch._sync
+
+    def write_back(out, start, end):
+        ranges.append((start, end))
+        real_write_back(out, start, end)
+
+    def sync(part):
+        synced.append(part.read_bytes())
+        real_sync(part)
+
+    monkeypatch.setattr(media_fetch, "_write_back", write_back)
+    monkeypatch.setattr(media_fetch, "_sync", sync)
+    data = os.urandom(7 * SMALL + 5)
+    entry = _entry(data)
+    peer = FakePeer(data, cut_at=3 * SMALL)
+    with pytest.raises(media_fetch.Interrupted):
+        _download(peer, entry)
+    assert ranges == [(0, 2 * SMALL)] and synced == []  # nothing synced for a cut file
+    held = (media_app / f"{entry['sha256']}.part").stat().st_size
+    ranges.clear()
+    assert _download(peer, entry).read_bytes() == data
+    assert ranges[0] == (held, held + 2 * SMALL)
+    assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+    assert ranges[-1][1] <= len(data) and synced == [data]

@@ -13,6 +13,7 @@ database and storage; the next run picks up where this one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import queue as stdlib_queue
@@ -183,7 +184,10 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
     Objects without a partial file go in batches (:func:`media_fetch.download_batch`: one
     request, one signature and access check on the publisher for several objects; each
     connection takes its share of what is left), one with a partial file on its own
-    (resumed with Range)."""
+    (resumed with Range).  Objects verified while this thread was busy are stored under
+    one commit.  (Sending large objects one per request instead, so the publisher could
+    answer each with ``sendfile``, was tried and measured slower with three
+    connections: docs/sharing.md, "Mirror throughput, 2026-12-01".)"""
     app = current_app._get_current_object()
     parallel = max(1, int(app.config.get("EDGE_MIRROR_PARALLEL") or 1))
     local = threading.local()
@@ -302,32 +306,45 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
         start_more()
         failure = None
         while running:
-            kind, first, second, last = events.get()
-            if last:
-                running -= 1
-            if kind == "interrupted":
-                # The link is down: start nothing more; partial files wait for the next
-                # run (the downloads under way end on their own).
-                report.errors.append(first)
-                stopped = True
-            elif kind == "failed":
-                failure, stopped = failure or first, True
+            arrived = [events.get()]
+            # Everything else already reported is stored under the same commit: with
+            # three connections objects arrive faster than one thread stores and commits
+            # them one by one.  Nothing waits for more (a lone object is committed at
+            # once), and each row still follows its bytes' fsync (durable_replace).
+            with contextlib.suppress(stdlib_queue.Empty):
+                while True:
+                    arrived.append(events.get_nowait())
+            for kind, first, _second, last in arrived:
+                if last:
+                    running -= 1
+                if kind == "interrupted":
+                    # The link is down: start nothing more; partial files wait for the
+                    # next run (the downloads under way end on their own).
+                    report.errors.append(first)
+                    stopped = True
+                elif kind == "failed":
+                    failure, stopped = failure or first, True
             # The next downloads start before this thread stores and commits the finished
             # ones, so the database work overlaps a transfer even on one connection.
             start_more()
-            if kind == "refused":
-                origin = plans[first][0]
-                log.warning("sharing: refused media from %s: %s", origin, second)
-                report.media.refused.append(second)
-                report.errors.append(second)
-            elif kind == "verified":
-                _, entry, content_ids = plans[first]
-                obj = media_fetch.finish(entry, second, report.media)
-                for content_id in content_ids:
-                    media_fetch.attach(content_id, entry, obj)
+            stored = []
+            for kind, first, second, _last in arrived:
+                if kind == "refused":
+                    origin = plans[first][0]
+                    log.warning("sharing: refused media from %s: %s", origin, second)
+                    report.media.refused.append(second)
+                    report.errors.append(second)
+                elif kind == "verified":
+                    _, entry, content_ids = plans[first]
+                    obj = media_fetch.finish(entry, second, report.media)
+                    for content_id in content_ids:
+                        media_fetch.attach(content_id, entry, obj)
+                    stored.append(first)
+            if stored:
                 commit()
                 if on_object:
-                    on_object(first)
+                    for sha in stored:
+                        on_object(sha)
         if failure is not None:
             raise failure
 
