@@ -37,10 +37,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.instance_path = app.config["INSTANCE_PATH"]
     logging.basicConfig(level=app.config.get("LOG_LEVEL", logging.INFO))
 
-    from app.common import routing
+    from app.common import routing, sessions
 
     # Before any blueprint adds a route: every <int:...> in the site is bounded.
     routing.install(app)
+    sessions.install(app)
 
     if app.config["BEHIND_PROXY"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

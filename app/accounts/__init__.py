@@ -7,11 +7,13 @@ Seams for other features:
 - :func:`app.accounts.auth.principal_route` / :func:`app.accounts.auth.principal` — for a
   hot read-only view: the bearer token's light, read-only
   :class:`app.accounts.principal.Principal` (same checks and role look-ups as ``User``,
-  no ORM loading), or the session's user.
+  no ORM loading), or the session's user; with ``principal_route(reads=...)`` the
+  view's first one-row read is done in the token's statement and taken with
+  :func:`app.accounts.auth.read_with_principal`.
 - :mod:`app.accounts.services` — typed functions over the models (``get_district``,
   ``list_districts``, ``list_schools``, ``get_user_by_public_id``, ``create_user``,
   ``assign_role``, ``issue_token``, ``revoke_token``, ``user_for_token``,
-  ``principal_for_token``); the models
+  ``principal_for_token``, ``principal_for_token_with``); the models
   (``User``, ``Role``, ``District``, ``School``) are read, never written, by other features.
 - Signal sent (after commit): :data:`app.signals.user_logged_in` with the app as sender
   (``user``, ``method`` = ``"password"`` or ``"token"``).

@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.accounts import services
 from app.accounts.models import User
 from app.accounts.principal import Principal
-from app.extensions import login_manager
+from app.extensions import db, login_manager
 
 
 def actor() -> User | None:
@@ -47,13 +47,25 @@ def _load_user_from_token(req) -> User | None:
     return user
 
 
-def principal_route(view):
+def principal_route(view=None, *, reads=None):
     """Mark a read-only view whose caller is taken with :func:`principal`: a bearer
     token resolves to a light :class:`Principal` (app/accounts/principal.py) instead of
     an ORM user.  Such a view never reads ``current_user``/:func:`actor` for a bearer
-    request (that would look the token up a second time)."""
-    view._shuyuan_principal = True
-    return view
+    request (that would look the token up a second time).
+
+    ``reads(view_args) -> (statement, params)``, when given, names the one-row Core
+    SELECT the view reads first (``GET /api/v1/media/<id>/url``: its file).  A bearer
+    request then reads the token and that row in one statement — the token is still
+    checked in the database at every request, first — and the view gets the row with
+    :func:`read_with_principal` instead of a second round trip."""
+
+    def mark(view):
+        view._shuyuan_principal = True
+        if reads is not None:
+            view._shuyuan_principal_reads = reads
+        return view
+
+    return mark if view is None else mark(view)
 
 
 def is_principal_route() -> bool:
@@ -69,8 +81,16 @@ def principal() -> Principal | User | None:
         return actor()
     if "_shuyuan_principal" in g:
         return g._shuyuan_principal
-    header = request.headers.get("Authorization", "")
-    found = services.principal_for_token(header[7:].strip())
+    raw = request.headers.get("Authorization", "")[7:].strip()
+    view = current_app.view_functions.get(request.endpoint)
+    reads = getattr(view, "_shuyuan_principal_reads", None)
+    if reads is not None and request.view_args is not None:
+        statement, params = reads(request.view_args)
+        found, row = services.principal_for_token_with(raw, statement, params)
+        if found is not None:
+            g._shuyuan_principal_row = (statement, params, row)
+    else:
+        found = services.principal_for_token(raw)
     if found is None:
         from app.errors import Unauthorized
 
@@ -79,6 +99,17 @@ def principal() -> Principal | User | None:
         raise Unauthorized("The bearer token is invalid, expired or revoked.")
     g._shuyuan_principal = found
     return found
+
+
+def read_with_principal(statement, params: dict):
+    """The first row of ``statement`` with ``params`` (or None): the row read together
+    with this request's principal when the view's :func:`principal_route` declared it
+    (once), else read now on the request's connection."""
+    kept = g.get("_shuyuan_principal_row")
+    if kept is not None and kept[0] is statement and kept[1] == params:
+        del g._shuyuan_principal_row  # handed out once: a second read sees the database
+        return kept[2]
+    return db.session.connection().execute(statement, params).first()
 
 
 def bearer_request() -> bool:

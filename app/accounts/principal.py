@@ -19,9 +19,12 @@ needs more than the checks of ``RoleLookups``, uses :func:`app.accounts.auth.act
 from __future__ import annotations
 
 import functools
+import threading
+from collections import namedtuple
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal_column, select, true
+from sqlalchemy.sql import Select
 
 from app.accounts.models import ApiToken, Role, RoleAssignment, RoleLookups, User
 
@@ -93,3 +96,43 @@ def from_rows(rows) -> Principal:
             if row.role is not None
         ),
     )
+
+
+# The merged statements of token_statement_with, by the companion statement (each built
+# once: a companion is itself a statement built once, e.g. under functools.cache).
+_MERGED: dict[int, tuple[Select, Select, int, int, type]] = {}
+_MERGED_LOCK = threading.Lock()
+_FOUND = "companion_found"
+
+
+def token_statement_with(companion: Select) -> tuple[Select, int, int, type]:
+    """:func:`token_statement` and ``companion`` (a Core SELECT of at most one row, e.g.
+    the file a presigned-URL request asks for) in one statement: ``companion`` becomes a
+    subquery LEFT JOINed ``ON true`` to every token row, so a request reads its caller
+    and its row in one round trip.  Returns (statement, index of the companion's first
+    column, number of its columns, row type with the companion's column names).
+
+    The companion runs whatever the token is; its row is only handed out with a valid
+    principal (:func:`companion_row`), so a bad token learns nothing from it."""
+    built = _MERGED.get(id(companion))
+    if built is not None and built[0] is companion:
+        return built[1:]
+    names = [column.key for column in companion.selected_columns]
+    sub = companion.add_columns(literal_column("1").label(_FOUND)).subquery("companion")
+    base = token_statement()
+    merged = base.add_columns(
+        *(sub.c[name].label(f"companion_{name}") for name in names), sub.c[_FOUND]
+    ).outerjoin(sub, true())
+    start = len(base.selected_columns)
+    row_type = namedtuple("CompanionRow", names)
+    with _MERGED_LOCK:
+        _MERGED[id(companion)] = (companion, merged, start, len(names), row_type)
+    return merged, start, len(names), row_type
+
+
+def companion_row(row, start: int, width: int, row_type: type):
+    """The companion's row out of a row of :func:`token_statement_with` (None when the
+    companion found nothing)."""
+    if row[start + width] is None:
+        return None
+    return row_type(*row[start : start + width])

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
@@ -328,10 +329,41 @@ def principal_for_token(raw: str) -> Principal | None:
         return None
     found = principal.from_rows(rows)
     token_cache.remember_principal(token_hash, first.expires_at, found)
-    if _last_use_is_stale(first.last_used_at, now):
+    _note_last_use(connection, first, now)
+    return found
+
+
+def principal_for_token_with(raw: str, companion, params: dict) -> tuple[Principal | None, Any]:
+    """:func:`principal_for_token` and the row of ``companion`` (a Core SELECT of at most
+    one row, with ``params``) read in **one** statement (``principal.token_statement_with``):
+    (principal, row or None), or (None, None) for a token that is refused.
+
+    The shared cache is not read: the statement that must run anyway for the companion
+    checks the token in the database too, which costs less than a cache round trip and
+    sees a revocation at once on every worker without tombstones."""
+    token_hash = _hash_of_wellformed(raw)
+    if token_hash is None:
+        return None, None
+    now = utcnow()
+    merged, start, width, row_type = principal.token_statement_with(companion)
+    connection = db.session.connection()
+    rows = connection.execute(merged, {**params, "token_hash": token_hash}).all()
+    if not rows:
+        return None, None
+    first = rows[0]
+    if not _usable(first.revoked_at, first.expires_at, now):
+        return None, None
+    if not first.is_active_account or first.deleted_at is not None:
+        return None, None
+    found = principal.from_rows(rows)
+    _note_last_use(connection, first, now)
+    return found, principal.companion_row(first, start, width, row_type)
+
+
+def _note_last_use(connection, token_row, now) -> None:
+    if _last_use_is_stale(token_row.last_used_at, now):
         # Committed with the request's unit of work (rolled back with an error), like
         # user_for_token's; on a read-only request it opens the transaction.
         connection.execute(
-            update(ApiToken).where(ApiToken.id == first.token_id).values(last_used_at=now)
+            update(ApiToken).where(ApiToken.id == token_row.token_id).values(last_used_at=now)
         )
-    return found

@@ -139,7 +139,8 @@ def _documented_as(*decorators):
 
 @blp.route("/media/<attachment_id>/url")
 @read_only
-@principal_route
+# A bearer request reads its token and the file in one statement (docs/media.md).
+@principal_route(reads=lambda view_args: services.file_read(view_args["attachment_id"]))
 @_documented_as(
     blp.arguments(schemas.DeliveryQuerySchema, location="query"),
     blp.response(200, schemas.DeliverySchema),

@@ -1,8 +1,10 @@
 """The presigned-URL route's thin path (issue 14): its caller is a light principal read
 with one Core statement (app/accounts/principal.py), its file one Core row
 (app/media/services/permissions.visible_file).  Same decisions as the ORM user and
-resource, no ORM user loaded, the same cache and tombstones as token lookups, so a
-revocation or a role change on one worker (or host) is refused by the other at once."""
+resource, no ORM user loaded; the token and the file are read in one statement (also
+with Redis), and the principal cache of other principal routes keeps the tombstones of
+token lookups, so a revocation or a role change on one worker (or host) is refused by
+the other at once."""
 
 from __future__ import annotations
 
@@ -102,7 +104,7 @@ def test_the_route_decides_as_can_view_on_the_orm_rows(client, matrix):
             assert answer.status_code == expected, (state, visibility, name, answer.get_json())
 
 
-def test_a_bearer_request_loads_no_orm_user_and_reads_in_two_statements(app, client, matrix):
+def test_a_bearer_request_loads_no_orm_user_and_reads_in_one_statement(app, client, matrix):
     _, attachment_id, _, headers = matrix
     url = f"/api/v1/media/{attachment_id}/url"
     # The first use writes last_used_at (at most once a minute); measured after it.
@@ -121,7 +123,36 @@ def test_a_bearer_request_loads_no_orm_user_and_reads_in_two_statements(app, cli
         stop()
     assert answer.status_code == 200
     assert loads == []
-    assert len(seen) == 2 and "role_assignments" in seen[0], seen
+    # The token, its user and roles, and the file with its resource: one round trip.
+    assert len(seen) == 1, seen
+    assert "role_assignments" in seen[0] and "media_attachments" in seen[0], seen
+
+
+def test_the_token_read_with_the_file_gives_the_same_principal(app, make_user, orgs, matrix):
+    """principal_for_token_with (token and file in one statement) answers exactly as
+    principal_for_token, for a user with several roles, and hands out the file's row only
+    with a valid token; a file that does not exist is None, the principal still found."""
+    from app.media.services import file_read
+
+    _, attachment_id, _, _ = matrix
+    user = make_user("teacher")
+    accounts.assign_role(user, Role.DISTRICT_ADMIN, district=orgs.review_district)
+    accounts.assign_role(user, Role.STUDENT, school=orgs.other_school)
+    _, raw = accounts.issue_token(user)
+    commit()
+    with app.test_request_context():
+        alone = accounts.principal_for_token(raw)
+        found, row = accounts.principal_for_token_with(raw, *file_read(attachment_id))
+        assert found == alone and len(found.roles) == 3
+        assert row.filename == "第一课.mp4" and row.media_type == "video/mp4"
+        assert isinstance(row.state, State) and isinstance(row.visibility, Visibility)
+        found, row = accounts.principal_for_token_with(raw, *file_read("nope"))
+        assert found == alone and row is None
+        assert accounts.principal_for_token_with("sy_wrong", *file_read(attachment_id)) == (
+            None,
+            None,
+        )
+        db.session.rollback()
 
 
 def test_a_principal_answers_every_role_check_as_its_user(app, make_user, orgs):
@@ -243,28 +274,54 @@ def _token_statements(application) -> list[str]:
     return seen
 
 
-def test_the_principal_is_cached_and_a_revocation_elsewhere_is_refused_at_once(
-    workers, shared_file
-):
+def _principal_in(application, raw):
+    with application.test_request_context():
+        found = accounts.principal_for_token(raw)
+        db.session.commit()  # last_used_at, as the request would
+        return found
+
+
+def test_the_route_reads_its_token_in_the_database_also_with_redis(workers, shared_file):
+    """With Redis the route does not read the principal cache: its token is checked in
+    the statement that reads the file anyway, so a revocation on another worker is
+    refused at the next request without any tombstone."""
     url, raw, _, token_id = shared_file
     first, second = (application.test_client() for application in workers)
     assert first.get(url, headers=_bearer(raw)).status_code == 200
-    token_hash = accounts._hash_token(raw)
-    with workers[0].app_context():
-        assert isinstance(cache.get(f"principal:{token_hash}"), tuple)
     statements = _token_statements(workers[0])
     assert first.get(url, headers=_bearer(raw)).status_code == 200
-    assert statements == []  # a cache hit: only the attachment was read
+    assert len(statements) == 1 and "media_attachments" in statements[0], statements
     revoked = second.delete(f"/api/v1/auth/tokens/{token_id}", headers=_bearer(raw))
     assert revoked.status_code in (200, 204)
     assert first.get(url, headers=_bearer(raw)).status_code == 401
     assert second.get(url, headers=_bearer(raw)).status_code == 401
 
 
-def test_a_role_change_elsewhere_reaches_the_cached_principal_at_once(workers, shared_file, orgs):
+def test_the_principal_is_cached_and_a_revocation_elsewhere_is_refused_at_once(
+    workers, shared_file
+):
+    """principal_for_token (a principal route without ``reads``) uses the shared cache
+    under the tombstone rules of app/accounts/token_cache.py."""
+    url, raw, _, token_id = shared_file
+    assert _principal_in(workers[0], raw) is not None
+    token_hash = accounts._hash_token(raw)
+    with workers[0].app_context():
+        assert isinstance(cache.get(f"principal:{token_hash}"), tuple)
+    statements = _token_statements(workers[0])
+    assert _principal_in(workers[0], raw) is not None
+    assert statements == []  # a cache hit
+    second = workers[1].test_client()
+    revoked = second.delete(f"/api/v1/auth/tokens/{token_id}", headers=_bearer(raw))
+    assert revoked.status_code in (200, 204)
+    assert _principal_in(workers[0], raw) is None
+    assert second.get(url, headers=_bearer(raw)).status_code == 401
+
+
+def test_a_role_change_elsewhere_reaches_the_route_at_once(workers, shared_file, orgs):
     url, raw, student_id, _ = shared_file
     first = workers[0].test_client()
     assert first.get(url, headers=_bearer(raw)).status_code == 200
+    assert _principal_in(workers[0], raw) is not None  # and cached
     with workers[1].app_context():
         # She changes school: the role of the old school and her school column go.
         for assignment in db.session.execute(
@@ -276,16 +333,18 @@ def test_a_role_change_elsewhere_reaches_the_cached_principal_at_once(workers, s
         user.school_id = orgs.review_school.id
         db.session.commit()
     assert first.get(url, headers=_bearer(raw)).status_code == 404
+    assert _principal_in(workers[0], raw).school_id == orgs.review_school.id
     with workers[1].app_context():
         db.session.get(User, student_id).is_active_account = False
         db.session.commit()
     assert first.get(url, headers=_bearer(raw)).status_code == 401
+    assert _principal_in(workers[0], raw) is None
 
 
 def test_a_token_that_expires_while_its_principal_is_cached_is_refused(workers, shared_file):
     url, raw, _, token_id = shared_file
     first = workers[0].test_client()
-    assert first.get(url, headers=_bearer(raw)).status_code == 200
+    assert _principal_in(workers[0], raw) is not None
     past = utcnow().replace(year=2000)
     with workers[0].app_context():
         # Behind the ORM's back (no tombstone): only the expiry check of a hit refuses it.
@@ -296,4 +355,5 @@ def test_a_token_that_expires_while_its_principal_is_cached_is_refused(workers, 
         name = f"principal:{accounts._hash_token(raw)}"
         _, found = cache.get(name)
         cache.set(name, (past, found), 60)
+    assert _principal_in(workers[0], raw) is None
     assert first.get(url, headers=_bearer(raw)).status_code == 401

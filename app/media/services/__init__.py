@@ -54,6 +54,7 @@ from app.media.services.delivery import (
 )
 from app.media.services.derivatives import make_derivatives
 from app.media.services.gc import GcReport, collect_garbage, delete_collected_bytes
+from app.media.services.permissions import file_read
 from app.media.services.progress import (
     VERBS,
     CourseProgress,
@@ -108,6 +109,7 @@ __all__ = [
     "copy_attachments",
     "delete_collected_bytes",
     "delivery_url",
+    "file_read",
     "district_quota",
     "district_usage",
     "done_parts",

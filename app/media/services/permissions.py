@@ -7,6 +7,7 @@ import functools
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import lazyload
 
+from app.accounts.auth import read_with_principal
 from app.accounts.models import User
 from app.catalog import services as catalog
 from app.catalog.models import Resource
@@ -94,6 +95,12 @@ def _visible_file_statement():
     )
 
 
+def file_read(attachment_id: str):
+    """(statement, params) of :func:`visible_file`'s row, for
+    ``principal_route(reads=...)``: a bearer request reads it with its token."""
+    return _visible_file_statement(), {"attachment_id": attachment_id}
+
+
 def visible_file(user, attachment_id: str):
     """:func:`visible_attachment` as one row (``filename``, ``object_id``, ``backend``,
     ``key``, ``media_type``, ``size`` and the resource's permission columns), for
@@ -101,11 +108,9 @@ def visible_file(user, attachment_id: str):
     decision is the catalog's ``can_view``, given the row in place of the resource (it
     reads only the columns selected here; tests/media/test_presign_path.py holds both to
     the same answers)."""
-    found = (
-        db.session.connection()
-        .execute(_visible_file_statement(), {"attachment_id": attachment_id})
-        .first()
-    )
+    # Read together with a bearer caller's token when the route declared it
+    # (file_read, app/media/api.py), else now.
+    found = read_with_principal(*file_read(attachment_id))
     if found is None or not catalog.can_view(user, found):
         raise NotFound("File not found.")
     return found
