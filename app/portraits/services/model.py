@@ -190,7 +190,7 @@ def _read_statement(dialect: str, given: bool):
     return statement
 
 
-def _upsert(connection, model, rows: list[dict], index_elements, update) -> None:
+def _upsert(session, connection, model, rows: list[dict], index_elements, update) -> None:
     """INSERT … ON CONFLICT DO UPDATE of ``rows`` in one statement (SQLite and PostgreSQL
     both have it), built once per dialect."""
     if not rows:
@@ -209,12 +209,12 @@ def _upsert(connection, model, rows: list[dict], index_elements, update) -> None
     connection.execute(statement, rows)
     # Core writes bypass the identity map: an entity of these rows already loaded in
     # this session would otherwise keep its old values.
-    identity_map = db.session.identity_map
+    identity_map = session.identity_map
     if len(identity_map):
         for row in rows:
             loaded = identity_map.get((model, tuple(row[c] for c in index_elements), None))
             if loaded is not None:
-                db.session.expire(loaded)
+                session.expire(loaded)
 
 
 def apply_observations(observations: list, generation: Generation | None = None) -> set[int]:
@@ -228,7 +228,7 @@ def apply_observations(observations: list, generation: Generation | None = None)
     previous version did (autoflush)."""
     if not observations:
         return set()
-    session = db.session
+    session = db.session()  # the request's or job's Session itself, not the scoped proxy
     session.flush()
     connection = session.connection()
     dialect = connection.dialect.name
@@ -283,6 +283,7 @@ def apply_observations(observations: list, generation: Generation | None = None)
         row["last_observation_id"] = obs.id
         changed[key] = row
     _upsert(
+        session,
         connection,
         EloRating,
         [
@@ -293,6 +294,7 @@ def apply_observations(observations: list, generation: Generation | None = None)
         ("value", "count"),
     )
     _upsert(
+        session,
         connection,
         Mastery,
         [
@@ -323,6 +325,7 @@ def apply_observations(observations: list, generation: Generation | None = None)
         if obs.user_id not in days or day > days[obs.user_id]:
             days[obs.user_id] = day
     _upsert(
+        session,
         connection,
         Snapshot,
         [
