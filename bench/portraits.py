@@ -299,7 +299,7 @@ def rebuild_and_online(args, url: str, instance: str) -> dict:
     from app.accounts import services as accounts
     from app.accounts.models import User
     from app.portraits.models import Observation
-    from app.portraits.services import model, updates
+    from app.portraits.services import online, updates
 
     app = make_app(url, instance)
     lines = []
@@ -402,7 +402,7 @@ def rebuild_and_online(args, url: str, instance: str) -> dict:
             db.session.add(obs)
             db.session.flush()
             started, cpu = time.perf_counter(), time.thread_time()
-            model.apply_observations([obs])
+            online.apply_observations([obs])
             timings.append((time.perf_counter() - started) * 1000)
             cpu_timings.append((time.thread_time() - cpu) * 1000)
             # The job commits after each batch: timed apart (on SQLite the WAL's fsync).

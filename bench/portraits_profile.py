@@ -169,11 +169,11 @@ def online(updates: int, students: int, callgrind: bool = False) -> None:
     from sqlalchemy import event
 
     from app.extensions import db
-    from app.portraits.services import model
+    from app.portraits.services import online as online_update
     from bench import portraits
 
     profiler = Profiler(interval=0.0002)
-    original = model.apply_observations
+    original = online_update.apply_observations
     sent: list[str] = []
     start, toggle = _callgrind_requests() if callgrind else (None, None)
     calls = {"n": 0}
@@ -207,7 +207,7 @@ def online(updates: int, students: int, callgrind: bool = False) -> None:
             profiler.stop()
             event.remove(db.engine, "before_cursor_execute", keep)
 
-    model.apply_observations = profiled
+    online_update.apply_observations = profiled
     args = argparse.Namespace(students=students, answers=50, skills=10, online=updates)
     with tempfile.TemporaryDirectory() as instance:
         result = portraits.rebuild_and_online(args, f"sqlite:///{instance}/bench.db", instance)

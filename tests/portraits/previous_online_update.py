@@ -1,6 +1,6 @@
 """The online update as it was before the single-read version (commit b9137b9, issue 14
 first round), kept verbatim apart from the imports: ``tests/portraits/test_online_update.py``
-runs it and the current ``model.apply_observations`` on the same answers from the same
+runs it and the current ``online.apply_observations`` on the same answers from the same
 stored state and requires identical mastery, Elo ratings and snapshots.  Test code only."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The online update after new answers (``model.apply_observations``): a fixed number of
+"""The online update after new answers (``online.apply_observations``): a fixed number of
 statements however many skills the student has (issue 14: it was 11, with a re-read of
 her mastery rows for the snapshot and one SELECT per Elo rating; then 7; now one read
 and three upserts), the same numbers as applying BKT and Elo by hand answer by answer,
@@ -22,7 +22,7 @@ from app.portraits.models import (
     SkillParams,
     Snapshot,
 )
-from app.portraits.services import bkt, elo, model, updates
+from app.portraits.services import bkt, elo, model, online, updates
 from tests.portraits import previous_online_update
 
 # One read (the active generation unless given, the skills' parameters, her mastery
@@ -94,11 +94,11 @@ def test_one_answer_costs_a_fixed_number_of_statements(generation, make_user):
         [("kp-bkt", True), ("kp-bkt", False), ("kp-05", True), ("kp-new", False)]
     ):
         obs = _observe(student.id, skill, correct, n)
-        assert _count(lambda o=obs: model.apply_observations([o], generation)) == STATEMENTS
+        assert _count(lambda o=obs: online.apply_observations([o], generation)) == STATEMENTS
     db.session.commit()
     # Without the generation given, the same: the active generation is part of the read.
     obs = _observe(student.id, "kp-bkt", True, 10)
-    assert _count(lambda: model.apply_observations([obs])) == STATEMENTS
+    assert _count(lambda: online.apply_observations([obs])) == STATEMENTS
     # A batch of several students, skills and days costs no more.
     other = make_user("student")
     batch = [
@@ -108,7 +108,7 @@ def test_one_answer_costs_a_fixed_number_of_statements(generation, make_user):
             start=20,
         )
     ]
-    assert _count(lambda: model.apply_observations(batch)) == STATEMENTS
+    assert _count(lambda: online.apply_observations(batch)) == STATEMENTS
 
 
 def test_the_update_matches_bkt_and_elo_applied_by_hand(generation, make_user):
@@ -140,9 +140,9 @@ def test_the_update_matches_bkt_and_elo_applied_by_hand(generation, make_user):
     ]
     # One batch (as a job reads several statements) for the first three, then one by one.
     batch = [_observe(*a[:3], n, item=a[3], days=a[4]) for n, a in enumerate(answers[:3])]
-    assert model.apply_observations(batch, generation) == {first.id, second.id}
+    assert online.apply_observations(batch, generation) == {first.id, second.id}
     for n, a in enumerate(answers[3:], start=3):
-        model.apply_observations([_observe(*a[:3], n, item=a[3], days=a[4])], generation)
+        online.apply_observations([_observe(*a[:3], n, item=a[3], days=a[4])], generation)
     db.session.commit()
 
     # By hand: BKT from her stored 0.4, Elo from the stored item rating and fresh others.
@@ -205,8 +205,8 @@ def test_the_update_matches_bkt_and_elo_applied_by_hand(generation, make_user):
 
 def test_a_later_answer_the_same_day_rewrites_that_days_snapshot(generation, make_user):
     student = make_user("student")
-    model.apply_observations([_observe(student.id, "kp-bkt", False, 0)], generation)
-    model.apply_observations([_observe(student.id, "kp-bkt", True, 1)], generation)
+    online.apply_observations([_observe(student.id, "kp-bkt", False, 0)], generation)
+    online.apply_observations([_observe(student.id, "kp-bkt", True, 1)], generation)
     db.session.commit()
     rows = db.session.execute(select(Snapshot)).scalars().all()
     mastery = db.session.get(Mastery, (generation.id, student.id, "kp-bkt"))
@@ -215,7 +215,7 @@ def test_a_later_answer_the_same_day_rewrites_that_days_snapshot(generation, mak
 
 
 def test_no_observations_change_nothing(generation):
-    assert _count(lambda: model.apply_observations([], generation)) == 0
+    assert _count(lambda: online.apply_observations([], generation)) == 0
 
 
 # --- same results as before, and as a rebuild ----------------------------------------------
@@ -350,7 +350,7 @@ def test_the_update_gives_what_the_previous_implementation_gave(generation, make
         db.session.expire_all()
         return _model_state(generation.id)
 
-    current = run(model.apply_observations)
+    current = run(online.apply_observations)
     _restore(saved)
     previous = run(previous_online_update.apply_observations)
     assert current == previous
@@ -382,14 +382,14 @@ def test_online_elo_ratings_equal_a_rebuilds_replay_of_the_same_answers(app, mak
         db.session.commit()
         start = 0
         for size in (1, 4, 1, 1, 9, 1, 2, 21):
-            model.apply_observations(answers[start : start + size])
+            online.apply_observations(answers[start : start + size])
             db.session.commit()
             start += size
         assert start == len(answers)
-        online = model.active_generation(create=False)
-        online_state = _model_state(online.id)
+        updated = model.active_generation(create=False)
+        online_state = _model_state(updated.id)
         rebuilt = updates.rebuild()
-        assert rebuilt.id != online.id and rebuilt.state == "active"
+        assert rebuilt.id != updated.id and rebuilt.state == "active"
         replayed = _model_state(rebuilt.id)
         assert online_state["elo"] == replayed["elo"]
         # Answers and right answers of every (student, skill) agree.  The mastery an
@@ -407,7 +407,7 @@ def test_online_elo_ratings_equal_a_rebuilds_replay_of_the_same_answers(app, mak
         assert {m[1] for m in replayed["mastery"].values()} == {"elo"}
         assert (
             db.session.execute(
-                select(Generation.state).where(Generation.id == online.id)
+                select(Generation.state).where(Generation.id == updated.id)
             ).scalar_one()
             == "retired"
         )

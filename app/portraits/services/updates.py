@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from app.extensions import db
 from app.portraits.models import Generation
-from app.portraits.services import ingest, model
+from app.portraits.services import ingest, model, online
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def ingest_job(max_batches: int = 50) -> dict:
         new, read = ingest.ingest_new()
         if not read:
             break
-        model.apply_observations(new)
+        online.apply_observations(new)
         db.session.commit()
         statements += read
         observations += len(new)
@@ -43,7 +43,7 @@ def start_rebuild(reingest: bool = False) -> tuple[Generation, list[tuple[str, s
         new, read = ingest.ingest_new(limit=5000)
         if not read:
             break
-        model.apply_observations(new)
+        online.apply_observations(new)
         db.session.commit()
     generation, jobs = model.plan_rebuild()
     db.session.commit()
