@@ -135,11 +135,7 @@ def test_the_token_read_with_the_file_gives_the_same_principal(app, make_user, o
     from app.media.services import file_read
 
     _, attachment_id, _, _ = matrix
-    user = make_user("teacher")
-    accounts.assign_role(user, Role.DISTRICT_ADMIN, district=orgs.review_district)
-    accounts.assign_role(user, Role.STUDENT, school=orgs.other_school)
-    _, raw = accounts.issue_token(user)
-    commit()
+    _, raw = _teacher_with_two_more_roles(make_user, orgs)
     with app.test_request_context():
         alone = accounts.principal_for_token(raw)
         found, row = accounts.principal_for_token_with(raw, *file_read(attachment_id))
@@ -155,12 +151,19 @@ def test_the_token_read_with_the_file_gives_the_same_principal(app, make_user, o
         db.session.rollback()
 
 
-def test_a_principal_answers_every_role_check_as_its_user(app, make_user, orgs):
+def _teacher_with_two_more_roles(make_user, orgs):
+    """A teacher who is also a district admin elsewhere and a student at another school,
+    and a bearer token of hers (committed)."""
     user = make_user("teacher")
     accounts.assign_role(user, Role.DISTRICT_ADMIN, district=orgs.review_district)
     accounts.assign_role(user, Role.STUDENT, school=orgs.other_school)
     _, raw = accounts.issue_token(user)
     commit()
+    return user, raw
+
+
+def test_a_principal_answers_every_role_check_as_its_user(app, make_user, orgs):
+    user, raw = _teacher_with_two_more_roles(make_user, orgs)
     with app.test_request_context():
         found = accounts.principal_for_token(raw)
         user = db.session.get(User, user.id)
