@@ -52,8 +52,7 @@ def child(args) -> None:
         environ["wsgi.input"] = io.BytesIO(b"")
         body = app(environ, start_response)
         try:
-            for _ in body:
-                pass
+            b"".join(body)  # read the whole response, as a server would
         finally:
             if hasattr(body, "close"):
                 body.close()
