@@ -349,6 +349,14 @@ def drain(app: Flask | None = None, timeout: float | None = None) -> bool:
     return True if pool is None else pool.wait(timeout)
 
 
+def unfinished(app: Flask | None = None) -> int:
+    """How many in-process jobs are queued, running or waiting for a retry (0 on RQ and
+    in eager mode, where this process holds none)."""
+    app = app or current_app._get_current_object()
+    pool = _state(app).pool
+    return 0 if pool is None else pool.unfinished
+
+
 def shutdown(app: Flask, timeout: float | None = None) -> bool:
     """Drain the in-process queue before the process exits (registered with atexit on
     the first job): retries not yet due run now, then the queue is waited for."""

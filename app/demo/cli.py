@@ -5,6 +5,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from tqdm import tqdm
 
+from app import jobs
 from app.common.events import commit
 from app.demo import services
 from app.extensions import db
@@ -33,4 +34,23 @@ def load(folder, if_empty):
         db.session.rollback()
         raise click.ClickException(f"nothing loaded: {exc}") from None
     commit()
+    _wait_for_background_jobs()
     click.echo(report.summary())
+
+
+def _wait_for_background_jobs() -> None:
+    """Without Redis the load's follow-up work (search indexing, the portraits' term)
+    runs on this process's job threads.  The exit hook waits only
+    ``JOBS_SHUTDOWN_SECONDS`` for them — right for a web worker being stopped, but a
+    loaded machine can need longer, and a job cut off there left a demo resource out of
+    the search index.  A command run once waits for all of them, with a bar."""
+    total = jobs.unfinished()
+    if not total:
+        return
+    with tqdm(total=total, unit="job", desc="background jobs") as bar:
+        while not jobs.drain(timeout=0.5):
+            # Jobs may queue others, so the total can grow while the bar runs.
+            left = jobs.unfinished()
+            bar.total = max(bar.total, bar.n + left)
+            bar.update(max(0, bar.total - left - bar.n))
+        bar.update(bar.total - bar.n)

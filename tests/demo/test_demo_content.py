@@ -225,3 +225,29 @@ def test_bad_entries_are_reported_and_nothing_is_stored(
     for name in ("users", "districts", "resources", "courses"):
         table = db.metadata.tables[name]
         assert db.session.execute(select(func.count()).select_from(table)).scalar_one() == 0
+
+
+def test_the_load_command_waits_for_its_background_jobs(app, tmp_path, small_folder):
+    """Without Redis the search indexing the load queues runs on the process's job
+    threads; the command returns only when they are done, so every published item is
+    searchable (the exit hook's 20 s cut-off once left a demo resource unindexed)."""
+    from app import jobs
+    from app.search.services import indexing
+    from tests.conftest import queued_jobs_app
+
+    resources = [
+        dict(
+            GOOD_RESOURCE, content_id=f"0e3c8a59-6c1d-4d40-9d59-2f8f3f0c1a{i:02d}", title=f"文档{i}"
+        )
+        for i in range(1, 7)
+    ]
+    (small_folder / "resources.yaml").write_text(yaml.safe_dump(resources, allow_unicode=True))
+    queued = queued_jobs_app(app, tmp_path / "queued")
+    result = queued.test_cli_runner().invoke(
+        args=["content", "load", "--folder", str(small_folder)]
+    )
+    assert result.exit_code == 0, result.output
+    with queued.app_context():
+        assert jobs.unfinished() == 0
+        report = indexing.check_index()
+        assert report.published == 6 and report.ok, report
