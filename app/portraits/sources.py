@@ -315,15 +315,6 @@ def extended_courses(user, categories, limit: int = 5, not_enrolled: bool = Fals
     )
 
 
-def enrolled_course_ids(user) -> set[str]:
-    from app.catalog.services import my_enrolments
-
-    try:
-        return {enrolment.course_content_id for enrolment, _course in my_enrolments(user)}
-    except Exception:
-        return set()
-
-
 def school_names(school_ids: set[int]) -> dict[int, str]:
     from app.accounts.models import School
 

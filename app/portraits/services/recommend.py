@@ -159,9 +159,8 @@ def recommend(
     not_useful, known, clicked = _feedback(student.id)
     threshold = weak_threshold()
     out = Recommendations()
-    # This, last and next week's lessons in one pass (without their resources), then one
-    # statement each for the canonical skills of all their knowledge points and the
-    # model's data on those skills.
+    # This, last and next week's lessons in one pass (without their resources), their
+    # equivalents, then one statement each for the model's data on their skills.
     weeks = syllabus.syllabus_weeks(student, (0, -1, 1))
     # The exactMatchOf equivalents of every lesson and knowledge point of the three
     # weeks, once: the canonical skills and the aligned resources' equivalent nodes both
