@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, fields
 from datetime import date
+from functools import cache
+from typing import NamedTuple
 
 from sqlalchemy import select
 
 from app.extensions import db
 from app.portraits.sources import classes_of, today
+from app.portraits.walk import _type_order, walked_rows
 
 
 def syllabus_weeks(user, offsets: tuple[int, ...], on: date | None = None) -> dict[int, list]:
@@ -21,12 +24,7 @@ def syllabus_weeks(user, offsets: tuple[int, ...], on: date | None = None) -> di
     resources, which the recommender reads ranked and limited in SQL
     (:func:`ranked_alignments`) instead of every one of them (issue 14).  One statement
     per calendar for all the offsets."""
-    from app.curriculum.models import CalendarEntry, Node
-    from app.curriculum.services import (
-        effective_calendar,
-        knowledge_points_of,
-        week_number,
-    )
+    from app.curriculum.services import effective_calendar, week_number
 
     on = on or today()
     found = []  # (offset, week number, lessons)
@@ -37,19 +35,12 @@ def syllabus_weeks(user, offsets: tuple[int, ...], on: date | None = None) -> di
                 continue
             numbers = {offset: week_number(calendar, on) + offset for offset in offsets}
             by_week: dict[int, list] = defaultdict(list)
-            for week, node in db.session.execute(
-                select(CalendarEntry.week, Node)
-                .join(Node, Node.id == CalendarEntry.node_id)
-                .where(
-                    CalendarEntry.calendar_id == calendar.id,
-                    CalendarEntry.week.in_(set(numbers.values())),
-                )
-                .order_by(CalendarEntry.position, CalendarEntry.id)
-            ).all():
-                by_week[week].append(node)
+            weeks = {"calendar_id": calendar.id, "weeks": sorted(set(numbers.values()))}
+            for week, *node in db.session.execute(_entries_statement(), weeks).all():
+                by_week[week].append(NodeRow(*node))
             found += [(offset, n, by_week.get(n, [])) for offset, n in numbers.items()]
     every_lesson = list({n.id: n for *_rest, lessons in found for n in lessons}.values())
-    kps = knowledge_points_of(every_lesson) if every_lesson else {}
+    kps = _knowledge_points_of(every_lesson) if every_lesson else {}
     out: dict[int, list] = {offset: [] for offset in offsets}
     for offset, number, lessons in found:
         out[offset].append(
@@ -61,6 +52,94 @@ def syllabus_weeks(user, offsets: tuple[int, ...], on: date | None = None) -> di
             }
         )
     return out
+
+
+class NodeRow(NamedTuple):
+    """What the recommender reads of a lesson or knowledge point (``curriculum.Node``'s
+    columns): a row, not an ORM entity with its CASE ``raw`` JSON (reading the weeks'
+    nodes as entities was ~17 % of a call: issue 14, fifth round)."""
+
+    id: int
+    identifier: str
+    title: str
+    title_en: str | None
+
+
+def _node_columns(node):
+    return (node.id, node.identifier, node.title, node.title_en)
+
+
+@cache
+def _entries_statement():
+    """The lessons of some weeks of a calendar, in the calendar's order; built once per
+    process (bind parameters ``calendar_id`` and ``weeks``), as are the next ones."""
+    from sqlalchemy import bindparam
+
+    from app.curriculum.models import CalendarEntry, Node
+
+    return (
+        select(CalendarEntry.week, *_node_columns(Node))
+        .join(Node, Node.id == CalendarEntry.node_id)
+        .where(
+            CalendarEntry.calendar_id == bindparam("calendar_id"),
+            CalendarEntry.week.in_(bindparam("weeks", expanding=True)),
+        )
+        .order_by(CalendarEntry.position, CalendarEntry.id)
+    )
+
+
+@cache
+def _knowledge_points_statement():
+    """``curriculum.services.knowledge_points_of``'s statement for the lessons
+    ``identifiers`` (a bind parameter), with :class:`NodeRow` columns: the children, and
+    the knowledge points linked by isPartOf or isRelatedTo in either direction, each part
+    on its own index."""
+    from sqlalchemy import bindparam, literal, union_all
+
+    from app.curriculum.models import Association, Level, Node
+
+    kinds = ["isPartOf", "isRelatedTo"]
+    mine = bindparam("identifiers", expanding=True)
+    forward = select(
+        Association.destination_identifier.label("kp"), Association.origin_identifier.label("mine")
+    ).where(Association.association_type.in_(kinds), Association.origin_identifier.in_(mine))
+    backward = select(
+        Association.origin_identifier.label("kp"), Association.destination_identifier.label("mine")
+    ).where(Association.association_type.in_(kinds), Association.destination_identifier.in_(mine))
+    children = select(
+        Node.identifier.label("kp"), Node.parent_identifier.label("mine"), literal(0).label("link")
+    ).where(Node.parent_identifier.in_(mine), Node.level == Level.KNOWLEDGE_POINT)
+    pairs = union_all(
+        children,
+        select(forward.subquery(), literal(1).label("link")),
+        select(backward.subquery(), literal(1).label("link")),
+    ).subquery()
+    return (
+        select(*_node_columns(Node), pairs.c.mine, pairs.c.link)
+        .join(pairs, pairs.c.kp == Node.identifier)
+        .where(Node.level == Level.KNOWLEDGE_POINT)
+        .order_by(pairs.c.link, Node.position, Node.seq)
+    )
+
+
+def _knowledge_points_of(lessons: list) -> dict[str, list[NodeRow]]:
+    """``curriculum.services.knowledge_points_of`` as :class:`NodeRow`: each lesson's
+    children first, then the linked knowledge points not among them, in the same order
+    (``tests/portraits/test_recommend_walk.py`` compares the two)."""
+    identifiers = [n.identifier for n in lessons]
+    rows = db.session.execute(_knowledge_points_statement(), {"identifiers": identifiers}).all()
+    result: dict[str, list[NodeRow]] = defaultdict(list)
+    linked = []
+    for *kp, mine, link in rows:
+        if link:
+            linked.append((NodeRow(*kp), mine))
+        else:
+            result[mine].append(NodeRow(*kp))
+    wanted = set(identifiers)
+    for kp, mine in linked:
+        if mine in wanted and kp not in result[mine]:
+            result[mine].append(kp)
+    return result
 
 
 @dataclass
@@ -87,6 +166,7 @@ def ranked_alignments(
     per_slot: int,
     preview_size: int,
     walk: bool | None = None,
+    matches: dict[str, set[str]] | None = None,
 ) -> dict[int, list[RankedAlignment]]:
     """The published resources ``user`` may see aligned to each lesson (to it, its
     knowledge points or an exactMatchOf-equivalent node, as the curriculum feature's
@@ -103,8 +183,11 @@ def ranked_alignments(
 
     Lesson id → its rows in the listing's order (equivalent last, alignment type, title,
     content id).  One statement: on PostgreSQL (``walk``) a walk of each node's
-    alignments in title order that stops after a few (:func:`_walked_rows`), elsewhere
-    window functions over every aligned row (:func:`_windowed_rows`); both give the same.
+    alignments in title order that stops after a few (:func:`app.portraits.walk.walked_rows`),
+    elsewhere window functions over every aligned row (:func:`_windowed_rows`); both give
+    the same.  ``matches``: the exactMatchOf equivalents of the lessons and their
+    knowledge points (``curriculum.services.equivalents``) when the caller has read them
+    already (one more statement otherwise).
     """
     from app.curriculum.services import ResourceSummary, equivalents
 
@@ -118,7 +201,8 @@ def ranked_alignments(
         for kp in knowledge_points.get(lesson.identifier, []):
             wanted[kp.identifier].add(lesson.id)
             kp_rows.add((lesson.id, kp.id))
-    matches = equivalents(set(wanted))
+    if matches is None or not set(wanted) <= matches.keys():
+        matches = equivalents(set(wanted))
     wanted_rows = {
         (other, owner, int(other != identifier))
         for identifier, owner_ids in wanted.items()
@@ -127,13 +211,14 @@ def ranked_alignments(
     }
     if walk is None:
         walk = db.session.get_bind().dialect.name == "postgresql"
-    read = _walked_rows if walk else _windowed_rows
+    read = walked_rows if walk else _windowed_rows
     rows = read(user, wanted_rows, kp_rows, rank, preview, special_ids, per_slot, preview_size)
     out: dict[int, list[RankedAlignment]] = defaultdict(list)
+    names = [f.name for f in fields(ResourceSummary)]
     for row in sorted(rows, key=lambda r: (r["via"], r["type_order"], r["title"], r["content_id"])):
         out[row["owner"]].append(
             RankedAlignment(
-                ResourceSummary(*(row[f.name] for f in fields(ResourceSummary))),
+                ResourceSummary(*(row[name] for name in names)),
                 getattr(row["alignment_type"], "value", row["alignment_type"]),
                 row["node_id"],
                 bool(row["via"]),
@@ -142,273 +227,6 @@ def ranked_alignments(
             )
         )
     return out
-
-
-def _type_order(alignment):
-    """``alignment``: the model, or a Core alias of its table."""
-    from sqlalchemy import case
-
-    from app.curriculum.models import AlignmentType
-
-    alignment = getattr(alignment, "c", alignment)
-    return case(
-        (alignment.alignment_type == AlignmentType.TEACHES, 0),
-        (alignment.alignment_type == AlignmentType.ASSESSES, 1),
-        (alignment.alignment_type == AlignmentType.REQUIRES, 2),
-        else_=9,
-    )
-
-
-TYPE_ORDER = {"teaches": 0, "assesses": 1, "requires": 2}
-
-
-def _walked_rows(
-    user, wanted_rows, kp_rows, rank, preview, special_ids, per_slot, preview_size
-) -> list:
-    """PostgreSQL: :func:`_walk_statement`'s rows, ranked in Python."""
-    statement = _walk_statement(
-        user, wanted_rows, rank, preview, special_ids, per_slot, preview_size
-    )
-    rows = db.session.execute(statement).mappings()
-    return _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size)
-
-
-def _walk_statement(user, wanted_rows, rank, preview, special_ids, per_slot, preview_size):
-    """PostgreSQL: for each wanted node of a lesson and each alignment type that can be
-    listed (teaches, assesses), the first few of its alignments in the order of the
-    index ``ix_curriculum_alignments_node_title`` (title, then content id) whose resource
-    is published and visible to ``user`` and whose alignment is the one the lesson keeps
-    for it (no alignment of the resource to the lesson's nodes comes before it) — a
-    ``LATERAL … LIMIT`` that reads a few index entries instead of every aligned row —
-    plus every such alignment of a special resource.  A slot's first ``per_slot``
-    non-special rows by title are among the first ``per_slot`` of its nodes' walks, and
-    a lesson's first ``preview_size`` listed among the first ``preview_size`` of each
-    walk (each walk is one node, one via, one type: the listing's order within it is its
-    title order), so ranking the union in Python as :func:`_windowed_rows` ranks every
-    row gives the same rows."""
-    from sqlalchemy import (
-        Integer,
-        String,
-        and_,
-        case,
-        exists,
-        false,
-        literal,
-        or_,
-        true,
-        tuple_,
-    )
-
-    from app.catalog.models import Resource, State
-    from app.catalog.services import visibility_condition
-    from app.curriculum.models import Alignment, AlignmentType, Node, TargetType
-    from app.curriculum.services import ResourceSummary
-
-    # A node wanted by a lesson both directly and as an equivalent is listed directly
-    # (its alignments' first position): keep the lower ``via`` only.  Then no alignment
-    # is before itself, and the check below can skip the alignment it checks.
-    lowest: dict[tuple[str, int], int] = {}
-    for identifier, owner, via in wanted_rows:
-        lowest[identifier, owner] = min(via, lowest.get((identifier, owner), via))
-    wanted_rows = sorted((identifier, owner, via) for (identifier, owner), via in lowest.items())
-    wanted = _rows_of(
-        "w",
-        identifier=(String, [r[0] for r in wanted_rows]),
-        owner=(Integer, [r[1] for r in wanted_rows]),
-        via=(Integer, [r[2] for r in wanted_rows]),
-    )
-    # One walk per wanted node of a lesson to rank (without the special resources, read
-    # in full below) and one per wanted node of a lesson to preview (with them), for
-    # each alignment type that is listed.
-    walk_rows = []
-    for identifier, owner, via in wanted_rows:
-        for kind in (AlignmentType.TEACHES.value, AlignmentType.ASSESSES.value):
-            if owner in rank:
-                walk_rows.append((identifier, owner, via, kind, 0, per_slot))
-            if owner in preview:
-                walk_rows.append((identifier, owner, via, kind, 1, preview_size))
-    walks = _rows_of(
-        "walks",
-        **{
-            name: (kind, [r[i] for r in walk_rows])
-            for i, (name, kind) in enumerate(
-                [
-                    ("identifier", String),
-                    ("owner", Integer),
-                    ("via", Integer),
-                    ("kind", String),
-                    ("with_special", Integer),
-                    ("size", Integer),
-                ]
-            )
-        },
-    )
-    # The special ids as arrays (one per use: each FROM needs its own bind), not a
-    # sub-select: PostgreSQL ran the caller's feedback/gains select once per use.
-    special_list = sorted(special_ids)
-    special = select(_rows_of("special_ids", content_id=(String, special_list)).c.content_id)
-    # Core columns, not the ORM entity's: a plain statement is cheaper to build.
-    resources = Resource.__table__
-    summary = [resources.c[f.name] for f in fields(ResourceSummary)]
-
-    def kept(alignment, owner, via):
-        """No other alignment of the same resource to the owner's wanted nodes comes
-        first (via, alignment type, node id): ``alignment`` is the one the listing keeps.
-
-        Most resources have one alignment: the outer EXISTS probes
-        ``ix_curriculum_alignments_target`` and finds only the checked one; the owner's
-        nodes are looked at only for a second.  Written ``EXISTS (…) = false``, not
-        ``NOT EXISTS``: PostgreSQL turned a NOT EXISTS into an anti-join that
-        materialised every alignment of the lesson's nodes for each walk (41 of 87 ms at
-        10 k), and estimates a filter on a scalar count as keeping 1 row in 200, so it
-        sorted every aligned row instead of walking the index; a boolean compared with a
-        constant is estimated at one half and stays a subplan (issue 14)."""
-        other = Alignment.__table__.alias("other")
-        other_node = Node.__table__.alias("other_node")
-        others = wanted.alias("others")
-        wanted_there = exists(
-            select(literal(1))
-            .select_from(others)
-            .where(
-                others.c.identifier == other_node.c.identifier,
-                others.c.owner == owner,
-                tuple_(others.c.via, _type_order(other), other.c.node_id)
-                < tuple_(via, _type_order(alignment), alignment.c.node_id),
-            )
-            .correlate_except(others)
-        )
-        before = exists(
-            select(literal(1))
-            .select_from(other)
-            .join(other_node, other_node.c.id == other.c.node_id)
-            .where(
-                other.c.target_type == TargetType.RESOURCE,
-                other.c.target_key == alignment.c.target_key,
-                other.c.id != alignment.c.id,
-                wanted_there,
-            )
-            .correlate_except(other, other_node)
-        )
-        return before == false()
-
-    node = Node.__table__.alias("node")
-    row = Alignment.__table__.alias("a")
-    walked = (
-        select(
-            row.c.node_id,
-            row.c.alignment_type,
-            case((resources.c.content_id.in_(special), 1), else_=0).label("special"),
-            *summary,
-        )
-        .select_from(row)
-        .join(
-            resources,
-            and_(resources.c.content_id == row.c.target_key, resources.c.state == State.PUBLISHED),
-        )
-        .where(
-            row.c.node_id == node.c.id,
-            row.c.target_type == TargetType.RESOURCE,
-            row.c.alignment_type == walks.c.kind,
-            visibility_condition(user, resources.c),
-            or_(walks.c.with_special == 1, resources.c.content_id.not_in(special)),
-            kept(row, walks.c.owner, walks.c.via),
-        )
-        .order_by(row.c.resource_title, row.c.target_key.collate("C"))
-        .limit(walks.c.size)
-        .lateral("walked")
-    )
-    first = (
-        select(walks.c.owner, walks.c.via, walked)
-        .select_from(walks)
-        .join(node, node.c.identifier == walks.c.identifier)
-        .join(walked, true())
-    )
-    special_node = Node.__table__.alias("special_node")
-    special_row = Alignment.__table__.alias("s")
-    specials = _rows_of("specials", content_id=(String, special_list))
-    every_special = (
-        select(
-            wanted.c.owner,
-            wanted.c.via,
-            special_row.c.node_id,
-            special_row.c.alignment_type,
-            literal(1).label("special"),
-            *summary,
-        )
-        .select_from(specials)
-        .join(
-            special_row,
-            and_(
-                special_row.c.target_type == TargetType.RESOURCE,
-                special_row.c.target_key == specials.c.content_id,
-            ),
-        )
-        .join(special_node, special_node.c.id == special_row.c.node_id)
-        .join(wanted, wanted.c.identifier == special_node.c.identifier)
-        .join(
-            resources,
-            and_(
-                resources.c.content_id == special_row.c.target_key,
-                resources.c.state == State.PUBLISHED,
-            ),
-        )
-        .where(
-            wanted.c.owner.in_(rank or [-1]),
-            special_row.c.alignment_type != AlignmentType.REQUIRES,
-            visibility_condition(user, resources.c),
-            kept(special_row, wanted.c.owner, wanted.c.via),
-        )
-    )
-    return first.union_all(every_special)
-
-
-def _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size) -> list:
-    """The windows of :func:`_windowed_rows` over the rows of :func:`_walk_statement`
-    (each lesson's and each slot's first rows are all among them, so their positions
-    are the same), and the rows those windows keep."""
-    candidates = {}
-    for found in rows:
-        found = dict(found)
-        found["type_order"] = TYPE_ORDER.get(
-            getattr(found["alignment_type"], "value", found["alignment_type"]), 9
-        )
-        candidates[found["owner"], found["content_id"]] = found
-    listed, in_slot = {}, {}
-    for found in sorted(
-        candidates.values(), key=lambda r: (r["via"], r["type_order"], r["title"], r["content_id"])
-    ):
-        listed[found["owner"]] = listed.get(found["owner"], 0) + 1
-        found["listed"] = listed[found["owner"]]
-    for found in sorted(candidates.values(), key=lambda r: (r["title"], r["content_id"])):
-        slot = found["node_id"] if (found["owner"], found["node_id"]) in kp_rows else 0
-        key = (found["owner"], slot, found["special"])
-        in_slot[key] = in_slot.get(key, 0) + 1
-        found["in_slot"] = in_slot[key]
-    return [
-        found
-        for found in candidates.values()
-        if (found["owner"] in preview and found["listed"] <= preview_size)
-        or (found["owner"] in rank and (found["special"] or found["in_slot"] <= per_slot))
-    ]
-
-
-def _rows_of(name: str, **columns):
-    """A table of rows from arrays (``unnest(:a, :b, …) AS name(a, b, …)``), PostgreSQL:
-    unlike VALUES, the statement stays the same whatever the rows, so SQLAlchemy compiles
-    it once (a VALUES made it compile the whole statement at every call: 44 ms)."""
-    from sqlalchemy import bindparam, column, func
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    return (
-        func.unnest(
-            *(
-                bindparam(f"{name}_{key}", values, type_=ARRAY(kind))
-                for key, (kind, values) in columns.items()
-            )
-        )
-        .table_valued(*(column(key, kind) for key, (kind, _values) in columns.items()), name=name)
-        .render_derived()
-    )
 
 
 def _windowed_rows(

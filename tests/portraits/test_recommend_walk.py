@@ -1,5 +1,5 @@
 """On PostgreSQL the recommender reads each node's first aligned resources by walking
-``ix_curriculum_alignments_node_title`` (``syllabus._walked_rows``, issue 14 third round)
+``ix_curriculum_alignments_node_title`` (``walk.walked_rows``, issue 14 third round)
 instead of ranking every aligned row with window functions (``_windowed_rows``).  Both
 must keep exactly the same rows in the same order — with resources aligned to several
 nodes of one lesson, through an exactMatchOf equivalent, with ``requires`` before and

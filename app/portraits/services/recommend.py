@@ -133,13 +133,18 @@ def _explanation(
 
 def _feedback(user_id: int) -> tuple[set, set, set]:
     not_useful, known, clicked = set(), set(), set()
-    for row in db.session.execute(select(Feedback).where(Feedback.user_id == user_id)).scalars():
-        if row.action == "not_useful":
-            not_useful.add(row.resource_content_id)
-        elif row.action == "known":
-            known.add((row.resource_content_id, row.skill))
+    # Rows, not entities (only three columns are read).
+    for action, content_id, skill in db.session.execute(
+        select(Feedback.action, Feedback.resource_content_id, Feedback.skill).where(
+            Feedback.user_id == user_id
+        )
+    ):
+        if action == "not_useful":
+            not_useful.add(content_id)
+        elif action == "known":
+            known.add((content_id, skill))
         else:
-            clicked.add(row.resource_content_id)
+            clicked.add(content_id)
     return not_useful, known, clicked
 
 
@@ -154,10 +159,21 @@ def recommend(
     not_useful, known, clicked = _feedback(student.id)
     threshold = weak_threshold()
     out = Recommendations()
-    # This, last and next week's lessons in one pass (without their resources), then one
-    # statement each for the canonical skills of all their knowledge points and the
-    # model's data on those skills.
+    # This, last and next week's lessons in one pass (without their resources), their
+    # equivalents, then one statement each for the model's data on their skills.
     weeks = syllabus.syllabus_weeks(student, (0, -1, 1))
+    # The exactMatchOf equivalents of every lesson and knowledge point of the three
+    # weeks, once: the canonical skills and the aligned resources' equivalent nodes both
+    # come from them (one recursive statement; it was one for each: issue 14, fifth round).
+    matches = sources.equivalent_identifiers(
+        {
+            node.identifier
+            for offset in (0, -1, 1)
+            for week in weeks[offset]
+            for lesson in week["lessons"]
+            for node in (lesson["node"], *lesson["knowledge_points"])
+        }
+    )
     per_offset = []
     identifiers: set[str] = set()
     for offset in (0, -1):
@@ -170,7 +186,7 @@ def recommend(
                 identifiers.update(kp.identifier for kp in kps)
                 entries.append((week["week"], lesson["node"], kps, {kp.id: kp for kp in kps}))
         per_offset.append((offset, entries))
-    canonical = sources.canonical_skills(identifiers)
+    canonical = {identifier: min(matches[identifier]) for identifier in identifiers}
     params, gains = _model_data(generation, set(canonical.values()))
     # Per knowledge point (not per resource): its skill, mastery and the ranking's
     # resource-independent terms; None when she has mastered it.
@@ -192,7 +208,7 @@ def recommend(
     # did so three times: 1,332 of its 5,287 buffers at 100 k, docs/portraits.md).
     special_ids = not_useful | clicked | {content_id for content_id, _skill in known}
     special_ids.update(content_id for content_id, _skill in gains)
-    aligned = _aligned(student, weeks, per_offset, special_ids, limit)
+    aligned = _aligned(student, weeks, per_offset, special_ids, limit, matches)
     for (offset, entries), bucket in zip(per_offset, (out.this_week, out.last_week), strict=True):
         weight = WEEK_WEIGHT[offset]
         candidates: dict[str, Recommendation] = {}
@@ -287,7 +303,9 @@ def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
     return params, gains
 
 
-def _aligned(student, weeks: dict, per_offset: list, special_ids: set[str], limit: int):
+def _aligned(
+    student, weeks: dict, per_offset: list, special_ids: set[str], limit: int, matches: dict
+):
     """Lesson id → the aligned resources the ranking and the preview can need
     (``syllabus.ranked_alignments``): of this and last week's lessons, those with a
     learnt gain on their skills or her feedback (scored one by one) and the first
@@ -311,6 +329,7 @@ def _aligned(student, weeks: dict, per_offset: list, special_ids: set[str], limi
         special_ids,
         per_slot=limit,
         preview_size=PREVIEW_RESOURCES,
+        matches=matches,
     )
 
 
@@ -335,24 +354,20 @@ def _preview(weeks: list, aligned: dict, locale) -> list[dict]:
 
 
 def _extended(student, limit: int = 4) -> list:
+    """Extended courses in her top 3 interest categories she is not enrolled in: one
+    statement (the categories and her enrolments are sub-selects; they were a statement
+    each, the enrolments' courses one more, and the courses were cut to 12 before the
+    enrolled ones were dropped, so more than 8 enrolled among them left fewer than
+    ``limit``: issue 14, fifth round)."""
     from app.portraits.models import Interest
 
-    categories = [
-        row.category
-        for row in db.session.execute(
-            select(Interest)
-            .where(Interest.user_id == student.id)
-            .order_by(Interest.seconds.desc(), Interest.events.desc())
-            .limit(3)
-        ).scalars()
-    ]
-    enrolled = sources.enrolled_course_ids(student)
-    courses = [
-        c
-        for c in sources.extended_courses(student, categories, limit)
-        if c.content_id not in enrolled
-    ]
-    return courses[:limit]
+    categories = (
+        select(Interest.category)
+        .where(Interest.user_id == student.id)
+        .order_by(Interest.seconds.desc(), Interest.events.desc())
+        .limit(3)
+    )
+    return sources.extended_courses(student, categories, limit, not_enrolled=True)
 
 
 def _assigned(student) -> list[dict]:
