@@ -8,10 +8,12 @@ upload makes, each timed alone: presigned part PUTs (4 threads), ``ListParts`` (
 complete request's check), ``CompleteMultipartUpload`` (moto assembling, as in the
 baseline), the HEAD that names the version, the ``If-Match`` GET hashed with SHA-256 as
 verification does it (``_prefetched``), the HEAD after it; then, to split the read-back,
-the same GET without hashing and ``hashlib.sha256`` of the bytes in memory.  Prints the
-median of each and the ratio raw ÷ ours.  No database, no Flask: the job's statements
-and the client's poll are what ``bench/media.py`` adds on top.  A profiler, not a row
-of ``python -m bench``.
+the same GET without hashing and ``hashlib.sha256`` of the bytes in memory.  For the
+read-back also the time to its first byte (moto reads the whole object from its spool file
+before it sends any of it) and the CPU seconds of this process and of ``moto_server``
+(``/proc``, 10 ms ticks).  Prints the median of each and the ratio raw ÷ ours.  No
+database, no Flask: the job's statements and the client's poll are what
+``bench/media.py`` adds on top.  A profiler, not a row of ``python -m bench``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PART = 8 * 1024 * 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv=None) -> int:
@@ -107,17 +116,31 @@ def main(argv=None) -> int:
             version = storage.fingerprint(key)[1]
             now = took("ours: HEAD (size, ETag)", now)
             digest = hashlib.sha256()
+            client_cpu, server_cpu, first = time.process_time(), cpu_seconds(server.pid), None
             with _prefetched(storage.read_version(key, version, VERIFY_CHUNK)) as blocks:
                 for block in blocks:
+                    if first is None:
+                        first = time.perf_counter()
                     digest.update(block)
-            now = took("ours: GET If-Match + SHA-256 (as verification)", now)
+            began_read, now = now, took("ours: GET If-Match + SHA-256 (as verification)", now)
+            times.setdefault("  of which: to the first byte (moto reads the object)", []).append(
+                first - began_read
+            )
+            times.setdefault("  CPU: this process (receive + hash)", []).append(
+                time.process_time() - client_cpu
+            )
+            times.setdefault("  CPU: moto_server (read its file + send)", []).append(
+                cpu_seconds(server.pid) - server_cpu
+            )
             storage.fingerprint(key)
             now = took("ours: HEAD after the read", now)
             times.setdefault("ours: total", []).append(now - began)
             deque(storage.read_version(key, version, VERIFY_CHUNK), maxlen=0)  # read, drop
             now = took("split: the same GET, not hashed", now)
+            cpu = time.process_time()
             hashlib.sha256(data).digest()
             took("split: SHA-256 of the bytes in memory", now)
+            times.setdefault("  CPU of that SHA-256", []).append(time.process_time() - cpu)
             print(f"run {run + 1}: load average {os.getloadavg()[0]:.1f}", flush=True)
         path.unlink()
         for label, values in times.items():
