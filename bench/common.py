@@ -70,7 +70,7 @@ def throwaway_postgres(admin_url: str | None = None) -> Iterator[str]:
 
     admin_url = admin_url or os.environ.get("BENCH_PG_ADMIN_URL", DEFAULT_PG_ADMIN_URL)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"shuyuan_bench_{uuid.uuid4().hex[:10]}"
+    name = f"{os.environ.get('BENCH_PG_PREFIX', 'shuyuan_bench_')}{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

@@ -130,13 +130,51 @@ def _entry_name(scope: str, parts: tuple) -> str:
     return f"{scope}:e:{key(*parts)}"
 
 
-def scoped_read(scope: str, names: list[str]) -> tuple[int, list[Any]] | None:
+class DecodedMemo:
+    """Values decoded from Redis, by the exact bytes stored (per process, a few entries).
+
+    Unpickling an entry on every read cost a returning LTI login + launch more CPU than
+    its two MGETs' round trips (issue 14, fifth pass: ORM rows of platform and deployment
+    with school and district).  The bytes are still read from Redis on every request,
+    generation included, so what is returned is exactly what is stored now: the memo
+    only skips decoding bytes decoded before.  The values are shared between requests:
+    callers must not change them (registry_cache merges its rows, ``load=False``, which
+    copies them into the request's session)."""
+
+    def __init__(self, size: int = 32):
+        self._size = size
+        self._values: dict[bytes, Any] = {}
+
+    def loads(self, serializer, raw: bytes | None) -> Any:
+        if raw is None or len(raw) < 64:  # a miss, a generation number
+            return serializer.loads(raw)
+        value = self._values.get(raw, _MISS)
+        if value is _MISS:
+            value = serializer.loads(raw)
+            if len(self._values) >= self._size:
+                self._values.clear()  # new generations: the old bytes are never read again
+            self._values[raw] = value
+        return value
+
+
+def _get_many(names: list[str], memo: DecodedMemo | None) -> list[Any]:
+    if memo is None or current_app.config.get("CACHE_TYPE") != "RedisCache":
+        return cache.get_many(*names)
+    backend = cache.cache
+    prefix = backend._get_prefix() if backend.key_prefix else ""
+    raw = backend._read_client.mget([f"{prefix}{name}" for name in names])
+    return [memo.loads(backend.serializer, each) for each in raw]
+
+
+def scoped_read(
+    scope: str, names: list[str], memo: DecodedMemo | None = None
+) -> tuple[int, list[Any]] | None:
     """The current number of ``scope`` and the values its entries ``names`` hold *in that
     generation* (None for a miss or an entry of an older number), in one round trip
     (Redis MGET).  None when the cache does not answer (the caller reads the source and
-    stores nothing)."""
+    stores nothing).  ``memo``: decode through it (values shared between requests)."""
     try:
-        raw_number, *entries = cache.get_many(f"gen:{scope}", *names)
+        raw_number, *entries = _get_many([f"gen:{scope}", *names], memo)
     except _errors() as exc:
         _failed("read", exc)
         return None

@@ -43,6 +43,9 @@ SECONDS = 300
 Row = TypeVar("Row")
 
 
+# The entries' bytes decoded once per process (rows are only ever merged, never changed).
+_DECODED = cache.DecodedMemo()
+
 ORIGINS = ("origins",)  # the framing origins of every response (app/lti/origins.py)
 _SEEN = "_lti_registry_read"  # g: (generation, {entry name: entry}) of this request
 
@@ -61,7 +64,7 @@ def _entry(parts: tuple, also: tuple[tuple, ...]) -> tuple[int, object] | None:
     if seen is not None and name in seen[1]:
         return seen[0], seen[1][name]
     names = list(dict.fromkeys([name, *(_name(each) for each in (*also, ORIGINS))]))
-    found = cache.scoped_read(SCOPE, names)
+    found = cache.scoped_read(SCOPE, names, _DECODED)
     if found is None:
         return None
     number, values = found

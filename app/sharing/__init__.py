@@ -6,7 +6,9 @@ Public functions other features may call (typed, no guessing of internals):
   receives by subscription (used by the catalog's visibility rule);
 - :func:`subscribed_content_ids` — the same as a Python set;
 - :func:`withdrawal_notice` — whether a content id was withdrawn by its publisher, for
-  a clear "withdrawn" page instead of a dead link.
+  a clear "withdrawn" page instead of a dead link;
+- :func:`usage_subscriptions_column` / :func:`usage_read_ahead` — the usage counter's
+  subscriptions read by the statement of an LTI launch (no SELECT of its own).
 
 Signals sent (app/signals.py): ``release_published``, ``subscription_accepted``,
 ``item_withdrawn``.
@@ -120,6 +122,26 @@ def is_subscribed(content_id: str, district_ids: Iterable[int]) -> bool:
 
     statement = subscribed_content_select(ids).where(SubscribedItem.content_id == content_id)
     return db.session.execute(statement.limit(1)).first() is not None
+
+
+def usage_subscriptions_column(content_id, user_id, user_district_id):
+    """SQL for a statement that reads a user and the item she opens (an LTI launch): the
+    subscriptions the usage counter of her learning event on it would count, read in that
+    statement instead of by a SELECT of the counter's own (see
+    :func:`app.sharing.services.usage.subscriptions_column`).  Hand the value read to
+    :func:`usage_read_ahead`.  PostgreSQL only."""
+    from app.sharing.services.usage import subscriptions_column
+
+    return subscriptions_column(content_id, user_id, user_district_id)
+
+
+def usage_read_ahead(user, districts: frozenset[int], content_id: str, found) -> None:
+    """What :func:`usage_subscriptions_column` read for ``user`` (whose districts were
+    ``districts`` in the same statement) and ``content_id``: this transaction's usage
+    counter uses it instead of its own SELECT."""
+    from app.sharing.services.usage import read_ahead
+
+    read_ahead(user, districts, content_id, found)
 
 
 def _federated_withdrawal(content_id: str) -> WithdrawalNotice | None:

@@ -159,3 +159,35 @@ def test_without_redis_registrations_are_read_every_time(
     reads = _registration_reads(app)
     assert _launch(platform, live, content_id).status_code == 302
     assert len(reads) >= 3  # platform at the login and the launch, the deployment
+
+
+def test_entries_are_decoded_once_per_process_and_never_changed(
+    workers, platform, registered_on_redis, make_user
+):
+    """The rows' bytes are still read from Redis on every request (a suspension is seen
+    at once: the tests above), but decoded once per process (issue 14, fifth pass); the
+    decoded rows are shared between requests, so they must stay detached and clean: a
+    request only ever works on its merged copy."""
+    from cachelib.serializers import RedisSerializer
+    from sqlalchemy import inspect
+
+    (first, base), _ = workers
+    content_id = published_resource(make_user("teacher"))
+    for _ in range(3):
+        assert _launch(platform, base, content_id).status_code == 302
+    rows = [
+        value[1]
+        for value in registry_cache._DECODED._values.values()
+        if isinstance(value, tuple) and isinstance(value[-1], LtiPlatform | LtiDeployment)
+    ]
+    assert {type(row) for row in rows} == {LtiPlatform, LtiDeployment}
+    for row in rows:
+        state = inspect(row)
+        assert state.detached and not state.modified, row
+
+    memo, serializer = cache.DecodedMemo(size=2), RedisSerializer()
+    stored = serializer.dumps(("a" * 100,))
+    assert memo.loads(serializer, stored) is memo.loads(serializer, stored)
+    assert memo.loads(serializer, serializer.dumps(("b" * 100,))) == ("b" * 100,)
+    assert memo.loads(serializer, serializer.dumps(7)) == 7
+    assert memo.loads(serializer, None) is None

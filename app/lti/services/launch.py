@@ -307,6 +307,12 @@ def complete_launch(
             grades.scope,
             link=ahead.link if ahead.link is not NOT_READ else ags.LOOK_UP,
         )
+    if obj is not None and ahead.subscriptions is not NOT_READ:
+        # SHARING HOOK (app/sharing): the usage counter's subscriptions, read with the user.
+        from app import sharing
+
+        districts, found = ahead.subscriptions
+        sharing.usage_read_ahead(user, districts, obj.content_id, found)
     signals.send_learning_event(
         user,
         "launched",

@@ -82,6 +82,9 @@ class ReadAhead:
     member: object = NOT_READ
     link: object = NOT_READ
     content: object = NOT_READ
+    # (her districts as read, JSON text or None): the subscriptions the sharing usage
+    # counter of her launch of ``content`` counts (app.sharing.usage_subscriptions_column)
+    subscriptions: object = NOT_READ
 
 
 def provision_user(
@@ -246,6 +249,9 @@ def _read_ahead(rows, keys: LaunchKeys) -> ReadAhead:
         found = {row[position] for row in rows}
         if len(found) == 1:  # else let the target's own look-up decide
             ahead.content = found.pop()
+        # Her districts now, from the rows the subquery read in the same statement (a
+        # role given later in the launch is not covered: the counter then reads itself).
+        ahead.subscriptions = (frozenset(rows[0][0].member_district_ids()), rows[0][position + 1])
     return ahead
 
 
@@ -314,6 +320,13 @@ def _launch_statement(context: bool, link: bool, content_model):
                 & (content_model.state == State.PUBLISHED),
             )
             .options(Load(content_model).lazyload("*"))
+        )
+        # SHARING HOOK (app/sharing): the subscriptions the usage counter of this launch
+        # counts, read here instead of by the counter's own SELECT at the commit (issue 14).
+        from app import sharing
+
+        statement = statement.add_columns(
+            sharing.usage_subscriptions_column(bindparam("launch_content"), row.id, row.district_id)
         )
     return statement
 

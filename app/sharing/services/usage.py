@@ -11,15 +11,18 @@ no statement, no actor id.  The publisher checks every value before storing anyt
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Text, cast, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts.models import RoleAssignment
 from app.common.models import utcnow
 from app.common.transaction import savepoint
 from app.extensions import db
@@ -57,16 +60,18 @@ def record(user, verb: str, content_ids: list[str], result: dict | None) -> int:
     districts = user.member_district_ids()
     if not districts:
         return 0
-    rows = db.session.execute(
-        select(SubscribedItem.subscription_id, SubscribedItem.content_id)
-        .join(Subscription, Subscription.id == SubscribedItem.subscription_id)
-        .where(
-            Subscription.subscriber_district_id.in_(districts),
-            Subscription.status == SubscriptionStatus.ACTIVE,
-            SubscribedItem.content_id.in_(content_ids),
-            SubscribedItem.withdrawn.is_(False),
-        )
-    ).all()
+    rows = _read_ahead_rows(user, content_ids, districts)
+    if rows is None:
+        rows = db.session.execute(
+            select(SubscribedItem.subscription_id, SubscribedItem.content_id)
+            .join(Subscription, Subscription.id == SubscribedItem.subscription_id)
+            .where(
+                Subscription.subscriber_district_id.in_(districts),
+                Subscription.status == SubscriptionStatus.ACTIVE,
+                SubscribedItem.content_id.in_(content_ids),
+                SubscribedItem.withdrawn.is_(False),
+            )
+        ).all()
     if not rows:
         return 0
     # The writes in a savepoint: the caller may be the event's own transaction (an
@@ -74,6 +79,78 @@ def record(user, verb: str, content_ids: list[str], result: dict | None) -> int:
     with db.session.begin_nested():
         _count(rows, launches, completions, score)
     return len(rows)
+
+
+# --- the subscriptions of a launch, read by the launch's own statement ---------------------
+#
+# Issue 14: the counter's SELECT was the one statement of a returning LTI launch besides the
+# launch statement itself.  The launch now reads the same rows in its statement (a scalar
+# subquery, PostgreSQL) and hands them over with :func:`read_ahead`; :func:`record` uses
+# them instead of its SELECT when they answer exactly its question: the same transaction,
+# user and item, and districts the read covered.  Nothing is cached across transactions,
+# so no subscription write has to invalidate anything.
+
+_AHEAD = "sharing_usage_read_ahead"
+
+
+def subscriptions_column(content_id, user_id, user_district_id):
+    """A scalar SQL expression (PostgreSQL) for a statement that reads a user: the active
+    subscriptions giving ``content_id`` to her districts (those of her role assignments
+    and ``user_district_id``, as :meth:`User.member_district_ids` has them), as JSON text
+    ``[[subscription id, subscriber district id], ...]``, or NULL when there is none.
+    The arguments are SQL expressions (a bind parameter, the read user's columns)."""
+    pair = func.json_build_array(
+        SubscribedItem.subscription_id, Subscription.subscriber_district_id
+    )
+    roles = select(RoleAssignment.district_id).where(RoleAssignment.user_id == user_id)
+    return (
+        # As text: the caller's result may be made unique by row, and a list is unhashable.
+        select(cast(func.json_agg(aggregate_order_by(pair, SubscribedItem.subscription_id)), Text))
+        .select_from(SubscribedItem)
+        .join(Subscription, Subscription.id == SubscribedItem.subscription_id)
+        .where(
+            SubscribedItem.content_id == content_id,
+            SubscribedItem.withdrawn.is_(False),
+            Subscription.status == SubscriptionStatus.ACTIVE,
+            or_(
+                Subscription.subscriber_district_id == user_district_id,
+                Subscription.subscriber_district_id.in_(roles),
+            ),
+        )
+        .scalar_subquery()
+    )
+
+
+def read_ahead(user, districts: frozenset[int], content_id: str, found) -> None:
+    """Keep, for this transaction's counter, what :func:`subscriptions_column` read
+    (``found``) for ``user`` and ``content_id`` when her districts were ``districts``
+    (taken from the same statement's rows)."""
+    pairs = tuple((int(sub), int(district)) for sub, district in json.loads(found or "[]"))
+    db.session.info[_AHEAD] = (
+        db.session().get_transaction(),
+        user.id,
+        content_id,
+        frozenset(districts),
+        pairs,
+    )
+
+
+def _read_ahead_rows(user, content_ids: list[str], districts: set[int]):
+    """The (subscription id, content id) rows of the read-ahead, or None when it does not
+    answer this question (another transaction, user or item, or a district it did not
+    cover: a role given after the read)."""
+    ahead = db.session.info.get(_AHEAD)
+    if ahead is None:
+        return None
+    transaction, user_id, content_id, covered, pairs = ahead
+    if (
+        transaction is not db.session().get_transaction()
+        or user_id != user.id
+        or set(content_ids) != {content_id}
+        or not districts <= covered
+    ):
+        return None
+    return [(sub, content_id) for sub, district in pairs if district in districts]
 
 
 def _count(rows, launches: int, completions: int, score: float | None) -> None:
