@@ -265,7 +265,13 @@ def profile_mirror(
 ) -> None:
     from app.sharing.services import mirror
     from bench.common import CpuMeter, _process_cpu_seconds, load_average, machine_description
-    from bench.sharing import _databases, _forget_mirrored_media, _plain_download, mirror_rig
+    from bench.sharing import (
+        _databases,
+        _floor_download,
+        _forget_mirrored_media,
+        _plain_download,
+        mirror_rig,
+    )
 
     total = objects * size
     me = os.getpid()
@@ -283,13 +289,15 @@ def profile_mirror(
         }
         spied = {}
         for _ in range(repeat):
-            for connections in (1, 3):
-                server, client = CpuMeter(rig.bare.pid).start(), _process_cpu_seconds(me)
-                elapsed = _plain_download(rig.bare_url, rig.shas, rig.root / "plain", connections)
-                # (client CPU includes deleting the files after the clock stopped)
-                rows.setdefault(f"plain download, {connections} connection(s)", []).append(
-                    (elapsed, _process_cpu_seconds(me) - client, server.stop())
-                )
+            for name, download in (("plain", _plain_download), ("floor", _floor_download)):
+                for connections in (1, 3):
+                    server, client = CpuMeter(rig.bare.pid).start(), _process_cpu_seconds(me)
+                    elapsed = download(rig.bare_url, rig.shas, rig.root / "plain", connections)
+                    # (client CPU includes deleting the files after the clock stopped;
+                    # floor = plain + SHA-256 + fsync of each file)
+                    rows.setdefault(f"{name} download, {connections} connection(s)", []).append(
+                        (elapsed, _process_cpu_seconds(me) - client, server.stop())
+                    )
             for parallel in (1, 3):
                 _forget_mirrored_media(rig.app_edge)
                 rig.app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel

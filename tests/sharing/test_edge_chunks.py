@@ -125,6 +125,10 @@ def test_hasher_gives_the_digest_of_the_chunks_in_order():
         hasher.update(chunk)
     assert hasher.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
     hasher.close()  # idempotent
+    inline = media_fetch._Hasher(hashlib.sha256(), threaded=False)  # several connections
+    for chunk in chunks:
+        inline.update(chunk)
+    assert inline.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
 
 
 def test_a_read_is_never_larger_than_one_burst():
@@ -141,9 +145,9 @@ def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, mon
     b_started = threading.Event()
     seen = {}
 
-    def download(session, origin, entry, stats, consume, progress, chunk_size, signer):
+    def download(session, origin, entry, stats, consume, progress, chunk_size, signer, threaded):
         seen[entry["sha256"]] = chunk_size
-        seen["signer"] = signer
+        seen["signer"], seen["hash thread"] = signer, threaded
         if entry["sha256"] == "b":
             b_started.set()
         return entry["sha256"]
@@ -176,6 +180,7 @@ def test_next_download_starts_before_the_finished_one_is_committed(app, ctx, mon
     assert seen["b running while a is stored"] is True
     assert seen["a"] == seen["b"] == 200_000  # reads capped at one burst of the limit
     assert seen["signer"][0]  # the key read once, by this thread
+    assert seen["hash thread"] is True  # one connection: the hash beside the transfer
 
 
 def test_a_batch_goes_on_while_its_first_object_is_committed(app, ctx, monkeypatch, tmp_path):
@@ -187,7 +192,7 @@ def test_a_batch_goes_on_while_its_first_object_is_committed(app, ctx, monkeypat
     seen = {}
 
     def download_batch(
-        session, origin, entries, stats, verified, refused, consume, progress, chunk, signer
+        session, origin, entries, stats, verified, refused, consume, progress, chunk, signer, _
     ):
         seen["batch"] = [e["sha256"] for e in entries]
         seen["chunk"], seen["signer"] = chunk, signer

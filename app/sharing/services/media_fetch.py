@@ -262,28 +262,34 @@ def already_here(entry: dict):
 
 
 class _Hasher:
-    """SHA-256 of the chunks given to :meth:`update`, in order, computed in a thread of its
-    own: hashlib releases the GIL on large buffers, so hashing one chunk overlaps reading
-    the next from the socket and writing it to the partial file (on one connection the
-    hash was ~40% of the mirror's CPU and ran in series with the transfer, see
-    docs/sharing.md).  The digest is read once, by :meth:`hexdigest`, after every chunk."""
+    """SHA-256 of the chunks given to :meth:`update`, in order; read once, by
+    :meth:`hexdigest`.  ``threaded`` (one connection): in a thread of its own, as
+    hashlib releases the GIL on large buffers, so the hash overlaps the transfer (it was
+    ~40% of the one-connection mirror's CPU, in series).  Otherwise (several connections,
+    whose receiving threads already run side by side) in the caller's thread, without a
+    hand-off per chunk (a quarter of the client's py-spy samples of a one-connection run:
+    docs/sharing.md, "Mirror throughput, 2026-12-01 (session 9)")."""
 
-    def __init__(self, digest):
-        self._digest = digest
-        self._chunks: queue.Queue = queue.Queue(HASH_BACKLOG)
-        self._thread = threading.Thread(target=self._run, name="shuyuan-sha256", daemon=True)
-        self._thread.start()
+    def __init__(self, digest, threaded: bool = True):
+        self._digest, self._thread = digest, None
+        if threaded:
+            self._chunks: queue.Queue = queue.Queue(HASH_BACKLOG)
+            self._thread = threading.Thread(target=self._run, name="shuyuan-sha256", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while (chunk := self._chunks.get()) is not None:
             self._digest.update(chunk)
 
     def update(self, chunk: bytes) -> None:
-        self._chunks.put(chunk)
+        if self._thread is None:
+            self._digest.update(chunk)
+        else:
+            self._chunks.put(chunk)
 
     def close(self) -> None:
         """Wait for the chunks already given; idempotent (error paths call it too)."""
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._chunks.put(None)
             self._thread.join()
 
@@ -334,13 +340,15 @@ def download(
     progress: Callable[[int], None] = lambda n: None,
     chunk_size: int = CHUNK,
     signer=None,
+    hash_thread: bool = True,
 ) -> Path:
     """Fetch an object's bytes into its partial file (resuming it) and verify them;
     returns the verified file.  Writes nothing to the database, so several downloads can
     run in threads (each with its own ``requests`` session and app context).
     ``chunk_size`` is the read size (the mirror lowers it under a small bandwidth limit,
     so one read never takes more than a second's worth); ``signer`` (from
-    :func:`keys.current_signer`) keeps the database out of the download entirely."""
+    :func:`keys.current_signer`) keeps the database out of the download entirely;
+    ``hash_thread``: see :class:`_Hasher`."""
     sha, size = entry["sha256"], entry["size"]
     part = partial_path(sha)
     digest, have = _held(part, size)
@@ -361,7 +369,7 @@ def download(
                 digest, have = hashlib.sha256(), 0  # no range support: start over
             else:
                 raise Interrupted(f"media {sha[:12]}: publisher answered {response.status_code}")
-            hasher = _Hasher(digest)
+            hasher = _Hasher(digest, hash_thread)
             try:
                 have = _receive(
                     response, part, have, size, sha, hasher, stats, consume, progress, chunk_size
@@ -403,6 +411,7 @@ def download_batch(
     progress: Callable[[int], None] = lambda n: None,
     chunk_size: int = CHUNK,
     signer=None,
+    hash_thread: bool = True,
 ) -> None:
     """Fetch several whole objects (none with a partial file) in one signed request: the
     publisher sends them back to back, this splits the body by the index's sizes into
@@ -425,7 +434,8 @@ def download_batch(
         length = response.headers.get("Content-Length")
         total = str(sum(entry["size"] for entry in entries))
         if response.status_code == 200 and length in (None, total):
-            _split(response, entries, stats, verified, refused, consume, progress, chunk_size)
+            options = (consume, progress, chunk_size, hash_thread)
+            _split(response, entries, stats, verified, refused, *options)
             return
         if response.status_code >= 500:
             raise Interrupted(f"media batch: publisher answered {response.status_code}")
@@ -434,21 +444,23 @@ def download_batch(
     # Refused as a whole, or sizes other than the index's: one object at a time.
     for entry in entries:
         try:
-            part = download(session, origin, entry, stats, consume, progress, chunk_size, signer)
+            part = download(
+                session, origin, entry, stats, consume, progress, chunk_size, signer, hash_thread
+            )
         except MediaRefused as exc:
             refused(entry, exc)
             continue
         verified(entry, part)
 
 
-def _split(response, entries, stats, verified, refused, consume, progress, chunk_size):
+def _split(response, entries, stats, verified, refused, consume, progress, chunk_size, hash_thread):
     """The body of a batch response into the objects' partial files, in order."""
     chunks = response.iter_content(chunk_size)
     left = b""  # bytes read past the end of the previous object
     for entry in entries:
         sha, size = entry["sha256"], entry["size"]
         part = partial_path(sha)
-        hasher = _Hasher(hashlib.sha256())
+        hasher = _Hasher(hashlib.sha256(), hash_thread)
         have = written_back = 0
         try:
             with part.open("wb") as out:

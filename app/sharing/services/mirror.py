@@ -236,6 +236,7 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
                             advance,
                             chunk,
                             signer,
+                            hash_thread,
                         )
                     except media_fetch.MediaRefused as exc:
                         refused(entry, exc)
@@ -253,6 +254,7 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
                         advance,
                         chunk,
                         signer,
+                        hash_thread,
                     )
             except media_fetch.Interrupted as exc:
                 ended = ("interrupted", exc.reason, None, True)
@@ -266,6 +268,9 @@ def _fetch_all(todo, plans, report, open_now, bucket, progress, on_object) -> No
                     log.error("sharing: media download ended with %s", ended[1])
 
     chunk = bucket.read_size(media_fetch.CHUNK)
+    # One connection: hash in a thread beside the transfer; several: each receiving
+    # thread hashes its own bytes (media_fetch._Hasher says why).
+    hash_thread = parallel == 1
     # Read once here: the downloads sign without a query, so none waits for the SQLite
     # lock while this thread commits a finished object (seen as 40-350 ms stalls).
     signer = keys.current_signer()
