@@ -230,10 +230,14 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-def bare_statement_times(engine, call, repeat: int) -> tuple[int, list[float]]:
+def bare_statement_times(
+    engine, call, repeat: int, commit: bool = False
+) -> tuple[int, list[float]]:
     """The bare baseline of a service call: the statements ``call()`` sends once (captured
     on ``engine``), replayed ``repeat`` times on a raw DBAPI cursor with no ORM and no
-    service code.  Returns how many statements, and the sorted milliseconds per replay."""
+    service code.  Returns how many statements, and the sorted milliseconds per replay.
+    ``commit``: end each replay with COMMIT, not ROLLBACK (psycopg forgets its prepared
+    statements at a rollback)."""
     from sqlalchemy import event
 
     sent: list[tuple] = []
@@ -256,7 +260,7 @@ def bare_statement_times(engine, call, repeat: int) -> tuple[int, list[float]]:
                 cursor.execute(statement, parameters)
                 cursor.fetchall()
             replays.append((time.perf_counter() - began) * 1000)
-            raw.rollback()
+            raw.commit() if commit else raw.rollback()
     finally:
         raw.close()
     return len(sent), sorted(replays)

@@ -275,6 +275,90 @@ def explain_statements(student_id: int) -> None:
     db.session.rollback()
 
 
+def generic_plan_check(student_id: int) -> None:
+    """The walk (the statement with ``LATERAL``) as a server-side prepared statement:
+    ``EXPLAIN (ANALYZE, BUFFERS) EXECUTE`` under ``plan_cache_mode`` custom and generic
+    (planning, execution, buffers, rows: does the generic plan still walk the index?),
+    then 8 executions under ``auto`` (which plan PostgreSQL picks).  Prepared by hand
+    with SQL ``PREPARE``: psycopg prepares a query after 5 executions on a connection
+    but forgets its prepared statements at each ``rollback()``, which this tool makes
+    between calls unless ``--commit`` (the app's successful requests commit)."""
+    import re
+
+    import psycopg
+    from sqlalchemy import event
+
+    from app.accounts.models import User
+    from app.extensions import db
+    from app.portraits.services import recommend
+
+    student = db.session.get(User, student_id)
+    student.roles  # noqa: B018
+    sent = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", keep)
+    try:
+        recommend.recommend(student, None, "zh_CN")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", keep)
+    db.session.rollback()
+    statement, parameters = next((s, p) for s, p in sent if "LATERAL" in s)
+    names: list[str] = []
+
+    def numbered(match):
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    # The placeholders numbered as psycopg numbers them; the types left to the server
+    # (the arrays carry casts).
+    prepared = re.sub(r"%\((\w+)\)s", numbered, statement)
+    print(
+        f"walk: {len(statement.encode())} bytes, {len(parameters)} parameters (psycopg caches "
+        "its parsing of a query up to 4,096 bytes and 50 parameters)"
+    )
+    connection = db.session.connection().connection.driver_connection
+    connection.execute(f"PREPARE reco_walk AS {prepared}")
+    cursor = psycopg.ClientCursor(connection)
+    arguments = ", ".join(["%s"] * len(names))
+    values = [parameters[name] for name in names]
+    try:
+        for mode in ("force_custom_plan", "force_generic_plan") * 2:
+            connection.execute(f"SET plan_cache_mode = {mode}")
+            cursor.execute(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE reco_walk({arguments})", values
+            )
+            [plan] = cursor.fetchone()[0]
+            top = plan["Plan"]
+            buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
+            print(
+                f"{mode:18} planning {plan.get('Planning Time', 0):6.2f} ms  execution "
+                f"{plan['Execution Time']:6.2f} ms  buffers {buffers}  rows {top['Actual Rows']}"
+            )
+        cursor.execute(f"EXPLAIN EXECUTE reco_walk({arguments})", values)
+        print("generic plan:")
+        print("\n".join(line for (line,) in cursor.fetchall()))
+        connection.execute("SET plan_cache_mode = auto")
+        for number in range(1, 9):
+            began = time.perf_counter()
+            cursor.execute(f"EXECUTE reco_walk({arguments})", values)
+            cursor.fetchall()
+            generic, custom = connection.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE name = 'reco_walk'"
+            ).fetchone()
+            print(
+                f"auto, execution {number}: {(time.perf_counter() - began) * 1000:5.1f} ms wall; "
+                f"so far {custom} custom plans, {generic} generic"
+            )
+    finally:
+        connection.execute("DEALLOCATE reco_walk")
+        db.session.rollback()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg-database")
@@ -302,6 +386,19 @@ def main() -> None:
         action="store_true",
         help="EXPLAIN (ANALYZE, BUFFERS) every statement of one call (after a warm-up "
         "call): planning, execution and shared buffers per statement and in total",
+    )
+    parser.add_argument(
+        "--commit",
+        action="store_true",
+        help="with --bare: end each call (and replay) with COMMIT, as the framework ends a "
+        "successful request, not ROLLBACK (which makes psycopg forget its prepared "
+        "statements); 10 warm-up calls first",
+    )
+    parser.add_argument(
+        "--plans",
+        action="store_true",
+        help="the walk prepared by hand: custom against generic plan (EXPLAIN ANALYZE, "
+        "buffers), then which plan PostgreSQL picks under plan_cache_mode auto",
     )
     args = parser.parse_args()
     if args.online:
@@ -354,7 +451,9 @@ def main() -> None:
                 finally:
                     event.remove(db.engine, "before_cursor_execute", keep)
                 data = as_data(recs)
-                db.session.rollback()
+                # --commit: as the framework ends a successful request (a rollback makes
+                # psycopg forget its prepared statements).
+                db.session.commit() if args.commit else db.session.rollback()
                 return data, sent, wall, cpu
 
             data, sent, _w, _c = call()
@@ -374,10 +473,18 @@ def main() -> None:
             if args.explain:
                 explain_statements(student_id)
                 return
+            if args.plans:
+                generic_plan_check(student_id)
+                return
             if args.bare:
                 from bench.common import bare_statement_times, load_average
 
                 walls, cpus, bare = [], [], []
+                # With --commit, the walk is prepared by psycopg at a connection's 6th
+                # execution and planned generically by PostgreSQL from its 11th, as on a
+                # worker's connection after its first requests: warm up past that.
+                for _ in range(10 if args.commit else 0):
+                    call()
                 for _ in range(args.repeat):
                     _d, _s, wall, cpu = call()
                     walls.append(wall)
@@ -386,9 +493,12 @@ def main() -> None:
                     student = db.session.get(User, student_id)
                     student.roles  # noqa: B018
                     _n, replay = bare_statement_times(
-                        db.engine, lambda s=student: recommend.recommend(s, None, "zh_CN"), 1
+                        db.engine,
+                        lambda s=student: recommend.recommend(s, None, "zh_CN"),
+                        1,
+                        commit=args.commit,
                     )
-                    db.session.rollback()
+                    db.session.commit() if args.commit else db.session.rollback()
                     bare += replay
                 walls.sort()
                 bare.sort()
