@@ -231,13 +231,14 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 def bare_statement_times(
-    engine, call, repeat: int, commit: bool = False
+    engine, call, repeat: int, commit: bool = False, warmup: int = 0
 ) -> tuple[int, list[float]]:
     """The bare baseline of a service call: the statements ``call()`` sends once (captured
     on ``engine``), replayed ``repeat`` times on a raw DBAPI cursor with no ORM and no
     service code.  Returns how many statements, and the sorted milliseconds per replay.
     ``commit``: end each replay with COMMIT, not ROLLBACK (psycopg forgets its prepared
-    statements at a rollback)."""
+    statements at a rollback).  ``warmup``: replays run first and not timed (with
+    ``commit``, past psycopg's prepare threshold and PostgreSQL's five custom plans)."""
     from sqlalchemy import event
 
     sent: list[tuple] = []
@@ -254,12 +255,13 @@ def bare_statement_times(
     try:
         cursor = raw.cursor()
         replays = []
-        for _ in range(repeat):
+        for round_number in range(warmup + repeat):
             began = time.perf_counter()
             for statement, parameters in sent:
                 cursor.execute(statement, parameters)
                 cursor.fetchall()
-            replays.append((time.perf_counter() - began) * 1000)
+            if round_number >= warmup:
+                replays.append((time.perf_counter() - began) * 1000)
             raw.commit() if commit else raw.rollback()
     finally:
         raw.close()
