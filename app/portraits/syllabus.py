@@ -94,26 +94,12 @@ def _knowledge_points_statement():
     ``identifiers`` (a bind parameter), with :class:`NodeRow` columns: the children, and
     the knowledge points linked by isPartOf or isRelatedTo in either direction, each part
     on its own index."""
-    from sqlalchemy import bindparam, literal, union_all
+    from sqlalchemy import bindparam
 
-    from app.curriculum.models import Association, Level, Node
+    from app.curriculum.models import Level, Node
+    from app.curriculum.services import knowledge_point_pairs
 
-    kinds = ["isPartOf", "isRelatedTo"]
-    mine = bindparam("identifiers", expanding=True)
-    forward = select(
-        Association.destination_identifier.label("kp"), Association.origin_identifier.label("mine")
-    ).where(Association.association_type.in_(kinds), Association.origin_identifier.in_(mine))
-    backward = select(
-        Association.origin_identifier.label("kp"), Association.destination_identifier.label("mine")
-    ).where(Association.association_type.in_(kinds), Association.destination_identifier.in_(mine))
-    children = select(
-        Node.identifier.label("kp"), Node.parent_identifier.label("mine"), literal(0).label("link")
-    ).where(Node.parent_identifier.in_(mine), Node.level == Level.KNOWLEDGE_POINT)
-    pairs = union_all(
-        children,
-        select(forward.subquery(), literal(1).label("link")),
-        select(backward.subquery(), literal(1).label("link")),
-    ).subquery()
+    pairs = knowledge_point_pairs(bindparam("identifiers", expanding=True))
     return (
         select(*_node_columns(Node), pairs.c.mine, pairs.c.link)
         .join(pairs, pairs.c.kp == Node.identifier)

@@ -108,14 +108,12 @@ def units_of_volume(volume: Node) -> list[Node]:
     )
 
 
-def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
-    """Knowledge points under each node (children) or linked to it by isPartOf/isRelatedTo."""
-    identifiers = [n.identifier for n in nodes]
-    result: dict[str, list[Node]] = defaultdict(list)
-    if not identifiers:
-        return result
-    # Children, and knowledge points linked by isPartOf/isRelatedTo in either direction,
-    # in one statement ("this week" asks for every lesson of the week at once): a UNION
+def knowledge_point_pairs(identifiers):
+    """A subquery of ``(kp, mine, link)``: the knowledge points under each node of
+    ``identifiers`` (``link`` 0) or linked to it by isPartOf/isRelatedTo in either
+    direction (``link`` 1).  ``identifiers`` is a list, or an expanding bind parameter
+    for a statement built once (the recommender's)."""
+    # One statement ("this week" asks for every lesson of the week at once): a UNION
     # ALL whose parts each use an index (an OR across both columns would scan the table).
     kinds = ["isPartOf", "isRelatedTo"]
     forward = select(
@@ -129,11 +127,20 @@ def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
     children = select(
         Node.identifier.label("kp"), Node.parent_identifier.label("mine"), literal(0).label("link")
     ).where(Node.parent_identifier.in_(identifiers), Node.level == Level.KNOWLEDGE_POINT)
-    pairs = union_all(
+    return union_all(
         children,
         select(forward.subquery(), literal(1).label("link")),
         select(backward.subquery(), literal(1).label("link")),
     ).subquery()
+
+
+def knowledge_points_of(nodes: list[Node]) -> dict[str, list[Node]]:
+    """Knowledge points under each node (children) or linked to it by isPartOf/isRelatedTo."""
+    identifiers = [n.identifier for n in nodes]
+    result: dict[str, list[Node]] = defaultdict(list)
+    if not identifiers:
+        return result
+    pairs = knowledge_point_pairs(identifiers)
     rows = db.session.execute(
         select(Node, pairs.c.mine, pairs.c.link)
         .join(pairs, pairs.c.kp == Node.identifier)
