@@ -224,6 +224,64 @@ def test_the_item_picker_searches_and_adds_a_resource(browser, live_server, make
         assert not errors, errors
 
 
+def test_the_picker_keeps_the_keyboard_choice_when_the_typed_search_answers_late(
+    browser, live_server, make_user
+):
+    """Focusing the picker searches at once, typing searches again 200 ms later; when
+    the second answer arrives after the user moved onto an option of the first, that
+    option stays highlighted and Enter chooses it.  (It used to reset the highlight, and
+    Enter then sent the form with no resource: the walkthrough failed that way on a
+    loaded machine.)"""
+    teacher = make_user("teacher")
+    other = make_user("teacher")
+    email = teacher.email
+    course, _ = _course_with_items(teacher, [])
+    for n in range(3):
+        make_content(other, Resource, "published", title=f"龙井茶 {n}", kind="audio")
+    held = []
+
+    def hold_the_typed_search(route):
+        if "q=%E9%BE%99" in route.request.url:  # "龙…": the search for what was typed
+            held.append(route)
+        else:
+            route.continue_()
+
+    with _signed_in(browser, live_server, email) as (page, errors):
+        page.goto(f"{live_server}/me/courses/{course}/edit")
+        page.route("**/resource-choices*", hold_the_typed_search)
+        page.click("#section-0 details summary")
+        picker = page.locator("#picker-0")
+        picker.fill("龙井")
+        listbox = page.locator("#picker-0-list")
+        expect(listbox.locator("[role=option]")).to_have_count(3)  # the answer to the focus
+        expect(listbox).to_have_attribute("aria-busy", "true")  # the typed one is held
+        picker.press("ArrowDown")
+        picker.press("ArrowDown")
+        expect(picker).to_have_attribute("aria-activedescendant", "picker-0-list-1")
+        second = listbox.locator("[role=option]").nth(1).get_attribute("data-title")
+        for _ in range(50):
+            if held:
+                break
+            page.wait_for_timeout(100)
+        assert len(held) == 1, "the typed search never left the page"
+        held[0].continue_()
+        expect(listbox).to_have_attribute("aria-busy", "false")
+        active = picker.get_attribute("aria-activedescendant")
+        assert page.locator(f"#{active}").get_attribute("data-title") == second
+        picker.press("Enter")
+        expect(page.locator("#section-0 .picker-status")).to_contain_text(f"已选择：{second}")
+        assert page.url.endswith("/edit"), "Enter sent the form"
+
+        # Enter with nothing chosen does not send the form without a resource.
+        page.unroute("**/resource-choices*")
+        picker.fill("茶")
+        expect(listbox).to_have_attribute("aria-busy", "false")
+        picker.press("Enter")
+        expect(page.locator("#section-0 li.item")).to_have_count(0)
+        assert page.url.endswith("/edit")
+        assert not errors, errors
+
+
 def test_items_reorder_with_the_keyboard_and_by_dragging(browser, live_server, make_user):
     teacher = make_user("teacher")
     email = teacher.email

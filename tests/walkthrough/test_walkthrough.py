@@ -165,6 +165,8 @@ def teacher_steps() -> list[Step]:
             page.click("#section-0 details summary")
             picker = page.locator("#picker-0")
             picker.fill(query)
+            # The answer for what was typed, not the one made on focus (aria-busy).
+            expect(page.locator("#picker-0-list")).to_have_attribute("aria-busy", "false")
             expect(page.locator("#picker-0-list [role=option]").first).to_contain_text(title)
             # The list must be open when the keys arrive (ArrowDown on a closed list only
             # searches again), and the choice made before the form is sent.

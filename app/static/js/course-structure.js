@@ -168,6 +168,9 @@
       }
     }
     function show(rows) {
+      // A refresh of the list (the search for what was typed can answer after the one
+      // made on focus) keeps the option the keyboard was on, so Enter takes that one.
+      var kept = active >= 0 && options[active] ? options[active].dataset.id : null;
       listbox.textContent = "";
       options = rows.map(function (row, k) {
         var li = document.createElement("li");
@@ -189,19 +192,26 @@
       listbox.hidden = options.length === 0;
       input.setAttribute("aria-expanded", options.length ? "true" : "false");
       status.textContent = options.length ? format(picker.dataset.msgCount, {n: options.length}) : picker.dataset.msgNone;
-      highlight(-1);
+      highlight(options.findIndex(function (o) { return o.dataset.id === kept; }));
     }
     function search() {
       var ticket = ++asked;
+      listbox.setAttribute("aria-busy", "true");
       var url = picker.dataset.choices + "?limit=20&q=" + encodeURIComponent(input.value.trim());
       fetch(url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
         .then(function (response) { return response.ok ? response.json() : []; })
-        .then(function (rows) { if (ticket === asked) { show(rows); } })
+        .then(function (rows) {
+          if (ticket === asked) {
+            show(rows);
+            listbox.setAttribute("aria-busy", "false");
+          }
+        })
         .catch(function () { return null; });
     }
     input.addEventListener("input", function () {
       hidden.value = "";
       window.clearTimeout(timer);
+      listbox.setAttribute("aria-busy", "true");  // until the answer for what was typed
       timer = window.setTimeout(search, 200);
     });
     input.addEventListener("focus", function () { if (!options.length) { search(); } });
@@ -217,6 +227,9 @@
       } else if (event.key === "Enter" && active >= 0 && !listbox.hidden) {
         event.preventDefault();
         choose(options[active]);
+      } else if (event.key === "Enter" && !hidden.value) {
+        // Nothing chosen yet: Enter would send the form without a resource.
+        event.preventDefault();
       } else if (event.key === "Escape") {
         close();
       }
