@@ -661,7 +661,7 @@ def table_rows(full: bool) -> list:
             size=f"{args.resources:,} aligned resources, {recs['shown']} shown",
             note=f"both on a warm connection ({WARM_CALLS} untimed calls, each ending with "
             "COMMIT as a request does: psycopg's prepared statements and PostgreSQL's cached "
-            "generic plans apply to both); profile and reasons: docs/portraits.md; " + load,
+            "generic plans apply to both); " + load,
         ),
     ]
 
