@@ -839,6 +839,11 @@ def bench_mirror(
         "mirror_times": mirror_times,
         "single_mb_s": total / statistics.median(single_times) / 1e6,
         "single_times": single_times,
+        # Each repeat's floor and mirror run seconds apart in one rig: their ratio is
+        # read run by run, as the disk's other users move both (docs/sharing.md,
+        # "Mirror throughput (2026-12-01, session 10, helper mirror2)").
+        "floor3_ratios": [f / m for f, m in zip(floor3_times, mirror_times, strict=True)],
+        "floor_ratios": [f / m for f, m in zip(floor_times, single_times, strict=True)],
         "run_mb_s": total / statistics.median(run_times) / 1e6,
         "limit_mb_s": limit / 1e6 if limit else None,
         "limited_mb_s": total / limited / 1e6 if limited else None,
@@ -856,10 +861,12 @@ def bench_mirror(
         f"  = {result['floor3_mb_s'] / result['plain3_mb_s']:.2f}x of plain\n"
         f"  mirror, 3 connections (default)                  {result['mirror_mb_s']:7.1f} MB/s"
         f"  = {result['mirror_mb_s'] / result['plain3_mb_s']:.2f}x of plain,"
-        f" {result['mirror_mb_s'] / result['floor3_mb_s']:.2f}x of the floor\n"
+        f" {result['mirror_mb_s'] / result['floor3_mb_s']:.2f}x of the floor"
+        f" ({_ratios(result['floor3_ratios'])} run by run)\n"
         f"  mirror, one connection (EDGE_MIRROR_PARALLEL=1) {result['single_mb_s']:7.1f} MB/s"
         f"  = {result['single_mb_s'] / result['plain_mb_s']:.2f}x of plain,"
-        f" {result['single_mb_s'] / result['floor_mb_s']:.2f}x of the floor\n"
+        f" {result['single_mb_s'] / result['floor_mb_s']:.2f}x of the floor"
+        f" ({_ratios(result['floor_ratios'])} run by run)\n"
         f"  whole mirror run incl. catalog sync (304)      {result['run_mb_s']:7.1f} MB/s"
     )
     if limited:
@@ -868,6 +875,10 @@ def bench_mirror(
             f"{result['limited_mb_s']:7.1f} MB/s"
         )
     return result
+
+
+def _ratios(values: list[float]) -> str:
+    return ", ".join(f"{value:.2f}x" for value in values)
 
 
 def mirror_rows(full: bool) -> list:
@@ -885,13 +896,16 @@ def mirror_rows(full: bool) -> list:
     # without the protocol (docs/sharing.md, "Mirror throughput": how the baseline is fair).
     ratio = result["mirror_mb_s"] / result["plain3_mb_s"]
 
-    def floor_note(mirrored: float, floor: float, plain: float, connections: str) -> str:
+    def floor_note(
+        mirrored: float, floor: float, plain: float, connections: str, ratios: list[float]
+    ) -> str:
         # The second baseline of the same run: what verification and durability cost at
         # the least, so a ratio to plain that no verified, durable mirror could reach shows.
         return (
             f"floor, the same plain download plus SHA-256 of every byte and an fsync of "
             f"each file ({connections}, same run): {floor:,.0f} MB/s = {floor / plain:.2f}x "
-            f"of plain; the mirror = {mirrored / floor:.2f}x of the floor"
+            f"of plain; the mirror = {mirrored / floor:.2f}x of the floor "
+            f"({_ratios(ratios)} repeat by repeat)"
         )
 
     return [
@@ -911,7 +925,11 @@ def mirror_rows(full: bool) -> list:
             met=ratio >= 0.8,
             size=label,
             note=floor_note(
-                result["mirror_mb_s"], result["floor3_mb_s"], result["plain3_mb_s"], "3 connections"
+                result["mirror_mb_s"],
+                result["floor3_mb_s"],
+                result["plain3_mb_s"],
+                "3 connections",
+                result["floor3_ratios"],
             ),
         ),
         Row(
@@ -927,7 +945,11 @@ def mirror_rows(full: bool) -> list:
             met=result["single_mb_s"] / result["plain_mb_s"] >= 0.8,
             size=label,
             note=floor_note(
-                result["single_mb_s"], result["floor_mb_s"], result["plain_mb_s"], "1 connection"
+                result["single_mb_s"],
+                result["floor_mb_s"],
+                result["plain_mb_s"],
+                "1 connection",
+                result["floor_ratios"],
             ),
         ),
         Row(

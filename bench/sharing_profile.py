@@ -150,6 +150,15 @@ def main() -> None:
         help="with --mirror: gunicorn sync workers (no keep-alive), not production's gthread",
     )
     parser.add_argument(
+        "--pairs",
+        action="store_true",
+        help="with --mirror: alternate the floor and the mirror in one rig, --repeat times,"
+        " and print each run (docs/sharing.md, session 10)",
+    )
+    parser.add_argument(
+        "--connections", default="3,1", help="with --pairs: connection counts, e.g. 3 or 3,1"
+    )
+    parser.add_argument(
         "--fsync",
         action="store_true",
         help="time writing --object-mb MiB to a file and fsync-ing it, --objects times",
@@ -157,6 +166,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.fsync:
         time_fsync(args.objects, args.object_mb * 1024**2)
+        return
+    if args.mirror and args.pairs:
+        pairs_mirror(
+            args.objects,
+            args.object_mb * 1024**2,
+            args.repeat,
+            [int(n) for n in args.connections.split(",")],
+        )
         return
     if args.mirror and args.phases:
         phases_mirror(
@@ -326,6 +343,85 @@ def profile_mirror(
         )
     for name, text in spied.items():
         print(f"\npy-spy, {name} (one-connection mirror run; leaf lines, CPU samples):\n{text}")
+
+
+def pairs_mirror(objects: int, size: int, repeat: int, connections: list[int]) -> None:
+    """The mirror beside its floor (``bench/sharing.py``'s ``_floor_download``: the same
+    plain download plus SHA-256 and an fsync of each file) in ONE rig, alternating A B B A
+    so that a busy disk or CPU hits both alike, each run printed with its CPU per MiB
+    (client = this process / server = the serving gunicorn tree); the mirror both as
+    shipped and without its early writeback (``media_fetch._write_back`` off), which is
+    the question the run answers besides the ratio (docs/sharing.md, "Mirror throughput
+    (2026-12-01, session 10, helper mirror2)"):
+
+        PYTHONPATH=$PWD:$PWD/plugins .venv/bin/python bench/sharing_profile.py --mirror \
+            --pairs --objects 6 --object-mb 64 --repeat 8 --connections 3,1
+    """
+    from app.sharing.services import media_fetch, mirror
+    from bench.common import CpuMeter, _process_cpu_seconds, load_average, machine_description
+    from bench.sharing import (
+        _databases,
+        _floor_download,
+        _forget_mirrored_media,
+        _plain_download,
+        mirror_rig,
+    )
+
+    total, me = objects * size, os.getpid()
+    mib = total / 1024**2
+    fadvise = media_fetch._FADVISE
+    runs: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    print(machine_description())
+    with _databases(False) as make_db, mirror_rig(make_db, objects, size) as rig:
+
+        def run(kind: str, parallel: int) -> None:
+            client = _process_cpu_seconds(me)
+            if kind in ("plain", "floor"):
+                server = CpuMeter(rig.bare.pid).start()
+                download = _plain_download if kind == "plain" else _floor_download
+                elapsed = download(rig.bare_url, rig.shas, rig.root / "plain", parallel)
+            else:
+                _forget_mirrored_media(rig.app_edge)
+                rig.app_edge.config["EDGE_MIRROR_PARALLEL"] = parallel
+                media_fetch._FADVISE = fadvise and kind == "mirror"
+                server = CpuMeter(rig.up.process.pid).start()
+                try:
+                    with rig.app_edge.app_context():
+                        report = mirror.mirror(force=True, forward=False)
+                        assert report.complete and report.media.bytes == total, report
+                        db.session.remove()
+                finally:
+                    media_fetch._FADVISE = fadvise
+                elapsed = report.media_seconds
+            cpu = (_process_cpu_seconds(me) - client, server.stop())
+            runs.setdefault((kind, parallel), []).append((elapsed, *cpu))
+            print(
+                f"  {kind:22} {parallel} conn. {total / elapsed / 1e6:7.0f} MB/s"
+                f"  CPU {cpu[0] * 1e3 / mib:.2f} / {cpu[1] * 1e3 / mib:.2f} ms/MiB",
+                flush=True,
+            )
+
+        order = ["floor", "mirror", "mirror, no writeback"]
+        for n in range(repeat):
+            print(f"round {n}, load {load_average()}", flush=True)
+            for parallel in connections:
+                run("plain", parallel)
+                for kind in order if n % 2 == 0 else order[::-1]:
+                    run(kind, parallel)
+    print(f"{objects} x {size / 1024**2:.0f} MiB, median of {repeat}, load {load_average()}")
+    for (kind, parallel), values in runs.items():
+        wall = statistics.median(v[0] for v in values)
+        floor = runs[("floor", parallel)]
+        ratios = [f[0] / v[0] for f, v in zip(floor, values, strict=True)]
+        print(
+            f"{kind:22} {parallel} conn. {total / wall / 1e6:7.0f} MB/s"
+            f" (runs {min(total / v[0] for v in values) / 1e6:.0f}"
+            f"-{max(total / v[0] for v in values) / 1e6:.0f}),"
+            f" of the floor: median {statistics.median(ratios):.2f}x"
+            f" ({min(ratios):.2f}-{max(ratios):.2f}x run by run),"
+            f" CPU {statistics.median(v[1] for v in values) * 1e3 / mib:.2f}"
+            f" / {statistics.median(v[2] for v in values) * 1e3 / mib:.2f} ms/MiB"
+        )
 
 
 def time_fsync(objects: int, size: int) -> None:
