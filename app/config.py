@@ -327,6 +327,13 @@ def load_config(overrides: dict | None = None) -> dict:
         "MEDIA_H5P_MAX_UNPACKED_BYTES": _env_int("SHUYUAN_MEDIA_H5P_MAX_UNPACKED_BYTES", 1024**3),
         "MEDIA_H5P_MAX_FILES": _env_int("SHUYUAN_MEDIA_H5P_MAX_FILES", 5000),
         "MEDIA_S3_REGION": _env("SHUYUAN_MEDIA_S3_REGION", "us-east-1"),
+        # Seconds to connect to / wait for S3 before a request answers 503, and retries
+        # of a refused connection or a 5xx (with back-off: 0 s, 0.4 s, ...).
+        "MEDIA_S3_CONNECT_TIMEOUT": _env_int("SHUYUAN_MEDIA_S3_CONNECT_TIMEOUT", 5),
+        "MEDIA_S3_READ_TIMEOUT": _env_int("SHUYUAN_MEDIA_S3_READ_TIMEOUT", 60),
+        "MEDIA_S3_RETRIES": _env_int("SHUYUAN_MEDIA_S3_RETRIES", 2),
+        # A private CA for an on-premises MinIO (the variable minio itself reads).
+        "MEDIA_S3_CA_CERTS": _env("SSL_CERT_FILE"),
         # Uploaded packages (H5P) run their own scripts: a separate, cookieless host for
         # them (e.g. https://usercontent.example.org, not a subdomain sharing cookies);
         # unset, they play in an opaque-origin sandboxed frame on this host.  Launch

@@ -5,6 +5,8 @@ missing bytes and no partial file, and the same upload finishes once the store i
 from __future__ import annotations
 
 import errno
+import socket
+import threading
 import uuid
 from pathlib import Path
 
@@ -194,3 +196,70 @@ def test_an_unreachable_s3_is_a_503_and_records_nothing(
         assert _objects() == 1
     finally:
         app.config["STORAGE_URL"] = old
+
+
+class _SilentS3:
+    """An S3 endpoint that accepts connections and never answers (a hung store, or one
+    behind a network that drops its replies)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._hold, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _hold(self):
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.held.append(connection)
+
+    def close(self):
+        self.sock.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_silent_s3_is_a_503_after_the_configured_timeout_not_a_hung_worker(
+    app, client, teacher, make_resource, token_for
+):
+    """minio's own client waits 5 minutes for an answer, 6 times: a web worker would hang
+    until gunicorn killed it.  With the configured read timeout and retries the request
+    answers 503 (it runs in a thread here so that the old behaviour fails the test
+    instead of hanging the suite)."""
+    headers = token_for(teacher)
+    content_id = make_resource(teacher)
+    silent = _SilentS3()
+    old = app.config["STORAGE_URL"], app.config["MEDIA_S3_READ_TIMEOUT"]
+    answers = []
+    try:
+        app.config["STORAGE_URL"] = f"s3://testing:testing@{silent.endpoint}/media?secure=false"
+        app.config["MEDIA_S3_READ_TIMEOUT"] = 1
+
+        def ask():
+            answers.append(
+                client.post(
+                    "/api/v1/media/uploads",
+                    headers={**headers, "Accept-Language": "en"},
+                    json={"resource_id": content_id, "filename": "a.mp4", "size": 1024},
+                )
+            )
+
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        asking.join(timeout=60)  # 3 attempts of 1 s and 0.4 s of back-off are expected
+        assert answers, "the request still waits for the silent store"
+        _assert_unavailable(answers[0], "cannot be reached", "30")
+        assert len(silent.held) == 3  # the first attempt and MEDIA_S3_RETRIES (2) more
+        assert db.session.execute(select(func.count(MediaUpload.id))).scalar_one() == 0
+    finally:
+        app.config["STORAGE_URL"], app.config["MEDIA_S3_READ_TIMEOUT"] = old
+        silent.close()

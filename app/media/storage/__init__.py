@@ -60,11 +60,13 @@ __all__ = [
 _LOCK = threading.Lock()
 
 
-def storage_for_url(url: str, region: str = "us-east-1") -> Storage:
+def storage_for_url(url: str, region: str = "us-east-1", **s3_options) -> Storage:
+    """The backend for ``url``; ``s3_options`` (timeouts, retries, CA file) go to
+    :class:`S3Storage`."""
     if url.startswith("file://"):
         return LocalStorage(unquote(urlsplit(url).path))
     if url.startswith("s3://"):
-        return S3Storage(url, region)
+        return S3Storage(url, region, **s3_options)
     raise StorageError(f"Unsupported STORAGE_URL scheme: {url.split(':', 1)[0]}")
 
 
@@ -78,6 +80,13 @@ def get_storage() -> Storage:
         with _LOCK:
             storage = cache.get(url)
             if storage is None:
-                storage = storage_for_url(url, app.config.get("MEDIA_S3_REGION", "us-east-1"))
+                storage = storage_for_url(
+                    url,
+                    app.config.get("MEDIA_S3_REGION", "us-east-1"),
+                    connect_timeout=app.config.get("MEDIA_S3_CONNECT_TIMEOUT", 5),
+                    read_timeout=app.config.get("MEDIA_S3_READ_TIMEOUT", 60),
+                    retries=app.config.get("MEDIA_S3_RETRIES", 2),
+                    ca_certs=app.config.get("MEDIA_S3_CA_CERTS"),
+                )
                 cache[url] = storage
     return storage

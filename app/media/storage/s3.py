@@ -21,7 +21,17 @@ from app.media.storage.base import (
 
 
 class S3Storage(Storage):
-    def __init__(self, url: str, region: str = "us-east-1"):
+    def __init__(
+        self,
+        url: str,
+        region: str = "us-east-1",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        retries: int = 2,
+        ca_certs: str | None = None,
+    ):
+        import certifi
+        import urllib3
         from minio import Minio
 
         parts = urlsplit(url)
@@ -37,6 +47,19 @@ class S3Storage(Storage):
             secret_key=unquote(parts.password or ""),
             secure=secure,
             region=query.get("region", region),
+            http_client=urllib3.PoolManager(
+                # minio's own defaults are a 5-minute connect and read timeout and 5
+                # retries with back-off: a refused connection took 6 s to become a 503,
+                # and an S3 host that drops packets held a web worker until gunicorn
+                # killed it.  A store that does not connect within seconds is down.
+                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+                retries=urllib3.Retry(
+                    total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+                ),
+                maxsize=10,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=ca_certs or certifi.where(),  # as minio does
+            ),
         )
         self._bucket_checked = False
 
