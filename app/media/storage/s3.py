@@ -41,26 +41,34 @@ class S3Storage(Storage):
         if not self.bucket:
             raise StorageError("STORAGE_URL needs a bucket: s3://KEY:SECRET@host:port/bucket")
         self.name = f"s3:{self.bucket}"
-        self.client = Minio(
-            parts.hostname + (f":{parts.port}" if parts.port else ""),
-            access_key=unquote(parts.username or ""),
-            secret_key=unquote(parts.password or ""),
-            secure=secure,
-            region=query.get("region", region),
-            http_client=urllib3.PoolManager(
-                # minio's own defaults are a 5-minute connect and read timeout and 5
-                # retries with back-off: a refused connection took 6 s to become a 503,
-                # and an S3 host that drops packets held a web worker until gunicorn
-                # killed it.  A store that does not connect within seconds is down.
-                timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
-                retries=urllib3.Retry(
-                    total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+
+        def client(read: float):
+            return Minio(
+                parts.hostname + (f":{parts.port}" if parts.port else ""),
+                access_key=unquote(parts.username or ""),
+                secret_key=unquote(parts.password or ""),
+                secure=secure,
+                region=query.get("region", region),
+                http_client=urllib3.PoolManager(
+                    # minio's own defaults are a 5-minute connect and read timeout and
+                    # 5 retries with back-off: a refused connection took 6 s to become a
+                    # 503, and an S3 host that drops packets held a web worker until
+                    # gunicorn killed it.  A store that does not connect within seconds
+                    # is down.
+                    timeout=urllib3.Timeout(connect=connect_timeout, read=read),
+                    retries=urllib3.Retry(
+                        total=retries, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+                    ),
+                    maxsize=10,
+                    cert_reqs="CERT_REQUIRED",
+                    ca_certs=ca_certs or certifi.where(),  # as minio does
                 ),
-                maxsize=10,
-                cert_reqs="CERT_REQUIRED",
-                ca_certs=ca_certs or certifi.where(),  # as minio does
-            ),
-        )
+            )
+
+        self.client = client(read_timeout)
+        # A server-side copy of a multi-GB object answers only when it is done (the
+        # verification job's move): that one call may wait longer than a request should.
+        self._copy_client = client(max(read_timeout, 900.0))
         self._bucket_checked = False
 
     def ensure_bucket(self) -> None:
@@ -168,9 +176,11 @@ class S3Storage(Storage):
         size = self.stat(source)
         if size is not None and size > 5 * 1024**3:
             # Copy is limited to 5 GB per request; compose copies it server-side in parts.
-            self.client.compose_object(self.bucket, target, [ComposeSource(self.bucket, source)])
+            self._copy_client.compose_object(
+                self.bucket, target, [ComposeSource(self.bucket, source)]
+            )
         else:
-            self.client.copy_object(self.bucket, target, CopySource(self.bucket, source))
+            self._copy_client.copy_object(self.bucket, target, CopySource(self.bucket, source))
         self.delete(source)
 
     def start_upload(self, key, media_type):
