@@ -10,6 +10,7 @@ Only the statement's *structure* is kept, no data: the rows are read at every ca
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import fields
 from threading import Lock
@@ -47,7 +48,22 @@ def walked_rows(
     # on its own).
     keys = list(result.keys())
     rows = [dict(zip(keys, values, strict=True)) for values in result.all()]
-    return _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size)
+    kept = _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size)
+    # ``translations`` comes as text and is decoded for the kept rows only (about 16 of
+    # 240 at 100 k): the driver's JSON loader ran for every row (issue 14, seventh round).
+    for found in kept:
+        found["translations"] = _translations(found["translations"])
+    return kept
+
+
+def _translations(text: str | None) -> dict | None:
+    """``Resource.translations`` from its text form, as the JSON column type gives it
+    (nearly every resource has none: ``{}`` is not parsed)."""
+    if text is None:
+        return None
+    if text == "{}":
+        return {}
+    return json.loads(text)
 
 
 # Visibility clause's id → (the clause, the walk statement built with it).  The catalog
@@ -132,10 +148,12 @@ def _walk_statement(visible):
     from sqlalchemy import (
         Integer,
         String,
+        Text,
         and_,
         any_,
         bindparam,
         case,
+        cast,
         exists,
         false,
         literal,
@@ -165,7 +183,13 @@ def _walk_statement(visible):
     special = select(_rows_of("special_ids", content_id=String).c.content_id)
     # Core columns, not the ORM entity's: a plain statement is cheaper to build.
     resources = Resource.__table__
-    summary = [resources.c[f.name] for f in fields(ResourceSummary)]
+    # ``translations`` as text: decoded in Python for the kept rows only (walked_rows).
+    summary = [
+        cast(resources.c.translations, Text).label("translations")
+        if f.name == "translations"
+        else resources.c[f.name]
+        for f in fields(ResourceSummary)
+    ]
 
     def kept(alignment, owner, via):
         """No other alignment of the same resource to the owner's wanted nodes comes
