@@ -123,7 +123,6 @@ def _walk_parameters(wanted_rows, rank, preview, special_ids, per_slot, preview_
         "w_owner": [r[1] for r in wanted_rows],
         "w_via": [r[2] for r in wanted_rows],
         "special_ids_content_id": special_list,
-        "specials_content_id": special_list,
         "rank_ids": sorted(rank),
     }
     for i, name in enumerate(("identifier", "owner", "via", "kind", "with_special", "size")):
@@ -178,8 +177,10 @@ def _walk_statement(visible):
         with_special=Integer,
         size=Integer,
     )
-    # The special ids as arrays (one per use: each FROM needs its own bind), not a
-    # sub-select: PostgreSQL ran the caller's feedback/gains select once per use.
+    # The special ids as an array, not a sub-select: PostgreSQL ran the caller's
+    # feedback/gains select once per use.  One bind parameter for every use (each FROM
+    # has its own ``unnest`` of it): psycopg dumps a list element by element in Python,
+    # and the same ~150 ids were sent twice (issue 14, seventh round).
     special = select(_rows_of("special_ids", content_id=String).c.content_id)
     # Core columns, not the ORM entity's: a plain statement is cheaper to build.
     resources = Resource.__table__
@@ -265,7 +266,7 @@ def _walk_statement(visible):
     )
     special_node = Node.__table__.alias("special_node")
     special_row = Alignment.__table__.alias("s")
-    specials = _rows_of("specials", content_id=String)
+    specials = _rows_of("specials", parameters="special_ids", content_id=String)
     every_special = (
         select(
             wanted.c.owner,
@@ -333,18 +334,22 @@ def _ranked_in_python(rows: list[dict], kp_rows, rank, preview, per_slot, previe
     ]
 
 
-def _rows_of(name: str, **columns):
+def _rows_of(name: str, parameters: str | None = None, **columns):
     """A table of rows from array bind parameters ``{name}_{column}``
     (``unnest(:a, :b, …) AS name(a, b, …)``), PostgreSQL: unlike VALUES, the statement
     stays the same whatever the rows (a VALUES made SQLAlchemy compile the whole
     statement at every call: 44 ms), and it can be built once (the values are given at
-    execution)."""
+    execution).  ``parameters``: the parameters' prefix when not ``name`` (another
+    table's, to unnest the same arrays again)."""
     from sqlalchemy import bindparam, column, func
     from sqlalchemy.dialects.postgresql import ARRAY
 
     return (
         func.unnest(
-            *(bindparam(f"{name}_{key}", type_=ARRAY(kind)) for key, kind in columns.items())
+            *(
+                bindparam(f"{parameters or name}_{key}", type_=ARRAY(kind))
+                for key, kind in columns.items()
+            )
         )
         .table_valued(*(column(key, kind) for key, kind in columns.items()), name=name)
         .render_derived()
