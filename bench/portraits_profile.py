@@ -359,6 +359,79 @@ def generic_plan_check(student_id: int) -> None:
         db.session.rollback()
 
 
+# (module, function) whose thread CPU --phases reports; those a tree lacks (or a call
+# does not use) are left out.  The old tree's steps too, to compare (copy this file there).
+PHASES = (
+    ("app.portraits.services.model", "active_generation"),
+    ("app.portraits.services.queries", "mastery_of"),
+    ("app.portraits.syllabus", "classes_of"),
+    ("app.curriculum.services", "effective_calendar"),
+    ("app.portraits.services.recommend", "_generation_and_masteries"),
+    ("app.portraits.services.recommend", "_feedback"),
+    ("app.portraits.syllabus", "syllabus_weeks"),
+    ("app.portraits.syllabus", "followed_calendars"),
+    ("app.portraits.syllabus", "_knowledge_points_of"),
+    ("app.portraits.sources", "equivalent_identifiers"),
+    ("app.portraits.services.recommend", "_model_data"),
+    ("app.portraits.services.recommend", "_aligned"),
+    ("app.portraits.syllabus", "walked_rows"),
+    ("app.portraits.walk", "_ranked_in_python"),
+    ("app.portraits.services.recommend", "explain"),
+    ("app.portraits.services.recommend", "_extended"),
+    ("app.portraits.services.recommend", "_assigned"),
+)
+
+
+def phases(student_id: int, repeat: int) -> None:
+    """Thread CPU (``time.thread_time``) of each function of :data:`PHASES` (nested
+    ones inside their callers' figures) and of the whole call, p50 over ``repeat`` warm
+    calls, each ending with COMMIT after 11 warm-up calls: no profiler, so no
+    profiler's overhead (cProfile multiplies a call's CPU by ~5, mostly in the many
+    small functions)."""
+    import functools
+    import importlib
+    from collections import defaultdict
+
+    from app.accounts.models import User
+    from app.extensions import db
+    from app.portraits.services import recommend
+
+    spent: dict[str, float] = {}
+
+    def timed(function, label):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            began = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.thread_time() - began
+
+        return wrapper
+
+    for module_name, name in PHASES:
+        module = importlib.import_module(module_name)
+        if hasattr(module, name):
+            setattr(module, name, timed(getattr(module, name), name))
+    per_phase, totals = defaultdict(list), []
+    for number in range(11 + repeat):
+        db.session.expunge_all()
+        student = db.session.get(User, student_id)
+        student.roles  # noqa: B018
+        spent.clear()
+        began = time.thread_time()
+        recommend.recommend(student, None, "zh_CN")
+        total = time.thread_time() - began
+        db.session.commit()
+        if number >= 11:
+            totals.append(total * 1000)
+            for label, seconds in spent.items():
+                per_phase[label].append(seconds * 1000)
+    print(f"whole call: CPU p50 {statistics.median(totals):.2f} ms (min {min(totals):.2f})")
+    for label, values in sorted(per_phase.items(), key=lambda kv: -statistics.median(kv[1])):
+        print(f"  {label:28} p50 {statistics.median(values):6.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pg-database")
@@ -393,6 +466,11 @@ def main() -> None:
         help="with --bare: end each call (and replay) with COMMIT, as the framework ends a "
         "successful request, not ROLLBACK (which makes psycopg forget its prepared "
         "statements); 10 warm-up calls first",
+    )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="thread CPU p50 of each step of a warm committed call (no profiler)",
     )
     parser.add_argument(
         "--plans",
@@ -475,6 +553,9 @@ def main() -> None:
                 return
             if args.plans:
                 generic_plan_check(student_id)
+                return
+            if args.phases:
+                phases(student_id, args.repeat)
                 return
             if args.bare:
                 from bench.common import bare_statement_times, load_average

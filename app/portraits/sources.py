@@ -4,8 +4,9 @@ vocabulary are used here."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import date
+from threading import Lock
 
 from sqlalchemy import select
 
@@ -211,6 +212,15 @@ def classes_of(user, role: str | None = None) -> list:
     return curriculum_classes_of(user, role)
 
 
+def followed_calendars(user, on: date) -> list:
+    """``curriculum.FollowedCalendar`` rows: the calendar each of the user's classes
+    follows on ``on`` for each of its subjects (class id, subject, calendar id, term
+    start), by class name and subject."""
+    from app.curriculum.services import followed_calendars as curriculum_followed
+
+    return curriculum_followed(user, on)
+
+
 def class_ids_of(user, role: str):
     """The ids of the classes ``user`` belongs to as ``role``, as a select to use inside
     another statement (no class entities loaded)."""
@@ -218,6 +228,18 @@ def class_ids_of(user, role: str):
 
     return select(ClassMember.class_id).where(
         ClassMember.user_id == user.id, ClassMember.role == role
+    )
+
+
+def class_ids_of_user_id(role: str):
+    """:func:`class_ids_of` for the user whose id is the bind parameter ``user_id``: a
+    select to build once into a statement kept per process."""
+    from sqlalchemy import bindparam
+
+    from app.curriculum.models import ClassMember
+
+    return select(ClassMember.class_id).where(
+        ClassMember.user_id == bindparam("user_id"), ClassMember.role == role
     )
 
 
@@ -284,34 +306,75 @@ def extended_courses(user, categories, limit: int = 5, not_enrolled: bool = Fals
     of category names to use inside the statement), newest first; with
     ``not_enrolled``, only those she is not enrolled in (an enrolment not ``left``, as
     ``catalog.services.my_enrolments`` lists them) and at most ``limit`` of them, in the
-    same statement (issue 14, fifth round: they were three more statements)."""
-    from sqlalchemy import exists
+    same statement (issue 14, fifth round: they were three more statements).
 
-    from app.catalog.models import Course, Enrolment, EnrolmentStatus, State
+    A select of categories may use the bind parameter ``user_id`` (given ``user``'s
+    id).  With one, the statement is built once per process for that select object and
+    the reader's visibility condition (issue 14, seventh round: building it was a fifth
+    of a warm recommendation's client time), so pass a select built once."""
+    from app.catalog.models import Course
     from app.catalog.services import visibility_condition
 
-    if isinstance(categories, list | tuple | set) and not categories:
-        return []
+    if isinstance(categories, list | tuple | set):
+        if not categories:
+            return []
+        statement = _extended_statement(
+            visibility_condition(user, Course), list(categories), limit, not_enrolled
+        )
+    else:
+        statement = _kept_extended_statement(
+            visibility_condition(user, Course), categories, limit, not_enrolled
+        )
+    return list(db.session.execute(statement, {"user_id": user.id}).scalars())
+
+
+# (id of the visibility clause, id of the categories select, limit, not_enrolled) →
+# (the clause, the select, the statement): holding both keeps their ids from being
+# reused for other objects (the catalog keeps one clause per reader key; see
+# ``walk._statement_for``).  A small bound: a statement per reader.
+_EXTENDED: OrderedDict[tuple, tuple] = OrderedDict()
+_EXTENDED_MAX = 64
+_EXTENDED_LOCK = Lock()
+
+
+def _kept_extended_statement(visible, categories, limit: int, not_enrolled: bool):
+    key = (id(visible), id(categories), limit, not_enrolled)
+    with _EXTENDED_LOCK:
+        found = _EXTENDED.get(key)
+        if found is not None and found[0] is visible and found[1] is categories:
+            _EXTENDED.move_to_end(key)
+            return found[2]
+    statement = _extended_statement(visible, categories, limit, not_enrolled)
+    with _EXTENDED_LOCK:
+        _EXTENDED[key] = (visible, categories, statement)
+        while len(_EXTENDED) > _EXTENDED_MAX:
+            _EXTENDED.popitem(last=False)
+    return statement
+
+
+def _extended_statement(visible, categories, limit: int, not_enrolled: bool):
+    """:func:`extended_courses`' statement; the reader's id is the bind parameter
+    ``user_id``."""
+    from sqlalchemy import bindparam, exists
+
+    from app.catalog.models import Course, Enrolment, EnrolmentStatus, State
+
     statement = select(Course).where(
         Course.state == State.PUBLISHED,
         Course.kind == "extended",
         Course.category.in_(categories),
-        visibility_condition(user, Course),
+        visible,
     )
     if not_enrolled:
         statement = statement.where(
             ~exists().where(
-                Enrolment.student_id == user.id,
+                Enrolment.student_id == bindparam("user_id"),
                 Enrolment.course_content_id == Course.content_id,
                 Enrolment.status != EnrolmentStatus.LEFT,
             )
         )
-    return list(
-        db.session.execute(
-            statement.order_by(Course.published_at.desc()).limit(
-                limit if not_enrolled else limit * 3
-            )
-        ).scalars()
+    return statement.order_by(Course.published_at.desc()).limit(
+        limit if not_enrolled else limit * 3
     )
 
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from app.extensions import db
-from app.portraits.sources import classes_of, today
+from app.portraits.sources import followed_calendars, today
 from app.portraits.walk import _type_order, walked_rows
 
 
@@ -24,21 +24,20 @@ def syllabus_weeks(user, offsets: tuple[int, ...], on: date | None = None) -> di
     resources, which the recommender reads ranked and limited in SQL
     (:func:`ranked_alignments`) instead of every one of them (issue 14).  One statement
     per calendar for all the offsets."""
-    from app.curriculum.services import effective_calendar, week_number
+    from app.curriculum.services import week_number
 
     on = on or today()
     found = []  # (offset, week number, lessons)
-    for school_class in classes_of(user):
-        for class_edition in school_class.editions:
-            calendar = effective_calendar(school_class, class_edition.subject, on)
-            if calendar is None:
-                continue
-            numbers = {offset: week_number(calendar, on) + offset for offset in offsets}
-            by_week: dict[int, list] = defaultdict(list)
-            weeks = {"calendar_id": calendar.id, "weeks": sorted(set(numbers.values()))}
-            for week, *node in db.session.execute(_entries_statement(), weeks).all():
-                by_week[week].append(NodeRow(*node))
-            found += [(offset, n, by_week.get(n, [])) for offset, n in numbers.items()]
+    # Each class's calendar per subject as rows, one statement (the classes, their
+    # school and editions as entities, then one statement per class and subject, were
+    # two at least: issue 14, seventh round).
+    for calendar in followed_calendars(user, on):
+        numbers = {offset: week_number(calendar, on) + offset for offset in offsets}
+        by_week: dict[int, list] = defaultdict(list)
+        weeks = {"calendar_id": calendar.calendar_id, "weeks": sorted(set(numbers.values()))}
+        for week, *node in db.session.execute(_entries_statement(), weeks).all():
+            by_week[week].append(NodeRow(*node))
+        found += [(offset, n, by_week.get(n, [])) for offset, n in numbers.items()]
     every_lesson = list({n.id: n for *_rest, lessons in found for n in lessons}.values())
     kps = _knowledge_points_of(every_lesson) if every_lesson else {}
     out: dict[int, list] = {offset: [] for offset in offsets}

@@ -10,6 +10,7 @@ Only the statement's *structure* is kept, no data: the rows are read at every ca
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import fields
 from threading import Lock
@@ -47,7 +48,22 @@ def walked_rows(
     # on its own).
     keys = list(result.keys())
     rows = [dict(zip(keys, values, strict=True)) for values in result.all()]
-    return _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size)
+    kept = _ranked_in_python(rows, kp_rows, rank, preview, per_slot, preview_size)
+    # ``translations`` comes as text and is decoded for the kept rows only (about 16 of
+    # 240 at 100 k): the driver's JSON loader ran for every row (issue 14, seventh round).
+    for found in kept:
+        found["translations"] = _translations(found["translations"])
+    return kept
+
+
+def _translations(text: str | None) -> dict | None:
+    """``Resource.translations`` from its text form, as the JSON column type gives it
+    (nearly every resource has none: ``{}`` is not parsed)."""
+    if text is None:
+        return None
+    if text == "{}":
+        return {}
+    return json.loads(text)
 
 
 # Visibility clause's id → (the clause, the walk statement built with it).  The catalog
@@ -107,7 +123,6 @@ def _walk_parameters(wanted_rows, rank, preview, special_ids, per_slot, preview_
         "w_owner": [r[1] for r in wanted_rows],
         "w_via": [r[2] for r in wanted_rows],
         "special_ids_content_id": special_list,
-        "specials_content_id": special_list,
         "rank_ids": sorted(rank),
     }
     for i, name in enumerate(("identifier", "owner", "via", "kind", "with_special", "size")):
@@ -132,10 +147,12 @@ def _walk_statement(visible):
     from sqlalchemy import (
         Integer,
         String,
+        Text,
         and_,
         any_,
         bindparam,
         case,
+        cast,
         exists,
         false,
         literal,
@@ -160,12 +177,20 @@ def _walk_statement(visible):
         with_special=Integer,
         size=Integer,
     )
-    # The special ids as arrays (one per use: each FROM needs its own bind), not a
-    # sub-select: PostgreSQL ran the caller's feedback/gains select once per use.
+    # The special ids as an array, not a sub-select: PostgreSQL ran the caller's
+    # feedback/gains select once per use.  One bind parameter for every use (each FROM
+    # has its own ``unnest`` of it): psycopg dumps a list element by element in Python,
+    # and the same ~150 ids were sent twice (issue 14, seventh round).
     special = select(_rows_of("special_ids", content_id=String).c.content_id)
     # Core columns, not the ORM entity's: a plain statement is cheaper to build.
     resources = Resource.__table__
-    summary = [resources.c[f.name] for f in fields(ResourceSummary)]
+    # ``translations`` as text: decoded in Python for the kept rows only (walked_rows).
+    summary = [
+        cast(resources.c.translations, Text).label("translations")
+        if f.name == "translations"
+        else resources.c[f.name]
+        for f in fields(ResourceSummary)
+    ]
 
     def kept(alignment, owner, via):
         """No other alignment of the same resource to the owner's wanted nodes comes
@@ -241,7 +266,7 @@ def _walk_statement(visible):
     )
     special_node = Node.__table__.alias("special_node")
     special_row = Alignment.__table__.alias("s")
-    specials = _rows_of("specials", content_id=String)
+    specials = _rows_of("specials", parameters="special_ids", content_id=String)
     every_special = (
         select(
             wanted.c.owner,
@@ -309,18 +334,22 @@ def _ranked_in_python(rows: list[dict], kp_rows, rank, preview, per_slot, previe
     ]
 
 
-def _rows_of(name: str, **columns):
+def _rows_of(name: str, parameters: str | None = None, **columns):
     """A table of rows from array bind parameters ``{name}_{column}``
     (``unnest(:a, :b, …) AS name(a, b, …)``), PostgreSQL: unlike VALUES, the statement
     stays the same whatever the rows (a VALUES made SQLAlchemy compile the whole
     statement at every call: 44 ms), and it can be built once (the values are given at
-    execution)."""
+    execution).  ``parameters``: the parameters' prefix when not ``name`` (another
+    table's, to unnest the same arrays again)."""
     from sqlalchemy import bindparam, column, func
     from sqlalchemy.dialects.postgresql import ARRAY
 
     return (
         func.unnest(
-            *(bindparam(f"{name}_{key}", type_=ARRAY(kind)) for key, kind in columns.items())
+            *(
+                bindparam(f"{parameters or name}_{key}", type_=ARRAY(kind))
+                for key, kind in columns.items()
+            )
         )
         .table_valued(*(column(key, kind) for key, kind in columns.items()), name=name)
         .render_derived()

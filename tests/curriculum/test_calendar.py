@@ -408,3 +408,64 @@ def test_equivalents_follow_exact_matches_both_ways_up_to_three_links(app, curri
     assert found["eq-c"] == {"eq-a", "eq-b", "eq-c", "eq-d", "eq-e"}
     assert found["eq-lonely"] == {"eq-lonely"}
     db.session.rollback()
+
+
+def test_followed_calendars_are_each_class_and_subjects_effective_calendar(
+    klass, orgs, make_user, curriculum
+):
+    """``followed_calendars`` (one statement, rows) gives what ``classes_of`` and
+    ``effective_calendar`` give class by class and subject by subject: the class's own
+    calendar before its school's before its district's, the newest first, a class with a
+    grade only on calendars of no grade or its grade, in class name then subject order
+    (issue 14, seventh round)."""
+    from datetime import timedelta
+
+    admin, student, volume = klass.admin, klass.student, curriculum.volume("pep")
+
+    def calendar(**where):
+        return services.create_calendar(admin, {**TERM, "volume_id": volume.id, **where})
+
+    school_calendar = calendar(school_id=orgs.school.id)  # klass's over the district's
+    other_grade = services.get_or_create_class(orgs.other_school, "七年级（1）班", grade="g8")
+    no_grade = services.get_or_create_class(orgs.school, "七年级（2）班")
+    own = services.get_or_create_class(orgs.school, "七年级（4）班", grade="g7")
+    no_edition = services.get_or_create_class(orgs.school, "七年级（6）班", grade="g7")
+    for school_class, role in (
+        (other_grade, "student"),
+        (no_grade, "teacher"),
+        (own, "student"),
+        (no_edition, "student"),
+    ):
+        services.add_class_member(school_class, student, role)
+        if school_class is not no_edition:
+            services.set_class_edition(admin, school_class.id, "math", "pep")
+    any_grade = calendar(district_id=orgs.district.id)  # the g8 class's: no grade
+    any_grade.grade = None
+    newer = calendar(district_id=orgs.district.id)  # the newest, but of grade g7
+    class_calendar = calendar(class_id=own.id, term="2026-2027-1b")
+    db.session.commit()
+    assert volume.grade == "g7"
+
+    def expected(day):
+        return [
+            (c.id, e.subject, found.id, found.term_start)
+            for c in services.classes_of(student)
+            for e in c.editions
+            if (found := services.effective_calendar(c, e.subject, day)) is not None
+        ]
+
+    on = MONDAY
+    rows = services.followed_calendars(student, on)
+    assert [tuple(row) for row in rows] == expected(on)
+    chosen = {row.class_id: row.calendar_id for row in rows}
+    assert chosen == {
+        klass.school_class.id: school_calendar.id,
+        other_grade.id: any_grade.id,
+        no_grade.id: school_calendar.id,
+        own.id: class_calendar.id,
+    }
+    assert newer.id not in chosen.values()
+    assert services.week_number(rows[0], on) == services.week_number(school_calendar, on)
+    after = date(2027, 1, 22) + timedelta(days=1)
+    assert services.followed_calendars(student, after) == expected(after) == []
+    assert services.followed_calendars(None, on) == []

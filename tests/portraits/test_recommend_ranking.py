@@ -32,7 +32,9 @@ def _reference(student, limit: int) -> dict:
                     identifiers.update(kp.identifier for kp in kps)
                     entries_of[offset].append((view.week, lesson, kps, {kp.id: kp for kp in kps}))
     canonical = sources.canonical_skills(identifiers)
-    params, gains = recommend._model_data(generation, set(canonical.values()))
+    params, gains = recommend._model_data(
+        generation.id if generation else None, set(canonical.values())
+    )
     for offset in (0, -1):
         candidates = {}
         for week_number, lesson, kps, by_node in entries_of[offset]:

@@ -22,7 +22,11 @@ from tests.portraits.test_learner_model import material, week  # noqa: F401
 # equivalents read once for the canonical skills and the aligned resources (they were
 # read twice), and the extended courses in one statement with her interests and
 # enrolments as sub-selects (interests, enrolments and their courses were three more): 16.
-STATEMENTS = 13
+# Seventh round: the served generation and her masteries in one statement (they were
+# two), and each class's calendar per subject as rows in one statement (her classes,
+# with their school and editions, were one and each class and subject's calendar one
+# more): 13.
+STATEMENTS = 11
 
 
 def _count(student) -> tuple[int, recommend.Recommendations]:

@@ -10,7 +10,7 @@ every visible aligned resource (``test_recommend_ranking._reference``)."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.catalog import services as catalog
 from app.catalog.models import Resource
@@ -112,11 +112,24 @@ def _both_reads(monkeypatch) -> list:
 def test_the_walk_keeps_what_the_windows_keep(ctx, klass, tangled, monkeypatch, limit):
     if db.session.get_bind().dialect.name != "postgresql":
         pytest.skip("the walk is a LATERAL join: PostgreSQL only (SQLite ranks every row)")
+    # Translations on some resources: the walk reads them as text and decodes the kept
+    # rows' only (issue 14, seventh round); they must come out as the JSON column gives.
+    db.session.execute(
+        update(Resource)
+        .where(Resource.title.startswith("资源"))
+        .values(translations={"en": {"title": "A resource", "summary": "Its summary"}})
+    )
+    db.session.commit()
     db.session.expire_all()
     seen = _both_reads(monkeypatch)
     recommend.recommend(klass.student, None, "zh_CN", limit=limit)
     ((walked, windowed),) = seen
     assert walked == windowed
+    translated = [row.resource for rows in walked.values() for row in rows]
+    assert {"en": {"title": "A resource", "summary": "Its summary"}} in [
+        r.translations for r in translated
+    ] and {} in [r.translations for r in translated]
+    assert "A resource" in [r.translated("title", "en") for r in translated]
     # The fixture's cases are there: equivalents, special rows, more than a slot holds.
     rows = [row for rows in windowed.values() for row in rows]
     assert any(row.via_equivalent for row in rows) and any(row.special for row in rows)

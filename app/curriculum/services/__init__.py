@@ -27,6 +27,9 @@ CLI command) commits once.  Other features use only these, with these signatures
   ``kind``, ``url``, ``translated(field, locale)``, ...), not a ``Resource`` entity;
   ``weeks_at_offsets(user, offsets, class_id=None, on=None, subject=None) -> {offset:
   list[WeekView]}`` the same for several weeks in one pass (this, last and next week);
+  ``followed_calendars(user, day) -> list[FollowedCalendar]`` (class id, subject,
+  calendar id, term start: ``effective_calendar`` of each of her classes and subjects,
+  as rows in one statement) with ``week_number(calendar, day)``;
 - ``alignments_for_resource(content_id) -> list[NodeAlignment]`` (search indexes each
   alignment's ``terms``: node title, English title, unit and volume titles);
 - ``app.curriculum.filters.filter_content_ids(user, edition, chapter) -> set[str] | None``
@@ -132,9 +135,11 @@ from app.curriculum.services.permissions import (
 )
 from app.curriculum.services.this_week import (
     ClassCalendars,
+    FollowedCalendar,
     WeekView,
     district_class_calendars,
     effective_calendar,
+    followed_calendars,
     last_ended_calendar,
     lessons_for_week,
     resources_for_week,
@@ -145,6 +150,7 @@ from app.curriculum.services.this_week import (
 
 __all__ = [
     "ClassCalendars",
+    "FollowedCalendar",
     "district_class_calendars",
     "district_classes",
     "ALIGNMENT_ORDER",
@@ -186,6 +192,7 @@ __all__ = [
     "delete_framework",
     "district_calendars_for",
     "effective_calendar",
+    "followed_calendars",
     "last_ended_calendar",
     "equivalents",
     "export_case",

@@ -119,5 +119,6 @@ def holiday_entry(data: dict) -> dict:
 
 
 def week_number(calendar: TeachingCalendar, day: date) -> int:
-    """The calendar week containing ``day`` (may be outside 1..last for days off term)."""
+    """The calendar week containing ``day`` (may be outside 1..last for days off term);
+    ``calendar``: anything with its ``term_start`` (a ``FollowedCalendar`` row too)."""
     return (monday(day) - monday(calendar.term_start)).days // 7 + 1

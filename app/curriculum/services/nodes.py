@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cache
 
-from sqlalchemy import and_, literal, or_, select, union_all
+from sqlalchemy import and_, bindparam, literal, or_, select, union_all
 from sqlalchemy import case as when
 
 from app.catalog import vocab
@@ -170,6 +171,18 @@ def equivalents(identifiers: set[str]) -> dict[str, set[str]]:
     result = {i: {i} for i in identifiers}
     if not identifiers:
         return result
+    rows = db.session.execute(_equivalents_statement(), {"identifiers": sorted(identifiers)})
+    for first, other in rows:
+        result[first].add(other)
+    return result
+
+
+@cache
+def _equivalents_statement():
+    """:func:`equivalents`' statement, built once per process: the identifiers are the
+    expanding bind parameter ``identifiers`` (building the recursive statement anew was
+    most of the call's client time: issue 14, seventh round)."""
+    identifiers = bindparam("identifiers", expanding=True)
     exact = Association.association_type == "exactMatchOf"
     origin, destination = Association.origin_identifier, Association.destination_identifier
     first_links = union_all(  # each part on its own index
@@ -192,9 +205,7 @@ def equivalents(identifiers: set[str]) -> dict[str, set[str]]:
         .join(Association, and_(exact, or_(origin == reach.c.other, destination == reach.c.other)))
         .where(reach.c.hops < EQUIVALENT_HOPS)
     )
-    for first, other in db.session.execute(select(reach.c.start, reach.c.other)):
-        result[first].add(other)
-    return result
+    return select(reach.c.start, reach.c.other)
 
 
 def associations_of(node: Node, locale: str | None = None) -> list[dict]:

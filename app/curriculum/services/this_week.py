@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
+from typing import NamedTuple
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Date, and_, bindparam, case, func, or_, select
 
 from app.accounts.models import User
 from app.catalog.models import Resource
 from app.curriculum.models import (
     CalendarEntry,
     CalendarWeek,
+    ClassEdition,
+    ClassMember,
     ClassProgress,
     Node,
     SchoolClass,
@@ -146,6 +150,98 @@ def _followed(school_class: SchoolClass, subject: str, *when, latest: bool = Fal
     return sorted(candidates, key=lambda c: (0 if c.class_id else 1 if c.school_id else 2, -c.id))[
         0
     ]
+
+
+class FollowedCalendar(NamedTuple):
+    """The calendar a class follows for one subject on a day, as a row
+    (:func:`followed_calendars`); ``term_start`` is enough for ``week_number``."""
+
+    class_id: int
+    subject: str
+    calendar_id: int
+    term_start: date
+
+
+def followed_calendars(user: User | None, day: date) -> list[FollowedCalendar]:
+    """For each class ``user`` belongs to (in any role, by name as :func:`classes_of`
+    lists them) and each of its editions (by subject), the calendar
+    :func:`effective_calendar` gives on ``day``; classes and subjects without one are
+    left out.  One statement built once per process, rows instead of class, school,
+    edition and calendar entities (they were a statement for the classes and one per
+    class and subject: issue 14, seventh round)."""
+    if user is None:
+        return []
+    rows = db.session.execute(_followed_statement(), {"user_id": user.id, "day": day})
+    return [FollowedCalendar(*row) for row in rows]
+
+
+@cache
+def _followed_statement():
+    """:func:`_followed`'s choice for every class of a user (``user_id``) and subject
+    on ``day`` (bind parameters): the same candidates, the first by the same precedence
+    (class, school, district calendar, then the newest)."""
+    from app.accounts.models import School
+
+    day = bindparam("day", type_=Date)
+    calendar = TeachingCalendar
+    precedence = case(
+        (calendar.class_id.is_not(None), 0), (calendar.school_id.is_not(None), 1), else_=2
+    )
+    candidates = (
+        select(
+            SchoolClass.id.label("class_id"),
+            SchoolClass.name,
+            ClassEdition.subject,
+            calendar.id.label("calendar_id"),
+            calendar.term_start,
+            func.row_number()
+            .over(
+                partition_by=(SchoolClass.id, ClassEdition.subject),
+                order_by=(precedence, calendar.id.desc()),
+            )
+            .label("choice"),
+        )
+        .join(School, School.id == SchoolClass.school_id)
+        .join(ClassEdition, ClassEdition.class_id == SchoolClass.id)
+        .join(
+            calendar,
+            and_(
+                calendar.subject == ClassEdition.subject,
+                calendar.edition == ClassEdition.edition,
+                calendar.term_start <= day,
+                calendar.term_end >= day,
+                calendar.district_id == School.district_id,
+                or_(
+                    calendar.class_id == SchoolClass.id,
+                    and_(calendar.class_id.is_(None), calendar.school_id == SchoolClass.school_id),
+                    and_(calendar.class_id.is_(None), calendar.school_id.is_(None)),
+                ),
+                # A class with a grade follows calendars of no grade or of its grade.
+                or_(
+                    SchoolClass.grade.is_(None),
+                    SchoolClass.grade == "",
+                    calendar.grade.is_(None),
+                    calendar.grade == SchoolClass.grade,
+                ),
+            ),
+        )
+        .where(
+            SchoolClass.id.in_(
+                select(ClassMember.class_id).where(ClassMember.user_id == bindparam("user_id"))
+            )
+        )
+        .subquery("candidates")
+    )
+    return (
+        select(
+            candidates.c.class_id,
+            candidates.c.subject,
+            candidates.c.calendar_id,
+            candidates.c.term_start,
+        )
+        .where(candidates.c.choice == 1)
+        .order_by(candidates.c.name, candidates.c.class_id, candidates.c.subject)
+    )
 
 
 @dataclass

@@ -54,6 +54,17 @@ def mastered_threshold() -> float:
 _ACTIVE = select(Generation).where(Generation.state == "active").order_by(Generation.id.desc())
 
 
+def active_generation_id():
+    """The served generation's id as a select (one row or none), to use inside another
+    statement: the generation :func:`active_generation` reads."""
+    return (
+        select(Generation.id)
+        .where(Generation.state == "active")
+        .order_by(Generation.id.desc())
+        .limit(1)
+    )
+
+
 def active_generation(create: bool = True) -> Generation | None:
     generation = db.session.execute(_ACTIVE).scalar()
     if generation is None and create:

@@ -22,17 +22,25 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cache
 
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 
 from app.errors import Invalid, NotFound
 from app.extensions import db
 from app.i18n import catalogue_locale
 from app.portraits import sources, syllabus
-from app.portraits.models import Assignment, Feedback, ResourceGain, SkillParams
+from app.portraits.models import (
+    Assignment,
+    Feedback,
+    Generation,
+    Mastery,
+    ResourceGain,
+    SkillParams,
+)
 from app.portraits.services import bkt, model, queries
 
 PSEUDO_STUDENTS = 5.0
@@ -131,13 +139,23 @@ def _explanation(
     )
 
 
+# The statements of one call are built once per process, every per-call value a bind
+# parameter: building them was most of a warm call's client time (issue 14, seventh
+# round).
+
+
+@cache
+def _feedback_statement():
+    return select(Feedback.action, Feedback.resource_content_id, Feedback.skill).where(
+        Feedback.user_id == bindparam("user_id")
+    )
+
+
 def _feedback(user_id: int) -> tuple[set, set, set]:
     not_useful, known, clicked = set(), set(), set()
     # Rows, not entities (only three columns are read).
     for action, content_id, skill in db.session.execute(
-        select(Feedback.action, Feedback.resource_content_id, Feedback.skill).where(
-            Feedback.user_id == user_id
-        )
+        _feedback_statement(), {"user_id": user_id}
     ):
         if action == "not_useful":
             not_useful.add(content_id)
@@ -154,8 +172,7 @@ def recommend(
     student = queries.require_student(
         viewer, student_id if student_id is not None else getattr(viewer, "id", None)
     )
-    generation = model.active_generation(create=False)
-    masteries = queries.mastery_of(student.id, generation)
+    generation_id, masteries = _generation_and_masteries(student.id)
     not_useful, known, clicked = _feedback(student.id)
     threshold = weak_threshold()
     out = Recommendations()
@@ -187,14 +204,13 @@ def recommend(
                 entries.append((week["week"], lesson["node"], kps, {kp.id: kp for kp in kps}))
         per_offset.append((offset, entries))
     canonical = {identifier: min(matches[identifier]) for identifier in identifiers}
-    params, gains = _model_data(generation, set(canonical.values()))
+    params, gains = _model_data(generation_id, set(canonical.values()))
     # Per knowledge point (not per resource): its skill, mastery and the ranking's
     # resource-independent terms; None when she has mastered it.
     targets_of: dict[str, tuple | None] = {}
     for identifier in identifiers:
         skill = canonical.get(identifier, identifier)
-        row = masteries.get(skill)
-        mastery = row.p_known if row else None
+        mastery = masteries.get(skill)
         if mastery is not None and mastery >= threshold:
             targets_of[identifier] = None
             continue
@@ -277,28 +293,66 @@ def recommend(
     return out
 
 
-def _model_data(generation, skills: set[str]) -> tuple[dict, dict]:
-    """Skill → SkillParams, and (resource, skill) → (helped, users) of the learnt gains."""
-    if generation is None or not skills:
+@cache
+def _masteries_statement():
+    """The served generation (``model.active_generation``'s) and her masteries in it: a
+    row with no skill when she has none, no row when no generation is served."""
+    return (
+        select(Generation.id, Mastery.skill, Mastery.p_known)
+        .outerjoin(
+            Mastery,
+            and_(Mastery.generation_id == Generation.id, Mastery.user_id == bindparam("user_id")),
+        )
+        .where(Generation.id == model.active_generation_id().scalar_subquery())
+    )
+
+
+def _generation_and_masteries(user_id: int) -> tuple[int | None, dict[str, float]]:
+    """The served generation's id and her skill → mastery (``p_known``) in it: one
+    statement (the generation and her masteries, as entities, were two: issue 14,
+    seventh round), so both come from the same generation."""
+    rows = db.session.execute(_masteries_statement(), {"user_id": user_id}).all()
+    masteries = {skill: p_known for _id, skill, p_known in rows if skill is not None}
+    return (rows[0][0] if rows else None), masteries
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    """What the ranking reads of a skill's ``SkillParams``."""
+
+    prior: float
+    learn: float
+
+
+@cache
+def _model_statements():
+    generation, skills = bindparam("generation_id"), bindparam("skills", expanding=True)
+    params = select(SkillParams.skill, SkillParams.prior, SkillParams.learn).where(
+        SkillParams.generation_id == generation, SkillParams.skill.in_(skills)
+    )
+    gains = select(
+        ResourceGain.resource_content_id,
+        ResourceGain.skill,
+        ResourceGain.helped,
+        ResourceGain.users,
+    ).where(ResourceGain.generation_id == generation, ResourceGain.skill.in_(skills))
+    return params, gains
+
+
+def _model_data(generation_id: int | None, skills: set[str]) -> tuple[dict, dict]:
+    """Skill → its prior and learn rate, and (resource, skill) → (helped, users) of the
+    learnt gains."""
+    if generation_id is None or not skills:
         return {}, {}
+    params_statement, gains_statement = _model_statements()
+    values = {"generation_id": generation_id, "skills": sorted(skills)}
     params = {
-        p.skill: p
-        for p in db.session.execute(
-            select(SkillParams).where(
-                SkillParams.generation_id == generation.id, SkillParams.skill.in_(skills)
-            )
-        ).scalars()
+        skill: _Params(prior, learn)
+        for skill, prior, learn in db.session.execute(params_statement, values)
     }
     gains = {
         (content_id, skill): (helped, users)
-        for content_id, skill, helped, users in db.session.execute(
-            select(
-                ResourceGain.resource_content_id,
-                ResourceGain.skill,
-                ResourceGain.helped,
-                ResourceGain.users,
-            ).where(ResourceGain.generation_id == generation.id, ResourceGain.skill.in_(skills))
-        )
+        for content_id, skill, helped, users in db.session.execute(gains_statement, values)
     }
     return params, gains
 
@@ -358,16 +412,33 @@ def _extended(student, limit: int = 4) -> list:
     statement (the categories and her enrolments are sub-selects; they were a statement
     each, the enrolments' courses one more, and the courses were cut to 12 before the
     enrolled ones were dropped, so more than 8 enrolled among them left fewer than
-    ``limit``: issue 14, fifth round)."""
+    ``limit``: issue 14, fifth round), built once per process and reader (seventh)."""
+    return sources.extended_courses(student, _top_categories(), limit, not_enrolled=True)
+
+
+@cache
+def _top_categories():
+    """Her top 3 interest categories (``user_id``: her id), as a select built once (the
+    extended courses' statement is kept per select object)."""
     from app.portraits.models import Interest
 
-    categories = (
+    return (
         select(Interest.category)
-        .where(Interest.user_id == student.id)
+        .where(Interest.user_id == bindparam("user_id"))
         .order_by(Interest.seconds.desc(), Interest.events.desc())
         .limit(3)
     )
-    return sources.extended_courses(student, categories, limit, not_enrolled=True)
+
+
+@cache
+def _assigned_statement():
+    """The newest 50 assignments of her classes (``user_id``: her id), built once."""
+    return (
+        select(Assignment)
+        .where(Assignment.class_id.in_(sources.class_ids_of_user_id("student")))
+        .order_by(Assignment.created_at.desc())
+        .limit(50)
+    )
 
 
 def _assigned(student) -> list[dict]:
@@ -375,12 +446,7 @@ def _assigned(student) -> list[dict]:
     # class entity, its school and editions loaded: issue 14).
     rows = [
         a
-        for a in db.session.execute(
-            select(Assignment)
-            .where(Assignment.class_id.in_(sources.class_ids_of(student, "student")))
-            .order_by(Assignment.created_at.desc())
-            .limit(50)
-        ).scalars()
+        for a in db.session.execute(_assigned_statement(), {"user_id": student.id}).scalars()
         if student.id in (a.student_ids or [])
     ]
     resources = sources.visible_resources(student, [a.resource_content_id for a in rows])
