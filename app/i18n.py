@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 from babel import Locale
 from flask import Flask, current_app, request, session
-from flask_babel import get_locale, get_translations
+from flask_babel import force_locale, get_locale, get_translations
 
 
 class CatalogueLocale(Locale):
@@ -79,6 +79,22 @@ def translation_directories() -> list[str]:
     app_root = Path(__file__).resolve().parent
     folders = [app_root / "translations"] + sorted(app_root.glob("*/translations"))
     return [str(folder) for folder in folders if folder.is_dir()]
+
+
+def in_both_languages(lines) -> str:
+    """``lines`` in Chinese, then in English: the message of a command in a terminal,
+    which has no reader's language to choose by.  A line is a lazy translation, plain
+    text, or a tuple of those joined (a path beside a translated phrase)."""
+    blocks = []
+    for code in ("zh_CN", "en"):
+        with force_locale(catalogue_locale(code)):
+            blocks.append(
+                "\n".join(
+                    "".join(map(str, line)) if isinstance(line, tuple) else str(line)
+                    for line in lines
+                )
+            )
+    return "\n".join(blocks)
 
 
 def init_app(app: Flask) -> None:

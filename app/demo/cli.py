@@ -3,12 +3,14 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from flask_babel import lazy_gettext
 from tqdm import tqdm
 
 from app import jobs
 from app.common.events import commit
 from app.demo import services
 from app.extensions import db
+from app.i18n import in_both_languages
 
 content_cli = click.Group("content", help="Demo and seed content.")
 
@@ -38,19 +40,56 @@ def load(folder, if_empty):
     click.echo(report.summary())
 
 
+# What catches up on the work of a job left unfinished (each command exists: its group's
+# cli.py).  A job not named here has no such command; its error is in the log.
+FOLLOW_UPS = {
+    "app.search.services.indexing:index_content_job": "flask search check --repair",
+    "app.portraits.services.updates:ingest_job": "flask portraits ingest",
+    "app.portraits.services.updates:rebuild_job": "flask portraits rebuild",
+    "app.xapi.services.forwarding:forward_job": "flask xapi forward",
+}
+
+
 def _wait_for_background_jobs() -> None:
     """Without Redis the load's follow-up work (search indexing, the portraits' term)
     runs on this process's job threads.  The exit hook waits only
     ``JOBS_SHUTDOWN_SECONDS`` for them — right for a web worker being stopped, but a
     loaded machine can need longer, and a job cut off there left a demo resource out of
-    the search index.  A command run once waits for all of them, with a bar."""
+    the search index.  A command run once waits for the jobs queued or running, with a
+    bar; but not through the back-offs of a job that keeps failing (10 + 60 + 300 s on a
+    fresh machine's `make run`): past ``JOBS_CLI_RETRY_WAIT_SECONDS`` it says which jobs
+    are left and what to run once the fault is fixed."""
     total = jobs.unfinished()
     if not total:
         return
     with tqdm(total=total, unit="job", desc="background jobs") as bar:
-        while not jobs.drain(timeout=0.5):
+
+        def progress(left: int) -> None:
             # Jobs may queue others, so the total can grow while the bar runs.
-            left = jobs.unfinished()
             bar.total = max(bar.total, bar.n + left)
             bar.update(max(0, bar.total - left - bar.n))
-        bar.update(bar.total - bar.n)
+
+        left = jobs.settle(progress=progress)
+        if not left:
+            bar.update(bar.total - bar.n)
+    if left:
+        click.echo(unfinished_jobs_message(left), err=True)
+
+
+def unfinished_jobs_message(left: list[tuple[str, int]]) -> str:
+    """The jobs left, in Chinese and in English (a terminal has no reader's language)."""
+    lines = [
+        lazy_gettext(
+            "%(count)s background jobs did not finish: they failed and wait for a retry. "
+            "They are tried once more as this command exits; if the fault lasts, fix it "
+            "(the error is in the log above) and then run:",
+            count=sum(count for _, count in left),
+        )
+    ]
+    for path, count in left:
+        command = FOLLOW_UPS.get(path)
+        if command:
+            lines.append(f"  {path} × {count}: {command}")
+        else:
+            lines.append((f"  {path} × {count}: ", lazy_gettext("no command catches up on it.")))
+    return in_both_languages(lines)
