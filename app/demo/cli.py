@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext
 from tqdm import tqdm
 
 from app import jobs
+from app.common import statistics
 from app.common.events import commit
 from app.demo import services
 from app.extensions import db
@@ -23,6 +24,7 @@ content_cli = click.Group("content", help="Demo and seed content.")
 )
 @click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no users yet.")
 @with_appcontext
+@statistics.after_bulk_import
 def load(folder, if_empty):
     """Load organisations, demo users, courses and resources (idempotent)."""
     folder = folder or Path(current_app.config["DEMO_CONTENT_DIR"])

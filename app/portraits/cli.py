@@ -8,6 +8,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from app.common import statistics
 from app.extensions import db
 
 
@@ -20,6 +21,7 @@ def portraits_cli():
 @click.option("--reingest", is_flag=True, help="Read the whole LRS again before fitting.")
 @click.option("--queue", is_flag=True, help="One background job per knowledge point.")
 @with_appcontext
+@statistics.after_bulk_import
 def rebuild_command(reingest, queue):
     """Refit every knowledge point into a new generation and switch to it when complete
     (an interrupted rebuild leaves the previous portraits served)."""
@@ -49,6 +51,7 @@ def rebuild_command(reingest, queue):
 
 @portraits_cli.command("ingest")
 @with_appcontext
+@statistics.after_bulk_import
 def ingest_command():
     """Read new statements from the LRS now (normally a background job does it)."""
     from app.portraits.services import updates
@@ -96,6 +99,7 @@ def forget_command(student, yes):
 @portraits_cli.command("simulate")
 @click.option("--seed", default=7, show_default=True)
 @with_appcontext
+@statistics.after_bulk_import
 def simulate_command(seed):
     """Give the demo class a term of simulated answers (see app/portraits/demo.py)."""
     from app.portraits import demo

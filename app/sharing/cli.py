@@ -6,6 +6,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from app.common import statistics
 from app.common.events import commit
 from app.extensions import db
 from app.sharing.models import Subscription, SubscriptionStatus
@@ -96,6 +97,7 @@ def report_usage_command(days):
 @sharing_cli.command("sync")
 @click.option("--subscription", "subscription_id", type=int, help="Only this one.")
 @with_appcontext
+@statistics.after_bulk_import
 def sync_command(subscription_id):
     """Fetch new releases of remote catalogs now."""
     statement = select(Subscription).where(
@@ -138,6 +140,7 @@ def export_command(catalog_id, path, number):
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--district", "district_code", required=True)
 @with_appcontext
+@statistics.after_bulk_import
 def import_command(path, district_code):
     """Import an offline package for a district (its items then wait for acceptance)."""
     from app.accounts.models import District
@@ -221,6 +224,7 @@ def cartridge_week_command(calendar_id, week, path):
 @click.option("--force", is_flag=True, help="Run outside the configured mirror window too.")
 @click.option("--no-forward", is_flag=True, help="Do not forward xAPI statements upstream.")
 @with_appcontext
+@statistics.after_bulk_import
 def mirror_command(force, no_forward):
     """Edge node: sync subscribed catalogs, fetch their media (resumable, within the
     bandwidth limit) and forward xAPI statements upstream."""
