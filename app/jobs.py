@@ -412,6 +412,41 @@ def settle(
     return pool.settle(retry_wait, progress)
 
 
+# Per job (dotted path), the command that does its work when the job is left unfinished:
+# registered by each feature's cli.py beside that command (:func:`catches_up`).
+CATCH_UP: dict[str, str] = {}
+
+
+def catches_up(path: str, command: str) -> None:
+    """``command`` (``"flask search check --repair"``) does the work of the job ``path``
+    when it is left unfinished; :func:`left_message` names it."""
+    CATCH_UP[path] = command
+
+
+def left_message(left: list[tuple[str, int]]) -> str:
+    """What :func:`settle` left, for the person at the terminal, in Chinese and in
+    English (a terminal has no reader's language): each job, and what to run."""
+    from flask_babel import lazy_gettext
+
+    from app.i18n import in_both_languages
+
+    lines = [
+        lazy_gettext(
+            "%(count)s background jobs did not finish: they failed and wait for a retry. "
+            "They are tried once more as this command exits; if the fault lasts, fix it "
+            "(the error is in the log above) and then run:",
+            count=sum(count for _, count in left),
+        )
+    ]
+    for path, count in left:
+        command = CATCH_UP.get(path)
+        if command:
+            lines.append(f"  {path} × {count}: {command}")
+        else:
+            lines.append((f"  {path} × {count}: ", lazy_gettext("no command catches up on it.")))
+    return in_both_languages(lines)
+
+
 def shutdown(app: Flask, timeout: float | None = None) -> bool:
     """Drain the in-process queue before the process exits (registered with atexit on
     the first job): retries not yet due run now, then the queue is waited for."""

@@ -3,7 +3,6 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from flask_babel import lazy_gettext
 from tqdm import tqdm
 
 from app import jobs
@@ -11,7 +10,6 @@ from app.common import statistics
 from app.common.events import commit
 from app.demo import services
 from app.extensions import db
-from app.i18n import in_both_languages
 
 content_cli = click.Group("content", help="Demo and seed content.")
 
@@ -42,16 +40,6 @@ def load(folder, if_empty):
     click.echo(report.summary())
 
 
-# What catches up on the work of a job left unfinished (each command exists: its group's
-# cli.py).  A job not named here has no such command; its error is in the log.
-FOLLOW_UPS = {
-    "app.search.services.indexing:index_content_job": "flask search check --repair",
-    "app.portraits.services.updates:ingest_job": "flask portraits ingest",
-    "app.portraits.services.updates:rebuild_job": "flask portraits rebuild",
-    "app.xapi.services.forwarding:forward_job": "flask xapi forward",
-}
-
-
 def _wait_for_background_jobs() -> None:
     """Without Redis the load's follow-up work (search indexing, the portraits' term)
     runs on this process's job threads.  The exit hook waits only
@@ -75,23 +63,4 @@ def _wait_for_background_jobs() -> None:
         if not left:
             bar.update(bar.total - bar.n)
     if left:
-        click.echo(unfinished_jobs_message(left), err=True)
-
-
-def unfinished_jobs_message(left: list[tuple[str, int]]) -> str:
-    """The jobs left, in Chinese and in English (a terminal has no reader's language)."""
-    lines = [
-        lazy_gettext(
-            "%(count)s background jobs did not finish: they failed and wait for a retry. "
-            "They are tried once more as this command exits; if the fault lasts, fix it "
-            "(the error is in the log above) and then run:",
-            count=sum(count for _, count in left),
-        )
-    ]
-    for path, count in left:
-        command = FOLLOW_UPS.get(path)
-        if command:
-            lines.append(f"  {path} × {count}: {command}")
-        else:
-            lines.append((f"  {path} × {count}: ", lazy_gettext("no command catches up on it.")))
-    return in_both_languages(lines)
+        click.echo(jobs.left_message(left), err=True)

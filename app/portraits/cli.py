@@ -8,6 +8,7 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from app import jobs
 from app.common import statistics
 from app.extensions import db
 
@@ -15,6 +16,10 @@ from app.extensions import db
 @click.group("portraits", help="Digital portraits: rebuild, export, forget.")
 def portraits_cli():
     """Digital portraits."""
+
+
+# A queued rebuild job left unfinished (app/jobs.py: left_message): what to run.
+jobs.catches_up("app.portraits.services.updates:rebuild_job", "flask portraits rebuild")
 
 
 @portraits_cli.command("rebuild")
@@ -47,6 +52,10 @@ def rebuild_command(reingest, queue):
                 raise
     generation = db.session.get(Generation, generation.id)
     click.echo(f"generation {generation.id}: {generation.state}, {len(jobs) - 1} knowledge points")
+
+
+# An ingest job left unfinished (app/jobs.py: left_message): what to run.
+jobs.catches_up("app.portraits.services.updates:ingest_job", "flask portraits ingest")
 
 
 @portraits_cli.command("ingest")

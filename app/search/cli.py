@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from app import jobs
 from app.common import statistics
 
 
@@ -38,6 +39,10 @@ def reindex_command(procs):
         count = services.reindex(progress=bar.update, procs=procs)
     commit()  # the PostgreSQL backend wrote in this command's transaction
     click.echo(f"Indexed {count} documents into {services.get_backend().describe()}.")
+
+
+# An index job left unfinished (app/jobs.py: left_message): what to run.
+jobs.catches_up("app.search.services.indexing:index_content_job", "flask search check --repair")
 
 
 @search_cli.command("check")
