@@ -83,17 +83,19 @@ def translation_directories() -> list[str]:
 
 def in_both_languages(lines) -> str:
     """``lines`` in Chinese, then in English: the message of a command in a terminal,
-    which has no reader's language to choose by.  A line is a lazy translation, plain
-    text, or a tuple of those joined (a path beside a translated phrase)."""
+    which has no reader's language to choose by.  A line is plain text, a function that
+    translates (``lambda: gettext("…", count=n)``: ``gettext`` so that ``pybabel
+    extract`` finds the text), or a tuple of those joined (a path beside a phrase)."""
+
+    def render(part) -> str:
+        if isinstance(part, tuple):
+            return "".join(render(p) for p in part)
+        return part() if callable(part) else str(part)
+
     blocks = []
     for code in ("zh_CN", "en"):
         with force_locale(catalogue_locale(code)):
-            blocks.append(
-                "\n".join(
-                    "".join(map(str, line)) if isinstance(line, tuple) else str(line)
-                    for line in lines
-                )
-            )
+            blocks.append("\n".join(render(line) for line in lines))
     return "\n".join(blocks)
 
 

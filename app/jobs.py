@@ -426,16 +426,17 @@ def catches_up(path: str, command: str) -> None:
 def left_message(left: list[tuple[str, int]]) -> str:
     """What :func:`settle` left, for the person at the terminal, in Chinese and in
     English (a terminal has no reader's language): each job, and what to run."""
-    from flask_babel import lazy_gettext
+    from flask_babel import gettext
 
     from app.i18n import in_both_languages
 
+    total = sum(count for _, count in left)
     lines = [
-        lazy_gettext(
-            "%(count)s background jobs did not finish: they failed and wait for a retry. "
-            "They are tried once more as this command exits; if the fault lasts, fix it "
-            "(the error is in the log above) and then run:",
-            count=sum(count for _, count in left),
+        lambda: gettext(
+            "Background jobs not finished: %(count)s. They failed and wait for a retry; "
+            "they are tried once more as this command exits. If the fault lasts, fix it "
+            "(the error is in the log above), then run:",
+            count=total,
         )
     ]
     for path, count in left:
@@ -443,7 +444,7 @@ def left_message(left: list[tuple[str, int]]) -> str:
         if command:
             lines.append(f"  {path} × {count}: {command}")
         else:
-            lines.append((f"  {path} × {count}: ", lazy_gettext("no command catches up on it.")))
+            lines.append((f"  {path} × {count}: ", lambda: gettext("no command catches up on it.")))
     return in_both_languages(lines)
 
 

@@ -72,7 +72,7 @@ def cache_clear_command():
     """Drop the cached week structures and their resources in every worker: run it
     after writing calendars, progress, nodes, associations, alignments, resources or
     subscriptions behind the app's back (psql, COPY, a restore)."""
-    from flask_babel import lazy_gettext
+    from flask_babel import gettext
 
     from app.curriculum.services import week_cache
     from app.i18n import in_both_languages
@@ -83,7 +83,7 @@ def cache_clear_command():
         raise click.ClickException(
             in_both_languages(
                 [
-                    lazy_gettext(
+                    lambda: gettext(
                         "The cache on Redis could not be cleared (the error is in the log); "
                         "run the command again once Redis answers."
                     )
@@ -91,12 +91,15 @@ def cache_clear_command():
             )
         ) from None
     if cleared:
-        message = lazy_gettext(
-            "The cached week structures are cleared: every worker reads them from the "
-            "database again."
-        )
+
+        def message() -> str:
+            return gettext(
+                "The cached week structures are cleared: every worker reads them from the "
+                "database again."
+            )
     else:
-        message = lazy_gettext(
-            "Without Redis the week structures are not cached: nothing to clear."
-        )
+
+        def message() -> str:
+            return gettext("Without Redis the week structures are not cached: nothing to clear.")
+
     click.echo(in_both_languages([message]))

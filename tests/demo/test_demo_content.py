@@ -297,8 +297,8 @@ def test_a_failing_job_does_not_hold_the_load_and_is_named(
         result = results[0]
         assert result.exit_code == 0, result.output
         output = result.output
-        assert "2 background jobs did not finish" in output
-        assert "有 2 个后台任务没有完成" in output
+        assert "Background jobs not finished: 2." in output
+        assert "未完成的后台任务：2 个" in output
         indexing = "app.search.services.indexing:index_content_job"
         assert f"{indexing} × 1: flask search check --repair" in output
         failing = "tests.demo.test_demo_content:always_fail"
