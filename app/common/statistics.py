@@ -71,6 +71,10 @@ def analyzed() -> Iterator[collections.Counter]:
     it ends (see the module docstring).  A block that fails may have committed part of
     its rows (a sync commits per subscription), so an error analyzes too; an interrupt
     (Ctrl-C) does not.  Yields the running counts."""
+    outer = _rows.get()
+    if outer is not None:  # inside another block: it counts, and analyzes at its end
+        yield outer
+        return
     engine = db.engine
     counter: collections.Counter = collections.Counter()
     token = _rows.set(counter)
