@@ -204,6 +204,11 @@ def load_config(overrides: dict | None = None) -> dict:
         "JOBS_THREADS": _env_int("SHUYUAN_JOBS_THREADS", 2),
         "JOBS_RETRY_INTERVALS": (10, 60, 300),
         "JOBS_SHUTDOWN_SECONDS": _env_int("SHUYUAN_JOBS_SHUTDOWN_SECONDS", 20),
+        # A command run once (`flask content load`) waits for its jobs, but for a failing
+        # job's retries only this long in all (the first retry, 10 s, fits): it then names
+        # the jobs left and the command that catches up, rather than sit through 6 minutes
+        # of back-off.
+        "JOBS_CLI_RETRY_WAIT_SECONDS": _env_int("SHUYUAN_JOBS_CLI_RETRY_WAIT_SECONDS", 15),
         "JOBS_MAINTENANCE_SECONDS": _env_int("SHUYUAN_JOBS_MAINTENANCE_SECONDS", 60),
         "LOG_FORMAT": _env("SHUYUAN_LOG_FORMAT", "text"),
         "METRICS_MULTIPROC_DIR": _env("PROMETHEUS_MULTIPROC_DIR"),

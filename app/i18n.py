@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 from babel import Locale
 from flask import Flask, current_app, request, session
-from flask_babel import get_locale, get_translations
+from flask_babel import force_locale, get_locale, get_translations
 
 
 class CatalogueLocale(Locale):
@@ -79,6 +79,24 @@ def translation_directories() -> list[str]:
     app_root = Path(__file__).resolve().parent
     folders = [app_root / "translations"] + sorted(app_root.glob("*/translations"))
     return [str(folder) for folder in folders if folder.is_dir()]
+
+
+def in_both_languages(lines) -> str:
+    """``lines`` in Chinese, then in English: the message of a command in a terminal,
+    which has no reader's language to choose by.  A line is plain text, a function that
+    translates (``lambda: gettext("…", count=n)``: ``gettext`` so that ``pybabel
+    extract`` finds the text), or a tuple of those joined (a path beside a phrase)."""
+
+    def render(part) -> str:
+        if isinstance(part, tuple):
+            return "".join(render(p) for p in part)
+        return part() if callable(part) else str(part)
+
+    blocks = []
+    for code in ("zh_CN", "en"):
+        with force_locale(catalogue_locale(code)):
+            blocks.append("\n".join(render(line) for line in lines))
+    return "\n".join(blocks)
 
 
 def init_app(app: Flask) -> None:

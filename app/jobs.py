@@ -15,7 +15,10 @@ from the request, on one of three paths chosen by configuration:
   at most ``JOBS_RETRIES`` times.  :func:`drain` waits for every queued job, retries
   included (tests); at interpreter exit (a gunicorn worker stopping) the queue is
   drained for up to ``JOBS_SHUTDOWN_SECONDS`` (20 s), and retries not yet due are run
-  at once, one last time, so a graceful stop loses nothing.
+  at once, one last time, so a graceful stop loses nothing.  :func:`settle` is the
+  wait of a command run once (``flask content load``): it waits for jobs queued or
+  running, but for retries in back-off only ``JOBS_CLI_RETRY_WAIT_SECONDS`` in all, and
+  names the jobs it leaves.
 - ``JOBS_EAGER`` (tests): the job runs at once, in the caller's application context
   and database session, and the caller carries on with that same session afterwards.
 
@@ -30,6 +33,7 @@ knows what is safe to repeat.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import importlib
 import logging
@@ -86,6 +90,8 @@ class _Pool:
         self.items: queue_module.SimpleQueue = queue_module.SimpleQueue()
         self.changed = threading.Condition()
         self.unfinished = 0
+        # Dotted paths of the unfinished jobs (a retry keeps its job's entry).
+        self.paths: collections.Counter[str] = collections.Counter()
         self.timers: dict[threading.Timer, _Item] = {}
         self.closing = False
         self.threads = [
@@ -98,6 +104,7 @@ class _Pool:
     def submit(self, item: _Item) -> None:
         with self.changed:
             self.unfinished += 1
+            self.paths[item.path] += 1
         self.items.put(item)
 
     def _work(self) -> None:
@@ -115,6 +122,9 @@ class _Pool:
                 log.exception("job %s ended abnormally", item.path)
             with self.changed:
                 self.unfinished -= 1
+                self.paths[item.path] -= 1
+                if self.paths[item.path] <= 0:
+                    del self.paths[item.path]
                 self.changed.notify_all()
 
     def _retry_later(self, item: _Item) -> bool:
@@ -147,6 +157,7 @@ class _Pool:
                     break
             else:
                 return  # already run by close()
+            self.changed.notify_all()  # a waiter (settle) counts it as queued again
         self.items.put(item)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -158,6 +169,31 @@ class _Pool:
                     return False
                 self.changed.wait(remaining)
         return True
+
+    def settle(self, retry_wait: float, progress=None) -> list[tuple[str, int]]:
+        """Wait while jobs are queued or running; once every unfinished job is waiting
+        for a retry's back-off, wait ``retry_wait`` seconds more in all (spread over the
+        back-offs met), then give up.  ``progress(unfinished)`` is called about twice a
+        second.  Returns ``(path, count)`` of the jobs left, or [] when all are done."""
+        budget = retry_wait
+        while True:
+            with self.changed:
+                if not self.unfinished:
+                    left = []
+                    break
+                backing_off = len(self.timers) >= self.unfinished
+                if backing_off and budget <= 0:
+                    left = sorted(self.paths.items())
+                    break
+                step = min(budget, 0.5) if backing_off else 0.5
+                started = time.monotonic()
+                self.changed.wait(step)
+                if backing_off:
+                    budget -= time.monotonic() - started
+                unfinished = self.unfinished
+            if progress is not None:
+                progress(unfinished)
+        return left
 
     def close(self, timeout: float) -> bool:
         """Run retries that are not due yet at once, then wait for the queue to empty."""
@@ -355,6 +391,61 @@ def unfinished(app: Flask | None = None) -> int:
     app = app or current_app._get_current_object()
     pool = _state(app).pool
     return 0 if pool is None else pool.unfinished
+
+
+def settle(
+    app: Flask | None = None, retry_wait: float | None = None, progress=None
+) -> list[tuple[str, int]]:
+    """The wait of a command run once: every in-process job queued or running is waited
+    for, but a job failing again and again is not waited through its back-offs (10, 60,
+    300 s): once only retries in back-off are left, at most ``retry_wait`` seconds more
+    (``JOBS_CLI_RETRY_WAIT_SECONDS``, enough for the first retry of a passing fault).
+    Returns ``(dotted path, count)`` of the jobs left unfinished, [] when all are done;
+    those left are run once more, at once, by the exit hook (:func:`shutdown`).
+    ``progress(unfinished)`` is called about twice a second."""
+    app = app or current_app._get_current_object()
+    pool = _state(app).pool
+    if pool is None:
+        return []
+    if retry_wait is None:
+        retry_wait = app.config.get("JOBS_CLI_RETRY_WAIT_SECONDS", 15)
+    return pool.settle(retry_wait, progress)
+
+
+# Per job (dotted path), the command that does its work when the job is left unfinished:
+# registered by each feature's cli.py beside that command (:func:`catches_up`).
+CATCH_UP: dict[str, str] = {}
+
+
+def catches_up(path: str, command: str) -> None:
+    """``command`` (``"flask search check --repair"``) does the work of the job ``path``
+    when it is left unfinished; :func:`left_message` names it."""
+    CATCH_UP[path] = command
+
+
+def left_message(left: list[tuple[str, int]]) -> str:
+    """What :func:`settle` left, for the person at the terminal, in Chinese and in
+    English (a terminal has no reader's language): each job, and what to run."""
+    from flask_babel import gettext
+
+    from app.i18n import in_both_languages
+
+    total = sum(count for _, count in left)
+    lines = [
+        lambda: gettext(
+            "Background jobs not finished: %(count)s. They failed and wait for a retry; "
+            "they are tried once more as this command exits. If the fault lasts, fix it "
+            "(the error is in the log above), then run:",
+            count=total,
+        )
+    ]
+    for path, count in left:
+        command = CATCH_UP.get(path)
+        if command:
+            lines.append(f"  {path} × {count}: {command}")
+        else:
+            lines.append((f"  {path} × {count}: ", lambda: gettext("no command catches up on it.")))
+    return in_both_languages(lines)
 
 
 def shutdown(app: Flask, timeout: float | None = None) -> bool:

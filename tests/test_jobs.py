@@ -179,6 +179,56 @@ def test_drain_reports_jobs_still_running(pool_app, ctx):
     assert "gated" in _region_codes()
 
 
+def always_fail(code: str) -> None:
+    raise RuntimeError(f"{code} always breaks")
+
+
+def test_settle_does_not_wait_through_a_failing_jobs_back_off(app, ctx, tmp_path):
+    """A job that keeps failing holds a command run once (``flask content load``) only
+    for the configured bound, not through its back-offs; the job is named as left."""
+    application = queued_jobs_app(
+        app, tmp_path, JOBS_RETRY_INTERVALS=(3600,), JOBS_CLI_RETRY_WAIT_SECONDS=0
+    )
+    with application.app_context():
+        jobs.enqueue("tests.test_jobs:always_fail", "settle")
+        jobs.enqueue("tests.test_jobs:add_region", "settle-ok")
+        left = []
+        waiter = threading.Thread(target=lambda: left.extend(jobs.settle(application)))
+        waiter.start()
+        waiter.join(timeout=60)  # the old wait (drain) sat here for the hour's back-off
+        assert not waiter.is_alive()
+        assert left == [("tests.test_jobs:always_fail", 1)]
+        assert jobs.unfinished() == 1  # still waiting for its retry
+    assert "settle-ok" in _region_codes()
+    assert jobs.shutdown(application, timeout=60) is True
+    with application.app_context():
+        db.engine.dispose()
+
+
+def test_settle_waits_for_running_jobs_and_for_a_retry_within_the_bound(app, ctx, tmp_path):
+    _gate.clear()
+    application = queued_jobs_app(
+        app, tmp_path, JOBS_RETRY_INTERVALS=(0.2,), JOBS_CLI_RETRY_WAIT_SECONDS=0
+    )
+    code = "settle-flaky-" + uuid.uuid4().hex[:8]
+    with application.app_context():
+        jobs.enqueue("tests.test_jobs:wait_for_gate_then_add", "settle-gated")
+        left = ["not returned"]
+        waiter = threading.Thread(target=lambda: left.__setitem__(0, jobs.settle(application)))
+        waiter.start()
+        # A running job is waited for whatever the retry bound.
+        _gate.set()
+        waiter.join(timeout=60)
+        assert left == [[]]
+        # A retry due within the bound is waited for.
+        jobs.enqueue("tests.test_jobs:add_region_failing_first", code, 1)
+        assert jobs.settle(application, retry_wait=60) == []
+    assert {"settle-gated", code} <= _region_codes()
+    assert jobs.shutdown(application, timeout=60) is True
+    with application.app_context():
+        db.engine.dispose()
+
+
 # --- Redis -------------------------------------------------------------------------------
 
 

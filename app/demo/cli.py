@@ -6,6 +6,7 @@ from flask.cli import with_appcontext
 from tqdm import tqdm
 
 from app import jobs
+from app.common import statistics
 from app.common.events import commit
 from app.demo import services
 from app.extensions import db
@@ -21,6 +22,7 @@ content_cli = click.Group("content", help="Demo and seed content.")
 )
 @click.option("--if-empty", is_flag=True, help="Do nothing unless the database has no users yet.")
 @with_appcontext
+@statistics.after_bulk_import
 def load(folder, if_empty):
     """Load organisations, demo users, courses and resources (idempotent)."""
     folder = folder or Path(current_app.config["DEMO_CONTENT_DIR"])
@@ -43,14 +45,22 @@ def _wait_for_background_jobs() -> None:
     runs on this process's job threads.  The exit hook waits only
     ``JOBS_SHUTDOWN_SECONDS`` for them — right for a web worker being stopped, but a
     loaded machine can need longer, and a job cut off there left a demo resource out of
-    the search index.  A command run once waits for all of them, with a bar."""
+    the search index.  A command run once waits for the jobs queued or running, with a
+    bar; but not through the back-offs of a job that keeps failing (10 + 60 + 300 s on a
+    fresh machine's `make run`): past ``JOBS_CLI_RETRY_WAIT_SECONDS`` it says which jobs
+    are left and what to run once the fault is fixed."""
     total = jobs.unfinished()
     if not total:
         return
     with tqdm(total=total, unit="job", desc="background jobs") as bar:
-        while not jobs.drain(timeout=0.5):
+
+        def progress(left: int) -> None:
             # Jobs may queue others, so the total can grow while the bar runs.
-            left = jobs.unfinished()
             bar.total = max(bar.total, bar.n + left)
             bar.update(max(0, bar.total - left - bar.n))
-        bar.update(bar.total - bar.n)
+
+        left = jobs.settle(progress=progress)
+        if not left:
+            bar.update(bar.total - bar.n)
+    if left:
+        click.echo(jobs.left_message(left), err=True)

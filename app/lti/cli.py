@@ -7,6 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from app.common import statistics
 from app.common.events import commit
 from app.errors import AppError
 from app.extensions import db
@@ -170,6 +171,7 @@ def retry_grades(force):
 @lti_cli.command("sync-roster")
 @click.argument("context_pk", type=int)
 @with_appcontext
+@statistics.after_bulk_import
 def sync_roster(context_pk):
     """Read an LMS course's roster (NRPS) into its class now."""
     try:

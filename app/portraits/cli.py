@@ -8,6 +8,8 @@ import sys
 import click
 from flask.cli import with_appcontext
 
+from app import jobs
+from app.common import statistics
 from app.extensions import db
 
 
@@ -16,10 +18,15 @@ def portraits_cli():
     """Digital portraits."""
 
 
+# A queued rebuild job left unfinished (app/jobs.py: left_message): what to run.
+jobs.catches_up("app.portraits.services.updates:rebuild_job", "flask portraits rebuild")
+
+
 @portraits_cli.command("rebuild")
 @click.option("--reingest", is_flag=True, help="Read the whole LRS again before fitting.")
 @click.option("--queue", is_flag=True, help="One background job per knowledge point.")
 @with_appcontext
+@statistics.after_bulk_import
 def rebuild_command(reingest, queue):
     """Refit every knowledge point into a new generation and switch to it when complete
     (an interrupted rebuild leaves the previous portraits served)."""
@@ -47,8 +54,13 @@ def rebuild_command(reingest, queue):
     click.echo(f"generation {generation.id}: {generation.state}, {len(jobs) - 1} knowledge points")
 
 
+# An ingest job left unfinished (app/jobs.py: left_message): what to run.
+jobs.catches_up("app.portraits.services.updates:ingest_job", "flask portraits ingest")
+
+
 @portraits_cli.command("ingest")
 @with_appcontext
+@statistics.after_bulk_import
 def ingest_command():
     """Read new statements from the LRS now (normally a background job does it)."""
     from app.portraits.services import updates
@@ -96,6 +108,7 @@ def forget_command(student, yes):
 @portraits_cli.command("simulate")
 @click.option("--seed", default=7, show_default=True)
 @with_appcontext
+@statistics.after_bulk_import
 def simulate_command(seed):
     """Give the demo class a term of simulated answers (see app/portraits/demo.py)."""
     from app.portraits import demo

@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 from flask.cli import with_appcontext
 
+from app import jobs
+from app.common import statistics
+
 
 @click.group("search", help="Full-text search index.")
 def search_cli():
@@ -20,6 +23,7 @@ def search_cli():
     " forked analysers for PostgreSQL).",
 )
 @with_appcontext
+@statistics.after_bulk_import
 def reindex_command(procs):
     """Rebuild the whole index into a new folder and swap it in atomically."""
     import os
@@ -37,9 +41,14 @@ def reindex_command(procs):
     click.echo(f"Indexed {count} documents into {services.get_backend().describe()}.")
 
 
+# An index job left unfinished (app/jobs.py: left_message): what to run.
+jobs.catches_up("app.search.services.indexing:index_content_job", "flask search check --repair")
+
+
 @search_cli.command("check")
 @click.option("--repair", is_flag=True, help="Index missing and stale documents, drop extra ones.")
 @with_appcontext
+@statistics.after_bulk_import
 def check_command(repair):
     """Compare the index with the database: missing, stale and extra documents."""
     from tqdm import tqdm

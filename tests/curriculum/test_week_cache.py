@@ -319,3 +319,44 @@ def test_the_api_answers_the_same_from_the_cache_in_either_worker(
     assert [lesson["node"]["id"] for lesson in body[0]["lessons"]] == [n.id for n in week13]
     assert body[0]["progress"]["id"] == week13[0].id
     assert body[0]["lessons"][0]["resources"][0]["content_id"] == content_id
+
+
+def test_a_write_behind_the_apps_back_shows_after_cache_clear(
+    database_url, tmp_path, klass, curriculum
+):
+    """Raw SQL from outside the app (psql, a script's COPY) passes no listener, so the
+    cached week keeps the old title; `flask curriculum cache clear` (run in any worker,
+    or on any host) makes every worker read it again."""
+    week13 = services.lessons_for_week(klass.admin, klass.calendar_id, 13)
+    lesson = week13[0].id
+    db.session.commit()
+    with redis_cached_apps(database_url, tmp_path) as (reader, other):
+        before, _ = week(reader, klass.student.id)
+        assert week(reader, klass.student.id)[1] == 1  # cached
+        with other.app_context(), db.engine.begin() as connection:  # behind the app's back
+            connection.exec_driver_sql(
+                f"UPDATE curriculum_nodes SET title = 'psql 改的标题' WHERE id = {int(lesson)}"
+            )
+        stale, _ = week(reader, klass.student.id)
+        assert stale["titles"] == before["titles"]  # what the operator must know
+        rows_generation = _generation_of(reader, week_cache.ROWS_SCOPE)
+
+        with other.app_context():  # the command runs in the app whose context is current
+            result = other.test_cli_runner().invoke(args=["curriculum", "cache", "clear"])
+        assert result.exit_code == 0, result.output
+        assert "cached week structures are cleared" in result.output
+        assert "已清除缓存的教学周结构" in result.output
+        fresh, _ = week(reader, klass.student.id)
+        assert fresh["titles"][0] == "psql 改的标题"
+        assert _generation_of(reader, week_cache.ROWS_SCOPE) > rows_generation
+
+
+def _generation_of(application, scope: str) -> int:
+    with application.app_context():
+        return cache_module.generation(scope)
+
+
+def test_cache_clear_without_redis_says_nothing_is_cached(app):
+    result = app.test_cli_runner().invoke(args=["curriculum", "cache", "clear"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to clear" in result.output and "无需清除" in result.output

@@ -251,3 +251,80 @@ def test_the_load_command_waits_for_its_background_jobs(app, tmp_path, small_fol
         assert jobs.unfinished() == 0
         report = indexing.check_index()
         assert report.published == 6 and report.ok, report
+
+
+def always_fail() -> None:
+    raise RuntimeError("this job always breaks")
+
+
+def test_a_failing_job_does_not_hold_the_load_and_is_named(
+    app, tmp_path, small_folder, monkeypatch
+):
+    """A job that keeps failing holds `flask content load` only for
+    JOBS_CLI_RETRY_WAIT_SECONDS, not through its back-offs (10 + 60 + 300 s); the
+    command then says, in Chinese and English, which jobs are left and what to run."""
+    import threading
+
+    from app import jobs
+    from tests.conftest import queued_jobs_app
+
+    loader = demo.load_content
+
+    def load_and_queue(folder, tick=None):
+        report = loader(folder, tick=tick)
+        jobs.enqueue("tests.demo.test_demo_content:always_fail")
+        jobs.enqueue("app.search.services.indexing:index_content_job", "resource", "gone")
+        return report
+
+    def index_fails(kind, content_id):
+        raise RuntimeError("the index is unwritable")
+
+    monkeypatch.setattr(demo, "load_content", load_and_queue)
+    monkeypatch.setattr("app.search.services.indexing.index_content_job", index_fails)
+    queued = queued_jobs_app(
+        app, tmp_path / "queued", JOBS_RETRY_INTERVALS=(3600,), JOBS_CLI_RETRY_WAIT_SECONDS=0
+    )
+    results = []
+    command = threading.Thread(
+        target=lambda: results.append(
+            queued.test_cli_runner().invoke(args=["content", "load", "--folder", str(small_folder)])
+        )
+    )
+    command.start()
+    command.join(timeout=120)  # the old command waited out the hour's back-off here
+    try:
+        assert not command.is_alive()
+        result = results[0]
+        assert result.exit_code == 0, result.output
+        output = result.output
+        assert "Background jobs not finished: 2." in output
+        assert "未完成的后台任务：2 个" in output
+        indexing = "app.search.services.indexing:index_content_job"
+        assert f"{indexing} × 1: flask search check --repair" in output
+        failing = "tests.demo.test_demo_content:always_fail"
+        assert f"{failing} × 1: no command catches up on it." in output
+        assert "没有可以补做它的命令" in output
+    finally:
+        jobs.shutdown(queued, timeout=60)
+        command.join(timeout=60)
+        with queued.app_context():
+            db.engine.dispose()
+
+
+def test_every_catch_up_command_exists(app):
+    """The commands a job left unfinished points to (app/jobs.py: CATCH_UP, registered
+    by each feature's cli.py) exist, with their options."""
+    from app.jobs import CATCH_UP
+
+    assert CATCH_UP["app.search.services.indexing:index_content_job"] == (
+        "flask search check --repair"
+    )
+    for command in CATCH_UP.values():
+        words = command.split()
+        assert words[0] == "flask"
+        options = [w for w in words[1:] if w.startswith("--")]
+        names = [w for w in words[1:] if not w.startswith("--")]
+        result = app.test_cli_runner().invoke(args=[*names, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+        for option in options:
+            assert option in result.output, (command, result.output)

@@ -21,7 +21,9 @@ Invalidation is by the tables written, not by the services that write them, so a
 writer cannot forget it: every ORM flush and every ``session.execute`` of an INSERT,
 UPDATE or DELETE on one of :data:`WATCHED` marks the unit of work, and its commit bumps
 the generation (in every process sharing the cache).  The CASE import's COPY is marked
-by hand (:func:`mark_changed`).  Until it commits, that unit of work reads and writes
+by hand (:func:`mark_changed`).  Writes from outside the app (psql, a script's COPY, a
+restore) are seen by nobody: the operator then runs ``flask curriculum cache clear``
+(:func:`clear`; docs/operations.md).  Until it commits, that unit of work reads and writes
 no cache entry, so nobody else can see what it wrote and may still roll back.
 
 Only on Redis (``REDIS_URL``), which every worker and host shares: with a per-process
@@ -259,6 +261,22 @@ def _bump(_note) -> None:
 def _bump_rows(_note) -> None:
     if current_app.config.get("CACHE_TYPE") == "RedisCache":
         cache.bump(ROWS_SCOPE)
+
+
+def clear() -> bool:
+    """Make every cached week structure and aligned-resource row stale, in every process
+    sharing the cache: for writes the listeners cannot see (raw SQL or ``COPY`` from
+    outside the app, a restore; ``flask curriculum cache clear``).  False when there is
+    nothing to clear (no Redis: nothing is cached); raises :class:`RuntimeError` when
+    Redis did not take the bump."""
+    if current_app.config.get("CACHE_TYPE") != "RedisCache":
+        return False
+    for scope in (SCOPE, ROWS_SCOPE):
+        before = cache.generation(scope)
+        cache.bump(scope)  # logs and swallows a Redis error: checked below
+        if before < 0 or cache.generation(scope) <= before:
+            raise RuntimeError(f"the cache generation {scope!r} could not be bumped")
+    return True
 
 
 # Marked by a unit of work that wrote the week structure: it then reads and writes no
