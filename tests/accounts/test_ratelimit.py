@@ -231,3 +231,22 @@ def test_endpoints_without_a_limit_are_not_evaluated_by_the_limiter(
     statuses = [_login(client, user.email, "wrong-password").status_code for _ in range(3)]
     assert statuses == [401, 401, 429]
     assert "accounts.login" in evaluated
+
+
+def test_the_limiters_request_hooks_run_only_for_limited_endpoints(limited, make_user):
+    """Issue 14 (sixth pass): an endpoint without a limit (an LTI login or launch, any API
+    read) does not even enter the limiter's hooks — no per-request limiter context is
+    made — while a limited door still counts and refuses."""
+    from flask.globals import request_ctx
+
+    user = make_user("teacher")
+    application = limited(RATELIMIT_LOGIN="2 per minute")
+    client = application.test_client()
+    with client:
+        assert client.get("/api/v1/media/nope/url").status_code == 404
+        assert not hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+    with client:
+        assert _login(client, user.email, "wrong-password").status_code == 401
+        assert hasattr(request_ctx._get_current_object(), "_limiter_request_context")
+    statuses = [_login(client, user.email, "wrong-password").status_code for _ in range(2)]
+    assert statuses == [401, 429]

@@ -228,3 +228,55 @@ def test_form_parser_sanity():
         "/x",
         {"a": "1"},
     )
+
+
+SEGMENTS = [
+    b"",
+    b"eyJhbGciOiJSUzI1NiJ9",
+    b"QQ",
+    b"QQ==",
+    b"QQ=",
+    b"QQ===",
+    b"QR",  # non-canonical: its unused bits are not zero
+    b"QUI",
+    b"QUI=",
+    b"Q",
+    b"!!!!",
+    b"QQ!!",
+    b"Q=Q=",
+    b"QUJD+/",  # standard base64, not base64url
+    b"QUJD-_",
+    b"QUJD\n",
+    "QUJDé".encode(),
+    b"QUJD\x00",
+]
+
+
+@pytest.mark.parametrize("segment", SEGMENTS)
+def test_the_id_tokens_segments_are_checked_as_pyjwt_checks_them(segment):
+    """app.lti.tool._JWS replaces PyJWT's per-byte alphabet check by ``bytes.translate``
+    (issue 14, sixth pass): it accepts and refuses exactly what PyJWT does."""
+    from jwt.api_jws import PyJWS
+    from jwt.exceptions import DecodeError
+
+    from app.lti.tool import _JWS
+
+    def outcome(check):
+        try:
+            return check(segment, "payload")
+        except DecodeError as exc:
+            return ("refused", str(exc))
+
+    assert outcome(_JWS._decode_base64url_segment) == outcome(PyJWS._decode_base64url_segment)
+
+
+def test_a_signature_outside_the_base64url_alphabet_is_refused(live, platform, registered, browser):
+    hint = platform.prepare(sub="victim")
+    login = browser.get(
+        live + "/lti/login", params=platform.login_params(hint), allow_redirects=False
+    )
+    action, fields = platform.authorize(browser, login.headers["Location"])
+    head, body, signature = fields["id_token"].split(".")
+    fields["id_token"] = f"{head}.{body}.{signature[:-4]}!!!!"
+    refused(browser.post(action, data=fields, allow_redirects=False), 400, "lti_bad_signature")
+    _no_user_created()
