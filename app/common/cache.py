@@ -157,6 +157,41 @@ class DecodedMemo:
         return value
 
 
+class BuiltFor:
+    """Things built from objects someone else keeps (per process, a bounded LRU), by
+    the identity of those objects.
+
+    A statement built around a reader's cached visibility clause is the same statement
+    as long as the clause is the same object (the catalog keeps one clause object per
+    reader key), and building it again cost a sixth of a recommendation (issue 14,
+    fourth and seventh rounds).  An entry holds the objects it was built from, so their
+    ids are never reused for other objects while it lives, and it is returned only for
+    those very objects; ``extra`` (hashable values) tells builds of the same objects
+    apart.  Thread-safe; two threads may build the same entry once each."""
+
+    def __init__(self, size: int = 64):
+        from collections import OrderedDict
+        from threading import Lock
+
+        self._size = size
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, objects: tuple, build: Callable[[], Any], extra: tuple = ()) -> Any:
+        key = (*map(id, objects), *extra)
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None and all(a is b for a, b in zip(found[0], objects, strict=True)):
+                self._entries.move_to_end(key)
+                return found[1]
+        built = build()
+        with self._lock:
+            self._entries[key] = (objects, built)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return built
+
+
 def _get_many(names: list[str], memo: DecodedMemo | None) -> list[Any]:
     if memo is None or current_app.config.get("CACHE_TYPE") != "RedisCache":
         return cache.get_many(*names)

@@ -58,7 +58,7 @@ class _JWS(PyJWS):
     pass).  ``translate(None, alphabet)`` deletes the alphabet's bytes in C; anything
     left is a byte outside it, the same test.  Everything else is PyJWT's code as of
     2.15 (padding rules, the round trip through encode that refuses non-canonical
-    segments), and ``tests/lti/test_security.py`` compares the two on edge cases."""
+    segments), and ``tests/lti/test_attacks.py`` compares the two on edge cases."""
 
     @staticmethod
     def _decode_base64url_segment(segment: bytes, name: str) -> bytes:

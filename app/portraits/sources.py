@@ -4,12 +4,12 @@ vocabulary are used here."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from datetime import date
-from threading import Lock
 
 from sqlalchemy import select
 
+from app.common.cache import BuiltFor
 from app.errors import AppError
 from app.extensions import db
 
@@ -328,28 +328,17 @@ def extended_courses(user, categories, limit: int = 5, not_enrolled: bool = Fals
     return list(db.session.execute(statement, {"user_id": user.id}).scalars())
 
 
-# (id of the visibility clause, id of the categories select, limit, not_enrolled) →
-# (the clause, the select, the statement): holding both keeps their ids from being
-# reused for other objects (the catalog keeps one clause per reader key; see
-# ``walk._statement_for``).  A small bound: a statement per reader.
-_EXTENDED: OrderedDict[tuple, tuple] = OrderedDict()
-_EXTENDED_MAX = 64
-_EXTENDED_LOCK = Lock()
+# Per (visibility clause, categories select) objects, limit and not_enrolled: a
+# statement per reader (the catalog keeps one clause per reader key; see ``walk``).
+_EXTENDED = BuiltFor(64)
 
 
 def _kept_extended_statement(visible, categories, limit: int, not_enrolled: bool):
-    key = (id(visible), id(categories), limit, not_enrolled)
-    with _EXTENDED_LOCK:
-        found = _EXTENDED.get(key)
-        if found is not None and found[0] is visible and found[1] is categories:
-            _EXTENDED.move_to_end(key)
-            return found[2]
-    statement = _extended_statement(visible, categories, limit, not_enrolled)
-    with _EXTENDED_LOCK:
-        _EXTENDED[key] = (visible, categories, statement)
-        while len(_EXTENDED) > _EXTENDED_MAX:
-            _EXTENDED.popitem(last=False)
-    return statement
+    return _EXTENDED.get(
+        (visible, categories),
+        lambda: _extended_statement(visible, categories, limit, not_enrolled),
+        extra=(limit, not_enrolled),
+    )
 
 
 def _extended_statement(visible, categories, limit: int, not_enrolled: bool):

@@ -11,10 +11,9 @@ Only the statement's *structure* is kept, no data: the rows are read at every ca
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import fields
-from threading import Lock
 
+from app.common.cache import BuiltFor
 from app.extensions import db
 
 
@@ -72,9 +71,7 @@ def _translations(text: str | None) -> dict | None:
 # and, here, the same statement; holding the clause keeps its id from being reused.
 # Building the statement was ~17 % of a call (docs/portraits.md, fourth round).  A
 # statement is a few hundred kB of SQLAlchemy objects: a small bound.
-_STATEMENTS: OrderedDict[int, tuple] = OrderedDict()
-_STATEMENTS_MAX = 64
-_STATEMENTS_LOCK = Lock()
+_STATEMENTS = BuiltFor(64)
 
 
 def _statement_for(user):
@@ -82,18 +79,7 @@ def _statement_for(user):
     from app.catalog.services import visibility_condition
 
     visible = visibility_condition(user, Resource)
-    key = id(visible)
-    with _STATEMENTS_LOCK:
-        found = _STATEMENTS.get(key)
-        if found is not None and found[0] is visible:
-            _STATEMENTS.move_to_end(key)
-            return found[1]
-    statement = _walk_statement(visible)
-    with _STATEMENTS_LOCK:
-        _STATEMENTS[key] = (visible, statement)
-        while len(_STATEMENTS) > _STATEMENTS_MAX:
-            _STATEMENTS.popitem(last=False)
-    return statement
+    return _STATEMENTS.get((visible,), lambda: _walk_statement(visible))
 
 
 def _walk_parameters(wanted_rows, rank, preview, special_ids, per_slot, preview_size) -> dict:

@@ -75,8 +75,6 @@ def subscribe_remote(district_code, origin, catalog_uid, auto_accept):
     sub = federation.request_remote(admin, district.id, origin, catalog_uid, None, auto_accept)
     sub_id = sub.id
     commit()  # queues the delivery job (the request goes out after this commit)
-    from app import jobs
-
     # In-process jobs: wait for the delivery before the command exits, but not through
     # the back-offs of a delivery that keeps failing (app/jobs.py: settle).
     left = jobs.settle()

@@ -82,11 +82,11 @@ def get_storage() -> Storage:
             if storage is None:
                 storage = storage_for_url(
                     url,
-                    app.config.get("MEDIA_S3_REGION", "us-east-1"),
-                    connect_timeout=app.config.get("MEDIA_S3_CONNECT_TIMEOUT", 5),
-                    read_timeout=app.config.get("MEDIA_S3_READ_TIMEOUT", 60),
-                    retries=app.config.get("MEDIA_S3_RETRIES", 2),
-                    ca_certs=app.config.get("MEDIA_S3_CA_CERTS"),
+                    app.config["MEDIA_S3_REGION"],
+                    connect_timeout=app.config["MEDIA_S3_CONNECT_TIMEOUT"],
+                    read_timeout=app.config["MEDIA_S3_READ_TIMEOUT"],
+                    retries=app.config["MEDIA_S3_RETRIES"],
+                    ca_certs=app.config["MEDIA_S3_CA_CERTS"],
                 )
                 cache[url] = storage
     return storage
